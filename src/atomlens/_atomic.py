@@ -1,0 +1,54 @@
+"""Atomic writes: outputs appear complete or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_directory"]
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory under a temporary name and move it into place when done.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final directory.
+    overwrite : bool
+        Replace an existing, non-empty ``path``. Without it such a path raises
+        ``FileExistsError``.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary directory to write into (beside ``path``, on the same file system).
+        If the block raises, it is removed and ``path`` is left as it was.
+    """
+    final = Path(path)
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a directory; choose another --out.")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{final} exists and is not empty; choose another output directory or pass "
+            "overwrite=True (--overwrite)."
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,43 @@
+"""Simulated STEM images with exact ground truth: the source of training data and truth.
+
+The data path: a material (name, ASE ``Atoms`` or CIF + zone axis) is projected into atomic
+columns (:mod:`~atomlens.simulate.structures`), tiled over the field of view, rotated and
+strained, given defects (:mod:`~atomlens.simulate.defects`) and classes
+(:mod:`~atomlens.simulate.classes`), imaged with a probe (:mod:`~atomlens.simulate.probe`)
+under a dose with noise, background and scan distortions (:mod:`~atomlens.simulate.imaging`,
+:mod:`~atomlens.simulate.distortions`), and labelled (:mod:`~atomlens.simulate.labels`).
+:func:`simulate_image` does all of it for one image; :class:`SimulatedDataset` draws
+endless random images for training.
+"""
+
+from atomlens.simulate.classes import ClassMap
+from atomlens.simulate.conditions import ImagingConditions
+from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
+from atomlens.simulate.defects import Substitution, Vacancy, parse_defect
+from atomlens.simulate.distortions import ScanDistortion
+from atomlens.simulate.imaging import Background
+from atomlens.simulate.io import write_simulation
+from atomlens.simulate.probe import AberratedProbe, GaussianProbe
+from atomlens.simulate.scene import SimulatedImage, simulate_image
+from atomlens.simulate.structures import MATERIALS, ProjectedCell, load_material, project
+
+__all__ = [
+    "MATERIALS",
+    "AberratedProbe",
+    "Background",
+    "ClassMap",
+    "ConditionRanges",
+    "GaussianProbe",
+    "ImagingConditions",
+    "ProjectedCell",
+    "ScanDistortion",
+    "SimulatedDataset",
+    "SimulatedImage",
+    "Substitution",
+    "Vacancy",
+    "load_material",
+    "parse_defect",
+    "project",
+    "simulate_image",
+    "write_simulation",
+]
