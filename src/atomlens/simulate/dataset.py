@@ -82,9 +82,9 @@ class ConditionRanges:
     probe: Literal["gaussian", "aberrated", "mixed"] = "mixed"
     probe_fwhm_A: Range = (0.6, 1.1)
     energy_keV: Range = (60.0, 300.0)
-    convergence_mrad: Range = (20.0, 35.0)
-    defocus_A: Range = (-40.0, 40.0)
-    cs_mm: Range = (0.0, 0.02)
+    convergence_mrad: Range = (20.0, 32.0)
+    defocus_A: Range = (-20.0, 20.0)
+    cs_mm: Range = (0.0, 0.005)
     source_fwhm_A: Range = (0.3, 0.8)
     gamma: Range = (1.6, 2.0)
     column_sigma_A: Range = (0.05, 0.12)

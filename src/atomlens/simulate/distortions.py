@@ -107,6 +107,40 @@ class ScanField:
             dx = dx + p.flyback_px * np.exp(-np.clip(x, 0.0, None) / p.flyback_decay_px)
         return dx, dy
 
+    def row_offsets(self, rows: np.ndarray, /) -> tuple[np.ndarray, np.ndarray]:
+        """Parts of the probe displacement that depend on the row only.
+
+        The displacement is separable: ``x = j + ax[i] + bx[j]`` and ``y = i + ay[i] + by[j]``
+        (drift is linear in time, jitter depends on the line, flyback on the position along
+        it). Rows outside the image continue the drift with no jitter.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Row indices (any shape, may lie outside the image).
+
+        Returns
+        -------
+        ax, ay : ndarray
+            Row terms [px], same shape as ``rows``.
+        """
+        h, w = self.shape
+        p = self.params
+        inside = (rows >= 0) & (rows < h)
+        r = np.clip(rows, 0, h - 1)
+        jx = np.where(inside, self.jitter_x[r], 0.0)
+        jy = np.where(inside, self.jitter_y[r], 0.0)
+        return p.drift_x_px * rows / h + jx, p.drift_y_px * rows / h + jy
+
+    def col_offsets(self, cols: np.ndarray, /) -> tuple[np.ndarray, np.ndarray]:
+        """Parts of the probe displacement that depend on the column only (see row_offsets)."""
+        h, w = self.shape
+        p = self.params
+        bx = p.drift_x_px * cols / (h * w)
+        if p.flyback_px:
+            bx = bx + p.flyback_px * np.exp(-np.clip(cols, 0.0, None) / p.flyback_decay_px)
+        return bx, p.drift_y_px * cols / (h * w)
+
     def scan_positions(self) -> np.ndarray:
         """Specimen position of the probe at every pixel.
 

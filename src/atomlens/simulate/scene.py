@@ -249,7 +249,7 @@ def simulate_image(
     spec_px = xy_A / px
     field_ = cond.distortion.draw((h, w), g_scan)
     img_px = field_.image_positions(spec_px, sigma_px=profile.sigma_A / px)
-    scan = None if cond.distortion.is_identity else field_.scan_positions()
+    scan = None if cond.distortion.is_identity else field_
     jitter_margin = 3.0 * max(cond.distortion.line_jitter_px, cond.distortion.line_jitter_y_px)
 
     # --- imaging -------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def simulate_image(
         shape=(h, w),
         pixel_size=px,
         image_px=img_px[present],
-        scan_px=scan,
+        scan=scan,
         jitter_margin_px=jitter_margin,
     )
     film = render_film(
