@@ -46,7 +46,9 @@ def validate_pixel_size(pixel_size: float, *, name: str = "pixel_size") -> float
     return value
 
 
-def validate_positive(value: float, *, name: str, unit: str = "", allow_zero: bool = False) -> float:
+def validate_positive(
+    value: float, *, name: str, unit: str = "", allow_zero: bool = False
+) -> float:
     """Return ``value`` as a float after checking it is finite and positive (or zero).
 
     Parameters
@@ -68,12 +70,15 @@ def validate_positive(value: float, *, name: str, unit: str = "", allow_zero: bo
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number{(' in ' + unit) if unit else ''}, got {value!r}.") from None
+        raise TypeError(
+            f"{name} must be a number{(' in ' + unit) if unit else ''}, got {value!r}."
+        ) from None
     ok = math.isfinite(v) and (v >= 0 if allow_zero else v > 0)
     if not ok:
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(
-            f"{name} must be a {bound}, finite number{(' in ' + unit) if unit else ''}, got {value!r}."
+            f"{name} must be a {bound}, finite number{(' in ' + unit) if unit else ''}, "
+            f"got {value!r}."
         )
     return v
 

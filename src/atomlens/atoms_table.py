@@ -67,7 +67,7 @@ def make_atoms_table(
     if isinstance(classes, str):
         cls = np.full(n, classes, dtype=object)
     else:
-        cls = np.asarray(classes, dtype=object)
+        cls = np.array(classes, dtype=object)  # a copy: the table must not alias the input
         if cls.shape != (n,):
             raise ValueError(f"classes must have one entry per atom ({n}), got shape {cls.shape}.")
     data: dict[str, np.ndarray] = {

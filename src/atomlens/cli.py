@@ -26,8 +26,16 @@ app = typer.Typer(
 
 _state = {"debug": False}
 
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
-                IsADirectoryError, NotADirectoryError, ImportError)
+_USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ImportError,
+)
 
 
 def _version_callback(value: bool) -> None:
@@ -44,8 +52,13 @@ def _main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks for errors.")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True,
-                           help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Atoms you can trust from atom-resolved microscopy images."""
@@ -67,11 +80,13 @@ def _floats(text: str, n: int, name: str) -> tuple[float, ...]:
     try:
         vals = tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise typer.BadParameter(f"expected {n} comma-separated numbers, got {text!r}",
-                                 param_hint=name) from None
+        raise typer.BadParameter(
+            f"expected {n} comma-separated numbers, got {text!r}", param_hint=name
+        ) from None
     if len(vals) != n:
-        raise typer.BadParameter(f"expected {n} comma-separated numbers, got {text!r}",
-                                 param_hint=name)
+        raise typer.BadParameter(
+            f"expected {n} comma-separated numbers, got {text!r}", param_hint=name
+        )
     return vals
 
 
@@ -95,37 +110,51 @@ class ClassBy(str, Enum):
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="Output directory (must not exist or be empty).")],
-    material: Annotated[str, typer.Option(
-        help="graphene, hbn, mos2, ws2, srtio3, or a structure file (CIF, …).")] = "graphene",
-    zone_axis: Annotated[str | None, typer.Option(
-        help="Zone axis u,v,w (default: the material's own, [001]).")] = None,
-    thickness: Annotated[float | None, typer.Option(
-        help="Thickness of bulk crystals [Å] (default ≈ 50 Å).")] = None,
+    material: Annotated[
+        str, typer.Option(help="graphene, hbn, mos2, ws2, srtio3, or a structure file (CIF, …).")
+    ] = "graphene",
+    zone_axis: Annotated[
+        str | None, typer.Option(help="Zone axis u,v,w (default: the material's own, [001]).")
+    ] = None,
+    thickness: Annotated[
+        float | None, typer.Option(help="Thickness of bulk crystals [Å] (default ≈ 50 Å).")
+    ] = None,
     size: Annotated[int, typer.Option(help="Image side [px].")] = 256,
     pixel_size: Annotated[float, typer.Option(help="Pixel size [Å/px].")] = 0.1,
     dose: Annotated[float, typer.Option(help="Electron dose [e⁻/Å²].")] = 1e5,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    rotation: Annotated[float | None, typer.Option(
-        help="In-plane rotation [°] (default: random from the seed).")] = None,
+    rotation: Annotated[
+        float | None, typer.Option(help="In-plane rotation [°] (default: random from the seed).")
+    ] = None,
     strain: Annotated[str, typer.Option(help="Homogeneous strain exx,eyy,exy.")] = "0,0,0",
-    defect: Annotated[list[str] | None, typer.Option(
-        help="vacancy:EL:DENSITY or substitution:EL:NEW:DENSITY; repeat for several.")] = None,
+    defect: Annotated[
+        list[str] | None,
+        typer.Option(help="vacancy:EL:DENSITY or substitution:EL:NEW:DENSITY; repeat for several."),
+    ] = None,
     probe: Annotated[ProbeKind, typer.Option(help="Probe model.")] = ProbeKind.gaussian,
     probe_fwhm: Annotated[float, typer.Option(help="Gaussian probe FWHM [Å].")] = 0.8,
     energy: Annotated[float, typer.Option(help="Beam energy [keV] (aberrated probe).")] = 200.0,
-    convergence: Annotated[float, typer.Option(
-        help="Convergence semi-angle [mrad] (aberrated probe).")] = 25.0,
-    defocus: Annotated[float, typer.Option(
-        help="Defocus [Å], positive = underfocus (aberrated probe).")] = 0.0,
-    cs: Annotated[float, typer.Option(help="Spherical aberration Cs [mm] (aberrated probe).")] = 0.001,
-    mode: Annotated[Mode, typer.Option(help="haadf, or bf for inverted (ABF/BF) contrast.")] = Mode.haadf,
+    convergence: Annotated[
+        float, typer.Option(help="Convergence semi-angle [mrad] (aberrated probe).")
+    ] = 25.0,
+    defocus: Annotated[
+        float, typer.Option(help="Defocus [Å], positive = underfocus (aberrated probe).")
+    ] = 0.0,
+    cs: Annotated[
+        float, typer.Option(help="Spherical aberration Cs [mm] (aberrated probe).")
+    ] = 0.001,
+    mode: Annotated[
+        Mode, typer.Option(help="haadf, or bf for inverted (ABF/BF) contrast.")
+    ] = Mode.haadf,
     gamma: Annotated[float, typer.Option(help="Z-contrast exponent: intensity ∝ Σ Z^γ.")] = 1.7,
     film: Annotated[float, typer.Option(help="Amorphous carbon film thickness [Å].")] = 0.0,
     read_noise: Annotated[float, typer.Option(help="Detector read noise [counts].")] = 0.0,
     jitter: Annotated[float, typer.Option(help="Line jitter, std along x [px].")] = 0.0,
     drift: Annotated[str, typer.Option(help="Drift over the frame dx,dy [px].")] = "0,0",
     flyback: Annotated[float, typer.Option(help="Flyback lag at line start [px].")] = 0.0,
-    classes: Annotated[ClassBy, typer.Option(help="What distinguishes label classes.")] = ClassBy.species,
+    classes: Annotated[
+        ClassBy, typer.Option(help="What distinguishes label classes.")
+    ] = ClassBy.species,
     label_radius: Annotated[float, typer.Option(help="Label disk radius [Å].")] = 0.5,
     masks: Annotated[bool, typer.Option(help="Also write masks.npy.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
@@ -143,25 +172,47 @@ def simulate(
             write_simulation,
         )
 
-        zone = None if zone_axis is None else tuple(int(round(v)) for v in _floats(zone_axis, 3, "--zone-axis"))
+        zone = (
+            None
+            if zone_axis is None
+            else tuple(int(round(v)) for v in _floats(zone_axis, 3, "--zone-axis"))
+        )
         dx, dy = _floats(drift, 2, "--drift")
         p = (
             GaussianProbe(fwhm_A=probe_fwhm)
             if probe is ProbeKind.gaussian
-            else AberratedProbe(energy_keV=energy, convergence_mrad=convergence,
-                                defocus_A=defocus, cs_mm=cs)
+            else AberratedProbe(
+                energy_keV=energy, convergence_mrad=convergence, defocus_A=defocus, cs_mm=cs
+            )
         )
         cond = ImagingConditions(
-            mode=mode.value, gamma=gamma, probe=p, dose_e_per_A2=dose, read_noise=read_noise,
+            mode=mode.value,
+            gamma=gamma,
+            probe=p,
+            dose_e_per_A2=dose,
+            read_noise=read_noise,
             background=Background(film_thickness_A=film),
-            distortion=ScanDistortion(line_jitter_px=jitter, drift_x_px=dx, drift_y_px=dy,
-                                      flyback_px=flyback, flyback_decay_px=max(8.0, 3 * flyback)),
+            distortion=ScanDistortion(
+                line_jitter_px=jitter,
+                drift_x_px=dx,
+                drift_y_px=dy,
+                flyback_px=flyback,
+                flyback_decay_px=max(8.0, 3 * flyback),
+            ),
         )
         sim = simulate_image(
-            material, shape=size, pixel_size=pixel_size, conditions=cond, zone_axis=zone,
-            thickness_A=thickness, rotation_deg=rotation, strain=_floats(strain, 3, "--strain"),
-            defects=[parse_defect(d) for d in (defect or [])], classes=classes.value,
-            label_radius_A=label_radius, rng=seed,
+            material,
+            shape=size,
+            pixel_size=pixel_size,
+            conditions=cond,
+            zone_axis=zone,
+            thickness_A=thickness,
+            rotation_deg=rotation,
+            strain=_floats(strain, 3, "--strain"),
+            defects=[parse_defect(d) for d in (defect or [])],
+            classes=classes.value,
+            label_radius_A=label_radius,
+            rng=seed,
         )
         write_simulation(sim, out, overwrite=overwrite, masks=masks)
     except _USER_ERRORS as exc:
@@ -178,12 +229,16 @@ def simulate(
 
 @app.command()
 def evaluate(
-    pred: Annotated[Path, typer.Argument(help="Predicted atoms CSV (x_px, y_px[, x_A, y_A, class]).")],
+    pred: Annotated[
+        Path, typer.Argument(help="Predicted atoms CSV (x_px, y_px[, x_A, y_A, class]).")
+    ],
     truth: Annotated[Path, typer.Argument(help="True atoms CSV, e.g. truth.csv from `simulate`.")],
-    radius_A: Annotated[float | None, typer.Option(
-        "--radius-A", help="Match radius [Å] (uses x_A, y_A).")] = None,
-    radius_px: Annotated[float | None, typer.Option(
-        "--radius-px", help="Match radius [px] (uses x_px, y_px).")] = None,
+    radius_A: Annotated[
+        float | None, typer.Option("--radius-A", help="Match radius [Å] (uses x_A, y_A).")
+    ] = None,
+    radius_px: Annotated[
+        float | None, typer.Option("--radius-px", help="Match radius [px] (uses x_px, y_px).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Score predicted atoms against the truth: P/R/F1 (overall and per class) and errors."""

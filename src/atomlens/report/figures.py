@@ -64,8 +64,12 @@ def plot_atoms(
         for k, name in enumerate(classes):
             sel = atoms["class"].astype(str) == name
             ax.scatter(
-                atoms.loc[sel, "x_px"], atoms.loc[sel, "y_px"], s=marker_size,
-                facecolors="none", edgecolors=[cmap(k % 10)], linewidths=0.8,
+                atoms.loc[sel, "x_px"],
+                atoms.loc[sel, "y_px"],
+                s=marker_size,
+                facecolors="none",
+                edgecolors=[cmap(k % 10)],
+                linewidths=0.8,
                 label=f"{name} ({int(sel.sum())})",
             )
         ax.legend(loc="upper right", fontsize=8, framealpha=0.7)

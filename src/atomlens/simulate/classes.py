@@ -45,7 +45,9 @@ def column_compositions(counts: np.ndarray, elements: Sequence[int]) -> list[str
     syms = [chemical_symbols[z] for z in elements]
     out = []
     for row in counts:
-        out.append("".join(f"{s}{n if n > 1 else ''}" for s, n in zip(syms, row, strict=True) if n > 0))
+        out.append(
+            "".join(f"{s}{n if n > 1 else ''}" for s, n in zip(syms, row, strict=True) if n > 0)
+        )
     return out
 
 
@@ -67,7 +69,7 @@ class ClassMap:
     def __post_init__(self) -> None:
         if self.by not in ("species", "content", "defect", "atom"):
             raise ValueError(
-                f"ClassMap.by must be one of 'species', 'content', 'defect', 'atom'; got {self.by!r}."
+                f"ClassMap.by must be 'species', 'content', 'defect' or 'atom'; got {self.by!r}."
             )
         object.__setattr__(self, "rename", dict(self.rename))
 
@@ -187,7 +189,9 @@ class ClassMap:
             c = np.array(combo)
             if c.sum() == 0 or c.sum() > n0:
                 continue
-            lab = (column_species if self.by == "species" else column_compositions)(c[None], all_el)[0]
+            lab = (column_species if self.by == "species" else column_compositions)(
+                c[None], all_el
+            )[0]
             if lab not in out:
                 out.append(lab)
         return out

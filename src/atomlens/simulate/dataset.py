@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,20 +110,34 @@ class ConditionRanges:
         object.__setattr__(self, "defects", {k: tuple(v) for k, v in dict(self.defects).items()})
         unknown = sorted(set(self.defects) - set(self.materials))
         if unknown:
-            raise ValueError(f"defects given for {unknown}, which are not in materials {self.materials}.")
+            raise ValueError(
+                f"defects given for {unknown}, which are not in materials {self.materials}."
+            )
         if self.probe not in ("gaussian", "aberrated", "mixed"):
-            raise ValueError(f"probe must be 'gaussian', 'aberrated' or 'mixed', got {self.probe!r}.")
+            raise ValueError(
+                f"probe must be 'gaussian', 'aberrated' or 'mixed', got {self.probe!r}."
+            )
         for m in self.modes:
             if m not in ("haadf", "bf"):
                 raise ValueError(f"modes must hold 'haadf' and/or 'bf', got {m!r}.")
         for name, kw in {
-            "pixel_size_A": {}, "dose_e_per_A2": {}, "probe_fwhm_A": {}, "energy_keV": {},
-            "convergence_mrad": {}, "source_fwhm_A": {"allow_zero": True}, "gamma": {},
-            "column_sigma_A": {"allow_zero": True}, "carbon_cross_section_A2": {},
-            "read_noise": {"allow_zero": True}, "film_thickness_A": {"allow_zero": True},
-            "film_gradient": {"allow_zero": True}, "film_variation": {"allow_zero": True},
-            "line_jitter_px": {"allow_zero": True}, "drift_px": {"allow_zero": True},
-            "flyback_px": {"allow_zero": True}, "cs_mm": {"allow_zero": True},
+            "pixel_size_A": {},
+            "dose_e_per_A2": {},
+            "probe_fwhm_A": {},
+            "energy_keV": {},
+            "convergence_mrad": {},
+            "source_fwhm_A": {"allow_zero": True},
+            "gamma": {},
+            "column_sigma_A": {"allow_zero": True},
+            "carbon_cross_section_A2": {},
+            "read_noise": {"allow_zero": True},
+            "film_thickness_A": {"allow_zero": True},
+            "film_gradient": {"allow_zero": True},
+            "film_variation": {"allow_zero": True},
+            "line_jitter_px": {"allow_zero": True},
+            "drift_px": {"allow_zero": True},
+            "flyback_px": {"allow_zero": True},
+            "cs_mm": {"allow_zero": True},
             "defocus_A": {"allow_negative": True, "allow_zero": True},
         }.items():
             object.__setattr__(self, name, validate_range(getattr(self, name), name=name, **kw))
@@ -157,10 +171,16 @@ class ConditionRanges:
             return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
         def logu(r: Range) -> float:
-            return float(math.exp(rng.uniform(math.log(r[0]), math.log(r[1])))) if r[1] > r[0] else r[0]
+            return (
+                float(math.exp(rng.uniform(math.log(r[0]), math.log(r[1]))))
+                if r[1] > r[0]
+                else r[0]
+            )
 
         material = self.materials[int(rng.integers(len(self.materials)))]
-        kind = self.probe if self.probe != "mixed" else ("gaussian", "aberrated")[int(rng.integers(2))]
+        kind = (
+            self.probe if self.probe != "mixed" else ("gaussian", "aberrated")[int(rng.integers(2))]
+        )
         if kind == "gaussian":
             probe: GaussianProbe | AberratedProbe = GaussianProbe(fwhm_A=u(self.probe_fwhm_A))
         else:
@@ -232,8 +252,9 @@ class SimulatedDataset(IterableDataset):
     [(1, 64, 64), (1, 64, 64)]
     """
 
-    def __init__(self, ranges: ConditionRanges | None = None, *, seed: int = 0,
-                 length: int | None = None) -> None:
+    def __init__(
+        self, ranges: ConditionRanges | None = None, *, seed: int = 0, length: int | None = None
+    ) -> None:
         super().__init__()
         self.ranges = ranges if ranges is not None else ConditionRanges()
         if not isinstance(self.ranges, ConditionRanges):

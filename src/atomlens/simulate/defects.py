@@ -21,7 +21,9 @@ __all__ = ["Substitution", "Vacancy", "apply_defects", "parse_defect"]
 def _atomic_number(symbol: str, *, name: str) -> int:
     z = atomic_numbers.get(symbol)
     if z is None or z == 0:
-        raise ValueError(f"{name}={symbol!r} is not a chemical element symbol (e.g. 'C', 'Si', 'S').")
+        raise ValueError(
+            f"{name}={symbol!r} is not a chemical element symbol (e.g. 'C', 'Si', 'S')."
+        )
     return z
 
 

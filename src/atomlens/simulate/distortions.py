@@ -55,7 +55,9 @@ class ScanDistortion:
 
     def __post_init__(self) -> None:
         validate_positive(self.line_jitter_px, name="line_jitter_px", unit="px", allow_zero=True)
-        validate_positive(self.line_jitter_y_px, name="line_jitter_y_px", unit="px", allow_zero=True)
+        validate_positive(
+            self.line_jitter_y_px, name="line_jitter_y_px", unit="px", allow_zero=True
+        )
         validate_positive(self.flyback_px, name="flyback_px", unit="px", allow_zero=True)
         validate_positive(self.flyback_decay_px, name="flyback_decay_px", unit="px")
         for name in ("drift_x_px", "drift_y_px"):
@@ -71,8 +73,13 @@ class ScanDistortion:
     def is_identity(self) -> bool:
         """True when no distortion is applied."""
         return not any(
-            (self.line_jitter_px, self.line_jitter_y_px, self.drift_x_px, self.drift_y_px,
-             self.flyback_px)
+            (
+                self.line_jitter_px,
+                self.line_jitter_y_px,
+                self.drift_x_px,
+                self.drift_y_px,
+                self.flyback_px,
+            )
         )
 
     def draw(self, shape: tuple[int, int], rng: np.random.Generator) -> ScanField:
@@ -124,7 +131,7 @@ class ScanField:
         ax, ay : ndarray
             Row terms [px], same shape as ``rows``.
         """
-        h, w = self.shape
+        h = self.shape[0]
         p = self.params
         inside = (rows >= 0) & (rows < h)
         r = np.clip(rows, 0, h - 1)

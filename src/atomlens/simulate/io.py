@@ -72,7 +72,7 @@ def write_simulation(
         meta["files"] = {
             "image.tif": "float32 counts, ImageJ calibration in nm/px",
             "image.npy": "float32 counts (H, W)",
-            "truth.csv": "one row per atomic column; x = column, y = row, pixel centres at integers",
+            "truth.csv": "one row per column; x = column, y = row, pixel centres at integers",
             "vacancies.csv": "sites emptied by vacancies",
         }
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -84,6 +84,11 @@ def write_simulation(
                 f"{meta['material']}  {sim.pixel_size:g} Å/px  dose {c.dose_e_per_A2:.3g} e⁻/Å²  "
                 f"{c.mode.upper()}"
             )
-            save_atoms_png(tmp / "preview.png", sim.image, atoms=sim.truth, title=title,
-                           pixel_size=sim.pixel_size)
+            save_atoms_png(
+                tmp / "preview.png",
+                sim.image,
+                atoms=sim.truth,
+                title=title,
+                pixel_size=sim.pixel_size,
+            )
     return Path(out_dir)

@@ -96,25 +96,30 @@ class RadialProfile:
                 val[r2_A2 > r_max_A**2] = 0.0
             return val
         table, step = self._r2_table()
+        limit = len(table) - 2
         idx = r2_A2 * np.float32(1.0 / step)
-        np.minimum(idx, np.float32(len(table) - 2), out=idx)
+        far = idx >= limit
+        np.minimum(idx, np.float32(limit), out=idx)
         i0 = idx.astype(np.int32)
         frac = idx - i0
         t0 = table[i0]
         val = t0 + frac * (table[i0 + 1] - t0)
+        if far.any():  # beyond the table's reach: plain interpolation on r
+            val[far] = np.interp(np.sqrt(r2_A2[far]), self.r_A, self.value, right=0.0)
         if r_max_A is not None:
             val[r2_A2 > r_max_A**2] = 0.0
         return val
 
     def _r2_table(self) -> tuple[np.ndarray, float]:
+        # Uniform in r² up to max(6σ, 3 Å), which covers every core the renderer evaluates;
+        # 2^16 entries keep the first bin below 0.01 Å in r for σ up to 1 Å.
         cached = self.__dict__.get("_r2_cache")
         if cached is None:
-            r2_max = float(self.r_A[-1]) ** 2
+            r_reach = min(float(self.r_A[-1]), max(6.0 * self.sigma_A, 3.0))
             n = 1 << 16
-            step = r2_max / n
+            step = r_reach**2 / n
             r2 = np.arange(n + 2) * step
             table = np.interp(np.sqrt(r2), self.r_A, self.value, right=0.0).astype(np.float32)
-            table[-2:] = 0.0  # at and beyond the end of the table
             cached = (table, step)
             object.__setattr__(self, "_r2_cache", cached)
         return cached
@@ -133,7 +138,9 @@ class RadialProfile:
         return float(self.r_A[min(np.searchsorted(cum, fraction), len(cum) - 1)])
 
 
-def _gaussian_profile(sigma_A: float, r_max_A: float | None = None, dr_A: float = 0.005) -> RadialProfile:
+def _gaussian_profile(
+    sigma_A: float, r_max_A: float | None = None, dr_A: float = 0.005
+) -> RadialProfile:
     r_max = r_max_A if r_max_A is not None else 5.0 * sigma_A
     r = np.arange(0.0, r_max + dr_A, dr_A)
     val = np.exp(-0.5 * (r / sigma_A) ** 2) / (2.0 * np.pi * sigma_A**2)

@@ -126,7 +126,9 @@ def _seed_streams(rng: int | np.random.Generator | np.random.SeedSequence | None
     elif isinstance(rng, np.random.SeedSequence):
         ss = rng
     else:
-        raise TypeError(f"rng must be an int seed, a SeedSequence, a Generator or None, got {rng!r}.")
+        raise TypeError(
+            f"rng must be an int seed, a SeedSequence, a Generator or None, got {rng!r}."
+        )
     return [np.random.default_rng(s) for s in ss.spawn(n)], ss.entropy
 
 
@@ -278,8 +280,9 @@ def simulate_image(
     limit = cond.max_scattered_fraction * (cond.bf_transmission if cond.mode == "bf" else 1.0)
     if peak > limit:
         scale = limit / peak
-        logger.info("cross-sections scaled by %.3g to keep the scattered fraction <= %.2f",
-                    scale, limit)
+        logger.info(
+            "cross-sections scaled by %.3g to keep the scattered fraction <= %.2f", scale, limit
+        )
     fraction = signal * sigma_c * scale
     electrons_per_px = cond.dose_e_per_A2 * px**2
     if cond.mode == "haadf":
@@ -291,15 +294,19 @@ def simulate_image(
 
     # --- truth ---------------------------------------------------------------------------------
     inside = (
-        (img_px[:, 0] >= -0.5) & (img_px[:, 0] < w - 0.5)
-        & (img_px[:, 1] >= -0.5) & (img_px[:, 1] < h - 0.5)
+        (img_px[:, 0] >= -0.5)
+        & (img_px[:, 0] < w - 0.5)
+        & (img_px[:, 1] >= -0.5)
+        & (img_px[:, 1] < h - 0.5)
     )
     labels = np.asarray(cmap.labels(counts, elements, pristine_ext), dtype=object)
     keep = inside & present
     edge_px = r_core / px
     near_edge = (
-        (img_px[:, 0] < edge_px - 0.5) | (img_px[:, 0] > w - 0.5 - edge_px)
-        | (img_px[:, 1] < edge_px - 0.5) | (img_px[:, 1] > h - 0.5 - edge_px)
+        (img_px[:, 0] < edge_px - 0.5)
+        | (img_px[:, 0] > w - 0.5 - edge_px)
+        | (img_px[:, 1] < edge_px - 0.5)
+        | (img_px[:, 1] > h - 0.5 - edge_px)
     )
     truth = make_atoms_table(
         img_px[keep],
@@ -323,7 +330,11 @@ def simulate_image(
         img_px[vac],
         pixel_size=px,
         classes="vacancy",
-        extra={"composition": np.asarray(column_compositions(pristine_ext[vac], elements), dtype=object)},
+        extra={
+            "composition": np.asarray(
+                column_compositions(pristine_ext[vac], elements), dtype=object
+            )
+        },
     )
 
     # --- labels --------------------------------------------------------------------------------
@@ -374,7 +385,10 @@ def simulate_image(
 def _within(xy: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
     h, w = shape
     return (
-        (xy[:, 0] > -margin) & (xy[:, 0] < w + margin) & (xy[:, 1] > -margin) & (xy[:, 1] < h + margin)
+        (xy[:, 0] > -margin)
+        & (xy[:, 0] < w + margin)
+        & (xy[:, 1] > -margin)
+        & (xy[:, 1] < h + margin)
     )
 
 
@@ -391,7 +405,9 @@ def _expand(counts: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.nd
 def _max_distortion_px(cond: ImagingConditions, shape: tuple[int, int]) -> float:
     d = cond.distortion
     return (
-        abs(d.drift_x_px) + abs(d.drift_y_px) + d.flyback_px
+        abs(d.drift_x_px)
+        + abs(d.drift_y_px)
+        + d.flyback_px
         + 4 * max(d.line_jitter_px, d.line_jitter_y_px)
     )
 

@@ -1,0 +1,38 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def assert_coordinates_close(actual: np.ndarray, expected: np.ndarray, *, atol: float) -> None:
+    """Every expected point has an actual point within ``atol`` and vice versa (KD-tree)."""
+    actual = np.asarray(actual, dtype=float).reshape(-1, 2)
+    expected = np.asarray(expected, dtype=float).reshape(-1, 2)
+    assert len(actual) == len(expected), f"{len(actual)} points, expected {len(expected)}"
+    d, _ = cKDTree(actual).query(expected)
+    assert np.max(d, initial=0.0) <= atol, f"max distance {np.max(d):.4g} > atol {atol}"
+
+
+def nearest_neighbour_distances(xy: np.ndarray) -> np.ndarray:
+    """Distance from each point to its nearest other point."""
+    d, _ = cKDTree(xy).query(xy, k=2)
+    return d[:, 1]
+
+
+def centroids(image: np.ndarray, xy_px: np.ndarray, radius_px: float) -> np.ndarray:
+    """Intensity-weighted centroids in discs of ``radius_px`` around ``xy_px`` (x, y)."""
+    h, w = image.shape
+    half = int(np.ceil(radius_px))
+    off = np.arange(-half, half + 1)
+    out = []
+    for x, y in xy_px:
+        cx, cy = int(round(x)), int(round(y))
+        rows = cy + off
+        cols = cx + off
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        disc = (rr - y) ** 2 + (cc - x) ** 2 <= radius_px**2
+        v = image[np.clip(rr, 0, h - 1), np.clip(cc, 0, w - 1)] * disc
+        out.append(((v * cc).sum() / v.sum(), (v * rr).sum() / v.sum()))
+    return np.array(out)
