@@ -10,8 +10,6 @@ import math
 
 import numpy as np
 
-RNGLike = int | np.random.Generator | np.random.SeedSequence | None
-
 
 def validate_pixel_size(pixel_size: float, *, name: str = "pixel_size") -> float:
     """Return ``pixel_size`` as a float after checking it is a plausible sampling [Å/px].
@@ -128,25 +126,3 @@ def validate_range(
     if lo > hi:
         raise ValueError(f"{name} must be (low, high) with low <= high, got {value!r}. Swap them.")
     return lo, hi
-
-
-def as_generator(rng: RNGLike) -> np.random.Generator:
-    """Turn ``rng`` (seed, SeedSequence, Generator or None) into a ``numpy.random.Generator``.
-
-    Parameters
-    ----------
-    rng : int, numpy.random.SeedSequence, numpy.random.Generator or None
-        The source of randomness. ``None`` draws fresh entropy (not reproducible).
-
-    Returns
-    -------
-    numpy.random.Generator
-        A generator; the same object when a Generator was passed.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, int | np.integer | np.random.SeedSequence):
-        return np.random.default_rng(rng)
-    raise TypeError(
-        f"rng must be an int seed, a numpy SeedSequence, a numpy Generator or None, got {rng!r}."
-    )

@@ -64,6 +64,7 @@ def _main(
     """Atoms you can trust from atom-resolved microscopy images."""
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("matplotlib").setLevel(max(level, logging.WARNING))
     _state["debug"] = debug
     _state["quiet"] = quiet
 

@@ -12,7 +12,6 @@ endless random images for training.
 
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
-from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 from atomlens.simulate.defects import Substitution, Vacancy, parse_defect
 from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
@@ -41,3 +40,13 @@ __all__ = [
     "simulate_image",
     "write_simulation",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The training stream needs torch; import it only when asked for, so that
+    # `import atomlens.simulate` stays light.
+    if name in ("ConditionRanges", "SimulatedDataset"):
+        from atomlens.simulate import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -90,7 +90,7 @@ class ConditionRanges:
     column_sigma_A: Range = (0.05, 0.12)
     carbon_cross_section_A2: Range = (0.005, 0.02)
     read_noise: Range = (0.0, 1.0)
-    film_thickness_A: Range = (0.0, 10.0)
+    film_thickness_A: Range = (0.0, 5.0)
     film_gradient: Range = (0.0, 0.5)
     film_variation: Range = (0.0, 0.3)
     line_jitter_px: Range = (0.0, 0.3)
