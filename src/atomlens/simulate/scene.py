@@ -220,8 +220,7 @@ def simulate_image(
             thickness_A=thickness_A,
         )
     )
-    g_geom, g_defect, g_film, g_scan, g_noise = (streams := _seed_streams(rng, 5))[0]
-    seed_entropy = streams[1]
+    (g_geom, g_defect, g_film, g_scan, g_noise), seed_entropy = _seed_streams(rng, 5)
 
     # --- geometry: lattice offset, rotation, strain -------------------------------------------
     theta_deg = float(g_geom.uniform(0.0, 360.0)) if rotation_deg is None else float(rotation_deg)
