@@ -233,7 +233,7 @@ def simulate_image(
     r_core, r_tail = _core_and_tail_radius(profile)
     centre_px = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     half_diag_A = 0.5 * math.hypot(h, w) * px
-    margin_A = max(r_tail, label_radius_A * 3) + 2.0 + 2.0 * _max_distortion_px(cond, (h, w)) * px
+    margin_A = max(r_tail, label_radius_A * 3) + 2.0 + 2.0 * _max_distortion_px(cond) * px
     radius = (half_diag_A + margin_A) / (1.0 - max(abs(exx), abs(eyy), abs(exy)) * 1.5)
     xy_cell, site = tile_cell(cell, center_A=tuple(origin), radius_A=radius)
     xy_A = (xy_cell - origin) @ deform.T + centre_px * px  # specimen positions [Å]
@@ -404,7 +404,7 @@ def _expand(counts: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.nd
     return out
 
 
-def _max_distortion_px(cond: ImagingConditions, shape: tuple[int, int]) -> float:
+def _max_distortion_px(cond: ImagingConditions) -> float:
     d = cond.distortion
     return (
         abs(d.drift_x_px)
