@@ -158,6 +158,17 @@ def defect_elements(elements: Sequence[int], defects: Sequence[Defect]) -> tuple
     return tuple(sorted(zs, reverse=True))
 
 
+def expand_elements(counts: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.ndarray:
+    """Put column contents on the element axis ``src`` onto the wider axis ``dst``."""
+    if tuple(src) == tuple(dst):
+        return counts
+    out = np.zeros((counts.shape[0], len(dst)), dtype=counts.dtype)
+    index = {z: i for i, z in enumerate(dst)}
+    for i, z in enumerate(src):
+        out[:, index[z]] = counts[:, i]
+    return out
+
+
 def apply_defects(
     counts: np.ndarray,
     /,
@@ -191,9 +202,7 @@ def apply_defects(
     """
     elements_out = defect_elements(elements, defects)
     index = {z: i for i, z in enumerate(elements_out)}
-    out = np.zeros((counts.shape[0], len(elements_out)), dtype=np.int64)
-    for i, z in enumerate(elements):
-        out[:, index[z]] = counts[:, i]
+    out = expand_elements(counts, elements, elements_out).astype(np.int64, copy=True)
     for d in defects:
         src = index[_atomic_number(d.element, name="element")]
         dst = None if isinstance(d, Vacancy) else index[atomic_numbers[d.replacement]]

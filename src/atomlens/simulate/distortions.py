@@ -157,9 +157,12 @@ class ScanField:
             ``(x, y)`` in undistorted pixel coordinates [px].
         """
         h, w = self.shape
-        y, x = np.mgrid[0:h, 0:w].astype(float)
-        dx, dy = self._smooth(x, y)
-        return np.stack([x + dx + self.jitter_x[:, None], y + dy + self.jitter_y[:, None]])
+        rows, cols = np.arange(h), np.arange(w)
+        ax, ay = self.row_offsets(rows)
+        bx, by = self.col_offsets(cols)
+        x = cols[None, :] + ax[:, None] + bx[None, :]
+        y = rows[:, None] + ay[:, None] + by[None, :]
+        return np.stack([x, y]).astype(float)
 
     def _effective_jitter(self, y: np.ndarray, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
         # Jitter averaged over rows with the column's vertical profile as weight.

@@ -17,7 +17,13 @@ from atomlens._validate import validate_pixel_size, validate_positive
 from atomlens.atoms_table import make_atoms_table
 from atomlens.simulate.classes import ClassMap, column_compositions, column_species
 from atomlens.simulate.conditions import ImagingConditions
-from atomlens.simulate.defects import Defect, Substitution, Vacancy, apply_defects
+from atomlens.simulate.defects import (
+    Defect,
+    Substitution,
+    Vacancy,
+    apply_defects,
+    expand_elements,
+)
 from atomlens.simulate.imaging import (
     AMORPHOUS_CARBON_DENSITY,
     _core_and_tail_radius,
@@ -243,7 +249,7 @@ def simulate_image(
     counts, elements = apply_defects(
         pristine, elements=cell.elements, defects=defects, xy_A=xy_A, rng=g_defect
     )
-    pristine_ext = _expand(pristine, cell.elements, elements)
+    pristine_ext = expand_elements(pristine, cell.elements, elements)
     class_names = cmap.class_names(np.asarray(cell.counts), cell.elements, defects)
     z = np.asarray(elements, dtype=float)
     z_gamma = counts @ ((z / 6.0) ** cond.gamma)  # Σ (Z/6)^γ per column
@@ -392,16 +398,6 @@ def _within(xy: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray
         & (xy[:, 1] > -margin)
         & (xy[:, 1] < h + margin)
     )
-
-
-def _expand(counts: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.ndarray:
-    if tuple(src) == tuple(dst):
-        return counts
-    out = np.zeros((counts.shape[0], len(dst)), dtype=counts.dtype)
-    index = {z: i for i, z in enumerate(dst)}
-    for i, z in enumerate(src):
-        out[:, index[z]] = counts[:, i]
-    return out
 
 
 def _max_distortion_px(cond: ImagingConditions) -> float:
