@@ -36,3 +36,41 @@ def centroids(image: np.ndarray, xy_px: np.ndarray, radius_px: float) -> np.ndar
         v = image[np.clip(rr, 0, h - 1), np.clip(cc, 0, w - 1)] * disc
         out.append(((v * cc).sum() / v.sum(), (v * rr).sum() / v.sum()))
     return np.array(out)
+
+
+EASY = dict(
+    dose_range=(1e5, 1e6),
+    film_thickness_A=(0.0, 0.0),
+    probe="gaussian",
+    drift_px=(0.0, 0.0),
+    flyback_px=(0.0, 0.0),
+    line_jitter_px=(0.0, 0.0),
+)
+
+
+def train_tiny_model(out, *, steps: int = 120, **config):
+    """Train the tests' small graphene model (0.25 Å/px, width 8, depth 2) into ``out``."""
+    from atomlens.nn import UNetConfig
+    from atomlens.train import Augmentation, TrainConfig
+    from atomlens.train.recipe import train_model
+
+    cfg = dict(
+        steps=steps,
+        batch_size=8,
+        val_every=max(1, steps // 2),
+        warmup_steps=10,
+        lr=5e-3,
+        augmentation=Augmentation(noise=0.1, background=0.1, blur_px=0.3),
+    )
+    cfg.update(config)
+    return train_model(
+        materials=["graphene"],
+        pixel_size=0.25,
+        out=out,
+        overwrite=True,
+        crop=64,
+        architecture=UNetConfig(width=8, depth=2),
+        n_validation=2,
+        config=TrainConfig(**cfg),
+        **EASY,
+    )

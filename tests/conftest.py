@@ -33,3 +33,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A small graphene model trained once per session on easy images (≈ 15 s on 1 core)."""
+    from tests.common import train_tiny_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train_tiny_model(out, steps=120)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from atomlens.model import Model
+
+    return Model.load(tiny_model_dir)

@@ -4,6 +4,12 @@ Subpackages are imported lazily so that ``import atomlens`` stays light:
 
 - :mod:`atomlens.simulate` -- structures, defects, the imaging model and labels (exact truth)
 - :mod:`atomlens.metrics` -- detection matching, localisation error, Cramér–Rao bound
+- :mod:`atomlens.nn` -- network architectures (U-Net)
+- :mod:`atomlens.train` -- the training loop, augmentation, data sources, validation on atoms
+- :mod:`atomlens.inference` -- normalisation, resampling, tiled prediction
+- :mod:`atomlens.locate` -- probability maps to atoms: peaks, batched sub-pixel refinement
+- :mod:`atomlens.model` -- a trained network with its sampling and classes (safetensors + JSON)
+- :func:`atomlens.find_atoms` -- image in, atoms out
 
 Coordinates follow one convention everywhere: ``x`` is the column index, ``y`` the row index,
 pixel centres sit at integer coordinates, and physical positions are ``x_A = x_px * pixel_size``
@@ -18,14 +24,29 @@ from typing import Any
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "atoms_table", "metrics", "simulate"]
+__all__ = [
+    "__version__",
+    "atoms_table",
+    "find_atoms",
+    "inference",
+    "locate",
+    "metrics",
+    "model",
+    "nn",
+    "simulate",
+    "train",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_SUBMODULES = {"atoms_table", "metrics", "simulate"}
+_SUBMODULES = {"atoms_table", "inference", "locate", "metrics", "model", "nn", "simulate", "train"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "find_atoms":
+        from atomlens.finder import find_atoms
+
+        return find_atoms
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

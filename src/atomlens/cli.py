@@ -260,6 +260,166 @@ def evaluate(
         typer.echo(report.format())
 
 
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write (or resume).")],
+    material: Annotated[
+        list[str],
+        typer.Option(
+            "--material",
+            "-m",
+            help="Material to train on (repeatable): graphene, "
+            "hbn, mos2, ws2, srtio3 or a structure file.",
+        ),
+    ],
+    pixel_size: Annotated[
+        float, typer.Option(help="The model's sampling [Å/px]; 0.15–0.25 trains fastest.")
+    ] = 0.2,
+    defect: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Defect in the training images (repeatable), e.g. "
+            "substitution:C:Si:0.02 or vacancy:C:0.01; applies to every material "
+            "that has the element."
+        ),
+    ] = None,
+    classes: Annotated[ClassBy, typer.Option(help="How columns map to classes.")] = (
+        ClassBy.species
+    ),
+    dose_range: Annotated[
+        str, typer.Option(help="Dose range 'low,high' [e⁻/Å²], drawn log-uniformly.")
+    ] = "2e3,1e6",
+    film_range: Annotated[
+        str, typer.Option(help="Amorphous carbon film thickness range 'low,high' [Å].")
+    ] = "0,3",
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 1500,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    crop: Annotated[int, typer.Option(help="Training image side [px].")] = 128,
+    width: Annotated[int, typer.Option(help="U-Net channels of the first level.")] = 16,
+    depth: Annotated[int, typer.Option(help="U-Net down-samplings.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 3e-3,
+    val_every: Annotated[int, typer.Option(help="Validate and checkpoint every N steps.")] = 100,
+    patience: Annotated[
+        int, typer.Option(help="Stop after N validations without improvement (0: never).")
+    ] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed (network, data, augmentation).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,
+) -> None:
+    """Train a model on simulated images; re-running after an interruption resumes it."""
+    try:
+        from atomlens.nn import UNetConfig
+        from atomlens.simulate import load_material, parse_defect
+        from atomlens.simulate.classes import ClassMap
+        from atomlens.train import TrainConfig
+        from atomlens.train.recipe import train_model
+
+        parsed = [parse_defect(d) for d in (defect or [])]
+        per_material = {}
+        for m in material:
+            cell = load_material(m)
+            from ase.data import chemical_symbols
+
+            have = {chemical_symbols[z] for z in cell.elements}
+            mine = [d for d in parsed if getattr(d, "element", None) in have]
+            if mine:
+                per_material[m] = mine
+        used = {id(d) for v in per_material.values() for d in v}
+        unused = [defect[i] for i, d in enumerate(parsed) if id(d) not in used]  # type: ignore[index]
+        if unused:
+            raise ValueError(f"--defect {unused[0]} names an element none of {material} has.")
+        res = train_model(
+            materials=material,
+            pixel_size=pixel_size,
+            out=out,
+            defects=per_material,
+            classes=ClassMap(by=classes.value),
+            dose_range=_floats(dose_range, 2, "--dose-range"),
+            film_thickness_A=_floats(film_range, 2, "--film-range"),
+            crop=crop,
+            architecture=UNetConfig(width=width, depth=depth),
+            config=TrainConfig(
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                val_every=val_every,
+                patience=patience,
+                seed=seed,
+                device=device,
+            ),
+            overwrite=overwrite,
+            progress=not _state.get("quiet"),
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if not _state.get("quiet"):
+        b = res.best
+        score = (
+            f"validation F1 {b['f1']:.4f}, RMSE {b['rmse_pm']:.2f} pm at step {b['step']}"
+            if "f1" in b
+            else "no validation"
+        )
+        typer.echo(f"wrote {out}/ ({res.steps_done} steps, {res.seconds:.0f} s): {score}")
+
+
+@app.command()
+def find(
+    image: Annotated[Path, typer.Argument(help="Image file: .npy, .npz, .tif or .tiff.")],
+    model: Annotated[Path, typer.Option("--model", help="Model directory from `train`.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    pixel_size: Annotated[
+        float | None,
+        typer.Option(help="Pixel size [Å/px]; overrides the file's calibration."),
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="Minimum atom probability.")] = 0.5,
+    min_separation: Annotated[
+        float | None, typer.Option("--min-separation", help="Minimum atom distance [Å].")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Find atoms in IMAGE; write OUT/atoms.csv and OUT/overlay.png."""
+    try:
+        from atomlens.finder import find_atoms, save_find_results
+        from atomlens.io import read_image
+        from atomlens.model import Model
+
+        img = read_image(image, pixel_size=pixel_size)
+        if img.pixel_size is None:
+            raise ValueError(
+                f"{image} does not say its pixel size; pass --pixel-size in Å/px "
+                "(e.g. --pixel-size 0.1)."
+            )
+        mdl = Model.load(model)
+        atoms = find_atoms(
+            img.data,
+            model=mdl,
+            pixel_size=img.pixel_size,
+            device=device,
+            threshold=threshold,
+            min_separation_A=min_separation,
+            progress=not _state.get("quiet"),
+        )
+        save_find_results(
+            out,
+            img.data,
+            atoms,
+            pixel_size=img.pixel_size,
+            title=f"{image.name}: {len(atoms)} atoms",
+            overwrite=overwrite,
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if not _state.get("quiet"):
+        counts = ", ".join(f"{k} {v}" for k, v in atoms["class"].value_counts().items())
+        typer.echo(
+            f"wrote {out}/atoms.csv and overlay.png: {len(atoms)} atoms ({counts}) at "
+            f"{img.pixel_size:g} Å/px ({img.pixel_size_source})"
+        )
+
+
 def main() -> None:
     """Entry point of the ``atomlens`` console script."""
     try:

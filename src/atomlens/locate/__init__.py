@@ -1,0 +1,7 @@
+"""Probability maps → atoms: peak finding, batched sub-pixel refinement, uncertainty."""
+
+from atomlens.locate.atoms import locate_atoms
+from atomlens.locate.peaks import find_peaks, suppress_close
+from atomlens.locate.refine import GaussianFit, refine_gaussian
+
+__all__ = ["GaussianFit", "find_peaks", "locate_atoms", "refine_gaussian", "suppress_close"]

@@ -1,0 +1,224 @@
+"""Probability maps + raw image → the atoms table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from atomlens._validate import validate_pixel_size, validate_positive
+from atomlens.atoms_table import make_atoms_table
+from atomlens.locate.peaks import find_peaks
+from atomlens.locate.refine import refine_gaussian
+
+__all__ = ["locate_atoms"]
+
+logger = logging.getLogger(__name__)
+
+
+def _disk_mean(maps: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
+    """Mean of each map over a disk around each point → (N, C)."""
+    r = max(1, int(np.floor(radius)))
+    o = np.arange(-r, r + 1)
+    dy, dx = np.meshgrid(o, o, indexing="ij")
+    keep = dx**2 + dy**2 <= max(radius, 1.0) ** 2
+    dx, dy = dx[keep], dy[keep]
+    _c, h, w = maps.shape
+    ix = np.clip(np.round(xy[:, 0]).astype(np.int64)[:, None] + dx, 0, w - 1)
+    iy = np.clip(np.round(xy[:, 1]).astype(np.int64)[:, None] + dy, 0, h - 1)
+    return maps[:, iy, ix].mean(axis=2).T
+
+
+def _centroids(fg: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
+    """Probability-weighted centroid of the foreground in a disk around each peak."""
+    r = max(1, int(np.floor(radius)))
+    o = np.arange(-r, r + 1)
+    dy, dx = np.meshgrid(o, o, indexing="ij")
+    keep = dx**2 + dy**2 <= max(radius, 1.0) ** 2
+    dx, dy = dx[keep], dy[keep]
+    h, w = fg.shape
+    ix = np.round(xy[:, 0]).astype(np.int64)[:, None] + dx
+    iy = np.round(xy[:, 1]).astype(np.int64)[:, None] + dy
+    ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    wts = np.where(ok, fg[np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], 0.0)
+    wts = np.maximum(wts - 0.5 * wts.max(axis=1, keepdims=True), 0.0)
+    tot = wts.sum(axis=1)
+    out = xy.astype(float).copy()
+    good = tot > 0
+    out[good, 0] = (wts * ix).sum(axis=1)[good] / tot[good]
+    out[good, 1] = (wts * iy).sum(axis=1)[good] / tot[good]
+    return out
+
+
+def locate_atoms(
+    probabilities: np.ndarray,
+    /,
+    image: np.ndarray | None = None,
+    *,
+    pixel_size: float,
+    class_names: Sequence[str],
+    min_separation_A: float = 0.9,
+    threshold: float = 0.5,
+    label_radius_A: float = 0.5,
+    refine: bool = True,
+    fit_radius_A: float | None = None,
+    contrast: Literal["auto", "bright", "dark"] = "auto",
+) -> pd.DataFrame:
+    """Turn per-pixel class probabilities into atoms with sub-pixel positions.
+
+    1. Peaks of the foreground probability ``1 − p_background``, smoothed slightly, at least
+       ``min_separation_A`` apart (greedy non-maximum suppression, best first).
+    2. Start positions: probability-weighted centroids around each peak.
+    3. Class: the foreground class with the highest mean probability in a disk of
+       ``label_radius_A`` around the atom.
+    4. Sub-pixel refinement on the raw ``image``: a batched, neighbour-aware, noise-weighted
+       Gaussian fit of all atoms at once (:func:`atomlens.locate.refine_gaussian`), with its
+       own position uncertainty. Atoms whose fit disk crosses the border are kept and
+       flagged ``near_edge``; atoms whose fit fails keep their start position
+       (``refined = False``). Columns cut by the border whose fitted centre falls outside
+       the image are left out.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (K + 1, H, W)
+        Class probabilities, background first, on the image's pixel grid.
+    image : ndarray of shape (H, W), optional
+        The raw image for refinement (same grid). Without it, positions are the centroids.
+    pixel_size : float
+        Pixel size [Å/px].
+    class_names : sequence of str
+        The K foreground class names.
+    min_separation_A : float
+        Minimum distance between two atoms [Å].
+    threshold : float
+        Minimum (smoothed) foreground probability of an atom.
+    label_radius_A : float
+        Radius of the disks the model was trained on [Å].
+    refine : bool
+        Fit the raw image (needs ``image``).
+    fit_radius_A : float, optional
+        Radius of the fitted disk [Å]; by default three times the column's fitted Gaussian
+        width, capped at 0.9 of the median nearest-neighbour distance.
+    contrast : {"auto", "bright", "dark"}
+        Whether atoms are bright (HAADF) or dark (BF/ABF) in ``image``; ``"auto"`` compares
+        the image at the atoms with its median.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``x_px, y_px, x_A, y_A, class`` then ``score`` (foreground probability),
+        ``class_p`` (the class's share of the foreground probability), ``intensity``
+        (integrated intensity above the local background [image units · px²]),
+        ``fit_sigma_x_A, fit_sigma_y_A`` (the fit's one-σ position uncertainty [Å]),
+        ``width_A`` (Gaussian σ of the column [Å]), ``near_edge`` and ``refined``.
+    """
+    ps = validate_pixel_size(pixel_size)
+    p = np.asarray(probabilities, dtype=np.float32)
+    names = list(class_names)
+    if p.ndim != 3 or p.shape[0] != len(names) + 1:
+        raise ValueError(
+            f"probabilities must be (K + 1, H, W) with K = {len(names)} classes, got shape "
+            f"{p.shape}."
+        )
+    validate_positive(min_separation_A, name="min_separation_A", unit="Å")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be within (0, 1), got {threshold!r}.")
+    fg = 1.0 - p[0]
+    min_sep_px = min_separation_A / ps
+    lab_px = max(label_radius_A / ps, 1.0)
+    xy, score = find_peaks(
+        fg, min_distance_px=min_sep_px, threshold=threshold, smooth_px=max(0.5, 0.3 * lab_px)
+    )
+    n = len(xy)
+    start = _centroids(fg, xy, lab_px) if n else xy
+    cls_p = _disk_mean(p[1:], start, lab_px) if n else np.zeros((0, len(names)))
+    cls_idx = cls_p.argmax(axis=1) if n else np.zeros(0, dtype=int)
+    share = (
+        cls_p[np.arange(n), cls_idx] / np.maximum(cls_p.sum(axis=1), 1e-12) if n else cls_p[:, 0]
+    )
+    empty = np.full(n, np.nan)
+    cols = {
+        "score": score,
+        "class_p": share,
+        "intensity": empty.copy(),
+        "fit_sigma_x_A": empty.copy(),
+        "fit_sigma_y_A": empty.copy(),
+        "width_A": empty.copy(),
+        "near_edge": np.zeros(n, dtype=bool),
+        "refined": np.zeros(n, dtype=bool),
+    }
+    final = start
+    if refine and image is not None and n:
+        img = np.asarray(image, dtype=np.float64)
+        if img.shape != fg.shape:
+            raise ValueError(f"image shape {img.shape} differs from the maps' {fg.shape}.")
+        if contrast == "auto":
+            at = ndimage.map_coordinates(img, start[:, ::-1].T, order=1, mode="nearest")
+            contrast = "bright" if np.median(at) >= np.median(img) else "dark"
+            logger.debug("atoms look %s in the image", contrast)
+        if contrast == "dark":
+            img = img.max() - img
+        if n > 1:
+            d_nn = float(np.median(cKDTree(start).query(start, k=2)[0][:, 1]))
+        else:
+            d_nn = 4 * min_sep_px
+        if fit_radius_A is None:
+            pre = refine_gaussian(
+                img,
+                start,
+                radius_px=max(2.0, 0.45 * d_nn),
+                width_px=max(1.0, 0.2 * d_nn),
+                neighbours=False,
+                weighted=False,
+                rounds=1,
+                iterations=4,
+            )
+            s = float(np.nanmedian(pre.width[pre.fitted])) if pre.fitted.any() else 0.2 * d_nn
+            radius = float(np.clip(3.0 * s, 2.0, max(2.0, 0.9 * d_nn)))
+        else:
+            radius = max(2.0, fit_radius_A / ps)
+            s = radius / 3.0
+        fit = refine_gaussian(img, start, radius_px=radius, width_px=s)
+        final = fit.xy
+        cols.update(
+            intensity=fit.intensity,
+            fit_sigma_x_A=fit.sigma_xy[:, 0] * ps,
+            fit_sigma_y_A=fit.sigma_xy[:, 1] * ps,
+            width_A=fit.width * ps,
+            near_edge=fit.near_edge,
+            refined=fit.fitted,
+        )
+    else:
+        h, w = fg.shape
+        m = lab_px
+        cols["near_edge"] = (
+            (start[:, 0] < m)
+            | (start[:, 1] < m)
+            | (start[:, 0] > w - 1 - m)
+            | (start[:, 1] > h - 1 - m)
+        )
+    classes = np.asarray(names, dtype=object)[cls_idx] if n else np.array([], dtype=object)
+    # Columns cut by the border can be fitted to a centre outside the image: the image does
+    # not show them, so they are not reported (pixel centres are at integers, so the image
+    # spans −0.5 … W − 0.5).
+    h, w = fg.shape
+    inside = (
+        (final[:, 0] >= -0.5)
+        & (final[:, 0] <= w - 0.5)
+        & (final[:, 1] >= -0.5)
+        & (final[:, 1] <= h - 0.5)
+    )
+    if not inside.all():
+        logger.debug("%d atoms fitted outside the image were dropped", int((~inside).sum()))
+    table = make_atoms_table(
+        final[inside],
+        pixel_size=ps,
+        classes=classes[inside],
+        extra={k: np.asarray(v)[inside] for k, v in cols.items()},
+    )
+    return table.sort_values(["y_px", "x_px"], ignore_index=True)

@@ -1,0 +1,127 @@
+"""Batched augmentation on tensors: geometry on images and masks together, then intensity.
+
+All draws come from one ``torch.Generator``, so a batch's augmentation is fixed by its
+seed (training can be resumed exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Augmentation", "augment_batch", "normalize_batch"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Ranges of the augmentations (0 switches one off).
+
+    Parameters
+    ----------
+    flips : bool
+        Random horizontal/vertical flips and 90° rotations.
+    scale : float
+        Zoom drawn in [1 − scale, 1 + scale] (image and masks together).
+    scan_jitter_px : float
+        Standard deviation of random per-row horizontal shifts [px].
+    blur_px : float
+        Largest extra Gaussian blur σ [px].
+    gamma : float
+        Intensity exponent drawn in [1 − gamma, 1 + gamma] (detector non-linearity).
+    background : float
+        Largest linear background ramp added, as a fraction of the image's mean.
+    noise : float
+        Largest extra Gaussian noise, as a fraction of the image's standard deviation.
+    """
+
+    flips: bool = True
+    scale: float = 0.1
+    scan_jitter_px: float = 0.3
+    blur_px: float = 0.8
+    gamma: float = 0.2
+    background: float = 0.3
+    noise: float = 0.3
+
+    def to_dict(self) -> dict[str, float | bool]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def normalize_batch(x: torch.Tensor, /, *, low: float = 1.0, high: float = 99.8) -> torch.Tensor:
+    """Per-image, per-channel percentile normalisation of ``(B, C, H, W)`` (as at inference)."""
+    flat = x.flatten(2)
+    q = torch.quantile(flat, torch.tensor([low / 100, high / 100], dtype=x.dtype), dim=2)
+    lo, hi = q[0][..., None, None], q[1][..., None, None]
+    return (x - lo) / torch.clamp(hi - lo, min=1e-12)
+
+
+def augment_batch(
+    image: torch.Tensor, masks: torch.Tensor, /, *, aug: Augmentation, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch of raw images ``(B, C, H, W)`` and their masks ``(B, K + 1, H, W)``.
+
+    Returns raw (not yet normalised) images and masks whose channels still sum to 1.
+    """
+    g = generator
+    b, _, h, w = image.shape
+    x, m = image.float(), masks.float()
+    # Geometry: one sampling grid per image for zoom + scan jitter, applied to both.
+    if aug.scale > 0 or aug.scan_jitter_px > 0:
+        zoom = _u(g, b, 1 - aug.scale, 1 + aug.scale) if aug.scale > 0 else torch.ones(b)
+        ys = torch.linspace(-1, 1, h)
+        xs = torch.linspace(-1, 1, w)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)[None].repeat(b, 1, 1, 1) / zoom[:, None, None, None]
+        if aug.scan_jitter_px > 0:
+            shift = torch.randn(b, h, generator=g) * aug.scan_jitter_px * 2 / max(w - 1, 1)
+            grid[..., 0] += shift[:, :, None]
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+        m = F.grid_sample(m, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+        m = m / m.sum(dim=1, keepdim=True).clamp(min=1e-6)
+    if aug.flips:
+        for i in range(b):
+            k = int(torch.randint(4, (1,), generator=g))
+            flip = bool(torch.randint(2, (1,), generator=g))
+            xi, mi = torch.rot90(x[i], k, (1, 2)), torch.rot90(m[i], k, (1, 2))
+            if flip:
+                xi, mi = xi.flip(-1), mi.flip(-1)
+            x[i], m[i] = xi, mi
+    # Intensity (raw domain, before normalisation).
+    x = x - x.amin(dim=(2, 3), keepdim=True)
+    if aug.blur_px > 0:
+        sig = _u(g, b, 0.0, aug.blur_px)
+        r = max(1, math.ceil(3 * aug.blur_px))
+        t = torch.arange(-r, r + 1, dtype=x.dtype)
+        k1 = torch.exp(-0.5 * t[None] ** 2 / sig.clamp(min=1e-3)[:, None] ** 2)
+        k1 = k1 / k1.sum(dim=1, keepdim=True)
+        c = x.shape[1]
+        xb = x.reshape(1, b * c, h, w)
+        kx = k1.repeat_interleave(c, 0)[:, None, None, :]
+        ky = k1.repeat_interleave(c, 0)[:, None, :, None]
+        xb = F.conv2d(F.pad(xb, (r, r, 0, 0), mode="reflect"), kx, groups=b * c)
+        xb = F.conv2d(F.pad(xb, (0, 0, r, r), mode="reflect"), ky, groups=b * c)
+        x = xb.reshape(b, c, h, w)
+    if aug.gamma > 0:
+        gam = _u(g, b, 1 - aug.gamma, 1 + aug.gamma)[:, None, None, None]
+        scale = x.amax(dim=(2, 3), keepdim=True).clamp(min=1e-12)
+        x = (x / scale).clamp(min=0) ** gam * scale
+    if aug.background > 0:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        amp = _u(g, b, 0, aug.background)[:, None, None, None] * mean
+        ang = _u(g, b, 0, 2 * math.pi)
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        ramp = torch.cos(ang)[:, None, None] * xx + torch.sin(ang)[:, None, None] * yy
+        ramp = ramp - ramp.amin(dim=(1, 2), keepdim=True)
+        x = x + amp * ramp[:, None]
+    if aug.noise > 0:
+        std = x.std(dim=(2, 3), keepdim=True)
+        level = _u(g, b, 0, aug.noise)[:, None, None, None] * std
+        x = x + level * torch.randn(x.shape, generator=g)
+    return x, m

@@ -1,0 +1,44 @@
+import numpy as np
+
+from atomlens.locate import find_peaks, locate_atoms, suppress_close
+from atomlens.simulate import ImagingConditions, Substitution, simulate_image
+
+
+def test_suppression_keeps_the_best_of_close_points():
+    xy = np.array([[0, 0], [1.5, 0], [3, 0], [10, 0]], float)
+    keep = suppress_close(xy, np.array([0.5, 1.0, 0.9, 0.1]), min_distance=2)
+    assert sorted(keep.tolist()) == [1, 3]
+
+
+def test_a_flat_topped_blob_gives_one_peak():
+    fg = np.zeros((40, 40))
+    fg[10:16, 10:16] = 1.0  # saturated plateau
+    fg[25:31, 25:31] = 1.0
+    xy, _score = find_peaks(fg, min_distance_px=4, smooth_px=1.0)
+    assert len(xy) == 2
+    np.testing.assert_allclose(sorted(xy[:, 0]), [12, 27], atol=0.51)
+
+
+def test_perfect_maps_give_every_atom_near_the_bound():
+    sim = simulate_image(
+        "graphene",
+        shape=192,
+        pixel_size=0.1,
+        rng=3,
+        conditions=ImagingConditions(dose_e_per_A2=1e5),
+        defects=[Substitution("C", "Si", 0.03)],
+    )
+    atoms = locate_atoms(sim.masks, sim.image, pixel_size=0.1, class_names=sim.class_names)
+    from atomlens.train.validation import score_atoms
+
+    s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
+    assert s["fp"] == 0 and s["fn"] == 0
+    rmse_pm = np.sqrt(s["sq_err_A2"].mean()) * 100
+    crlb_pm = np.sqrt(np.mean(sim.crlb_A() ** 2)) * 100
+    assert rmse_pm < 1.6 * crlb_pm
+    # classes come from the maps: the Si atoms are found as Si
+    si_true = (sim.truth["class"] == "Si").sum()
+    assert si_true > 0 and (atoms["class"] == "Si").sum() == si_true
+    # columns cut by the border are kept and flagged when their centre is inside
+    assert atoms["near_edge"].any()
+    assert {"score", "intensity", "fit_sigma_x_A", "fit_sigma_y_A"} <= set(atoms.columns)

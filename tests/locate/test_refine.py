@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from atomlens.locate import refine_gaussian
+from atomlens.metrics import crlb_gaussian_position
+
+
+def _spots(rng, *, n_side=12, spacing=14.0, sigma=2.5, counts=3000.0, background=2.0):
+    """Poisson image of Gaussian spots on a jittered grid; returns image, truth (N, 2)."""
+    g = np.arange(n_side) * spacing + spacing
+    xy = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2) + rng.uniform(-0.5, 0.5, (n_side**2, 2))
+    size = int(spacing * (n_side + 1))
+    yy, xx = np.mgrid[:size, :size]
+    lam = np.full((size, size), background)
+    amp = counts / (2 * np.pi * sigma**2)
+    for x, y in xy:
+        lam += amp * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    return rng.poisson(lam).astype(float), xy
+
+
+def test_reaches_the_crlb_and_knows_its_own_error():
+    rng = np.random.default_rng(0)
+    errs, sig = [], []
+    for _ in range(4):
+        im, xy = _spots(rng)
+        start = xy + rng.uniform(-0.7, 0.7, xy.shape)
+        fit = refine_gaussian(im, start, radius_px=7.5, width_px=2.5)
+        assert fit.fitted.all()
+        errs.append(fit.xy - xy)
+        sig.append(fit.sigma_xy)
+    err, sig = np.concatenate(errs), np.concatenate(sig)
+    rmse = np.sqrt(np.mean(err**2))
+    bound = crlb_gaussian_position(sigma=2.5, counts=3000.0, background=2.0, pixel_size=1.0)
+    # 576 spots, 1152 coordinates: the ratio's own spread is ≈ 3 %
+    assert rmse / bound < 1.15, (rmse, bound)
+    # the fit's own σ predicts the actual error (calibration)
+    assert np.sqrt(np.mean(sig**2)) / rmse == pytest.approx(1.0, abs=0.15)
+
+
+def test_overlapping_neighbours_do_not_pull_positions():
+    rng = np.random.default_rng(1)
+    # 4 σ apart, as graphene's columns at 0.1 Å/px: the tails overlap
+    im, xy = _spots(rng, spacing=9.0, sigma=2.2, counts=2e5, background=1.0)
+    start = xy + rng.uniform(-0.5, 0.5, xy.shape)
+    with_nb = refine_gaussian(im, start, radius_px=6, width_px=2.2)
+    without = refine_gaussian(im, start, radius_px=6, width_px=2.2, neighbours=False)
+    core = (xy.min(1) > 14) & (xy.max(1) < im.shape[0] - 14)
+    e_with = np.sqrt(np.mean((with_nb.xy - xy)[core] ** 2))
+    e_without = np.sqrt(np.mean((without.xy - xy)[core] ** 2))
+    assert e_with < 0.5 * e_without
+
+
+def test_edge_atoms_are_kept_and_flagged():
+    rng = np.random.default_rng(2)
+    im, xy = _spots(rng, n_side=4)
+    xy_edge = np.vstack([xy, [[1.5, 20.0]]])
+    yy, xx = np.mgrid[: im.shape[0], : im.shape[1]]
+    im = im + rng.poisson(
+        3000 / (2 * np.pi * 6.25) * np.exp(-((xx - 1.5) ** 2 + (yy - 20) ** 2) / 12.5)
+    )
+    fit = refine_gaussian(im, xy_edge + 0.3, radius_px=6, width_px=2.5)
+    assert fit.near_edge[-1] and not fit.near_edge[:-1].any()
+    assert fit.fitted[-1]
+    assert np.hypot(*(fit.xy[-1] - [1.5, 20.0])) < 0.3
+    assert fit.sigma_xy[-1].mean() > np.nanmedian(fit.sigma_xy[:-1])
+
+
+def test_no_atoms_and_bad_radius():
+    fit = refine_gaussian(np.zeros((8, 8)), np.zeros((0, 2)), radius_px=3)
+    assert fit.xy.shape == (0, 2)
+    with pytest.raises(ValueError, match="radius_px"):
+        refine_gaussian(np.zeros((8, 8)), np.zeros((1, 2)), radius_px=0.5)

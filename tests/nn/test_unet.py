@@ -1,0 +1,38 @@
+import pytest
+import torch
+
+from atomlens.nn import UNet, UNetConfig
+
+
+def test_default_is_small_and_outputs_background_plus_classes():
+    net = UNet(UNetConfig(n_classes=2))
+    assert 1e5 < net.n_parameters() < 1e6
+    out = net(torch.zeros(2, 1, 64, 64))
+    assert out.shape == (2, 3, 64, 64)
+
+
+def test_two_input_channels_and_every_norm():
+    for norm in ("group", "batch", "none"):
+        net = UNet(UNetConfig(in_channels=2, n_classes=1, width=4, depth=2, norm=norm, dropout=0.1))
+        assert net(torch.zeros(1, 2, 16, 16)).shape == (1, 2, 16, 16)
+
+
+def test_receptive_field_bounds_the_measured_one():
+    cfg = UNetConfig(width=4, depth=2, norm="none")
+    net = UNet(cfg).double()
+    x = torch.zeros(1, 1, 96, 96, dtype=torch.float64, requires_grad=True)
+    net(x)[0, 1, 48, 48].backward()
+    cols = torch.nonzero(x.grad[0, 0].abs().sum(0)).ravel()
+    measured = int(cols.max() - cols.min() + 1)
+    assert measured <= cfg.receptive_field_px() <= measured + 2**cfg.depth * 2
+
+
+def test_config_round_trip_and_errors():
+    cfg = UNetConfig(n_classes=3, width=8)
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown UNetConfig keys"):
+        UNetConfig.from_dict({"widht": 8})
+    with pytest.raises(ValueError, match="depth must be"):
+        UNetConfig(depth=0)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        UNet(UNetConfig(depth=3, width=4))(torch.zeros(1, 1, 20, 20))

@@ -1,0 +1,121 @@
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from atomlens.cli import app
+from atomlens.simulate import simulate_image
+from atomlens.train.validation import score_atoms
+
+runner = CliRunner()
+
+
+def test_find_writes_atoms_and_overlay_from_a_calibrated_tiff(tiny_model_dir, tmp_path):
+    sim_dir = tmp_path / "sim"
+    r = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--material",
+            "graphene",
+            "--size",
+            "160",
+            "--pixel-size",
+            "0.11",
+            "--seed",
+            "3",
+            "--out",
+            str(sim_dir),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "found"
+    r = runner.invoke(
+        app,
+        [
+            "find",
+            str(sim_dir / "image.tif"),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "(metadata)" in r.output
+    atoms = pd.read_csv(out / "atoms.csv")
+    assert (out / "overlay.png").stat().st_size > 10_000
+    truth = pd.read_csv(sim_dir / "truth.csv")
+    s = score_atoms(atoms, truth, shape=(160, 160), pixel_size=0.11)
+    assert s["fp"] + s["fn"] <= 0.02 * s["tp"]
+    for col in ("x_px", "y_px", "x_A", "y_A", "class", "score", "intensity"):
+        assert col in atoms.columns
+
+
+def test_find_on_npy_needs_a_pixel_size(tiny_model_dir, tmp_path):
+    np.save(tmp_path / "im.npy", simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image)
+    r = runner.invoke(
+        app,
+        [
+            "find",
+            str(tmp_path / "im.npy"),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert r.exit_code == 2 and "--pixel-size" in r.output
+    assert not (tmp_path / "o").exists()
+    r = runner.invoke(
+        app,
+        [
+            "find",
+            str(tmp_path / "im.npy"),
+            "--model",
+            str(tmp_path / "none"),
+            "--pixel-size",
+            "0.1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_train_cli_writes_a_model_and_refuses_to_overwrite(tmp_path):
+    args = [
+        "train",
+        "--material",
+        "graphene",
+        "--pixel-size",
+        "0.25",
+        "--steps",
+        "2",
+        "--val-every",
+        "1",
+        "--crop",
+        "64",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--defect",
+        "substitution:C:Si:0.05",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    import json
+
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["class_names"] == ["C", "Si"]
+    assert cfg["provenance"]["materials"] == ["graphene"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "already holds a trained model" in r.output
+    r = runner.invoke(app, [*args[:-2], "--defect", "vacancy:Mo:0.1", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "vacancy:Mo:0.1" in r.output

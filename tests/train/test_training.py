@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+
+from atomlens.model import Model
+from atomlens.simulate import simulate_image
+from atomlens.train import Augmentation, augment_batch, normalize_batch, segmentation_loss
+from atomlens.train.validation import score_atoms
+from tests.common import train_tiny_model
+
+
+def test_short_training_finds_atoms(tiny_model):
+    """≈ 15 s of CPU training on easy images: F1 ≥ 0.98 on new images."""
+    from atomlens import find_atoms
+
+    tp = fp = fn = 0
+    for seed in (101, 102):
+        sim = simulate_image("graphene", shape=200, pixel_size=0.12, rng=seed)
+        found = find_atoms(sim.image, model=tiny_model, pixel_size=0.12)
+        s = score_atoms(found, sim.truth, shape=sim.image.shape, pixel_size=0.12)
+        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    assert f1 >= 0.98, (tp, fp, fn)
+    prov = tiny_model.config.provenance
+    assert prov["materials"] == ["graphene"] and "atomlens_version" in prov
+    assert prov["validation"]["f1"] >= 0.98
+
+
+def test_killed_training_resumes_exactly(tmp_path):
+    """Kill after 3 of 6 steps, resume: the weights equal an uninterrupted run's."""
+    full = train_tiny_model(tmp_path / "full", steps=6, val_every=3).model
+    with pytest.raises(KeyboardInterrupt):
+        _interrupted(tmp_path / "resumed", stop_after=4)
+    assert (tmp_path / "resumed" / "checkpoint" / "state.json").exists()
+    assert not (tmp_path / "resumed" / "config.json").exists()
+    resumed = train_tiny_model(tmp_path / "resumed", steps=6, val_every=3).model
+    for (k, a), b in zip(
+        full.network.state_dict().items(), resumed.network.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert any('"resume"' in line for line in lines)
+    assert not (tmp_path / "resumed" / "checkpoint").exists()
+
+
+def _interrupted(out, *, stop_after):
+    import atomlens.train.trainer as tr
+
+    real_fit = tr.Trainer.fit
+
+    def fit(self):
+        self.stop_after = stop_after
+        return real_fit(self)
+
+    tr.Trainer.fit = fit
+    try:
+        train_tiny_model(out, steps=6, val_every=3)
+    finally:
+        tr.Trainer.fit = real_fit
+
+
+def test_finished_model_is_not_overwritten_silently(tiny_model_dir):
+    from atomlens.train.trainer import Trainer
+
+    with pytest.raises(FileExistsError, match="already holds a trained model"):
+        Trainer(Model.load(tiny_model_dir), None, _FakeSource(), out=tiny_model_dir)  # type: ignore[arg-type]
+
+
+class _FakeSource:
+    class_names = ("C",)
+
+
+def test_augmentation_moves_image_and_masks_together():
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(4, 1, 32, 32)
+    img[:, :, 5:9, 20:24] = 100.0  # a bright square, labelled by the mask
+    masks = torch.zeros(4, 2, 32, 32)
+    masks[:, 1] = (img[:, 0] > 0).float()
+    masks[:, 0] = 1 - masks[:, 1]
+    aug = Augmentation(
+        scale=0.0, scan_jitter_px=0.0, blur_px=0.0, gamma=0.0, background=0.0, noise=0.0
+    )
+    x, m = augment_batch(img, masks, aug=aug, generator=g)
+    torch.testing.assert_close(m[:, 1], (x[:, 0] > 50).float())
+    torch.testing.assert_close(m.sum(1), torch.ones(4, 32, 32))
+    x2, m2 = augment_batch(img, masks, aug=Augmentation(), generator=g)
+    torch.testing.assert_close(m2.sum(1), torch.ones(4, 32, 32), atol=1e-5, rtol=0)
+    bright = normalize_batch(x2)[:, 0] > 0.5
+    assert (m2[:, 1][bright] > 0.5).float().mean() > 0.8
+
+
+def test_loss_is_lower_for_the_right_answer():
+    t = torch.zeros(1, 2, 8, 8)
+    t[:, 1, 2:4, 2:4] = 1
+    t[:, 0] = 1 - t[:, 1]
+    good = segmentation_loss(torch.log(t.clamp(1e-4)), t, dice_weight=1)
+    bad = segmentation_loss(torch.log((1 - t).clamp(1e-4)), t, dice_weight=1)
+    assert float(good) < 0.01 < float(bad)
+    np.testing.assert_array_less(0, float(bad))
