@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -48,10 +49,29 @@ HERE = Path(__file__).parent
 CASES = {
     "graphene": {
         "material": "graphene",
+        "model": "graphene",
+        "film_A": 0.0,
         "defects": [Substitution("C", "Si", 0.01)],
         "train_defects": [Substitution("C", "Si", 0.02), Vacancy("C", 0.01)],
+        "about": "suspended graphene with 1 % Si, no film",
     },
-    "srtio3": {"material": "srtio3", "defects": [], "train_defects": []},
+    "srtio3": {
+        "material": "srtio3",
+        "model": "srtio3",
+        "film_A": 1.0,
+        "defects": [],
+        "train_defects": [],
+        "about": "SrTiO3 [001], 1 Å amorphous carbon on top",
+    },
+    "graphene-on-film": {
+        "material": "graphene",
+        "model": "graphene",
+        "film_A": 1.0,
+        "defects": [Substitution("C", "Si", 0.01)],
+        "train_defects": [],
+        "about": "graphene under 1 Å of amorphous carbon: the film's atoms are a texture the "
+        "flat-background CRLB leaves out, so RMSE/CRLB grows with dose for any method",
+    },
 }
 DOSES = [1e3, 3e3, 1e4, 3e4, 1e5, 1e6]
 
@@ -76,12 +96,12 @@ def get_model(name: str, *, steps: int, retrain: bool) -> Model:
     return Model.load(out)
 
 
-def baseline(image: np.ndarray, *, pixel_size: float, sep_A: float) -> np.ndarray:
+def baseline(image: np.ndarray, *, pixel_size: float, sep_A: float, otsu: bool) -> np.ndarray:
     sm = ndimage.gaussian_filter(image.astype(float), 0.25 / pixel_size)
     sep = max(1, int(round(sep_A / pixel_size)))
-    yx = peak_local_max(
-        sm, min_distance=sep, threshold_abs=threshold_otsu(sm), exclude_border=False
-    )
+    # Atomap's get_atom_positions default is threshold_rel=0.02; Otsu is the usual fix
+    threshold = {"threshold_abs": threshold_otsu(sm)} if otsu else {"threshold_rel": 0.02}
+    yx = peak_local_max(sm, min_distance=sep, exclude_border=False, **threshold)
     xy = yx[:, ::-1].astype(float)
     if len(xy) < 2:
         return xy
@@ -99,22 +119,29 @@ def baseline(image: np.ndarray, *, pixel_size: float, sep_A: float) -> np.ndarra
     return fit.xy
 
 
+def _f1(a: dict) -> float:
+    prec = a["tp"] / max(a["tp"] + a["fp"], 1)
+    rec = a["tp"] / max(a["tp"] + a["fn"], 1)
+    return 2 * prec * rec / max(prec + rec, 1e-12)
+
+
 def run(name: str, model: Model, *, n_images: int) -> None:
     case = CASES[name]
     ps = 0.1
-    print(f"\n{name}: {n_images} images of 256² px at {ps} Å/px per dose")
+    print(f"\n{name} ({case['about']}): {n_images} images of 256² px at {ps} Å/px per dose")
     print(
         f"{'dose e/Å²':>10} {'CRLB pm':>8} | {'atomlens F1':>11} {'RMSE pm':>8} {'/CRLB':>6} "
         f"| {'baseline F1':>11} {'RMSE pm':>8} {'/CRLB':>6} | {'F1 gain':>7} {'RMSE ratio':>10}"
     )
+    keys = ("al", "bl-rel", "bl-otsu")
     for dose in DOSES:
-        acc = {k: {"tp": 0, "fp": 0, "fn": 0, "sq": []} for k in ("al", "bl")}
+        acc = {k: {"tp": 0, "fp": 0, "fn": 0, "sq": []} for k in keys}
         crlb_sq = []
         for seed in range(n_images):
             cond = ImagingConditions(
                 probe=GaussianProbe(fwhm_A=0.8),
                 dose_e_per_A2=dose,
-                background=Background(film_thickness_A=1.0),
+                background=Background(film_thickness_A=case["film_A"]),
             )
             sim = simulate_image(
                 case["material"],
@@ -124,30 +151,29 @@ def run(name: str, model: Model, *, n_images: int) -> None:
                 defects=case["defects"],
                 rng=1000 + seed,
             )
-            t = sim.truth
             crlb_sq.append(sim.crlb_A() ** 2)
-            found = find_atoms(sim.image, model=model, pixel_size=ps)
-            xy_b = baseline(sim.image, pixel_size=ps, sep_A=model.config.min_separation_A)
-            import pandas as pd
-
-            bl = pd.DataFrame({"x_px": xy_b[:, 0], "y_px": xy_b[:, 1]})
-            for key, table in (("al", found), ("bl", bl)):
-                s = score_atoms(table, t, shape=sim.image.shape, pixel_size=ps)
+            tables = {"al": find_atoms(sim.image, model=model, pixel_size=ps)}
+            for key, otsu in (("bl-rel", False), ("bl-otsu", True)):
+                xy_b = baseline(
+                    sim.image, pixel_size=ps, sep_A=model.config.min_separation_A, otsu=otsu
+                )
+                tables[key] = pd.DataFrame({"x_px": xy_b[:, 0], "y_px": xy_b[:, 1]})
+            for key, table in tables.items():
+                s = score_atoms(table, sim.truth, shape=sim.image.shape, pixel_size=ps)
                 for k in ("tp", "fp", "fn"):
                     acc[key][k] += s[k]
                 acc[key]["sq"].append(s["sq_err_A2"])
+        # the baseline gets the better of its two thresholds at each dose
+        bl = max(("bl-rel", "bl-otsu"), key=lambda k: _f1(acc[k]))
         crlb = float(np.sqrt(np.mean(np.concatenate(crlb_sq)))) * 100
         row = [f"{dose:10.0e} {crlb:8.2f}"]
         f1s, rms = {}, {}
-        for key in ("al", "bl"):
-            a = acc[key]
-            prec = a["tp"] / max(a["tp"] + a["fp"], 1)
-            rec = a["tp"] / max(a["tp"] + a["fn"], 1)
-            f1s[key] = 2 * prec * rec / max(prec + rec, 1e-12)
-            sq = np.concatenate(a["sq"])
+        for key in ("al", bl):
+            f1s[key] = _f1(acc[key])
+            sq = np.concatenate(acc[key]["sq"])
             rms[key] = float(np.sqrt(sq.mean())) * 100 if sq.size else float("nan")
             row.append(f"{f1s[key]:11.4f} {rms[key]:8.2f} {rms[key] / crlb:6.2f}")
-        row.append(f"{f1s['al'] - f1s['bl']:+7.4f} {rms['bl'] / rms['al']:9.2f}×")
+        row.append(f"{f1s['al'] - f1s[bl]:+7.4f} {rms[bl] / rms['al']:9.2f}×")
         print(" | ".join(row), flush=True)
 
 
@@ -162,9 +188,12 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     steps = 300 if args.quick else args.steps
     n = 1 if args.quick else args.images
-    for name in args.case or sorted(CASES):
-        model = get_model(name, steps=steps, retrain=args.retrain)
-        run(name, model, n_images=n)
+    models: dict[str, Model] = {}
+    for name in args.case or list(CASES):
+        key = CASES[name]["model"]
+        if key not in models:
+            models[key] = get_model(key, steps=steps, retrain=args.retrain)
+        run(name, models[key], n_images=n)
     print(
         "\nRMSE is per axis (x and y pooled), as is the CRLB; F1 matches within 0.5 Å, atoms "
         "within 1 Å of the border not counted. RMSE ratio = baseline / atomlens."
