@@ -61,27 +61,39 @@ def main() -> None:
     reps = 1 if args.quick else 3
     side = 512 if args.quick else 1024
 
-    sim = simulate_image("graphene", shape=side, pixel_size=0.1, rng=0,
-                         conditions=ImagingConditions(dose_e_per_A2=1e5))
+    sim = simulate_image(
+        "graphene",
+        shape=side,
+        pixel_size=0.1,
+        rng=0,
+        conditions=ImagingConditions(dose_e_per_A2=1e5),
+    )
     arch = UNetConfig(n_classes=1)
-    model = Model(UNet(arch).eval(), ModelConfig(architecture=arch, pixel_size_A=0.2,
-                                                 class_names=("C",)))
+    model = Model(
+        UNet(arch).eval(), ModelConfig(architecture=arch, pixel_size_A=0.2, class_names=("C",))
+    )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"1 CPU core; image {side}×{side} px at 0.1 Å/px, {len(sim.truth)} columns")
     probs = None
     for dev in devices:
         model.predict(sim.image[:256, :256], pixel_size=0.1, device=dev)  # warm-up
         t = timed(lambda dev=dev: model.predict(sim.image, pixel_size=0.1, device=dev), reps)
-        print(f"  inference ({dev}, U-Net {model.network.n_parameters() / 1e6:.2f} M): "
-              f"{t:.2f} s per image")
+        print(
+            f"  inference ({dev}, U-Net {model.network.n_parameters() / 1e6:.2f} M): "
+            f"{t:.2f} s per image"
+        )
     probs = np.stack([1 - sim.masks[1:].sum(0), sim.masks[1:].sum(0)])
-    t_loc = timed(lambda: locate_atoms(probs, sim.image, pixel_size=0.1, class_names=("C",)),
-                  reps)
+    t_loc = timed(lambda: locate_atoms(probs, sim.image, pixel_size=0.1, class_names=("C",)), reps)
     print(f"  localisation (peaks + refinement): {t_loc:.2f} s per image")
 
     # refinement throughput on ≈ 10,000 atoms
-    big = simulate_image("graphene", shape=1600, pixel_size=0.1, rng=1,
-                         conditions=ImagingConditions(dose_e_per_A2=1e5))
+    big = simulate_image(
+        "graphene",
+        shape=1600,
+        pixel_size=0.1,
+        rng=1,
+        conditions=ImagingConditions(dose_e_per_A2=1e5),
+    )
     xy = big.truth[["x_px", "y_px"]].to_numpy()
     xy = xy[(xy.min(1) > 12) & (xy.max(1) < 1600 - 13)]
     start = xy + np.random.default_rng(0).uniform(-0.5, 0.5, xy.shape)
@@ -89,10 +101,14 @@ def main() -> None:
     n_loop = 300
     t_loop = timed(lambda: curve_fit_loop(big.image, start[:n_loop], 10, 3.5), 1) / n_loop
     rate = len(xy) / t_ref
-    print(f"  refinement: {len(xy)} atoms in {t_ref:.2f} s = {rate:,.0f} atoms/s "
-          f"(target 10,000 atoms/s: {rate / 1e4:.2f}×)")
-    print(f"  per-atom scipy curve_fit loop: {1 / t_loop:,.0f} atoms/s "
-          f"→ batched fit is {rate * t_loop:.1f}× faster (and models neighbours and noise)")
+    print(
+        f"  refinement: {len(xy)} atoms in {t_ref:.2f} s = {rate:,.0f} atoms/s "
+        f"(target 10,000 atoms/s: {rate / 1e4:.2f}×)"
+    )
+    print(
+        f"  per-atom scipy curve_fit loop: {1 / t_loop:,.0f} atoms/s "
+        f"→ batched fit is {rate * t_loop:.1f}× faster (and models neighbours and noise)"
+    )
 
     # training steps
     from dataclasses import replace
@@ -106,15 +122,18 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             m = Model(UNet(arch), model.config)
-            tr = Trainer(m, TrainConfig(steps=n_steps, val_every=10_000, device=dev), src,
-                         out=f"{tmp}/m")
+            tr = Trainer(
+                m, TrainConfig(steps=n_steps, val_every=10_000, device=dev), src, out=f"{tmp}/m"
+            )
             t = time.perf_counter()
             tr.fit()
             dt = time.perf_counter() - t
         t_sim = timed(lambda: src.batch(0, batch_size=8), reps)
-        print(f"  training ({dev}, batch 8 of 128² px, simulation included): "
-              f"{n_steps / dt:.2f} steps/s; simulating a batch alone takes {t_sim:.2f} s "
-              f"({t_sim / (dt / n_steps):.0%} of a step)")
+        print(
+            f"  training ({dev}, batch 8 of 128² px, simulation included): "
+            f"{n_steps / dt:.2f} steps/s; simulating a batch alone takes {t_sim:.2f} s "
+            f"({t_sim / (dt / n_steps):.0%} of a step)"
+        )
         del replace
 
 

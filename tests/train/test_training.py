@@ -97,3 +97,38 @@ def test_loss_is_lower_for_the_right_answer():
     bad = segmentation_loss(torch.log((1 - t).clamp(1e-4)), t, dice_weight=1)
     assert float(good) < 0.01 < float(bad)
     np.testing.assert_array_less(0, float(bad))
+
+
+def test_pairs_from_coordinates_make_aligned_masks_and_train(tmp_path):
+    from atomlens.model import ModelConfig
+    from atomlens.nn import UNet, UNetConfig
+    from atomlens.train import PairSource, TrainConfig, Trainer, ValidationSet
+
+    sims = [simulate_image("graphene", shape=160, pixel_size=0.1, rng=s) for s in (0, 1)]
+    src = PairSource(
+        [s.image for s in sims],
+        [s.truth for s in sims],
+        pixel_size=0.1,
+        model_pixel_size=0.25,
+        class_names=("C",),
+        crop=48,
+        seed=0,
+    )
+    x, m = src.batch(0, batch_size=4)
+    assert x.shape == (4, 1, 48, 48) and m.shape == (4, 2, 48, 48)
+    # label disks sit on the bright columns
+    xn = normalize_batch(x)
+    assert float(xn[m[:, 1:] > 0.5].mean()) > float(xn[m[:, 1:] < 0.5].mean()) + 0.2
+    torch.testing.assert_close(src.batch(3, batch_size=4)[0], src.batch(3, batch_size=4)[0])
+    arch = UNetConfig(n_classes=1, width=4, depth=2)
+    model = Model(UNet(arch), ModelConfig(architecture=arch, pixel_size_A=0.25, class_names=("C",)))
+    val = ValidationSet.from_pairs([sims[0].image], [sims[0].truth], pixel_size=0.1)
+    res = Trainer(
+        model,
+        TrainConfig(steps=2, val_every=1, batch_size=2, device="cpu"),
+        src,
+        out=tmp_path / "m",
+        validation=val,
+    ).fit()
+    assert res.steps_done == 2 and "f1" in res.best
+    assert res.model.config.provenance["data"]["source"] == "pairs"

@@ -125,11 +125,12 @@ class _DoubleConv(nn.Sequential):
 class UNet(nn.Module):
     """U-Net (Ronneberger et al. 2015) returning per-pixel class logits.
 
-    The default (``width=16, depth=3``, about 0.47 M parameters) has a receptive field of
-    109 px. atomlens trains it at a sampling of about 0.2 Å/px (the model directory records
-    the exact value), where that field spans about 22 Å, i.e. 8–15 inter-column distances
-    of common 2D materials and perovskites: enough context to tell a column from a noise
-    blob at low dose, small enough to train on a CPU in minutes.
+    The default (``width=16, depth=3``, 0.48 M parameters) has a receptive field of 96 px
+    (:meth:`UNetConfig.receptive_field_px`). atomlens trains it at a sampling of about
+    0.2 Å/px (the model directory records the exact value; images are resampled to it),
+    where that field spans about 19 Å, i.e. 7–13 inter-column distances of common 2D
+    materials and perovskites: enough context to tell a column from a noise blob at low
+    dose, small enough to train on a CPU in minutes.
 
     Parameters
     ----------
