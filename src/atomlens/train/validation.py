@@ -31,7 +31,8 @@ def score_atoms(
     Returns
     -------
     dict
-        ``tp, fp, fn`` and ``sq_err_A2`` (squared x and y errors of the matched pairs [Å²]).
+        ``tp, fp, fn``, ``sq_err_A2`` (squared x and y errors of the matched pairs [Å²],
+        x then y per pair) and ``true_index`` (rows of ``truth`` matched, same order).
     """
     from atomlens.metrics import match_points
 
@@ -57,6 +58,7 @@ def score_atoms(
         "fn": int((t_core & ~matched_t).sum()),
         "fp": int((p_core & ~matched_p).sum()),
         "sq_err_A2": (d**2).ravel(),
+        "true_index": match.true_index[keep],
     }
 
 
