@@ -80,8 +80,8 @@ def locate_atoms(
        Gaussian fit of all atoms at once (:func:`atomlens.locate.refine_gaussian`), with its
        own position uncertainty. Atoms whose fit disk crosses the border are kept and
        flagged ``near_edge``; atoms whose fit fails keep their start position
-       (``refined = False``). Columns cut by the border whose fitted centre falls outside
-       the image are left out.
+       (``refined = False``), as do border columns whose fit drifts just outside the image;
+       columns whose fitted centre lies more than 1 px outside the image are left out.
 
     Parameters
     ----------
@@ -203,16 +203,28 @@ def locate_atoms(
             | (start[:, 1] > h - 1 - m)
         )
     classes = np.asarray(names, dtype=object)[cls_idx] if n else np.array([], dtype=object)
-    # Columns cut by the border can be fitted to a centre outside the image: the image does
-    # not show them, so they are not reported (pixel centres are at integers, so the image
-    # spans −0.5 … W − 0.5).
+    # Columns cut by the border: a fit on half a column is poorly constrained and can drift
+    # outwards. A centre fitted just outside (within 1 px) falls back to the network's
+    # position, flagged refined = False; one fitted further out is not a column of this
+    # image and is left out. Pixel centres are at integers: the image spans −0.5 … W − 0.5.
     h, w = fg.shape
-    inside = (
-        (final[:, 0] >= -0.5)
-        & (final[:, 0] <= w - 0.5)
-        & (final[:, 1] >= -0.5)
-        & (final[:, 1] <= h - 0.5)
-    )
+
+    def within(xy: np.ndarray, margin: float) -> np.ndarray:
+        return (
+            (xy[:, 0] >= -0.5 - margin)
+            & (xy[:, 0] <= w - 0.5 + margin)
+            & (xy[:, 1] >= -0.5 - margin)
+            & (xy[:, 1] <= h - 0.5 + margin)
+        )
+
+    out_now = ~within(final, 0.0)
+    back = out_now & within(final, 1.0) & within(start, 0.0)
+    if back.any():
+        final = np.where(back[:, None], start, final)
+        cols["refined"] = np.where(back, False, cols["refined"])
+        for k in ("fit_sigma_x_A", "fit_sigma_y_A"):
+            cols[k] = np.where(back, np.nan, cols[k])
+    inside = within(final, 0.0)
     if not inside.all():
         logger.debug("%d atoms fitted outside the image were dropped", int((~inside).sum()))
     table = make_atoms_table(
