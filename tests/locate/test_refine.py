@@ -70,3 +70,16 @@ def test_no_atoms_and_bad_radius():
     assert fit.xy.shape == (0, 2)
     with pytest.raises(ValueError, match="radius_px"):
         refine_gaussian(np.zeros((8, 8)), np.zeros((1, 2)), radius_px=0.5)
+
+
+def test_width_prior_keeps_each_group_its_own_width():
+    rng = np.random.default_rng(3)
+    narrow, xy_n = _spots(rng, n_side=6, sigma=1.8, counts=2e4)
+    wide, xy_w = _spots(rng, n_side=6, sigma=2.8, counts=2e4)
+    im = np.hstack([narrow, wide])
+    xy = np.vstack([xy_n, xy_w + [narrow.shape[1], 0]])
+    groups = np.repeat([0, 1], len(xy_n))
+    fit = refine_gaussian(im, xy + 0.3, radius_px=7, width_px=2.3, groups=groups)
+    assert np.median(fit.width[groups == 0]) == pytest.approx(1.8, rel=0.05)
+    assert np.median(fit.width[groups == 1]) == pytest.approx(2.8, rel=0.05)
+    assert np.sqrt(np.mean((fit.xy - xy) ** 2)) < 0.1

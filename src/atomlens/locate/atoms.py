@@ -183,7 +183,7 @@ def locate_atoms(
         else:
             radius = max(2.0, fit_radius_A / ps)
             s = radius / 3.0
-        fit = refine_gaussian(img, start, radius_px=radius, width_px=s)
+        fit = refine_gaussian(img, start, radius_px=radius, width_px=s, groups=cls_idx)
         final = fit.xy
         cols.update(
             intensity=fit.intensity,
