@@ -77,7 +77,7 @@ def test_width_prior_keeps_each_group_its_own_width():
     narrow, xy_n = _spots(rng, n_side=6, sigma=1.8, counts=2e4)
     wide, xy_w = _spots(rng, n_side=6, sigma=2.8, counts=2e4)
     im = np.hstack([narrow, wide])
-    xy = np.vstack([xy_n, xy_w + [narrow.shape[1], 0]])
+    xy = np.vstack([xy_n, xy_w + np.array([narrow.shape[1], 0])])
     groups = np.repeat([0, 1], len(xy_n))
     fit = refine_gaussian(im, xy + 0.3, radius_px=7, width_px=2.3, groups=groups)
     assert np.median(fit.width[groups == 0]) == pytest.approx(1.8, rel=0.05)
