@@ -304,9 +304,12 @@ def train(
     ] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (network, data, augmentation).")] = 0,
+    members: Annotated[
+        int, typer.Option(help="Ensemble members, each with its own seed (1: a single model).")
+    ] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,
 ) -> None:
-    """Train a model on simulated images; re-running after an interruption resumes it."""
+    """Train a model (or an ensemble) on simulated images; re-running resumes it."""
     try:
         from atomlens.nn import UNetConfig
         from atomlens.simulate import load_material, parse_defect
@@ -328,7 +331,7 @@ def train(
         unused = [defect[i] for i, d in enumerate(parsed) if id(d) not in used]  # type: ignore[index]
         if unused:
             raise ValueError(f"--defect {unused[0]} names an element none of {material} has.")
-        res = train_model(
+        kwargs = dict(
             materials=material,
             pixel_size=pixel_size,
             out=out,
@@ -350,8 +353,24 @@ def train(
             overwrite=overwrite,
             progress=not _state.get("quiet"),
         )
+        if members > 1:
+            from atomlens.ensemble import train_ensemble
+
+            ens = train_ensemble(members=members, **kwargs)
+        else:
+            res = train_model(**kwargs)
     except _USER_ERRORS as exc:
         _fail(exc)
+        return
+    if members > 1:
+        if not _state.get("quiet"):
+            scores = [
+                p.get("validation", {}).get("f1", float("nan")) for p in ens.member_provenance
+            ]
+            typer.echo(
+                f"wrote {out}/: ensemble of {members}; member validation F1 "
+                + ", ".join(f"{f:.4f}" for f in scores)
+            )
         return
     if not _state.get("quiet"):
         b = res.best
@@ -376,14 +395,18 @@ def find(
     min_separation: Annotated[
         float | None, typer.Option("--min-separation", help="Minimum atom distance [Å].")
     ] = None,
+    p_min: Annotated[
+        float,
+        typer.Option("--p-min", help="Share of ensemble members that must find an atom."),
+    ] = 0.5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
 ) -> None:
-    """Find atoms in IMAGE; write OUT/atoms.csv and OUT/overlay.png."""
+    """Find atoms in IMAGE; write OUT/atoms.csv, rejected.csv, overlay.png, uncertainty.png."""
     try:
-        from atomlens.finder import find_atoms, save_find_results
+        from atomlens.ensemble import Ensemble
+        from atomlens.finder import find, save_find_results
         from atomlens.io import read_image
-        from atomlens.model import Model
 
         img = read_image(image, pixel_size=pixel_size)
         if img.pixel_size is None:
@@ -391,32 +414,35 @@ def find(
                 f"{image} does not say its pixel size; pass --pixel-size in Å/px "
                 "(e.g. --pixel-size 0.1)."
             )
-        mdl = Model.load(model)
-        atoms = find_atoms(
+        ens = Ensemble.load(model)
+        result = find(
             img.data,
-            model=mdl,
+            model=ens,
             pixel_size=img.pixel_size,
             device=device,
             threshold=threshold,
             min_separation_A=min_separation,
+            p_min=p_min,
             progress=not _state.get("quiet"),
         )
         save_find_results(
             out,
             img.data,
-            atoms,
+            result,
             pixel_size=img.pixel_size,
-            title=f"{image.name}: {len(atoms)} atoms",
+            title=f"{image.name}: {len(result.atoms)} atoms",
             overwrite=overwrite,
         )
     except _USER_ERRORS as exc:
         _fail(exc)
         return
     if not _state.get("quiet"):
+        atoms = result.atoms
         counts = ", ".join(f"{k} {v}" for k, v in atoms["class"].value_counts().items())
         typer.echo(
-            f"wrote {out}/atoms.csv and overlay.png: {len(atoms)} atoms ({counts}) at "
-            f"{img.pixel_size:g} Å/px ({img.pixel_size_source})"
+            f"wrote {out}/: {len(atoms)} atoms ({counts}) at {img.pixel_size:g} Å/px "
+            f"({img.pixel_size_source}) with {len(ens)} member{'s' if len(ens) > 1 else ''}; "
+            f"{len(result.rejected)} candidates below p_detect {p_min:g} in rejected.csv"
         )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,9 +17,126 @@ from atomlens._validate import validate_pixel_size
 from atomlens.locate import locate_atoms
 from atomlens.model import Model
 
-__all__ = ["find_atoms", "save_find_results"]
+if TYPE_CHECKING:
+    from atomlens.ensemble import Ensemble, Prediction
+
+__all__ = ["FindResult", "find", "find_atoms", "save_find_results"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """What :func:`find` returns.
+
+    Attributes
+    ----------
+    atoms : pandas.DataFrame
+        Atoms found by at least ``p_min`` of the members, with ``p_detect``, ``sigma_x_A``,
+        ``sigma_y_A`` and ``epistemic`` besides the columns of
+        :func:`atomlens.locate.locate_atoms`.
+    rejected : pandas.DataFrame
+        Candidates fewer members found (same columns); not dropped silently.
+    prediction : Prediction
+        Mean probabilities and uncertainty maps on the image grid.
+    pixel_size : float
+        [Å/px].
+    """
+
+    atoms: pd.DataFrame
+    rejected: pd.DataFrame
+    prediction: Prediction
+    pixel_size: float
+
+
+def _as_ensemble(model: Model | Ensemble | str | PathLike[str]) -> Ensemble:
+    from atomlens.ensemble import Ensemble
+
+    if isinstance(model, Ensemble):
+        return model
+    if isinstance(model, Model):
+        return Ensemble([model.network], model.config, [model.config.provenance])
+    return Ensemble.load(model)
+
+
+def find(
+    image: np.ndarray,
+    /,
+    *,
+    model: Model | Ensemble | str | PathLike[str],
+    pixel_size: float,
+    device: str | torch.device = "cpu",
+    threshold: float = 0.5,
+    min_separation_A: float | None = None,
+    p_min: float = 0.5,
+    refine: bool = True,
+    keep_members: bool = False,
+    mode: str = "auto",
+    tile: int = 256,
+    batch_size: int = 8,
+    progress: bool | Callable[..., object] = False,
+) -> FindResult:
+    """Find atoms with an ensemble (or a single model, as an ensemble of one).
+
+    Every member predicts the image; their detections are matched to each other and each
+    atom gets the share of members that found it (``p_detect``), a position refined on the
+    raw image, an uncertainty that adds the fit's σ and the members' spread, and the
+    ensemble's epistemic uncertainty around it. See
+    :func:`atomlens.ensemble.consensus_atoms`.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W) or (C, H, W)
+        The raw image.
+    model : Model, Ensemble or path
+        The model or ensemble, or its directory.
+    pixel_size : float
+        [Å/px].
+    p_min : float
+        Share of members that must find an atom for it to count; the others go to
+        ``rejected``.
+    keep_members : bool
+        Keep the members' maps in the returned prediction.
+    mode : {"auto", "vectorized", "sequential"}
+        How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
+    device, threshold, min_separation_A, refine, tile, batch_size, progress
+        As in :func:`find_atoms`.
+
+    Returns
+    -------
+    FindResult
+    """
+    from atomlens.ensemble import consensus_atoms, decompose
+
+    ps = validate_pixel_size(pixel_size)
+    ens = _as_ensemble(model)
+    maps = ens.predict_members(
+        image,
+        pixel_size=ps,
+        device=device,
+        mode=mode,
+        tile=tile,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    pred = decompose(maps, class_names=ens.config.class_names, keep_members=keep_members)
+    raw = np.asarray(image, dtype=np.float64)
+    raw = raw if raw.ndim == 2 else raw[0]
+    c = ens.config
+    atoms, rejected = consensus_atoms(
+        pred,
+        maps,
+        raw,
+        pixel_size=ps,
+        min_separation_A=min_separation_A if min_separation_A is not None else c.min_separation_A,
+        threshold=threshold,
+        label_radius_A=c.label_radius_A,
+        p_min=p_min,
+        refine=refine,
+        contrast="bright" if c.contrast == "haadf" else "dark",
+    )
+    logger.info("found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), p_min)
+    return FindResult(atoms, rejected, pred, ps)
 
 
 def find_atoms(
@@ -40,8 +159,9 @@ def find_atoms(
     ----------
     image : ndarray of shape (H, W) or (C, H, W)
         The raw image (any linear intensity unit).
-    model : Model or path
-        A :class:`atomlens.model.Model` or a model directory.
+    model : Model, Ensemble or path
+        A :class:`atomlens.model.Model`, an :class:`atomlens.ensemble.Ensemble` (then the
+        atoms of :func:`find` are returned) or a model directory.
     pixel_size : float
         Pixel size of the image [Å/px]; the image is resampled to the model's sampling
         for the network and the atoms are refined on the original pixels.
@@ -64,7 +184,25 @@ def find_atoms(
         The atoms table of :func:`atomlens.locate.locate_atoms`.
     """
     ps = validate_pixel_size(pixel_size)
-    mdl = model if isinstance(model, Model) else Model.load(model)
+    if not isinstance(model, Model):
+        from atomlens.ensemble import Ensemble
+
+        ens = model if isinstance(model, Ensemble) else Ensemble.load(model)
+        if len(ens) > 1:
+            return find(
+                image,
+                model=ens,
+                pixel_size=ps,
+                device=device,
+                threshold=threshold,
+                min_separation_A=min_separation_A,
+                refine=refine,
+                tile=tile,
+                batch_size=batch_size,
+                progress=progress,
+            ).atoms
+        model = ens.member(0)
+    mdl = model
     probs = mdl.predict(
         image, pixel_size=ps, device=device, tile=tile, batch_size=batch_size, progress=progress
     )
@@ -90,13 +228,17 @@ def save_find_results(
     out: str | PathLike[str],
     /,
     image: np.ndarray,
-    atoms: pd.DataFrame,
+    result: FindResult | pd.DataFrame,
     *,
     pixel_size: float,
     title: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``atoms.csv`` and ``overlay.png`` into the directory ``out``, atomically.
+    """Write the results of :func:`find` (or an atoms table) into ``out``, atomically.
+
+    Files: ``atoms.csv``, ``overlay.png`` (atoms coloured by class) and, for a
+    :class:`FindResult`, ``rejected.csv`` (candidates below ``p_min``) and
+    ``uncertainty.png`` (the epistemic map with both).
 
     Parameters
     ----------
@@ -104,8 +246,8 @@ def save_find_results(
         Output directory; refused if it exists and is not empty, unless ``overwrite``.
     image : ndarray of shape (H, W)
         The image the atoms were found in.
-    atoms : pandas.DataFrame
-        The atoms table from :func:`find_atoms`.
+    result : FindResult or pandas.DataFrame
+        What :func:`find` or :func:`find_atoms` returned.
     pixel_size : float
         Pixel size [Å/px] (for the scale bar).
     title : str, optional
@@ -119,17 +261,23 @@ def save_find_results(
         ``out``.
     """
     from atomlens._atomic import atomic_directory
-    from atomlens.report.figures import save_atoms_png
+    from atomlens.report.figures import save_atoms_png, save_uncertainty_png
 
     final = Path(out)
+    atoms = result.atoms if isinstance(result, FindResult) else result
+    img = np.asarray(image)
+    img = img if img.ndim == 2 else img[0]
     with atomic_directory(final, overwrite=overwrite) as tmp:
         atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
-        img = np.asarray(image)
-        save_atoms_png(
-            tmp / "overlay.png",
-            img if img.ndim == 2 else img[0],
-            atoms=atoms,
-            title=title,
-            pixel_size=pixel_size,
-        )
+        save_atoms_png(tmp / "overlay.png", img, atoms=atoms, title=title, pixel_size=pixel_size)
+        if isinstance(result, FindResult):
+            result.rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+            n = result.prediction.n_members
+            save_uncertainty_png(
+                tmp / "uncertainty.png",
+                result.prediction.mutual_information,
+                atoms=result.atoms,
+                rejected=result.rejected,
+                title=f"epistemic uncertainty, {n} member{'s' if n > 1 else ''}",
+            )
     return final

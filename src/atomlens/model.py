@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -190,24 +190,23 @@ class Model:
         from safetensors.torch import load_file
 
         d = Path(path)
-        if not d.is_dir():
+        config, members = read_model_config(d)
+        w_path = d / WEIGHTS_FILE
+        if not w_path.is_file():
+            raise ModelFileError(f"{w_path} is missing; {d} is not a complete atomlens model.")
+        if members is not None and len(members) != 1:
             raise ModelFileError(
-                f"model directory {d} does not exist; pass a directory written by "
-                "`atomlens train` (it holds config.json and weights.safetensors)."
+                f"{d} holds an ensemble of {len(members)} members; load it with "
+                "atomlens.ensemble.Ensemble.load (atomlens find does)."
             )
-        cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
-        for p in (cfg_path, w_path):
-            if not p.is_file():
-                raise ModelFileError(f"{p} is missing; {d} is not a complete atomlens model.")
-        try:
-            raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{cfg_path} is not valid JSON: {exc}.") from None
-        config = ModelConfig.from_dict(raw, source=str(cfg_path))
         try:
             state = load_file(str(w_path), device=str(device))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelFileError(f"{w_path} is not a readable safetensors file: {exc}.") from None
+        if members is not None:
+            state = {k[len("members.0.") :]: v for k, v in state.items()}
+            config = replace(config, provenance=members[0].get("provenance", {}))
+        cfg_path = d / CONFIG_FILE
         net = UNet(config.architecture)
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -308,6 +307,43 @@ class Model:
             probs = _resize_to(probs, (h, w))
             probs /= probs.sum(axis=0, keepdims=True)
         return probs
+
+
+def read_model_config(
+    directory: str | PathLike[str], /
+) -> tuple[ModelConfig, list[dict[str, Any]] | None]:
+    """Parse ``config.json`` of a model directory.
+
+    Returns
+    -------
+    ModelConfig
+        The shared configuration.
+    list of dict or None
+        The per-member records of an ensemble directory; None for a single model.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelFileError(
+            f"model directory {d} does not exist; pass a directory written by "
+            "`atomlens train` (it holds config.json and weights.safetensors)."
+        )
+    cfg_path = d / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise ModelFileError(f"{cfg_path} is missing; {d} is not a complete atomlens model.")
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{cfg_path} is not valid JSON: {exc}.") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{cfg_path} is not an atomlens model config.")
+    members = raw.pop("members", None)
+    if members is not None and (
+        not isinstance(members, list)
+        or not members
+        or not all(isinstance(m, dict) for m in members)
+    ):
+        raise ModelFileError(f"{cfg_path}: 'members' must be a non-empty list of records.")
+    return ModelConfig.from_dict(raw, source=str(cfg_path)), members
 
 
 def _resize_to(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

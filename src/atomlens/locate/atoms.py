@@ -16,7 +16,7 @@ from atomlens.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
 from atomlens.locate.refine import refine_gaussian
 
-__all__ = ["locate_atoms"]
+__all__ = ["atoms_from_starts", "detect_starts", "locate_atoms"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +128,73 @@ def locate_atoms(
     validate_positive(min_separation_A, name="min_separation_A", unit="Å")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be within (0, 1), got {threshold!r}.")
-    fg = 1.0 - p[0]
     min_sep_px = min_separation_A / ps
     lab_px = max(label_radius_A / ps, 1.0)
-    xy, score = find_peaks(
-        fg, min_distance_px=min_sep_px, threshold=threshold, smooth_px=max(0.5, 0.3 * lab_px)
+    start, score = detect_starts(
+        1.0 - p[0], min_distance_px=min_sep_px, threshold=threshold, label_radius_px=lab_px
     )
-    n = len(xy)
-    start = _centroids(fg, xy, lab_px) if n else xy
+    return atoms_from_starts(
+        p,
+        image,
+        start,
+        score,
+        pixel_size=ps,
+        class_names=names,
+        label_radius_px=lab_px,
+        min_distance_px=min_sep_px,
+        refine=refine,
+        fit_radius_A=fit_radius_A,
+        contrast=contrast,
+    )
+
+
+def detect_starts(
+    foreground: np.ndarray, /, *, min_distance_px: float, threshold: float, label_radius_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of a foreground map and the probability-weighted centroids around them.
+
+    Returns
+    -------
+    xy : ndarray of shape (N, 2)
+        Start positions (x, y) [px].
+    score : ndarray of shape (N,)
+        Smoothed foreground probability at each peak.
+    """
+    fg = np.asarray(foreground, dtype=np.float32)
+    xy, score = find_peaks(
+        fg,
+        min_distance_px=min_distance_px,
+        threshold=threshold,
+        smooth_px=max(0.5, 0.3 * label_radius_px),
+    )
+    return (_centroids(fg, xy, label_radius_px) if len(xy) else xy), score
+
+
+def atoms_from_starts(
+    probabilities: np.ndarray,
+    image: np.ndarray | None,
+    start: np.ndarray,
+    score: np.ndarray,
+    /,
+    *,
+    pixel_size: float,
+    class_names: Sequence[str],
+    label_radius_px: float,
+    min_distance_px: float,
+    refine: bool = True,
+    fit_radius_A: float | None = None,
+    contrast: Literal["auto", "bright", "dark"] = "auto",
+    extra: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Classes, refinement and the atoms table for given start positions (see
+    :func:`locate_atoms`); ``extra`` columns (one value per start) ride along."""
+    ps = pixel_size
+    p = probabilities
+    names = list(class_names)
+    fg = 1.0 - p[0]
+    lab_px = label_radius_px
+    min_sep_px = min_distance_px
+    n = len(start)
     cls_p = _disk_mean(p[1:], start, lab_px) if n else np.zeros((0, len(names)))
     cls_idx = cls_p.argmax(axis=1) if n else np.zeros(0, dtype=int)
     share = (
@@ -143,6 +202,7 @@ def locate_atoms(
     )
     empty = np.full(n, np.nan)
     cols = {
+        **{k: np.asarray(v) for k, v in (extra or {}).items()},
         "score": score,
         "class_p": share,
         "intensity": empty.copy(),

@@ -108,3 +108,73 @@ def save_atoms_png(
         fig.savefig(path)
     finally:
         plt.close(fig)
+
+
+def plot_uncertainty(
+    epistemic: np.ndarray,
+    /,
+    *,
+    atoms: pd.DataFrame | None = None,
+    rejected: pd.DataFrame | None = None,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Show an epistemic-uncertainty map [nats] with the accepted atoms (white dots) and the
+    candidates the members did not agree on (red rings). Returns ``ax``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    im = ax.imshow(epistemic, cmap="magma", vmin=0, interpolation="nearest")
+    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mutual information [nats]")
+    if atoms is not None and len(atoms):
+        ax.scatter(
+            atoms["x_px"],
+            atoms["y_px"],
+            s=3,
+            c="white",
+            linewidths=0,
+            label=f"atoms ({len(atoms)})",
+        )
+    if rejected is not None and len(rejected):
+        ax.scatter(
+            rejected["x_px"],
+            rejected["y_px"],
+            s=40,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.0,
+            label=f"members disagree ({len(rejected)})",
+        )
+    if (atoms is not None and len(atoms)) or (rejected is not None and len(rejected)):
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+    ax.set_xlim(-0.5, epistemic.shape[1] - 0.5)
+    ax.set_ylim(epistemic.shape[0] - 0.5, -0.5)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def save_uncertainty_png(
+    path: str | PathLike[str],
+    epistemic: np.ndarray,
+    /,
+    *,
+    atoms: pd.DataFrame | None = None,
+    rejected: pd.DataFrame | None = None,
+    title: str | None = None,
+) -> None:
+    """Write :func:`plot_uncertainty` to a PNG file at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.6, 7), dpi=110)
+    try:
+        plot_uncertainty(epistemic, atoms=atoms, rejected=rejected, ax=ax, title=title)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)

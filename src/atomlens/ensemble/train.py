@@ -1,0 +1,124 @@
+"""Training an ensemble: one training run per member, seeds apart."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from atomlens.ensemble.ensemble import Ensemble
+from atomlens.model import CONFIG_FILE, Model
+from atomlens.train.trainer import TrainConfig
+
+__all__ = ["train_ensemble"]
+
+logger = logging.getLogger(__name__)
+
+MEMBERS_DIR = "members"
+
+
+def train_ensemble(
+    *,
+    members: int,
+    out: str | PathLike[str],
+    config: TrainConfig | None = None,
+    overwrite: bool = False,
+    progress: bool | Callable[..., Any] = False,
+    **recipe: Any,
+) -> Ensemble:
+    """Train ``members`` networks that differ only in their seed, and save them as one model.
+
+    Member ``i`` uses seed ``config.seed + 1000 · i`` for its initial weights, its stream of
+    simulated images and its augmentation draws: the diversity that makes the members'
+    disagreement mean something. Each member trains in ``out/members/i/`` with its own
+    checkpoint, so an interrupted run resumes at the member and step where it stopped; at
+    the end ``out/`` holds the ensemble (``config.json`` + ``weights.safetensors``) and the
+    members' logs in ``out/logs/``.
+
+    Parameters
+    ----------
+    members : int
+        Number of members N ≥ 1.
+    out : path
+        Model directory.
+    config : TrainConfig, optional
+        Hyperparameters shared by the members (``seed`` is the base seed).
+    overwrite : bool
+        Replace a finished model at ``out``.
+    progress : bool or callable
+        Progress bars.
+    **recipe
+        Everything else :func:`atomlens.train.recipe.train_model` takes (materials,
+        pixel_size, defects, …).
+
+    Returns
+    -------
+    Ensemble
+    """
+    from atomlens.train.recipe import train_model
+
+    if not (isinstance(members, int) and 1 <= members <= 64):
+        raise ValueError(f"members must be an int within 1–64, got {members!r}.")
+    root = Path(out)
+    cfg = config if config is not None else TrainConfig()
+    if (root / CONFIG_FILE).exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{root} already holds a trained model; choose another --out or pass "
+                "overwrite=True (--overwrite)."
+            )
+        shutil.rmtree(root)
+    elif root.exists() and any(root.iterdir()) and not (root / MEMBERS_DIR).exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{root} exists, is not empty and is not an ensemble run to resume; choose "
+                "another --out or pass --overwrite."
+            )
+        shutil.rmtree(root)
+    models = []
+    for i in range(members):
+        member_dir = root / MEMBERS_DIR / str(i)
+        if (member_dir / CONFIG_FILE).exists() and not (member_dir / "checkpoint").exists():
+            logger.info("member %d already trained", i)
+            models.append(Model.load(member_dir))
+            continue
+        logger.info("training member %d of %d", i + 1, members)
+        res = train_model(
+            out=member_dir,
+            config=replace(cfg, seed=cfg.seed + 1000 * i),
+            progress=progress,
+            **recipe,
+        )
+        models.append(res.model)
+    ens = Ensemble.from_models(models)
+    ens.config = replace(
+        ens.config,
+        provenance={
+            "members": members,
+            "base_seed": cfg.seed,
+            "materials": models[0].config.provenance.get("materials"),
+            "atomlens_version": models[0].config.provenance.get("atomlens_version"),
+        },
+    )
+    # assemble beside the members, then move the files in: config.json last (the marker)
+    tmp = root / ".ensemble.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    ens.save(tmp)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    for i in range(members):
+        log = root / MEMBERS_DIR / str(i) / "metrics.jsonl"
+        if log.exists():
+            shutil.copy2(log, logs / f"member-{i}.jsonl")
+    for name in sorted(os.listdir(tmp), key=lambda n: n == CONFIG_FILE):
+        os.replace(tmp / name, root / name)
+    tmp.rmdir()
+    shutil.rmtree(root / MEMBERS_DIR, ignore_errors=True)
+    (logs / "ensemble.json").write_text(json.dumps(ens.config.provenance, indent=1))
+    return ens

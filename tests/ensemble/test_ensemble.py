@@ -1,0 +1,165 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from atomlens import find_atoms
+from atomlens.ensemble import Ensemble, consensus_atoms, decompose, merge_detections
+from atomlens.finder import find
+from atomlens.model import Model, ModelFileError
+from atomlens.nn import UNet
+from atomlens.simulate import simulate_image
+from atomlens.simulate.labels import render_masks
+
+
+def _members_of(model: Model, n: int, seed: int = 0) -> Ensemble:
+    """``n`` copies of a model with slightly perturbed weights: distinct but all sensible."""
+    g = torch.Generator().manual_seed(seed)
+    nets = []
+    for _ in range(n):
+        net = UNet(model.config.architecture)
+        net.load_state_dict(model.network.state_dict())
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(1 + 0.02 * torch.randn(p.shape, generator=g))
+        nets.append(net.eval())
+    return Ensemble(nets, model.config)
+
+
+def test_an_ensemble_of_one_finds_what_the_model_finds(tiny_model):
+    sim = simulate_image("graphene", shape=160, pixel_size=0.1, rng=11)
+    plain = find_atoms(sim.image, model=tiny_model, pixel_size=0.1)
+    res = find(sim.image, model=Ensemble([tiny_model.network], tiny_model.config), pixel_size=0.1)
+    assert len(res.rejected) == 0
+    cols = ["x_px", "y_px", "class", "score", "fit_sigma_x_A", "refined"]
+    pd.testing.assert_frame_equal(res.atoms[cols], plain[cols])
+    assert (res.atoms["p_detect"] == 1).all()
+    np.testing.assert_allclose(res.atoms["epistemic"], 0, atol=1e-5)
+    np.testing.assert_allclose(res.atoms["sigma_x_A"], res.atoms["fit_sigma_x_A"])  # NaN = NaN
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+def test_consensus_counts_the_members_that_found_each_atom(n):
+    sim = simulate_image("graphene", shape=128, pixel_size=0.1, rng=2)
+    t = sim.truth
+    xy = t[["x_px", "y_px"]].to_numpy()
+    rng = np.random.default_rng(n)
+    found_by = rng.integers(1, n + 1, size=len(xy))  # how many members see atom j
+    maps = []
+    for m in range(n):
+        sel = found_by > m
+        jitter = rng.normal(0, 0.3, (sel.sum(), 2))
+        maps.append(
+            render_masks(
+                xy[sel] + jitter,
+                class_index=np.zeros(sel.sum(), int),
+                n_classes=1,
+                shape=sim.image.shape,
+                radius_px=5,
+            )
+        )
+    maps = np.stack(maps)
+    pred = decompose(maps, class_names=("C",))
+    atoms, rejected = consensus_atoms(pred, maps, sim.image, pixel_size=0.1, p_min=0.5)
+    both = np.vstack([atoms[["x_px", "y_px"]].to_numpy(), rejected[["x_px", "y_px"]].to_numpy()])
+    p = np.concatenate([atoms["p_detect"].to_numpy(), rejected["p_detect"].to_numpy()])
+    from atomlens.metrics import match_points
+
+    mt = match_points(both, xy, radius=3)
+    inner = (xy.min(1) > 8) & (xy.max(1) < 119)
+    ok = inner[mt.true_index]
+    assert ok.sum() > 0.9 * inner.sum()
+    np.testing.assert_allclose(p[mt.pred_index][ok], (found_by / n)[mt.true_index][ok])
+    assert (atoms["p_detect"] >= 0.5).all() and (rejected["p_detect"] < 0.5).all()
+    if n > 1:
+        several = atoms["p_detect"] * n >= 2
+        # (disks drawn from nearly the same point can cover the same pixels: spread 0)
+        assert (atoms["member_spread_x_A"][several] > 0).mean() > 0.7
+        assert (atoms["sigma_x_A"] >= atoms["fit_sigma_x_A"]).all()
+
+
+def test_merge_keeps_one_point_per_member_per_atom():
+    a = np.array([[0.0, 0.0], [0.3, 0.0]])  # two close points from one member
+    b = np.array([[0.1, 0.0]])
+    xy, count = merge_detections([a, b], radius=1.0)
+    assert sorted(count.tolist()) == [1, 2]
+    assert (np.isfinite(xy[:, 0, 0]).sum(), np.isfinite(xy[:, 1, 0]).sum()) == (2, 1)
+
+
+def test_vectorized_and_sequential_agree(tiny_model):
+    ens = _members_of(tiny_model, 3)
+    im = simulate_image("graphene", shape=96, pixel_size=0.1, rng=4).image
+    a = ens.predict_members(im, pixel_size=0.1, mode="vectorized")
+    b = ens.predict_members(im, pixel_size=0.1, mode="sequential")
+    assert a.shape == (3, 2, 96, 96)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(a[0], a[1])  # the members differ
+
+
+def test_ensemble_directory_round_trips_and_rejects_tampering(tiny_model, tmp_path):
+    ens = _members_of(tiny_model, 3)
+    ens.save(tmp_path / "e")
+    again = Ensemble.load(tmp_path / "e")
+    assert len(again) == 3
+    im = simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image
+    np.testing.assert_array_equal(
+        ens.predict_members(im, pixel_size=0.1), again.predict_members(im, pixel_size=0.1)
+    )
+    with pytest.raises(ModelFileError, match="ensemble of 3 members"):
+        Model.load(tmp_path / "e")
+    # a single-model directory loads as an ensemble of one
+    tiny_model.save(tmp_path / "single")
+    assert len(Ensemble.load(tmp_path / "single")) == 1
+    # tampering: a member dropped from the weights, a pickle instead of safetensors
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tmp_path / "e" / "weights.safetensors"))
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("members.2.")},
+        str(tmp_path / "e" / "weights.safetensors"),
+    )
+    with pytest.raises(ModelFileError, match="member 2"):
+        Ensemble.load(tmp_path / "e")
+    import pickle
+
+    (tmp_path / "e" / "weights.safetensors").write_bytes(pickle.dumps(state))
+    with pytest.raises(ModelFileError, match="not a readable safetensors"):
+        Ensemble.load(tmp_path / "e")
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    cfg["members"] = "all of them"
+    (tmp_path / "e" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="members"):
+        Ensemble.load(tmp_path / "e")
+
+
+def test_train_ensemble_writes_one_directory(tmp_path):
+    from atomlens.ensemble import train_ensemble
+    from atomlens.nn import UNetConfig
+    from atomlens.train import TrainConfig
+    from tests.common import EASY
+
+    ens = train_ensemble(
+        members=2,
+        out=tmp_path / "e",
+        materials=["graphene"],
+        pixel_size=0.25,
+        crop=64,
+        architecture=UNetConfig(width=4, depth=2),
+        n_validation=1,
+        config=TrainConfig(steps=2, val_every=1, device="cpu"),
+        **EASY,
+    )
+    assert len(ens) == 2
+    again = Ensemble.load(tmp_path / "e")
+    seeds = [p["seed"] for p in again.member_provenance]
+    assert seeds == [0, 1000]
+    assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [
+        "config.json",
+        "logs",
+        "weights.safetensors",
+    ]
+    w0 = again.networks[0].state_dict()
+    w1 = again.networks[1].state_dict()
+    assert not all(torch.equal(w0[k], w1[k]) for k in w0)
