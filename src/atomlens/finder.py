@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from atomlens.model import Model
 if TYPE_CHECKING:
     from atomlens.ensemble import Ensemble, Prediction
 
-__all__ = ["FindResult", "find", "find_atoms", "save_find_results"]
+__all__ = ["FindResult", "find", "find_atoms", "find_frames", "save_find_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -281,3 +281,97 @@ def save_find_results(
                 title=f"epistemic uncertainty, {n} member{'s' if n > 1 else ''}",
             )
     return final
+
+
+_WORKER_MODELS: dict[str, Ensemble] = {}
+
+
+def _find_chunk(frames: np.ndarray, first: int, model_dir: str, kwargs: dict) -> pd.DataFrame:
+    """Find atoms in a chunk of frames (a Dask task; the model is loaded once per worker)."""
+    from atomlens.ensemble import Ensemble
+
+    ens = _WORKER_MODELS.get(model_dir)
+    if ens is None:
+        ens = _WORKER_MODELS[model_dir] = Ensemble.load(model_dir)
+    tables = []
+    for k, frame in enumerate(frames):
+        atoms = find(frame, model=ens, **kwargs).atoms
+        atoms.insert(0, "frame", first + k)
+        tables.append(atoms)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def find_frames(
+    frames: np.ndarray,
+    /,
+    *,
+    model: str | PathLike[str],
+    pixel_size: float,
+    client: Any = None,
+    chunk: int = 4,
+    progress: bool | Callable[..., object] = False,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Find atoms in every frame of a stack; one table with a ``frame`` column.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (F, H, W)
+        The frames (a NumPy or Dask array; chunks are read one at a time).
+    model : path
+        Model or ensemble directory (loaded once per worker).
+    pixel_size : float
+        [Å/px].
+    client : dask.distributed.Client, optional
+        Map chunks of frames to the cluster's workers (Dask schedules them); in-process
+        otherwise.
+    chunk : int
+        Frames per task.
+    progress : bool or callable
+        Progress bar over chunks (in-process only).
+    **kwargs
+        Passed to :func:`find` (``device``, ``threshold``, ``p_min``, …).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The atoms of all frames, ``frame`` first.
+    """
+    allowed = {
+        "device",
+        "threshold",
+        "min_separation_A",
+        "p_min",
+        "refine",
+        "mode",
+        "tile",
+        "batch_size",
+    }
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"unknown options {unknown}; allowed: {sorted(allowed)}.")
+    if np.ndim(frames) != 3:
+        raise ValueError(f"frames must be (F, H, W), got shape {np.shape(frames)}.")
+    ps = validate_pixel_size(pixel_size)
+    n = len(frames)
+    starts = list(range(0, n, max(1, int(chunk))))
+    opts = {"pixel_size": ps, **kwargs}
+    model_dir = str(Path(model))
+    if client is None:
+        it = starts
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = progress if callable(progress) else tqdm
+            it = bar(starts, desc="frames", unit="chunk")
+        parts = [_find_chunk(np.asarray(frames[s : s + chunk]), s, model_dir, opts) for s in it]
+    else:
+        futures = [
+            client.submit(
+                _find_chunk, np.asarray(frames[s : s + chunk]), s, model_dir, opts, pure=False
+            )
+            for s in starts
+        ]
+        parts = client.gather(futures)
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

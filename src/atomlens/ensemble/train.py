@@ -23,6 +23,30 @@ logger = logging.getLogger(__name__)
 MEMBERS_DIR = "members"
 
 
+def _train_member_task(member_dir: str, config: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """One member's training, as a Dask task (module level, so workers can import it)."""
+    from atomlens.train.recipe import train_model
+
+    train_model(out=member_dir, config=TrainConfig.from_dict(config), progress=False, **recipe)
+    return member_dir
+
+
+def _as_client(cluster: Any) -> tuple[Any, bool]:
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            "training on a cluster needs dask.distributed: pip install 'atomlens[distributed]'"
+        ) from exc
+    if isinstance(cluster, Client):
+        return cluster, False
+    if isinstance(cluster, str):
+        return Client(cluster), True
+    raise TypeError(
+        f"cluster must be a dask.distributed Client or a scheduler address, got {cluster!r}."
+    )
+
+
 def train_ensemble(
     *,
     members: int,
@@ -30,6 +54,8 @@ def train_ensemble(
     config: TrainConfig | None = None,
     overwrite: bool = False,
     progress: bool | Callable[..., Any] = False,
+    cluster: Any = None,
+    resources: dict[str, float] | None = None,
     **recipe: Any,
 ) -> Ensemble:
     """Train ``members`` networks that differ only in their seed, and save them as one model.
@@ -52,7 +78,14 @@ def train_ensemble(
     overwrite : bool
         Replace a finished model at ``out``.
     progress : bool or callable
-        Progress bars.
+        Progress bars (in-process training only).
+    cluster : dask.distributed.Client or str, optional
+        Train the members as Dask tasks on this cluster (a client, or a scheduler address
+        such as ``"tcp://host:8786"``) instead of one after the other here. Workers must see
+        ``out`` (a shared file system); Dask schedules, retries and balances the tasks.
+    resources : dict, optional
+        Dask resources each member's task needs, e.g. ``{"GPU": 1}`` with workers started
+        as ``dask worker … --resources GPU=1`` so that each GPU trains one member at a time.
     **recipe
         Everything else :func:`atomlens.train.recipe.train_model` takes (materials,
         pixel_size, defects, …).
@@ -81,21 +114,37 @@ def train_ensemble(
                 "another --out or pass --overwrite."
             )
         shutil.rmtree(root)
-    models = []
+    todo = []
     for i in range(members):
         member_dir = root / MEMBERS_DIR / str(i)
         if (member_dir / CONFIG_FILE).exists() and not (member_dir / "checkpoint").exists():
             logger.info("member %d already trained", i)
-            models.append(Model.load(member_dir))
             continue
-        logger.info("training member %d of %d", i + 1, members)
-        res = train_model(
-            out=member_dir,
-            config=replace(cfg, seed=cfg.seed + 1000 * i),
-            progress=progress,
-            **recipe,
-        )
-        models.append(res.model)
+        todo.append((i, member_dir, replace(cfg, seed=cfg.seed + 1000 * i)))
+    if cluster is None:
+        for i, member_dir, member_cfg in todo:
+            logger.info("training member %d of %d", i + 1, members)
+            train_model(out=member_dir, config=member_cfg, progress=progress, **recipe)
+    elif todo:
+        client, own = _as_client(cluster)
+        try:
+            futures = [
+                client.submit(
+                    _train_member_task,
+                    str(d),
+                    c.to_dict(),
+                    recipe,
+                    key=f"atomlens-train-member-{i}-{root.name}",
+                    resources=resources,
+                    pure=False,
+                )
+                for i, d, c in todo
+            ]
+            client.gather(futures)
+        finally:
+            if own:
+                client.close()
+    models = [Model.load(root / MEMBERS_DIR / str(i)) for i in range(members)]
     ens = Ensemble.from_models(models)
     ens.config = replace(
         ens.config,

@@ -1,0 +1,5 @@
+"""``python -m atomlens`` runs the command line."""
+
+from atomlens.cli import main
+
+main()
