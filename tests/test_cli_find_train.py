@@ -119,3 +119,56 @@ def test_train_cli_writes_a_model_and_refuses_to_overwrite(tmp_path):
     assert r.exit_code == 2 and "already holds a trained model" in r.output
     r = runner.invoke(app, [*args[:-2], "--defect", "vacancy:Mo:0.1", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "vacancy:Mo:0.1" in r.output
+
+
+def test_train_members_and_find_with_uncertainty(tmp_path):
+    args = [
+        "train",
+        "--material",
+        "graphene",
+        "--pixel-size",
+        "0.25",
+        "--steps",
+        "2",
+        "--val-every",
+        "1",
+        "--crop",
+        "64",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--members",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "ensemble of 3" in r.output
+    np.save(tmp_path / "im.npy", simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image)
+    r = runner.invoke(
+        app,
+        [
+            "find",
+            str(tmp_path / "im.npy"),
+            "--model",
+            str(tmp_path / "e"),
+            "--pixel-size",
+            "0.1",
+            "--out",
+            str(tmp_path / "o"),
+            "--threshold",
+            "0.05",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "with 3 members" in r.output
+    for name in ("atoms.csv", "rejected.csv", "overlay.png", "uncertainty.png"):
+        assert (tmp_path / "o" / name).exists()
+    atoms = pd.read_csv(tmp_path / "o" / "atoms.csv")
+    for col in ("p_detect", "sigma_x_A", "sigma_y_A", "epistemic"):
+        assert col in atoms.columns
+    assert (atoms["p_detect"] >= 0.5).all()
