@@ -71,6 +71,7 @@ def find(
     p_min: float = 0.5,
     refine: bool = True,
     keep_members: bool = False,
+    calibrated: bool = True,
     mode: str = "auto",
     tile: int = 256,
     batch_size: int = 8,
@@ -97,6 +98,10 @@ def find(
         ``rejected``.
     keep_members : bool
         Keep the members' maps in the returned prediction.
+    calibrated : bool
+        Apply the ensemble's ``calibration.json`` when it has one: adds ``p_real`` (the
+        share of real atoms at that ``p_detect`` in validation) and scales σ to the error
+        seen there (raw σ kept as ``sigma_raw_x_A``/``sigma_raw_y_A``).
     mode : {"auto", "vectorized", "sequential"}
         How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
     device, threshold, min_separation_A, refine, tile, batch_size, progress
@@ -135,6 +140,8 @@ def find(
         refine=refine,
         contrast="bright" if c.contrast == "haadf" else "dark",
     )
+    if calibrated and ens.calibration is not None:
+        atoms, rejected = ens.calibration.apply(atoms), ens.calibration.apply(rejected)
     logger.info("found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), p_min)
     return FindResult(atoms, rejected, pred, ps)
 

@@ -156,10 +156,32 @@ def test_train_ensemble_writes_one_directory(tmp_path):
     seeds = [p["seed"] for p in again.member_provenance]
     assert seeds == [0, 1000]
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == [
+        "calibration.json",
         "config.json",
         "logs",
         "weights.safetensors",
     ]
+    cal = again.calibration
+    assert cal is not None and sum(cal.counts) > 0 and cal.sigma_scale > 0
     w0 = again.networks[0].state_dict()
     w1 = again.networks[1].state_dict()
     assert not all(torch.equal(w0[k], w1[k]) for k in w0)
+
+
+def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_path):
+    from atomlens.ensemble import fit_calibration
+
+    ens = _members_of(tiny_model, 3, seed=1)
+    sims = [simulate_image("graphene", shape=128, pixel_size=0.1, rng=s) for s in (21, 22)]
+    cal = fit_calibration(ens, [s.image for s in sims], [s.truth for s in sims], [0.1, 0.1])
+    assert cal.p_detect[-1] == 1.0 and cal.p_real[-1] > 0.95  # agreed atoms are real
+    assert all(0 <= r <= 1 for r in cal.p_real)
+    ens.calibration = cal
+    ens.save(tmp_path / "e")
+    again = Ensemble.load(tmp_path / "e")
+    assert again.calibration == cal
+    res = find(sims[0].image, model=again, pixel_size=0.1)
+    np.testing.assert_allclose(res.atoms["sigma_x_A"], res.atoms["sigma_raw_x_A"] * cal.sigma_scale)
+    assert "p_real" in res.atoms.columns
+    raw = find(sims[0].image, model=again, pixel_size=0.1, calibrated=False)
+    assert "p_real" not in raw.atoms.columns

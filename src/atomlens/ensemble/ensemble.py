@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from atomlens._atomic import atomic_directory
+from atomlens.ensemble.calibration import Calibration
 from atomlens.ensemble.prediction import Prediction, decompose
 from atomlens.inference import predict_tiled
 from atomlens.model import (
@@ -68,6 +69,8 @@ class Ensemble:
             raise ValueError(f"{len(prov)} member records for {len(self.networks)} networks.")
         self.member_provenance = prov
         self._stacked: tuple[Any, ...] | None = None
+        #: Reliability of p_detect and scale of σ from validation (``calibration.json``).
+        self.calibration: Calibration | None = None
 
     @classmethod
     def from_models(cls, models: Sequence[Model], /) -> Ensemble:
@@ -122,6 +125,8 @@ class Ensemble:
             (tmp / CONFIG_FILE).write_text(
                 json.dumps(d, indent=2, default=_json_default) + "\n", encoding="utf-8"
             )
+            if self.calibration is not None:
+                self.calibration.save(tmp)
         return final
 
     @classmethod
@@ -138,7 +143,9 @@ class Ensemble:
         config, members = read_model_config(d)
         if members is None:
             m = Model.load(d, device=device)
-            return cls([m.network], m.config, [m.config.provenance])
+            one = cls([m.network], m.config, [m.config.provenance])
+            one.calibration = Calibration.load(d)
+            return one
         w_path = d / WEIGHTS_FILE
         if not w_path.is_file():
             raise ModelFileError(f"{w_path} is missing; {d} is not a complete atomlens model.")
@@ -162,7 +169,9 @@ class Ensemble:
         n_keys = sum(len(n.state_dict()) for n in nets)
         if n_keys != len(state):
             raise ModelFileError(f"{w_path} holds weights no member uses; it was altered.")
-        return cls(nets, config, [m.get("provenance", {}) for m in members])
+        ens = cls(nets, config, [m.get("provenance", {}) for m in members])
+        ens.calibration = Calibration.load(d)
+        return ens
 
     # ------------------------------------------------------------- prediction
     def _vectorized(self, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

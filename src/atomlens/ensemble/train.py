@@ -56,6 +56,7 @@ def train_ensemble(
     progress: bool | Callable[..., Any] = False,
     cluster: Any = None,
     resources: dict[str, float] | None = None,
+    n_calibration: int = 4,
     **recipe: Any,
 ) -> Ensemble:
     """Train ``members`` networks that differ only in their seed, and save them as one model.
@@ -83,6 +84,10 @@ def train_ensemble(
         Train the members as Dask tasks on this cluster (a client, or a scheduler address
         such as ``"tcp://host:8786"``) instead of one after the other here. Workers must see
         ``out`` (a shared file system); Dask schedules, retries and balances the tasks.
+    n_calibration : int
+        Simulated images (drawn from the training ranges, unseen seeds) on which the
+        ensemble's ``p_detect`` and σ are calibrated (:func:`fit_calibration`) and the
+        result saved as ``calibration.json``; 0 skips it.
     resources : dict, optional
         Dask resources each member's task needs, e.g. ``{"GPU": 1}`` with workers started
         as ``dask worker … --resources GPU=1`` so that each GPU trains one member at a time.
@@ -155,6 +160,22 @@ def train_ensemble(
             "atomlens_version": models[0].config.provenance.get("atomlens_version"),
         },
     )
+    if n_calibration > 0:
+        from atomlens.ensemble.calibration import fit_calibration
+        from atomlens.train.recipe import make_ranges
+        from atomlens.train.validation import ValidationSet
+
+        keys = set(recipe) - {"architecture", "n_validation"}
+        ranges = make_ranges(**{k: recipe[k] for k in keys})
+        ps = float(recipe["pixel_size"])
+        val = ValidationSet.simulated(
+            replace(ranges, pixel_size_A=(ps * 0.5, ps * 0.8)),
+            n_images=n_calibration,
+            shape=256,
+            seed=cfg.seed + 20_000,
+        )
+        ens.calibration = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
+        logger.info("calibration: %s", ens.calibration)
     # assemble beside the members, then move the files in: config.json last (the marker)
     tmp = root / ".ensemble.partial"
     shutil.rmtree(tmp, ignore_errors=True)

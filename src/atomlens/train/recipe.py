@@ -17,7 +17,7 @@ from atomlens.train.data import SimulatedSource
 from atomlens.train.trainer import TrainConfig, Trainer, TrainResult
 from atomlens.train.validation import ValidationSet
 
-__all__ = ["train_model"]
+__all__ = ["make_ranges", "train_model"]
 
 
 def train_model(
@@ -75,26 +75,14 @@ def train_model(
     TrainResult
     """
     ps = validate_pixel_size(pixel_size)
-    allowed = set(ConditionRanges.__dataclass_fields__) - {
-        "materials",
-        "defects",
-        "shape",
-        "pixel_size_A",
-        "dose_e_per_A2",
-        "classes",
-        "film_thickness_A",
-    }
-    unknown = sorted(set(ranges) - allowed)
-    if unknown:
-        raise TypeError(f"unknown simulation settings {unknown}; allowed: {sorted(allowed)}.")
-    cr = ConditionRanges(
-        materials=tuple(materials),
-        defects={k: tuple(v) for k, v in (defects or {}).items()},
-        shape=crop,
-        pixel_size_A=(ps * 0.88, ps * 1.12),
-        dose_e_per_A2=tuple(dose_range),
-        film_thickness_A=tuple(film_thickness_A),
-        classes=classes if classes is not None else ClassMap(),
+    cr = make_ranges(
+        materials=materials,
+        pixel_size=ps,
+        defects=defects,
+        classes=classes,
+        dose_range=dose_range,
+        film_thickness_A=film_thickness_A,
+        crop=crop,
         **ranges,
     )
     cfg = config if config is not None else TrainConfig()
@@ -130,3 +118,40 @@ def train_model(
         Model(net, mc), cfg, source, out=out, validation=val, overwrite=overwrite, progress=progress
     )
     return trainer.fit()
+
+
+def make_ranges(
+    *,
+    materials: Sequence[str],
+    pixel_size: float,
+    defects: dict[str, Sequence[Defect]] | None = None,
+    classes: ClassMap | None = None,
+    dose_range: tuple[float, float] = (5e3, 1e6),
+    film_thickness_A: tuple[float, float] = (0.0, 4.0),
+    crop: int = 128,
+    **ranges: Any,
+) -> ConditionRanges:
+    """The simulated conditions :func:`train_model` draws from (same arguments)."""
+    ps = validate_pixel_size(pixel_size)
+    allowed = set(ConditionRanges.__dataclass_fields__) - {
+        "materials",
+        "defects",
+        "shape",
+        "pixel_size_A",
+        "dose_e_per_A2",
+        "classes",
+        "film_thickness_A",
+    }
+    unknown = sorted(set(ranges) - allowed)
+    if unknown:
+        raise TypeError(f"unknown simulation settings {unknown}; allowed: {sorted(allowed)}.")
+    return ConditionRanges(
+        materials=tuple(materials),
+        defects={k: tuple(v) for k, v in (defects or {}).items()},
+        shape=crop,
+        pixel_size_A=(ps * 0.88, ps * 1.12),
+        dose_e_per_A2=tuple(dose_range),
+        film_thickness_A=tuple(film_thickness_A),
+        classes=classes if classes is not None else ClassMap(),
+        **ranges,
+    )
