@@ -7,7 +7,8 @@ ranges) and under three shifts (lower dose, a wider probe, strong scan jitter), 
   mean "real 75 % of the time"? (equal-width bins over the candidates; target ≤ 0.05 in
   distribution);
 - AUROC of per-atom uncertainty for telling false detections from true ones, for
-  ``1 − p_detect`` and for ``epistemic`` (target ≥ 0.9);
+  ``1 − p_detect``, for ``epistemic`` and for ``1 − score`` (the members' mean peak
+  probability) (target ≥ 0.9);
 - Spearman correlation between ``sigma`` and the actual position error of true atoms
   (target ≥ 0.5), and the ratio RMS(sigma) / RMSE;
 - F1 of the consensus against the median and the worst single member.
@@ -79,6 +80,7 @@ def f1(tp: int, fp: int, fn: int) -> float:
 def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -> dict:
     ds = SimulatedDataset(ranges, seed=seed)
     p_all, pr_all, real_all, epi_all, sig_all, err_all = [], [], [], [], [], []
+    sc_all = []
     counts = {"ens": [0, 0, 0]} | {m: [0, 0, 0] for m in range(len(ens))}
     for i in range(n_images):
         sim = ds.sample(i)
@@ -102,6 +104,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         keep = c_core
         p_all.append(cand["p_detect"].to_numpy()[keep])
         pr_all.append(cand["p_real"].to_numpy()[keep])
+        sc_all.append(cand["score"].to_numpy()[keep])
         real_all.append(real[keep])
         epi_all.append(cand["epistemic"].to_numpy()[keep])
         ok = keep[mt.pred_index] & t_core[mt.true_index]
@@ -127,6 +130,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
             counts[m][2] += int(t_core.sum()) - tp
     p, real = np.concatenate(p_all), np.concatenate(real_all)
     p_real = np.concatenate(pr_all)
+    score = np.concatenate(sc_all)
     epi = np.concatenate(epi_all)
     sig, err = np.concatenate(sig_all), np.concatenate(err_all)
     good = np.isfinite(sig)
@@ -138,6 +142,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         "ece_cal": ece(p_real, real.astype(float)),
         "auroc_p": auroc(1 - p[~real], 1 - p[real]),
         "auroc_epi": auroc(epi[~real], epi[real]),
+        "auroc_score": auroc(1 - score[~real], 1 - score[real]),
         "spearman": float(spearmanr(sig[good], err[good]).statistic),
         "sigma_ratio": float(np.sqrt(np.mean(sig[good] ** 2)) / np.sqrt(np.mean(err[good] ** 2))),
         "f1_ens": f1(*counts["ens"]),
@@ -198,15 +203,15 @@ def main() -> None:
     print(f"{len(ens)}-member ensemble {args.model.name}; {n} images of 256² px per condition")
     print(
         f"{'condition':30} {'cand.':>6} {'FP':>4} {'ECE':>6} {'ECE cal':>7} {'AUROC 1-p':>9} "
-        f"{'AUROC epi':>9} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | {'F1 ens':>7} {'median':>7} "
-        f"{'worst':>7}"
+        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | {'F1 ens':>7} "
+        f"{'median':>7} {'worst':>7}"
     )
     for k, (name, ranges) in enumerate(SHIFTS.items()):
         r = evaluate(ens, ranges, n, seed=50_000 + k)
         print(
             f"{name:30} {r['n']:6d} {r['fp']:4d} {r['ece']:6.3f} {r['ece_cal']:7.3f} "
-            f"{r['auroc_p']:9.3f} "
-            f"{r['auroc_epi']:9.3f} {r['spearman']:8.3f} {r['sigma_ratio']:6.2f} | "
+            f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} "
+            f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} | "
             f"{r['f1_ens']:7.4f} {r['f1_median']:7.4f} {r['f1_worst']:7.4f}",
             flush=True,
         )
