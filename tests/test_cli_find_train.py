@@ -140,6 +140,8 @@ def test_train_members_and_find_with_uncertainty(tmp_path):
         "2",
         "--members",
         "3",
+        "--together",
+        "vectorized",
         "--device",
         "cpu",
         "--out",

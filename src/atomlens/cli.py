@@ -307,6 +307,13 @@ def train(
     members: Annotated[
         int, typer.Option(help="Ensemble members, each with its own seed (1: a single model).")
     ] = 1,
+    together: Annotated[
+        str,
+        typer.Option(
+            help="Train the members together in one batched pass per step ('vectorized'), "
+            "one after the other ('sequential'), or 'auto' (vectorized on a GPU)."
+        ),
+    ] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,
 ) -> None:
     """Train a model (or an ensemble) on simulated images; re-running resumes it."""
@@ -356,7 +363,7 @@ def train(
         if members > 1:
             from atomlens.ensemble import train_ensemble
 
-            ens = train_ensemble(members=members, **kwargs)
+            ens = train_ensemble(members=members, mode=together, **kwargs)
         else:
             res = train_model(**kwargs)
     except _USER_ERRORS as exc:

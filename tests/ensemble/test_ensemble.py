@@ -134,7 +134,8 @@ def test_ensemble_directory_round_trips_and_rejects_tampering(tiny_model, tmp_pa
         Ensemble.load(tmp_path / "e")
 
 
-def test_train_ensemble_writes_one_directory(tmp_path):
+@pytest.mark.parametrize("mode", ["sequential", "vectorized"])
+def test_train_ensemble_writes_one_directory(tmp_path, mode):
     from atomlens.ensemble import train_ensemble
     from atomlens.nn import UNetConfig
     from atomlens.train import TrainConfig
@@ -149,6 +150,7 @@ def test_train_ensemble_writes_one_directory(tmp_path):
         architecture=UNetConfig(width=4, depth=2),
         n_validation=1,
         config=TrainConfig(steps=2, val_every=1, device="cpu"),
+        mode=mode,
         **EASY,
     )
     assert len(ens) == 2

@@ -57,6 +57,7 @@ def train_ensemble(
     cluster: Any = None,
     resources: dict[str, float] | None = None,
     n_calibration: int = 4,
+    mode: str = "auto",
     **recipe: Any,
 ) -> Ensemble:
     """Train ``members`` networks that differ only in their seed, and save them as one model.
@@ -88,6 +89,13 @@ def train_ensemble(
         Simulated images (drawn from the training ranges, unseen seeds) on which the
         ensemble's ``p_detect`` and σ are calibrated (:func:`fit_calibration`) and the
         result saved as ``calibration.json``; 0 skips it.
+    mode : {"auto", "vectorized", "sequential"}
+        In-process training only: ``"vectorized"`` trains all members together, one
+        batched forward and backward pass per step (:func:`atomlens.train.together.
+        train_together`); ``"sequential"`` trains them one after the other. ``"auto"``
+        picks vectorized on a GPU and sequential on the CPU, where batching the members
+        was measured to be slower (``benchmarks/ensemble_speed.py``). Both give the same
+        members up to float rounding.
     resources : dict, optional
         Dask resources each member's task needs, e.g. ``{"GPU": 1}`` with workers started
         as ``dask worker … --resources GPU=1`` so that each GPU trains one member at a time.
@@ -126,7 +134,29 @@ def train_ensemble(
             logger.info("member %d already trained", i)
             continue
         todo.append((i, member_dir, replace(cfg, seed=cfg.seed + 1000 * i)))
-    if cluster is None:
+    if mode not in ("auto", "vectorized", "sequential"):
+        raise ValueError(f"mode must be 'auto', 'vectorized' or 'sequential', got {mode!r}.")
+    if mode == "auto":  # resume an interrupted run the way it was started
+        from atomlens.model import resolve_device
+
+        if (root / MEMBERS_DIR / "checkpoint-together").exists():
+            mode = "vectorized"
+        elif any((d / "checkpoint").exists() for _, d, _ in todo):
+            mode = "sequential"
+        else:
+            mode = "vectorized" if resolve_device(cfg.device).type == "cuda" else "sequential"
+    if cluster is None and mode == "vectorized" and todo:
+        from atomlens.train.recipe import prepare_training
+        from atomlens.train.together import train_together
+
+        logger.info("training %d members together", len(todo))
+        train_together(
+            [prepare_training(config=c, **recipe) for _, _, c in todo],
+            [d for _, d, _ in todo],
+            checkpoint=root / MEMBERS_DIR / "checkpoint-together",
+            progress=progress,
+        )
+    elif cluster is None:
         for i, member_dir, member_cfg in todo:
             logger.info("training member %d of %d", i + 1, members)
             train_model(out=member_dir, config=member_cfg, progress=progress, **recipe)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from os import PathLike
-from typing import Any
+from typing import Any, NamedTuple
 
 from atomlens._validate import validate_pixel_size
 from atomlens.model import Model, ModelConfig
@@ -17,14 +17,62 @@ from atomlens.train.data import SimulatedSource
 from atomlens.train.trainer import TrainConfig, Trainer, TrainResult
 from atomlens.train.validation import ValidationSet
 
-__all__ = ["make_ranges", "train_model"]
+__all__ = ["TrainingSetup", "make_ranges", "prepare_training", "train_model"]
+
+
+class TrainingSetup(NamedTuple):
+    """What one training run starts from."""
+
+    model: Model
+    config: TrainConfig
+    data: SimulatedSource
+    validation: ValidationSet | None
 
 
 def train_model(
     *,
+    out: str | PathLike[str],
+    overwrite: bool = False,
+    progress: bool | Callable[..., Any] = False,
+    **recipe: Any,
+) -> TrainResult:
+    """Train a model on simulated images and save it to ``out``.
+
+    Parameters
+    ----------
+    out : path
+        Model directory (resumed if an interrupted run left a checkpoint there).
+    overwrite : bool
+        Replace a finished model at ``out``.
+    progress : bool or callable
+        Progress bar.
+    **recipe
+        What to train on and how: the arguments of :func:`prepare_training`
+        (``materials``, ``pixel_size``, ``defects``, ``classes``, ``dose_range``,
+        ``film_thickness_A``, ``crop``, ``architecture``, ``config``, ``n_validation`` and
+        further :class:`atomlens.simulate.ConditionRanges` fields).
+
+    Returns
+    -------
+    TrainResult
+    """
+    setup = prepare_training(**recipe)
+    trainer = Trainer(
+        setup.model,
+        setup.config,
+        setup.data,
+        out=out,
+        validation=setup.validation,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    return trainer.fit()
+
+
+def prepare_training(
+    *,
     materials: Sequence[str],
     pixel_size: float,
-    out: str | PathLike[str],
     defects: dict[str, Sequence[Defect]] | None = None,
     classes: ClassMap | None = None,
     dose_range: tuple[float, float] = (5e3, 1e6),
@@ -33,11 +81,9 @@ def train_model(
     architecture: UNetConfig | None = None,
     config: TrainConfig | None = None,
     n_validation: int = 4,
-    overwrite: bool = False,
-    progress: bool | Callable[..., Any] = False,
     **ranges: Any,
-) -> TrainResult:
-    """Train a model on simulated images of ``materials`` and save it to ``out``.
+) -> TrainingSetup:
+    """Everything :func:`train_model` trains from: initial model, data, validation.
 
     Parameters
     ----------
@@ -45,8 +91,6 @@ def train_model(
         Material names (see :func:`atomlens.simulate.load_material`).
     pixel_size : float
         The model's sampling [Å/px]; training images are drawn within ±12 % of it.
-    out : path
-        Model directory (resumed if an interrupted run left a checkpoint there).
     defects : dict, optional
         Defects per material.
     classes : ClassMap, optional
@@ -63,16 +107,14 @@ def train_model(
         Hyperparameters.
     n_validation : int
         Simulated validation images (0: no validation, keep the last model).
-    overwrite : bool
-        Replace a finished model at ``out``.
-    progress : bool or callable
-        Progress bar.
     **ranges
         Further :class:`atomlens.simulate.ConditionRanges` fields (checked by it).
 
     Returns
     -------
-    TrainResult
+    TrainingSetup
+        The initial model (seeded with ``config.seed``), hyperparameters, the stream of
+        simulated training images and the validation set.
     """
     ps = validate_pixel_size(pixel_size)
     cr = make_ranges(
@@ -114,10 +156,7 @@ def train_model(
         if n_validation > 0
         else None
     )
-    trainer = Trainer(
-        Model(net, mc), cfg, source, out=out, validation=val, overwrite=overwrite, progress=progress
-    )
-    return trainer.fit()
+    return TrainingSetup(Model(net, mc), cfg, source, val)
 
 
 def make_ranges(
