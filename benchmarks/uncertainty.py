@@ -165,7 +165,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "atomlens.cli",
+                "atomlens",
                 "-q",
                 "train",
                 "--material",

@@ -20,7 +20,7 @@ from atomlens.model import Model
 if TYPE_CHECKING:
     from atomlens.ensemble import Ensemble, Prediction
 
-__all__ = ["FindResult", "find", "find_atoms", "find_frames", "save_find_results"]
+__all__ = ["FindResult", "check_field_of_view", "find", "find_atoms", "find_frames", "save_find_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,36 @@ class FindResult:
     rejected: pd.DataFrame
     prediction: Prediction
     pixel_size: float
+
+
+MIN_SIDE_MODEL_PX = 16
+
+
+def check_field_of_view(shape: tuple[int, ...], pixel_size: float, model_pixel_size: float) -> None:
+    """Refuse an image too small for a model to see atoms in.
+
+    The image must span at least ``MIN_SIDE_MODEL_PX`` (16) pixels of the model's sampling
+    on each side (3.2 Å at 0.2 Å/px: a couple of atom spacings). Smaller images are almost
+    always a wrong pixel size or a thumbnail.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (…, H, W) [px].
+    pixel_size : float
+        The image's pixel size [Å/px].
+    model_pixel_size : float
+        The model's sampling [Å/px].
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    need_A = MIN_SIDE_MODEL_PX * model_pixel_size
+    if min(h, w) * pixel_size < need_A:
+        raise ValueError(
+            f"the image is {w}×{h} px = {w * pixel_size:.3g}×{h * pixel_size:.3g} Å at "
+            f"{pixel_size:g} Å/px, smaller than the model can look at (at least "
+            f"{need_A:.3g} Å across, {MIN_SIDE_MODEL_PX} px at its {model_pixel_size:g} Å/px); "
+            "check the pixel size, or use a larger field of view."
+        )
 
 
 def _as_ensemble(model: Model | Ensemble | str | PathLike[str]) -> Ensemble:
@@ -115,6 +145,7 @@ def find(
 
     ps = validate_pixel_size(pixel_size)
     ens = _as_ensemble(model)
+    check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
     maps = ens.predict_members(
         image,
         pixel_size=ps,
@@ -210,6 +241,7 @@ def find_atoms(
             ).atoms
         model = ens.member(0)
     mdl = model
+    check_field_of_view(np.shape(image), ps, mdl.config.pixel_size_A)
     probs = mdl.predict(
         image, pixel_size=ps, device=device, tile=tile, batch_size=batch_size, progress=progress
     )

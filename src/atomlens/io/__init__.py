@@ -1,5 +1,10 @@
-"""Reading images with their calibration (``.npy``, ``.npz``, ``.tif``); more formats later."""
+"""Reading microscope images and stacks with their calibration.
 
-from atomlens.io.read import Image, read_image
+:func:`read` handles DM3/DM4, EMD, SER, MRC and HyperSpy files (through RosettaSciIO, the
+``formats`` extra), HDF5, TIFF (ImageJ/OME calibration), PNG/JPEG and NumPy files.
+"""
 
-__all__ = ["Image", "read_image"]
+from atomlens.io.image import Image
+from atomlens.io.read import SUFFIXES, check_frame, read, read_image
+
+__all__ = ["SUFFIXES", "Image", "check_frame", "read", "read_image"]
