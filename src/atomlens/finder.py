@@ -20,7 +20,14 @@ from atomlens.model import Model
 if TYPE_CHECKING:
     from atomlens.ensemble import Ensemble, Prediction
 
-__all__ = ["FindResult", "check_field_of_view", "find", "find_atoms", "find_frames", "save_find_results"]
+__all__ = [
+    "FindResult",
+    "check_field_of_view",
+    "find",
+    "find_atoms",
+    "find_frames",
+    "save_find_results",
+]
 
 logger = logging.getLogger(__name__)
 

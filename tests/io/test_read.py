@@ -66,13 +66,25 @@ def test_real_png_reads_as_grey():
 
 def _signal(data, scale, units, nav=0, title="HAADF"):
     axes = [
-        {"name": f"n{i}", "size": data.shape[i], "scale": 1.0, "offset": 0.0, "units": "s",
-         "navigate": True}
+        {
+            "name": f"n{i}",
+            "size": data.shape[i],
+            "scale": 1.0,
+            "offset": 0.0,
+            "units": "s",
+            "navigate": True,
+        }
         for i in range(nav)
     ]
     axes += [
-        {"name": n, "size": data.shape[nav + i], "scale": scale, "offset": 0.0, "units": units,
-         "navigate": False}
+        {
+            "name": n,
+            "size": data.shape[nav + i],
+            "scale": scale,
+            "offset": 0.0,
+            "units": units,
+            "navigate": False,
+        }
         for i, n in enumerate("yx")
     ]
     return {
@@ -138,8 +150,9 @@ def test_dm_and_ser_signals_become_images():
         _signal(DATA * 2, 0.01, "nm", title="HAADF"),
     ]
     sigs[0]["axes"][-1]["navigate"] = True  # a spectrum: one signal axis only
-    sigs[0]["axes"] = sigs[0]["axes"][:2] + [
-        {"name": "E", "size": 3, "scale": 1.0, "offset": 0, "units": "eV", "navigate": False}
+    sigs[0]["axes"] = [
+        *sigs[0]["axes"][:2],
+        {"name": "E", "size": 3, "scale": 1.0, "offset": 0, "units": "eV", "navigate": False},
     ]
     chosen = _choose(sigs, Path("x.dm4"), None)
     parts = signal_to_image_parts(chosen, Path("x.dm4"))

@@ -120,15 +120,17 @@ def _read_hdf5(p: Path, signal: str | int | None) -> dict[str, Any]:
     f = h5py.File(p, "r")
     if "Experiments" in f:  # a HyperSpy file with another extension
         f.close()
-        from atomlens.io.rsciio_files import _plugin, _choose, signal_to_image_parts
+        from atomlens.io.rsciio_files import _choose, _plugin, signal_to_image_parts
 
         sigs = _plugin("hspy", p).file_reader(str(p), lazy=True)
         return signal_to_image_parts(_choose(list(sigs), p, signal), p)
     found: list[tuple[str, Any]] = []
     f.visititems(
-        lambda name, obj: found.append((name, obj))
-        if isinstance(obj, h5py.Dataset) and obj.ndim in (2, 3)
-        else None
+        lambda name, obj: (
+            found.append((name, obj))
+            if isinstance(obj, h5py.Dataset) and obj.ndim in (2, 3)
+            else None
+        )
     )
     names = [n for n, _ in found]
     if isinstance(signal, str):
@@ -308,8 +310,10 @@ def read(
         elif suffix in RASTER_SUFFIXES:
             data, meta = _read_raster(p)
         else:
-            parts = _read_hdf5(p, signal) if suffix in (".h5", ".hdf5") else read_rsciio(
-                p, signal=signal
+            parts = (
+                _read_hdf5(p, signal)
+                if suffix in (".h5", ".hdf5")
+                else read_rsciio(p, signal=signal)
             )
             data, size = parts["data"], parts["pixel_size"]
             meta, signal_type = parts["metadata"], parts.get("signal_type")
@@ -317,7 +321,9 @@ def read(
     except (ImportError, ValueError) as exc:
         if str(exc).startswith(str(p)):
             raise
-        raise ValueError(f"{p} could not be read as {suffix}: {exc}. Is the file complete?") from None
+        raise ValueError(
+            f"{p} could not be read as {suffix}: {exc}. Is the file complete?"
+        ) from None
     except Exception as exc:  # truncated or corrupt files raise many kinds of errors
         raise ValueError(
             f"{p} could not be read as {suffix} ({type(exc).__name__}: {exc}); "
@@ -345,7 +351,11 @@ def read(
 
 
 def read_image(
-    path: str | PathLike[str], /, *, pixel_size: float | None = None, signal: str | int | None = None
+    path: str | PathLike[str],
+    /,
+    *,
+    pixel_size: float | None = None,
+    signal: str | int | None = None,
 ) -> Image:
     """Read one 2-D image (:func:`read` for a file that must not be a stack).
 
