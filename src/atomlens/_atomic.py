@@ -9,7 +9,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory"]
+__all__ = ["atomic_directory", "check_output_directory"]
+
+
+def check_output_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` if ``path`` is a file, or a non-empty directory and not
+    ``overwrite``: what :func:`atomic_directory` refuses (call it before long work)."""
+    final = Path(path)
+    if final.exists() and not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a directory; choose another --out.")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{final} exists and is not empty; choose another output directory or pass "
+            "overwrite=True (--overwrite)."
+        )
 
 
 @contextmanager
@@ -31,13 +44,7 @@ def atomic_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False
         If the block raises, it is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    if final.exists() and not final.is_dir():
-        raise FileExistsError(f"{final} exists and is not a directory; choose another --out.")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{final} exists and is not empty; choose another output directory or pass "
-            "overwrite=True (--overwrite)."
-        )
+    check_output_directory(final, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:

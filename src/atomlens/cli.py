@@ -391,12 +391,22 @@ def train(
 
 @app.command()
 def find(
-    image: Annotated[Path, typer.Argument(help="Image file: .npy, .npz, .tif or .tiff.")],
+    images: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders or glob patterns: .dm3/.dm4, .emd, .ser, .mrc, "
+            ".hspy, .h5, .tif, .png, .jpg, .npy, .npz; stacks too."
+        ),
+    ],
     model: Annotated[Path, typer.Option("--model", help="Model directory from `train`.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     pixel_size: Annotated[
         float | None,
-        typer.Option(help="Pixel size [Å/px]; overrides the file's calibration."),
+        typer.Option(help="Pixel size [Å/px]; overrides the files' calibration."),
+    ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(help="Which image of a multi-detector file (e.g. HAADF, DF4)."),
     ] = None,
     threshold: Annotated[float, typer.Option(help="Minimum atom probability.")] = 0.5,
     min_separation: Annotated[
@@ -409,47 +419,45 @@ def find(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
 ) -> None:
-    """Find atoms in IMAGE; write OUT/atoms.csv, rejected.csv, overlay.png, uncertainty.png."""
+    """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
+    overlay.png, uncertainty.png and report.html."""
     try:
+        from atomlens.batch import find_files
         from atomlens.ensemble import Ensemble
-        from atomlens.finder import find, save_find_results
-        from atomlens.io import read_image
 
-        img = read_image(image, pixel_size=pixel_size)
-        if img.pixel_size is None:
-            raise ValueError(
-                f"{image} does not say its pixel size; pass --pixel-size in Å/px "
-                "(e.g. --pixel-size 0.1)."
-            )
         ens = Ensemble.load(model)
-        result = find(
-            img.data,
+        res = find_files(
+            images,
             model=ens,
-            pixel_size=img.pixel_size,
+            out=out,
+            pixel_size=pixel_size,
+            signal=signal,
             device=device,
             threshold=threshold,
             min_separation_A=min_separation,
             p_min=p_min,
-            progress=not _state.get("quiet"),
-        )
-        save_find_results(
-            out,
-            img.data,
-            result,
-            pixel_size=img.pixel_size,
-            title=f"{image.name}: {len(result.atoms)} atoms",
             overwrite=overwrite,
+            progress=not _state.get("quiet"),
         )
     except _USER_ERRORS as exc:
         _fail(exc)
         return
     if not _state.get("quiet"):
-        atoms = result.atoms
-        counts = ", ".join(f"{k} {v}" for k, v in atoms["class"].value_counts().items())
+        atoms = res.atoms
+        counts = (
+            ", ".join(f"{k} {v}" for k, v in atoms["class"].value_counts().items())
+            if len(atoms)
+            else "none"
+        )
+        sizes = ", ".join(
+            sorted({f"{f['pixel_size_A']:g} Å/px ({f['pixel_size_source']})" for f in res.files})
+        )
         typer.echo(
-            f"wrote {out}/: {len(atoms)} atoms ({counts}) at {img.pixel_size:g} Å/px "
-            f"({img.pixel_size_source}) with {len(ens)} member{'s' if len(ens) > 1 else ''}; "
-            f"{len(result.rejected)} candidates below p_detect {p_min:g} in rejected.csv"
+            f"wrote {out}/: {len(atoms)} atoms ({counts}) in {res.frames} frame"
+            f"{'s' if res.frames > 1 else ''} of {len(res.files)} file"
+            f"{'s' if len(res.files) > 1 else ''} at {sizes} with {len(ens)} member"
+            f"{'s' if len(ens) > 1 else ''}; {len(res.rejected)} candidates below p_detect "
+            f"{p_min:g} in rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
         )
 
 

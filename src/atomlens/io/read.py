@@ -161,6 +161,29 @@ def _read_hdf5(p: Path, signal: str | int | None) -> dict[str, Any]:
     return {"data": data, "pixel_size": size, "metadata": meta}
 
 
+_MAGIC = [
+    (b"\x89PNG", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"II+\x00", ".tif"),
+    (b"\x89HDF", ".h5/.hspy/.emd"),
+    (b"\x93NUMPY", ".npy"),
+    (b"PK\x03\x04", ".npz"),
+    (b"BM", ".bmp"),
+]
+
+
+def _looks_like(p: Path) -> str:
+    """' It looks like a PNG file: rename it.' when the content says another format."""
+    with open(p, "rb") as f:
+        head = f.read(8)
+    for magic, ext in _MAGIC:
+        if head.startswith(magic) and p.suffix.lower() not in ext.split("/"):
+            return f" Its content is a {ext} file: rename it to that extension."
+    return ""
+
+
 # ------------------------------------------------------------------------ checks
 def _check_frame(a: np.ndarray, p: Path, what: str = "the image") -> None:
     if a.size == 0:
@@ -321,14 +344,13 @@ def read(
     except (ImportError, ValueError) as exc:
         if str(exc).startswith(str(p)):
             raise
-        raise ValueError(
-            f"{p} could not be read as {suffix}: {exc}. Is the file complete?"
-        ) from None
+        hint = _looks_like(p) or " Is the file complete?"
+        raise ValueError(f"{p} could not be read as {suffix}: {exc}.{hint}") from None
     except Exception as exc:  # truncated or corrupt files raise many kinds of errors
         raise ValueError(
             f"{p} could not be read as {suffix} ({type(exc).__name__}: {exc}); "
             "the file may be truncated, corrupt, or not really a "
-            f"{suffix} file."
+            f"{suffix} file.{_looks_like(p)}"
         ) from None
     a = _as_image_array(data, p, suffix)
     if a.ndim == 2:

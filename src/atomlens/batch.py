@@ -1,0 +1,343 @@
+"""Find atoms in files, folders, globs and stacks, and write every output in one place.
+
+This is what ``atomlens find`` runs. Frames are read one at a time from lazy stacks, so
+memory does not grow with the number of frames; the outputs are written into a temporary
+directory next to ``out`` and moved into place at the end, so an interrupted run leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["BatchResult", "expand_inputs", "find_files"]
+
+logger = logging.getLogger(__name__)
+
+MAPS_FILE = "maps.h5"
+
+
+@dataclass
+class BatchResult:
+    """What :func:`find_files` found and wrote.
+
+    Attributes
+    ----------
+    atoms : pandas.DataFrame
+        All atoms, with ``file`` and ``frame`` first.
+    rejected : pandas.DataFrame
+        All candidates below ``p_min`` (same columns).
+    out : pathlib.Path
+        The output directory.
+    frames : int
+        Frames processed.
+    seconds : float
+        Wall time.
+    files : list of dict
+        Per input: path, frames, pixel size and its source.
+    """
+
+    atoms: pd.DataFrame
+    rejected: pd.DataFrame
+    out: Path
+    frames: int
+    seconds: float
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+def expand_inputs(inputs: Sequence[str | PathLike[str]], /) -> list[Path]:
+    """Turn files, folders (their image files, sorted) and glob patterns into files.
+
+    Raises
+    ------
+    FileNotFoundError
+        An input that is neither a file, a folder nor a pattern that matches.
+    """
+    from atomlens.io import SUFFIXES
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p} holds no image files ({', '.join(SUFFIXES)}).")
+            files += found
+        elif p.exists():
+            files.append(p)
+        elif any(c in str(item) for c in "*?["):
+            found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
+            if not found:
+                raise FileNotFoundError(f"{item}: the pattern matches no file.")
+            files += found
+        else:
+            raise FileNotFoundError(f"{p}: no such file; check the path.")
+    return files
+
+
+def _maps_writer(path: Path) -> Any:
+    try:
+        import h5py
+    except ImportError:
+        return None
+    return h5py.File(path, "w")
+
+
+def find_files(
+    inputs: Sequence[str | PathLike[str]],
+    /,
+    *,
+    model: Any,
+    out: str | PathLike[str],
+    pixel_size: float | None = None,
+    signal: str | int | None = None,
+    device: str = "auto",
+    threshold: float = 0.5,
+    min_separation_A: float | None = None,
+    p_min: float = 0.5,
+    overwrite: bool = False,
+    maps: bool = True,
+    report: bool = True,
+    progress: bool | Callable[..., Any] = False,
+) -> BatchResult:
+    """Find atoms in images and stacks; write tables, maps, figures and an HTML report.
+
+    Written into ``out``:
+
+    - ``atoms.csv`` and ``atoms.parquet``: one row per atom, ``file`` and ``frame`` first;
+      ``rejected.csv``: candidates below ``p_min``;
+    - ``maps.h5`` (with h5py): per file, ``foreground`` probability, ``epistemic`` and
+      ``entropy`` maps of shape (frames, H, W), float16, written frame by frame;
+    - for the first frame of each file: ``<name>.overlay.png``, ``<name>.uncertainty.png``
+      and ``<name>.report.html`` (one self-contained page: atoms by class and confidence,
+      the uncertainty map, counts, nearest-neighbour histogram in Å, settings, model
+      provenance, atomlens version). With a single input the names drop the ``<name>.``
+      prefix.
+
+    Parameters
+    ----------
+    inputs : sequence of path or str
+        Files, folders or glob patterns (:func:`expand_inputs`).
+    model : Model, Ensemble or path
+        The model or ensemble.
+    out : path
+        Output directory (refused if it exists and is not empty, unless ``overwrite``).
+    pixel_size : float, optional
+        [Å/px]; overrides every file's calibration. Needed for files without one.
+    signal : str or int, optional
+        Which image of multi-signal files (:func:`atomlens.io.read`).
+    device, threshold, min_separation_A, p_min
+        As in :func:`atomlens.finder.find`.
+    overwrite : bool
+        Replace an existing ``out``.
+    maps, report : bool
+        Write ``maps.h5`` / the PNGs and HTML report.
+    progress : bool or callable
+        Progress bar over frames (frames/s).
+
+    Returns
+    -------
+    BatchResult
+    """
+    from atomlens._atomic import atomic_directory, check_output_directory
+    from atomlens.finder import _as_ensemble, check_field_of_view, find
+    from atomlens.io import check_frame, read
+    from atomlens.model import resolve_device
+
+    t0 = time.perf_counter()
+    check_output_directory(out, overwrite=overwrite)
+    files = expand_inputs(inputs)
+    ens = _as_ensemble(model)
+    dev = resolve_device(device)
+    images = []
+    for f in files:  # read headers first: a bad file fails before any work is done
+        im = read(f, pixel_size=pixel_size, signal=signal)
+        if im.pixel_size is None:
+            raise ValueError(
+                f"{f} does not say its pixel size; pass --pixel-size in Å/px "
+                "(e.g. --pixel-size 0.1)."
+            )
+        try:
+            check_field_of_view(im.shape, im.pixel_size, ens.config.pixel_size_A)
+        except ValueError as exc:
+            raise ValueError(f"{f}: {exc}") from None
+        images.append(im)
+    total = sum(im.n_frames for im in images)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        make = progress if callable(progress) else tqdm
+        bar = make(total=total, desc="frames", unit="frame")
+    single = len(images) == 1
+    stems = _unique_stems(files)
+    atoms_parts, rejected_parts, info = [], [], []
+    settings = {
+        "threshold": threshold,
+        "min_separation_A": min_separation_A
+        if min_separation_A is not None
+        else ens.config.min_separation_A,
+        "p_min": p_min,
+        "members": len(ens),
+        "device": str(dev),
+    }
+    with atomic_directory(Path(out), overwrite=overwrite) as tmp:
+        h5 = _maps_writer(tmp / MAPS_FILE) if maps else None
+        try:
+            for im, stem in zip(images, stems, strict=True):
+                prefix = "" if single else f"{stem}."
+                group = h5.create_group(stem) if h5 is not None else None
+                for i in range(im.n_frames):
+                    frame = im.frame(i)
+                    if im.is_stack:
+                        check_frame(frame, im.path, f"frame {i}")
+                    try:
+                        res = find(
+                            frame,
+                            model=ens,
+                            pixel_size=im.pixel_size,
+                            device=dev,
+                            threshold=threshold,
+                            min_separation_A=min_separation_A,
+                            p_min=p_min,
+                        )
+                    except ValueError as exc:
+                        if str(exc).startswith(str(im.path)):
+                            raise
+                        raise ValueError(f"{im.path}: {exc}") from None
+                    for table, parts in ((res.atoms, atoms_parts), (res.rejected, rejected_parts)):
+                        t = table.copy()
+                        t.insert(0, "frame", i)
+                        t.insert(0, "file", str(im.path))
+                        parts.append(t)
+                    if group is not None:
+                        _write_maps(group, res, i, im.n_frames, im.pixel_size)
+                    if i == 0 and report:
+                        _write_figures(tmp, prefix, frame, res, im, ens, settings)
+                    if bar is not None:
+                        bar.update(1)
+                info.append(
+                    {
+                        "file": str(im.path),
+                        "frames": im.n_frames,
+                        "pixel_size_A": im.pixel_size,
+                        "pixel_size_source": im.pixel_size_source,
+                        **im.metadata,
+                    }
+                )
+        finally:
+            if h5 is not None:
+                h5.close()
+            if bar is not None:
+                bar.close()
+        atoms = pd.concat(atoms_parts, ignore_index=True) if atoms_parts else pd.DataFrame()
+        rejected = (
+            pd.concat(rejected_parts, ignore_index=True) if rejected_parts else pd.DataFrame()
+        )
+        atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
+        _write_parquet(atoms, tmp / "atoms.parquet")
+        rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+    seconds = time.perf_counter() - t0
+    logger.info("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
+    return BatchResult(atoms, rejected, Path(out), total, seconds, info)
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    stems: list[str] = []
+    for f in files:
+        s = f.name
+        k = 2
+        while s in stems:
+            s = f"{f.name}-{k}"
+            k += 1
+        stems.append(s)
+    return stems
+
+
+def _write_parquet(table: pd.DataFrame, path: Path) -> None:
+    try:
+        table.to_parquet(path, index=False)
+    except ImportError:
+        logger.warning("pyarrow is not installed: %s not written (atoms.csv has it all)", path)
+
+
+def _write_maps(group: Any, res: Any, i: int, n: int, pixel_size: float) -> None:
+    pred = res.prediction
+    fields = {
+        "foreground": 1.0 - pred.mean[0],
+        "epistemic": pred.mutual_information,
+        "entropy": pred.predictive_entropy,
+    }
+    for name, arr in fields.items():
+        if name not in group:
+            ds = group.create_dataset(
+                name,
+                shape=(n, *arr.shape),
+                dtype="float16",
+                chunks=(1, *arr.shape),
+                compression="gzip",
+                compression_opts=4,
+            )
+            ds.attrs["pixel_size_A"] = pixel_size
+            ds.attrs["unit"] = "probability" if name == "foreground" else "nats"
+        group[name][i] = arr.astype(np.float16)
+
+
+def _write_figures(
+    tmp: Path, prefix: str, frame: np.ndarray, res: Any, im: Any, ens: Any, settings: dict
+) -> None:
+    from atomlens.report.figures import save_atoms_png, save_uncertainty_png
+    from atomlens.report.html import write_report
+
+    name = im.path.name + (" (frame 0)" if im.is_stack else "")
+    save_atoms_png(
+        tmp / f"{prefix}overlay.png",
+        frame,
+        atoms=res.atoms,
+        title=f"{name}: {len(res.atoms)} atoms",
+        pixel_size=im.pixel_size,
+    )
+    n = res.prediction.n_members
+    save_uncertainty_png(
+        tmp / f"{prefix}uncertainty.png",
+        res.prediction.mutual_information,
+        atoms=res.atoms,
+        rejected=res.rejected,
+        title=f"epistemic uncertainty, {n} member{'s' if n > 1 else ''}",
+    )
+    src = im.pixel_size_source
+    if "pixel_size_assumption" in im.metadata:
+        src += f" ({im.metadata['pixel_size_assumption']})"
+    write_report(
+        tmp / f"{prefix}report.html",
+        frame,
+        res.atoms,
+        pixel_size=im.pixel_size,
+        rejected=res.rejected,
+        epistemic=res.prediction.mutual_information,
+        title=f"atomlens: {name}",
+        settings={
+            "file": str(im.path),
+            "frames in file": im.n_frames,
+            "pixel size source": src,
+            "signal": im.signal_type or "—",
+            **settings,
+        },
+        provenance={
+            "model": ens.config.to_dict() if hasattr(ens.config, "to_dict") else {},
+            "members": getattr(ens, "member_provenance", None),
+            "calibration": getattr(ens, "calibration", None).__dict__
+            if getattr(ens, "calibration", None) is not None
+            else None,
+        },
+    )

@@ -1,0 +1,234 @@
+"""One self-contained HTML report of a find run: figures inlined, no network, no scripts."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["nearest_neighbour_distances_A", "render_report", "write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;
+max-width:1180px;color:#222;padding:0 1em}
+h1{font-size:1.4em;margin-bottom:.2em}h2{font-size:1.1em;margin-top:1.6em;
+border-bottom:1px solid #ddd}
+.sub{color:#666;margin-top:0}.grid{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;flex:1 1 360px;max-width:560px}figure img{width:100%;border:1px solid #ccc}
+figcaption{font-size:.85em;color:#555}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:left}th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
+pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em;max-height:22em}
+"""
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def nearest_neighbour_distances_A(atoms: pd.DataFrame, /) -> np.ndarray:
+    """Distance from each atom to its nearest neighbour [Å] (``x_A``, ``y_A`` columns)."""
+    from scipy.spatial import cKDTree
+
+    if len(atoms) < 2:
+        return np.zeros(0)
+    xy = atoms[["x_A", "y_A"]].to_numpy(float)
+    d, _ = cKDTree(xy).query(xy, k=2)
+    return d[:, 1]
+
+
+def _figures(
+    image: np.ndarray,
+    atoms: pd.DataFrame,
+    rejected: pd.DataFrame | None,
+    epistemic: np.ndarray | None,
+    pixel_size: float,
+) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from atomlens.report.figures import plot_atoms, plot_uncertainty
+
+    out = {}
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    plot_atoms(image, atoms=atoms, ax=ax, title="atoms by class", pixel_size=pixel_size)
+    out["classes"] = _png(fig)
+
+    conf_col = "p_real" if "p_real" in atoms else "p_detect" if "p_detect" in atoms else "score"
+    fig, ax = plt.subplots(figsize=(6.6, 6), dpi=100)
+    plot_atoms(image, atoms=None, ax=ax, title=f"atoms by confidence ({conf_col})")
+    if len(atoms):
+        sc = ax.scatter(
+            atoms["x_px"],
+            atoms["y_px"],
+            c=atoms[conf_col],
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            s=14,
+            linewidths=0,
+        )
+        fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02, label=conf_col)
+    if rejected is not None and len(rejected):
+        ax.scatter(
+            rejected["x_px"],
+            rejected["y_px"],
+            marker="x",
+            c="red",
+            s=14,
+            linewidths=0.8,
+            label=f"rejected ({len(rejected)})",
+        )
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+    out["confidence"] = _png(fig)
+
+    if epistemic is not None:
+        fig, ax = plt.subplots(figsize=(6.6, 6), dpi=100)
+        plot_uncertainty(
+            epistemic, atoms=atoms, rejected=rejected, ax=ax, title="epistemic uncertainty"
+        )
+        out["uncertainty"] = _png(fig)
+
+    nn = nearest_neighbour_distances_A(atoms)
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    if len(nn):
+        hi = float(np.percentile(nn, 99.5)) * 1.1
+        ax.hist(nn, bins=np.linspace(0, max(hi, 0.5), 80), color="#4c72b0")
+        ax.axvline(float(np.median(nn)), color="k", lw=0.8, ls="--")
+        ax.text(
+            float(np.median(nn)),
+            ax.get_ylim()[1] * 0.9,
+            f" median {np.median(nn):.3f} Å",
+            fontsize=8,
+        )
+    ax.set_xlabel("nearest-neighbour distance [Å]")
+    ax.set_ylabel("atoms")
+    out["nn"] = _png(fig)
+    return out
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str] | None = None) -> str:
+    h = (
+        f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
+        if header
+        else ""
+    )
+    body = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td class='n'>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table>{h}{body}</table>"
+
+
+def render_report(
+    image: np.ndarray,
+    atoms: pd.DataFrame,
+    /,
+    *,
+    pixel_size: float,
+    rejected: pd.DataFrame | None = None,
+    epistemic: np.ndarray | None = None,
+    title: str = "atomlens report",
+    settings: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> str:
+    """The HTML text of a report (see :func:`write_report`)."""
+    import atomlens
+
+    figs = _figures(np.asarray(image, float), atoms, rejected, epistemic, pixel_size)
+    counts = atoms["class"].astype(str).value_counts() if len(atoms) else pd.Series(dtype=int)
+    count_rows = [(k, int(v)) for k, v in counts.items()] + [("all", len(atoms))]
+    if rejected is not None:
+        count_rows.append(("rejected (below p_min)", len(rejected)))
+    h, w = np.shape(image)[-2:]
+    summary = [
+        ("image", f"{w} × {h} px = {w * pixel_size / 10:.2f} × {h * pixel_size / 10:.2f} nm"),
+        ("pixel size", f"{pixel_size:.4g} Å/px"),
+    ]
+    for col, label in [("sigma_x_A", "median σx"), ("sigma_y_A", "median σy")]:
+        if col in atoms and len(atoms):
+            summary.append((label, f"{np.nanmedian(atoms[col]) * 100:.2f} pm"))
+    nn = nearest_neighbour_distances_A(atoms)
+    if len(nn):
+        summary.append(("median nearest-neighbour distance", f"{np.median(nn):.3f} Å"))
+    captions = {
+        "classes": "Each atom circled in the colour of its class; scale bar 1 nm.",
+        "confidence": "Atoms coloured by confidence; red crosses: candidates rejected "
+        "because too few ensemble members found them.",
+        "uncertainty": "Epistemic uncertainty (the members' disagreement, mutual information "
+        "in nats): bright where the ensemble does not know.",
+    }
+    fig_html = "".join(
+        f"<figure><img alt='{k}' src='{figs[k]}'><figcaption>{captions[k]}</figcaption></figure>"
+        for k in ("classes", "confidence", "uncertainty")
+        if k in figs
+    )
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    settings_rows = [(k, v) for k, v in (settings or {}).items()]
+    prov = json.dumps(provenance or {}, indent=1, default=str)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="sub">atomlens {html.escape(atomlens.__version__)} · {html.escape(stamp)}</p>
+<div class="grid">{fig_html}</div>
+<h2>Counts per class</h2>{_table(count_rows, ("class", "atoms"))}
+<h2>Summary</h2>{_table(summary)}
+<h2>Nearest-neighbour distances</h2>
+<figure><img alt="nearest-neighbour histogram" src="{figs["nn"]}"></figure>
+<h2>Settings</h2>{_table(settings_rows, ("setting", "value"))}
+<h2>Model provenance</h2><details><summary>show</summary><pre>{html.escape(prov)}</pre>
+</details>
+</body></html>
+"""
+
+
+def write_report(
+    path: str | PathLike[str],
+    image: np.ndarray,
+    atoms: pd.DataFrame,
+    /,
+    **kwargs: Any,
+) -> Path:
+    """Write one self-contained HTML report (figures inlined as PNG; opens offline).
+
+    Parameters
+    ----------
+    path : path
+        The ``.html`` file to write.
+    image : ndarray of shape (H, W)
+        The image.
+    atoms : pandas.DataFrame
+        Its atoms (``x_px, y_px, x_A, y_A, class`` and, from an ensemble, ``p_detect``,
+        ``sigma_x_A``, ``sigma_y_A``, ``p_real``).
+    **kwargs
+        ``pixel_size`` [Å/px] (required), ``rejected``, ``epistemic`` (map), ``title``,
+        ``settings`` and ``provenance`` (dicts shown as tables/JSON): see
+        :func:`render_report`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    p = Path(path)
+    p.write_text(render_report(image, atoms, **kwargs), encoding="utf-8")
+    return p

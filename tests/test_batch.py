@@ -1,0 +1,81 @@
+"""find_files: folders, globs and stacks in, tables, maps, figures and a report out."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atomlens.batch import expand_inputs, find_files
+from atomlens.simulate import simulate_image
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return np.stack(
+        [simulate_image("graphene", shape=96, pixel_size=0.12, rng=s).image for s in (1, 2, 3)]
+    ).astype(np.float32)
+
+
+def test_a_stack_gives_the_atoms_of_its_frames_one_by_one(tiny_model, frames, tmp_path):
+    np.save(tmp_path / "stack.npy", frames)
+    res = find_files(
+        [tmp_path / "stack.npy"], model=tiny_model, out=tmp_path / "o", pixel_size=0.12
+    )
+    assert res.frames == 3 and sorted(res.atoms["frame"].unique()) == [0, 1, 2]
+    for i in range(3):
+        np.save(tmp_path / f"f{i}.npy", frames[i])
+    one = find_files([tmp_path / "f*.npy"], model=tiny_model, out=tmp_path / "o1", pixel_size=0.12)
+    assert len(one.files) == 3
+    for i in range(3):
+        a = res.atoms[res.atoms["frame"] == i][["x_px", "y_px"]].to_numpy()
+        b = one.atoms[one.atoms["file"].str.endswith(f"f{i}.npy")][["x_px", "y_px"]].to_numpy()
+        np.testing.assert_array_equal(a, b)
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == [
+        "atoms.csv",
+        "atoms.parquet",
+        "maps.h5",
+        "overlay.png",
+        "rejected.csv",
+        "report.html",
+        "uncertainty.png",
+    ]
+    assert "f0.npy.report.html" in {p.name for p in (tmp_path / "o1").iterdir()}
+    csv = pd.read_csv(tmp_path / "o" / "atoms.csv")
+    pq = pd.read_parquet(tmp_path / "o" / "atoms.parquet")
+    assert len(csv) == len(pq) == len(res.atoms)
+    np.testing.assert_allclose(pq["x_A"], csv["x_A"], rtol=1e-5)
+    import h5py
+
+    with h5py.File(tmp_path / "o" / "maps.h5") as f:
+        fg = f["stack.npy/foreground"]
+        assert fg.shape == (3, 96, 96) and fg.attrs["pixel_size_A"] == pytest.approx(0.12)
+        assert 0 <= float(np.min(fg[1])) and float(np.max(fg[1])) <= 1.0
+
+
+def test_report_is_one_self_contained_file(tiny_model, frames, tmp_path):
+    np.save(tmp_path / "a.npy", frames[0])
+    find_files([tmp_path], model=tiny_model, out=tmp_path / "o", pixel_size=0.12)
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # class, confidence, uncertainty, nn
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert "Counts per class" in html and "nearest-neighbour distance" in html
+    assert "atomlens 0." in html
+
+
+def test_bad_inputs_fail_before_any_output(tiny_model, frames, tmp_path):
+    np.save(tmp_path / "good.npy", frames[0])
+    bad = frames[1].copy()
+    bad[5, 7] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match=r"bad\.npy.*NaN"):
+        find_files(
+            [tmp_path / "good.npy", tmp_path / "bad.npy"],
+            model=tiny_model,
+            out=tmp_path / "o",
+            pixel_size=0.12,
+        )
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        expand_inputs([tmp_path / "*.tif"])
+    with pytest.raises(ValueError, match="pixel size"):
+        find_files([tmp_path / "good.npy"], model=tiny_model, out=tmp_path / "o")
