@@ -7,8 +7,9 @@ ranges) and under three shifts (lower dose, a wider probe, strong scan jitter), 
   mean "real 75 % of the time"? (equal-width bins over the candidates; target ≤ 0.05 in
   distribution);
 - AUROC of per-atom uncertainty for telling false detections from true ones, for
-  ``1 − p_detect``, for ``epistemic`` and for ``1 − score`` (the members' mean peak
-  probability) (target ≥ 0.9);
+  ``1 − p_detect``, for ``epistemic``, for ``1 − score`` (the members' mean peak
+  probability) and for ``1 − p_real`` (the calibrated probability from all per-atom
+  evidence) (target ≥ 0.9);
 - Spearman correlation between ``sigma`` and the actual position error of true atoms
   (target ≥ 0.5), and the ratio RMS(sigma) / RMSE;
 - F1 of the consensus against the median and the worst single member.
@@ -141,6 +142,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         "ece": ece(p, real.astype(float)),
         "ece_cal": ece(p_real, real.astype(float)),
         "auroc_p": auroc(1 - p[~real], 1 - p[real]),
+        "auroc_pr": auroc(1 - p_real[~real], 1 - p_real[real]),
         "auroc_epi": auroc(epi[~real], epi[real]),
         "auroc_score": auroc(1 - score[~real], 1 - score[real]),
         "spearman": float(spearmanr(sig[good], err[good]).statistic),
@@ -189,9 +191,9 @@ def main() -> None:
         )
     ens = Ensemble.load(args.model)
     n = 2 if args.quick else args.images
-    if ens.calibration is None:
+    if ens.calibration is None or ens.calibration.coef is None:
         val = SimulatedDataset(BASE, seed=40_000)
-        sims = [val.sample(i) for i in range(2 if args.quick else 6)]
+        sims = [val.sample(i) for i in range(2 if args.quick else 8)]
         ens.calibration = fit_calibration(
             ens, [s.image for s in sims], [s.truth for s in sims], [s.pixel_size for s in sims]
         )
@@ -203,14 +205,14 @@ def main() -> None:
     print(f"{len(ens)}-member ensemble {args.model.name}; {n} images of 256² px per condition")
     print(
         f"{'condition':30} {'cand.':>6} {'FP':>4} {'ECE':>6} {'ECE cal':>7} {'AUROC 1-p':>9} "
-        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | {'F1 ens':>7} "
+        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | {'F1 ens':>7} "
         f"{'median':>7} {'worst':>7}"
     )
     for k, (name, ranges) in enumerate(SHIFTS.items()):
         r = evaluate(ens, ranges, n, seed=50_000 + k)
         print(
             f"{name:30} {r['n']:6d} {r['fp']:4d} {r['ece']:6.3f} {r['ece_cal']:7.3f} "
-            f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} "
+            f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} {r['auroc_pr']:10.3f} "
             f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} | "
             f"{r['f1_ens']:7.4f} {r['f1_median']:7.4f} {r['f1_worst']:7.4f}",
             flush=True,

@@ -137,7 +137,8 @@ def find(
         Keep the members' maps in the returned prediction.
     calibrated : bool
         Apply the ensemble's ``calibration.json`` when it has one: adds ``p_real`` (the
-        share of real atoms at that ``p_detect`` in validation) and scales σ to the error
+        probability that the atom is real, from the per-atom evidence or, failing that,
+        the share of real atoms at that ``p_detect`` in validation) and scales σ to the error
         seen there (raw σ kept as ``sigma_raw_x_A``/``sigma_raw_y_A``).
     mode : {"auto", "vectorized", "sequential"}
         How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
@@ -179,7 +180,7 @@ def find(
         contrast="bright" if c.contrast == "haadf" else "dark",
     )
     if calibrated and ens.calibration is not None:
-        atoms, rejected = ens.calibration.apply(atoms), ens.calibration.apply(rejected)
+        atoms, rejected = ens.calibration.apply_both(atoms, rejected)
     logger.info("found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), p_min)
     return FindResult(atoms, rejected, pred, ps)
 

@@ -187,3 +187,71 @@ def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_pa
     assert "p_real" in res.atoms.columns
     raw = find(sims[0].image, model=again, pixel_size=0.1, calibrated=False)
     assert "p_real" not in raw.atoms.columns
+
+
+def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
+    """Every member agrees on every candidate (p_detect = 1), but the false ones are
+    broad, faint, poorly fitted and sit between true atoms: the logistic p_real, fitted on
+    validation images, ranks them below the real atoms; the p_detect table cannot."""
+    import pandas as pd
+
+    import atomlens.finder
+    from atomlens.ensemble import fit_calibration
+    from atomlens.finder import FindResult
+
+    rng = np.random.default_rng(0)
+
+    def fake_candidates(truth: pd.DataFrame, rng) -> pd.DataFrame:
+        t = truth[["x_px", "y_px"]].to_numpy()
+        n = len(t)
+        real = pd.DataFrame(
+            {
+                "x_px": t[:, 0] + rng.normal(0, 0.2, n),
+                "y_px": t[:, 1] + rng.normal(0, 0.2, n),
+                "score": rng.uniform(0.8, 1.0, n),
+                "width_A": rng.normal(0.4, 0.03, n),
+                "intensity": rng.normal(100, 10, n),
+                "fit_sigma_x_A": rng.uniform(0.01, 0.03, n),
+                "refined": True,
+            }
+        )
+        k = n // 10  # false candidates halfway between neighbours
+        mid = (t[:k] + t[k : 2 * k]) / 2
+        fake = pd.DataFrame(
+            {
+                "x_px": mid[:, 0],
+                "y_px": mid[:, 1],
+                "score": rng.uniform(0.5, 1.0, k),
+                "width_A": rng.normal(0.7, 0.1, k),
+                "intensity": rng.normal(60, 20, k),
+                "fit_sigma_x_A": rng.uniform(0.03, 0.2, k),
+                "refined": rng.random(k) < 0.5,
+            }
+        )
+        c = pd.concat([real, fake], ignore_index=True)
+        c["fit_sigma_y_A"] = c["fit_sigma_x_A"]
+        c["x_A"], c["y_A"] = c["x_px"] * 0.1, c["y_px"] * 0.1
+        c["class"], c["class_p"], c["p_detect"] = "C", 1.0, 1.0
+        c["epistemic"] = rng.uniform(0, 0.05, len(c))
+        c["sigma_x_A"] = c["sigma_y_A"] = c["fit_sigma_x_A"]
+        return c, np.r_[np.ones(n, bool), np.zeros(k, bool)]
+
+    sims = [simulate_image("graphene", shape=128, pixel_size=0.1, rng=s) for s in (1, 2, 3, 4)]
+    tables = {id(s.image): fake_candidates(s.truth, rng)[0] for s in sims}
+
+    def fake_find(image, **kwargs):
+        return FindResult(tables[id(image)], tables[id(image)].iloc[:0], None, 0.1)
+
+    monkeypatch.setattr(atomlens.finder, "find", fake_find)
+    ens = _members_of(tiny_model, 1)
+    cal = fit_calibration(ens, [s.image for s in sims], [s.truth for s in sims], [0.1] * 4)
+    assert cal.coef is not None and cal.features is not None
+    unseen = simulate_image("graphene", shape=128, pixel_size=0.1, rng=9)
+    test, real = fake_candidates(unseen.truth, rng)
+    p = cal.p_real_of(test)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(real, p) > 0.95
+    table_only = np.interp(test["p_detect"], cal.p_detect, cal.p_real)
+    assert np.ptp(table_only) == 0  # p_detect cannot tell them apart
+    assert abs(p[real].mean() - 1) < 0.1 and p[~real].mean() < 0.5

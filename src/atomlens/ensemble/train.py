@@ -56,7 +56,7 @@ def train_ensemble(
     progress: bool | Callable[..., Any] = False,
     cluster: Any = None,
     resources: dict[str, float] | None = None,
-    n_calibration: int = 4,
+    n_calibration: int = 8,
     mode: str = "auto",
     **recipe: Any,
 ) -> Ensemble:
