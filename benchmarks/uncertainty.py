@@ -205,14 +205,16 @@ def main() -> None:
     print(f"{len(ens)}-member ensemble {args.model.name}; {n} images of 256² px per condition")
     print(
         f"{'condition':30} {'cand.':>6} {'FP':>4} {'ECE':>6} {'ECE cal':>7} {'AUROC 1-p':>9} "
-        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | {'F1 ens':>7} "
+        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | "
+        f"{'F1 ens':>7} "
         f"{'median':>7} {'worst':>7}"
     )
     for k, (name, ranges) in enumerate(SHIFTS.items()):
         r = evaluate(ens, ranges, n, seed=50_000 + k)
         print(
             f"{name:30} {r['n']:6d} {r['fp']:4d} {r['ece']:6.3f} {r['ece_cal']:7.3f} "
-            f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} {r['auroc_pr']:10.3f} "
+            f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} "
+            f"{r['auroc_pr']:10.3f} "
             f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} | "
             f"{r['f1_ens']:7.4f} {r['f1_median']:7.4f} {r['f1_worst']:7.4f}",
             flush=True,

@@ -79,3 +79,25 @@ def test_bad_inputs_fail_before_any_output(tiny_model, frames, tmp_path):
         expand_inputs([tmp_path / "*.tif"])
     with pytest.raises(ValueError, match="pixel size"):
         find_files([tmp_path / "good.npy"], model=tiny_model, out=tmp_path / "o")
+
+
+def test_top_level_find_takes_arrays_stacks_and_files(tiny_model, frames, tmp_path):
+    import atomlens
+
+    one = atomlens.find(frames[0], model=tiny_model, pixel_size=0.12)
+    stack = atomlens.find(frames, model=tiny_model, pixel_size=0.12)
+    assert list(stack.columns[:1]) == ["frame"] and stack["frame"].nunique() == 3
+    np.testing.assert_array_equal(
+        stack[stack["frame"] == 0][["x_px", "y_px"]].to_numpy(), one[["x_px", "y_px"]].to_numpy()
+    )
+    import tifffile
+
+    tifffile.imwrite(
+        tmp_path / "a.tif",
+        frames[0],
+        imagej=True,
+        resolution=(1 / 0.012, 1 / 0.012),
+        metadata={"unit": "nm"},
+    )
+    from_file = atomlens.find(tmp_path / "a.tif", model=tiny_model)
+    np.testing.assert_allclose(from_file["x_A"], one["x_A"], atol=1e-6)

@@ -9,7 +9,10 @@ Subpackages are imported lazily so that ``import atomlens`` stays light:
 - :mod:`atomlens.inference` -- normalisation, resampling, tiled prediction
 - :mod:`atomlens.locate` -- probability maps to atoms: peaks, batched sub-pixel refinement
 - :mod:`atomlens.model` -- a trained network with its sampling and classes (safetensors + JSON)
-- :func:`atomlens.find_atoms` -- image in, atoms out
+- :mod:`atomlens.io` -- microscope files in (DM, EMD, SER, MRC, HyperSpy, TIFF, PNG, NumPy)
+- :mod:`atomlens.ensemble` -- ensembles, consensus, uncertainty, calibration
+- :func:`atomlens.find` -- image, stack or file in, atoms table out (ensemble consensus)
+- :func:`atomlens.find_atoms` -- image in, atoms out (one model)
 
 Coordinates follow one convention everywhere: ``x`` is the column index, ``y`` the row index,
 pixel centres sit at integer coordinates, and physical positions are ``x_A = x_px * pixel_size``
@@ -27,8 +30,11 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "__version__",
     "atoms_table",
+    "ensemble",
+    "find",
     "find_atoms",
     "inference",
+    "io",
     "locate",
     "metrics",
     "model",
@@ -39,10 +45,25 @@ __all__ = [
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_SUBMODULES = {"atoms_table", "inference", "locate", "metrics", "model", "nn", "simulate", "train"}
+_SUBMODULES = {
+    "atoms_table",
+    "ensemble",
+    "io",
+    "inference",
+    "locate",
+    "metrics",
+    "model",
+    "nn",
+    "simulate",
+    "train",
+}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "find":
+        from atomlens.finder import find_table
+
+        return find_table
     if name == "find_atoms":
         from atomlens.finder import find_atoms
 

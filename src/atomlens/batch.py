@@ -109,6 +109,8 @@ def find_files(
     maps: bool = True,
     report: bool = True,
     progress: bool | Callable[..., Any] = False,
+    client: Any = None,
+    chunk: int = 4,
 ) -> BatchResult:
     """Find atoms in images and stacks; write tables, maps, figures and an HTML report.
 
@@ -144,6 +146,13 @@ def find_files(
         Write ``maps.h5`` / the PNGs and HTML report.
     progress : bool or callable
         Progress bar over frames (frames/s).
+    client : dask.distributed.Client, optional
+        Map chunks of ``chunk`` frames to the cluster's workers
+        (:func:`atomlens.finder.find_frames`; ``model`` must then be a directory the
+        workers can read). The first frame of each file is also processed here for its
+        figures and report; ``maps.h5`` and ``rejected.csv`` are written in-process only.
+    chunk : int
+        Frames per Dask task.
 
     Returns
     -------
@@ -157,6 +166,8 @@ def find_files(
     t0 = time.perf_counter()
     check_output_directory(out, overwrite=overwrite)
     files = expand_inputs(inputs)
+    if client is not None and not isinstance(model, str | PathLike):
+        raise TypeError("with a Dask client, pass the model as a directory the workers can read.")
     ens = _as_ensemble(model)
     dev = resolve_device(device)
     images = []
@@ -196,8 +207,16 @@ def find_files(
         try:
             for im, stem in zip(images, stems, strict=True):
                 prefix = "" if single else f"{stem}."
-                group = h5.create_group(stem) if h5 is not None else None
-                for i in range(im.n_frames):
+                group = h5.create_group(stem) if h5 is not None and client is None else None
+                if client is not None:
+                    atoms_parts.append(
+                        _on_cluster(
+                            im, model, client, chunk, dev, threshold, min_separation_A, p_min
+                        )
+                    )
+                    if bar is not None:
+                        bar.update(im.n_frames)
+                for i in range(im.n_frames if client is None else int(report)):
                     frame = im.frame(i)
                     if im.is_stack:
                         check_frame(frame, im.path, f"frame {i}")
@@ -215,7 +234,8 @@ def find_files(
                         if str(exc).startswith(str(im.path)):
                             raise
                         raise ValueError(f"{im.path}: {exc}") from None
-                    for table, parts in ((res.atoms, atoms_parts), (res.rejected, rejected_parts)):
+                    done = ((res.atoms, atoms_parts), (res.rejected, rejected_parts))
+                    for table, parts in done if client is None else ():
                         t = table.copy()
                         t.insert(0, "frame", i)
                         t.insert(0, "file", str(im.path))
@@ -250,6 +270,36 @@ def find_files(
     seconds = time.perf_counter() - t0
     logger.info("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
     return BatchResult(atoms, rejected, Path(out), total, seconds, info)
+
+
+def _on_cluster(
+    im: Any,
+    model: Any,
+    client: Any,
+    chunk: int,
+    dev: Any,
+    threshold: float,
+    min_separation_A: float | None,
+    p_min: float,
+) -> pd.DataFrame:
+    from atomlens.finder import find_frames
+
+    frames = im.data if im.is_stack else np.asarray(im.data)[None]
+    t = find_frames(
+        frames,
+        model=model,
+        pixel_size=im.pixel_size,
+        client=client,
+        chunk=chunk,
+        device=str(dev),
+        threshold=threshold,
+        min_separation_A=min_separation_A,
+        p_min=p_min,
+    )
+    if len(t) == 0:
+        return t
+    t.insert(0, "file", str(im.path))
+    return t
 
 
 def _unique_stems(files: list[Path]) -> list[str]:

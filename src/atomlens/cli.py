@@ -417,6 +417,10 @@ def find(
         typer.Option("--p-min", help="Share of ensemble members that must find an atom."),
     ] = 0.5,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address: spread the frames over its workers."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
 ) -> None:
     """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
@@ -426,9 +430,19 @@ def find(
         from atomlens.ensemble import Ensemble
 
         ens = Ensemble.load(model)
+        client = None
+        if scheduler is not None:
+            try:
+                from distributed import Client
+            except ImportError as exc:
+                raise ImportError(
+                    "--scheduler needs dask.distributed: pip install 'atomlens[distributed]'"
+                ) from exc
+            client = Client(scheduler)
         res = find_files(
             images,
-            model=ens,
+            model=ens if client is None else model,
+            client=client,
             out=out,
             pixel_size=pixel_size,
             signal=signal,

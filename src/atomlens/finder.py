@@ -271,6 +271,62 @@ def find_atoms(
     return atoms
 
 
+def find_table(
+    image: np.ndarray | str | PathLike[str],
+    /,
+    *,
+    model: Model | Ensemble | str | PathLike[str],
+    pixel_size: float | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Atoms of an image, a stack or an image file, as one table (``atomlens.find``).
+
+    Parameters
+    ----------
+    image : ndarray or path
+        An image ``(H, W)``, a stack ``(N, H, W)``, or a file :func:`atomlens.io.read` reads
+        (its calibration is used).
+    model : Model, Ensemble or path
+        The model or ensemble.
+    pixel_size : float, optional
+        [Å/px]; required for arrays, overrides a file's calibration.
+    **kwargs
+        Passed to :func:`find` (``threshold``, ``p_min``, ``device``, …).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The atoms (with ``frame`` first for a stack), calibrated ``p_real`` and σ when the
+        ensemble has a calibration.
+    """
+    ens = _as_ensemble(model)
+    if isinstance(image, str | PathLike):
+        from atomlens.io import check_frame, read
+
+        im = read(image, pixel_size=pixel_size)
+        if im.pixel_size is None:
+            raise ValueError(f"{im.path} does not say its pixel size; pass pixel_size (Å/px).")
+        ps = im.pixel_size
+        frames = [im.frame(i) for i in range(im.n_frames)] if im.is_stack else [im.frame(0)]
+        for i, f in enumerate(frames if im.is_stack else []):
+            check_frame(f, im.path, f"frame {i}")
+        stack = im.is_stack
+    else:
+        if pixel_size is None:
+            raise ValueError("pixel_size (Å/px) is required for an array.")
+        ps = validate_pixel_size(pixel_size)
+        arr = np.asarray(image)
+        stack = arr.ndim == 3 and arr.shape[0] > 1
+        frames = list(arr) if stack else [arr if arr.ndim == 2 else arr[0]]
+    tables = []
+    for i, f in enumerate(frames):
+        t = find(f, model=ens, pixel_size=ps, **kwargs).atoms
+        if stack:
+            t.insert(0, "frame", i)
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+
+
 def save_find_results(
     out: str | PathLike[str],
     /,

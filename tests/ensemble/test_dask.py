@@ -68,3 +68,27 @@ def test_frames_are_mapped_to_the_workers(client, tiny_model_dir):
         one[["x_px", "y_px"]].to_numpy(),
         atol=1e-6,
     )
+
+
+def test_find_files_on_a_cluster_gives_the_in_process_atoms(client, tiny_model_dir, tmp_path):
+    from atomlens.batch import find_files
+    from atomlens.simulate import simulate_image
+
+    frames = np.stack(
+        [simulate_image("graphene", shape=96, pixel_size=0.1, rng=s).image for s in range(3)]
+    ).astype(np.float32)
+    np.save(tmp_path / "s.npy", frames)
+    here = find_files(
+        [tmp_path / "s.npy"], model=tiny_model_dir, out=tmp_path / "a", pixel_size=0.1
+    )
+    there = find_files(
+        [tmp_path / "s.npy"],
+        model=tiny_model_dir,
+        out=tmp_path / "b",
+        pixel_size=0.1,
+        client=client,
+        chunk=2,
+    )
+    cols = ["frame", "x_px", "y_px"]
+    np.testing.assert_allclose(there.atoms[cols].to_numpy(), here.atoms[cols].to_numpy(), atol=1e-9)
+    assert (tmp_path / "b" / "report.html").exists()

@@ -204,3 +204,21 @@ def test_colour_png_is_converted_and_16_bit_png_kept(tmp_path):
     r = read(tmp_path / "g3.png")
     assert "converted" not in r.metadata
     np.testing.assert_array_equal(r.data, grey[..., 0])
+
+
+def test_hyperspy_round_trip(tmp_path):
+    from atomlens.io import from_hyperspy, to_hyperspy
+
+    np.save(tmp_path / "s.npy", RNG.random((3, 16, 20)).astype(np.float32))
+    for im in (read(tmp_path / "s.npy", pixel_size=0.123), read_image_data(tmp_path)):
+        sig = to_hyperspy(im)
+        assert sig.axes_manager.signal_axes[0].units == "nm"
+        assert sig.axes_manager.signal_axes[0].scale == pytest.approx(0.0123)
+        back = from_hyperspy(sig)
+        assert back.pixel_size == pytest.approx(0.123) and back.n_frames == im.n_frames
+        np.testing.assert_array_equal(back.frame(0), im.frame(0))
+
+
+def read_image_data(tmp_path):
+    np.save(tmp_path / "one.npy", DATA)
+    return read(tmp_path / "one.npy", pixel_size=0.123)

@@ -169,8 +169,9 @@ class Calibration:
         if len(both) == 0:
             return self.apply(atoms), self.apply(rejected)
         pr = self.p_real_of(both)
-        a, r = self.apply(atoms, p_real=pr[: len(atoms)]), self.apply(
-            rejected, p_real=pr[len(atoms) :]
+        a, r = (
+            self.apply(atoms, p_real=pr[: len(atoms)]),
+            self.apply(rejected, p_real=pr[len(atoms) :]),
         )
         return a, r
 

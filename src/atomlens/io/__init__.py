@@ -4,7 +4,16 @@
 ``formats`` extra), HDF5, TIFF (ImageJ/OME calibration), PNG/JPEG and NumPy files.
 """
 
+from atomlens.io.hyperspy_bridge import from_hyperspy, to_hyperspy
 from atomlens.io.image import Image
 from atomlens.io.read import SUFFIXES, check_frame, read, read_image
 
-__all__ = ["SUFFIXES", "Image", "check_frame", "read", "read_image"]
+__all__ = [
+    "SUFFIXES",
+    "Image",
+    "check_frame",
+    "from_hyperspy",
+    "read",
+    "read_image",
+    "to_hyperspy",
+]
