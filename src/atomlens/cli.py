@@ -439,20 +439,24 @@ def find(
                     "--scheduler needs dask.distributed: pip install 'atomlens[distributed]'"
                 ) from exc
             client = Client(scheduler)
-        res = find_files(
-            images,
-            model=ens if client is None else model,
-            client=client,
-            out=out,
-            pixel_size=pixel_size,
-            signal=signal,
-            device=device,
-            threshold=threshold,
-            min_separation_A=min_separation,
-            p_min=p_min,
-            overwrite=overwrite,
-            progress=not _state.get("quiet"),
-        )
+        try:
+            res = find_files(
+                images,
+                model=ens if client is None else model,
+                client=client,
+                out=out,
+                pixel_size=pixel_size,
+                signal=signal,
+                device=device,
+                threshold=threshold,
+                min_separation_A=min_separation,
+                p_min=p_min,
+                overwrite=overwrite,
+                progress=not _state.get("quiet"),
+            )
+        finally:
+            if client is not None:
+                client.close()
     except _USER_ERRORS as exc:
         _fail(exc)
         return
