@@ -29,6 +29,7 @@ def _cases(d: Path):
     PILImage.fromarray((good / good.max() * 255).astype(np.uint8)).save(d / "really-a-png.png")
     (d / "really-a-png.tif").write_bytes((d / "really-a-png.png").read_bytes())
     (d / "image.xyz").write_bytes(b"P2 2 2 255 0 0 0 0")
+    np.save(d / "noise.npy", np.random.default_rng(1).poisson(50, (128, 128)).astype(np.float32))
     np.save(d / "constant.npy", np.full((96, 96), 7.0, np.float32))
     nan = good.copy()
     nan[10, 20] = np.nan
@@ -56,7 +57,7 @@ def _cases(d: Path):
         ("image smaller than the model's field of view", ["tiny.npy", *px]),
         ("absurd pixel size given", ["image.npy", "--pixel-size", "500"]),
         ("absurd pixel size in the file", ["metres.tif"]),
-        ("no pixel size anywhere", ["image.npy"]),
+        ("no pixel size, and no lattice to estimate it from", ["noise.npy"]),
         ("a blank frame in a stack", ["stack-with-blank-frame.npy", *px]),
         ("output folder not empty", ["image.npy", *px, "--out-here", "results"]),
         ("model folder missing", ["image.npy", *px, "--model-here", "no-model"]),

@@ -174,10 +174,7 @@ def find_files(
     for f in files:  # read headers first: a bad file fails before any work is done
         im = read(f, pixel_size=pixel_size, signal=signal)
         if im.pixel_size is None:
-            raise ValueError(
-                f"{f} does not say its pixel size; pass --pixel-size in Å/px "
-                "(e.g. --pixel-size 0.1)."
-            )
+            im = _estimate_sampling(im, ens)
         try:
             check_field_of_view(im.shape, im.pixel_size, ens.config.pixel_size_A)
         except ValueError as exc:
@@ -268,8 +265,36 @@ def find_files(
         _write_parquet(atoms, tmp / "atoms.parquet")
         rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
     seconds = time.perf_counter() - t0
-    logger.info("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
+    logger.debug("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
     return BatchResult(atoms, rejected, Path(out), total, seconds, info)
+
+
+def _estimate_sampling(im: Any, ens: Any) -> Any:
+    """The image with a pixel size estimated from its lattice (or a clear error)."""
+    from dataclasses import replace
+
+    from atomlens.inference.sampling import estimate_for_model
+
+    try:
+        est = estimate_for_model(im.frame(0), ens.config)
+    except ValueError as exc:
+        raise ValueError(
+            f"{im.path} does not say its pixel size and it could not be estimated ({exc}); "
+            "pass --pixel-size in Å/px (e.g. --pixel-size 0.1)."
+        ) from None
+    logger.warning(
+        "%s does not say its pixel size; estimated %.4g Å/px from its lattice "
+        "(--pixel-size overrides)",
+        im.path,
+        est.pixel_size,
+    )
+    meta = {
+        **im.metadata,
+        "pixel_size_assumption": f"estimated from the lattice against a simulated "
+        f"{ens.config.provenance.get('materials', ['?'])[0]} reference "
+        f"(contrast {est.contrast:.2f})",
+    }
+    return replace(im, pixel_size=est.pixel_size, pixel_size_source="estimated", metadata=meta)
 
 
 def _on_cluster(

@@ -189,7 +189,7 @@ class Model:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        d = Path(path)
+        d = model_directory(path)
         config, members = read_model_config(d)
         w_path = d / WEIGHTS_FILE
         if not w_path.is_file():
@@ -309,6 +309,18 @@ class Model:
         return probs
 
 
+def model_directory(path: str | PathLike[str], /) -> Path:
+    """``path`` as a directory, or the bundled model of that name (``"graphene"``) when no
+    such directory exists (:mod:`atomlens.bundled`)."""
+    p = Path(path)
+    if p.is_dir() or not isinstance(path, str) or "/" in path or "\\" in path:
+        return p
+    from atomlens.bundled import BUNDLED_DIR
+
+    b = BUNDLED_DIR / path
+    return b if (b / CONFIG_FILE).is_file() else p
+
+
 def read_model_config(
     directory: str | PathLike[str], /
 ) -> tuple[ModelConfig, list[dict[str, Any]] | None]:
@@ -321,11 +333,15 @@ def read_model_config(
     list of dict or None
         The per-member records of an ensemble directory; None for a single model.
     """
-    d = Path(directory)
+    d = model_directory(directory)
     if not d.is_dir():
+        from atomlens.bundled import bundled_models
+
+        names = ", ".join(bundled_models()) or "none installed"
         raise ModelFileError(
             f"model directory {d} does not exist; pass a directory written by "
-            "`atomlens train` (it holds config.json and weights.safetensors)."
+            "`atomlens train` (it holds config.json and weights.safetensors) or the name of "
+            f"a bundled model ({names})."
         )
     cfg_path = d / CONFIG_FILE
     if not cfg_path.is_file():

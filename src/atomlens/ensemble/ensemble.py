@@ -26,6 +26,7 @@ from atomlens.model import (
     ModelFileError,
     _json_default,
     _resize_to,
+    model_directory,
     read_model_config,
     resolve_device,
 )
@@ -139,7 +140,7 @@ class Ensemble:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        d = Path(path)
+        d = model_directory(path)
         config, members = read_model_config(d)
         if members is None:
             m = Model.load(d, device=device)

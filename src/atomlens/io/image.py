@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = ["Image", "PixelSizeSource"]
 
-PixelSizeSource = Literal["metadata", "user", "unknown"]
+PixelSizeSource = Literal["metadata", "user", "estimated", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,9 @@ class Image:
         per frame, so that it is never loaded whole.
     pixel_size : float or None
         Pixel size [Å/px], or None when neither the file nor the user says.
-    pixel_size_source : {"metadata", "user", "unknown"}
-        Where the pixel size came from.
+    pixel_size_source : {"metadata", "user", "estimated", "unknown"}
+        Where the pixel size came from ("estimated": from the lattice, by
+        :mod:`atomlens.inference.sampling`).
     path : pathlib.Path
         The file.
     signal_type : str or None

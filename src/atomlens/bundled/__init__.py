@@ -1,0 +1,55 @@
+"""Pretrained ensembles shipped inside the package (safetensors + JSON; no download).
+
+Each sub-directory is a model directory (``config.json``, ``weights.safetensors``,
+``calibration.json``) made by ``scripts/train_bundled.py NAME``; ``docs/models.md`` is the
+model card of each. ``atomlens find --model NAME`` and ``Ensemble.load(NAME)`` accept these
+names wherever a model directory is expected.
+"""
+
+from __future__ import annotations
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BUNDLED_DIR", "bundled_models", "resolve_model_path"]
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+
+
+def bundled_models() -> dict[str, dict[str, Any]]:
+    """Name → summary (description, classes, sampling, members, size) of each bundled model."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in sorted(p for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()):
+        cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        prov = cfg.get("provenance", {})
+        out[d.name] = {
+            "description": prov.get("bundled", {}).get("description", ""),
+            "classes": cfg.get("class_names"),
+            "pixel_size_A": cfg.get("pixel_size_A"),
+            "members": len(cfg.get("members") or [1]),
+            "megabytes": round(sum(f.stat().st_size for f in d.iterdir()) / 2**20, 1),
+            "path": str(d),
+        }
+    return out
+
+
+def resolve_model_path(model: str | PathLike[str], /) -> Path:
+    """A model directory: ``model`` itself when it exists, else the bundled model so named.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither a directory nor a bundled name; the message lists the bundled names.
+    """
+    p = Path(model)
+    if p.exists():
+        return p
+    if isinstance(model, str) and (BUNDLED_DIR / model / "config.json").is_file():
+        return BUNDLED_DIR / model
+    names = ", ".join(bundled_models()) or "none installed"
+    raise FileNotFoundError(
+        f"model directory {p} does not exist; pass a directory written by `atomlens train` "
+        f"(it holds config.json and weights.safetensors) or a bundled model ({names})."
+    )
