@@ -103,6 +103,7 @@ def estimate_pixel_size(
     reference_pixel_size: float,
     max_ratio: float = 5.0,
     min_contrast: float = 1.15,
+    min_peak: float = 2.0,
 ) -> SamplingEstimate:
     """Estimate the pixel size of ``image`` from its lattice.
 
@@ -118,6 +119,9 @@ def estimate_pixel_size(
         Search pixel sizes within ``reference_pixel_size`` ÷/× this.
     min_contrast : float
         Refuse when the best scale is not this much better than any clearly different one.
+    min_peak : float
+        Refuse when no spatial frequency carries this many times the power of its
+        neighbourhood (Poisson noise alone reaches about 1.5; lattices 2.5–100).
 
     Returns
     -------
@@ -129,6 +133,11 @@ def estimate_pixel_size(
         The image shows no lattice that matches the reference.
     """
     a, b = _whitened_log_spectrum(image), _whitened_log_spectrum(reference)
+    if a.max() < np.log(min_peak):
+        raise ValueError(
+            f"the image shows no periodic lattice (strongest spatial frequency "
+            f"{np.exp(a.max()):.2f}× its surroundings, below {min_peak:g}×)"
+        )
     dg = _GRID[1] - _GRID[0]
     n = int(np.log(max_ratio) / dg)
     shifts = np.arange(-n, n + 1)
