@@ -75,5 +75,5 @@ def test_strain_gradient_within_0_5_percent_and_its_sigma():
 def test_not_a_lattice_is_refused():
     rng = np.random.default_rng(0)
     t = pd.DataFrame({"x_A": rng.uniform(0, 40, 300), "y_A": rng.uniform(0, 40, 300)})
-    with pytest.raises(ValueError, match="crystal|lattice"):
+    with pytest.raises(ValueError, match=r"crystal|lattice"):
         fit_lattice(t)

@@ -6,6 +6,13 @@ polarisation and tracking follow.
 """
 
 from atomlens.analysis.ase_bridge import from_ase, to_ase, write_structure
+from atomlens.analysis.descriptors import (
+    Clusters,
+    atom_patches,
+    cluster_descriptors,
+    radial_profiles,
+    reduce_patches,
+)
 from atomlens.analysis.graph import (
     bond_angles,
     bond_table,
@@ -23,10 +30,13 @@ from atomlens.analysis.lattice import (
 from atomlens.analysis.rings import RingStats, find_rings
 
 __all__ = [
+    "Clusters",
     "LatticeFit",
     "RingStats",
+    "atom_patches",
     "bond_angles",
     "bond_table",
+    "cluster_descriptors",
     "coordination",
     "find_rings",
     "fit_lattice",
@@ -35,6 +45,8 @@ __all__ = [
     "local_strain",
     "neighbour_graph",
     "pair_cutoffs",
+    "radial_profiles",
+    "reduce_patches",
     "reference_basis",
     "to_ase",
     "write_structure",
