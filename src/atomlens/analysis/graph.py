@@ -82,21 +82,28 @@ def neighbour_graph(
     else:
         r_max = float(cutoff_A)
     g = nx.Graph()
-    sig = {"sigma_x_A", "sigma_y_A"} <= set(atoms.columns)
-    for i in range(len(atoms)):
-        attrs = {"x_A": xy[i, 0], "y_A": xy[i, 1], "class": cls[i]}
-        if sig:
-            attrs["sigma_x_A"] = float(atoms["sigma_x_A"].iloc[i])
-            attrs["sigma_y_A"] = float(atoms["sigma_y_A"].iloc[i])
-        g.add_node(i, **attrs)
+    cols = {"x_A": xy[:, 0], "y_A": xy[:, 1], "class": cls}
+    if {"sigma_x_A", "sigma_y_A"} <= set(atoms.columns):
+        cols["sigma_x_A"] = atoms["sigma_x_A"].to_numpy(float)
+        cols["sigma_y_A"] = atoms["sigma_y_A"].to_numpy(float)
+    names = list(cols)
+    g.add_nodes_from(
+        (i, dict(zip(names, vals, strict=True)))
+        for i, vals in enumerate(zip(*(c.tolist() for c in cols.values()), strict=True))
+    )
     if len(atoms) < 2:
         return g
     pairs = cKDTree(xy).query_pairs(r_max, output_type="ndarray")
     d = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1)
-    for (i, j), dist in zip(pairs, d, strict=True):
-        lim = r_max if cutoff_A is not None else cut[(cls[i], cls[j])]
-        if dist <= lim:
-            g.add_edge(int(i), int(j), length_A=float(dist))
+    if cutoff_A is None:
+        lim = np.array([cut[(cls[i], cls[j])] for i, j in pairs]) if len(set(cls)) > 1 else r_max
+    else:
+        lim = r_max
+    keep = d <= lim
+    g.add_edges_from(
+        (int(i), int(j), {"length_A": float(dd)})
+        for (i, j), dd in zip(pairs[keep], d[keep], strict=True)
+    )
     return g
 
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,8 @@ def _support(xy: np.ndarray, tree: cKDTree, v: np.ndarray, tol: float) -> float:
 
 def _translations(xy: np.ndarray, min_support: float, rng: np.random.Generator):
     tree = cKDTree(xy)
-    nn = float(np.median(tree.query(xy, k=2)[0][:, 1]))
+    probe = xy[rng.choice(len(xy), min(len(xy), 2000), replace=False)]
+    nn = float(np.median(tree.query(probe, k=2)[0][:, 1]))
     tol = 0.25 * nn
     # interior sample: atoms whose translates are inside the field of view count fairly
     lo, hi = xy.min(axis=0), xy.max(axis=0)
@@ -91,13 +93,16 @@ def _translations(xy: np.ndarray, min_support: float, rng: np.random.Generator):
     pairs = tree.query_ball_point(sample, r=3.2 * nn)
     vecs = np.concatenate([xy[p] - s for s, p in zip(sample, pairs, strict=True)])
     vecs = vecs[np.linalg.norm(vecs, axis=1) > 0.5 * nn]
-    # cluster the displacement vectors: greedy merge within tol, biggest clusters first
+    # cluster the displacement vectors: greedy merge within tol, biggest clusters first;
+    # only clusters holding ≥ 20 % of the sample can be lattice vectors
     vt = cKDTree(vecs)
-    counts = np.array([len(c) for c in vt.query_ball_point(vecs, r=tol)])
-    order = np.argsort(-counts)
+    counts = vt.query_ball_point(vecs, r=tol, return_length=True)
+    order = np.argsort(-counts, kind="stable")
     taken = np.zeros(len(vecs), bool)
     centres = []
     for i in order:
+        if counts[i] < 0.2 * len(sample):
+            break
         if taken[i]:
             continue
         members = vt.query_ball_point(vecs[i], r=tol)
@@ -151,27 +156,31 @@ def fit_lattice(atoms: pd.DataFrame, /, *, min_support: float = 0.8, seed: int =
     basis = np.column_stack([a1, a2])
     ref = xy[np.argmin(np.linalg.norm(xy - xy.mean(axis=0), axis=1))]
     frac = np.linalg.solve(basis, (xy - ref).T).T
-    # sublattices: cluster the fractional offsets on the torus
+    # sublattices: cluster the fractional offsets on the torus. Seeds: the densest
+    # offsets of a sample first; then every atom to its nearest centre (vectorised)
     off = frac - np.floor(frac)
-    subl = np.full(len(xy), -1)
+    rng = np.random.default_rng(seed)
+    sample = off[rng.choice(len(xy), min(len(xy), 1500), replace=False)]
+
+    def torus_dist(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+        d = a[:, None, :] - c[None]
+        d -= np.round(d)
+        return np.linalg.norm(d @ basis.T, axis=2)
+
+    density = (torus_dist(sample, sample) < tol).sum(axis=1)
     centres: list[np.ndarray] = []
-    for i in np.argsort(np.linalg.norm(off - np.round(off), axis=1)):
-        for k, c in enumerate(centres):
-            d = off[i] - c
-            d -= np.round(d)
-            if np.linalg.norm(basis @ d) < tol:
-                subl[i] = k
-                break
-        else:
-            centres.append(off[i].copy())
-            subl[i] = len(centres) - 1
+    for i in np.argsort(-density, kind="stable"):
+        if not centres or torus_dist(sample[i : i + 1], np.array(centres)).min() >= tol:
+            centres.append(sample[i].copy())
+    cen = np.array(centres)
+    sizes = np.bincount(np.argmin(torus_dist(off, cen), axis=1), minlength=len(cen))
     # a "sublattice" of a few strays (false detections, edge atoms) is not one
-    sizes = np.bincount(subl, minlength=len(centres))
-    real = sizes >= max(3, 0.2 * np.median(sizes[sizes >= 0.05 * len(xy)]))
-    remap = np.cumsum(real) - 1
-    in_lattice = real[subl]
-    cen = np.array(centres)[real]
-    subl = np.where(in_lattice, remap[subl], -1)
+    main = sizes[sizes >= 0.05 * len(xy)]
+    cen = cen[sizes >= max(3, 0.2 * (np.median(main) if len(main) else 0))]
+    dist = torus_dist(off, cen)
+    subl = np.argmin(dist, axis=1)
+    in_lattice = dist[np.arange(len(xy)), subl] < tol
+    subl = np.where(in_lattice, subl, -1)
     n = np.round(frac - cen[np.maximum(subl, 0)]).astype(int)
     # least squares: p = o_s + n1 a1 + n2 a2 (x and y separately, same design)
     s_count = len(cen)
@@ -268,40 +277,63 @@ def local_strain(
     has_sig = {"sigma_x_A", "sigma_y_A"} <= set(t.columns)
     sig = t[["sigma_x_A", "sigma_y_A"]].to_numpy(float) if has_sig else None
     m_ref = fit.basis @ np.linalg.inv(reference) if reference is not None else np.eye(2)
-    ok = np.isfinite(xy0).all(axis=1)
-    idx = np.flatnonzero(ok)
-    tree = cKDTree(xy0[ok])
-    rows = np.full((len(xy), 4), np.nan)
-    sig_rows = np.full((len(xy), 3), np.nan)
-    n_nb = np.zeros(len(xy), int)
-    for i, nb in zip(idx, tree.query_ball_point(xy0[ok], r=r), strict=True):
-        nb = [int(idx[j]) for j in nb if idx[j] != i]
-        n_nb[i] = len(nb)
-        if len(nb) < 3:
-            continue
-        d0 = xy0[nb] - xy0[i]  # (k, 2) ideal
-        d = xy[nb] - xy[i]
-        gram = d0.T @ d0
-        if np.linalg.cond(gram) > 1e8:
-            continue
-        w = d0 @ np.linalg.inv(gram)  # (k, 2): G = dᵀ w
-        g = d.T @ w
-        rows[i] = _polar_strain(g @ m_ref)
-        if sig is not None:
-            # ε ≈ sym(G − I) to first order; G is linear in the positions:
-            # ∂G[a, b]/∂p_j[a] = w[j, b] for neighbours, −Σ_j w[j, b] for the centre atom
-            cw = -w.sum(axis=0)
-            var = np.zeros(3)
-            for (a, b), k in (((0, 0), 0), ((1, 1), 1)):
-                var[k] = np.sum((w[:, b] * sig[nb, a]) ** 2) + (cw[b] * sig[i, a]) ** 2
-            # ε_xy = (G01 + G10) / 2: G01 depends on x positions (row 0), G10 on y (row 1)
-            var[2] = 0.25 * (
-                np.sum((w[:, 1] * sig[nb, 0]) ** 2)
-                + (cw[1] * sig[i, 0]) ** 2
-                + np.sum((w[:, 0] * sig[nb, 1]) ** 2)
-                + (cw[0] * sig[i, 1]) ** 2
-            )
-            sig_rows[i] = np.sqrt(var)
+    ok = np.flatnonzero(np.isfinite(xy0).all(axis=1))
+    n = len(xy)
+    rows = np.full((n, 4), np.nan)
+    sig_rows = np.full((n, 3), np.nan)
+    n_nb = np.zeros(n, int)
+    # padded neighbour lists (every atom at once: a per-atom loop took 8 s for 1e5 atoms)
+    lists = cKDTree(xy0[ok]).query_ball_point(xy0[ok], r=r)
+    lens = np.fromiter((len(v) for v in lists), int, count=len(lists))
+    flat = ok[np.fromiter(chain.from_iterable(lists), int, count=int(lens.sum()))]
+    width = int(lens.max()) if len(lens) else 1
+    pad = np.full((len(ok), width), -1)
+    pad[
+        np.repeat(np.arange(len(ok)), lens),
+        np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens),
+    ] = flat
+    mask = (pad >= 0) & (pad != ok[:, None])
+    safe = np.where(mask, pad, 0)
+    n_nb[ok] = mask.sum(axis=1)
+    d0 = (xy0[safe] - xy0[ok, None]) * mask[..., None]  # (m, K, 2) ideal neighbour vectors
+    d = (xy[safe] - xy[ok, None]) * mask[..., None]
+    gram = np.einsum("mki,mkj->mij", d0, d0)
+    det = gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] * gram[:, 1, 0]
+    good = (n_nb[ok] >= 3) & (det > 1e-8 * np.einsum("mii->m", gram) ** 2)
+    inv = np.zeros_like(gram)
+    dd = np.where(good, det, 1.0)
+    inv[:, 0, 0], inv[:, 1, 1] = gram[:, 1, 1] / dd, gram[:, 0, 0] / dd
+    inv[:, 0, 1], inv[:, 1, 0] = -gram[:, 0, 1] / dd, -gram[:, 1, 0] / dd
+    w = np.einsum("mki,mij->mkj", d0, inv)  # G = dᵀ w
+    g = np.einsum("mka,mkb->mab", d, w)
+    total = g @ m_ref
+    u, sv, vt = np.linalg.svd(total)
+    v = u @ (sv[..., None] * np.swapaxes(u, 1, 2))
+    rot = u @ vt
+    res = np.column_stack(
+        [
+            v[:, 0, 0] - 1,
+            v[:, 1, 1] - 1,
+            v[:, 0, 1],
+            np.degrees(np.arctan2(rot[:, 1, 0], rot[:, 0, 0])),
+        ]
+    )
+    rows[ok[good]] = res[good]
+    if sig is not None:
+        # ε ≈ sym(G − I) to first order and G is linear in the positions:
+        # ∂G[a, b]/∂p_j[a] = w[j, b] for a neighbour j, −Σ_j w[j, b] for the atom itself
+        sx, sy = sig[safe, 0] * mask, sig[safe, 1] * mask
+        cw = -w.sum(axis=1)
+        s0x, s0y = sig[ok, 0], sig[ok, 1]
+        var_xx = np.sum((w[..., 0] * sx) ** 2, axis=1) + (cw[:, 0] * s0x) ** 2
+        var_yy = np.sum((w[..., 1] * sy) ** 2, axis=1) + (cw[:, 1] * s0y) ** 2
+        var_xy = 0.25 * (
+            np.sum((w[..., 1] * sx) ** 2, axis=1)
+            + (cw[:, 1] * s0x) ** 2
+            + np.sum((w[..., 0] * sy) ** 2, axis=1)
+            + (cw[:, 0] * s0y) ** 2
+        )
+        sig_rows[ok[good]] = np.sqrt(np.column_stack([var_xx, var_yy, var_xy]))[good]
     out = pd.DataFrame(
         {
             "x_A": xy[:, 0],
