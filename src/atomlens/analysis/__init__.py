@@ -27,6 +27,7 @@ from atomlens.analysis.lattice import (
     local_strain,
     reference_basis,
 )
+from atomlens.analysis.polarisation import b_site_displacements
 from atomlens.analysis.rings import RingStats, find_rings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LatticeFit",
     "RingStats",
     "atom_patches",
+    "b_site_displacements",
     "bond_angles",
     "bond_table",
     "cluster_descriptors",
