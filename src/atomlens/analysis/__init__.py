@@ -1,8 +1,8 @@
 """From atoms to physics: neighbour graphs, bonds and angles, rings, lattice fitting and
-strain, and the ASE bridge.
+strain, perovskite polarisation, local descriptors and clustering, tracking across frames,
+and the ASE bridge.
 
-Positions in Å, with the atoms' σ carried into bond lengths and strain. Local descriptors,
-polarisation and tracking follow.
+Positions in Å, with the atoms' σ carried into bond lengths, strain and displacements.
 """
 
 from atomlens.analysis.ase_bridge import from_ase, to_ase, write_structure
@@ -29,11 +29,13 @@ from atomlens.analysis.lattice import (
 )
 from atomlens.analysis.polarisation import b_site_displacements
 from atomlens.analysis.rings import RingStats, find_rings
+from atomlens.analysis.tracking import Tracks, track_atoms
 
 __all__ = [
     "Clusters",
     "LatticeFit",
     "RingStats",
+    "Tracks",
     "atom_patches",
     "b_site_displacements",
     "bond_angles",
@@ -51,5 +53,6 @@ __all__ = [
     "reduce_patches",
     "reference_basis",
     "to_ase",
+    "track_atoms",
     "write_structure",
 ]
