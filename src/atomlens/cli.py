@@ -480,6 +480,51 @@ def find(
 
 
 @app.command()
+def analyze(
+    table: Annotated[Path, typer.Argument(help="atoms.csv (or .parquet) from `atomlens find`.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    material: Annotated[
+        str | None,
+        typer.Option(help="Reference material for absolute strain (graphene, srtio3, …)."),
+    ] = None,
+    species: Annotated[
+        list[str] | None,
+        typer.Option(help="Class=element for classes that are not elements (TiO=Ti)."),
+    ] = None,
+    cutoff: Annotated[
+        float | None, typer.Option(help="One bond cut-off for all pairs [Å].")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Bonds, rings, lattice, strain and tracks of an atoms table, into OUT."""
+    try:
+        import pandas as pd
+
+        from atomlens.analysis.analyze import analyze as run
+
+        if not table.is_file():
+            raise FileNotFoundError(f"{table}: no such file; pass the atoms.csv of a find run.")
+        atoms = pd.read_parquet(table) if table.suffix == ".parquet" else pd.read_csv(table)
+        mapping = {}
+        for item in species or []:
+            if "=" not in item:
+                raise ValueError(f"--species {item!r}: write CLASS=ELEMENT, e.g. TiO=Ti.")
+            k, v = item.split("=", 1)
+            mapping[k.strip()] = v.strip()
+        summary = run(
+            atoms, out=out, material=material, species=mapping, cutoff_A=cutoff, overwrite=overwrite
+        )
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    if not _state.get("quiet"):
+        typer.echo(
+            f"wrote {out}/: {summary['atoms']} atoms, {summary['bonds']} bonds, rings "
+            f"{summary['rings']}, lattice {summary['lattice']}"
+        )
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("atomlens-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the simulated image.")] = 0,

@@ -1,0 +1,209 @@
+"""``atomlens analyze``: the analysis chain on an atoms table, written as tables, maps and
+an HTML section."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["analyze", "material_reference"]
+
+logger = logging.getLogger(__name__)
+
+
+def material_reference(material: str, /) -> np.ndarray:
+    """The reduced lattice vectors (columns, Å) of a material's projected cell: ``a1``
+    shortest, acute angle, ``a1 × a2 > 0`` — the convention of :func:`fit_lattice`."""
+    from atomlens.simulate import load_material
+
+    cell = load_material(material)
+    a, b = np.asarray(cell.a, float), np.asarray(cell.b, float)
+    for _ in range(10):  # Lagrange–Gauss reduction
+        if np.linalg.norm(b) < np.linalg.norm(a):
+            a, b = b, a
+        k = round(float(a @ b / (a @ a)))
+        if k == 0:
+            break
+        b = b - k * a
+    if a[0] * b[1] - a[1] * b[0] < 0:
+        b = -b
+    if a @ b < -1e-9:  # obtuse: the other shortest vector gives the acute angle
+        b = a + b
+    return np.column_stack([a, b])
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _map(atoms: pd.DataFrame, values: pd.Series, title: str, cmap: str, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    v = values.to_numpy(float)
+    lim = np.nanpercentile(np.abs(v), 98) if np.isfinite(v).any() else 1.0
+    sc = ax.scatter(atoms["x_A"], atoms["y_A"], c=v, cmap=cmap, s=10, vmin=-lim, vmax=lim)
+    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    ax.set_xlabel("x [Å]")
+    ax.set_ylabel("y [Å]")
+    ax.set_title(title, fontsize=10)
+    data = _png(fig)
+    path.write_bytes(base64.b64decode(data))
+    return data
+
+
+def analyze(
+    atoms: pd.DataFrame,
+    /,
+    *,
+    out: str | PathLike[str],
+    material: str | None = None,
+    species: Mapping[str, str] | None = None,
+    cutoff_A: float | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Bonds, rings, lattice, strain and (for stacks) tracks of an atoms table.
+
+    Writes into ``out`` (atomically): ``bonds.csv``, ``angles.csv``, ``rings.csv``,
+    ``atoms.csv`` (input plus ``coordination`` and, for a crystal, ``sublattice`` and
+    displacements), ``strain.csv`` and strain/rotation maps (PNG) when a lattice is found
+    (relative to ``material``'s lattice when given, else to the mean lattice),
+    ``tracks.csv``/``drift.csv``/``transitions.csv`` for stacks, ``structure.extxyz``
+    (ASE), ``summary.json`` and ``analysis.html`` (a self-contained section).
+
+    Parameters
+    ----------
+    atoms : pandas.DataFrame
+        An atoms table (``x_A, y_A, class``; ``frame`` for stacks: frame 0 is analysed and
+        all frames are tracked).
+    out : path
+        Output directory.
+    material : str, optional
+        Reference material for absolute strain (``graphene``, ``srtio3``, …).
+    species : mapping, optional
+        Class → element, for classes that are not element symbols (bond cut-offs, ASE).
+    cutoff_A : float, optional
+        One bond cut-off for all pairs [Å] instead of covalent radii.
+    overwrite : bool
+        Replace ``out``.
+
+    Returns
+    -------
+    dict
+        The summary written to the HTML section (counts, ring statistics, strain).
+    """
+    from atomlens._atomic import atomic_directory
+    from atomlens.analysis.ase_bridge import write_structure
+    from atomlens.analysis.graph import bond_angles, bond_table, coordination, neighbour_graph
+    from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_strain
+    from atomlens.analysis.rings import find_rings
+    from atomlens.analysis.tracking import track_atoms
+
+    need = {"x_A", "y_A", "class"} - set(atoms.columns)
+    if need:
+        raise ValueError(f"the atoms table lacks the columns {sorted(need)}.")
+    stack = "frame" in atoms and atoms["frame"].nunique() > 1
+    one = atoms[atoms["frame"] == atoms["frame"].min()] if "frame" in atoms else atoms
+    one = one.reset_index(drop=True)
+    summary: dict[str, Any] = {"atoms": len(one)}
+    sections: list[str] = []
+    with atomic_directory(Path(out), overwrite=overwrite) as tmp:
+        g = neighbour_graph(one, cutoff_A=cutoff_A, species=species)
+        bonds = bond_table(g)
+        bonds.to_csv(tmp / "bonds.csv", index=False, float_format="%.6g")
+        bond_angles(g).to_csv(tmp / "angles.csv", index=False, float_format="%.6g")
+        table = one.copy()
+        table["coordination"] = coordination(g).reindex(range(len(one)), fill_value=0).to_numpy()
+        rings = find_rings(g, max_size=12)
+        rings.rings.assign(atoms=rings.rings["atoms"].map(lambda a: " ".join(map(str, a)))).to_csv(
+            tmp / "rings.csv", index=False, float_format="%.6g"
+        )
+        summary.update(
+            bonds=len(bonds),
+            median_bond_A=float(bonds["length_A"].median()) if len(bonds) else float("nan"),
+            rings=rings.counts,
+            coordination=table["coordination"].value_counts().sort_index().to_dict(),
+        )
+        try:
+            fit = fit_lattice(one)
+        except ValueError as exc:
+            logger.info("no lattice fitted: %s", exc)
+            summary["lattice"] = f"none ({exc})"
+        else:
+            ref = material_reference(material) if material else None
+            summary["lattice"] = {
+                "a1_A": fit.a1.round(4).tolist(),
+                "a2_A": fit.a2.round(4).tolist(),
+                "sublattices": len(fit.origins),
+                "rms_displacement_pm": round(fit.rms_displacement_A * 100, 2),
+            }
+            if ref is not None:
+                summary["strain_vs_" + material] = {
+                    k: round(v, 5) for k, v in homogeneous_strain(fit, ref).items()
+                }
+            for c in ("sublattice", "dx_A", "dy_A"):
+                table[c] = fit.atoms[c].to_numpy()
+            strain = local_strain(fit, reference=ref)
+            strain.to_csv(tmp / "strain.csv", index=False, float_format="%.6g")
+            label = f"vs {material}" if material else "vs the mean lattice"
+            for col, cmap in (
+                ("exx", "RdBu_r"),
+                ("eyy", "RdBu_r"),
+                ("exy", "RdBu_r"),
+                ("rotation_deg", "PuOr"),
+            ):
+                data = _map(strain, strain[col], f"{col} ({label})", cmap, tmp / f"{col}.png")
+                sections.append(
+                    f"<figure><img alt='{col}' src='data:image/png;base64,{data}'></figure>"
+                )
+        table.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
+        try:
+            write_structure(one, tmp / "structure.extxyz", species=species)
+        except ValueError as exc:
+            logger.warning("structure.extxyz not written: %s (map classes with --species)", exc)
+        if stack:
+            nn = float(np.median(bonds["length_A"])) if len(bonds) else 1.0
+            tr = track_atoms(atoms, search_range_A=0.45 * nn, memory=1)
+            tr.atoms.to_csv(tmp / "tracks.csv", index=False, float_format="%.6g")
+            tr.drift.to_csv(tmp / "drift.csv", index=False, float_format="%.6g")
+            tr.transitions.to_csv(tmp / "transitions.csv", index=False, float_format="%.6g")
+            summary.update(tracks=int(tr.atoms["track"].nunique()), transitions=len(tr.transitions))
+        (tmp / "summary.json").write_text(
+            json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
+        )
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in summary.items()
+        )
+        (tmp / "analysis.html").write_text(
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>atomlens "
+            "analysis</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;"
+            "margin:1.5em auto}td{border:1px solid #ccc;padding:3px 8px}table{border-collapse:"
+            "collapse}figure{display:inline-block;margin:4px}</style></head><body>"
+            f"<h2>Analysis</h2><table>{rows}</table>{''.join(sections)}</body></html>\n",
+            encoding="utf-8",
+        )
+    return summary
