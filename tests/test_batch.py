@@ -77,8 +77,10 @@ def test_bad_inputs_fail_before_any_output(tiny_model, frames, tmp_path):
     assert not (tmp_path / "o").exists()
     with pytest.raises(FileNotFoundError, match="matches no file"):
         expand_inputs([tmp_path / "*.tif"])
-    with pytest.raises(ValueError, match="pixel size"):
-        find_files([tmp_path / "good.npy"], model=tiny_model, out=tmp_path / "o")
+    noise = np.random.default_rng(0).poisson(50, (96, 96)).astype(np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    with pytest.raises(ValueError, match="pixel size"):  # and no lattice to estimate it from
+        find_files([tmp_path / "noise.npy"], model=tiny_model, out=tmp_path / "o")
 
 
 def test_top_level_find_takes_arrays_stacks_and_files(tiny_model, frames, tmp_path):
