@@ -524,6 +524,44 @@ def analyze(
         )
 
 
+@app.command("select")
+def select_members(
+    frames: Annotated[list[str], typer.Argument(help="Frames: files, folders or globs.")],
+    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
+    ] = None,
+    n_best: Annotated[int, typer.Option("--n-best", help="Members to choose.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Rank the ensemble's members on unlabeled FRAMES (agreement, plausibility, …)."""
+    try:
+        from atomlens.batch import _estimate_sampling, expand_inputs
+        from atomlens.elit import select
+        from atomlens.ensemble import Ensemble
+        from atomlens.io import read
+
+        ens = Ensemble.load(model)
+        images, sizes = [], set()
+        for f in expand_inputs(frames):
+            im = read(f, pixel_size=pixel_size)
+            if im.pixel_size is None:
+                im = _estimate_sampling(im, ens)
+            sizes.add(round(im.pixel_size, 6))
+            images += [im.frame(i) for i in range(im.n_frames)]
+        if len(sizes) > 1:
+            raise ValueError(
+                f"the frames have different pixel sizes {sorted(sizes)}; select frames of one "
+                "sampling, or pass --pixel-size."
+            )
+        sel = select(ens, images, pixel_size=sizes.pop(), n_best=n_best, device=device)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(sel.scores.sort_values("rank").to_string(index=False, float_format="%.4f"))
+    typer.echo(f"chosen: {sel.chosen}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("atomlens-demo"),
