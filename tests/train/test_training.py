@@ -132,3 +132,24 @@ def test_pairs_from_coordinates_make_aligned_masks_and_train(tmp_path):
     ).fit()
     assert res.steps_done == 2 and "f1" in res.best
     assert res.model.config.provenance["data"]["source"] == "pairs"
+
+
+def test_loss_ignores_pixels_whose_targets_are_all_zero():
+    """Pseudo-labels mark uncertain pixels with all-zero targets; the loss must not see them."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.zeros(2, 3, 16, 16)
+    t[:, 0] = 1.0
+    t[:, 1, 4:8, 4:8], t[:, 0, 4:8, 4:8] = 1.0, 0.0
+    t[:, :, 10:, :] = 0.0  # ignored rows
+    logits = torch.randn(2, 3, 16, 16, generator=g)
+    other = logits.clone()
+    other[:, :, 10:, :] = 50 * torch.randn(2, 3, 6, 16, generator=g)
+    for w in (0.0, 1.0):
+        a = segmentation_loss(logits, t, dice_weight=w)
+        b = segmentation_loss(other, t, dice_weight=w)
+        assert torch.allclose(a, b), (w, a, b)
+    # and the cross-entropy is the mean over the labelled pixels only
+    ce = segmentation_loss(logits, t, dice_weight=0)
+    logp = torch.log_softmax(logits, 1)
+    ref = -(t * logp).sum(1)[:, :10].mean()
+    assert torch.allclose(ce, ref)

@@ -90,7 +90,12 @@ class Ensemble:
                     f"model {i} differs from model 0 in architecture, sampling, classes, "
                     "normalisation or contrast; members must share them."
                 )
-        config = replace(first, provenance={"members": len(models)})
+        prov: dict[str, Any] = {"members": len(models)}
+        mats = [tuple((m.config.provenance or {}).get("materials") or ()) for m in models]
+        if mats[0] and all(m == mats[0] for m in mats):
+            # what the members were trained on: ELIT's plausibility checks compare against it
+            prov["materials"] = list(mats[0])
+        config = replace(first, provenance=prov)
         return cls([m.network for m in models], config, [m.config.provenance for m in models])
 
     def __len__(self) -> int:

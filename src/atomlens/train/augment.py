@@ -67,7 +67,8 @@ def augment_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch of raw images ``(B, C, H, W)`` and their masks ``(B, K + 1, H, W)``.
 
-    Returns raw (not yet normalised) images and masks whose channels still sum to 1.
+    Returns raw (not yet normalised) images and masks whose channels still sum to 1 (or to 0
+    where the loss ignores a pixel, see :func:`segmentation_loss`).
     """
     g = generator
     b, _, h, w = image.shape

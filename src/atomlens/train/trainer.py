@@ -168,12 +168,17 @@ def _better(a: dict[str, float], b: dict[str, float] | None) -> bool:
 def segmentation_loss(
     logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float
 ) -> torch.Tensor:
-    """Soft-target cross-entropy plus soft Dice over the foreground classes."""
+    """Soft-target cross-entropy plus soft Dice over the foreground classes.
+
+    Pixels whose target channels sum to 0 are ignored (neither term sees them): that is how
+    pseudo-labels mark regions the ensemble was unsure about (:mod:`atomlens.elit`).
+    """
     logp = F.log_softmax(logits.float(), dim=1)
-    ce = -(target * logp).sum(dim=1).mean()
+    valid = target.sum(dim=1)  # 1 for labelled pixels, 0 for ignored ones
+    ce = -(target * logp).sum() / valid.sum().clamp(min=1.0)
     if dice_weight <= 0:
         return ce
-    p = logp.exp()[:, 1:]
+    p = logp.exp()[:, 1:] * valid[:, None]
     t = target[:, 1:]
     inter = (p * t).sum(dim=(0, 2, 3))
     denom = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))

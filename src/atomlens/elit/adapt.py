@@ -1,0 +1,416 @@
+"""Adapt an ensemble to new frames without labels: iterative training on its own confident
+atoms (the "iterative training" of ELIT).
+
+Each round:
+
+1. the ensemble finds atoms on every frame;
+2. **pseudo-labels**: the atoms every member found (``p_detect ≥ p_keep``) become label
+   disks; **ignored**: disks around the candidates only some members found, and pixels
+   whose epistemic uncertainty exceeds ``epistemic_max`` — they teach nothing reliable and
+   could teach errors, so the loss does not see them (target channels all zero);
+3. every member is fine-tuned (or retrained from a new seed) on crops of the training
+   frames with those masks, with the usual augmentation;
+4. the round is checked on **held-out frames** (never trained on): if more of the
+   consensus atoms there have an implausible nearest neighbour (closer or further than
+   ``nn_tolerance`` × any nearest-neighbour distance of the material the model was trained
+   for, from a noise-free simulation), the round is undone and adaptation stops. A share of
+   implausible atoms, not a distance between distributions, because position noise at low
+   dose widens the distribution without any atom being wrong, whereas invented atoms
+   between columns and merged neighbours are exactly the errors self-training amplifies;
+5. adaptation stops when the consensus on the training frames stops changing (F1 between
+   consecutive rounds ≥ ``stop_f1``), and a round that would change it by more than
+   ``max_change`` is not accepted (a cap on how far one round can move the labels).
+
+The guards answer the known failure of self-training, confirmation of early errors: the
+ignore mask keeps disputed sites out of the labels, the hold-out frames measure the effect
+on data the round did not see, and physical plausibility is a check the pseudo-labels
+cannot satisfy by agreeing with themselves.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["AdaptConfig", "AdaptResult", "adapt", "pseudo_labels"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Settings of :func:`adapt`.
+
+    Parameters
+    ----------
+    rounds : int
+        At most this many rounds.
+    mode : {"finetune", "retrain"}
+        Continue from each member's weights, or train new members (seeds apart) on the
+        pseudo-labels.
+    steps : int
+        Optimiser steps per member per round.
+    lr : float
+        Peak learning rate (smaller than training from scratch when fine-tuning).
+    batch_size, crop : int
+        Crops per step and their side [px at the model's sampling].
+    p_keep : float
+        Share of members that must find an atom for it to be a pseudo-label.
+    epistemic_max : float
+        Pixels with more epistemic uncertainty [nats] are ignored by the loss.
+    ignore_radius_A : float
+        Radius of the ignored disk around a disputed candidate [Å].
+    holdout : float
+        Share of frames held out for the guard (at least one when there are ≥ 2 frames).
+    nn_tolerance : float
+        A nearest-neighbour distance is plausible within this relative tolerance of one of
+        the material's.
+    max_implausible_rise : float
+        Undo a round that raises the share of hold-out consensus atoms with an implausible
+        nearest neighbour by more than this plus two standard errors of the share.
+    max_change : float
+        Undo a round whose consensus on the training frames differs from the previous by
+        more than this (1 − F1).
+    stop_f1 : float
+        Stop when consecutive consensuses agree this well (F1).
+    seed : int
+        Seed of crops, augmentation and (retrain) initial weights.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    rounds: int = 3
+    mode: Literal["finetune", "retrain"] = "finetune"
+    steps: int = 150
+    lr: float = 1e-3
+    batch_size: int = 8
+    crop: int = 128
+    p_keep: float = 0.99
+    epistemic_max: float = 0.15
+    ignore_radius_A: float = 0.8
+    holdout: float = 0.25
+    nn_tolerance: float = 0.35
+    max_implausible_rise: float = 0.02
+    max_change: float = 0.25
+    stop_f1: float = 0.995
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("finetune", "retrain"):
+            raise ValueError(f"mode must be 'finetune' or 'retrain', got {self.mode!r}.")
+        if not (isinstance(self.rounds, int) and self.rounds >= 1):
+            raise ValueError(f"rounds must be an int ≥ 1, got {self.rounds!r}.")
+        if not 0 < self.p_keep <= 1:
+            raise ValueError(f"p_keep must be within (0, 1], got {self.p_keep!r}.")
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`adapt` returns.
+
+    Attributes
+    ----------
+    ensemble : Ensemble
+        The adapted ensemble (provenance records the rounds and settings).
+    history : pandas.DataFrame
+        One row per round (0 = before adapting): pseudo-labels, ignored share of pixels,
+        consensus atoms, F1 of the consensus against the previous round's, mean epistemic
+        uncertainty of the training and hold-out frames, the hold-out nearest-neighbour
+        share of implausible atoms, and whether the round was kept.
+    """
+
+    ensemble: Any
+    history: pd.DataFrame
+
+
+def pseudo_labels(
+    result: Any, /, *, n_classes: int, class_names: tuple[str, ...], config: AdaptConfig
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Label masks ``(K + 1, H, W)`` from one frame's :class:`FindResult`, zero where
+    ignored, and counts.
+
+    Parameters
+    ----------
+    result : FindResult
+        :func:`atomlens.finder.find` on the frame with ``p_min`` small (all candidates).
+    n_classes : int
+        K.
+    class_names : tuple of str
+        The model's classes.
+    config : AdaptConfig
+        Thresholds.
+    """
+    from atomlens.simulate.labels import render_masks
+
+    ps = result.pixel_size
+    cand = pd.concat([result.atoms, result.rejected], ignore_index=True)
+    shape = result.prediction.mean.shape[-2:]
+    keep = cand["p_detect"].to_numpy(float) >= config.p_keep - 1e-9
+    sure = cand[keep]
+    idx = np.array([class_names.index(c) for c in sure["class"].astype(str)], dtype=int)
+    lab_r = _label_radius(result)
+    masks = render_masks(
+        sure[["x_px", "y_px"]].to_numpy(float),
+        class_index=idx,
+        n_classes=n_classes,
+        shape=shape,
+        radius_px=lab_r / ps,
+    ).astype(np.float32)
+    ignore = result.prediction.mutual_information > config.epistemic_max
+    disputed = cand[~keep][["x_px", "y_px"]].to_numpy(float)
+    if len(disputed):
+        yy, xx = np.indices(shape)
+        r = config.ignore_radius_A / ps
+        from scipy.spatial import cKDTree
+
+        pix = np.column_stack([xx.ravel(), yy.ravel()])
+        d, _ = cKDTree(disputed).query(pix, distance_upper_bound=r)
+        ignore |= np.isfinite(d).reshape(shape)
+    masks[:, ignore] = 0.0
+    return masks, {"pseudo": int(keep.sum()), "ignored": float(ignore.mean())}
+
+
+def _label_radius(result: Any) -> float:
+    return float(result.atoms.attrs.get("label_radius_A", 0.5))
+
+
+def _consensus_change(a: pd.DataFrame, b: pd.DataFrame, ps: float) -> float:
+    from atomlens.metrics import match_points
+
+    if len(a) + len(b) == 0:
+        return 1.0
+    m = match_points(
+        a[["x_px", "y_px"]].to_numpy(float), b[["x_px", "y_px"]].to_numpy(float), radius=0.5 / ps
+    )
+    return 2 * len(m.pred_index) / (len(a) + len(b))
+
+
+def _implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: float) -> float:
+    """Share of atoms whose nearest-neighbour distance is not within ``tol`` (relative) of
+    any of the material's."""
+    from atomlens.elit.select import _nn
+
+    nn = np.concatenate(
+        [_nn(a[["x_A", "y_A"]].to_numpy(float)) for a in atoms_list] or [np.zeros(0)]
+    )
+    if not len(nn) or not len(ref_nn):
+        return float("nan")
+    modes = np.unique(np.round(ref_nn, 2))
+    rel = np.min(np.abs(nn[:, None] / modes[None, :] - 1.0), axis=1)
+    return float(np.mean(rel > tol))
+
+
+def adapt(
+    ensemble: Any,
+    frames: list[np.ndarray] | np.ndarray,
+    /,
+    *,
+    pixel_size: float,
+    config: AdaptConfig | None = None,
+    progress: bool = False,
+) -> AdaptResult:
+    """Adapt an ensemble to unlabeled frames by iterative training on its own confident
+    atoms (see the module notes for the rounds and the guards).
+
+    Parameters
+    ----------
+    ensemble : Ensemble or path
+        The ensemble (not modified; a new one is returned).
+    frames : list of ndarray (H, W), or ndarray (N, H, W)
+        Frames of the new conditions, at one sampling.
+    pixel_size : float
+        [Å/px].
+    config : AdaptConfig, optional
+        Settings.
+    progress : bool
+        Progress bars of the training runs.
+
+    Returns
+    -------
+    AdaptResult
+    """
+    import torch
+
+    from atomlens.elit.select import _reference_nn
+    from atomlens.ensemble import Ensemble
+    from atomlens.finder import _as_ensemble, find
+    from atomlens.model import Model
+    from atomlens.nn import UNet
+    from atomlens.train import PairSource, TrainConfig, Trainer
+
+    cfg = config or AdaptConfig()
+    ens = _as_ensemble(ensemble)
+    c = ens.config
+    frames = [np.asarray(f, dtype=np.float32) for f in frames]
+    if not frames:
+        raise ValueError("adapt needs at least one frame.")
+    n_hold = 0 if len(frames) < 2 else max(1, int(round(cfg.holdout * len(frames))))
+    hold = frames[len(frames) - n_hold :] if n_hold else []
+    train = frames[: len(frames) - n_hold]
+    ref_nn = _reference_nn(c)
+    side = min(min(f.shape) for f in train) * pixel_size / c.pixel_size_A
+    crop = int(min(cfg.crop, side // 8 * 8))
+    if crop < 32:
+        raise ValueError(
+            f"the frames are {side:.0f} px at the model's sampling; adapt needs at least 32."
+        )
+
+    def run(e: Any, fs: list[np.ndarray]) -> list[Any]:
+        out = []
+        for f in fs:
+            r = find(f, model=e, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
+            r.atoms.attrs["label_radius_A"] = c.label_radius_A
+            out.append(r)
+        return out
+
+    def accepted_atoms(results: list[Any]) -> list[pd.DataFrame]:
+        return [r.atoms[r.atoms["p_detect"] >= 0.5] for r in results]
+
+    res_train = run(ens, train)
+    res_hold = run(ens, hold)
+    hist = [
+        {
+            "round": 0,
+            "pseudo_labels": np.nan,
+            "ignored_share": np.nan,
+            "consensus_atoms": sum(len(a) for a in accepted_atoms(res_train)),
+            "consensus_f1_vs_previous": np.nan,
+            "epistemic_train": float(
+                np.mean([r.prediction.mutual_information.mean() for r in res_train])
+            ),
+            "epistemic_holdout": float(
+                np.mean([r.prediction.mutual_information.mean() for r in res_hold])
+            )
+            if res_hold
+            else np.nan,
+            "holdout_implausible": _implausible_share(
+                accepted_atoms(res_hold), ref_nn, cfg.nn_tolerance
+            )
+            if res_hold
+            else np.nan,
+            "kept": True,
+        }
+    ]
+    current = ens
+    with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
+        for rnd in range(1, cfg.rounds + 1):
+            labels, n_pseudo, ignored = [], 0, []
+            for r in res_train:
+                m, info = pseudo_labels(
+                    r, n_classes=len(c.class_names), class_names=tuple(c.class_names), config=cfg
+                )
+                labels.append(m)
+                n_pseudo += info["pseudo"]
+                ignored.append(info["ignored"])
+            source = PairSource(
+                train,
+                labels,
+                pixel_size=pixel_size,
+                model_pixel_size=c.pixel_size_A,
+                class_names=c.class_names,
+                crop=crop,
+                seed=cfg.seed + 1000 * rnd,
+            )
+            nets = []
+            for i in range(len(current)):
+                tc = TrainConfig(
+                    steps=cfg.steps,
+                    batch_size=cfg.batch_size,
+                    lr=cfg.lr,
+                    warmup_steps=min(20, cfg.steps // 5),
+                    val_every=cfg.steps,
+                    seed=cfg.seed + 1000 * i + 17 * rnd,
+                    device=cfg.device,
+                )
+                if cfg.mode == "finetune":
+                    net = copy.deepcopy(current.networks[i]).cpu()
+                else:
+                    torch.manual_seed(tc.seed)
+                    net = UNet(c.architecture)
+                trainer = Trainer(
+                    Model(net, c),
+                    tc,
+                    source,
+                    out=Path(tmp) / f"round{rnd}" / f"member{i}",
+                    progress=progress,
+                )
+                nets.append(trainer.fit().model.network.eval())
+            candidate = Ensemble(nets, c, current.member_provenance)
+            new_train = run(candidate, train)
+            new_hold = run(candidate, hold)
+            change = float(
+                np.mean(
+                    [
+                        _consensus_change(a, b, pixel_size)
+                        for a, b in zip(
+                            accepted_atoms(new_train), accepted_atoms(res_train), strict=True
+                        )
+                    ]
+                )
+            )
+            hold_atoms = accepted_atoms(new_hold)
+            drift = _implausible_share(hold_atoms, ref_nn, cfg.nn_tolerance) if new_hold else np.nan
+            prev_drift = hist[-1]["holdout_implausible"]  # the last round, which was kept
+            # the share is a count over a few hundred atoms: a rise within two standard
+            # errors of it is noise, not drift
+            n_hold = max(sum(len(a) for a in hold_atoms), 1)
+            allowed = cfg.max_implausible_rise + 2 * np.sqrt(
+                max(prev_drift, 0.01) * (1 - min(prev_drift, 0.99)) / n_hold
+            )
+            kept = True
+            why = ""
+            if np.isfinite(drift) and np.isfinite(prev_drift) and drift > prev_drift + allowed:
+                kept, why = (
+                    False,
+                    f"implausible hold-out atoms rose from {prev_drift:.3f} to {drift:.3f} "
+                    f"(allowed +{allowed:.3f})",
+                )
+            elif 1 - change > cfg.max_change:
+                kept, why = False, f"consensus changed by {1 - change:.2f} > {cfg.max_change}"
+            hist.append(
+                {
+                    "round": rnd,
+                    "pseudo_labels": n_pseudo,
+                    "ignored_share": float(np.mean(ignored)),
+                    "consensus_atoms": sum(len(a) for a in accepted_atoms(new_train)),
+                    "consensus_f1_vs_previous": change,
+                    "epistemic_train": float(
+                        np.mean([r.prediction.mutual_information.mean() for r in new_train])
+                    ),
+                    "epistemic_holdout": float(
+                        np.mean([r.prediction.mutual_information.mean() for r in new_hold])
+                    )
+                    if new_hold
+                    else np.nan,
+                    "holdout_implausible": drift,
+                    "kept": kept,
+                }
+            )
+            logger.info("ELIT round %d: %s", rnd, hist[-1])
+            if not kept:
+                logger.warning("ELIT round %d undone: %s", rnd, why)
+                break
+            current, res_train, res_hold = candidate, new_train, new_hold
+            if change >= cfg.stop_f1:
+                logger.info("ELIT: consensus stable (F1 %.4f); stopping", change)
+                break
+    history = pd.DataFrame(hist)
+    if current is not ens:
+        rounds_kept = int(history["kept"].iloc[1:].sum())
+        current.config = replace(
+            c,
+            provenance={
+                **dict(c.provenance),
+                "elit": {"rounds": rounds_kept, "config": asdict(cfg), "frames": len(frames)},
+            },
+        )
+        current.calibration = None  # the old calibration described the old members
+    return AdaptResult(current, history)
