@@ -97,3 +97,32 @@ def test_adapt_rejects_bad_settings(tiny_model):
         AdaptConfig(mode="nope")
     with pytest.raises(ValueError, match="at least one frame"):
         adapt(_ensemble(tiny_model), [], pixel_size=PS)
+
+
+def test_adapt_and_select_commands(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from atomlens.cli import app
+
+    runner = CliRunner()
+    model = tmp_path / "ens"
+    _ensemble(tiny_model).save(model)
+    files = []
+    for i in range(3):
+        f = tmp_path / f"frame{i}.npy"
+        np.save(
+            f, simulate_image("graphene", shape=128, pixel_size=PS, rng=i, conditions=SHIFT).image
+        )
+        files.append(str(f))
+    out = tmp_path / "adapted"
+    args = ["adapt", *files, "--model", str(model), "--out", str(out), "--pixel-size", str(PS)]
+    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "8"])
+    assert r.exit_code == 0, r.output
+    assert "round" in r.output and str(out) in r.output
+    adapted = Ensemble.load(out)
+    hist = adapted.config.provenance["elit"]["history"]
+    assert [h["round"] for h in hist] == [0, 1] and hist[1]["kept"]
+    r = runner.invoke(app, [*args, "--rounds", "1"])  # --out exists: refused, nothing lost
+    assert r.exit_code == 2 and "--overwrite" in r.output, r.output
+    r = runner.invoke(app, ["select", *files, "--model", str(out), "--pixel-size", str(PS)])
+    assert r.exit_code == 0 and "chosen: [" in r.output, r.output

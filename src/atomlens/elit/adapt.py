@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -216,6 +217,7 @@ def adapt(
     pixel_size: float,
     config: AdaptConfig | None = None,
     progress: bool = False,
+    on_round: Callable[[int, Any, bool], None] | None = None,
 ) -> AdaptResult:
     """Adapt an ensemble to unlabeled frames by iterative training on its own confident
     atoms (see the module notes for the rounds and the guards).
@@ -232,6 +234,9 @@ def adapt(
         Settings.
     progress : bool
         Progress bars of the training runs.
+    on_round : callable, optional
+        Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
+        every round on labelled data in a benchmark.
 
     Returns
     -------
@@ -395,6 +400,8 @@ def adapt(
                 }
             )
             logger.info("ELIT round %d: %s", rnd, hist[-1])
+            if on_round is not None:
+                on_round(rnd, candidate, kept)
             if not kept:
                 logger.warning("ELIT round %d undone: %s", rnd, why)
                 break
@@ -409,7 +416,18 @@ def adapt(
             c,
             provenance={
                 **dict(c.provenance),
-                "elit": {"rounds": rounds_kept, "config": asdict(cfg), "frames": len(frames)},
+                "elit": {
+                    "rounds": rounds_kept,
+                    "config": asdict(cfg),
+                    "frames": len(frames),
+                    "history": [
+                        {
+                            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                            for k, v in row.items()
+                        }
+                        for row in history.astype(object).to_dict("records")
+                    ],
+                },
             },
         )
         current.calibration = None  # the old calibration described the old members

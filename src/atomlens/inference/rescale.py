@@ -31,7 +31,7 @@ def resample(image: np.ndarray, /, *, factor: float) -> np.ndarray:
     """
     a = np.asarray(image, dtype=np.float32)
     squeeze = a.ndim == 2
-    t = torch.from_numpy(np.ascontiguousarray(a if a.ndim == 3 else a[None]))[None]
+    t = torch.from_numpy(np.require(a if a.ndim == 3 else a[None], requirements=["C", "W"]))[None]
     h, w = t.shape[-2:]
     size = (max(1, round(h * factor)), max(1, round(w * factor)))
     if size == (h, w):
