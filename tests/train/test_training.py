@@ -66,6 +66,20 @@ def test_finished_model_is_not_overwritten_silently(tiny_model_dir):
         Trainer(Model.load(tiny_model_dir), None, _FakeSource(), out=tiny_model_dir)  # type: ignore[arg-type]
 
 
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_model, tmp_path):
+    from atomlens.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')  # all it left
+    Trainer(tiny_model, None, _FakeSource(), out=out)  # type: ignore[arg-type]
+    assert not out.exists()  # cleared; fit() starts from step 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a training run"):
+        Trainer(tiny_model, None, _FakeSource(), out=tmp_path / "other")  # type: ignore[arg-type]
+
 class _FakeSource:
     class_names = ("C",)
 

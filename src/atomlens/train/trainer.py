@@ -243,6 +243,10 @@ class Trainer:
                     "overwrite=True (--overwrite)."
                 )
             shutil.rmtree(self.out)
+        elif self.out.is_dir() and {f.name for f in self.out.iterdir()} == {LOG_FILE}:
+            # interrupted before its first checkpoint: nothing to resume, start it again
+            logger.info("%s: interrupted before its first checkpoint; starting again", self.out)
+            shutil.rmtree(self.out)
         elif self.out.exists() and not ck.exists() and any(self.out.iterdir()):
             if not overwrite:
                 raise FileExistsError(
