@@ -6,10 +6,10 @@ it in a fresh process (tables, maps.h5 and the report, as ``atomlens find`` does
 short and for the full stack, and prints the peak resident memory of each and the
 frames/s side by side. Target: peak < 1.5 GB and independent of the number of frames.
 
-The model is one member of the ensemble that ``benchmarks/uncertainty.py`` trains (or any
-model directory given with ``--model``).
+The model is the bundled graphene ensemble (all its members; ``--members 1`` for one), or
+any model directory given with ``--model``.
 
-    python benchmarks/stack_memory.py [--frames 200] [--short 20] [--model DIR]
+    python benchmarks/stack_memory.py [--frames 200] [--short 20] [--model DIR] [--members N]
 """
 
 from __future__ import annotations
@@ -24,18 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).parent
-DEFAULT = HERE / ".models" / "graphene-ens4"
-
 CHILD = r"""
 import json, resource, sys, time
 import torch
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[6]))
 from atomlens.batch import find_files
 from atomlens.ensemble import Ensemble
-path, out, model, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+path, out, model, n, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 ens = Ensemble.load(model)
-ens = Ensemble.from_models([ens.member(0)])
+if k:
+    ens = Ensemble(ens.networks[:k], ens.config, ens.member_provenance[:k])
 t = time.perf_counter()
 res = find_files([path], model=ens, out=out, signal=f"frames{n}")
 dt = time.perf_counter() - t
@@ -75,10 +73,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--short", type=int, default=20)
-    ap.add_argument("--model", type=Path, default=DEFAULT)
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--members", type=int, default=0, help="use the first N members (0: all)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
+    if args.model is None:
+        from atomlens.bundled import resolve_model_path
+
+        args.model = resolve_model_path("graphene")
     if not (args.model / "config.json").exists():
-        sys.exit(f"{args.model}: no model; run benchmarks/uncertainty.py first or pass --model")
+        sys.exit(f"{args.model}: no model there; pass --model DIR")
     with tempfile.TemporaryDirectory() as tmp:
         stack = Path(tmp) / "stack.h5"
         t = time.perf_counter()
@@ -90,12 +94,23 @@ def main() -> None:
         rows = []
         for n in (args.short, args.frames):
             r = subprocess.run(
-                [sys.executable, "-c", CHILD, str(stack), f"{tmp}/out{n}", str(args.model), str(n)],
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    str(stack),
+                    f"{tmp}/out{n}",
+                    str(args.model),
+                    str(n),
+                    str(args.members),
+                    str(args.threads),
+                ],
                 check=True,
                 capture_output=True,
                 text=True,
             )
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    print(f"model {args.model} ({args.members or 'all'} members)")
     print(f"{'frames':>7} {'peak RSS':>10} {'frames/s':>9} {'atoms':>9}")
     for r in rows:
         print(

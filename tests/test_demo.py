@@ -28,3 +28,23 @@ def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
     assert res.rmse_pm < 12.0, res  # a 1.5 Å carbon film sets a floor near 10 pm (model card)
     assert res.si_found == "3/3", res
     assert "F1" in r.output and "RMSE" in r.output
+
+
+def test_commands_take_a_bundled_model_by_name(tmp_path, monkeypatch):
+    """`--model graphene` (a Path on the command line) means the bundled model unless a
+    directory of that name exists here."""
+    import numpy as np
+
+    from atomlens.simulate import simulate_image
+
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "frame.npy"
+    np.save(f, simulate_image("graphene", shape=96, pixel_size=0.2, rng=0).image)
+    r = CliRunner().invoke(
+        app, ["select", str(f), "--model", "graphene", "--pixel-size", "0.2", "--n-best", "2"]
+    )
+    assert r.exit_code == 0 and "chosen: [" in r.output, r.output
+    r = CliRunner().invoke(
+        app, ["find", str(f), "--model", "nonesuch", "--pixel-size", "0.2", "--out", "o"]
+    )
+    assert r.exit_code == 2 and "bundled model (graphene" in r.output, r.output

@@ -524,6 +524,71 @@ def analyze(
         )
 
 
+def _read_frames(frames: list[str], pixel_size: float | None, ens: object) -> tuple[list, float]:
+    """Frames of one sampling from files/folders/globs (stacks give all their frames)."""
+    from atomlens.batch import _estimate_sampling, expand_inputs
+    from atomlens.io import read
+
+    images, sizes = [], set()
+    for f in expand_inputs(frames):
+        im = read(f, pixel_size=pixel_size)
+        if im.pixel_size is None:
+            im = _estimate_sampling(im, ens)
+        sizes.add(round(im.pixel_size, 6))
+        images += [im.frame(i) for i in range(im.n_frames)]
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the frames have different pixel sizes {sorted(sizes)}; give frames of one "
+            "sampling, or pass --pixel-size."
+        )
+    return images, sizes.pop()
+
+
+@app.command()
+def adapt(
+    frames: Annotated[list[str], typer.Argument(help="Unlabeled frames: files, folders, globs.")],
+    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the adapted ensemble.")],
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="At most this many ELIT rounds.")] = 3,
+    steps: Annotated[int, typer.Option(help="Optimiser steps per member per round.")] = 150,
+    mode: Annotated[
+        str, typer.Option(help="finetune (from the members' weights) or retrain (new seeds).")
+    ] = "finetune",
+    p_keep: Annotated[
+        float, typer.Option(help="Share of members that must find an atom to label it.")
+    ] = 0.99,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Adapt an ensemble to unlabeled FRAMES by training on its own confident atoms (ELIT).
+
+    Writes the adapted ensemble to --out (its provenance holds the settings and the history
+    of the rounds) and prints the history.
+    """
+    try:
+        from atomlens._atomic import check_output_directory
+        from atomlens.elit.adapt import AdaptConfig
+        from atomlens.elit.adapt import adapt as adapt_ensemble
+        from atomlens.ensemble import Ensemble
+
+        check_output_directory(out, overwrite=overwrite)
+        ens = Ensemble.load(model)
+        images, ps = _read_frames(frames, pixel_size, ens)
+        cfg = AdaptConfig(rounds=rounds, steps=steps, mode=mode, p_keep=p_keep, device=device)
+        res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True)
+        if res.ensemble is ens:
+            typer.echo("no round was kept; the ensemble is unchanged (see the history)")
+        res.ensemble.save(out, overwrite=overwrite)
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
+    typer.echo(res.history.to_string(index=False, float_format="%.4f"))
+    typer.echo(f"adapted ensemble written to {out}")
+
+
 @app.command("select")
 def select_members(
     frames: Annotated[list[str], typer.Argument(help="Frames: files, folders or globs.")],
@@ -536,30 +601,117 @@ def select_members(
 ) -> None:
     """Rank the ensemble's members on unlabeled FRAMES (agreement, plausibility, …)."""
     try:
-        from atomlens.batch import _estimate_sampling, expand_inputs
         from atomlens.elit import select
         from atomlens.ensemble import Ensemble
-        from atomlens.io import read
 
         ens = Ensemble.load(model)
-        images, sizes = [], set()
-        for f in expand_inputs(frames):
-            im = read(f, pixel_size=pixel_size)
-            if im.pixel_size is None:
-                im = _estimate_sampling(im, ens)
-            sizes.add(round(im.pixel_size, 6))
-            images += [im.frame(i) for i in range(im.n_frames)]
-        if len(sizes) > 1:
-            raise ValueError(
-                f"the frames have different pixel sizes {sorted(sizes)}; select frames of one "
-                "sampling, or pass --pixel-size."
-            )
-        sel = select(ens, images, pixel_size=sizes.pop(), n_best=n_best, device=device)
+        images, ps = _read_frames(frames, pixel_size, ens)
+        sel = select(ens, images, pixel_size=ps, n_best=n_best, device=device)
     except _USER_ERRORS as exc:
         _fail(exc)
         return
     typer.echo(sel.scores.sort_values("rank").to_string(index=False, float_format="%.4f"))
     typer.echo(f"chosen: {sel.chosen}")
+
+
+class OnDrift(str, Enum):
+    select = "select"
+    adapt = "adapt"
+    both = "both"
+    none = "none"
+
+
+def _decision_line(d: dict) -> str:
+    keep = ("ratio", "baseline", "threshold", "members", "cause", "seconds", "launched_at")
+    parts = [
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items() if k in keep
+    ]
+    if "swapped" in d:
+        parts.append("swapped in" if d["swapped"] else "every round undone, not swapped in")
+    if d["event"] in ("frame_skipped", "adapt_failed"):
+        parts.append(str(d.get("reason") or d.get("error")))
+    at = "start" if d["frame"] is None else f"frame {d['frame']}"
+    at += ", after the last frame" if d.get("at_end") else ""
+    return f"  → {d['event']} ({at}): {', '.join(parts)}"
+
+
+@app.command("stream")
+def stream_frames(
+    source: Annotated[
+        str, typer.Argument(help="A folder being filled with frames, or a (stack) file.")
+    ],
+    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write atoms.csv, frames.csv, decisions.jsonl.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = False,
+    on_drift: Annotated[
+        OnDrift, typer.Option("--on-drift", help="What to do when the conditions drift.")
+    ] = OnDrift.select,
+    threshold: Annotated[
+        float, typer.Option(help="Drift when the OOD score exceeds this × the baseline.")
+    ] = 2.0,
+    patience: Annotated[int, typer.Option(help="Consecutive frames over the threshold.")] = 3,
+    n_best: Annotated[
+        int | None, typer.Option("--n-best", help="Members to switch to (default: half).")
+    ] = None,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", help="Stop after this long without a new file [s].")
+    ] = 60.0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Follow SOURCE as frames arrive: atoms, latency and drift score per frame; on drift,
+    switch to the best members and/or adapt in the background."""
+    try:
+        from atomlens.bundled import resolve_model_path
+        from atomlens.elit.stream import StreamConfig, stream
+        from atomlens.ensemble import Ensemble
+
+        cfg = StreamConfig(
+            threshold=threshold,
+            patience=patience,
+            window=max(6, patience),
+            on_drift=on_drift.value,
+            n_best=n_best,
+            idle_timeout_s=idle_timeout,
+        )
+        ens = Ensemble.load(resolve_model_path(str(model)))
+        st = stream(
+            ens,
+            source,
+            pixel_size=pixel_size,
+            config=cfg,
+            out=out,
+            overwrite=overwrite,
+            device=device,
+        )
+        # decisions are printed here; the library's log lines would repeat them
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("atomlens.elit.stream").setLevel(logging.ERROR)
+        shown = 0
+        for rec in st:
+            new = st.decisions[shown:]
+            shown = len(st.decisions)
+            for d in new:  # before this frame: the baseline, skipped frames
+                if d["frame"] != rec.index:
+                    typer.echo(_decision_line(d))
+            members = ",".join(str(m) for m in rec.members)
+            typer.echo(
+                f"{rec.index:5d} {rec.name}: {rec.n_atoms} atoms, {rec.latency_s * 1e3:.0f} ms, "
+                f"score {rec.score:.3g} (×{rec.ratio:.2f}), members {members}"
+                + (f" gen {rec.generation}" if rec.generation else "")
+            )
+            for d in new:  # on this frame: drift, switch, adaptation
+                if d["frame"] == rec.index:
+                    typer.echo(_decision_line(d))
+        for d in st.decisions[shown:]:
+            typer.echo(_decision_line(d))
+    except _USER_ERRORS as exc:
+        _fail(exc)
+        return
 
 
 @app.command()

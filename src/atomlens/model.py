@@ -313,11 +313,11 @@ def model_directory(path: str | PathLike[str], /) -> Path:
     """``path`` as a directory, or the bundled model of that name (``"graphene"``) when no
     such directory exists (:mod:`atomlens.bundled`)."""
     p = Path(path)
-    if p.is_dir() or not isinstance(path, str) or "/" in path or "\\" in path:
+    if p.is_dir() or len(p.parts) != 1:  # only a bare name (str or Path) can be bundled
         return p
     from atomlens.bundled import BUNDLED_DIR
 
-    b = BUNDLED_DIR / path
+    b = BUNDLED_DIR / p.name
     return b if (b / CONFIG_FILE).is_file() else p
 
 

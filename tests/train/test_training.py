@@ -66,7 +66,6 @@ def test_finished_model_is_not_overwritten_silently(tiny_model_dir):
         Trainer(Model.load(tiny_model_dir), None, _FakeSource(), out=tiny_model_dir)  # type: ignore[arg-type]
 
 
-
 def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_model, tmp_path):
     from atomlens.train.trainer import Trainer
 
@@ -79,6 +78,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_model, tmp_p
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a training run"):
         Trainer(tiny_model, None, _FakeSource(), out=tmp_path / "other")  # type: ignore[arg-type]
+
 
 class _FakeSource:
     class_names = ("C",)

@@ -43,11 +43,11 @@ def resolve_model_path(model: str | PathLike[str], /) -> Path:
     FileNotFoundError
         Neither a directory nor a bundled name; the message lists the bundled names.
     """
-    p = Path(model)
+    from atomlens.model import model_directory
+
+    p = model_directory(model)
     if p.exists():
         return p
-    if isinstance(model, str) and (BUNDLED_DIR / model / "config.json").is_file():
-        return BUNDLED_DIR / model
     names = ", ".join(bundled_models()) or "none installed"
     raise FileNotFoundError(
         f"model directory {p} does not exist; pass a directory written by `atomlens train` "

@@ -1,10 +1,29 @@
 """ELIT: ensemble learning and iterative training for new imaging conditions without labels
 (Ghosh, Sumpter, Dyck, Kalinin, Ziatdinov, npj Comput. Mater. 7, 100 (2021)).
 
-:func:`select` ranks the members of an ensemble on unlabeled frames. Iterative training on
-the ensemble's own confident atoms (``adapt``) and the live loop (``stream``) follow.
+- :func:`select` ranks the members of an ensemble on unlabeled frames;
+- :func:`adapt` trains the members on their own confident atoms, round by round, with
+  uncertain regions left out of the loss and a guard on held-out frames;
+- :func:`stream` runs the live loop: atoms per frame, a drift score against training-like
+  data, and selection or background adaptation when the conditions change.
+
+See ``docs/elit.md``.
 """
 
+from atomlens.elit.adapt import AdaptConfig, AdaptResult, adapt, pseudo_labels
 from atomlens.elit.select import Selection, select
+from atomlens.elit.stream import FrameRecord, Stream, StreamConfig, ood_score, stream
 
-__all__ = ["Selection", "select"]
+__all__ = [
+    "AdaptConfig",
+    "AdaptResult",
+    "FrameRecord",
+    "Selection",
+    "Stream",
+    "StreamConfig",
+    "adapt",
+    "ood_score",
+    "pseudo_labels",
+    "select",
+    "stream",
+]

@@ -1,0 +1,1197 @@
+"""The live automated-experiment loop: find atoms in frames as they arrive, watch for drift
+of the imaging conditions, and act on it without stopping (ELIT's "stream" step).
+
+For every frame the active ensemble finds the atoms and the frame gets an
+**out-of-distribution score** (:func:`ood_score`): the ensemble's mean epistemic
+uncertainty (mutual information between the members [nats]) over the pixels the ensemble
+takes for atoms or their neighbourhood (mean foreground probability ≥ ``foreground``).
+It needs no labels and costs nothing beyond the prediction :func:`atomlens.finder.find`
+already makes. Members trained apart agree on data like their training data and disagree
+off it: with the bundled graphene ensemble the score rises ≈ 5× at 1e3 e⁻/Å² and ≈ 10×
+under a 10 Å amorphous film against 1e5 e⁻/Å² frames. Background pixels are left out so
+that the score does not depend on how densely the frame is covered with atoms. An
+ensemble of one has no epistemic part; it is scored by its predictive entropy instead.
+
+**Baseline.** The score is read as a ratio to the level the same ensemble shows on
+training-like data, measured once before the first frame and again whenever the active
+ensemble changes:
+
+- ``"simulated"`` (default): a few noise-realistic frames (``baseline_dose`` e⁻/Å², the
+  default probe) of the material the ensemble was trained on (its provenance
+  ``"materials"``), simulated **at the stream's pixel size** and field of view (≤
+  ``baseline_side`` px). It needs nothing from the user and is never itself drifted. The
+  stream's sampling, not the model's, is used because resampling alone changes the level
+  (by 2–3× between 0.12 and 0.25 Å/px for the same ensemble), and the ratio must reflect
+  the imaging conditions only.
+- ``"reference"``: frames the user passes (``reference=``), known to be good, at the
+  stream's pixel size: best when the specimen is not the training material.
+- ``"first"``: the first ``baseline_frames`` frames of the stream itself, for when neither
+  applies; it assumes the run starts under good conditions, and no drift is looked for
+  until they are in.
+
+**Decisions.** A frame is *over* when its score exceeds ``threshold`` × baseline. After
+``patience`` consecutive frames over, drift is declared (once per episode; the episode
+ends after ``patience`` frames under) and, by ``on_drift``:
+
+- ``"select"``: :func:`atomlens.elit.select.select` ranks the members on the drifted
+  frames of the recent window and the stream switches, before the next frame, to the
+  ``n_best`` best (the choice is among all members, not only the active ones);
+- ``"adapt"``: :func:`atomlens.elit.adapt.adapt` of (a copy of) the active ensemble on
+  those frames is submitted to an executor (a ``ThreadPoolExecutor`` by default, or a
+  ``dask.distributed.Client``) and the stream goes on; when it finishes, the adapted
+  ensemble is swapped in at the next frame. One adaptation at a time;
+- ``"both"``: select now, then adapt the selected members in the background;
+- ``"none"``: only report.
+
+Each change of the active ensemble re-measures the baseline and starts the drift count
+afresh. Every decision (baseline, drift, recovery, switch, adaptation launched, finished
+or failed, skipped frame) is logged and kept, with its evidence, in
+:attr:`Stream.decisions`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from atomlens.elit.adapt import AdaptConfig
+
+__all__ = ["FrameRecord", "Stream", "StreamConfig", "ood_score", "stream"]
+
+logger = logging.getLogger(__name__)
+
+OnDrift = Literal["select", "adapt", "both", "none"]
+_BASELINE_FLOOR = 1e-9
+
+
+# ------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class StreamConfig:
+    """Settings of :func:`stream`.
+
+    Parameters
+    ----------
+    threshold : float
+        A frame is over when its OOD score exceeds this multiple of the baseline (> 1).
+    patience : int
+        Consecutive frames over (under) before drift is declared (ended).
+    window : int
+        Recent frames kept for ``select`` and ``adapt`` (≥ ``patience``); the frames of
+        the window that are over are used.
+    on_drift : {"select", "adapt", "both", "none"}
+        What to do when drift is declared (see the module notes).
+    n_best : int, optional
+        Members to switch to on ``"select"``; by default half of them, at least 2.
+    adapt : AdaptConfig, optional
+        Settings of the adaptation; ``AdaptConfig()`` if omitted.
+    score : {"epistemic", "entropy"}
+        OOD score: mutual information between members, or predictive entropy [nats].
+    foreground : float
+        Pixels whose mean foreground probability is at least this are scored.
+    baseline : {"simulated", "reference", "first"}
+        Where the baseline level comes from (see the module notes).
+    baseline_frames : int
+        Frames the baseline is the median of (simulated, or the stream's first).
+    baseline_dose : float
+        Dose of the simulated baseline frames [e⁻/Å²].
+    baseline_side : int
+        Largest side of the simulated baseline frames [px].
+    p_min : float
+        Share of members that must find an atom (as in :func:`atomlens.finder.find`).
+    poll_s : float
+        How often a directory is listed [s].
+    settle_s : float
+        A file is read once its size and modification time have not changed for this
+        long [s] (so that files still being written are not read half-way).
+    idle_timeout_s : float
+        A directory stream ends when no new file has appeared for this long [s].
+    finish_adaptation : bool
+        When the source ends with an adaptation running, wait for it (and swap it in, so
+        that :attr:`Stream.ensemble` is the adapted one); otherwise leave it.
+    seed : int
+        Seed of the simulated baseline frames.
+
+    Examples
+    --------
+    >>> StreamConfig(threshold=3.0, on_drift="none").patience
+    3
+    >>> StreamConfig(patience=0, on_drift="retrain")
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid StreamConfig: patience must be an int ≥ 1, got 0; on_drift must be ...
+    """
+
+    threshold: float = 2.0
+    patience: int = 3
+    window: int = 6
+    on_drift: OnDrift = "select"
+    n_best: int | None = None
+    adapt: AdaptConfig | None = None
+    score: Literal["epistemic", "entropy"] = "epistemic"
+    foreground: float = 0.1
+    baseline: Literal["simulated", "reference", "first"] = "simulated"
+    baseline_frames: int = 3
+    baseline_dose: float = 1e5
+    baseline_side: int = 256
+    p_min: float = 0.5
+    poll_s: float = 0.2
+    settle_s: float = 0.5
+    idle_timeout_s: float = 60.0
+    finish_adaptation: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        errors = []
+
+        def number(name: str, ok: Callable[[float], bool], want: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not ok(float(v)):
+                errors.append(f"{name} must be {want}, got {v!r}")
+
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                errors.append(f"{name} must be an int ≥ {low}, got {v!r}")
+
+        number(
+            "threshold",
+            lambda v: math.isfinite(v) and v > 1,
+            "a number > 1 (a multiple of the baseline)",
+        )
+        integer("patience", 1)
+        integer("window", 1)
+        if isinstance(self.window, int) and isinstance(self.patience, int):
+            if self.window < self.patience:
+                errors.append(f"window ({self.window}) must be ≥ patience ({self.patience})")
+        choices = {
+            "on_drift": ("select", "adapt", "both", "none"),
+            "score": ("epistemic", "entropy"),
+            "baseline": ("simulated", "reference", "first"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                errors.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.n_best is not None:
+            integer("n_best", 1)
+        if self.adapt is not None and type(self.adapt).__name__ != "AdaptConfig":
+            errors.append(f"adapt must be an atomlens.elit.adapt.AdaptConfig, got {self.adapt!r}")
+        number("foreground", lambda v: 0 <= v < 1, "within [0, 1)")
+        integer("baseline_frames", 1)
+        number("baseline_dose", lambda v: math.isfinite(v) and v > 0, "a positive dose [e⁻/Å²]")
+        integer("baseline_side", 32)
+        number("p_min", lambda v: 0 < v <= 1, "within (0, 1]")
+        for name in ("poll_s", "settle_s", "idle_timeout_s"):
+            number(name, lambda v: math.isfinite(v) and v >= 0, "a non-negative time [s]")
+        if not isinstance(self.finish_adaptation, bool):
+            errors.append(
+                f"finish_adaptation must be True or False, got {self.finish_adaptation!r}"
+            )
+        integer("seed", 0)
+        if errors:
+            raise ValueError("invalid StreamConfig: " + "; ".join(errors) + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (round-trips through :meth:`from_dict`)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.adapt is not None:
+            d["adapt"] = asdict(self.adapt)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], /) -> StreamConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise ValueError(f"unknown StreamConfig keys {unknown}; allowed: {sorted(allowed)}.")
+        d = dict(d)
+        if isinstance(d.get("adapt"), dict):
+            from atomlens.elit.adapt import AdaptConfig
+
+            d["adapt"] = AdaptConfig(**d["adapt"])
+        return cls(**d)
+
+
+# ------------------------------------------------------------------------- score
+def ood_score(
+    prediction: Any,
+    /,
+    *,
+    kind: Literal["epistemic", "entropy"] = "epistemic",
+    foreground: float = 0.1,
+) -> float:
+    """Out-of-distribution score of one frame, from the ensemble's prediction [nats].
+
+    The mean, over the pixels whose mean foreground probability is at least
+    ``foreground``, of the mutual information between the members (``"epistemic"``) or of
+    the predictive entropy (``"entropy"``). When fewer than 1 % of the pixels qualify (the
+    ensemble sees no atoms at all), the mean over the whole frame.
+
+    Parameters
+    ----------
+    prediction : Prediction
+        :attr:`atomlens.finder.FindResult.prediction`.
+    kind : {"epistemic", "entropy"}
+        Which uncertainty.
+    foreground : float
+        Foreground probability from which a pixel is scored.
+
+    Returns
+    -------
+    float
+        The score [nats].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from atomlens.ensemble import decompose
+    >>> agree = np.stack([np.array([[[0.2, 0.95]], [[0.8, 0.05]]])] * 2)  # 2 members, 1×2 px
+    >>> ood_score(decompose(agree, class_names=("C",)))
+    0.0
+    >>> split = np.array([[[[0.2, 0.95]], [[0.8, 0.05]]], [[[0.8, 0.95]], [[0.2, 0.05]]]])
+    >>> round(ood_score(decompose(split, class_names=("C",))), 3)  # the atom pixel only
+    0.193
+    """
+    if kind == "epistemic":
+        u = np.asarray(prediction.mutual_information, dtype=np.float64)
+    elif kind == "entropy":
+        u = np.asarray(prediction.predictive_entropy, dtype=np.float64)
+    else:
+        raise ValueError(f"kind must be 'epistemic' or 'entropy', got {kind!r}.")
+    fg = 1.0 - np.asarray(prediction.mean[0], dtype=np.float64)
+    region = fg >= foreground
+    if region.sum() < max(1, 0.01 * region.size):
+        return float(u.mean())
+    return float(u[region].mean())
+
+
+# ------------------------------------------------------------------------ record
+@dataclass(frozen=True, eq=False)
+class FrameRecord:
+    """What the stream reports for one frame.
+
+    Attributes
+    ----------
+    index : int
+        Position of the frame in the source (skipped frames count).
+    name : str
+        ``"frame 7"`` for arrays, the file name (``"a.tif[3]"`` for frame 3 of a stack).
+    n_atoms : int
+        Atoms found.
+    latency_s : float
+        Time from the frame being in memory to its atoms and score [s] (reading the file
+        and decisions taken after it are not included).
+    score : float
+        OOD score (:func:`ood_score`) [nats].
+    baseline : float
+        Baseline level of the active ensemble [nats]; NaN until it is known.
+    ratio : float
+        ``score / baseline``.
+    over : bool
+        ``ratio > threshold``.
+    generation : int
+        Adaptations swapped in so far (0: the weights passed in).
+    members : tuple of int
+        Active members, as indices into the ensemble passed in (into the last adapted
+        ensemble once ``generation`` > 0).
+    pixel_size : float
+        [Å/px].
+    atoms : pandas.DataFrame
+        The atoms (:attr:`atomlens.finder.FindResult.atoms`).
+    """
+
+    index: int
+    name: str
+    n_atoms: int
+    latency_s: float
+    score: float
+    baseline: float
+    ratio: float
+    over: bool
+    generation: int
+    members: tuple[int, ...]
+    pixel_size: float
+    atoms: pd.DataFrame
+
+    def row(self) -> dict[str, Any]:
+        """The record without its atoms, as one row of ``frames.csv``."""
+        return {
+            "frame": self.index,
+            "name": self.name,
+            "n_atoms": self.n_atoms,
+            "latency_s": self.latency_s,
+            "score": self.score,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "over": self.over,
+            "generation": self.generation,
+            "members": " ".join(str(m) for m in self.members),
+            "pixel_size_A": self.pixel_size,
+        }
+
+
+# ------------------------------------------------------------------------ source
+@dataclass
+class _Item:
+    index: int
+    name: str
+    frame: np.ndarray | None
+    pixel_size: float | None
+    error: str | None = None
+
+
+def _signature(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int, int]]]:
+    """Files of a growing directory, in name order as they settle; ends after the idle
+    timeout. The consumer may ``send`` True to have a file looked at again (it changed)."""
+    from atomlens.io import SUFFIXES
+
+    done: dict[Path, tuple[int, int]] = {}
+    retry: dict[Path, tuple[int, int]] = {}
+    seen: dict[Path, tuple[tuple[int, int], float]] = {}
+    last = time.monotonic()
+    while True:
+        now = time.monotonic()
+        ready = []
+        try:
+            names = sorted(directory.iterdir())
+        except OSError as exc:
+            raise FileNotFoundError(f"{directory} can no longer be listed: {exc}") from None
+        for f in names:
+            if f.name.startswith(".") or f.suffix.lower() not in SUFFIXES or f in done:
+                continue
+            sig = _signature(f)
+            if sig is None or not f.is_file() or retry.get(f) == sig:
+                continue
+            prev = seen.get(f)
+            if prev is not None and prev[0] == sig:
+                if sig[0] > 0 and now - prev[1] >= cfg.settle_s:
+                    ready.append((f, sig))
+                continue
+            seen[f] = (sig, now)
+            last = now
+            # a file already there, untouched for settle_s (by its mtime), is ready at once
+            if prev is None and sig[0] > 0 and time.time() - sig[1] / 1e9 >= cfg.settle_s:
+                ready.append((f, sig))
+        present = set(names)
+        for f in [f for f in seen if f not in present]:  # removed before it settled
+            del seen[f]
+        for f, sig in ready:
+            again = yield f, sig
+            seen.pop(f, None)
+            if again:
+                retry[f] = sig
+            else:
+                done[f] = sig
+                retry.pop(f, None)
+        now = time.monotonic()
+        # files that are there but still settling keep the stream alive (empty ones do not)
+        pending = any(sig[0] > 0 for sig, _t in seen.values())
+        if ready or pending:
+            last = now
+        elif now - last >= cfg.idle_timeout_s:
+            logger.info(
+                "no new file in %s for %.3g s; the stream ends", directory, cfg.idle_timeout_s
+            )
+            return
+        time.sleep(cfg.poll_s)
+
+
+# ------------------------------------------------------------------------ stream
+def _is_dask(executor: Any) -> bool:
+    return type(executor).__module__.split(".")[0] == "distributed"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+class Stream:
+    """The live loop over a source of frames; iterate it for :class:`FrameRecord`.
+
+    Made by :func:`stream` (see there for the parameters). Single use.
+
+    Attributes
+    ----------
+    ensemble : Ensemble
+        The active ensemble (changes on a switch or a swap).
+    baseline : float or None
+        Baseline level of the active ensemble [nats].
+    decisions : list of dict
+        Every decision so far: ``event`` (``"baseline"``, ``"drift"``, ``"recovered"``,
+        ``"switch"``, ``"select_kept"``, ``"adapt_launched"``, ``"adapt_busy"``,
+        ``"adapt_finished"``, ``"adapt_failed"``, ``"frame_skipped"``), ``frame`` (index,
+        or None before the first; what happens after the last frame has ``at_end``),
+        ``time`` (Unix time [s]) and the evidence (scores, ratios, threshold, members, …).
+    """
+
+    def __init__(
+        self,
+        ensemble: Any,
+        source: Any,
+        *,
+        pixel_size: float | None,
+        config: StreamConfig,
+        out: str | PathLike[str] | None,
+        overwrite: bool,
+        reference: Sequence[np.ndarray] | None,
+        adapt_fn: Callable[..., Any] | None,
+        executor: Any,
+        device: str,
+    ) -> None:
+        from atomlens._validate import validate_pixel_size
+        from atomlens.finder import _as_ensemble
+
+        if not isinstance(config, StreamConfig):
+            raise TypeError(f"config must be a StreamConfig, got {type(config).__name__}.")
+        self.config = config
+        self.pixel_size = None if pixel_size is None else validate_pixel_size(pixel_size)
+        self._source = self._open_source(source)
+        if reference is not None and config.baseline != "reference":
+            raise ValueError(
+                f"reference frames were given but config.baseline is {config.baseline!r}; "
+                "use StreamConfig(baseline='reference') or leave reference out."
+            )
+        if config.baseline == "reference":
+            if reference is None or len(reference) == 0:
+                raise ValueError(
+                    "config.baseline='reference' needs reference frames (reference=[...])."
+                )
+            self._reference = [self._checked_reference(f, i) for i, f in enumerate(reference)]
+        else:
+            self._reference = []
+        if adapt_fn is not None and not callable(adapt_fn):
+            raise TypeError(f"adapt_fn must be callable, got {adapt_fn!r}.")
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError(
+                "executor must have a submit method (concurrent.futures.Executor or "
+                f"dask.distributed.Client), got {type(executor).__name__}."
+            )
+        self.ensemble = _as_ensemble(ensemble)
+        self._pool = self.ensemble
+        n = len(self.ensemble)
+        if config.n_best is not None and config.n_best > n:
+            raise ValueError(f"n_best is {config.n_best} but the ensemble has {n} members.")
+        self._n_best = config.n_best or min(n, max(2, n // 2))
+        self._members = tuple(range(n))
+        self._generation = 0
+        self._adapt_fn = adapt_fn
+        self._executor = executor
+        self._own_executor: Any = None
+        self._future: Any = None
+        self._future_info: dict[str, Any] = {}
+        self.device = device
+        self.baseline: float | None = None
+        self._baseline_ps: float | None = None
+        self._baseline_frames: list[np.ndarray] = []
+        self._score_kind = self._kind_for(self.ensemble)
+        if n == 1 and config.score == "epistemic":
+            logger.info(
+                "an ensemble of one has no epistemic uncertainty; its OOD score is the "
+                "predictive entropy"
+            )
+        self.decisions: list[dict[str, Any]] = []
+        self._out = Path(out) if out is not None else None
+        if self._out is not None:
+            from atomlens._atomic import check_output_directory
+
+            check_output_directory(self._out, overwrite=overwrite)
+        self._files: dict[str, Any] = {}
+        self._atoms_columns: list[str] | None = None
+        self._started = False
+        self._estimated_ps: float | None = None
+        self._warned_ps = False
+
+    # ---------------------------------------------------------------- source
+    def _open_source(self, source: Any) -> Callable[[], Iterator[_Item]]:
+        if isinstance(source, str | PathLike):
+            p = Path(source)
+            if p.is_dir():
+                return lambda: self._directory_items(p)
+            if p.is_file():
+                return lambda: self._file_items(p)
+            raise FileNotFoundError(f"{p}: no such file or directory; check the path.")
+        if self.pixel_size is None:
+            raise ValueError("pixel_size (Å/px) is required when the frames are arrays.")
+        if isinstance(source, np.ndarray):
+            if source.ndim not in (2, 3):
+                raise ValueError(
+                    f"an array source must be one frame (H, W) or frames (N, H, W), got shape "
+                    f"{source.shape}."
+                )
+            frames: Iterable[Any] = [source] if source.ndim == 2 else source
+        elif isinstance(source, Iterable):
+            frames = source
+        else:
+            raise TypeError(
+                "source must be frames (an iterable of 2-D arrays), a directory or a file, "
+                f"got {type(source).__name__}."
+            )
+
+        def items() -> Iterator[_Item]:
+            for i, f in enumerate(frames):
+                yield _Item(i, f"frame {i}", f, self.pixel_size)
+
+        return items
+
+    def _file_pixel_size(self, im: Any) -> float:
+        if im.pixel_size is not None:
+            return float(im.pixel_size)
+        if self._estimated_ps is None:
+            from atomlens.batch import _estimate_sampling
+
+            self._estimated_ps = float(_estimate_sampling(im, self.ensemble).pixel_size)
+        else:
+            logger.info("%s: using the estimated %.4g Å/px", im.path, self._estimated_ps)
+        return self._estimated_ps
+
+    def _image_items(self, p: Path, start: int) -> Iterator[_Item]:
+        from atomlens.io import read
+
+        im = read(p, pixel_size=self.pixel_size)
+        ps = self._file_pixel_size(im)
+        if not im.is_stack:
+            yield _Item(start, p.name, im.frame(0), ps)
+            return
+        for i in range(im.n_frames):
+            try:
+                frame = im.frame(i)
+            except Exception as exc:  # a truncated stack fails on the frames it lacks
+                yield _Item(start + i, f"{p.name}[{i}]", None, ps, f"unreadable: {exc}")
+                continue
+            yield _Item(start + i, f"{p.name}[{i}]", frame, ps)
+
+    def _file_items(self, p: Path) -> Iterator[_Item]:
+        yield from self._image_items(p, 0)
+
+    def _directory_items(self, d: Path) -> Iterator[_Item]:
+        index = 0
+        watcher = _watch(d, self.config)
+        try:
+            got = next(watcher)
+            while True:
+                f, sig = got
+                items, err = [], None
+                try:
+                    items = list(self._image_items(f, index))
+                except (ValueError, OSError) as exc:
+                    err = str(exc)
+                if err is not None and _signature(f) != sig:
+                    logger.debug("%s changed while it was read; looking at it again", f)
+                    got = watcher.send(True)
+                    continue
+                if err is not None:
+                    # reported once; looked at again only if the file is rewritten
+                    items = [_Item(index, f.name, None, None, err)]
+                yield from items
+                index += len(items)
+                got = watcher.send(err is not None)
+        except StopIteration:
+            return
+
+    # -------------------------------------------------------------- checking
+    def _checked_reference(self, f: Any, i: int) -> np.ndarray:
+        a = np.asarray(f, dtype=np.float32)
+        if a.ndim != 2 or not np.isfinite(a).all():
+            raise ValueError(
+                f"reference frame {i} must be a finite 2-D image, got shape {a.shape}"
+                + ("" if a.ndim != 2 else " with NaN/inf pixels")
+                + "."
+            )
+        return a
+
+    def _check_frame(self, item: _Item) -> np.ndarray:
+        from atomlens.finder import check_field_of_view
+        from atomlens.io import check_frame
+
+        a = np.asarray(item.frame)
+        if a.ndim == 3 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 2:
+            raise ValueError(f"{item.name} has shape {a.shape}; a frame must be 2-D (H, W).")
+        if not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
+            raise ValueError(f"{item.name} has pixels of type {a.dtype}; expected real numbers.")
+        a = a.astype(np.float32, copy=False)
+        check_frame(a, item.name, "the frame")
+        check_field_of_view(a.shape, float(item.pixel_size), self.ensemble.config.pixel_size_A)
+        return a
+
+    # -------------------------------------------------------------- decisions
+    def _decide(self, event: str, frame: int | None, level: int = logging.INFO, **ev: Any) -> None:
+        d = {"event": event, "frame": frame, "time": time.time(), **ev}
+        self.decisions.append(d)
+        brief = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in ev.items()
+            if not isinstance(v, list | dict) or k in ("members", "chosen")
+        )
+        logger.log(level, "stream %s at frame %s: %s", event, frame, brief)
+        if "decisions" in self._files:
+            fh = self._files["decisions"]
+            fh.write(json.dumps(_jsonable(d), ensure_ascii=False) + "\n")
+            fh.flush()
+
+    @staticmethod
+    def _kind_for(ens: Any) -> str:
+        return "entropy" if len(ens) == 1 else "epistemic"
+
+    def _score_of(self, res: Any) -> float:
+        kind = self.config.score if self._score_kind == "epistemic" else "entropy"
+        return ood_score(res.prediction, kind=kind, foreground=self.config.foreground)
+
+    def _find(self, frame: np.ndarray, ps: float, ens: Any = None) -> Any:
+        from atomlens.finder import find
+
+        return find(
+            frame,
+            model=ens if ens is not None else self.ensemble,
+            pixel_size=ps,
+            p_min=self.config.p_min,
+            device=self.device,
+        )
+
+    def _simulated_reference(self, ps: float, shape: tuple[int, int]) -> list[np.ndarray]:
+        from atomlens.simulate import ImagingConditions, simulate_image
+
+        c = self.ensemble.config
+        mats = (c.provenance or {}).get("materials") or []
+        if not mats:
+            raise ValueError(
+                "the ensemble does not record the material it was trained on (provenance "
+                "'materials'), so no simulated baseline can be made; pass reference frames "
+                "(StreamConfig(baseline='reference'), reference=[...]) or use "
+                "StreamConfig(baseline='first')."
+            )
+        side = self.config.baseline_side
+        shp = (min(shape[0], side), min(shape[1], side))
+        cond = ImagingConditions(mode=c.contrast, dose_e_per_A2=self.config.baseline_dose)
+        return [
+            simulate_image(
+                mats[0], shape=shp, pixel_size=ps, conditions=cond, rng=self.config.seed + i
+            ).image
+            for i in range(self.config.baseline_frames)
+        ]
+
+    def _measure_baseline(self, frame: int | None, reason: str) -> None:
+        ps = self._baseline_ps
+        self._score_kind = self._kind_for(self.ensemble)
+        self._n_over = self._n_under = 0
+        scores = [self._score_of(self._find(f, ps)) for f in self._baseline_frames]
+        self.baseline = max(float(np.median(scores)), _BASELINE_FLOOR)
+        self._decide(
+            "baseline",
+            frame,
+            source=self.config.baseline,
+            reason=reason,
+            baseline=self.baseline,
+            scores=scores,
+            score_kind=self._score_kind,
+            pixel_size=ps,
+            generation=self._generation,
+            members=list(self._members),
+        )
+
+    def _ensure_baseline(self, index: int, frame: np.ndarray, ps: float) -> None:
+        mode = self.config.baseline
+        if self._baseline_ps is not None and abs(ps / self._baseline_ps - 1) > 0.02:
+            if mode == "simulated":
+                self._baseline_ps = ps
+                self._baseline_frames = self._simulated_reference(ps, frame.shape)
+                self._measure_baseline(index, f"the pixel size changed to {ps:.4g} Å/px")
+            elif not self._warned_ps:
+                self._warned_ps = True
+                logger.warning(
+                    "frame %d is at %.4g Å/px, the %s baseline at %.4g Å/px; scores may not "
+                    "compare",
+                    index,
+                    ps,
+                    mode,
+                    self._baseline_ps,
+                )
+            return
+        if self._baseline_ps is not None or mode == "first":
+            return
+        self._baseline_ps = ps
+        if mode == "simulated":
+            self._baseline_frames = self._simulated_reference(ps, frame.shape)
+            self._measure_baseline(None, "start")
+        else:
+            self._baseline_frames = list(self._reference)
+            self._measure_baseline(None, "start")
+
+    # ---------------------------------------------------------------- actions
+    def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
+        old = list(self._members)
+        self.ensemble = ens
+        self._members = members
+        self._decide(
+            "switch",
+            frame,
+            members_before=old,
+            members=list(members),
+            generation=self._generation,
+            **ev,
+        )
+        self._measure_baseline(frame, "the active ensemble changed")
+
+    def _select(self, frames: list[np.ndarray], indices: list[int], ps: float, at: int) -> None:
+        from atomlens.elit.select import select
+        from atomlens.ensemble import Ensemble
+
+        t = time.perf_counter()
+        sel = select(self._pool, frames, pixel_size=ps, n_best=self._n_best, device=self.device)
+        seconds = time.perf_counter() - t
+        chosen = tuple(sorted(int(m) for m in sel.chosen))
+        scores = sel.scores.to_dict(orient="records")
+        if chosen == tuple(sorted(self._members)):
+            self._decide(
+                "select_kept",
+                at,
+                members=list(chosen),
+                frames=indices,
+                seconds=seconds,
+                ranking=scores,
+            )
+            return
+        pool = self._pool
+        sub = Ensemble(
+            [pool.networks[i] for i in chosen],
+            pool.config,
+            [pool.member_provenance[i] for i in chosen],
+        )
+        # the calibration described all members together, not this subset
+        sub.calibration = None
+        self._switch(
+            sub, chosen, at, cause="select", frames=indices, seconds=seconds, ranking=scores
+        )
+
+    def _launch_adapt(
+        self, frames: list[np.ndarray], indices: list[int], ps: float, at: int
+    ) -> None:
+        if self._future is not None:
+            self._decide(
+                "adapt_busy",
+                at,
+                launched_at=self._future_info.get("frame"),
+                note="one adaptation at a time; this drift is left to the one running",
+            )
+            return
+        fn = self._adapt_fn
+        if fn is None:
+            from atomlens.elit.adapt import adapt as fn
+        cfg = self.config.adapt
+        if cfg is None:
+            from atomlens.elit.adapt import AdaptConfig
+
+            cfg = AdaptConfig()
+        ex = self._executor
+        if ex is None:
+            if self._own_executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._own_executor = ThreadPoolExecutor(1, thread_name_prefix="atomlens-adapt")
+            ex = self._own_executor
+        extra = {"pure": False} if _is_dask(ex) else {}
+        # a copy: the loop keeps predicting with the live ensemble while this one trains
+        ens = copy.deepcopy(self.ensemble)
+        ens._stacked = None  # the copy re-stacks its own weights if it needs them
+        self._future = ex.submit(fn, ens, list(frames), pixel_size=ps, config=cfg, **extra)
+        self._future_info = {
+            "frame": at,
+            "t0": time.perf_counter(),
+            "members": self._members,
+            "frames": indices,
+        }
+        self._decide(
+            "adapt_launched",
+            at,
+            frames=indices,
+            members=list(self._members),
+            executor=type(ex).__name__,
+        )
+
+    def _poll_adapt(self, at: int | None, wait: bool = False) -> None:
+        fut = self._future
+        if fut is None:
+            return
+        if wait:
+            logger.info(
+                "the source ended; waiting for the adaptation launched at frame %s",
+                self._future_info.get("frame"),
+            )
+        elif not fut.done():
+            return
+        info = self._future_info
+        self._future, self._future_info = None, {}
+        ev: dict[str, Any] = {"launched_at": info["frame"]}
+        if wait:
+            ev["at_end"] = True
+        try:
+            result = fut.result()
+            new = getattr(result, "ensemble", result)
+            self._check_adapted(new)
+        except Exception as exc:
+            ev["seconds"] = time.perf_counter() - info["t0"]
+            self._decide(
+                "adapt_failed",
+                at,
+                level=logging.WARNING,
+                error=f"{type(exc).__name__}: {exc}",
+                **ev,
+            )
+            return
+        ev["seconds"] = time.perf_counter() - info["t0"]
+        history = getattr(result, "history", None)
+        if isinstance(history, pd.DataFrame) and "kept" in history:
+            ev["rounds_kept"] = int(history["kept"].iloc[1:].sum())
+            if ev["rounds_kept"] == 0:
+                # every round was undone by adapt's guards: nothing to swap in
+                self._decide("adapt_finished", at, swapped=False, **ev)
+                return
+        self._generation += 1
+        self._decide("adapt_finished", at, swapped=True, generation=self._generation, **ev)
+        self._pool = new
+        self._in_drift = False
+        if self._baseline_ps is None or not self._baseline_frames:
+            self.ensemble, self._members = new, tuple(range(len(new)))
+            self._score_kind = self._kind_for(new)
+            return
+        self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=info["frame"])
+
+    def _check_adapted(self, new: Any) -> None:
+        from atomlens.ensemble import Ensemble
+
+        if not isinstance(new, Ensemble):
+            raise TypeError(f"the adaptation returned {type(new).__name__}, not an Ensemble")
+        a, b = new.config, self.ensemble.config
+        if (a.class_names, a.pixel_size_A) != (b.class_names, b.pixel_size_A):
+            raise ValueError("the adapted ensemble has other classes or another sampling")
+
+    def _on_drift(self, at: int, ps: float) -> None:
+        drifted = [(i, f) for i, f, _s, over in self._window if over]
+        indices = [i for i, _ in drifted]
+        frames = [f for _, f in drifted]
+        mode = self.config.on_drift
+        if mode in ("select", "both"):
+            self._select(frames, indices, ps, at)
+        if mode in ("adapt", "both"):
+            self._launch_adapt(frames, indices, ps, at)
+
+    # ----------------------------------------------------------------- output
+    def _open_out(self) -> None:
+        if self._out is None:
+            return
+        self._out.mkdir(parents=True, exist_ok=True)
+        for key, name in (("atoms", "atoms.csv"), ("frames", "frames.csv")):
+            self._files[key] = open(self._out / name, "w", encoding="utf-8", newline="")
+        self._files["decisions"] = open(self._out / "decisions.jsonl", "w", encoding="utf-8")
+        self._files["frames"].write(",".join(_FRAME_COLUMNS) + "\n")
+        self._files["frames"].flush()
+
+    def _write(self, rec: FrameRecord) -> None:
+        if self._out is None:
+            return
+        # whole lines, one write and a flush per frame: an interruption leaves complete rows
+        fr = pd.DataFrame([rec.row()], columns=_FRAME_COLUMNS)
+        self._files["frames"].write(fr.to_csv(index=False, header=False, float_format="%.6g"))
+        self._files["frames"].flush()
+        atoms = rec.atoms
+        if self._atoms_columns is None:
+            if len(atoms.columns) == 0:
+                return
+            self._atoms_columns = ["frame", *[c for c in atoms.columns if c != "frame"]]
+            self._files["atoms"].write(",".join(self._atoms_columns) + "\n")
+        if len(atoms):
+            t = atoms.assign(frame=rec.index).reindex(columns=self._atoms_columns)
+            self._files["atoms"].write(t.to_csv(index=False, header=False, float_format="%.6g"))
+        self._files["atoms"].flush()
+
+    def _close(self, finished: bool) -> None:
+        try:
+            if self._future is not None and finished and self.config.finish_adaptation:
+                self._poll_adapt(self._last_index, wait=True)
+        finally:
+            if self._own_executor is not None:
+                self._own_executor.shutdown(wait=False, cancel_futures=True)
+                self._own_executor = None
+            for fh in self._files.values():
+                fh.close()
+            self._files = {}
+
+    # ------------------------------------------------------------------- loop
+    def __iter__(self) -> Iterator[FrameRecord]:
+        if self._started:
+            raise RuntimeError("a Stream can be iterated once; make a new one with stream().")
+        self._started = True
+        return self._loop()
+
+    def _loop(self) -> Iterator[FrameRecord]:
+        cfg = self.config
+        self._window: deque[tuple[int, np.ndarray, float, bool]] = deque(maxlen=cfg.window)
+        self._n_over = self._n_under = 0
+        self._in_drift = False
+        first: list[float] = []
+        finished = False
+        self._last_index: int | None = None
+        self._open_out()
+        try:
+            for item in self._source():
+                self._last_index = item.index
+                self._poll_adapt(item.index)
+                if item.error is None:
+                    try:
+                        frame = self._check_frame(item)
+                    except ValueError as exc:
+                        item.error = str(exc)
+                if item.error is not None:
+                    self._decide(
+                        "frame_skipped",
+                        item.index,
+                        level=logging.WARNING,
+                        name=item.name,
+                        reason=item.error,
+                    )
+                    continue
+                ps = float(item.pixel_size)
+                self._ensure_baseline(item.index, frame, ps)
+                t0 = time.perf_counter()
+                try:
+                    res = self._find(frame, ps)
+                except ValueError as exc:
+                    self._decide(
+                        "frame_skipped",
+                        item.index,
+                        level=logging.WARNING,
+                        name=item.name,
+                        reason=str(exc),
+                    )
+                    continue
+                score = self._score_of(res)
+                latency = time.perf_counter() - t0
+                if cfg.baseline == "first" and self.baseline is None:
+                    first.append(score)
+                    self._baseline_frames.append(frame)
+                    if len(first) == cfg.baseline_frames:
+                        self._baseline_ps = ps
+                        self.baseline = max(float(np.median(first)), _BASELINE_FLOOR)
+                        self._decide(
+                            "baseline",
+                            item.index,
+                            source="first",
+                            reason="start",
+                            baseline=self.baseline,
+                            scores=list(first),
+                            score_kind=self._score_kind,
+                            pixel_size=ps,
+                            generation=self._generation,
+                            members=list(self._members),
+                        )
+                base = self.baseline if self.baseline is not None else math.nan
+                ratio = score / base if self.baseline is not None else math.nan
+                over = bool(ratio > cfg.threshold)
+                rec = FrameRecord(
+                    index=item.index,
+                    name=item.name,
+                    n_atoms=len(res.atoms),
+                    latency_s=latency,
+                    score=score,
+                    baseline=base,
+                    ratio=ratio,
+                    over=over,
+                    generation=self._generation,
+                    members=self._members,
+                    pixel_size=ps,
+                    atoms=res.atoms,
+                )
+                self._window.append((item.index, frame, score, over))
+                if self.baseline is not None:
+                    self._update_drift(item.index, ps, ratio, over)
+                self._write(rec)
+                yield rec
+            finished = True
+        finally:
+            self._close(finished)
+
+    def _update_drift(self, at: int, ps: float, ratio: float, over: bool) -> None:
+        cfg = self.config
+        if over:
+            self._n_over, self._n_under = self._n_over + 1, 0
+        else:
+            self._n_over, self._n_under = 0, self._n_under + 1
+        recent = [(i, s) for i, _f, s, _o in self._window]
+        if not self._in_drift and self._n_over >= cfg.patience:
+            self._in_drift = True
+            self._decide(
+                "drift",
+                at,
+                level=logging.WARNING,
+                ratio=ratio,
+                threshold=cfg.threshold,
+                baseline=self.baseline,
+                patience=cfg.patience,
+                recent_frames=[i for i, _ in recent],
+                recent_scores=[s for _, s in recent],
+                action=cfg.on_drift,
+                members=list(self._members),
+            )
+            if cfg.on_drift != "none":
+                self._n_over = 0
+                self._on_drift(at, ps)
+        elif self._in_drift and self._n_under >= cfg.patience:
+            self._in_drift = False
+            self._decide(
+                "recovered",
+                at,
+                ratio=ratio,
+                threshold=cfg.threshold,
+                baseline=self.baseline,
+                recent_frames=[i for i, _ in recent],
+                recent_scores=[s for _, s in recent],
+            )
+
+    def run(self) -> pd.DataFrame:
+        """Go through the whole source; the per-frame table (``frames.csv``'s rows).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per processed frame (see :meth:`FrameRecord.row`).
+        """
+        rows = [rec.row() for rec in self]
+        return pd.DataFrame(rows, columns=_FRAME_COLUMNS)
+
+
+_FRAME_COLUMNS = [
+    "frame",
+    "name",
+    "n_atoms",
+    "latency_s",
+    "score",
+    "baseline",
+    "ratio",
+    "over",
+    "generation",
+    "members",
+    "pixel_size_A",
+]
+
+
+def stream(
+    ensemble: Any,
+    source: Iterable[np.ndarray] | np.ndarray | str | PathLike[str],
+    /,
+    *,
+    pixel_size: float | None = None,
+    config: StreamConfig | None = None,
+    out: str | PathLike[str] | None = None,
+    overwrite: bool = False,
+    reference: Sequence[np.ndarray] | None = None,
+    adapt_fn: Callable[..., Any] | None = None,
+    executor: Any = None,
+    device: str = "cpu",
+) -> Stream:
+    """Find atoms in frames as they come, watch for drift and act on it (module notes).
+
+    Parameters
+    ----------
+    ensemble : Ensemble or path
+        The ensemble (or its directory, or a bundled name's directory).
+    source : iterable of ndarray (H, W), ndarray (N, H, W), or path
+        Frames in memory (a list, a generator, a stack); a **directory** that is being
+        filled (image files are processed in name order as they appear and once they have
+        stopped changing; the stream ends after ``idle_timeout_s`` without a new file); or
+        a **file** (a stack is read one frame at a time).
+    pixel_size : float, optional
+        [Å/px]; required for arrays; overrides the files' calibration (a file without one
+        gets a pixel size estimated from its lattice, logged).
+    config : StreamConfig, optional
+        Settings.
+    out : path, optional
+        Write ``atoms.csv`` (all atoms, ``frame`` first), ``frames.csv`` (one row per
+        frame, see :meth:`FrameRecord.row`) and ``decisions.jsonl`` (one decision per line)
+        here, a line at a time as the stream goes, so that an interruption leaves valid
+        files. Nothing is written without it.
+    overwrite : bool
+        Write into an existing, non-empty ``out``.
+    reference : sequence of ndarray (H, W), optional
+        Good frames at the stream's pixel size for ``StreamConfig(baseline="reference")``.
+    adapt_fn : callable, optional
+        Instead of :func:`atomlens.elit.adapt.adapt`: called as ``adapt_fn(ensemble,
+        frames, pixel_size=..., config=...)``; returns an ``AdaptResult`` or an
+        ``Ensemble``.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Where adaptations run; a one-thread ``ThreadPoolExecutor`` if omitted (shut down
+        at the end; an executor passed in is left open).
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``: where the ensemble predicts.
+
+    Returns
+    -------
+    Stream
+        Iterate it for one :class:`FrameRecord` per frame (corrupt frames are skipped and
+        logged); ``.run()`` goes through it all; ``.decisions`` holds what was decided.
+
+    Raises
+    ------
+    ValueError
+        Contradictory or missing arguments (arrays without ``pixel_size``, reference frames
+        without ``baseline="reference"``, ``n_best`` above the number of members).
+    FileNotFoundError
+        ``source`` is a path that does not exist.
+    FileExistsError
+        ``out`` is not empty and ``overwrite`` is not set.
+
+    Examples
+    --------
+    >>> from atomlens.simulate import simulate_image
+    >>> frames = [simulate_image("graphene", shape=64, pixel_size=0.2, rng=i).image for i in (1, 2)]
+    >>> st = stream("graphene", frames, pixel_size=0.2, config=StreamConfig(on_drift="none"))
+    >>> [(r.index, r.n_atoms > 40, r.over) for r in st]
+    [(0, True, False), (1, True, False)]
+    >>> [d["event"] for d in st.decisions]
+    ['baseline']
+    """
+    return Stream(
+        ensemble,
+        source,
+        pixel_size=pixel_size,
+        config=config if config is not None else StreamConfig(),
+        out=out,
+        overwrite=overwrite,
+        reference=reference,
+        adapt_fn=adapt_fn,
+        executor=executor,
+        device=device,
+    )
