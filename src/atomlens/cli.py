@@ -494,9 +494,23 @@ def analyze(
     cutoff: Annotated[
         float | None, typer.Option(help="One bond cut-off for all pairs [Å].")
     ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(help="The image the atoms were found in: adds local descriptors."),
+    ] = None,
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Pixel size of --image [Å/px] (default: the table's).")
+    ] = None,
+    patch: Annotated[
+        float | None, typer.Option(help="Descriptor patch side [Å] (default: the bond length).")
+    ] = None,
+    clusters: Annotated[
+        int | None, typer.Option(help="Descriptor clusters (default: chosen by BIC).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
 ) -> None:
-    """Bonds, rings, lattice, strain and tracks of an atoms table, into OUT."""
+    """Bonds, rings, lattice, strain and tracks of an atoms table, into OUT; with --image,
+    also local descriptors (descriptors.npz) and their clusters."""
     try:
         import pandas as pd
 
@@ -511,8 +525,24 @@ def analyze(
                 raise ValueError(f"--species {item!r}: write CLASS=ELEMENT, e.g. TiO=Ti.")
             k, v = item.split("=", 1)
             mapping[k.strip()] = v.strip()
+        img = None
+        if image is not None:
+            from atomlens.io import read
+
+            im = read(image, pixel_size=pixel_size)
+            img = im.frame(0)
+            pixel_size = pixel_size or im.pixel_size
         summary = run(
-            atoms, out=out, material=material, species=mapping, cutoff_A=cutoff, overwrite=overwrite
+            atoms,
+            out=out,
+            material=material,
+            species=mapping,
+            cutoff_A=cutoff,
+            image=img,
+            pixel_size=pixel_size,
+            patch_A=patch,
+            n_clusters=clusters,
+            overwrite=overwrite,
         )
     except _USER_ERRORS as exc:
         _fail(exc)
@@ -521,6 +551,11 @@ def analyze(
         typer.echo(
             f"wrote {out}/: {summary['atoms']} atoms, {summary['bonds']} bonds, rings "
             f"{summary['rings']}, lattice {summary['lattice']}"
+            + (
+                f", {summary['descriptors']['clusters']} descriptor clusters"
+                if "descriptors" in summary
+                else ""
+            )
         )
 
 

@@ -56,3 +56,39 @@ def test_analyze_writes_tables_maps_and_the_known_answers(tmp_path):
         app, ["analyze", str(tmp_path / "none.csv"), "--out", str(tmp_path / "b")]
     )
     assert bad.exit_code == 2 and "none.csv" in bad.output
+
+
+def test_analyze_with_the_image_exports_descriptors_that_tell_si_from_c(tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from atomlens.simulate import ImagingConditions, Substitution, simulate_image
+
+    sim = simulate_image(
+        "graphene",
+        shape=256,
+        pixel_size=0.1,
+        rng=4,
+        defects=[Substitution("C", "Si", density=0.03)],
+        conditions=ImagingConditions(dose_e_per_A2=1e5),
+    )
+    np.save(tmp_path / "image.npy", sim.image)
+    sim.truth[["x_px", "y_px", "x_A", "y_A"]].assign(**{"class": "atom"}).to_csv(
+        tmp_path / "atoms.csv", index=False
+    )  # classes hidden: the descriptors must find Si on their own
+    args = ["analyze", str(tmp_path / "atoms.csv"), "--out", str(tmp_path / "a")]
+    args += ["--species", "atom=C", "--image", str(tmp_path / "image.npy")]
+    r = CliRunner().invoke(app, [*args, "--pixel-size", "0.1"])
+    assert r.exit_code == 0, r.output
+    assert "2 descriptor clusters" in r.output
+    d = np.load(tmp_path / "a" / "descriptors.npz")
+    n = len(d["index"])
+    assert d["patches"].shape[0] == d["radial"].shape[0] == d["pca"].shape[0] == n > 200
+    table = pd.read_csv(tmp_path / "a" / "atoms.csv")
+    species = sim.truth["class"].to_numpy()[d["index"]]
+    assert (species == "Si").sum() >= 6
+    assert adjusted_rand_score(species, table["cluster"].to_numpy()[d["index"]]) >= 0.95
+    assert (table["cluster"] == -1).sum() == len(table) - n  # border atoms: no whole patch
+    assert (tmp_path / "a" / "clusters.png").exists()
+    assert "clusters" in (tmp_path / "a" / "analysis.html").read_text()
+    bad = CliRunner().invoke(app, [*args[:-2], "--image", str(tmp_path / "missing.npy")])
+    assert bad.exit_code == 2 and "missing.npy" in bad.output

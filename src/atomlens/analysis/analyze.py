@@ -83,6 +83,10 @@ def analyze(
     material: str | None = None,
     species: Mapping[str, str] | None = None,
     cutoff_A: float | None = None,
+    image: np.ndarray | None = None,
+    pixel_size: float | None = None,
+    patch_A: float | None = None,
+    n_clusters: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Bonds, rings, lattice, strain and (for stacks) tracks of an atoms table.
@@ -92,7 +96,12 @@ def analyze(
     displacements), ``strain.csv`` and strain/rotation maps (PNG) when a lattice is found
     (relative to ``material``'s lattice when given, else to the mean lattice),
     ``tracks.csv``/``drift.csv``/``transitions.csv`` for stacks, ``structure.extxyz``
-    (ASE), ``summary.json`` and ``analysis.html`` (a self-contained section).
+    (ASE), ``summary.json`` and ``analysis.html`` (a self-contained section). With the
+    ``image`` the atoms were found in, also local descriptors: ``descriptors.npz``
+    (``patches`` (n, s, s) sampled at each atom, rotation-invariant ``radial`` profiles,
+    ``pca`` features, the atoms' ``index`` into ``atoms.csv`` and ``x_A``/``y_A``; the input
+    of later VAE work) and Gaussian-mixture clusters of the radial profiles (number by BIC
+    unless ``n_clusters``) as a ``cluster`` column and ``clusters.png``.
 
     Parameters
     ----------
@@ -107,6 +116,15 @@ def analyze(
         Class → element, for classes that are not element symbols (bond cut-offs, ASE).
     cutoff_A : float, optional
         One bond cut-off for all pairs [Å] instead of covalent radii.
+    image : ndarray of shape (H, W), optional
+        The image (frame 0 for stacks) the atoms were found in, for local descriptors.
+    pixel_size : float, optional
+        Its pixel size [Å/px]; default: ``x_A / x_px`` of the table.
+    patch_A : float, optional
+        Side of the descriptor patches [Å]; default the median bond length (a patch the size
+        of one column, which the rotation-invariant profiles describe best).
+    n_clusters : int, optional
+        Clusters of the descriptors; chosen by BIC (1–6) when not given.
     overwrite : bool
         Replace ``out``.
 
@@ -179,6 +197,16 @@ def analyze(
                 sections.append(
                     f"<figure><img alt='{col}' src='data:image/png;base64,{data}'></figure>"
                 )
+        if image is not None:
+            side = patch_A or (summary["median_bond_A"] if len(bonds) else 1.5)
+            summary["descriptors"] = _descriptors(
+                table, image, tmp, pixel_size=pixel_size, patch_A=side, n_clusters=n_clusters
+            )
+            if "cluster" in table:
+                data = base64.b64encode((tmp / "clusters.png").read_bytes()).decode("ascii")
+                sections.append(
+                    f"<figure><img alt='clusters' src='data:image/png;base64,{data}'></figure>"
+                )
         table.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
         try:
             write_structure(one, tmp / "structure.extxyz", species=species)
@@ -207,3 +235,83 @@ def analyze(
             encoding="utf-8",
         )
     return summary
+
+
+def _descriptors(
+    table: pd.DataFrame,
+    image: np.ndarray,
+    tmp: Path,
+    *,
+    pixel_size: float | None,
+    patch_A: float,
+    n_clusters: int | None,
+) -> dict[str, Any]:
+    """Patches, radial profiles, PCA features and GMM clusters; adds ``cluster`` to
+    ``table`` (−1 for atoms within half a patch of the border) and writes
+    ``descriptors.npz`` and ``clusters.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from atomlens.analysis.descriptors import (
+        atom_patches,
+        cluster_descriptors,
+        radial_profiles,
+        reduce_patches,
+    )
+
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2:
+        raise ValueError(f"the image for descriptors must be 2-D (one frame), got {img.shape}.")
+    if pixel_size is None:
+        ok = table["x_px"].abs() > 1e-9
+        if not ok.any():
+            raise ValueError("give the pixel size of the image (--pixel-size).")
+        pixel_size = float(np.median(table.loc[ok, "x_A"] / table.loc[ok, "x_px"]))
+    h, w = img.shape
+    half = patch_A / 2 / pixel_size
+    x, y = table["x_px"].to_numpy(float), table["y_px"].to_numpy(float)
+    if x.max(initial=0) > w + 1 or y.max(initial=0) > h + 1:
+        raise ValueError(
+            f"the atoms reach ({x.max():.0f}, {y.max():.0f}) px, beyond the {w}×{h} px image; "
+            "give the image the atoms were found in."
+        )
+    inside = np.flatnonzero((x >= half) & (x <= w - 1 - half) & (y >= half) & (y <= h - 1 - half))
+    if len(inside) < 3:
+        raise ValueError("fewer than 3 atoms lie a half patch away from the border.")
+    sub = table.iloc[inside]
+    patches = atom_patches(img, sub, pixel_size=pixel_size, size_A=patch_A)
+    radial = radial_profiles(patches)
+    pca = reduce_patches(patches, method="pca")
+    cl = cluster_descriptors(radial, n_clusters=n_clusters)
+    labels = np.full(len(table), -1, int)
+    labels[inside] = cl.labels
+    table["cluster"] = labels
+    np.savez_compressed(
+        tmp / "descriptors.npz",
+        index=inside,
+        x_A=sub["x_A"].to_numpy(float),
+        y_A=sub["y_A"].to_numpy(float),
+        patches=patches.astype(np.float32),
+        radial=radial.astype(np.float32),
+        pca=pca.astype(np.float32),
+        cluster=cl.labels,
+        patch_A=patch_A,
+        pixel_size=pixel_size,
+    )
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+    sc = ax.scatter(sub["x_A"], sub["y_A"], c=cl.labels, cmap="tab10", s=10, vmin=0, vmax=9)
+    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02, label="cluster")
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    ax.set_xlabel("x [Å]")
+    ax.set_ylabel("y [Å]")
+    ax.set_title(f"{cl.n_clusters} descriptor clusters (radial profiles, GMM by BIC)", fontsize=10)
+    (tmp / "clusters.png").write_bytes(base64.b64decode(_png(fig)))
+    return {
+        "atoms": int(len(inside)),
+        "clusters": int(cl.n_clusters),
+        "sizes": np.bincount(cl.labels).tolist(),
+        "patch_A": patch_A,
+    }
