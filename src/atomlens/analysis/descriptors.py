@@ -46,6 +46,13 @@ def atom_patches(
     samples : int
         Samples per side (odd: the atom sits on the centre sample).
 
+    Returns
+    -------
+    ndarray of shape (n, samples, samples)
+        Image values (cubic interpolation) on each atom's patch grid.
+
+    Notes
+    -----
     Patches that cross the image border repeat the edge pixels; drop atoms closer than
     ``size_A / 2`` to the border before clustering (they form clusters of their own).
     """
