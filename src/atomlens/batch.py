@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,6 @@ class BatchResult:
 
     Attributes
     ----------
-    atoms : pandas.DataFrame
-        All atoms, with ``file`` and ``frame`` first.
-    rejected : pandas.DataFrame
-        All candidates below ``p_min`` (same columns).
     out : pathlib.Path
         The output directory.
     frames : int
@@ -45,14 +42,37 @@ class BatchResult:
         Wall time.
     files : list of dict
         Per input: path, frames, pixel size and its source.
+    n_atoms, n_rejected : int
+        Rows of ``atoms.csv`` and ``rejected.csv``.
+    class_counts : dict
+        Atoms per class.
+    atoms : pandas.DataFrame
+        All atoms, with ``file`` and ``frame`` first: read from ``out/atoms.parquet``
+        (or ``atoms.csv``) when first asked for, so that a long stack never has to fit in
+        memory.
+    rejected : pandas.DataFrame
+        All candidates below ``p_min`` (same columns), read likewise.
     """
 
-    atoms: pd.DataFrame
-    rejected: pd.DataFrame
     out: Path
     frames: int
     seconds: float
     files: list[dict[str, Any]] = field(default_factory=list)
+    n_atoms: int = 0
+    n_rejected: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def atoms(self) -> pd.DataFrame:
+        from atomlens._tables import read_table
+
+        return read_table(self.out / "atoms.csv", self.out / "atoms.parquet")
+
+    @cached_property
+    def rejected(self) -> pd.DataFrame:
+        from atomlens._tables import read_table
+
+        return read_table(self.out / "rejected.csv", self.out / "rejected.parquet")
 
 
 def expand_inputs(inputs: Sequence[str | PathLike[str]], /) -> list[Path]:
@@ -159,6 +179,7 @@ def find_files(
     BatchResult
     """
     from atomlens._atomic import atomic_directory, check_output_directory
+    from atomlens._tables import TableWriter, limit_heap_growth
     from atomlens.finder import _as_ensemble, check_field_of_view, find
     from atomlens.io import check_frame, read
     from atomlens.model import resolve_device
@@ -189,7 +210,7 @@ def find_files(
         bar = make(total=total, desc="frames", unit="frame")
     single = len(images) == 1
     stems = _unique_stems(files)
-    atoms_parts, rejected_parts, info = [], [], []
+    info: list[dict[str, Any]] = []
     settings = {
         "threshold": threshold,
         "min_separation_A": min_separation_A
@@ -199,14 +220,18 @@ def find_files(
         "members": len(ens),
         "device": str(dev),
     }
+    if total > 1:
+        limit_heap_growth()
     with atomic_directory(Path(out), overwrite=overwrite) as tmp:
         h5 = _maps_writer(tmp / MAPS_FILE) if maps else None
+        atoms_out = TableWriter(tmp, "atoms")
+        rejected_out = TableWriter(tmp, "rejected", parquet=False)
         try:
             for im, stem in zip(images, stems, strict=True):
                 prefix = "" if single else f"{stem}."
                 group = h5.create_group(stem) if h5 is not None and client is None else None
                 if client is not None:
-                    atoms_parts.append(
+                    atoms_out.write(
                         _on_cluster(
                             im, model, client, chunk, dev, threshold, min_separation_A, p_min
                         )
@@ -231,12 +256,12 @@ def find_files(
                         if str(exc).startswith(str(im.path)):
                             raise
                         raise ValueError(f"{im.path}: {exc}") from None
-                    done = ((res.atoms, atoms_parts), (res.rejected, rejected_parts))
-                    for table, parts in done if client is None else ():
+                    done = ((res.atoms, atoms_out), (res.rejected, rejected_out))
+                    for table, writer in done if client is None else ():
                         t = table.copy()
                         t.insert(0, "frame", i)
                         t.insert(0, "file", str(im.path))
-                        parts.append(t)
+                        writer.write(t)
                     if group is not None:
                         _write_maps(group, res, i, im.n_frames, im.pixel_size)
                     if i == 0 and report:
@@ -257,16 +282,19 @@ def find_files(
                 h5.close()
             if bar is not None:
                 bar.close()
-        atoms = pd.concat(atoms_parts, ignore_index=True) if atoms_parts else pd.DataFrame()
-        rejected = (
-            pd.concat(rejected_parts, ignore_index=True) if rejected_parts else pd.DataFrame()
-        )
-        atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
-        _write_parquet(atoms, tmp / "atoms.parquet")
-        rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+            atoms_out.close()
+            rejected_out.close()
     seconds = time.perf_counter() - t0
     logger.debug("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
-    return BatchResult(atoms, rejected, Path(out), total, seconds, info)
+    return BatchResult(
+        Path(out),
+        total,
+        seconds,
+        info,
+        n_atoms=atoms_out.rows,
+        n_rejected=rejected_out.rows,
+        class_counts=dict(atoms_out.classes.most_common()),
+    )
 
 
 def _estimate_sampling(im: Any, ens: Any) -> Any:
@@ -337,13 +365,6 @@ def _unique_stems(files: list[Path]) -> list[str]:
             k += 1
         stems.append(s)
     return stems
-
-
-def _write_parquet(table: pd.DataFrame, path: Path) -> None:
-    try:
-        table.to_parquet(path, index=False)
-    except ImportError:
-        logger.warning("pyarrow is not installed: %s not written (atoms.csv has it all)", path)
 
 
 def _write_maps(group: Any, res: Any, i: int, n: int, pixel_size: float) -> None:

@@ -462,20 +462,15 @@ def find(
         _fail(exc)
         return
     if not _state.get("quiet"):
-        atoms = res.atoms
-        counts = (
-            ", ".join(f"{k} {v}" for k, v in atoms["class"].value_counts().items())
-            if len(atoms)
-            else "none"
-        )
+        counts = ", ".join(f"{k} {v}" for k, v in res.class_counts.items()) or "none"
         sizes = ", ".join(
             sorted({f"{f['pixel_size_A']:g} Å/px ({f['pixel_size_source']})" for f in res.files})
         )
         typer.echo(
-            f"wrote {out}/: {len(atoms)} atoms ({counts}) in {res.frames} frame"
+            f"wrote {out}/: {res.n_atoms} atoms ({counts}) in {res.frames} frame"
             f"{'s' if res.frames > 1 else ''} of {len(res.files)} file"
             f"{'s' if len(res.files) > 1 else ''} at {sizes} with {len(ens)} member"
-            f"{'s' if len(ens) > 1 else ''}; {len(res.rejected)} candidates below p_detect "
+            f"{'s' if len(ens) > 1 else ''}; {res.n_rejected} candidates below p_detect "
             f"{p_min:g} in rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
         )
 
