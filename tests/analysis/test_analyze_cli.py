@@ -34,6 +34,7 @@ def test_analyze_writes_tables_maps_and_the_known_answers(tmp_path):
         "bonds.csv",
         "rings.csv",
         "strain.csv",
+        "defects.csv",
         "exx.png",
         "tracks.csv",
         "drift.csv",

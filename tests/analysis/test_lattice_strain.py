@@ -11,6 +11,7 @@ from atomlens.analysis.lattice import (
     reference_basis,
 )
 from atomlens.simulate import ImagingConditions, simulate_image
+from tests.common import assert_coordinates_close
 
 GRAPHENE = reference_basis(2.46, 2.46, 60)
 
@@ -77,3 +78,29 @@ def test_not_a_lattice_is_refused():
     t = pd.DataFrame({"x_A": rng.uniform(0, 40, 300), "y_A": rng.uniform(0, 40, 300)})
     with pytest.raises(ValueError, match=r"crystal|lattice"):
         fit_lattice(t)
+
+
+def test_point_defects_are_found_exactly_against_the_fitted_lattice():
+    """Two vacancies, three Si substitutions and one adatom placed in graphene."""
+    from atomlens.analysis import point_defects
+    from tests.analysis.test_graph_rings_ase import graphene_xy
+
+    xy = graphene_xy(12)
+    c = xy.mean(axis=0)
+    order = np.argsort(np.linalg.norm(xy - c, axis=1))
+    gone, si = order[[0, 17]], order[[5, 30, 41]]
+    cls = np.array(["C"] * len(xy), dtype=object)
+    cls[si] = "Si"
+    keep = np.setdiff1d(np.arange(len(xy)), gone)
+    t = pd.DataFrame({"x_A": xy[keep, 0], "y_A": xy[keep, 1], "class": cls[keep]})
+    t.loc[len(t)] = {"x_A": c[0] + 0.7, "y_A": c[1] + 0.3, "class": "C"}  # an adatom
+    d = point_defects(fit_lattice(t))
+    assert d["kind"].value_counts().to_dict() == {"substitution": 3, "vacancy": 2, "stray": 1}
+    vac = d[d["kind"] == "vacancy"][["x_A", "y_A"]].to_numpy()
+    assert_coordinates_close(vac, xy[gone], atol=1e-6)
+    sub = d[d["kind"] == "substitution"]
+    assert set(sub["class"]) == {"Si"} and set(sub["expected_class"]) == {"C"}
+    assert_coordinates_close(sub[["x_A", "y_A"]].to_numpy(), xy[si], atol=1e-9)
+    # a perfect lattice has none, edges included
+    perfect = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1], "class": "C"})
+    assert len(point_defects(fit_lattice(perfect))) == 0

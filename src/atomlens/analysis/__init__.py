@@ -27,6 +27,7 @@ from atomlens.analysis.lattice import (
     local_strain,
     reference_basis,
 )
+from atomlens.analysis.point_defects import point_defects
 from atomlens.analysis.polarisation import b_site_displacements
 from atomlens.analysis.rings import RingStats, find_rings
 from atomlens.analysis.tracking import Tracks, track_atoms
@@ -49,6 +50,7 @@ __all__ = [
     "local_strain",
     "neighbour_graph",
     "pair_cutoffs",
+    "point_defects",
     "radial_profiles",
     "reduce_patches",
     "reference_basis",

@@ -93,7 +93,8 @@ def analyze(
 
     Writes into ``out`` (atomically): ``bonds.csv``, ``angles.csv``, ``rings.csv``,
     ``atoms.csv`` (input plus ``coordination`` and, for a crystal, ``sublattice`` and
-    displacements), ``strain.csv`` and strain/rotation maps (PNG) when a lattice is found
+    displacements), ``defects.csv`` (vacancies, substitutions and stray atoms against the
+    fitted lattice), ``strain.csv`` and strain/rotation maps (PNG) when a lattice is found
     (relative to ``material``'s lattice when given, else to the mean lattice),
     ``tracks.csv``/``drift.csv``/``transitions.csv`` for stacks, ``structure.extxyz``
     (ASE), ``summary.json`` and ``analysis.html`` (a self-contained section). With the
@@ -137,6 +138,7 @@ def analyze(
     from atomlens.analysis.ase_bridge import write_structure
     from atomlens.analysis.graph import bond_angles, bond_table, coordination, neighbour_graph
     from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_strain
+    from atomlens.analysis.point_defects import point_defects
     from atomlens.analysis.rings import find_rings
     from atomlens.analysis.tracking import track_atoms
 
@@ -184,6 +186,9 @@ def analyze(
                 }
             for c in ("sublattice", "dx_A", "dy_A"):
                 table[c] = fit.atoms[c].to_numpy()
+            defects = point_defects(fit)
+            defects.to_csv(tmp / "defects.csv", index=False, float_format="%.6g")
+            summary["point_defects"] = defects["kind"].value_counts().to_dict()
             strain = local_strain(fit, reference=ref)
             strain.to_csv(tmp / "strain.csv", index=False, float_format="%.6g")
             label = f"vs {material}" if material else "vs the mean lattice"
