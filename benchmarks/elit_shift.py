@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="two shifts, fewer frames")
     ap.add_argument("--harsh", action="store_true", help="stronger shifts (dose ÷100, …)")
+    ap.add_argument("--simulated-share", type=float, default=0.0, help="ELIT batches' share")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
@@ -194,11 +195,19 @@ def main() -> None:
     table = HARSH if args.harsh else SHIFTS
     shifts = dict(list(table.items())[:3]) if args.quick else table
     n_frames, n_test = (3, 2) if args.quick else (args.frames, args.test)
-    cfg = AdaptConfig(rounds=3, steps=args.adapt_steps, crop=96, batch_size=4, stop_f1=1.1)
+    cfg = AdaptConfig(
+        rounds=3,
+        steps=args.adapt_steps,
+        crop=96,
+        batch_size=4,
+        stop_f1=1.1,
+        simulated_share=args.simulated_share,
+    )
     print(
         f"ensemble: {len(ens)} members, width 16 depth 3, {args.steps} steps each at "
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
-        f"shift; ELIT {cfg.steps} steps/member/round (fine-tune), oracle {3 * cfg.steps}"
+        f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, simulated share "
+        f"{cfg.simulated_share}), oracle {3 * cfg.steps}"
     )
     cols = ["worst", "median", "best", "ensemble", "selected", "ELIT 1", "ELIT 2", "ELIT 3"]
     cols.append("oracle")

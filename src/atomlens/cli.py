@@ -591,6 +591,10 @@ def adapt(
     p_keep: Annotated[
         float, typer.Option(help="Share of members that must find an atom to label it.")
     ] = 0.99,
+    simulated_share: Annotated[
+        float,
+        typer.Option(help="Share of each batch from simulated images of the model's material."),
+    ] = 0.0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -608,7 +612,14 @@ def adapt(
         check_output_directory(out, overwrite=overwrite)
         ens = Ensemble.load(model)
         images, ps = _read_frames(frames, pixel_size, ens)
-        cfg = AdaptConfig(rounds=rounds, steps=steps, mode=mode, p_keep=p_keep, device=device)
+        cfg = AdaptConfig(
+            rounds=rounds,
+            steps=steps,
+            mode=mode,
+            p_keep=p_keep,
+            simulated_share=simulated_share,
+            device=device,
+        )
         res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True)
         if res.ensemble is ens:
             typer.echo("no round was kept; the ensemble is unchanged (see the history)")

@@ -126,3 +126,33 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     assert r.exit_code == 2 and "--overwrite" in r.output, r.output
     r = runner.invoke(app, ["select", *files, "--model", str(out), "--pixel-size", str(PS)])
     assert r.exit_code == 0 and "chosen: [" in r.output, r.output
+
+
+def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
+    from atomlens.elit.adapt import MixedSource, _simulated_source
+
+    ens = _ensemble(tiny_model)
+    sim = _simulated_source(ens.config, None, 64, seed=0)
+    assert sim.class_names == ("C",)
+
+    class Frames:  # a stand-in for the pseudo-labelled frames: all background
+        class_names, in_channels = ("C",), 1
+
+        def batch(self, step, *, batch_size):
+            return torch.zeros(batch_size, 1, 64, 64), torch.cat(
+                [torch.ones(batch_size, 1, 64, 64), torch.zeros(batch_size, 1, 64, 64)], 1
+            )
+
+    x, m = MixedSource(Frames(), sim, share=0.25).batch(3, batch_size=8)
+    assert x.shape == (8, 1, 64, 64) and m.shape == (8, 2, 64, 64)
+    assert float(m[:6, 1].sum()) == 0 and float(m[6:, 1].sum()) > 0  # atoms only in the 2
+    torch.testing.assert_close(m.sum(1), torch.ones(8, 64, 64))
+    frames = [
+        simulate_image("graphene", shape=128, pixel_size=PS, rng=i, conditions=SHIFT).image
+        for i in range(3)
+    ]
+    cfg = AdaptConfig(rounds=1, steps=4, crop=64, batch_size=4, simulated_share=0.5)
+    res = adapt(ens, frames, pixel_size=PS, config=cfg)
+    assert list(res.history["round"]) == [0, 1]  # a round was trained on the mixture
+    with pytest.raises(ValueError, match="simulated_share"):
+        AdaptConfig(simulated_share=1.0)

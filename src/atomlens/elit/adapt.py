@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["AdaptConfig", "AdaptResult", "adapt", "pseudo_labels"]
+__all__ = ["AdaptConfig", "AdaptResult", "MixedSource", "adapt", "pseudo_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ class AdaptConfig:
         more than this (1 − F1).
     stop_f1 : float
         Stop when consecutive consensuses agree this well (F1).
+    simulated_share : float
+        Share of every batch drawn from simulated images with exact labels (the conditions
+        the model was trained for unless ``adapt(simulated=…)`` says otherwise): an anchor
+        that the pseudo-labels cannot pull away from the truth. 0 (default) trains on the
+        frames only.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -101,6 +106,7 @@ class AdaptConfig:
     max_implausible_rise: float = 0.02
     max_change: float = 0.25
     stop_f1: float = 0.995
+    simulated_share: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -109,6 +115,10 @@ class AdaptConfig:
             raise ValueError(f"mode must be 'finetune' or 'retrain', got {self.mode!r}.")
         if not (isinstance(self.rounds, int) and self.rounds >= 1):
             raise ValueError(f"rounds must be an int ≥ 1, got {self.rounds!r}.")
+        if not 0 <= self.simulated_share < 1:
+            raise ValueError(
+                f"simulated_share must be within [0, 1), got {self.simulated_share!r}."
+            )
         if not 0 < self.p_keep <= 1:
             raise ValueError(f"p_keep must be within (0, 1], got {self.p_keep!r}.")
 
@@ -209,6 +219,76 @@ def _implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: 
     return float(np.mean(rel > tol))
 
 
+class MixedSource:
+    """Batches of which ``share`` comes from ``extra`` (e.g. simulated images) and the rest
+    from ``main``; ``extra``'s mask channels are mapped onto ``main``'s classes by name.
+
+    Parameters
+    ----------
+    main, extra : BatchSource
+        The two sources (same crop side).
+    share : float
+        Share of each batch from ``extra``, in [0, 1).
+    """
+
+    def __init__(self, main: Any, extra: Any, *, share: float) -> None:
+        unknown = sorted(set(extra.class_names) - set(main.class_names))
+        if unknown:
+            raise ValueError(
+                f"the simulated images have classes {unknown} the model does not know "
+                f"({list(main.class_names)}); give simulated conditions with the model's classes."
+            )
+        self.main, self.extra, self.share = main, extra, float(share)
+        self.class_names = tuple(main.class_names)
+        self.in_channels = main.in_channels
+        self._map = [0] + [1 + self.class_names.index(n) for n in extra.class_names]
+
+    def batch(self, step: int, /, *, batch_size: int) -> tuple[Any, Any]:
+        """``batch_size`` crops: ``round(share · batch_size)`` of them from ``extra``."""
+        import torch
+
+        k = int(round(self.share * batch_size))
+        x, m = self.main.batch(step, batch_size=batch_size - k)
+        if k == 0:
+            return x, m
+        xs, ms = self.extra.batch(step, batch_size=k)
+        full = torch.zeros((k, m.shape[1], *ms.shape[-2:]), dtype=m.dtype)
+        for j, target in enumerate(self._map):
+            full[:, target] += ms[:, j].to(m.dtype)
+        return torch.cat([x, xs.to(x.dtype)]), torch.cat([m, full])
+
+    def describe(self) -> dict:
+        """Both sources and the share."""
+        return {
+            "source": "mixed",
+            "share": self.share,
+            "main": self.main.describe(),
+            "extra": self.extra.describe(),
+        }
+
+
+def _simulated_source(config: Any, ranges: Any, crop: int, seed: int) -> Any:
+    from atomlens.simulate import ClassMap
+    from atomlens.train import SimulatedSource
+    from atomlens.train.recipe import make_ranges
+
+    if ranges is None:
+        mats = (config.provenance or {}).get("materials") or []
+        if not mats:
+            raise ValueError(
+                "simulated_share needs the materials the model was trained on; its provenance "
+                "has none: pass adapt(simulated=ConditionRanges(…))."
+            )
+        ranges = make_ranges(
+            materials=mats, pixel_size=config.pixel_size_A, crop=crop, classes=ClassMap()
+        )
+    else:
+        from dataclasses import replace as _replace
+
+        ranges = _replace(ranges, shape=crop)
+    return SimulatedSource(ranges, seed=seed)
+
+
 def adapt(
     ensemble: Any,
     frames: list[np.ndarray] | np.ndarray,
@@ -218,6 +298,7 @@ def adapt(
     config: AdaptConfig | None = None,
     progress: bool = False,
     on_round: Callable[[int, Any, bool], None] | None = None,
+    simulated: Any = None,
 ) -> AdaptResult:
     """Adapt an ensemble to unlabeled frames by iterative training on its own confident
     atoms (see the module notes for the rounds and the guards).
@@ -237,6 +318,9 @@ def adapt(
     on_round : callable, optional
         Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
         every round on labelled data in a benchmark.
+    simulated : ConditionRanges, optional
+        Conditions of the simulated share of each batch (``config.simulated_share``); by
+        default the materials in the model's provenance at its sampling, classes by species.
 
     Returns
     -------
@@ -324,6 +408,12 @@ def adapt(
                 crop=crop,
                 seed=cfg.seed + 1000 * rnd,
             )
+            if cfg.simulated_share > 0:
+                source = MixedSource(
+                    source,
+                    _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd),
+                    share=cfg.simulated_share,
+                )
             nets = []
             for i in range(len(current)):
                 tc = TrainConfig(
