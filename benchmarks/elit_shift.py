@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="two shifts, fewer frames")
     ap.add_argument("--harsh", action="store_true", help="stronger shifts (dose ÷100, …)")
+    ap.add_argument("--only", nargs="+", help="only the shifts whose name contains one of these")
     ap.add_argument("--simulated-share", type=float, default=0.0, help="ELIT batches' share")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -194,6 +195,12 @@ def main() -> None:
     ens = train_base(args.model, args.members, args.steps)
     table = HARSH if args.harsh else SHIFTS
     shifts = dict(list(table.items())[:3]) if args.quick else table
+    if args.only:  # condition A stays: the other rows are compared with it
+        shifts = {
+            k: v
+            for i, (k, v) in enumerate(shifts.items())
+            if i == 0 or any(o in k for o in args.only)
+        }
     n_frames, n_test = (3, 2) if args.quick else (args.frames, args.test)
     cfg = AdaptConfig(
         rounds=3,
