@@ -75,7 +75,9 @@ def summary(res, name: str) -> dict:
     out["p_detect<1"] = float((a["p_detect"] < 1).mean())
     out["epistemic_image"] = float(mi.mean())
     out["epistemic_atoms"] = float(a["epistemic"].mean())
-    heavy = a[a["class"].isin(["SrO", "Ti"])][["x_A", "y_A"]].to_numpy(float)
+    # the cation columns (SrO and Ti; content classes may read e.g. "Sr9O9", "Ti9")
+    cation = a["class"].astype(str).str.contains("Sr|Ti")
+    heavy = a[cation][["x_A", "y_A"]].to_numpy(float)
     if len(heavy) > 2:
         d = cKDTree(heavy).query(heavy, k=2)[0][:, 1]
         out["nn_heavy_median_A"] = float(np.median(d))
@@ -129,7 +131,8 @@ def main() -> None:
             print(f"{k}: {s0[k]:.4g} → {s1[k]:.4g} ({s1[k] / max(s0[k], 1e-12):.2f}×)")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    colors = {"SrO": "tab:red", "Ti": "tab:cyan", "O": "tab:orange"}
+    palette = ["tab:red", "tab:cyan", "tab:orange", "tab:green", "tab:purple"]
+    colors = {c: palette[i % len(palette)] for i, c in enumerate(ens.config.class_names)}
     fig, axes = plt.subplots(2, 2, figsize=(12, 12))
     vmax = max(
         before.prediction.mutual_information.max(), after.prediction.mutual_information.max()
