@@ -20,6 +20,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 RECIPES = {
+    "haadf-generic": {
+        "description": "HAADF bright columns of any lattice, one class 'atom'",
+        "members": 4,
+        "steps_cpu": 600,
+        "steps_gpu": 6000,
+        "seed": 2027,
+        "recipe": {
+            "materials": ["graphene", "hbn", "mos2", "ws2", "srtio3"],
+            "pixel_size": 0.2,
+            "defects": {},
+            "classes": "atom",
+            "dose_range": (3e3, 1e6),
+            "film_thickness_A": (0.0, 4.0),
+        },
+    },
     "graphene": {
         "description": "HAADF graphene; carbon and substitutional Si as separate classes",
         "members": 4,
@@ -55,6 +70,10 @@ def main() -> None:
     steps = r["steps_gpu"] if args.gpu else r["steps_cpu"]
     recipe = dict(r["recipe"])
     recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
+    if "classes" in recipe:
+        from atomlens.simulate import ClassMap
+
+        recipe["classes"] = ClassMap(by=recipe["classes"])
     t = time.perf_counter()
     ens = train_ensemble(
         members=r["members"],

@@ -48,3 +48,31 @@ def test_commands_take_a_bundled_model_by_name(tmp_path, monkeypatch):
         app, ["find", str(f), "--model", "nonesuch", "--pixel-size", "0.2", "--out", "o"]
     )
     assert r.exit_code == 2 and "bundled model (graphene" in r.output, r.output
+
+
+def test_find_without_a_model_uses_the_default_bundled_one_or_says_what_to_pass(
+    tmp_path, monkeypatch
+):
+    import numpy as np
+
+    import atomlens.bundled as bundled
+    from atomlens.simulate import simulate_image
+
+    f = tmp_path / "hbn.npy"
+    sim = simulate_image("hbn", shape=160, pixel_size=0.1, rng=5)
+    np.save(f, sim.image)
+    args = ["find", str(f), "--pixel-size", "0.1", "--out"]
+    if "haadf-generic" in bundled_models():
+        r = CliRunner().invoke(app, [*args, str(tmp_path / "o")])
+        assert r.exit_code == 0, r.output
+        import pandas as pd
+
+        from atomlens.train.validation import score_atoms
+
+        atoms = pd.read_csv(tmp_path / "o" / "atoms.csv")
+        s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
+        assert s["f1"] >= 0.95, s
+    monkeypatch.setattr(bundled, "BUNDLED_DIR", tmp_path / "nothing-bundled")
+    (tmp_path / "nothing-bundled").mkdir()
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "pass --model" in r.output, r.output

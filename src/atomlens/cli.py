@@ -399,8 +399,14 @@ def find(
             ".hspy, .h5, .tif, .png, .jpg, .npy, .npz; stacks too."
         ),
     ],
-    model: Annotated[Path, typer.Option("--model", help="Model directory from `train`.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model directory from `train` or a bundled name (default: haadf-generic).",
+        ),
+    ] = None,
     pixel_size: Annotated[
         float | None,
         typer.Option(help="Pixel size [Å/px]; overrides the files' calibration."),
@@ -430,6 +436,13 @@ def find(
         from atomlens.batch import find_files
         from atomlens.ensemble import Ensemble
 
+        if model is None:
+            from atomlens.bundled import DEFAULT_MODEL, default_model
+
+            model = default_model()
+            logging.getLogger("atomlens").warning(
+                "no --model given: using the bundled %s model", DEFAULT_MODEL
+            )
         ens = Ensemble.load(model)
         client = None
         if scheduler is not None:

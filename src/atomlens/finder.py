@@ -275,7 +275,7 @@ def find_table(
     image: np.ndarray | str | PathLike[str],
     /,
     *,
-    model: Model | Ensemble | str | PathLike[str],
+    model: Model | Ensemble | str | PathLike[str] | None = None,
     pixel_size: float | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
@@ -286,8 +286,8 @@ def find_table(
     image : ndarray or path
         An image ``(H, W)``, a stack ``(N, H, W)``, or a file :func:`atomlens.io.read` reads
         (its calibration is used).
-    model : Model, Ensemble or path
-        The model or ensemble.
+    model : Model, Ensemble or path, optional
+        The model or ensemble; by default the bundled ``haadf-generic``.
     pixel_size : float, optional
         [Å/px]; required for arrays, overrides a file's calibration.
     **kwargs
@@ -299,6 +299,10 @@ def find_table(
         The atoms (with ``frame`` first for a stack), calibrated ``p_real`` and σ when the
         ensemble has a calibration.
     """
+    if model is None:
+        from atomlens.bundled import default_model
+
+        model = default_model()
     ens = _as_ensemble(model)
     if isinstance(image, str | PathLike):
         from atomlens.io import check_frame, read

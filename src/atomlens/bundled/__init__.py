@@ -13,7 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLED_DIR", "bundled_models", "resolve_model_path"]
+__all__ = ["BUNDLED_DIR", "DEFAULT_MODEL", "bundled_models", "default_model", "resolve_model_path"]
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -53,3 +53,25 @@ def resolve_model_path(model: str | PathLike[str], /) -> Path:
         f"model directory {p} does not exist; pass a directory written by `atomlens train` "
         f"(it holds config.json and weights.safetensors) or a bundled model ({names})."
     )
+
+
+DEFAULT_MODEL = "haadf-generic"
+
+
+def default_model() -> Path:
+    """The bundled model used when none is given (``haadf-generic``: bright columns of any
+    lattice).
+
+    Raises
+    ------
+    FileNotFoundError
+        It is not installed; the message says what to pass instead.
+    """
+    d = BUNDLED_DIR / DEFAULT_MODEL
+    if not (d / "config.json").is_file():
+        names = ", ".join(bundled_models()) or "none installed"
+        raise FileNotFoundError(
+            f"no --model given and the default bundled model {DEFAULT_MODEL} is not installed; "
+            f"pass --model with a model directory or a bundled name ({names})."
+        )
+    return d
