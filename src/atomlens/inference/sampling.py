@@ -163,15 +163,23 @@ def estimate_pixel_size(
 
 
 def estimate_for_model(image: np.ndarray, config: Any, /) -> SamplingEstimate:
-    """:func:`estimate_pixel_size` against the model's first training material.
+    """:func:`estimate_pixel_size` against the model's training material.
 
     Raises
     ------
     ValueError
-        The model does not record its training materials, or no lattice was found.
+        The model does not record its training materials, was trained on several (then the
+        lattice does not fix the scale), or no lattice was found.
     """
     mats = (config.provenance or {}).get("materials")
     if not mats:
         raise ValueError("the model does not record the materials it was trained on")
+    if len(mats) > 1:
+        # a lattice fixes the scale only when the material is known: graphene at 0.1 Å/px
+        # and a perovskite at 0.17 Å/px can give the same spectrum
+        raise ValueError(
+            f"the model was trained on several materials ({', '.join(mats)}), so the lattice "
+            "alone does not tell the scale"
+        )
     ref = reference_image(list(mats), float(config.pixel_size_A))
     return estimate_pixel_size(image, reference=ref, reference_pixel_size=config.pixel_size_A)
