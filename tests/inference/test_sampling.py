@@ -39,3 +39,13 @@ def test_find_without_calibration_estimates_it(tiny_model_dir, tmp_path):
     s = score_atoms(res.atoms, sim.truth, shape=sim.image.shape, pixel_size=0.11)
     assert 2 * s["tp"] / (2 * s["tp"] + s["fp"] + s["fn"]) > 0.97
     assert "estimated from the lattice" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_a_model_of_several_materials_does_not_guess_the_scale():
+    from types import SimpleNamespace
+
+    from atomlens.inference.sampling import estimate_for_model
+
+    cfg = SimpleNamespace(provenance={"materials": ["graphene", "srtio3"]}, pixel_size_A=0.2)
+    with pytest.raises(ValueError, match="several materials"):
+        estimate_for_model(np.zeros((64, 64)), cfg)
