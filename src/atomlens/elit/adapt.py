@@ -143,7 +143,13 @@ class AdaptResult:
 
 
 def pseudo_labels(
-    result: Any, /, *, n_classes: int, class_names: tuple[str, ...], config: AdaptConfig
+    result: Any,
+    /,
+    *,
+    n_classes: int,
+    class_names: tuple[str, ...],
+    config: AdaptConfig,
+    label_radius_A: float = 0.5,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Label masks ``(K + 1, H, W)`` from one frame's :class:`FindResult`, zero where
     ignored, and counts.
@@ -158,6 +164,8 @@ def pseudo_labels(
         The model's classes.
     config : AdaptConfig
         Thresholds.
+    label_radius_A : float
+        Radius of the label disks [Å] (the model's ``label_radius_A``).
     """
     from atomlens.simulate.labels import render_masks
 
@@ -167,7 +175,7 @@ def pseudo_labels(
     keep = cand["p_detect"].to_numpy(float) >= config.p_keep - 1e-9
     sure = cand[keep]
     idx = np.array([class_names.index(c) for c in sure["class"].astype(str)], dtype=int)
-    lab_r = _label_radius(result)
+    lab_r = label_radius_A
     masks = render_masks(
         sure[["x_px", "y_px"]].to_numpy(float),
         class_index=idx,
@@ -187,10 +195,6 @@ def pseudo_labels(
         ignore |= np.isfinite(d).reshape(shape)
     masks[:, ignore] = 0.0
     return masks, {"pseudo": int(keep.sum()), "ignored": float(ignore.mean())}
-
-
-def _label_radius(result: Any) -> float:
-    return float(result.atoms.attrs.get("label_radius_A", 0.5))
 
 
 def _consensus_change(a: pd.DataFrame, b: pd.DataFrame, ps: float) -> float:
@@ -356,7 +360,6 @@ def adapt(
         out = []
         for f in fs:
             r = find(f, model=e, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
-            r.atoms.attrs["label_radius_A"] = c.label_radius_A
             out.append(r)
         return out
 
@@ -365,26 +368,36 @@ def adapt(
 
     res_train = run(ens, train)
     res_hold = run(ens, hold)
+
+    def measures(rt: list[Any], rh: list[Any]) -> dict[str, Any]:
+        """What the history records of a state: consensus atoms, epistemic uncertainty on
+        training and hold-out frames, implausible hold-out atoms (and how many there are)."""
+        hold_atoms = accepted_atoms(rh)
+        return {
+            "consensus_atoms": sum(len(a) for a in accepted_atoms(rt)),
+            "epistemic_train": float(np.mean([r.prediction.mutual_information.mean() for r in rt])),
+            "epistemic_holdout": float(
+                np.mean([r.prediction.mutual_information.mean() for r in rh])
+            )
+            if rh
+            else np.nan,
+            "holdout_implausible": _implausible_share(hold_atoms, ref_nn, cfg.nn_tolerance)
+            if rh
+            else np.nan,
+            "n_holdout": sum(len(a) for a in hold_atoms),
+        }
+
+    m0 = measures(res_train, res_hold)
     hist = [
         {
             "round": 0,
             "pseudo_labels": np.nan,
             "ignored_share": np.nan,
-            "consensus_atoms": sum(len(a) for a in accepted_atoms(res_train)),
+            "consensus_atoms": m0["consensus_atoms"],
             "consensus_f1_vs_previous": np.nan,
-            "epistemic_train": float(
-                np.mean([r.prediction.mutual_information.mean() for r in res_train])
-            ),
-            "epistemic_holdout": float(
-                np.mean([r.prediction.mutual_information.mean() for r in res_hold])
-            )
-            if res_hold
-            else np.nan,
-            "holdout_implausible": _implausible_share(
-                accepted_atoms(res_hold), ref_nn, cfg.nn_tolerance
-            )
-            if res_hold
-            else np.nan,
+            "epistemic_train": m0["epistemic_train"],
+            "epistemic_holdout": m0["epistemic_holdout"],
+            "holdout_implausible": m0["holdout_implausible"],
             "kept": True,
         }
     ]
@@ -394,7 +407,11 @@ def adapt(
             labels, n_pseudo, ignored = [], 0, []
             for r in res_train:
                 m, info = pseudo_labels(
-                    r, n_classes=len(c.class_names), class_names=tuple(c.class_names), config=cfg
+                    r,
+                    n_classes=len(c.class_names),
+                    class_names=tuple(c.class_names),
+                    config=cfg,
+                    label_radius_A=c.label_radius_A,
                 )
                 labels.append(m)
                 n_pseudo += info["pseudo"]
@@ -451,12 +468,12 @@ def adapt(
                     ]
                 )
             )
-            hold_atoms = accepted_atoms(new_hold)
-            drift = _implausible_share(hold_atoms, ref_nn, cfg.nn_tolerance) if new_hold else np.nan
+            now = measures(new_train, new_hold)
+            drift = now["holdout_implausible"]
             prev_drift = hist[-1]["holdout_implausible"]  # the last round, which was kept
             # the share is a count over a few hundred atoms: a rise within two standard
             # errors of it is noise, not drift
-            n_hold = max(sum(len(a) for a in hold_atoms), 1)
+            n_hold = max(now["n_holdout"], 1)
             allowed = cfg.max_implausible_rise + 2 * np.sqrt(
                 max(prev_drift, 0.01) * (1 - min(prev_drift, 0.99)) / n_hold
             )
@@ -475,16 +492,10 @@ def adapt(
                     "round": rnd,
                     "pseudo_labels": n_pseudo,
                     "ignored_share": float(np.mean(ignored)),
-                    "consensus_atoms": sum(len(a) for a in accepted_atoms(new_train)),
+                    "consensus_atoms": now["consensus_atoms"],
                     "consensus_f1_vs_previous": change,
-                    "epistemic_train": float(
-                        np.mean([r.prediction.mutual_information.mean() for r in new_train])
-                    ),
-                    "epistemic_holdout": float(
-                        np.mean([r.prediction.mutual_information.mean() for r in new_hold])
-                    )
-                    if new_hold
-                    else np.nan,
+                    "epistemic_train": now["epistemic_train"],
+                    "epistemic_holdout": now["epistemic_holdout"],
                     "holdout_implausible": drift,
                     "kept": kept,
                 }
