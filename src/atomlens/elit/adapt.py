@@ -332,7 +332,7 @@ def adapt(
     """
     import torch
 
-    from atomlens.elit.select import _reference_nn
+    from atomlens.elit.select import _reference_nns
     from atomlens.ensemble import Ensemble
     from atomlens.finder import _as_ensemble, find
     from atomlens.model import Model
@@ -348,7 +348,8 @@ def adapt(
     n_hold = 0 if len(frames) < 2 else max(1, int(round(cfg.holdout * len(frames))))
     hold = frames[len(frames) - n_hold :] if n_hold else []
     train = frames[: len(frames) - n_hold]
-    ref_nn = _reference_nn(c)
+    refs = _reference_nns(c)
+    ref_nn = np.concatenate(refs) if refs else np.zeros(0)
     side = min(min(f.shape) for f in train) * pixel_size / c.pixel_size_A
     crop = int(min(cfg.crop, side // 8 * 8))
     if crop < 32:
