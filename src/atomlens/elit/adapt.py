@@ -82,10 +82,9 @@ class AdaptConfig:
     stop_f1 : float
         Stop when consecutive consensuses agree this well (F1).
     simulated_share : float
-        Share of every batch drawn from simulated images with exact labels (the conditions
-        the model was trained for unless ``adapt(simulated=…)`` says otherwise): an anchor
-        that the pseudo-labels cannot pull away from the truth. 0 (default) trains on the
-        frames only.
+        Share of every batch drawn from simulated images with exact labels: an anchor that
+        the pseudo-labels cannot pull away from the truth. 0 (default) trains on the frames
+        only. What is simulated: see ``adapt(simulated=…)``.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -323,8 +322,12 @@ def adapt(
         Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
         every round on labelled data in a benchmark.
     simulated : ConditionRanges, optional
-        Conditions of the simulated share of each batch (``config.simulated_share``); by
-        default the materials in the model's provenance at its sampling, classes by species.
+        Conditions of the simulated share of each batch (``config.simulated_share``). By
+        default the materials in the model's provenance at its sampling, classes by species,
+        with the training recipe's default ranges (:func:`atomlens.train.recipe.make_ranges`: doses
+        5·10³–10⁶ e⁻/Å², films up to 4 Å, …). The provenance does not record the ranges a
+        model was trained with, so these can be broader than the model's own: pass the
+        model's training ranges to anchor to exactly those.
 
     Returns
     -------
