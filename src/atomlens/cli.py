@@ -8,6 +8,7 @@ mistakes (bad arguments, missing files) end with a one-line error and exit code 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from enum import Enum
 from pathlib import Path
@@ -614,7 +615,9 @@ def adapt(
     """Adapt an ensemble to unlabeled FRAMES by training on its own confident atoms (ELIT).
 
     Writes the adapted ensemble to --out (its provenance holds the settings and the history
-    of the rounds) and prints the history.
+    of the rounds) and prints the history. Finished rounds are kept in a hidden directory
+    beside --out until it is written: the same command run again after an interruption
+    resumes from the last finished round.
     """
     try:
         from atomlens._atomic import check_output_directory
@@ -633,10 +636,16 @@ def adapt(
             simulated_share=simulated_share,
             device=device,
         )
-        res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True)
+        # finished rounds are kept beside --out, so that the same command run again after
+        # an interruption resumes; removed once --out is written
+        ckpt = out.parent / f".{out.name}.adapt-checkpoint"
+        if (ckpt / "state.json").exists():
+            typer.echo(f"resuming from {ckpt}")
+        res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True, checkpoint=ckpt)
         if res.ensemble is ens:
             typer.echo("no round was kept; the ensemble is unchanged (see the history)")
         res.ensemble.save(out, overwrite=overwrite)
+        shutil.rmtree(ckpt, ignore_errors=True)
     except _USER_ERRORS as exc:
         _fail(exc)
         return

@@ -122,6 +122,7 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     adapted = Ensemble.load(out)
     hist = adapted.config.provenance["elit"]["history"]
     assert [h["round"] for h in hist] == [0, 1] and hist[1]["kept"]
+    assert not (tmp_path / ".adapted.adapt-checkpoint").exists()  # removed once --out is
     r = runner.invoke(app, [*args, "--rounds", "1"])  # --out exists: refused, nothing lost
     assert r.exit_code == 2 and "--overwrite" in r.output, r.output
     r = runner.invoke(app, ["select", *files, "--model", str(out), "--pixel-size", str(PS)])
@@ -156,3 +157,49 @@ def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
     assert list(res.history["round"]) == [0, 1]  # a round was trained on the mixture
     with pytest.raises(ValueError, match="simulated_share"):
         AdaptConfig(simulated_share=1.0)
+
+
+def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
+    from dataclasses import replace
+
+    ens = _ensemble(tiny_model)
+    frames = [
+        simulate_image("graphene", shape=128, pixel_size=PS, rng=i, conditions=SHIFT).image
+        for i in range(3)
+    ]
+    # the guards are opened wide: this test is about resuming, not about them
+    cfg = AdaptConfig(
+        rounds=2, steps=4, crop=64, batch_size=4, stop_f1=1.1, max_change=1.0,
+        max_implausible_rise=1.0,
+    )  # fmt: skip
+    ck = tmp_path / "checkpoint"
+    seen = []
+
+    def stop_in_round_2(rnd, cand, kept):
+        seen.append(rnd)
+        if rnd == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt(ens, frames, pixel_size=PS, config=cfg, checkpoint=ck, on_round=stop_in_round_2)
+    assert seen == [1, 2]
+    trained = []
+    res = adapt(
+        ens, frames, pixel_size=PS, config=cfg, checkpoint=ck,
+        on_round=lambda r, c, k: trained.append(r),
+    )  # fmt: skip
+    assert trained == [2], "round 1 was trained again instead of being read back"
+    assert list(res.history["round"]) == [0, 1, 2] and res.history["kept"].all()
+    assert res.ensemble.config.provenance["elit"]["rounds"] == 2
+    # finished: a third run trains nothing and gives the same ensemble back
+    again = adapt(
+        ens, frames, pixel_size=PS, config=cfg, checkpoint=ck,
+        on_round=lambda r, c, k: pytest.fail("a finished adaptation trained again"),
+    )  # fmt: skip
+    for a, b in zip(again.ensemble.networks, res.ensemble.networks, strict=True):
+        for (_, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y)
+    pd.testing.assert_frame_equal(again.history, res.history, check_dtype=False)
+    # the directory belongs to this adaptation: other settings are refused, not mixed in
+    with pytest.raises(ValueError, match="another adaptation"):
+        adapt(ens, frames, pixel_size=PS, config=replace(cfg, steps=5), checkpoint=ck)

@@ -292,6 +292,98 @@ def _simulated_source(config: Any, ranges: Any, crop: int, seed: int) -> Any:
     return SimulatedSource(ranges, seed=seed)
 
 
+class _Checkpoint:
+    """Finished rounds of one :func:`adapt` run on disk: ``state.json`` (what the run is,
+    the history, the round whose ensemble is kept) and ``round{k}/`` (that ensemble).
+    The ensemble is written first and the state last, each atomically, so an interruption
+    leaves the previous round's state valid."""
+
+    def __init__(
+        self, path: str | Path, ens: Any, frames: list[np.ndarray], ps: float, cfg: AdaptConfig
+    ) -> None:
+        import hashlib
+        import json
+
+        self.path = Path(path)
+        h = hashlib.sha256()
+        for f in frames:
+            h.update(np.ascontiguousarray(f, dtype=np.float32).tobytes())
+        for net in ens.networks:
+            for v in net.state_dict().values():
+                h.update(v.detach().cpu().numpy().tobytes())
+        h.update(json.dumps([ps, asdict(cfg)], sort_keys=True, default=str).encode())
+        self.fingerprint = h.hexdigest()
+
+    def load(self) -> tuple[Any, list[dict[str, Any]], bool] | None:
+        """``(ensemble of the last kept round or None, history, finished)``, or None when
+        nothing was saved yet."""
+        import json
+
+        from atomlens.ensemble import Ensemble
+
+        state_file = self.path / "state.json"
+        if not state_file.exists():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise ValueError(
+                    f"checkpoint {self.path} is not empty and holds no adapt state; give an "
+                    "empty or new directory."
+                )
+            return None
+        state = json.loads(state_file.read_text())
+        if state.get("fingerprint") != self.fingerprint:
+            raise ValueError(
+                f"checkpoint {self.path} belongs to another adaptation (other ensemble, frames, "
+                "pixel size or settings); remove it or give another directory."
+            )
+        history = [
+            {k: (np.nan if v is None else v) for k, v in row.items()} for row in state["history"]
+        ]
+        kept = state.get("ensemble_round")
+        ens = Ensemble.load(self.path / f"round{kept}") if kept else None
+        return ens, history, bool(state.get("done"))
+
+    def save(self, ens: Any, history: list[dict[str, Any]], *, done: bool) -> None:
+        """Keep ``ens`` (None: keep the previous round's) and the history."""
+        import json
+        import os
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        prev = None
+        state_file = self.path / "state.json"
+        if state_file.exists():
+            prev = json.loads(state_file.read_text()).get("ensemble_round")
+        rnd = int(history[-1]["round"]) if ens is not None else prev
+        if ens is not None:
+            ens.save(self.path / f"round{rnd}", overwrite=True)
+        state = {
+            "fingerprint": self.fingerprint,
+            "ensemble_round": rnd,
+            "done": done,
+            "history": _history_records(pd.DataFrame(history)),
+        }
+        tmp = state_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1, default=_json_default))
+        os.replace(tmp, state_file)
+        if prev and prev != rnd:  # the older round's ensemble is no longer needed
+            import shutil
+
+            shutil.rmtree(self.path / f"round{prev}", ignore_errors=True)
+
+
+def _history_records(history: pd.DataFrame) -> list[dict[str, Any]]:
+    """The history as JSON-ready records (NaN → None)."""
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in history.astype(object).to_dict("records")
+    ]
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"{type(v).__name__} is not JSON")
+
+
 def adapt(
     ensemble: Any,
     frames: list[np.ndarray] | np.ndarray,
@@ -302,6 +394,7 @@ def adapt(
     progress: bool = False,
     on_round: Callable[[int, Any, bool], None] | None = None,
     simulated: Any = None,
+    checkpoint: str | Path | None = None,
 ) -> AdaptResult:
     """Adapt an ensemble to unlabeled frames by iterative training on its own confident
     atoms (see the module notes for the rounds and the guards).
@@ -328,6 +421,11 @@ def adapt(
         5·10³–10⁶ e⁻/Å², films up to 4 Å, …). The provenance does not record the ranges a
         model was trained with, so these can be broader than the model's own: pass the
         model's training ranges to anchor to exactly those.
+    checkpoint : str or Path, optional
+        Directory where every finished round is kept (the ensemble, safetensors + JSON, and
+        the history). Run again with the same ensemble, frames, pixel size and settings,
+        ``adapt`` resumes after the last finished round instead of starting over; with
+        anything else it refuses the directory. Nothing is written when omitted.
 
     Returns
     -------
@@ -406,8 +504,19 @@ def adapt(
         }
     ]
     current = ens
+    ckpt = _Checkpoint(checkpoint, ens, frames, pixel_size, cfg) if checkpoint else None
+    first = 1
+    if ckpt is not None and (saved := ckpt.load()) is not None:
+        saved_ens, hist, done = saved
+        first = int(hist[-1]["round"]) + 1
+        logger.info("adapt: resuming after round %d from %s", first - 1, ckpt.path)
+        if saved_ens is not None:
+            current = saved_ens
+            res_train, res_hold = run(current, train), run(current, hold)
+        if done:
+            first = cfg.rounds + 1
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
-        for rnd in range(1, cfg.rounds + 1):
+        for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []
             for r in res_train:
                 m, info = pseudo_labels(
@@ -509,9 +618,14 @@ def adapt(
                 on_round(rnd, candidate, kept)
             if not kept:
                 logger.warning("ELIT round %d undone: %s", rnd, why)
+                if ckpt is not None:
+                    ckpt.save(None, hist, done=True)
                 break
             current, res_train, res_hold = candidate, new_train, new_hold
-            if change >= cfg.stop_f1:
+            stable = change >= cfg.stop_f1
+            if ckpt is not None:
+                ckpt.save(current, hist, done=stable or rnd == cfg.rounds)
+            if stable:
                 logger.info("ELIT: consensus stable (F1 %.4f); stopping", change)
                 break
     history = pd.DataFrame(hist)
@@ -525,13 +639,7 @@ def adapt(
                     "rounds": rounds_kept,
                     "config": asdict(cfg),
                     "frames": len(frames),
-                    "history": [
-                        {
-                            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                            for k, v in row.items()
-                        }
-                        for row in history.astype(object).to_dict("records")
-                    ],
+                    "history": _history_records(history),
                 },
             },
         )
