@@ -115,6 +115,8 @@ def test_train_cli_writes_a_model_and_refuses_to_overwrite(tmp_path):
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["class_names"] == ["C", "Si"]
     assert cfg["provenance"]["materials"] == ["graphene"]
+    sim = cfg["provenance"]["simulation"]  # every simulated range, defects included
+    assert sim["defects"]["graphene"][0]["replacement"] == "Si" and sim["materials"] == ["graphene"]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "already holds a trained model" in r.output
     r = runner.invoke(app, [*args[:-2], "--defect", "vacancy:Mo:0.1", "--out", str(tmp_path / "x")])
@@ -150,6 +152,10 @@ def test_train_members_and_find_with_uncertainty(tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "ensemble of 3" in r.output
+    import json
+
+    prov = json.loads((tmp_path / "e" / "config.json").read_text())["provenance"]
+    assert prov["simulation"]["materials"] == ["graphene"]  # for adapt's simulated share
     np.save(tmp_path / "im.npy", simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image)
     r = runner.invoke(
         app,

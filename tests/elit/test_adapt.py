@@ -203,3 +203,19 @@ def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
     # the directory belongs to this adaptation: other settings are refused, not mixed in
     with pytest.raises(ValueError, match="another adaptation"):
         adapt(ens, frames, pixel_size=PS, config=replace(cfg, steps=5), checkpoint=ck)
+
+
+def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_model, tmp_path):
+    from atomlens.elit.adapt import _simulated_source
+    from atomlens.simulate import ConditionRanges
+
+    # the tiny model was trained on easy conditions: no film, doses 1e5–1e6, no distortion
+    recorded = ConditionRanges.from_dict(tiny_model.config.provenance["simulation"])
+    assert recorded.dose_e_per_A2 == (1e5, 1e6) and recorded.film_thickness_A == (0.0, 0.0)
+    assert recorded.probe == "gaussian" and recorded.drift_px == (0.0, 0.0)
+    ens = _ensemble(tiny_model)
+    ens.save(tmp_path / "ens")  # and it survives the ensemble's JSON
+    ens = Ensemble.load(tmp_path / "ens")
+    src = _simulated_source(ens.config, None, 64, seed=0)
+    assert src.ranges.dose_e_per_A2 == (1e5, 1e6) and src.ranges.film_thickness_A == (0, 0)
+    assert src.ranges.shape == 64

@@ -275,7 +275,15 @@ def _simulated_source(config: Any, ranges: Any, crop: int, seed: int) -> Any:
     from atomlens.train import SimulatedSource
     from atomlens.train.recipe import make_ranges
 
+    if ranges is None and (config.provenance or {}).get("simulation"):
+        from atomlens.simulate import ConditionRanges
+
+        ranges = ConditionRanges.from_dict(config.provenance["simulation"])
     if ranges is None:
+        logger.warning(
+            "adapt: the model's provenance does not record the simulated conditions it was "
+            "trained on; its simulated share uses the training recipe's default ranges"
+        )
         mats = (config.provenance or {}).get("materials") or []
         if not mats:
             raise ValueError(
@@ -416,11 +424,12 @@ def adapt(
         every round on labelled data in a benchmark.
     simulated : ConditionRanges, optional
         Conditions of the simulated share of each batch (``config.simulated_share``). By
-        default the materials in the model's provenance at its sampling, classes by species,
-        with the training recipe's default ranges (:func:`atomlens.train.recipe.make_ranges`: doses
-        5·10³–10⁶ e⁻/Å², films up to 4 Å, …). The provenance does not record the ranges a
-        model was trained with, so these can be broader than the model's own: pass the
-        model's training ranges to anchor to exactly those.
+        default those the model was trained on, from its provenance (``"simulation"``,
+        recorded by :func:`atomlens.train.train_model` and ``train_ensemble``). Models
+        trained before it was recorded fall back to their materials at their sampling with
+        the training recipe's default ranges (:func:`atomlens.train.recipe.make_ranges`:
+        doses 5·10³–10⁶ e⁻/Å², films up to 4 Å, …), which can be broader than what the
+        model saw; a warning says so.
     checkpoint : str or Path, optional
         Directory where every finished round is kept (the ensemble, safetensors + JSON, and
         the history). Run again with the same ensemble, frames, pixel size and settings,

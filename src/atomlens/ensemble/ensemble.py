@@ -95,6 +95,10 @@ class Ensemble:
         if mats[0] and all(m == mats[0] for m in mats):
             # what the members were trained on: ELIT's plausibility checks compare against it
             prov["materials"] = list(mats[0])
+        sims = [(m.config.provenance or {}).get("simulation") for m in models]
+        if sims[0] and all(x == sims[0] for x in sims):
+            # the simulated conditions they were trained on: adapt's simulated share uses them
+            prov["simulation"] = sims[0]
         config = replace(first, provenance=prov)
         return cls([m.network for m in models], config, [m.config.provenance for m in models])
 

@@ -187,6 +187,7 @@ def train_ensemble(
             "members": members,
             "base_seed": cfg.seed,
             "materials": models[0].config.provenance.get("materials"),
+            "simulation": models[0].config.provenance.get("simulation"),
             "atomlens_version": models[0].config.provenance.get("atomlens_version"),
         },
     )

@@ -146,6 +146,52 @@ class ConditionRanges:
         if not (16 <= int(self.shape) <= 4096):
             raise ValueError(f"shape must be within 16–4096 px, got {self.shape!r}.")
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for a model's provenance); :meth:`from_dict` reads it back."""
+        from dataclasses import asdict, fields
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "defects":
+                v = {
+                    m: [{"kind": type(d).__name__, **asdict(d)} for d in ds] for m, ds in v.items()
+                }
+            elif f.name == "classes":
+                v = {"by": v.by, "rename": dict(v.rename)}
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], /) -> ConditionRanges:
+        """The ranges :meth:`to_dict` wrote (unknown keys are refused)."""
+        from dataclasses import fields
+
+        from atomlens.simulate.defects import Substitution, Vacancy
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown simulation ranges {unknown}; known: {sorted(known)}.")
+        kinds = {"Substitution": Substitution, "Vacancy": Vacancy}
+        kw: dict[str, Any] = {}
+        for k, v in d.items():
+            if k == "defects":
+                v = {
+                    m: tuple(
+                        kinds[x["kind"]](**{a: b for a, b in x.items() if a != "kind"}) for x in ds
+                    )
+                    for m, ds in v.items()
+                }
+            elif k == "classes":
+                v = ClassMap(**v)
+            elif isinstance(v, list):
+                v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+            kw[k] = v
+        return cls(**kw)
+
     def class_names(self) -> tuple[str, ...]:
         """Union of the class names of all materials, in order of first appearance."""
         names: list[str] = []

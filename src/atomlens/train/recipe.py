@@ -144,6 +144,8 @@ def prepare_training(
             "materials": list(materials),
             "seed": cfg.seed,
             "class_map": cr.classes.by,
+            # every simulated range it was trained on (adapt's simulated share reuses them)
+            "simulation": cr.to_dict(),
         },
     )
     val = (
