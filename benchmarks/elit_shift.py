@@ -202,6 +202,12 @@ def main() -> None:
         help="share of ELIT batches from simulated images of condition A (exact labels)",
     )
     ap.add_argument(
+        "--background-max",
+        type=float,
+        default=AdaptConfig.background_max,
+        help="adapt's background_max: background is taught only below this mean foreground",
+    )
+    ap.add_argument(
         "--select-only",
         action="store_true",
         help="members, ensemble and select only (no ELIT, no oracle): a quick check of select",
@@ -227,12 +233,14 @@ def main() -> None:
         batch_size=4,
         stop_f1=1.1,
         simulated_share=args.simulated_share,
+        background_max=args.background_max,
     )
     print(
         f"ensemble: {len(ens)} members, width 16 depth 3, {args.steps} steps each at "
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
         f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, simulated share "
-        f"{cfg.simulated_share} of condition A), oracle {3 * cfg.steps}"
+        f"{cfg.simulated_share} of condition A, background_max {cfg.background_max}), "
+        f"oracle {3 * cfg.steps}"
     )
     cols = ["worst", "median", "best", "ensemble", "selected"]
     if not args.select_only:

@@ -609,6 +609,13 @@ def adapt(
         float,
         typer.Option(help="Share of each batch from simulated images of the model's material."),
     ] = 0.0,
+    background_max: Annotated[
+        float | None,
+        typer.Option(
+            help="Teach background only where the members' mean foreground probability is "
+            "at most this (other unlabelled pixels are left out of the loss)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -634,6 +641,7 @@ def adapt(
             mode=mode,
             p_keep=p_keep,
             simulated_share=simulated_share,
+            background_max=background_max,
             device=device,
         )
         # finished rounds are kept beside --out, so that the same command run again after

@@ -69,6 +69,25 @@ def test_pseudo_labels_leave_disputed_and_uncertain_pixels_out(tiny_model):
     assert 0 < info["ignored"] < 0.5
 
 
+def test_background_is_taught_only_where_every_member_sees_background(tiny_model):
+    from dataclasses import replace
+
+    ens = _ensemble(tiny_model, n=3, scale=0.15)
+    sim = simulate_image("graphene", shape=128, pixel_size=PS, rng=3, conditions=SHIFT)
+    r = find(sim.image, model=ens, pixel_size=PS, p_min=1e-6, calibrated=False)
+    kw = dict(n_classes=1, class_names=ens.config.class_names, label_radius_A=0.5)
+    base = AdaptConfig(p_keep=0.99, epistemic_max=0.1)
+    loose, _ = pseudo_labels(r, config=base, **kw)
+    strict, _ = pseudo_labels(r, config=replace(base, background_max=0.1), **kw)
+    fg = 1 - r.prediction.mean[0]
+    bg_taught = strict[0] > 0.5
+    assert bg_taught.any() and (fg[bg_taught] <= 0.1).all()
+    # nothing else changes: the labelled atoms are the same, and only background was dropped
+    np.testing.assert_array_equal(strict[1:][:, strict.sum(0) > 0], loose[1:][:, strict.sum(0) > 0])
+    dropped = (loose.sum(0) > 0) & (strict.sum(0) == 0)
+    assert dropped.any() and (loose[0][dropped] == 1).all() and (fg[dropped] > 0.1).all()
+
+
 def test_adapt_improves_f1_on_a_dose_and_sampling_shift(tiny_model):
     ens = _ensemble(tiny_model)
     sims = [

@@ -68,6 +68,10 @@ class AdaptConfig:
         Pixels with more epistemic uncertainty [nats] are ignored by the loss.
     ignore_radius_A : float
         Radius of the ignored disk around a disputed candidate [Å].
+    background_max : float or None
+        Background is taught only where the ensemble's mean foreground probability is at
+        most this; other pixels outside the pseudo-label disks are ignored (a weak response
+        every member shares is ambiguous, not background). ``None`` (default): no such rule.
     holdout : float
         Share of frames held out for the guard (at least one when there are ≥ 2 frames).
     nn_tolerance : float
@@ -100,6 +104,7 @@ class AdaptConfig:
     p_keep: float = 0.99
     epistemic_max: float = 0.15
     ignore_radius_A: float = 0.8
+    background_max: float | None = None
     holdout: float = 0.25
     nn_tolerance: float = 0.35
     max_implausible_rise: float = 0.02
@@ -117,6 +122,10 @@ class AdaptConfig:
         if not 0 <= self.simulated_share < 1:
             raise ValueError(
                 f"simulated_share must be within [0, 1), got {self.simulated_share!r}."
+            )
+        if self.background_max is not None and not 0 < self.background_max < 1:
+            raise ValueError(
+                f"background_max must be within (0, 1) or None, got {self.background_max!r}."
             )
         if not 0 < self.p_keep <= 1:
             raise ValueError(f"p_keep must be within (0, 1], got {self.p_keep!r}.")
@@ -192,6 +201,9 @@ def pseudo_labels(
         pix = np.column_stack([xx.ravel(), yy.ravel()])
         d, _ = cKDTree(disputed).query(pix, distance_upper_bound=r)
         ignore |= np.isfinite(d).reshape(shape)
+    if config.background_max is not None:
+        fg = 1.0 - result.prediction.mean[0]
+        ignore |= (fg > config.background_max) & (masks[1:].sum(axis=0) == 0)
     masks[:, ignore] = 0.0
     return masks, {"pseudo": int(keep.sum()), "ignored": float(ignore.mean())}
 
@@ -425,7 +437,7 @@ def adapt(
     simulated : ConditionRanges, optional
         Conditions of the simulated share of each batch (``config.simulated_share``). By
         default those the model was trained on, from its provenance (``"simulation"``,
-        recorded by :func:`atomlens.train.train_model` and ``train_ensemble``). Models
+        recorded by :func:`atomlens.train.recipe.train_model` and ``train_ensemble``). Models
         trained before it was recorded fall back to their materials at their sampling with
         the training recipe's default ranges (:func:`atomlens.train.recipe.make_ranges`:
         doses 5·10³–10⁶ e⁻/Å², films up to 4 Å, …), which can be broader than what the
