@@ -18,9 +18,12 @@ Columns are F1 and the RMSE of matched positions [pm]. The ensemble is trained o
 use and cached in ``benchmarks/.models/elit-A``.
 
 With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when the ones
-above cost the members little.
+above cost the members little. ``--simulated-share S`` mixes simulated images of condition
+A (exact labels) into every ELIT batch; ``--background-max`` sets adapt's option of that
+name; ``--select-only`` scores the members, the ensemble and ``select`` only (a minute).
 
-    python benchmarks/elit_shift.py [--quick] [--harsh] [--members 4] [--steps 400]
+    python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
+        [--simulated-share 0.5] [--background-max 0.1] [--members 4] [--steps 400]
 """
 
 from __future__ import annotations
