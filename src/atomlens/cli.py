@@ -648,7 +648,7 @@ def adapt(
         # an interruption resumes; removed once --out is written
         ckpt = out.parent / f".{out.name}.adapt-checkpoint"
         if (ckpt / "state.json").exists():
-            typer.echo(f"resuming from {ckpt}")
+            typer.echo(f"{ckpt} holds finished rounds of an earlier run: resuming from them")
         res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True, checkpoint=ckpt)
         if res.ensemble is ens:
             typer.echo("no round was kept; the ensemble is unchanged (see the history)")

@@ -333,6 +333,7 @@ class _Checkpoint:
                 h.update(v.detach().cpu().numpy().tobytes())
         h.update(json.dumps([ps, asdict(cfg)], sort_keys=True, default=str).encode())
         self.fingerprint = h.hexdigest()
+        self.kept_round: int | None = None  # the round whose ensemble is on disk
 
     def load(self) -> tuple[Any, list[dict[str, Any]], bool] | None:
         """``(ensemble of the last kept round or None, history, finished)``, or None when
@@ -353,13 +354,14 @@ class _Checkpoint:
         if state.get("fingerprint") != self.fingerprint:
             raise ValueError(
                 f"checkpoint {self.path} belongs to another adaptation (other ensemble, frames, "
-                "pixel size or settings); remove it or give another directory."
+                "pixel size or settings); remove it to start over, or give another directory "
+                "(atomlens adapt: another --out)."
             )
         history = [
             {k: (np.nan if v is None else v) for k, v in row.items()} for row in state["history"]
         ]
-        kept = state.get("ensemble_round")
-        ens = Ensemble.load(self.path / f"round{kept}") if kept else None
+        self.kept_round = state.get("ensemble_round")
+        ens = Ensemble.load(self.path / f"round{self.kept_round}") if self.kept_round else None
         return ens, history, bool(state.get("done"))
 
     def save(self, ens: Any, history: list[dict[str, Any]], *, done: bool) -> None:
@@ -368,10 +370,8 @@ class _Checkpoint:
         import os
 
         self.path.mkdir(parents=True, exist_ok=True)
-        prev = None
         state_file = self.path / "state.json"
-        if state_file.exists():
-            prev = json.loads(state_file.read_text()).get("ensemble_round")
+        prev = self.kept_round
         rnd = int(history[-1]["round"]) if ens is not None else prev
         if ens is not None:
             ens.save(self.path / f"round{rnd}", overwrite=True)
@@ -384,6 +384,7 @@ class _Checkpoint:
         tmp = state_file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(state, indent=1, default=_json_default))
         os.replace(tmp, state_file)
+        self.kept_round = rnd
         if prev and prev != rnd:  # the older round's ensemble is no longer needed
             import shutil
 
@@ -489,9 +490,6 @@ def adapt(
     def accepted_atoms(results: list[Any]) -> list[pd.DataFrame]:
         return [r.atoms[r.atoms["p_detect"] >= 0.5] for r in results]
 
-    res_train = run(ens, train)
-    res_hold = run(ens, hold)
-
     def measures(rt: list[Any], rh: list[Any]) -> dict[str, Any]:
         """What the history records of a state: consensus atoms, epistemic uncertainty on
         training and hold-out frames, implausible hold-out atoms (and how many there are)."""
@@ -510,32 +508,31 @@ def adapt(
             "n_holdout": sum(len(a) for a in hold_atoms),
         }
 
-    m0 = measures(res_train, res_hold)
-    hist = [
-        {
-            "round": 0,
-            "pseudo_labels": np.nan,
-            "ignored_share": np.nan,
-            "consensus_atoms": m0["consensus_atoms"],
-            "consensus_f1_vs_previous": np.nan,
-            "epistemic_train": m0["epistemic_train"],
-            "epistemic_holdout": m0["epistemic_holdout"],
-            "holdout_implausible": m0["holdout_implausible"],
-            "kept": True,
-        }
-    ]
-    current = ens
+    current, first = ens, 1
     ckpt = _Checkpoint(checkpoint, ens, frames, pixel_size, cfg) if checkpoint else None
-    first = 1
-    if ckpt is not None and (saved := ckpt.load()) is not None:
+    saved = ckpt.load() if ckpt is not None else None
+    if saved is not None:
         saved_ens, hist, done = saved
-        first = int(hist[-1]["round"]) + 1
-        logger.info("adapt: resuming after round %d from %s", first - 1, ckpt.path)
-        if saved_ens is not None:
-            current = saved_ens
-            res_train, res_hold = run(current, train), run(current, hold)
-        if done:
-            first = cfg.rounds + 1
+        logger.info("adapt: resuming after round %d from %s", hist[-1]["round"], ckpt.path)
+        current = saved_ens if saved_ens is not None else ens
+        first = cfg.rounds + 1 if done else int(hist[-1]["round"]) + 1
+    if first <= cfg.rounds:  # the next round's pseudo-labels come from these
+        res_train, res_hold = run(current, train), run(current, hold)
+    if saved is None:
+        m0 = measures(res_train, res_hold)
+        hist = [
+            {
+                "round": 0,
+                "pseudo_labels": np.nan,
+                "ignored_share": np.nan,
+                "consensus_atoms": m0["consensus_atoms"],
+                "consensus_f1_vs_previous": np.nan,
+                "epistemic_train": m0["epistemic_train"],
+                "epistemic_holdout": m0["epistemic_holdout"],
+                "holdout_implausible": m0["holdout_implausible"],
+                "kept": True,
+            }
+        ]
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []

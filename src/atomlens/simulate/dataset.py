@@ -176,6 +176,13 @@ class ConditionRanges:
         if unknown:
             raise ValueError(f"unknown simulation ranges {unknown}; known: {sorted(known)}.")
         kinds = {"Substitution": Substitution, "Vacancy": Vacancy}
+        bad = sorted(
+            {str(x.get("kind")) for ds in d.get("defects", {}).values() for x in ds} - set(kinds)
+        )
+        if bad:
+            raise ValueError(
+                f"unknown defect kinds {bad} in the simulation ranges; known: {sorted(kinds)}."
+            )
         kw: dict[str, Any] = {}
         for k, v in d.items():
             if k == "defects":
