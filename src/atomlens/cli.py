@@ -607,8 +607,19 @@ def adapt(
     ] = 0.99,
     simulated_share: Annotated[
         float,
-        typer.Option(help="Share of each batch from simulated images of the model's material."),
+        typer.Option(
+            help="Share of each batch from simulated images of the model's material "
+            "(exact labels); 1: simulated images only, no pseudo-labels."
+        ),
     ] = 0.0,
+    simulated_background: Annotated[
+        str,
+        typer.Option(
+            help="Background and noise of the simulated share: 'simulated' (the "
+            "simulation's) or 'frames' (the FRAMES' own, Bragg-filtered out of them; "
+            "frames of a crystal of the model's material)."
+        ),
+    ] = "simulated",
     background_max: Annotated[
         float | None,
         typer.Option(
@@ -641,6 +652,7 @@ def adapt(
             mode=mode,
             p_keep=p_keep,
             simulated_share=simulated_share,
+            simulated_background=simulated_background,
             background_max=background_max,
             device=device,
         )

@@ -1,5 +1,7 @@
 """ELIT adaptation: pseudo-labels leave uncertain regions out, and adapting helps on a shift."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -144,6 +146,13 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     assert not (tmp_path / ".adapted.adapt-checkpoint").exists()  # removed once --out is
     r = runner.invoke(app, [*args, "--rounds", "1"])  # --out exists: refused, nothing lost
     assert r.exit_code == 2 and "--overwrite" in r.output, r.output
+    styled = ["--simulated-share", "1", "--simulated-background", "frames", "--overwrite"]
+    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled])
+    assert r.exit_code == 0, r.output
+    elit = Ensemble.load(out).config.provenance["elit"]["config"]
+    assert (elit["simulated_share"], elit["simulated_background"]) == (1.0, "frames")
+    r = runner.invoke(app, [*args, "--simulated-background", "film", "--overwrite"])
+    assert r.exit_code == 2 and "simulated_background" in r.output, r.output
     r = runner.invoke(app, ["select", *files, "--model", str(out), "--pixel-size", str(PS)])
     assert r.exit_code == 0 and "chosen: [" in r.output, r.output
 
@@ -175,7 +184,9 @@ def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
     res = adapt(ens, frames, pixel_size=PS, config=cfg)
     assert list(res.history["round"]) == [0, 1]  # a round was trained on the mixture
     with pytest.raises(ValueError, match="simulated_share"):
-        AdaptConfig(simulated_share=1.0)
+        AdaptConfig(simulated_share=1.5)
+    with pytest.raises(ValueError, match="simulated_background"):
+        AdaptConfig(simulated_background="film")
 
 
 def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
@@ -238,3 +249,37 @@ def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_mode
     src = _simulated_source(ens.config, None, 64, seed=0)
     assert src.ranges.dose_e_per_A2 == (1e5, 1e6) and src.ranges.film_thickness_A == (0, 0)
     assert src.ranges.shape == 64
+
+
+def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model):
+    """Under a thick amorphous film every member errs the same way, so pseudo-labels teach
+    the errors; simulated images carrying the frames' own film (exact labels) teach the
+    look of the new data instead."""
+    from atomlens.simulate import Background
+
+    film = ImagingConditions(dose_e_per_A2=2e5, background=Background(film_thickness_A=10.0))
+    sims = [
+        simulate_image("graphene", shape=192, pixel_size=PS, rng=300 + i, conditions=film)
+        for i in range(5)
+    ]
+    frames, held = [s.image for s in sims[:3]], sims[3:]
+    ens = _ensemble(tiny_model)
+    before = _f1(ens, held)
+    cfg = AdaptConfig(
+        rounds=1,
+        steps=80,
+        crop=96,
+        batch_size=4,
+        simulated_share=1.0,
+        simulated_background="frames",
+        seed=0,
+    )
+    res = adapt(ens, frames, pixel_size=PS, config=cfg)
+    after = _f1(res.ensemble, held)
+    assert bool(res.history["kept"].iloc[1])
+    assert res.ensemble.config.provenance["elit"]["config"]["simulated_background"] == "frames"
+    assert before < 0.9, before  # the film hurts …
+    assert after >= before + 0.05, (before, after)  # … and its borrowed look helps,
+    plain = adapt(ens, frames, pixel_size=PS, config=replace(cfg, simulated_background="simulated"))
+    # … which the same simulated images with their own (filmless) background do not
+    assert after >= _f1(plain.ensemble, held) + 0.05, (after, _f1(plain.ensemble, held))

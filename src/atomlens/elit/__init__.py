@@ -3,7 +3,9 @@
 
 - :func:`select` ranks the members of an ensemble on unlabeled frames;
 - :func:`adapt` trains the members on their own confident atoms, round by round, with
-  uncertain regions left out of the loss and a guard on held-out frames;
+  uncertain regions left out of the loss and a guard on held-out frames, optionally on
+  simulated images that carry the frames' own background and noise
+  (:mod:`atomlens.elit.restyle`);
 - :func:`stream` runs the live loop: atoms per frame, a drift score against training-like
   data, and selection or background adaptation when the conditions change.
 

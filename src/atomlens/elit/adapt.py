@@ -88,7 +88,14 @@ class AdaptConfig:
     simulated_share : float
         Share of every batch drawn from simulated images with exact labels: an anchor that
         the pseudo-labels cannot pull away from the truth. 0 (default) trains on the frames
-        only. What is simulated: see ``adapt(simulated=…)``.
+        only; 1 on simulated images only (no pseudo-labels). What is simulated: see
+        ``adapt(simulated=…)``.
+    simulated_background : {"simulated", "frames"}
+        Where the simulated share's background and noise come from. ``"simulated"``: the
+        simulation's own (film, shot noise). ``"frames"``: the frames' own aperiodic part
+        (film, contamination, noise; separated from the lattice by Bragg filtering, see
+        :mod:`atomlens.elit.restyle`) added to noise-free simulations, so the exact labels
+        come with the new data's look. Needs frames of a crystal of the model's material.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -111,6 +118,7 @@ class AdaptConfig:
     max_change: float = 0.25
     stop_f1: float = 0.995
     simulated_share: float = 0.0
+    simulated_background: Literal["simulated", "frames"] = "simulated"
     seed: int = 0
     device: str = "auto"
 
@@ -119,9 +127,14 @@ class AdaptConfig:
             raise ValueError(f"mode must be 'finetune' or 'retrain', got {self.mode!r}.")
         if not (isinstance(self.rounds, int) and self.rounds >= 1):
             raise ValueError(f"rounds must be an int ≥ 1, got {self.rounds!r}.")
-        if not 0 <= self.simulated_share < 1:
+        if not 0 <= self.simulated_share <= 1:
             raise ValueError(
-                f"simulated_share must be within [0, 1), got {self.simulated_share!r}."
+                f"simulated_share must be within [0, 1], got {self.simulated_share!r}."
+            )
+        if self.simulated_background not in ("simulated", "frames"):
+            raise ValueError(
+                "simulated_background must be 'simulated' or 'frames', got "
+                f"{self.simulated_background!r}."
             )
         if self.background_max is not None and not 0 < self.background_max < 1:
             raise ValueError(
@@ -243,7 +256,7 @@ class MixedSource:
     main, extra : BatchSource
         The two sources (same crop side).
     share : float
-        Share of each batch from ``extra``, in [0, 1).
+        Share of each batch from ``extra``, in [0, 1].
     """
 
     def __init__(self, main: Any, extra: Any, *, share: float) -> None:
@@ -263,14 +276,16 @@ class MixedSource:
         import torch
 
         k = int(round(self.share * batch_size))
-        x, m = self.main.batch(step, batch_size=batch_size - k)
         if k == 0:
-            return x, m
+            return self.main.batch(step, batch_size=batch_size)
         xs, ms = self.extra.batch(step, batch_size=k)
-        full = torch.zeros((k, m.shape[1], *ms.shape[-2:]), dtype=m.dtype)
+        full = torch.zeros((k, len(self.class_names) + 1, *ms.shape[-2:]), dtype=torch.float32)
         for j, target in enumerate(self._map):
-            full[:, target] += ms[:, j].to(m.dtype)
-        return torch.cat([x, xs.to(x.dtype)]), torch.cat([m, full])
+            full[:, target] += ms[:, j].float()
+        if k == batch_size:
+            return xs.float(), full
+        x, m = self.main.batch(step, batch_size=batch_size - k)
+        return torch.cat([x, xs.to(x.dtype)]), torch.cat([m, full.to(m.dtype)])
 
     def describe(self) -> dict:
         """Both sources and the share."""
@@ -282,7 +297,11 @@ class MixedSource:
         }
 
 
-def _simulated_source(config: Any, ranges: Any, crop: int, seed: int) -> Any:
+def _simulated_source(
+    config: Any, ranges: Any, crop: int, seed: int, styled_by: list[np.ndarray] | None = None
+) -> Any:
+    """The simulated share's source: the model's training ranges at ``crop``, restyled by
+    ``styled_by`` (frames at the model's sampling) when given."""
     from atomlens.simulate import ClassMap
     from atomlens.train import SimulatedSource
     from atomlens.train.recipe import make_ranges
@@ -309,6 +328,10 @@ def _simulated_source(config: Any, ranges: Any, crop: int, seed: int) -> Any:
         from dataclasses import replace as _replace
 
         ranges = _replace(ranges, shape=crop)
+    if styled_by is not None:
+        from atomlens.elit.restyle import FrameStyledSource
+
+        return FrameStyledSource(ranges, styled_by, seed=seed)
     return SimulatedSource(ranges, seed=seed)
 
 
@@ -508,6 +531,14 @@ def adapt(
             "n_holdout": sum(len(a) for a in hold_atoms),
         }
 
+    # with simulated images only there are no pseudo-labels: the rounds are fine-tuning on
+    # exact labels and the guards against self-training drift do not apply
+    self_training = cfg.simulated_share < 1
+    styled_by = None
+    if cfg.simulated_share > 0 and cfg.simulated_background == "frames":
+        from atomlens.inference import resample
+
+        styled_by = [resample(f, factor=pixel_size / c.pixel_size_A) for f in train]
     current, first = ens, 1
     ckpt = _Checkpoint(checkpoint, ens, frames, pixel_size, cfg) if checkpoint else None
     saved = ckpt.load() if ckpt is not None else None
@@ -536,7 +567,11 @@ def adapt(
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []
-            for r in res_train:
+            if not self_training:  # simulated images only: no pseudo-labels to make
+                k1 = len(c.class_names) + 1
+                labels = [np.zeros((k1, *f.shape), dtype=np.float32) for f in train]
+                n_pseudo, ignored = np.nan, [np.nan]
+            for r in res_train if self_training else []:
                 m, info = pseudo_labels(
                     r,
                     n_classes=len(c.class_names),
@@ -559,7 +594,7 @@ def adapt(
             if cfg.simulated_share > 0:
                 source = MixedSource(
                     source,
-                    _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd),
+                    _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd, styled_by),
                     share=cfg.simulated_share,
                 )
             nets = []
@@ -610,7 +645,9 @@ def adapt(
             )
             kept = True
             why = ""
-            if np.isfinite(drift) and np.isfinite(prev_drift) and drift > prev_drift + allowed:
+            if not self_training:
+                pass  # exact labels only: no early errors to confirm, nothing to guard
+            elif np.isfinite(drift) and np.isfinite(prev_drift) and drift > prev_drift + allowed:
                 kept, why = (
                     False,
                     f"implausible hold-out atoms rose from {prev_drift:.3f} to {drift:.3f} "

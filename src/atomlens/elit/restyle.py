@@ -1,0 +1,473 @@
+"""Simulated images with the frames' own background and noise: exact labels that look like
+the new data.
+
+Self-training cannot fix errors every member shares: under an amorphous film the members
+agree on false atoms in the film and miss real ones, and pseudo-labels teach exactly that.
+Simulation has exact labels but not the new frames' look. This module joins the two,
+without labels and without knowing what changed:
+
+1. :func:`bragg_split` separates a frame of a crystal into its **lattice part** (the Bragg
+   reflections of its Fourier transform) and its **aperiodic part** (everything else:
+   amorphous film, contamination, shot and detector noise, scan noise);
+2. :class:`FrameStyledSource` adds crops of the aperiodic part to noise-free simulated
+   images of the material the model was trained for, scaled so that the ratio of aperiodic
+   to lattice signal on the reflections the frames show is the frames' own, and keeps the
+   simulation's exact labels.
+
+This needs crystalline frames (a lattice in the Fourier transform) and a model trained on
+simulated images of the same material; :func:`bragg_split` says when it finds no lattice.
+What it cannot transfer is what changes the lattice part itself (a wider probe blurs the
+columns), which stays the simulation's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BraggSplit", "FrameStyledSource", "bragg_split"]
+
+logger = logging.getLogger(__name__)
+
+#: Window value below which the un-windowed parts are not trusted (the border is cut).
+_WINDOW_MIN = 0.25
+#: Largest share of the Fourier plane a completed lattice may mask.
+_MAX_MASKED = 0.3
+
+
+@dataclass(frozen=True)
+class BraggSplit:
+    """What :func:`bragg_split` returns.
+
+    Attributes
+    ----------
+    lattice, aperiodic : ndarray (h, w), float32
+        The two parts on the trusted inner region of the frame (where the Hann window is at
+        least 0.25, about the middle two thirds of each side); they add up to the frame minus
+        its mean there.
+    region : tuple of slice
+        Where that region lies in the frame.
+    peaks : ndarray (n, 2)
+        Detected Bragg reflections (one of each ± pair), as frequencies ``(fy, fx)``
+        [cycles/px].
+    basis : ndarray (2, 2) or None
+        Reciprocal basis vectors (rows) [cycles/px] when the reflections index on one
+        lattice; every point of that lattice up to the Nyquist frequency is then taken as
+        lattice, including reflections too weak to detect above the noise.
+    masked_share : float
+        Share of the Fourier plane taken as lattice.
+    lattice_std : float
+        Standard deviation of the lattice signal (its Fourier energy less that of the
+        background at the same spatial frequencies) [the frame's units].
+    frame_shape : tuple of int
+        The frame's shape (H, W) [px].
+    mask_freq, mask_excess : ndarray
+        Spatial frequency [cycles/px] of every Fourier bin taken as lattice, and its power
+        above the background's, in units of variance (they sum to ``lattice_std**2``
+        before clipping at 0).
+    """
+
+    lattice: np.ndarray
+    aperiodic: np.ndarray
+    region: tuple[slice, slice]
+    peaks: np.ndarray
+    basis: np.ndarray | None
+    masked_share: float
+    lattice_std: float
+    frame_shape: tuple[int, int] = (0, 0)
+    mask_freq: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    mask_excess: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    @property
+    def shells(self) -> np.ndarray:
+        """Spatial frequencies of the detected reflections [cycles/px], one per shell
+        (within 4 %), lowest first."""
+        p = self.peaks
+        if self.basis is not None and len(p):  # stray maxima do not index on the lattice
+            idx = np.round(np.linalg.solve(self.basis.T, p.T).T)
+            on = np.hypot(*(idx @ self.basis - p).T) <= 1.5 / max(self.frame_shape)
+            p = idx[on] @ self.basis  # sub-bin exact, unlike the peaks' own bins
+        f = np.sort(np.hypot(*p.T))
+        keep = np.concatenate([[True], f[1:] > f[:-1] * 1.04]) if len(f) else f.astype(bool)
+        return f[keep]
+
+    def lattice_std_at(self, shells: np.ndarray, /, *, rel: float = 0.06) -> float:
+        """Standard deviation of the lattice signal within ``rel`` of the spatial
+        frequencies ``shells`` [cycles/px] only (its Fourier energy there less the
+        background's) [the frame's units]."""
+        shells = np.asarray(shells, dtype=float)
+        if not len(shells) or not len(self.mask_freq):
+            return 0.0
+        near = np.min(np.abs(self.mask_freq[:, None] / shells[None, :] - 1), axis=1) <= rel
+        return float(np.sqrt(max(float(self.mask_excess[near].sum()), 0.0)))
+
+
+def _hann(n: int) -> np.ndarray:
+    return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+
+
+def _reciprocal_basis(peaks: np.ndarray, strength: np.ndarray, step: float) -> np.ndarray | None:
+    """Two shortest independent vectors among the strongest peaks (by amplitude), refined
+    by least squares over the peaks they index; None if the strongest peaks do not index on
+    one lattice (weaker maxima may be scan-noise side bands or noise, and need not index)."""
+    top = np.argsort(-strength, kind="stable")[:12]
+    pts = np.concatenate([peaks[top], -peaks[top]])
+    norm = np.hypot(pts[:, 0], pts[:, 1])
+    order = np.argsort(norm, kind="stable")
+    b1 = pts[order[0]]
+    b2 = next(
+        (
+            pts[i]
+            for i in order[1:]
+            if abs(b1[0] * pts[i, 1] - b1[1] * pts[i, 0]) > 0.3 * norm[order[0]] * norm[i]
+        ),
+        None,
+    )
+    if b2 is None:
+        return None
+    basis = np.stack([b1, b2])
+    for _ in range(2):  # index, refine (a sheared or strained lattice), index again
+        idx = np.round(np.linalg.solve(basis.T, pts.T).T)
+        on = np.hypot(*(idx @ basis - pts).T) <= 1.5 * step  # peaks sit on whole bins
+        # a stray maximum may be among them: most must index, and at least 3 (± pairs)
+        if on.mean() < 0.6 or on.sum() < 6 or np.linalg.matrix_rank(idx[on]) < 2:
+            return None
+        basis = np.linalg.lstsq(idx[on], pts[on], rcond=None)[0]
+    return basis
+
+
+def _finest_lattice(
+    basis: np.ndarray, excess: np.ndarray, fy: np.ndarray, fx: np.ndarray, min_f: float
+) -> np.ndarray:
+    """The finest lattice containing ``basis`` whose extra points carry signal.
+
+    A film or low dose can bury the first-order reflections while higher orders stand out;
+    the detected ones then span a coarser lattice and the buried orders would count as
+    background. A finer lattice (index 2 or 3, the cosets ``(i·b1 + j·b2)/n``) is accepted
+    when its extra low-order points lie clearly above the background on average: a mean
+    log-amplitude excess over the ring median of 0.5 (noise alone gives −0.1 ± 0.64 per
+    point, so about four standard errors over a dozen points).
+    """
+    h, w = excess.shape
+
+    def mean_excess(points: np.ndarray) -> float:
+        r = np.hypot(*points.T)
+        points = points[(r > min_f) & (np.abs(points) <= 0.5).all(axis=1)]
+        if len(points) < 6:
+            return -np.inf
+        iy = np.round(points[:, 0] * h).astype(int) + h // 2
+        ix = np.round(points[:, 1] * w).astype(int) + w // 2
+        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        return float(np.mean(excess[iy[ok], ix[ok]])) if ok.sum() >= 6 else -np.inf
+
+    for _ in range(2):  # at most two refinements (index ≤ 9)
+        best = None
+        reach = 3 * np.max(np.hypot(*basis.T))  # low orders: where the signal is
+        g = np.arange(-4, 5)
+        m, n = np.meshgrid(g, g)
+        base = np.column_stack([m.ravel(), n.ravel()]) @ basis
+        base = base[np.hypot(*base.T) <= reach]
+        for div in (2, 3):
+            for i, j in ((1, 0), (0, 1), (1, 1), (1, 2), (2, 1), (1, div - 1)):
+                v = (i * basis[0] + j * basis[1]) / div
+                offsets = [
+                    k * v - np.round(np.linalg.solve(basis.T, k * v)) @ basis for k in (1, 2)
+                ]
+                if min(np.hypot(*o) for o in offsets) < 3 * min_f / 4:
+                    continue  # its points would sit on the old ones' main lobes
+                extra = np.concatenate([base + k * v for k in range(1, div)])
+                extra = extra[np.hypot(*extra.T) <= reach]
+                score = mean_excess(extra)
+                if score > 0.5 and (best is None or score > best[0]):
+                    best = (score, v)
+        if best is None:
+            break
+        v = best[1]
+        # the finer lattice: v and the shorter of the old vectors independent of it
+        cand = [v, *basis, *(basis - v), *(basis + v)]
+        cand.sort(key=lambda c: float(np.hypot(*c)))
+        b1 = cand[0]
+        b2 = next(c for c in cand[1:] if abs(b1[0] * c[1] - b1[1] * c[0]) > 1e-9)
+        basis = np.stack([b1, b2])
+    return basis
+
+
+def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
+    """Split a frame of a crystal into its lattice part and its aperiodic part.
+
+    The frame (less its mean) is Hann-windowed and Fourier transformed. Bragg reflections
+    are local maxima whose amplitude exceeds ``peak_ratio`` times the median amplitude at
+    their spatial frequency. When they index on one lattice, every point of that lattice
+    up to the Nyquist frequency counts as lattice (weak high orders included); each point
+    masks a disk of 2 frequency bins (the window's main lobe). The two parts are
+    transformed back and the window is divided out where it is at least 0.25.
+
+    Parameters
+    ----------
+    image : ndarray (H, W)
+        One frame, at least 32 px a side.
+    peak_ratio : float
+        Detection threshold of a reflection over the amplitude median at its frequency.
+
+    Returns
+    -------
+    BraggSplit
+
+    Raises
+    ------
+    ValueError
+        When the frame is too small or no lattice is found (fewer than two reflections).
+    """
+    from scipy import ndimage as ndi
+
+    a = np.asarray(image, dtype=np.float64)
+    if a.ndim != 2 or min(a.shape) < 32:
+        raise ValueError(f"bragg_split needs a 2-D frame of at least 32 px a side, got {a.shape}.")
+    h, w = a.shape
+    win = _hann(h)[:, None] * _hann(w)[None, :]
+    f = np.fft.fftshift(np.fft.fft2((a - a.mean()) * win))
+    amp = np.abs(f)
+    fy = (np.arange(h) - h // 2) / h
+    fx = (np.arange(w) - w // 2) / w
+    FY, FX = np.meshgrid(fy, fx, indexing="ij")
+    # radial bins one frequency step of the coarser axis wide
+    step = max(1 / h, 1 / w)
+    ring = np.round(np.hypot(FY, FX) / step).astype(int)
+    log_amp = np.log(amp + 1e-30)
+    med = np.asarray(ndi.median(log_amp, labels=ring + 1, index=np.arange(1, ring.max() + 2)))
+    excess = log_amp - med[ring]
+    min_f = 4 * step  # fewer than 4 periods across the frame is background, not lattice
+    peak = (
+        (excess > np.log(peak_ratio))
+        & (amp == ndi.maximum_filter(amp, size=7))  # not the window's side lobes
+        & (np.hypot(FY, FX) > min_f)
+    )
+    iy, ix = np.nonzero(peak)
+    keep = (iy > h // 2) | ((iy == h // 2) & (ix > w // 2))  # one of each ± pair
+    peaks = np.column_stack([fy[iy[keep]], fx[ix[keep]]])
+    # ranked by amplitude, not by excess: without noise the ring median near the Nyquist
+    # frequency is tiny and faint high orders would outrank the strong low ones
+    strength = amp[iy[keep], ix[keep]]
+    if len(peaks) < 2:
+        raise ValueError(
+            f"no crystal lattice found in the frame ({len(peaks)} Bragg reflection(s) above "
+            f"{peak_ratio}× the background); the frame's background can only be borrowed "
+            "from frames of a crystal."
+        )
+    basis = _reciprocal_basis(peaks, strength, step)
+    if basis is None:
+        # too few reflections clear the threshold (a film or low dose buries them): their
+        # symmetry mates sit at the same spatial frequency, so look there for weaker maxima
+        shells = np.hypot(*peaks.T)
+        fr = np.hypot(FY, FX)
+        near = np.min(np.abs(fr[..., None] / shells[None, None, :] - 1), axis=-1) < 0.04
+        weak = near & (excess > np.log(2.0)) & (amp == ndi.maximum_filter(amp, size=7))
+        wy, wx = np.nonzero(weak)
+        half = (wy > h // 2) | ((wy == h // 2) & (wx > w // 2))
+        wy, wx = wy[half], wx[half]
+        new = ~np.isin(wy * w + wx, iy[keep] * w + ix[keep])
+        basis = _reciprocal_basis(
+            np.concatenate([peaks, np.column_stack([fy[wy[new]], fx[wx[new]]])]),
+            np.concatenate([strength, amp[wy[new], wx[new]]]),
+            step,
+        )
+    detected = np.concatenate([peaks, -peaks])
+    lattice_pts = np.zeros((0, 2))
+    if basis is not None:
+        basis = _finest_lattice(basis, excess, fy, fx, min_f)
+        n_max = int(np.ceil(0.75 / np.min(np.hypot(*basis.T)))) + 1
+        m, n = np.meshgrid(np.arange(-n_max, n_max + 1), np.arange(-n_max, n_max + 1))
+        pts = np.column_stack([m.ravel(), n.ravel()]) @ basis
+        inside = (np.abs(pts[:, 0]) <= 0.5) & (np.abs(pts[:, 1]) <= 0.5)
+        inside &= np.hypot(*pts.T) > min_f / 2
+        lattice_pts = pts[inside]
+
+    def mask_of(points: np.ndarray, radius: int) -> np.ndarray:
+        m = np.zeros((h, w), dtype=bool)
+        cy = np.round(points[:, 0] * h).astype(int) + h // 2
+        cx = np.round(points[:, 1] * w).astype(int) + w // 2
+        ok = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
+        m[cy[ok], cx[ok]] = True
+        disk = np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
+        return ndi.binary_dilation(m, structure=disk)
+
+    # each reflection masks the window's main lobe (2 bins); a small frame has few bins per
+    # reflection, so a narrower disk, and a completed lattice masking more than
+    # _MAX_MASKED of the plane is a mis-indexing: then the detected reflections only
+    for radius, pts in ((2, lattice_pts), (1, lattice_pts), (2, np.zeros((0, 2)))):
+        centres = np.concatenate([pts, detected])  # lattice points first: they are exact
+        mask = mask_of(centres, radius)
+        if mask.mean() <= _MAX_MASKED:
+            break
+    if not len(lattice_pts) or mask.mean() > _MAX_MASKED:
+        raise ValueError(
+            f"no crystal lattice found in the frame: its {len(peaks)} strongest Fourier "
+            "maxima do not index on one lattice; the frame's background can only be "
+            "borrowed from frames of a crystal."
+        )
+    # lattice variance from its Fourier energy less the background's at the same frequency
+    # (the mean power of the unmasked bins of that ring: film is not white noise)
+    power = amp**2
+    n_ring = ring.max() + 1
+    bg_sum = np.bincount(ring[~mask], weights=power[~mask], minlength=n_ring)
+    bg_n = np.bincount(ring[~mask], minlength=n_ring)
+    bg = bg_sum / np.maximum(bg_n, 1)
+    # summed before clipping: clipping bin by bin would add the noise of every masked bin
+    # each masked bin belongs to the reflection whose main lobe it is in: its shell is that
+    # reflection's spatial frequency, not the bin's own (2 bins off on a small frame)
+    from scipy.spatial import cKDTree
+
+    by, bx = np.nonzero(mask)
+    _, nearest = cKDTree(centres * [h, w]).query(np.column_stack([by - h // 2, bx - w // 2]))
+    centre_freq = np.hypot(*centres[nearest].T)
+    norm = h * w * float((win**2).sum())  # Parseval, with the window's energy
+    mask_excess = (power[mask] - bg[ring[mask]]) / norm
+    lattice_var = max(float(mask_excess.sum()), 0.0)
+    lat = np.fft.ifft2(np.fft.ifftshift(f * mask)).real
+    ap = np.fft.ifft2(np.fft.ifftshift(f * ~mask)).real
+    ys = np.nonzero(_hann(h) >= _WINDOW_MIN)[0]
+    xs = np.nonzero(_hann(w) >= _WINDOW_MIN)[0]
+    region = (slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1))
+    inner = win[region]
+    return BraggSplit(
+        lattice=(lat[region] / inner).astype(np.float32),
+        aperiodic=(ap[region] / inner).astype(np.float32),
+        region=region,
+        peaks=peaks,
+        basis=basis,
+        masked_share=float(mask.mean()),
+        lattice_std=float(np.sqrt(lattice_var)),
+        frame_shape=(h, w),
+        mask_freq=centre_freq,
+        mask_excess=mask_excess,
+    )
+
+
+class FrameStyledSource:
+    """Simulated images with exact labels that carry the frames' own aperiodic part.
+
+    Each image is a noise-free simulation (the ranges without film; the simulation's
+    expected counts, no shot or read noise) plus a random crop (with a random 90° rotation
+    and flip) of one frame's aperiodic part (:func:`bragg_split`). The crop is scaled so
+    that its ratio to the lattice signal is the frame's, measured on the shells of
+    reflections the frame shows: a film or a wide probe hides higher orders that the
+    noise-free simulation still has, and matching the whole lattice signal would make the
+    borrowed background too strong. (How much of a simulation's lattice signal lies on
+    those shells is measured once, on two 256² px simulations.) Film, contamination and
+    noise therefore come from the data; lattice, labels, probe and sampling from the
+    simulation.
+
+    Parameters
+    ----------
+    ranges : ConditionRanges
+        What to simulate (the model's own training ranges; ``shape`` is the crop side).
+    frames : sequence of ndarray (H, W)
+        Frames at the model's sampling.
+    seed : int
+        Seed of the image stream and the crops.
+
+    Raises
+    ------
+    ValueError
+        When no frame shows a crystal lattice (names the frames).
+    """
+
+    in_channels = 1
+
+    def __init__(self, ranges: Any, frames: Sequence[np.ndarray], *, seed: int = 0) -> None:
+        from atomlens.train import SimulatedSource
+
+        clean = replace(ranges, film_thickness_A=(0.0, 0.0))
+        self._sim = SimulatedSource(clean, seed=seed)
+        self.class_names = self._sim.class_names
+        self.seed = int(seed)
+        self.crop = int(ranges.shape if np.isscalar(ranges.shape) else ranges.shape[0])
+        self._parts: list[tuple[np.ndarray, float]] = []
+        refs = self._references(clean, seed)
+        refused = []
+        for i, fr in enumerate(frames):
+            try:
+                s = bragg_split(fr)
+            except ValueError as err:
+                refused.append(f"frame {i}: {err}")
+                continue
+            # the ratio is matched on the shells the frame shows (a film or a wide probe
+            # hides the others, which the noise-free simulation still has)
+            shells = s.shells
+            sd = s.lattice_std_at(shells)
+            ref = [r.lattice_std_at(shells) / r.lattice_std for r in refs] or [0.0]
+            if not (sd > 0 and min(ref) > 0):
+                sd, ref = s.lattice_std, [1.0]  # the simulation lacks those shells
+                logger.warning(
+                    "frame %d: the simulated crystal has no reflections where the frame "
+                    "has; matching the whole lattice signal instead",
+                    i,
+                )
+            if not sd > 0:
+                refused.append(f"frame {i}: its lattice signal is below the noise")
+                continue
+            ap = s.aperiodic - s.aperiodic.mean()
+            pad = [(0, max(0, self.crop - n)) for n in ap.shape]
+            if any(p for _, p in pad):  # smaller than a crop: mirror it out
+                ap = np.pad(ap, pad, mode="symmetric")
+            self._parts.append((ap.astype(np.float32), float(np.mean(ref)) / sd))
+        if refused:
+            logger.warning("frame-styled simulation skips %s", "; ".join(refused))
+        if not self._parts:
+            raise ValueError(
+                "no frame shows a crystal lattice, so their background cannot be borrowed: "
+                + "; ".join(refused)
+                + ". Use simulated_background='simulated'."
+            )
+
+    @staticmethod
+    def _references(clean: Any, seed: int) -> list[BraggSplit]:
+        """Two noise-free 256² px simulations at the middle of the sampling range, split:
+        how much of a simulation's lattice signal lies on each shell."""
+        from atomlens.simulate.dataset import SimulatedDataset
+
+        ps = float(np.mean(clean.pixel_size_A))
+        ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
+        out = []
+        for k in range(2):
+            try:
+                out.append(bragg_split(ds.sample(k).expected))
+            except ValueError:
+                continue
+        return out
+
+    def batch(self, step: int, /, *, batch_size: int) -> tuple[Any, Any]:
+        """``batch_size`` styled images and their exact label masks."""
+        import torch
+
+        ds = self._sim.dataset
+        xs, ms = [], []
+        for i in range(batch_size):
+            sim = ds.sample(step * batch_size + i)
+            t = ds._tensors(sim, i)
+            rng = np.random.default_rng([self.seed, int(step), i])
+            ap, gain = self._parts[int(rng.integers(len(self._parts)))]
+            h, w = sim.expected.shape
+            y0 = int(rng.integers(ap.shape[0] - h + 1))
+            x0 = int(rng.integers(ap.shape[1] - w + 1))
+            crop = np.rot90(ap[y0 : y0 + h, x0 : x0 + w], int(rng.integers(4)))
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            clean = sim.expected
+            x = clean + float(clean.std()) * gain * crop
+            xs.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None])
+            ms.append(t["masks"])
+        return torch.stack(xs), torch.stack(ms)
+
+    def describe(self) -> dict:
+        """The simulation, the number of frames lent and the seed."""
+        return {
+            "source": "frame-styled simulation",
+            "simulated": self._sim.describe(),
+            "frames": len(self._parts),
+            "seed": self.seed,
+        }
