@@ -10,7 +10,11 @@ atoms) and the nearest-neighbour distances of the SrO and Ti columns against the
 There are no labels: what can be checked is whether the lattice gets more plausible and
 the members more certain, and by eye in the overlays.
 
+With ``--simulated-share 1 --simulated-background frames`` the members are trained on
+simulated SrTiO3 carrying the image's own background and noise instead of pseudo-labels.
+
     python benchmarks/elit_real.py [--out elit-real] [--image PATH] [--members 3]
+        [--simulated-share 1 --simulated-background frames]
 """
 
 from __future__ import annotations
@@ -28,9 +32,21 @@ SHARED = HERE.parent.parent / "shared" / "data" / "real" / "srtio3_atomap" / "Sr
 DEFAULT = HERE / ".models" / "srtio3-110"
 
 
+def training_ranges(cif: Path) -> dict:
+    """What the ensemble is trained on (``make_ranges``/``train_ensemble`` arguments)."""
+    from atomlens.simulate import ClassMap
+
+    return dict(
+        materials=[str(cif)],
+        pixel_size=0.15,
+        classes=ClassMap(by="content"),
+        dose_range=(1e3, 1e5),
+        film_thickness_A=(0.0, 2.0),
+    )
+
+
 def train(out: Path, members: int, steps: int):
     from atomlens.ensemble import Ensemble, train_ensemble
-    from atomlens.simulate import ClassMap
     from atomlens.train import TrainConfig
 
     if (out / "config.json").exists():
@@ -51,11 +67,7 @@ def train(out: Path, members: int, steps: int):
     return train_ensemble(
         members=members,
         out=out,
-        materials=[str(cif)],
-        pixel_size=0.15,
-        classes=ClassMap(by="content"),
-        dose_range=(1e3, 1e5),
-        film_thickness_A=(0.0, 2.0),
+        **training_ranges(cif),
         n_validation=2,
         n_calibration=2,
         config=TrainConfig(steps=steps, val_every=steps // 2, seed=11),
@@ -94,6 +106,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--adapt-steps", type=int, default=60)
     ap.add_argument("--out", type=Path, default=Path("elit-real"))
+    ap.add_argument("--simulated-share", type=float, default=0.0)
+    ap.add_argument("--simulated-background", choices=["simulated", "frames"], default="simulated")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -121,8 +135,24 @@ def main() -> None:
     h, w = img.shape
     quads = [img[: h // 2, : w // 2], img[: h // 2, w // 2 :], img[h // 2 :, : w // 2]]
     quads.append(img[h // 2 :, w // 2 :])  # the last one is held out
-    cfg = AdaptConfig(rounds=3, steps=args.adapt_steps, crop=96, batch_size=4)
-    res = adapt(ens, quads, pixel_size=ps, config=cfg)
+    cfg = AdaptConfig(
+        rounds=3,
+        steps=args.adapt_steps,
+        crop=96,
+        batch_size=4,
+        simulated_share=args.simulated_share,
+        simulated_background=args.simulated_background,
+    )
+    print(
+        f"adapt: simulated share {cfg.simulated_share} with {cfg.simulated_background} background"
+    )
+    simulated = None
+    if cfg.simulated_share > 0:
+        from atomlens.train.recipe import make_ranges
+
+        cif = args.model.parent / "srtio3-110.cif"
+        simulated = make_ranges(crop=cfg.crop, **training_ranges(cif))
+    res = adapt(ens, quads, pixel_size=ps, config=cfg, simulated=simulated)
     print(res.history.to_string(index=False, float_format="%.4f"))
     after = find(img, model=res.ensemble, pixel_size=ps, calibrated=False)
     s1 = summary(after, "after")

@@ -19,11 +19,14 @@ use and cached in ``benchmarks/.models/elit-A``.
 
 With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when the ones
 above cost the members little. ``--simulated-share S`` mixes simulated images of condition
-A (exact labels) into every ELIT batch; ``--background-max`` sets adapt's option of that
-name; ``--select-only`` scores the members, the ensemble and ``select`` only (a minute).
+A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
+``--simulated-background frames`` gives them the unlabeled frames' own background and noise
+(``atomlens.elit.restyle``); ``--background-max`` sets adapt's option of that name;
+``--select-only`` scores the members, the ensemble and ``select`` only (a minute).
 
     python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
-        [--simulated-share 0.5] [--background-max 0.1] [--members 4] [--steps 400]
+        [--simulated-share 0.5] [--simulated-background frames] [--background-max 0.1]
+        [--members 4] [--steps 400]
 """
 
 from __future__ import annotations
@@ -205,6 +208,13 @@ def main() -> None:
         help="share of ELIT batches from simulated images of condition A (exact labels)",
     )
     ap.add_argument(
+        "--simulated-background",
+        choices=["simulated", "frames"],
+        default="simulated",
+        help="the simulated share's background and noise: the simulation's, or the "
+        "unlabeled frames' own (Bragg-filtered out of them)",
+    )
+    ap.add_argument(
         "--background-max",
         type=float,
         default=AdaptConfig.background_max,
@@ -236,13 +246,15 @@ def main() -> None:
         batch_size=4,
         stop_f1=1.1,
         simulated_share=args.simulated_share,
+        simulated_background=args.simulated_background,
         background_max=args.background_max,
     )
     print(
         f"ensemble: {len(ens)} members, width 16 depth 3, {args.steps} steps each at "
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
         f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, simulated share "
-        f"{cfg.simulated_share} of condition A, background_max {cfg.background_max}), "
+        f"{cfg.simulated_share} of condition A with {cfg.simulated_background} background, "
+        f"background_max {cfg.background_max}), "
         f"oracle {3 * cfg.steps}"
     )
     cols = ["worst", "median", "best", "ensemble", "selected"]
