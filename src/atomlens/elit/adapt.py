@@ -25,6 +25,12 @@ The guards answer the known failure of self-training, confirmation of early erro
 ignore mask keeps disputed sites out of the labels, the hold-out frames measure the effect
 on data the round did not see, and physical plausibility is a check the pseudo-labels
 cannot satisfy by agreeing with themselves.
+
+What no guard can fix is an error every member shares (an amorphous film, a much wider
+probe): the pseudo-labels carry it. ``simulated_share`` mixes simulated images with exact
+labels into every batch; with ``simulated_background="frames"`` they carry the frames' own
+background and noise (:mod:`atomlens.elit.restyle`), and with ``simulated_share=1`` the
+members learn from those alone. There are then no pseudo-labels and no guard is applied.
 """
 
 from __future__ import annotations

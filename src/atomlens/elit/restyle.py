@@ -140,62 +140,6 @@ def _reciprocal_basis(peaks: np.ndarray, strength: np.ndarray, step: float) -> n
     return basis
 
 
-def _finest_lattice(
-    basis: np.ndarray, excess: np.ndarray, fy: np.ndarray, fx: np.ndarray, min_f: float
-) -> np.ndarray:
-    """The finest lattice containing ``basis`` whose extra points carry signal.
-
-    A film or low dose can bury the first-order reflections while higher orders stand out;
-    the detected ones then span a coarser lattice and the buried orders would count as
-    background. A finer lattice (index 2 or 3, the cosets ``(i·b1 + j·b2)/n``) is accepted
-    when its extra low-order points lie clearly above the background on average: a mean
-    log-amplitude excess over the ring median of 0.5 (noise alone gives −0.1 ± 0.64 per
-    point, so about four standard errors over a dozen points).
-    """
-    h, w = excess.shape
-
-    def mean_excess(points: np.ndarray) -> float:
-        r = np.hypot(*points.T)
-        points = points[(r > min_f) & (np.abs(points) <= 0.5).all(axis=1)]
-        if len(points) < 6:
-            return -np.inf
-        iy = np.round(points[:, 0] * h).astype(int) + h // 2
-        ix = np.round(points[:, 1] * w).astype(int) + w // 2
-        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        return float(np.mean(excess[iy[ok], ix[ok]])) if ok.sum() >= 6 else -np.inf
-
-    for _ in range(2):  # at most two refinements (index ≤ 9)
-        best = None
-        reach = 3 * np.max(np.hypot(*basis.T))  # low orders: where the signal is
-        g = np.arange(-4, 5)
-        m, n = np.meshgrid(g, g)
-        base = np.column_stack([m.ravel(), n.ravel()]) @ basis
-        base = base[np.hypot(*base.T) <= reach]
-        for div in (2, 3):
-            for i, j in ((1, 0), (0, 1), (1, 1), (1, 2), (2, 1), (1, div - 1)):
-                v = (i * basis[0] + j * basis[1]) / div
-                offsets = [
-                    k * v - np.round(np.linalg.solve(basis.T, k * v)) @ basis for k in (1, 2)
-                ]
-                if min(np.hypot(*o) for o in offsets) < 3 * min_f / 4:
-                    continue  # its points would sit on the old ones' main lobes
-                extra = np.concatenate([base + k * v for k in range(1, div)])
-                extra = extra[np.hypot(*extra.T) <= reach]
-                score = mean_excess(extra)
-                if score > 0.5 and (best is None or score > best[0]):
-                    best = (score, v)
-        if best is None:
-            break
-        v = best[1]
-        # the finer lattice: v and the shorter of the old vectors independent of it
-        cand = [v, *basis, *(basis - v), *(basis + v)]
-        cand.sort(key=lambda c: float(np.hypot(*c)))
-        b1 = cand[0]
-        b2 = next(c for c in cand[1:] if abs(b1[0] * c[1] - b1[1] * c[0]) > 1e-9)
-        basis = np.stack([b1, b2])
-    return basis
-
-
 def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
     """Split a frame of a crystal into its lattice part and its aperiodic part.
 
@@ -278,7 +222,6 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
     detected = np.concatenate([peaks, -peaks])
     lattice_pts = np.zeros((0, 2))
     if basis is not None:
-        basis = _finest_lattice(basis, excess, fy, fx, min_f)
         n_max = int(np.ceil(0.75 / np.min(np.hypot(*basis.T)))) + 1
         m, n = np.meshgrid(np.arange(-n_max, n_max + 1), np.arange(-n_max, n_max + 1))
         pts = np.column_stack([m.ravel(), n.ravel()]) @ basis
@@ -421,7 +364,8 @@ class FrameStyledSource:
             raise ValueError(
                 "no frame shows a crystal lattice, so their background cannot be borrowed: "
                 + "; ".join(refused)
-                + ". Use simulated_background='simulated'."
+                + ". Use simulated_background='simulated' (atomlens adapt "
+                "--simulated-background simulated) or pseudo-labels only."
             )
 
     @staticmethod
