@@ -145,7 +145,8 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
 
     The frame (less its mean) is Hann-windowed and Fourier transformed. Bragg reflections
     are local maxima whose amplitude exceeds ``peak_ratio`` times the median amplitude at
-    their spatial frequency. When they index on one lattice, every point of that lattice
+    their spatial frequency; 60 % of the 12 strongest must index on one lattice (two basis
+    vectors refined by least squares; weaker maxima need not). Every point of that lattice
     up to the Nyquist frequency counts as lattice (weak high orders included); each point
     masks a disk of 2 frequency bins (the window's main lobe). The two parts are
     transformed back and the window is divided out where it is at least 0.25.
@@ -164,7 +165,8 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
     Raises
     ------
     ValueError
-        When the frame is too small or no lattice is found (fewer than two reflections).
+        When the frame is too small or shows no lattice (fewer than two reflections, or
+        reflections that do not index on one lattice, e.g. noise or an amorphous region).
     """
     from scipy import ndimage as ndi
 
