@@ -76,3 +76,13 @@ def test_frame_styled_source_refuses_frames_without_a_lattice():
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=64)
     with pytest.raises(ValueError, match="frame 0: no crystal lattice"):
         FrameStyledSource(ranges, [noise], seed=0)
+
+
+def test_a_reseeded_source_is_the_source_built_with_that_seed():
+    frame, _ = _pair(8.0, seed=2, shape=160)
+    ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=64)
+    src = FrameStyledSource(ranges, [frame.image], seed=0)
+    again, fresh = src.reseeded(7), FrameStyledSource(ranges, [frame.image], seed=7)
+    for a, b in zip(again.batch(1, batch_size=2), fresh.batch(1, batch_size=2), strict=True):
+        torch.testing.assert_close(a, b)
+    assert src.reseeded(0) is src and src.seed == 0

@@ -540,11 +540,6 @@ def adapt(
     # with simulated images only there are no pseudo-labels: the rounds are fine-tuning on
     # exact labels and the guards against self-training drift do not apply
     self_training = cfg.simulated_share < 1
-    styled_by = None
-    if cfg.simulated_share > 0 and cfg.simulated_background == "frames":
-        from atomlens.inference import resample
-
-        styled_by = [resample(f, factor=pixel_size / c.pixel_size_A) for f in train]
     current, first = ens, 1
     ckpt = _Checkpoint(checkpoint, ens, frames, pixel_size, cfg) if checkpoint else None
     saved = ckpt.load() if ckpt is not None else None
@@ -570,24 +565,31 @@ def adapt(
                 "kept": True,
             }
         ]
+    styled = None  # the frames' background is split once; each round reseeds the stream
+    if first <= cfg.rounds and cfg.simulated_share > 0 and cfg.simulated_background == "frames":
+        from atomlens.inference import resample
+
+        at_model = [resample(f, factor=pixel_size / c.pixel_size_A) for f in train]
+        styled = _simulated_source(c, simulated, crop, cfg.seed + 1000 * first, at_model)
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []
-            if not self_training:  # simulated images only: no pseudo-labels to make
+            if self_training:
+                for r in res_train:
+                    m, info = pseudo_labels(
+                        r,
+                        n_classes=len(c.class_names),
+                        class_names=tuple(c.class_names),
+                        config=cfg,
+                        label_radius_A=c.label_radius_A,
+                    )
+                    labels.append(m)
+                    n_pseudo += info["pseudo"]
+                    ignored.append(info["ignored"])
+            else:  # simulated images only: no pseudo-labels to make
                 k1 = len(c.class_names) + 1
                 labels = [np.zeros((k1, *f.shape), dtype=np.float32) for f in train]
                 n_pseudo, ignored = np.nan, [np.nan]
-            for r in res_train if self_training else []:
-                m, info = pseudo_labels(
-                    r,
-                    n_classes=len(c.class_names),
-                    class_names=tuple(c.class_names),
-                    config=cfg,
-                    label_radius_A=c.label_radius_A,
-                )
-                labels.append(m)
-                n_pseudo += info["pseudo"]
-                ignored.append(info["ignored"])
             source = PairSource(
                 train,
                 labels,
@@ -600,7 +602,9 @@ def adapt(
             if cfg.simulated_share > 0:
                 source = MixedSource(
                     source,
-                    _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd, styled_by),
+                    styled.reseeded(cfg.seed + 1000 * rnd)
+                    if styled is not None
+                    else _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd),
                     share=cfg.simulated_share,
                 )
             nets = []

@@ -324,15 +324,12 @@ class FrameStyledSource:
     in_channels = 1
 
     def __init__(self, ranges: Any, frames: Sequence[np.ndarray], *, seed: int = 0) -> None:
-        from atomlens.train import SimulatedSource
-
-        clean = replace(ranges, film_thickness_A=(0.0, 0.0))
-        self._sim = SimulatedSource(clean, seed=seed)
-        self.class_names = self._sim.class_names
-        self.seed = int(seed)
+        if not len(frames):
+            raise ValueError("FrameStyledSource needs at least one frame.")
+        self._clean = replace(ranges, film_thickness_A=(0.0, 0.0))
         self.crop = int(ranges.shape if np.isscalar(ranges.shape) else ranges.shape[0])
-        self._parts: list[tuple[np.ndarray, float]] = []
-        refs = self._references(clean, seed)
+        # the frames' split does not depend on the seed: done once (see reseeded)
+        self._frames: list[tuple[int, BraggSplit, np.ndarray]] = []
         refused = []
         for i, fr in enumerate(frames):
             try:
@@ -340,35 +337,58 @@ class FrameStyledSource:
             except ValueError as err:
                 refused.append(f"frame {i}: {err}")
                 continue
-            # the ratio is matched on the shells the frame shows (a film or a wide probe
-            # hides the others, which the noise-free simulation still has)
-            shells = s.shells
-            sd = s.lattice_std_at(shells)
-            ref = [r.lattice_std_at(shells) / r.lattice_std for r in refs] or [0.0]
-            if not (sd > 0 and min(ref) > 0):
-                sd, ref = s.lattice_std, [1.0]  # the simulation lacks those shells
-                logger.warning(
-                    "frame %d: the simulated crystal has no reflections where the frame "
-                    "has; matching the whole lattice signal instead",
-                    i,
-                )
-            if not sd > 0:
+            if not (s.lattice_std_at(s.shells) > 0 or s.lattice_std > 0):
                 refused.append(f"frame {i}: its lattice signal is below the noise")
                 continue
             ap = s.aperiodic - s.aperiodic.mean()
             pad = [(0, max(0, self.crop - n)) for n in ap.shape]
             if any(p for _, p in pad):  # smaller than a crop: mirror it out
                 ap = np.pad(ap, pad, mode="symmetric")
-            self._parts.append((ap.astype(np.float32), float(np.mean(ref)) / sd))
+            self._frames.append((i, s, ap.astype(np.float32)))
+        if not self._frames:
+            raise ValueError(
+                f"none of the {len(refused)} frames shows a crystal lattice, so their "
+                f"background cannot be borrowed ({refused[0].rstrip('.')}). Use "
+                "simulated_background='simulated' (atomlens adapt --simulated-background "
+                "simulated) or pseudo-labels only."
+            )
         if refused:
             logger.warning("frame-styled simulation skips %s", "; ".join(refused))
-        if not self._parts:
-            raise ValueError(
-                "no frame shows a crystal lattice, so their background cannot be borrowed: "
-                + "; ".join(refused)
-                + ". Use simulated_background='simulated' (atomlens adapt "
-                "--simulated-background simulated) or pseudo-labels only."
-            )
+        self._seed(seed)
+
+    def _seed(self, seed: int) -> None:
+        """The image stream of ``seed`` and each frame's gain against its references."""
+        from atomlens.train import SimulatedSource
+
+        self.seed = int(seed)
+        self._sim = SimulatedSource(self._clean, seed=seed)
+        self.class_names = self._sim.class_names
+        refs = self._references(self._clean, seed)
+        self._parts: list[tuple[np.ndarray, float]] = []
+        for i, s, ap in self._frames:
+            # the ratio is matched on the shells the frame shows (a film or a wide probe
+            # hides the others, which the noise-free simulation still has)
+            shells = s.shells
+            sd = s.lattice_std_at(shells)
+            ref = [r.lattice_std_at(shells) / r.lattice_std for r in refs] or [0.0]
+            if not (sd > 0 and min(ref) > 0):  # the simulation lacks those shells
+                sd, ref = (s.lattice_std if s.lattice_std > 0 else sd), [1.0]
+                logger.warning(
+                    "frame %d: the simulated crystal has no reflections where the frame "
+                    "has; matching the whole lattice signal instead",
+                    i,
+                )
+            self._parts.append((ap, float(np.mean(ref)) / sd))
+
+    def reseeded(self, seed: int, /) -> FrameStyledSource:
+        """The same frames' background on the image stream of another seed (no new split)."""
+        import copy
+
+        if int(seed) == self.seed:
+            return self
+        new = copy.copy(self)
+        new._seed(seed)
+        return new
 
     @staticmethod
     def _references(clean: Any, seed: int) -> list[BraggSplit]:
