@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("elit-real"))
     ap.add_argument("--simulated-share", type=float, default=0.0)
     ap.add_argument("--simulated-background", choices=["simulated", "frames"], default="simulated")
+    ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="borrowed")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -142,9 +143,11 @@ def main() -> None:
         batch_size=4,
         simulated_share=args.simulated_share,
         simulated_background=args.simulated_background,
+        pixel_noise=args.pixel_noise,
     )
     print(
         f"adapt: simulated share {cfg.simulated_share} with {cfg.simulated_background} background"
+        + (f" and {cfg.pixel_noise} noise" if cfg.simulated_background == "frames" else "")
     )
     simulated = None
     if cfg.simulated_share > 0:

@@ -215,6 +215,19 @@ def main() -> None:
         "unlabeled frames' own (Bragg-filtered out of them)",
     )
     ap.add_argument(
+        "--pixel-noise",
+        choices=["borrowed", "modelled"],
+        default="borrowed",
+        help="with --simulated-background frames: the frames' own pixel noise, or noise "
+        "drawn from a Poisson–Gaussian model fitted to them",
+    )
+    ap.add_argument(
+        "--match-blur",
+        action="store_true",
+        help="with --simulated-background frames: blur the simulations as the frames' "
+        "Bragg shells say",
+    )
+    ap.add_argument(
         "--background-max",
         type=float,
         default=AdaptConfig.background_max,
@@ -247,13 +260,21 @@ def main() -> None:
         stop_f1=1.1,
         simulated_share=args.simulated_share,
         simulated_background=args.simulated_background,
+        pixel_noise=args.pixel_noise,
+        match_blur=args.match_blur,
         background_max=args.background_max,
     )
     print(
         f"ensemble: {len(ens)} members, width 16 depth 3, {args.steps} steps each at "
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
         f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, simulated share "
-        f"{cfg.simulated_share} of condition A with {cfg.simulated_background} background, "
+        f"{cfg.simulated_share} of condition A with {cfg.simulated_background} background"
+        + (
+            f" and {cfg.pixel_noise} noise{', blur matched' if cfg.match_blur else ''}"
+            if cfg.simulated_background == "frames"
+            else ""
+        )
+        + ", "
         f"background_max {cfg.background_max}), "
         f"oracle {3 * cfg.steps}"
     )

@@ -620,6 +620,21 @@ def adapt(
             "frames of a crystal of the model's material)."
         ),
     ] = "simulated",
+    pixel_noise: Annotated[
+        str,
+        typer.Option(
+            help="With --simulated-background frames: 'borrowed' (the frames' own noise) or "
+            "'modelled' (drawn for each simulated image from a Poisson–Gaussian model "
+            "fitted to the frames)."
+        ),
+    ] = "borrowed",
+    match_blur: Annotated[
+        bool,
+        typer.Option(
+            help="With --simulated-background frames: blur the simulated images as much "
+            "more as the FRAMES' Bragg reflections fade (a wider or aberrated probe)."
+        ),
+    ] = False,
     background_max: Annotated[
         float | None,
         typer.Option(
@@ -653,6 +668,8 @@ def adapt(
             p_keep=p_keep,
             simulated_share=simulated_share,
             simulated_background=simulated_background,
+            pixel_noise=pixel_noise,
+            match_blur=match_blur,
             background_max=background_max,
             device=device,
         )

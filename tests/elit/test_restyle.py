@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from atomlens.elit.restyle import FrameStyledSource, bragg_split
+from atomlens.elit.restyle import FrameStyledSource, bragg_split, extra_blur, fit_pixel_noise
 from atomlens.simulate import Background, ImagingConditions, simulate_image
 from atomlens.train.recipe import make_ranges
 
@@ -86,3 +86,119 @@ def test_a_reseeded_source_is_the_source_built_with_that_seed():
     for a, b in zip(again.batch(1, batch_size=2), fresh.batch(1, batch_size=2), strict=True):
         torch.testing.assert_close(a, b)
     assert src.reseeded(0) is src and src.seed == 0
+
+
+@pytest.mark.parametrize(
+    ("film_A", "dose", "gain", "offset"),
+    [(0.0, 1e5, 1.0, 0.0), (0.0, 1e3, 1.0, 0.0), (8.0, 1e5, 1.0, 0.0), (0.0, 1e4, 4.0, 100.0)],
+)
+def test_fit_pixel_noise_finds_the_frames_shot_noise(film_A, dose, gain, offset):
+    """Counted electrons: variance = gain × mean signal, whatever the detector's offset."""
+    frame, _ = _pair(film_A, dose, seed=4)
+    image = gain * frame.image + offset
+    noise = fit_pixel_noise(image, bragg_split(image))
+    assert noise.a == pytest.approx(gain, rel=0.25)
+    assert noise.poisson_share > 0.75
+    # the noise-free signal it estimates follows the simulation's expected counts
+    expected = (gain * frame.expected + offset)[bragg_split(image).region]
+    assert noise.mean_signal.mean() == pytest.approx(expected.mean(), rel=0.05)
+    # and the variance it predicts is the frame's
+    var = np.mean(noise.variance(expected))
+    assert var == pytest.approx(np.var(image - gain * frame.expected - offset), rel=0.3)
+
+
+def test_fit_pixel_noise_tells_signal_independent_noise():
+    frame, _ = _pair(0.0, 1e9, seed=4)
+    rng = np.random.default_rng(0)
+    image = frame.expected + rng.normal(0.0, 0.3 * frame.expected.std(), frame.expected.shape)
+    noise = fit_pixel_noise(image, bragg_split(image))
+    assert noise.poisson_share < 0.2
+    assert np.sqrt(np.mean(noise.variance(frame.expected))) == pytest.approx(
+        0.3 * frame.expected.std(), rel=0.2
+    )
+
+
+def _noise_on_and_off_atoms(src: FrameStyledSource) -> float:
+    """Mean square of a styled image's noise on the simulated atoms over that between them."""
+    ratios = []
+    for i in range(4):
+        x, _ = src.sample(i)
+        clean = src._sim.dataset.sample(i).expected
+        design = np.column_stack([clean.ravel(), np.ones(clean.size)])
+        coef, *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
+        resid = x - (design @ coef).reshape(x.shape)
+        on, off = clean > np.quantile(clean, 0.8), clean < np.quantile(clean, 0.2)
+        ratios.append(np.mean(resid[on] ** 2) / np.mean(resid[off] ** 2))
+    return float(np.mean(ratios))
+
+
+def test_modelled_pixel_noise_follows_the_simulated_atoms():
+    """Shot noise is strongest on the atoms: modelled noise is drawn on the simulated ones,
+    borrowed noise sits on the frame's atoms, wherever the crop puts them."""
+    frame, clean = _pair(0.0, 1e3, seed=6)
+    on, off = (
+        clean.expected > np.quantile(clean.expected, 0.8),
+        clean.expected < np.quantile(clean.expected, 0.2),
+    )
+    resid = frame.image - frame.expected
+    in_frame = np.mean(resid[on] ** 2) / np.mean(resid[off] ** 2)
+    ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=96)
+    modelled = FrameStyledSource(ranges, [frame.image], seed=3, pixel_noise="modelled")
+    borrowed = FrameStyledSource(ranges, [frame.image], seed=3)
+    assert in_frame > 3
+    assert _noise_on_and_off_atoms(modelled) > 0.5 * in_frame
+    assert _noise_on_and_off_atoms(borrowed) < 1.5
+    # labels and images come in batches as before
+    x, m = modelled.batch(0, batch_size=2)
+    assert x.shape == (2, 1, 96, 96) and m.shape == (2, 2, 96, 96) and torch.isfinite(x).all()
+    with pytest.raises(ValueError, match="pixel_noise must be"):
+        FrameStyledSource(ranges, [frame.image], pixel_noise="white")
+
+
+def test_extra_blur_reads_a_wider_probe_off_the_bragg_shells():
+    from atomlens.simulate import GaussianProbe
+
+    def split(fwhm_A: float, dose: float, seed: int):
+        cond = ImagingConditions(dose_e_per_A2=dose, probe=GaussianProbe(fwhm_A))
+        sim = simulate_image("graphene", shape=256, pixel_size=PS, rng=seed, conditions=cond)
+        return bragg_split(sim.expected if dose > 1e8 else sim.image)
+
+    refs = [split(0.85, 1e9, s) for s in (1, 2)]
+    sigma = 0.85 / 2.3548  # Å
+
+    def truth(fwhm_A: float) -> float:
+        return float(np.sqrt((fwhm_A / 2.3548) ** 2 - sigma**2))
+
+    # two shells seen: the blur itself
+    assert extra_blur(split(1.3, 1e5, 3), refs) * PS == pytest.approx(truth(1.3), rel=0.15)
+    # one shell seen: the smallest blur that hides the next, below the truth
+    low = extra_blur(split(1.7, 1e5, 3), refs) * PS
+    assert 0.6 * truth(1.7) < low <= truth(1.7)
+    # no extra blur, and a low dose is not taken for one
+    assert extra_blur(split(0.85, 1e5, 3), refs) * PS < 0.12
+    assert extra_blur(split(0.85, 1e3, 3), refs) * PS < 0.12
+
+
+def test_frame_styled_simulations_take_the_frames_blur():
+    from scipy import ndimage as ndi
+
+    from atomlens.simulate import GaussianProbe
+
+    cond = ImagingConditions(dose_e_per_A2=1e5, probe=GaussianProbe(1.3))
+    frame = simulate_image("graphene", shape=256, pixel_size=PS, rng=8, conditions=cond)
+    ranges = make_ranges(
+        materials=["graphene"], pixel_size=PS, crop=96, probe="gaussian", probe_fwhm_A=(0.85, 0.85)
+    )
+    plain = FrameStyledSource(ranges, [frame.image], seed=3)
+    matched = FrameStyledSource(ranges, [frame.image], seed=3, match_blur=True)
+    assert plain.blur_px == [0.0]
+    want = np.sqrt((1.3 / 2.3548) ** 2 - (0.85 / 2.3548) ** 2) / PS
+    assert matched.blur_px[0] == pytest.approx(want, rel=0.15)
+    assert matched.describe()["extra_blur_px"][0] == pytest.approx(matched.blur_px[0], abs=1e-3)
+    x, _ = matched.sample(0)
+    clean = matched._sim.dataset.sample(0).expected
+    blurred = ndi.gaussian_filter(clean, matched.blur_px[0], mode="reflect")
+    # the styled image is the blurred simulation plus the frame's aperiodic part
+    assert (
+        np.corrcoef(x.ravel(), blurred.ravel())[0, 1] > np.corrcoef(x.ravel(), clean.ravel())[0, 1]
+    )

@@ -102,6 +102,17 @@ class AdaptConfig:
         (film, contamination, noise; separated from the lattice by Bragg filtering, see
         :mod:`atomlens.elit.restyle`) added to noise-free simulations, so the exact labels
         come with the new data's look. Needs frames of a crystal of the model's material.
+    pixel_noise : {"borrowed", "modelled"}
+        With ``simulated_background="frames"``, the pixel noise of the styled images.
+        ``"borrowed"``: the frames' own noise, in the crops of their aperiodic part.
+        ``"modelled"``: the crops carry the frames' film only, and noise is drawn for each
+        simulated image from a Poisson–Gaussian model fitted to the frames
+        (:func:`atomlens.elit.restyle.fit_pixel_noise`), so that it follows the simulated
+        atoms as shot noise does (borrowed noise follows the frame's atoms, elsewhere).
+    match_blur : bool
+        With ``simulated_background="frames"``, blur the simulated images as much more as
+        the frames' lattice is blurred than the simulation's (from the decay of their Bragg
+        shells, :func:`atomlens.elit.restyle.extra_blur`): a wider or aberrated probe.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -125,6 +136,8 @@ class AdaptConfig:
     stop_f1: float = 0.995
     simulated_share: float = 0.0
     simulated_background: Literal["simulated", "frames"] = "simulated"
+    pixel_noise: Literal["borrowed", "modelled"] = "borrowed"
+    match_blur: bool = False
     seed: int = 0
     device: str = "auto"
 
@@ -141,6 +154,10 @@ class AdaptConfig:
             raise ValueError(
                 "simulated_background must be 'simulated' or 'frames', got "
                 f"{self.simulated_background!r}."
+            )
+        if self.pixel_noise not in ("borrowed", "modelled"):
+            raise ValueError(
+                f"pixel_noise must be 'borrowed' or 'modelled', got {self.pixel_noise!r}."
             )
         if self.background_max is not None and not 0 < self.background_max < 1:
             raise ValueError(
@@ -304,10 +321,16 @@ class MixedSource:
 
 
 def _simulated_source(
-    config: Any, ranges: Any, crop: int, seed: int, styled_by: list[np.ndarray] | None = None
+    config: Any,
+    ranges: Any,
+    crop: int,
+    seed: int,
+    styled_by: list[np.ndarray] | None = None,
+    pixel_noise: str = "borrowed",
+    match_blur: bool = False,
 ) -> Any:
     """The simulated share's source: the model's training ranges at ``crop``, restyled by
-    ``styled_by`` (frames at the model's sampling) when given."""
+    ``styled_by`` (frames at the model's sampling, with ``pixel_noise``) when given."""
     from atomlens.simulate import ClassMap
     from atomlens.train import SimulatedSource
     from atomlens.train.recipe import make_ranges
@@ -337,7 +360,9 @@ def _simulated_source(
     if styled_by is not None:
         from atomlens.elit.restyle import FrameStyledSource
 
-        return FrameStyledSource(ranges, styled_by, seed=seed)
+        return FrameStyledSource(
+            ranges, styled_by, seed=seed, pixel_noise=pixel_noise, match_blur=match_blur
+        )
     return SimulatedSource(ranges, seed=seed)
 
 
@@ -418,6 +443,13 @@ class _Checkpoint:
             import shutil
 
             shutil.rmtree(self.path / f"round{prev}", ignore_errors=True)
+
+
+def _styled_record(styled: Any) -> dict[str, Any]:
+    """What the frame-styled simulation read off the frames (for the provenance)."""
+    d = styled.describe()
+    keys = ("frames", "pixel_noise", "noise_models", "extra_blur_px")
+    return {k: d[k] for k in keys}
 
 
 def _history_records(history: pd.DataFrame) -> list[dict[str, Any]]:
@@ -570,7 +602,16 @@ def adapt(
         from atomlens.inference import resample
 
         at_model = [resample(f, factor=pixel_size / c.pixel_size_A) for f in train]
-        styled = _simulated_source(c, simulated, crop, cfg.seed + 1000 * first, at_model)
+        styled = _simulated_source(
+            c, simulated, crop, cfg.seed + 1000 * first, at_model, cfg.pixel_noise, cfg.match_blur
+        )
+        d = styled.describe()
+        logger.info(
+            "adapt: %d frame(s) lend their look; extra blur %s px; noise models %s",
+            d["frames"],
+            d["extra_blur_px"],
+            d["noise_models"] or "borrowed",
+        )
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []
@@ -705,6 +746,7 @@ def adapt(
                     "config": asdict(cfg),
                     "frames": len(frames),
                     "history": _history_records(history),
+                    **({"styled": _styled_record(styled)} if styled is not None else {}),
                 },
             },
         )

@@ -9,15 +9,19 @@ without labels and without knowing what changed:
 1. :func:`bragg_split` separates a frame of a crystal into its **lattice part** (the Bragg
    reflections of its Fourier transform) and its **aperiodic part** (everything else:
    amorphous film, contamination, shot and detector noise, scan noise);
-2. :class:`FrameStyledSource` adds crops of the aperiodic part to noise-free simulated
-   images of the material the model was trained for, scaled so that the ratio of aperiodic
-   to lattice signal on the reflections the frames show is the frames' own, and keeps the
-   simulation's exact labels.
+2. :func:`fit_pixel_noise` fits a Poisson–Gaussian model (variance ``a·S + b`` at mean
+   signal ``S``) to the fine-scale residual of the aperiodic part, and separates the film
+   from the noise (Wiener filter);
+3. :func:`extra_blur` reads from the decay of the Bragg shells how much more the frame's
+   lattice is blurred than a noise-free simulation's (a wider or aberrated probe);
+4. :class:`FrameStyledSource` adds crops of the aperiodic part (or of the film, with noise
+   drawn from the model for each new image) to noise-free simulated images of the material
+   the model was trained for, blurred as the frames are when asked, scaled so that the
+   ratio of aperiodic to lattice signal on the reflections the frames show is the frames'
+   own, and keeps the simulation's exact labels.
 
 This needs crystalline frames (a lattice in the Fourier transform) and a model trained on
 simulated images of the same material; :func:`bragg_split` says when it finds no lattice.
-What it cannot transfer is what changes the lattice part itself (a wider probe blurs the
-columns), which stays the simulation's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BraggSplit", "FrameStyledSource", "bragg_split"]
+__all__ = [
+    "BraggSplit",
+    "FrameStyledSource",
+    "PixelNoise",
+    "bragg_split",
+    "extra_blur",
+    "fit_pixel_noise",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +80,9 @@ class BraggSplit:
         Spatial frequency [cycles/px] of every Fourier bin taken as lattice, and its power
         above the background's, in units of variance (they sum to ``lattice_std**2``
         before clipping at 0).
+    mask_background : ndarray
+        The background's power in those bins (same units): a bin's excess is uncertain by
+        about this much (the power of noise is exponentially distributed).
     """
 
     lattice: np.ndarray
@@ -81,6 +95,7 @@ class BraggSplit:
     frame_shape: tuple[int, int] = (0, 0)
     mask_freq: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     mask_excess: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    mask_background: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     @property
     def shells(self) -> np.ndarray:
@@ -289,7 +304,252 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
         frame_shape=(h, w),
         mask_freq=centre_freq,
         mask_excess=mask_excess,
+        mask_background=(bg[ring[mask]] / norm),
     )
+
+
+def _blurred_share(ref: BraggSplit, shells: np.ndarray, blur_px: float) -> float:
+    """Share of ``ref``'s lattice signal (std) on ``shells`` once blurred by ``blur_px``."""
+    att = np.exp(-4 * np.pi**2 * blur_px**2 * ref.mask_freq**2)
+    shells = np.asarray(shells, dtype=float)
+    if not len(shells) or not len(ref.mask_freq):
+        return 0.0
+    near = np.min(np.abs(ref.mask_freq[:, None] / shells[None, :] - 1), axis=1) <= 0.06
+    whole = float((ref.mask_excess * att).sum())
+    part = float((ref.mask_excess * att)[near].sum())
+    return float(np.sqrt(max(part, 0.0) / whole)) if whole > 0 else 0.0
+
+
+def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: float = 3.0) -> float:
+    """How much more a frame's lattice is blurred than noise-free simulations' [px].
+
+    Each shell of the frame's lattice (its reflections at one spatial frequency ``k``) has a
+    power ``P(k)``, and the references ``P_ref(k)``. A Gaussian blur of ``σ`` multiplies
+    their ratio by ``exp(−4π²σ²k²)`` whatever the contrast. Shells are taken from the
+    lowest up while they stand above the noise (``z`` standard errors). With two or more,
+    ``σ²`` is the weighted least-squares slope of ``−ln(P/P_ref)/4π²`` against ``k²``.
+    With one, the next shell, which the noise hides, bounds ``σ`` from below, and that
+    smallest blur consistent with the frame is returned (a 2× wider probe leaves only the
+    first shell of graphene). It is 0 when the frame is as sharp as the references or
+    sharper, or when its lowest shell is hidden (a thick film).
+
+    Parameters
+    ----------
+    frame : BraggSplit
+        The frame's split, at the references' sampling.
+    references : sequence of BraggSplit
+        Splits of noise-free simulations of the crystal.
+    z : float
+        Standard errors above which a shell counts as seen.
+
+    Returns
+    -------
+    float
+        Gaussian sigma [px].
+    """
+    if not len(frame.mask_freq) or not references:
+        return 0.0
+    # shells: the frame's lattice frequencies grouped where they are less than 6 % apart
+    # (a strained or slightly anisotropic lattice splits one shell into several)
+    freqs = np.sort(frame.mask_freq)
+    cuts = np.nonzero(freqs[1:] > freqs[:-1] * 1.06)[0] + 1
+    shells = [(g[0] / 1.03, g[-1] * 1.03, float(g.mean())) for g in np.split(freqs, cuts)]
+
+    def power(split: BraggSplit, lo: float, hi: float) -> tuple[float, float]:
+        near = (split.mask_freq >= lo) & (split.mask_freq <= hi)
+        err = np.sqrt((split.mask_background[near] ** 2).sum()) if len(split.mask_background) else 0
+        return float(split.mask_excess[near].sum()), float(err)
+
+    # shells from the lowest up, until the first the noise hides: above it, a shell's
+    # excess is the size of the errors of subtracting the background, not signal (and
+    # until one the references lack: there is nothing to compare with)
+    seen, hidden = [], None
+    for lo, hi, k in shells:
+        p, err = power(frame, lo, hi)
+        ref = float(np.mean([power(r, lo, hi)[0] for r in references]))
+        if not (ref > 0 and err > 0):
+            break
+        if p > z * err:
+            seen.append((k, p / ref, err / ref))
+        else:
+            hidden = (k, p / ref, err / ref)
+            break
+    four_pi2 = 4 * np.pi**2
+    if len(seen) >= 2:
+        k, r, d = (np.array(v) for v in zip(*seen, strict=True))
+        slope = np.polyfit(k**2, np.log(r), 1, w=r / d)[0]
+        return float(np.sqrt(max(-slope / four_pi2, 0.0)))
+    if len(seen) == 1 and hidden is not None:
+        (k0, r0, _), (k, r, d) = seen[0], hidden
+        bound = np.log(r0 / (max(r, 0.0) + z * d)) / (four_pi2 * (k**2 - k0**2))
+        return float(np.sqrt(max(bound, 0.0)))
+    return 0.0
+
+
+@dataclass(frozen=True)
+class PixelNoise:
+    """A frame's pixel noise as a Poisson–Gaussian model: variance ``a·S + b`` at local mean
+    signal ``S`` (the frame's units; ``a`` is the size of one counted quantum, ``b`` the
+    signal-free variance, negative for a detector offset).
+
+    Attributes
+    ----------
+    a, b : float
+        The model, fitted to the fine-scale residual of the aperiodic part.
+    film : ndarray
+        The aperiodic part less its noise (Wiener-filtered: film and contamination), on the
+        split's inner region.
+    mean_signal : ndarray
+        ``S``: the frame's mean plus its lattice part plus ``film``.
+    poisson_share : float
+        Share of the frame's noise variance that follows the signal (``a·mean(S)`` over the
+        mean variance): 1 for counted electrons, 0 for signal-independent noise.
+    film_noise_share : float
+        Share of white noise's variance that the Wiener filter lets into ``film``.
+    """
+
+    a: float
+    b: float
+    film: np.ndarray = field(repr=False)
+    mean_signal: np.ndarray = field(repr=False)
+    poisson_share: float
+    film_noise_share: float = 0.0
+
+    def variance(self, signal: np.ndarray) -> np.ndarray:
+        """Noise variance [frame units²] at ``signal``."""
+        return np.maximum(self.a * signal + self.b, 0.0)
+
+    def draw(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Zero-mean noise for a noise-free image ``signal`` [frame units]: counted quanta of
+        size ``a`` (Poisson) where the model has them, Gaussian otherwise; less the share
+        ``film`` already carries."""
+        v = self.variance(signal) * (1.0 - self.film_noise_share)
+        if self.a <= 0:
+            return rng.normal(0.0, 1.0, signal.shape) * np.sqrt(v)
+        lam = v / self.a**2
+        big = lam > 1e4
+        n = self.a * (rng.poisson(np.where(big, 0.0, lam)) - np.where(big, 0.0, lam))
+        return np.where(big, rng.normal(0.0, 1.0, signal.shape) * np.sqrt(v), n)
+
+
+def _smoothed_share(sigma_px: float) -> float:
+    """Share of white noise's variance a Gaussian filter of ``sigma_px`` keeps."""
+    from scipy import ndimage as ndi
+
+    d = np.zeros((33, 33))
+    d[16, 16] = 1.0
+    return float((ndi.gaussian_filter(d, sigma_px) ** 2).sum())
+
+
+def fit_pixel_noise(
+    frame: np.ndarray, split: BraggSplit, /, *, smooth_px: float = 1.0
+) -> PixelNoise:
+    """Fit a Poisson–Gaussian noise model to a frame, without labels.
+
+    The aperiodic part of :func:`bragg_split` is film plus noise. Film and lattice are
+    blurred by the probe (several pixels at a model's sampling), pixel noise is not: the
+    aperiodic part less its Gaussian smoothing (``smooth_px``) is noise, and its local
+    variance is regressed on the local mean signal (frame mean + lattice + smoothed
+    aperiodic part) in 24 quantile bins; the filter's share of white noise is divided out.
+
+    Parameters
+    ----------
+    frame : ndarray (H, W)
+        The frame the split was made of.
+    split : BraggSplit
+        Its split.
+    smooth_px : float
+        Gaussian sigma [px] separating film (smoother) from pixel noise.
+
+    Returns
+    -------
+    PixelNoise
+    """
+    from scipy import ndimage as ndi
+
+    ap = split.aperiodic.astype(np.float64)
+    resid = ap - ndi.gaussian_filter(ap, smooth_px, mode="reflect")
+    keep = 1.0 - 2.0 * _centre_weight(smooth_px) + _smoothed_share(smooth_px)
+    r2 = resid**2 / keep
+    mean = float(np.asarray(frame, dtype=np.float64).mean())
+    base = mean + split.lattice.astype(np.float64)
+    # the lattice part holds the noise of its masked bins: at a low dose that makes the
+    # fit's signal noisy and its slope too small (regression dilution), so the fit uses
+    # the lattice with each bin shrunk by its own Wiener gain
+    fit_base = mean + _wiener_bins(split.lattice.astype(np.float64), float(r2.mean()))
+    # first pass on the smoothed part as film, then the film as the Wiener estimate given
+    # that noise level (the smoothed part still holds a share of the noise, which at a low
+    # dose outweighs the lattice)
+    film = ndi.gaussian_filter(ap, smooth_px, mode="reflect")
+    a, b = _fit_variance(fit_base + film, r2)
+    film, kept = _wiener(ap, float(np.maximum(a * (base + film) + b, 0).mean()))
+    a, b = _fit_variance(fit_base + film, r2)
+    sig = base + film
+    var_mean = float(np.maximum(a * sig + b, 0).mean())
+    share = float(a * sig.mean() / var_mean) if var_mean > 0 else 0.0
+    return PixelNoise(
+        a=float(a),
+        b=float(b),
+        film=film.astype(np.float32),
+        mean_signal=sig.astype(np.float32),
+        poisson_share=float(np.clip(share, 0.0, 1.0)),
+        film_noise_share=kept,
+    )
+
+
+def _fit_variance(signal: np.ndarray, r2: np.ndarray, border: int = 3) -> tuple[float, float]:
+    """``a, b`` of ``r2 ≈ a·signal + b`` by weighted least squares over 24 quantile bins of
+    ``signal`` (``a = 0`` when the noise does not grow with the signal)."""
+    s_in = signal[border:-border, border:-border].ravel()
+    y = r2[border:-border, border:-border].ravel()
+    edges = np.unique(np.quantile(s_in, np.linspace(0, 1, 25)))
+    if len(edges) < 4:
+        return 0.0, float(y.mean())
+    idx = np.clip(np.searchsorted(edges, s_in, side="right") - 1, 0, len(edges) - 2)
+    n_b = np.bincount(idx, minlength=len(edges) - 1)
+    ok = n_b > 20
+    xs = (np.bincount(idx, weights=s_in, minlength=len(n_b)) / np.maximum(n_b, 1))[ok]
+    ys = (np.bincount(idx, weights=y, minlength=len(n_b)) / np.maximum(n_b, 1))[ok]
+    if len(xs) < 3 or np.ptp(xs) <= 0:
+        return 0.0, float(y.mean())
+    a, b = np.polyfit(xs, ys, 1, w=np.sqrt(n_b[ok].astype(float)))
+    if a <= 0:
+        return 0.0, float(y.mean())
+    return float(a), float(b)
+
+
+def _wiener_bins(part: np.ndarray, noise_var: float) -> np.ndarray:
+    """``part`` with each Fourier bin kept by ``1 − noise/power`` (its own power)."""
+    h, w = part.shape
+    f = np.fft.fft2(part)
+    g = np.clip(1.0 - noise_var * h * w / np.maximum(np.abs(f) ** 2, 1e-30), 0.0, 1.0)
+    g[0, 0] = 1.0
+    return np.fft.ifft2(f * g).real
+
+
+def _wiener(ap: np.ndarray, noise_var: float) -> tuple[np.ndarray, float]:
+    """The film in ``ap``: each spatial frequency kept by ``1 − noise/power`` (ring-averaged
+    power, white noise of ``noise_var``), and the share of white noise that passes."""
+    h, w = ap.shape
+    f = np.fft.fft2(ap - ap.mean())
+    p = np.abs(f) ** 2
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[None, :]
+    ring = np.round(np.hypot(fy, fx) * max(h, w)).astype(int)
+    mean_p = np.bincount(ring.ravel(), weights=p.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
+    g = np.clip(1.0 - noise_var * h * w / np.maximum(mean_p, 1e-30), 0.0, 1.0)[ring]
+    g[0, 0] = 0.0
+    film = np.fft.ifft2(f * g).real + ap.mean()
+    return film, float((g**2).mean())
+
+
+def _centre_weight(sigma_px: float) -> float:
+    """The centre tap of a Gaussian filter of ``sigma_px``."""
+    from scipy import ndimage as ndi
+
+    d = np.zeros((33, 33))
+    d[16, 16] = 1.0
+    return float(ndi.gaussian_filter(d, sigma_px)[16, 16])
 
 
 class FrameStyledSource:
@@ -303,8 +563,13 @@ class FrameStyledSource:
     noise-free simulation still has, and matching the whole lattice signal would make the
     borrowed background too strong. (How much of a simulation's lattice signal lies on
     those shells is measured once, on two 256² px simulations.) Film, contamination and
-    noise therefore come from the data; lattice, labels, probe and sampling from the
-    simulation.
+    noise therefore come from the data; lattice, labels and sampling from the simulation.
+
+    With ``pixel_noise="modelled"`` the crop is of the frame's film only
+    (:attr:`PixelNoise.film`), and noise is drawn for each image from the frame's
+    Poisson–Gaussian model at the new image's own signal: shot noise is strongest on the
+    atoms, and borrowed noise sits on the frame's atoms, not the simulated ones. With
+    ``match_blur`` the simulation is blurred by the frame's :func:`extra_blur` first.
 
     Parameters
     ----------
@@ -314,6 +579,16 @@ class FrameStyledSource:
         Frames at the model's sampling.
     seed : int
         Seed of the image stream and the crops.
+    pixel_noise : {"borrowed", "modelled"}
+        The frames' own noise, or noise drawn from a model fitted to them.
+    match_blur : bool
+        Blur the simulations as much more as the frames' lattice is blurred.
+
+    Attributes
+    ----------
+    blur_px : list of float
+        Each lending frame's extra blur [px at the model's sampling] (0 without
+        ``match_blur``).
 
     Raises
     ------
@@ -323,13 +598,25 @@ class FrameStyledSource:
 
     in_channels = 1
 
-    def __init__(self, ranges: Any, frames: Sequence[np.ndarray], *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        ranges: Any,
+        frames: Sequence[np.ndarray],
+        *,
+        seed: int = 0,
+        pixel_noise: str = "borrowed",
+        match_blur: bool = False,
+    ) -> None:
+        if pixel_noise not in ("borrowed", "modelled"):
+            raise ValueError(f"pixel_noise must be 'borrowed' or 'modelled', got {pixel_noise!r}.")
+        self.pixel_noise = pixel_noise
+        self.match_blur = bool(match_blur)
         if not len(frames):
             raise ValueError("FrameStyledSource needs at least one frame.")
         self._clean = replace(ranges, film_thickness_A=(0.0, 0.0))
         self.crop = int(ranges.shape if np.isscalar(ranges.shape) else ranges.shape[0])
         # the frames' split does not depend on the seed: done once (see reseeded)
-        self._frames: list[tuple[int, BraggSplit, np.ndarray]] = []
+        self._frames: list[tuple[int, BraggSplit, np.ndarray, PixelNoise | None, float]] = []
         refused = []
         for i, fr in enumerate(frames):
             try:
@@ -344,7 +631,14 @@ class FrameStyledSource:
             pad = [(0, max(0, self.crop - n)) for n in ap.shape]
             if any(p for _, p in pad):  # smaller than a crop: mirror it out
                 ap = np.pad(ap, pad, mode="symmetric")
-            self._frames.append((i, s, ap.astype(np.float32)))
+            noise = None
+            if pixel_noise == "modelled":
+                noise = fit_pixel_noise(fr, s)
+                film = noise.film - noise.film.mean()
+                if any(p for _, p in pad):
+                    film = np.pad(film, pad, mode="symmetric")
+                noise = replace(noise, film=film.astype(np.float32))
+            self._frames.append((i, s, ap.astype(np.float32), noise, float(np.mean(fr))))
         if not self._frames:
             raise ValueError(
                 f"none of the {len(refused)} frames shows a crystal lattice, so their "
@@ -364,13 +658,16 @@ class FrameStyledSource:
         self._sim = SimulatedSource(self._clean, seed=seed)
         self.class_names = self._sim.class_names
         refs = self._references(self._clean, seed)
-        self._parts: list[tuple[np.ndarray, float]] = []
-        for i, s, ap in self._frames:
+        self._parts: list[tuple[np.ndarray, float, PixelNoise | None, float, float]] = []
+        self.blur_px: list[float] = []
+        for i, s, ap, noise, level in self._frames:
+            blur = extra_blur(s, refs) if self.match_blur else 0.0
+            self.blur_px.append(blur)
             # the ratio is matched on the shells the frame shows (a film or a wide probe
             # hides the others, which the noise-free simulation still has)
             shells = s.shells
             sd = s.lattice_std_at(shells)
-            ref = [r.lattice_std_at(shells) / r.lattice_std for r in refs] or [0.0]
+            ref = [_blurred_share(r, shells, blur) for r in refs] or [0.0]
             if not (sd > 0 and min(ref) > 0):  # the simulation lacks those shells
                 sd, ref = (s.lattice_std if s.lattice_std > 0 else sd), [1.0]
                 logger.warning(
@@ -378,7 +675,7 @@ class FrameStyledSource:
                     "has; matching the whole lattice signal instead",
                     i,
                 )
-            self._parts.append((ap, float(np.mean(ref)) / sd))
+            self._parts.append((ap, float(np.mean(ref)) / sd, noise, level, blur))
 
     def reseeded(self, seed: int, /) -> FrameStyledSource:
         """The same frames' background on the image stream of another seed (no new split)."""
@@ -406,6 +703,38 @@ class FrameStyledSource:
                 continue
         return out
 
+    def _styled(self, sim: Any, rng: np.random.Generator) -> np.ndarray:
+        """``sim``'s noise-free image plus a random crop of one frame's aperiodic part (or,
+        with modelled pixel noise, of its film, and noise drawn for the new image)."""
+        ap, gain, noise, level, blur = self._parts[int(rng.integers(len(self._parts)))]
+        h, w = sim.expected.shape
+        y0 = int(rng.integers(ap.shape[0] - h + 1))
+        x0 = int(rng.integers(ap.shape[1] - w + 1))
+        turns, flip = int(rng.integers(4)), rng.random() < 0.5
+
+        def crop_of(a: np.ndarray) -> np.ndarray:
+            c = np.rot90(a[y0 : y0 + h, x0 : x0 + w], turns)
+            return c[:, ::-1] if flip else c
+
+        clean = sim.expected
+        if blur > 0:  # the frame's lattice is blurred more than the simulation's
+            from scipy import ndimage as ndi
+
+            clean = ndi.gaussian_filter(clean, blur, mode="reflect")
+        k = float(clean.std()) * gain  # simulation units per frame unit
+        if noise is None:
+            return (clean + k * crop_of(ap)).astype(np.float32)
+        # the simulation in the frame's units, with the frame's film and mean level
+        signal = clean / k + crop_of(noise.film)
+        signal += level - float(signal.mean())
+        return (k * (signal + noise.draw(signal, rng))).astype(np.float32)
+
+    def sample(self, index: int, /) -> tuple[np.ndarray, Any]:
+        """One styled image [counts] and its true atoms (the simulation's ``truth`` table):
+        a labelled validation image in the frames' style."""
+        sim = self._sim.dataset.sample(int(index))
+        return self._styled(sim, np.random.default_rng([self.seed, 2**31, int(index)])), sim.truth
+
     def batch(self, step: int, /, *, batch_size: int) -> tuple[Any, Any]:
         """``batch_size`` styled images and their exact label masks."""
         import torch
@@ -415,25 +744,24 @@ class FrameStyledSource:
         for i in range(batch_size):
             sim = ds.sample(step * batch_size + i)
             t = ds._tensors(sim, i)
-            rng = np.random.default_rng([self.seed, int(step), i])
-            ap, gain = self._parts[int(rng.integers(len(self._parts)))]
-            h, w = sim.expected.shape
-            y0 = int(rng.integers(ap.shape[0] - h + 1))
-            x0 = int(rng.integers(ap.shape[1] - w + 1))
-            crop = np.rot90(ap[y0 : y0 + h, x0 : x0 + w], int(rng.integers(4)))
-            if rng.random() < 0.5:
-                crop = crop[:, ::-1]
-            clean = sim.expected
-            x = clean + float(clean.std()) * gain * crop
-            xs.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None])
+            x = self._styled(sim, np.random.default_rng([self.seed, int(step), i]))
+            xs.append(torch.from_numpy(np.ascontiguousarray(x))[None])
             ms.append(t["masks"])
         return torch.stack(xs), torch.stack(ms)
 
     def describe(self) -> dict:
-        """The simulation, the number of frames lent and the seed."""
+        """The simulation, the number of frames lent, what was read off them (noise models,
+        extra blur [px]) and the seed."""
         return {
             "source": "frame-styled simulation",
             "simulated": self._sim.describe(),
             "frames": len(self._parts),
+            "pixel_noise": self.pixel_noise,
+            "noise_models": [
+                {"a": round(n.a, 6), "b": round(n.b, 6), "poisson_share": round(n.poisson_share, 3)}
+                for _, _, _, n, _ in self._frames
+                if n is not None
+            ],
+            "extra_blur_px": [round(b, 3) for b in self.blur_px],
             "seed": self.seed,
         }
