@@ -108,7 +108,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("elit-real"))
     ap.add_argument("--simulated-share", type=float, default=0.0)
     ap.add_argument("--simulated-background", choices=["simulated", "frames"], default="simulated")
-    ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="borrowed")
+    ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="modelled")
+    ap.add_argument("--match-blur", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -144,10 +145,15 @@ def main() -> None:
         simulated_share=args.simulated_share,
         simulated_background=args.simulated_background,
         pixel_noise=args.pixel_noise,
+        match_blur=args.match_blur,
     )
     print(
         f"adapt: simulated share {cfg.simulated_share} with {cfg.simulated_background} background"
-        + (f" and {cfg.pixel_noise} noise" if cfg.simulated_background == "frames" else "")
+        + (
+            f" and {cfg.pixel_noise} noise{', blur matched' if cfg.match_blur else ''}"
+            if cfg.simulated_background == "frames"
+            else ""
+        )
     )
     simulated = None
     if cfg.simulated_share > 0:
@@ -157,6 +163,22 @@ def main() -> None:
         simulated = make_ranges(crop=cfg.crop, **training_ranges(cif))
     res = adapt(ens, quads, pixel_size=ps, config=cfg, simulated=simulated)
     print(res.history.to_string(index=False, float_format="%.4f"))
+    look = res.ensemble.config.provenance["elit"].get("styled")
+    if look:  # what the frame-styled simulation read off the quadrants
+        ps_model = ens.config.pixel_size_A
+        print(
+            "frames' look: noise "
+            + (
+                ", ".join(
+                    f"a={m['a']:.3g} b={m['b']:.3g} (Poisson share {m['poisson_share']:.2f})"
+                    for m in look["noise_models"]
+                )
+                or "borrowed"
+            )
+            + "; extra blur "
+            + ", ".join(f"{b * ps_model:.2f}" for b in look["extra_blur_px"])
+            + " Å"
+        )
     after = find(img, model=res.ensemble, pixel_size=ps, calibrated=False)
     s1 = summary(after, "after")
     for k in ("epistemic_image", "epistemic_atoms", "nn_heavy_mad_A"):

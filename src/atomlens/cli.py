@@ -627,14 +627,14 @@ def adapt(
             "'modelled' (drawn for each simulated image from a Poisson–Gaussian model "
             "fitted to the frames)."
         ),
-    ] = "borrowed",
+    ] = "modelled",
     match_blur: Annotated[
         bool,
         typer.Option(
             help="With --simulated-background frames: blur the simulated images as much "
             "more as the FRAMES' Bragg reflections fade (a wider or aberrated probe)."
         ),
-    ] = False,
+    ] = True,
     background_max: Annotated[
         float | None,
         typer.Option(

@@ -149,10 +149,25 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     styled = ["--simulated-share", "1", "--simulated-background", "frames", "--overwrite"]
     r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled])
     assert r.exit_code == 0, r.output
-    elit = Ensemble.load(out).config.provenance["elit"]["config"]
-    assert (elit["simulated_share"], elit["simulated_background"]) == (1.0, "frames")
+    elit = Ensemble.load(out).config.provenance["elit"]
+    assert (elit["config"]["simulated_share"], elit["config"]["simulated_background"]) == (
+        1.0,
+        "frames",
+    )
+    # what the frames said, by default a noise model and an extra blur for each of the two
+    # training frames (the third is held out)
+    look = elit["styled"]
+    assert look["pixel_noise"] == "modelled" and len(look["noise_models"]) == 2
+    assert len(look["extra_blur_px"]) == 2
+    plain_look = ["--pixel-noise", "borrowed", "--no-match-blur"]
+    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled, *plain_look])
+    assert r.exit_code == 0, r.output
+    styled_by = Ensemble.load(out).config.provenance["elit"]["styled"]
+    assert styled_by["noise_models"] == [] and styled_by["extra_blur_px"] == [0.0] * 2
     r = runner.invoke(app, [*args, "--simulated-background", "film", "--overwrite"])
     assert r.exit_code == 2 and "simulated_background" in r.output, r.output
+    r = runner.invoke(app, [*args, *styled, "--pixel-noise", "white"])
+    assert r.exit_code == 2 and "pixel_noise" in r.output, r.output
     r = runner.invoke(app, ["select", *files, "--model", str(out), "--pixel-size", str(PS)])
     assert r.exit_code == 0 and "chosen: [" in r.output, r.output
 

@@ -55,7 +55,7 @@ def test_bragg_split_finds_no_lattice_in_noise_and_says_so():
 def test_frame_styled_images_carry_the_frames_background_and_exact_labels():
     frame, clean = _pair(8.0, seed=1)
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=96)
-    src = FrameStyledSource(ranges, [frame.image], seed=3)
+    src = FrameStyledSource(ranges, [frame.image], seed=3, pixel_noise="borrowed", match_blur=False)
     x, m = src.batch(0, batch_size=4)
     assert x.shape == (4, 1, 96, 96) and m.shape == (4, 2, 96, 96)
     torch.testing.assert_close(m.sum(1), torch.ones(4, 96, 96))
@@ -144,7 +144,7 @@ def test_modelled_pixel_noise_follows_the_simulated_atoms():
     in_frame = np.mean(resid[on] ** 2) / np.mean(resid[off] ** 2)
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=96)
     modelled = FrameStyledSource(ranges, [frame.image], seed=3, pixel_noise="modelled")
-    borrowed = FrameStyledSource(ranges, [frame.image], seed=3)
+    borrowed = FrameStyledSource(ranges, [frame.image], seed=3, pixel_noise="borrowed")
     assert in_frame > 3
     assert _noise_on_and_off_atoms(modelled) > 0.5 * in_frame
     assert _noise_on_and_off_atoms(borrowed) < 1.5
@@ -189,8 +189,8 @@ def test_frame_styled_simulations_take_the_frames_blur():
     ranges = make_ranges(
         materials=["graphene"], pixel_size=PS, crop=96, probe="gaussian", probe_fwhm_A=(0.85, 0.85)
     )
-    plain = FrameStyledSource(ranges, [frame.image], seed=3)
-    matched = FrameStyledSource(ranges, [frame.image], seed=3, match_blur=True)
+    plain = FrameStyledSource(ranges, [frame.image], seed=3, match_blur=False)
+    matched = FrameStyledSource(ranges, [frame.image], seed=3)  # blur matched by default
     assert plain.blur_px == [0.0]
     want = np.sqrt((1.3 / 2.3548) ** 2 - (0.85 / 2.3548) ** 2) / PS
     assert matched.blur_px[0] == pytest.approx(want, rel=0.15)

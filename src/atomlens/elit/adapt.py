@@ -105,14 +105,16 @@ class AdaptConfig:
     pixel_noise : {"borrowed", "modelled"}
         With ``simulated_background="frames"``, the pixel noise of the styled images.
         ``"borrowed"``: the frames' own noise, in the crops of their aperiodic part.
-        ``"modelled"``: the crops carry the frames' film only, and noise is drawn for each
-        simulated image from a Poisson–Gaussian model fitted to the frames
+        ``"modelled"`` (default): the crops carry the frames' film only, and noise is drawn
+        for each simulated image from a Poisson–Gaussian model fitted to the frames
         (:func:`atomlens.elit.restyle.fit_pixel_noise`), so that it follows the simulated
         atoms as shot noise does (borrowed noise follows the frame's atoms, elsewhere).
+        Borrowed noise keeps what the model does not: scan-line noise, detector afterglow.
     match_blur : bool
         With ``simulated_background="frames"``, blur the simulated images as much more as
         the frames' lattice is blurred than the simulation's (from the decay of their Bragg
         shells, :func:`atomlens.elit.restyle.extra_blur`): a wider or aberrated probe.
+        On by default; it is 0 for frames as sharp as the simulation.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -136,8 +138,8 @@ class AdaptConfig:
     stop_f1: float = 0.995
     simulated_share: float = 0.0
     simulated_background: Literal["simulated", "frames"] = "simulated"
-    pixel_noise: Literal["borrowed", "modelled"] = "borrowed"
-    match_blur: bool = False
+    pixel_noise: Literal["borrowed", "modelled"] = "modelled"
+    match_blur: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -326,8 +328,8 @@ def _simulated_source(
     crop: int,
     seed: int,
     styled_by: list[np.ndarray] | None = None,
-    pixel_noise: str = "borrowed",
-    match_blur: bool = False,
+    pixel_noise: str = "modelled",
+    match_blur: bool = True,
 ) -> Any:
     """The simulated share's source: the model's training ranges at ``crop``, restyled by
     ``styled_by`` (frames at the model's sampling, with ``pixel_noise``) when given."""

@@ -604,8 +604,8 @@ class FrameStyledSource:
         frames: Sequence[np.ndarray],
         *,
         seed: int = 0,
-        pixel_noise: str = "borrowed",
-        match_blur: bool = False,
+        pixel_noise: str = "modelled",
+        match_blur: bool = True,
     ) -> None:
         if pixel_noise not in ("borrowed", "modelled"):
             raise ValueError(f"pixel_noise must be 'borrowed' or 'modelled', got {pixel_noise!r}.")
