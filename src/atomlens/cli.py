@@ -673,6 +673,11 @@ def adapt(
             background_max=background_max,
             device=device,
         )
+        if simulated_background != "frames" and (pixel_noise != "modelled" or not match_blur):
+            typer.echo(
+                "note: --pixel-noise and --no-match-blur only apply with "
+                "--simulated-background frames; ignored"
+            )
         # finished rounds are kept beside --out, so that the same command run again after
         # an interruption resumes; removed once --out is written
         ckpt = out.parent / f".{out.name}.adapt-checkpoint"

@@ -730,8 +730,8 @@ class FrameStyledSource:
         return (k * (signal + noise.draw(signal, rng))).astype(np.float32)
 
     def sample(self, index: int, /) -> tuple[np.ndarray, Any]:
-        """One styled image [counts] and its true atoms (the simulation's ``truth`` table):
-        a labelled validation image in the frames' style."""
+        """One styled image [the simulation's units] and its true atoms (the simulation's
+        ``truth`` table): a labelled validation image in the frames' style."""
         sim = self._sim.dataset.sample(int(index))
         return self._styled(sim, np.random.default_rng([self.seed, 2**31, int(index)])), sim.truth
 
