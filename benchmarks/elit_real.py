@@ -147,14 +147,7 @@ def main() -> None:
         pixel_noise=args.pixel_noise,
         match_blur=args.match_blur,
     )
-    print(
-        f"adapt: simulated share {cfg.simulated_share} with {cfg.simulated_background} background"
-        + (
-            f" and {cfg.pixel_noise} noise{', blur matched' if cfg.match_blur else ''}"
-            if cfg.simulated_background == "frames"
-            else ""
-        )
-    )
+    print(f"adapt: {cfg.simulated_summary()}")
     simulated = None
     if cfg.simulated_share > 0:
         from atomlens.train.recipe import make_ranges

@@ -268,15 +268,8 @@ def main() -> None:
     print(
         f"ensemble: {len(ens)} members, width 16 depth 3, {args.steps} steps each at "
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
-        f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, simulated share "
-        f"{cfg.simulated_share} of condition A with {cfg.simulated_background} background"
-        + (
-            f" and {cfg.pixel_noise} noise{', blur matched' if cfg.match_blur else ''}"
-            if cfg.simulated_background == "frames"
-            else ""
-        )
-        + ", "
-        f"background_max {cfg.background_max}), "
+        f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, "
+        f"{cfg.simulated_summary()} at condition A, background_max {cfg.background_max}), "
         f"oracle {3 * cfg.steps}"
     )
     cols = ["worst", "median", "best", "ensemble", "selected"]

@@ -143,6 +143,14 @@ class AdaptConfig:
     seed: int = 0
     device: str = "auto"
 
+    def simulated_summary(self) -> str:
+        """The simulated share's settings in words, e.g. "simulated share 1.0 with frames
+        background and modelled noise, blur matched"."""
+        text = f"simulated share {self.simulated_share} with {self.simulated_background} background"
+        if self.simulated_background == "frames":
+            text += f" and {self.pixel_noise} noise" + (", blur matched" if self.match_blur else "")
+        return text
+
     def __post_init__(self) -> None:
         if self.mode not in ("finetune", "retrain"):
             raise ValueError(f"mode must be 'finetune' or 'retrain', got {self.mode!r}.")
@@ -599,7 +607,7 @@ def adapt(
                 "kept": True,
             }
         ]
-    styled = None  # the frames' background is split once; each round reseeds the stream
+    styled = look = None  # the frames' background is split once; each round reseeds the stream
     if first <= cfg.rounds and cfg.simulated_share > 0 and cfg.simulated_background == "frames":
         from atomlens.inference import resample
 
@@ -607,12 +615,12 @@ def adapt(
         styled = _simulated_source(
             c, simulated, crop, cfg.seed + 1000 * first, at_model, cfg.pixel_noise, cfg.match_blur
         )
-        d = styled.describe()
+        look = _styled_record(styled)
         logger.info(
             "adapt: %d frame(s) lend their look; extra blur %s px; noise models %s",
-            d["frames"],
-            d["extra_blur_px"],
-            d["noise_models"] or "borrowed",
+            look["frames"],
+            look["extra_blur_px"],
+            look["noise_models"] or "borrowed",
         )
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
@@ -748,7 +756,7 @@ def adapt(
                     "config": asdict(cfg),
                     "frames": len(frames),
                     "history": _history_records(history),
-                    **({"styled": _styled_record(styled)} if styled is not None else {}),
+                    **({"styled": look} if look is not None else {}),
                 },
             },
         )

@@ -432,13 +432,14 @@ class PixelNoise:
         return np.where(big, rng.normal(0.0, 1.0, signal.shape) * np.sqrt(v), n)
 
 
-def _smoothed_share(sigma_px: float) -> float:
-    """Share of white noise's variance a Gaussian filter of ``sigma_px`` keeps."""
+def _highpass_share(sigma_px: float) -> float:
+    """Share of white noise's variance that is left after subtracting its Gaussian smoothing
+    of ``sigma_px`` (the filter ``δ − g``)."""
     from scipy import ndimage as ndi
 
     d = np.zeros((33, 33))
     d[16, 16] = 1.0
-    return float((ndi.gaussian_filter(d, sigma_px) ** 2).sum())
+    return float(((d - ndi.gaussian_filter(d, sigma_px)) ** 2).sum())
 
 
 def fit_pixel_noise(
@@ -469,8 +470,7 @@ def fit_pixel_noise(
 
     ap = split.aperiodic.astype(np.float64)
     resid = ap - ndi.gaussian_filter(ap, smooth_px, mode="reflect")
-    keep = 1.0 - 2.0 * _centre_weight(smooth_px) + _smoothed_share(smooth_px)
-    r2 = resid**2 / keep
+    r2 = resid**2 / _highpass_share(smooth_px)
     mean = float(np.asarray(frame, dtype=np.float64).mean())
     base = mean + split.lattice.astype(np.float64)
     # the lattice part holds the noise of its masked bins: at a low dose that makes the
@@ -541,15 +541,6 @@ def _wiener(ap: np.ndarray, noise_var: float) -> tuple[np.ndarray, float]:
     g[0, 0] = 0.0
     film = np.fft.ifft2(f * g).real + ap.mean()
     return film, float((g**2).mean())
-
-
-def _centre_weight(sigma_px: float) -> float:
-    """The centre tap of a Gaussian filter of ``sigma_px``."""
-    from scipy import ndimage as ndi
-
-    d = np.zeros((33, 33))
-    d[16, 16] = 1.0
-    return float(ndi.gaussian_filter(d, sigma_px)[16, 16])
 
 
 class FrameStyledSource:
