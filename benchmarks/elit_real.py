@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--simulated-background", choices=["simulated", "frames"], default="simulated")
     ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="modelled")
     ap.add_argument("--match-blur", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--match-sampling", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -146,6 +147,7 @@ def main() -> None:
         simulated_background=args.simulated_background,
         pixel_noise=args.pixel_noise,
         match_blur=args.match_blur,
+        match_sampling=args.match_sampling,
     )
     print(f"adapt: {cfg.simulated_summary()}")
     simulated = None
@@ -170,7 +172,9 @@ def main() -> None:
             )
             + "; extra blur "
             + ", ".join(f"{b * ps_model:.2f}" for b in look["extra_blur_px"])
-            + " Å"
+            + f" Å; sampling {look['sampling']:.4f}× the model's (simulated at "
+            + "–".join(f"{v:.4f}" for v in sorted(set(look["pixel_size_A"])))
+            + " Å/px)"
         )
     after = find(img, model=res.ensemble, pixel_size=ps, calibrated=False)
     s1 = summary(after, "after")

@@ -21,8 +21,10 @@ With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when
 above cost the members little. ``--simulated-share S`` mixes simulated images of condition
 A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
 ``--simulated-background frames`` gives them the unlabeled frames' own background and noise
-(``atomlens.elit.restyle``); ``--background-max`` sets adapt's option of that name;
-``--select-only`` scores the members, the ensemble and ``select`` only (a minute).
+(``atomlens.elit.restyle``; ``--pixel-noise``, ``--match-blur/--no-match-blur`` and
+``--match-sampling/--no-match-sampling`` set how); ``--background-max`` sets adapt's
+option of that name; ``--select-only`` scores the members, the ensemble and ``select``
+only (a minute).
 
     python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
         [--simulated-share 0.5] [--simulated-background frames] [--background-max 0.1]
@@ -229,6 +231,13 @@ def main() -> None:
         "Bragg shells say",
     )
     ap.add_argument(
+        "--match-sampling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --simulated-background frames: simulate at the frames' own pixel size "
+        "(read off their lattice), not across the training range",
+    )
+    ap.add_argument(
         "--background-max",
         type=float,
         default=AdaptConfig.background_max,
@@ -263,6 +272,7 @@ def main() -> None:
         simulated_background=args.simulated_background,
         pixel_noise=args.pixel_noise,
         match_blur=args.match_blur,
+        match_sampling=args.match_sampling,
         background_max=args.background_max,
     )
     print(

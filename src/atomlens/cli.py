@@ -635,6 +635,14 @@ def adapt(
             "more as the FRAMES' Bragg reflections fade (a wider or aberrated probe)."
         ),
     ] = True,
+    match_sampling: Annotated[
+        bool,
+        typer.Option(
+            help="With --simulated-background frames: simulate at the FRAMES' own pixel "
+            "size, read off their lattice, not across the model's training range (a "
+            "--pixel-size more than 3 % off the lattice is reported)."
+        ),
+    ] = True,
     background_max: Annotated[
         float | None,
         typer.Option(
@@ -670,13 +678,16 @@ def adapt(
             simulated_background=simulated_background,
             pixel_noise=pixel_noise,
             match_blur=match_blur,
+            match_sampling=match_sampling,
             background_max=background_max,
             device=device,
         )
-        if simulated_background != "frames" and (pixel_noise != "modelled" or not match_blur):
+        if simulated_background != "frames" and (
+            pixel_noise != "modelled" or not match_blur or not match_sampling
+        ):
             typer.echo(
-                "note: --pixel-noise and --no-match-blur only apply with "
-                "--simulated-background frames; ignored"
+                "note: --pixel-noise, --no-match-blur and --no-match-sampling only apply "
+                "with --simulated-background frames; ignored"
             )
         # finished rounds are kept beside --out, so that the same command run again after
         # an interruption resumes; removed once --out is written

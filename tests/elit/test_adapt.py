@@ -159,11 +159,17 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     look = elit["styled"]
     assert look["pixel_noise"] == "modelled" and len(look["noise_models"]) == 2
     assert len(look["extra_blur_px"]) == 2
-    plain_look = ["--pixel-noise", "borrowed", "--no-match-blur"]
+    # the frames are at the stated pixel size: simulated there, not across the range
+    assert abs(look["sampling"] - 1) < 0.03
+    lo, hi = look["pixel_size_A"]
+    assert lo == hi and abs(lo / Ensemble.load(out).config.pixel_size_A - 1) < 0.03
+    plain_look = ["--pixel-noise", "borrowed", "--no-match-blur", "--no-match-sampling"]
     r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled, *plain_look])
     assert r.exit_code == 0, r.output
     styled_by = Ensemble.load(out).config.provenance["elit"]["styled"]
     assert styled_by["noise_models"] == [] and styled_by["extra_blur_px"] == [0.0] * 2
+    lo, hi = styled_by["pixel_size_A"]
+    assert styled_by["sampling"] == 1 and lo < hi  # the training range
     r = runner.invoke(app, [*args, "--simulated-background", "film", "--overwrite"])
     assert r.exit_code == 2 and "simulated_background" in r.output, r.output
     r = runner.invoke(app, [*args, *styled, "--pixel-noise", "white"])
@@ -298,3 +304,31 @@ def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model
     plain = adapt(ens, frames, pixel_size=PS, config=replace(cfg, simulated_background="simulated"))
     # … which the same simulated images with their own (filmless) background do not
     assert after >= _f1(plain.ensemble, held) + 0.05, (after, _f1(plain.ensemble, held))
+
+
+def test_simulated_only_rounds_are_segments_of_one_schedule():
+    """With pseudo-labels each round restarts its warm-up + cosine; with simulated images
+    only (the data never change) the rounds continue one cosine decay, as one training of
+    rounds × steps would."""
+    from atomlens.elit.adapt import _round_schedule
+    from atomlens.train import TrainConfig
+    from atomlens.train.trainer import _lr_factor
+
+    mixed = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=0.5)
+    assert {_round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
+    only = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=1.0)
+    plan = [_round_schedule(only, r) for r in (1, 2, 3)]
+    assert plan[0][:2] == (1e-3, 12) and [w for _, w, _ in plan[1:]] == [5, 5]
+
+    def lr_at(r: int, step: int) -> float:  # the trainer's learning rate in round r
+        peak, warm, ratio = plan[r - 1]
+        cfg = TrainConfig(steps=60, lr=peak, warmup_steps=warm, min_lr_ratio=ratio)
+        return peak * _lr_factor(step, cfg)
+
+    # each round ends where the next begins, and the last at the floor of one schedule
+    for r in (1, 2):
+        assert lr_at(r, 59) == pytest.approx(lr_at(r + 1, 5), rel=0.02)
+    assert lr_at(3, 59) == pytest.approx(1e-3 * TrainConfig.min_lr_ratio, rel=0.05)
+    # halfway through (round 2's middle) the one cosine is at half its range
+    half = 1e-3 * (TrainConfig.min_lr_ratio + (1 - TrainConfig.min_lr_ratio) * 0.5)
+    assert lr_at(2, 32) == pytest.approx(half, rel=0.05)

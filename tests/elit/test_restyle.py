@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from atomlens.elit.restyle import FrameStyledSource, bragg_split, extra_blur, fit_pixel_noise
+from atomlens.elit.restyle import (
+    BraggSplit,
+    FrameStyledSource,
+    bragg_split,
+    extra_blur,
+    fit_pixel_noise,
+    relative_sampling,
+)
 from atomlens.simulate import Background, ImagingConditions, simulate_image
 from atomlens.train.recipe import make_ranges
 
@@ -202,3 +209,57 @@ def test_frame_styled_simulations_take_the_frames_blur():
     assert (
         np.corrcoef(x.ravel(), blurred.ravel())[0, 1] > np.corrcoef(x.ravel(), clean.ravel())[0, 1]
     )
+
+
+def _with_basis(basis: np.ndarray) -> BraggSplit:
+    """A split that holds only a reciprocal basis [cycles/px]."""
+    z = np.zeros((1, 1), np.float32)
+    return BraggSplit(z, z, (slice(0, 1),) * 2, np.zeros((0, 2)), basis, 0.0, 0.0)
+
+
+def _rotation(deg: float) -> np.ndarray:
+    t = np.deg2rad(deg)
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def test_relative_sampling_reads_the_pixel_size_off_the_reciprocal_cell():
+    g = PS / 2.13  # graphene's first order [cycles/px]
+    hexagonal = g * np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+    ref = _with_basis(hexagonal)
+    # pixels 9 % larger: every reflection 9 % further out, whatever the rotation
+    assert relative_sampling(_with_basis(1.09 * hexagonal @ _rotation(17).T), [ref]) == (
+        pytest.approx(1.09, rel=1e-9)
+    )
+    # the first order hidden (a thick film): the basis spans graphene's second shell,
+    # √3 further out and turned by 30°, a sublattice of index 3
+    second = np.sqrt(3) * hexagonal @ _rotation(30).T
+    assert relative_sampling(_with_basis(1.02 * second), [ref]) == pytest.approx(1.02, rel=1e-9)
+    # what cannot be told is not guessed: a sublattice 10 % off could be of index 3 or 4
+    assert np.isnan(relative_sampling(_with_basis(0.9 * second), [ref]))
+    assert np.isnan(relative_sampling(_with_basis(1.3 * hexagonal), [ref]))
+    assert np.isnan(relative_sampling(_with_basis(None), [ref]))
+
+
+def test_frame_styled_source_simulates_at_the_frames_own_sampling(caplog):
+    """Frames taken at 0.107 Å/px but stated at 0.1: the styled simulations follow the
+    frames' lattice, and the pixel size is reported; one frame under a 20 Å film, whose
+    first order is hidden, reads right too."""
+    ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=96)
+    frames = [simulate_image("graphene", shape=256, pixel_size=0.107, rng=i).image for i in (1, 2)]
+    with caplog.at_level("WARNING", logger="atomlens.elit.restyle"):
+        src = FrameStyledSource(ranges, frames, seed=3)
+    assert src.sampling == pytest.approx(1.07, abs=0.02)
+    lo, hi = src.describe()["pixel_size_A"]
+    assert lo == hi == pytest.approx(0.107, abs=0.002)
+    assert src._sim.dataset.sample(0).pixel_size == pytest.approx(0.107, abs=0.002)
+    assert "is the pixel size right" in caplog.text
+    # without matching, the training range of pixel sizes is kept
+    plain = FrameStyledSource(ranges, frames, seed=3, match_sampling=False)
+    assert plain.sampling == 1 and plain.frame_sampling == []
+    assert plain.describe()["pixel_size_A"] == pytest.approx(list(ranges.pixel_size_A))
+    film = ImagingConditions(dose_e_per_A2=1e5, background=Background(film_thickness_A=20.0))
+    thick = simulate_image("graphene", shape=256, pixel_size=PS, rng=3000, conditions=film)
+    split = bragg_split(thick.image)
+    g2 = np.sqrt(abs(np.linalg.det(split.basis))) / (PS / 2.13 * np.sqrt(np.sqrt(3) / 2))
+    assert g2 == pytest.approx(np.sqrt(3), rel=0.05)  # the second shell's lattice
+    assert FrameStyledSource(ranges, [thick.image], seed=3).sampling == pytest.approx(1, abs=0.02)

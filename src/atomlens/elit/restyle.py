@@ -40,6 +40,7 @@ __all__ = [
     "bragg_split",
     "extra_blur",
     "fit_pixel_noise",
+    "relative_sampling",
 ]
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,58 @@ def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: flo
     return 0.0
 
 
+#: Sublattice indices a frame's reciprocal basis may have against the crystal's other than
+#: 1: its lowest reflections hidden (3: graphene's second shell; 2 and 4: a square
+#: lattice's), or stray maxima indexed as a finer lattice (1/2, 1/3, 1/4).
+_CELL_INDICES = (2.0, 3.0, 4.0, 1 / 2, 1 / 3, 1 / 4)
+
+
+def relative_sampling(
+    frame: BraggSplit,
+    references: Sequence[BraggSplit],
+    /,
+    *,
+    tolerance: float = 0.15,
+    index_tolerance: float = 0.07,
+) -> float:
+    """How much larger a frame's pixels are than the references' [ratio], read off the
+    area of their reciprocal cells.
+
+    A lattice's reciprocal cell, ``|det(basis)|`` [cycles²/px²], grows as the pixel size
+    squared, whatever the rotation. The ratio is believed within ``tolerance`` of 1. When
+    it is not, the frame's basis may span a sublattice of index ``k`` (its lowest
+    reflections hidden: a thick film hides graphene's first order, leaving the second
+    shell, ``k = 3``), or a finer one (``1/k``); geometry alone cannot tell a sublattice
+    of index 3 from one of index 4 at a 15 % different scale, so those readings are
+    believed only within ``index_tolerance`` of 1, where at most one index fits. A frame's
+    strain (a few %) is in its figure; the references should be unstrained.
+
+    Parameters
+    ----------
+    frame : BraggSplit
+        The frame's split, resampled to the references' nominal sampling.
+    references : sequence of BraggSplit
+        Splits of noise-free, unstrained simulations of the crystal, at one pixel size.
+    tolerance, index_tolerance : float
+        Largest relative difference from the references' sampling that is believed, for the
+        crystal's own cell and for a sublattice of it.
+
+    Returns
+    -------
+    float
+        The frame's pixel size over the references' (1: the same sampling), or NaN when
+        either has no indexed lattice or no reading lies within its tolerance.
+    """
+    cells = [abs(np.linalg.det(r.basis)) for r in references if r.basis is not None]
+    if frame.basis is None or not cells:
+        return float("nan")
+    ratio = float(np.sqrt(abs(np.linalg.det(frame.basis)) / float(np.mean(cells))))
+    if abs(ratio - 1) <= tolerance:
+        return ratio
+    best = min((ratio / np.sqrt(k) for k in _CELL_INDICES), key=lambda v: abs(np.log(v)))
+    return float(best) if abs(best - 1) <= index_tolerance else float("nan")
+
+
 @dataclass(frozen=True)
 class PixelNoise:
     """A frame's pixel noise as a Poisson–Gaussian model: variance ``a·S + b`` at local mean
@@ -561,6 +614,12 @@ class FrameStyledSource:
     Poisson–Gaussian model at the new image's own signal: shot noise is strongest on the
     atoms, and borrowed noise sits on the frame's atoms, not the simulated ones. With
     ``match_blur`` the simulation is blurred by the frame's :func:`extra_blur` first.
+    With ``match_sampling`` the simulations are made at the frames' own pixel size
+    (:func:`relative_sampling`, the median over frames) instead of across the training
+    range (±12 % by default): a model that must accept any lattice spacing in that range
+    takes film blobs for atoms more readily, and the frames' spacing is known from their
+    Fourier transform. A stated pixel size more than 3 % off the frames' lattice is
+    logged.
 
     Parameters
     ----------
@@ -574,12 +633,20 @@ class FrameStyledSource:
         The frames' own noise, or noise drawn from a model fitted to them.
     match_blur : bool
         Blur the simulations as much more as the frames' lattice is blurred.
+    match_sampling : bool
+        Simulate at the frames' measured pixel size rather than across the ranges'.
 
     Attributes
     ----------
     blur_px : list of float
         Each lending frame's extra blur [px at the model's sampling] (0 without
         ``match_blur``).
+    frame_sampling : list of float
+        Each lending frame's pixel size over the model's [ratio] (NaN where its lattice
+        could not be matched; empty without ``match_sampling``).
+    sampling : float
+        The median of those, at which the simulations are made (1 without
+        ``match_sampling`` or when no frame could be matched: the ranges' own).
 
     Raises
     ------
@@ -597,11 +664,13 @@ class FrameStyledSource:
         seed: int = 0,
         pixel_noise: str = "modelled",
         match_blur: bool = True,
+        match_sampling: bool = True,
     ) -> None:
         if pixel_noise not in ("borrowed", "modelled"):
             raise ValueError(f"pixel_noise must be 'borrowed' or 'modelled', got {pixel_noise!r}.")
         self.pixel_noise = pixel_noise
         self.match_blur = bool(match_blur)
+        self.match_sampling = bool(match_sampling)
         if not len(frames):
             raise ValueError("FrameStyledSource needs at least one frame.")
         self._clean = replace(ranges, film_thickness_A=(0.0, 0.0))
@@ -639,7 +708,55 @@ class FrameStyledSource:
             )
         if refused:
             logger.warning("frame-styled simulation skips %s", "; ".join(refused))
+        self.frame_sampling: list[float] = []
+        self.sampling = 1.0
+        if self.match_sampling:
+            self._match_sampling()
         self._seed(seed)
+
+    def _match_sampling(self) -> None:
+        """Simulate at the frames' own sampling: each frame's pixel size against strain-free
+        simulations of each material (:func:`relative_sampling`), the median over frames."""
+        from atomlens.simulate.dataset import SimulatedDataset
+
+        ps = float(np.mean(self._clean.pixel_size_A))
+        refs = []
+        for m in self._clean.materials:  # one strain-free reference per material
+            one = replace(
+                self._clean,
+                materials=(m,),
+                defects={k: v for k, v in self._clean.defects.items() if k == m},
+                shape=256,
+                pixel_size_A=(ps, ps),
+                max_strain=0.0,
+            )
+            try:
+                refs.append(bragg_split(SimulatedDataset(one, seed=0).sample(0).expected))
+            except ValueError:
+                continue
+        for _, s, *_ in self._frames:
+            r = [relative_sampling(s, [ref]) for ref in refs]
+            r = [v for v in r if np.isfinite(v)]
+            self.frame_sampling.append(min(r, key=lambda v: abs(v - 1)) if r else float("nan"))
+        seen = [v for v in self.frame_sampling if np.isfinite(v)]
+        if not seen:
+            logger.warning(
+                "frame-styled simulation: no frame's lattice matches the model's crystal "
+                "within 15 %% of the stated pixel size (7 %% where its first order is "
+                "hidden); the simulations keep the training range of pixel sizes "
+                "(%.4g–%.4g Å/px)",
+                *self._clean.pixel_size_A,
+            )
+            return
+        self.sampling = float(np.median(seen))
+        if abs(self.sampling - 1) > 0.03:
+            logger.warning(
+                "the frames' lattice is %.1f %% %s than the model's crystal at the stated "
+                "pixel size: is the pixel size right? The simulations follow the frames.",
+                100 * abs(self.sampling - 1),
+                "smaller" if self.sampling > 1 else "larger",
+            )
+        self._clean = replace(self._clean, pixel_size_A=(ps * self.sampling,) * 2)
 
     def _seed(self, seed: int) -> None:
         """The image stream of ``seed`` and each frame's gain against its references."""
@@ -742,7 +859,8 @@ class FrameStyledSource:
 
     def describe(self) -> dict:
         """The simulation, the number of frames lent, what was read off them (noise models,
-        extra blur [px]) and the seed."""
+        extra blur [px], sampling against the model's [ratio] and the pixel sizes simulated
+        [Å/px]) and the seed."""
         return {
             "source": "frame-styled simulation",
             "simulated": self._sim.describe(),
@@ -754,5 +872,10 @@ class FrameStyledSource:
                 if n is not None
             ],
             "extra_blur_px": [round(b, 3) for b in self.blur_px],
+            "sampling": round(self.sampling, 4),
+            "frame_sampling": [
+                round(v, 4) if np.isfinite(v) else None for v in self.frame_sampling
+            ],
+            "pixel_size_A": [round(float(v), 5) for v in self._clean.pixel_size_A],
             "seed": self.seed,
         }
