@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -278,16 +277,15 @@ def _round_schedule(cfg: AdaptConfig, rnd: int) -> tuple[float, int, float]:
     8 Å film (0.744 and 0.748 against 0.761 and 0.760, two seeds).
     """
     from atomlens.train import TrainConfig
+    from atomlens.train.trainer import _lr_factor
 
-    floor = TrainConfig.min_lr_ratio
     warm = min(20, cfg.steps // 5)
     if cfg.simulated_share < 1:
-        return cfg.lr, warm, floor
-
-    def cosine(t: float) -> float:
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    start, end = cosine((rnd - 1) / cfg.rounds), cosine(rnd / cfg.rounds)
+        return cfg.lr, warm, TrainConfig.min_lr_ratio
+    # the trainer's own cosine over all rounds (no warm-up: each round has its own)
+    whole = TrainConfig(steps=cfg.rounds * cfg.steps, warmup_steps=0)
+    start = _lr_factor((rnd - 1) * cfg.steps, whole)
+    end = _lr_factor(rnd * cfg.steps, whole)
     return float(cfg.lr * start), warm if rnd == 1 else min(5, warm), float(end / start)
 
 

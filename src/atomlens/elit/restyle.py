@@ -717,8 +717,6 @@ class FrameStyledSource:
     def _match_sampling(self) -> None:
         """Simulate at the frames' own sampling: each frame's pixel size against strain-free
         simulations of each material (:func:`relative_sampling`), the median over frames."""
-        from atomlens.simulate.dataset import SimulatedDataset
-
         ps = float(np.mean(self._clean.pixel_size_A))
         refs = []
         for m in self._clean.materials:  # one strain-free reference per material
@@ -726,14 +724,9 @@ class FrameStyledSource:
                 self._clean,
                 materials=(m,),
                 defects={k: v for k, v in self._clean.defects.items() if k == m},
-                shape=256,
-                pixel_size_A=(ps, ps),
                 max_strain=0.0,
             )
-            try:
-                refs.append(bragg_split(SimulatedDataset(one, seed=0).sample(0).expected))
-            except ValueError:
-                continue
+            refs += self._references(one, 0, n=1)
         for _, s, *_ in self._frames:
             r = [relative_sampling(s, [ref]) for ref in refs]
             r = [v for v in r if np.isfinite(v)]
@@ -796,15 +789,16 @@ class FrameStyledSource:
         return new
 
     @staticmethod
-    def _references(clean: Any, seed: int) -> list[BraggSplit]:
-        """Two noise-free 256² px simulations at the middle of the sampling range, split:
-        how much of a simulation's lattice signal lies on each shell."""
+    def _references(clean: Any, seed: int, n: int = 2) -> list[BraggSplit]:
+        """``n`` noise-free 256² px simulations at the middle of the sampling range, split
+        (those without a lattice left out): how much of a simulation's lattice signal lies
+        on each shell, and its reciprocal cell."""
         from atomlens.simulate.dataset import SimulatedDataset
 
         ps = float(np.mean(clean.pixel_size_A))
         ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
         out = []
-        for k in range(2):
+        for k in range(n):
             try:
                 out.append(bragg_split(ds.sample(k).expected))
             except ValueError:
