@@ -50,7 +50,13 @@ def train(out: Path, members: int, steps: int):
     from atomlens.train import TrainConfig
 
     if (out / "config.json").exists():
-        return Ensemble.load(out)
+        ens = Ensemble.load(out)
+        if {p.get("steps_done") for p in ens.member_provenance} != {steps}:
+            raise SystemExit(
+                f"{out} holds an ensemble trained for other than --steps {steps}: "
+                "delete it, or pass --model DIR"
+            )
+        return ens
     # SrTiO3 with [110] along z (the simulator projects along z): a periodic (110) "slab"
     from ase.build import surface
     from ase.spacegroup import crystal

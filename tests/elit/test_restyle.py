@@ -186,6 +186,46 @@ def test_extra_blur_reads_a_wider_probe_off_the_bragg_shells():
     assert extra_blur(split(0.85, 1e3, 3), refs) * PS < 0.12
 
 
+def test_a_film_that_hides_the_first_order_is_not_taken_for_blur():
+    """Under an 8 Å film graphene's first order can drown, and the frame's basis spans its
+    second shell (a sublattice of index 3). The shell at twice the first order is off that
+    sublattice: the frame masks only those of its six reflections it detected, the
+    references all six. Compared summed, that shell read 2–3× weak and gave 0.15–0.3 Å of
+    blur these frames do not have; compared per reflection, none."""
+    from atomlens.simulate import GaussianProbe, Substitution
+
+    clean = bragg_split(simulate_image("graphene", shape=256, pixel_size=PS, rng=1).expected)
+    first = np.abs(clean.mask_freq / np.min(np.hypot(*clean.basis.T)) - 1) < 0.03
+    assert clean.mask_reflections[first].sum() == pytest.approx(6.0)  # ± pairs of 3
+
+    film = ImagingConditions(
+        dose_e_per_A2=1e5, probe=GaussianProbe(0.85), background=Background(film_thickness_A=8.0)
+    )
+    si = (Substitution("C", "Si", 0.01),)
+    frames = [
+        simulate_image(
+            "graphene", shape=256, pixel_size=PS, rng=3000 + i, conditions=film, defects=si
+        )
+        for i in range(4)
+    ]
+    ranges = make_ranges(
+        materials=["graphene"],
+        defects={"graphene": si},
+        pixel_size=PS,
+        crop=96,
+        dose_range=(5e4, 2e5),
+        film_thickness_A=(0.0, 0.0),
+        probe="gaussian",
+        probe_fwhm_A=(0.8, 0.9),
+        line_jitter_px=(0.0, 0.0),
+        drift_px=(0.0, 0.0),
+        flyback_px=(0.0, 0.0),
+    )
+    src = FrameStyledSource(ranges, [f.image for f in frames], seed=1)
+    assert all(np.min(np.hypot(*s.basis.T)) > 0.07 for _, s, *_ in src._frames)  # √3 shell
+    assert max(src.blur_px) * PS < 0.05
+
+
 def test_frame_styled_simulations_take_the_frames_blur():
     from scipy import ndimage as ndi
 

@@ -84,6 +84,9 @@ class BraggSplit:
     mask_background : ndarray
         The background's power in those bins (same units): a bin's excess is uncertain by
         about this much (the power of noise is exponentially distributed).
+    mask_reflections : ndarray
+        Each bin's share of the reflection whose main lobe it is in (1 / the lobe's bins):
+        summed over a shell, the number of reflections masked there.
     """
 
     lattice: np.ndarray
@@ -97,6 +100,7 @@ class BraggSplit:
     mask_freq: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     mask_excess: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     mask_background: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    mask_reflections: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     @property
     def shells(self) -> np.ndarray:
@@ -283,8 +287,16 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
     from scipy.spatial import cKDTree
 
     by, bx = np.nonzero(mask)
-    _, nearest = cKDTree(centres * [h, w]).query(np.column_stack([by - h // 2, bx - w // 2]))
-    centre_freq = np.hypot(*centres[nearest].T)
+    # one centre per reflection: a detected peak within the main lobe of a lattice point is
+    # that point's reflection, not another
+    refl = centres
+    if len(pts) and len(detected):
+        off = cKDTree(pts * [h, w]).query(detected * [h, w])[0] > 2.0
+        refl = np.concatenate([pts, detected[off]])
+    _, nearest = cKDTree(refl * [h, w]).query(np.column_stack([by - h // 2, bx - w // 2]))
+    centre_freq = np.hypot(*refl[nearest].T)
+    # each bin's share of its reflection: they sum to the number of reflections masked
+    mask_reflections = 1.0 / np.bincount(nearest, minlength=len(refl))[nearest]
     norm = h * w * float((win**2).sum())  # Parseval, with the window's energy
     mask_excess = (power[mask] - bg[ring[mask]]) / norm
     lattice_var = max(float(mask_excess.sum()), 0.0)
@@ -306,6 +318,7 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
         mask_freq=centre_freq,
         mask_excess=mask_excess,
         mask_background=(bg[ring[mask]] / norm),
+        mask_reflections=mask_reflections,
     )
 
 
@@ -325,7 +338,8 @@ def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: flo
     """How much more a frame's lattice is blurred than noise-free simulations' [px].
 
     Each shell of the frame's lattice (its reflections at one spatial frequency ``k``) has a
-    power ``P(k)``, and the references ``P_ref(k)``. A Gaussian blur of ``σ`` multiplies
+    power per reflection ``P(k)``, and the references ``P_ref(k)`` (per reflection, since a
+    frame may show only some of a shell's reflections). A Gaussian blur of ``σ`` multiplies
     their ratio by ``exp(−4π²σ²k²)`` whatever the contrast. Shells are taken from the
     lowest up while they stand above the noise (``z`` standard errors). With two or more,
     ``σ²`` is the weighted least-squares slope of ``−ln(P/P_ref)/4π²`` against ``k²``.
@@ -357,9 +371,15 @@ def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: flo
     shells = [(g[0] / 1.03, g[-1] * 1.03, float(g.mean())) for g in np.split(freqs, cuts)]
 
     def power(split: BraggSplit, lo: float, hi: float) -> tuple[float, float]:
+        # per reflection: a frame whose basis spans a sublattice (a film hides the first
+        # order) masks only the reflections of a shell it detected, the reference all of
+        # them; summed, the frame's shell would read weak, as if blurred
         near = (split.mask_freq >= lo) & (split.mask_freq <= hi)
-        err = np.sqrt((split.mask_background[near] ** 2).sum()) if len(split.mask_background) else 0
-        return float(split.mask_excess[near].sum()), float(err)
+        n = float(split.mask_reflections[near].sum())
+        if n <= 0:
+            return 0.0, 0.0
+        err = np.sqrt((split.mask_background[near] ** 2).sum())
+        return float(split.mask_excess[near].sum()) / n, float(err) / n
 
     # shells from the lowest up, until the first the noise hides: above it, a shell's
     # excess is the size of the errors of subtracting the background, not signal (and
