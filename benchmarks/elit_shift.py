@@ -134,9 +134,9 @@ def train_base(out: Path, members: int, steps: int) -> Ensemble:
         done = {p.get("steps_done") for p in ens.member_provenance}
         if done != {steps}:  # the header would otherwise print steps the members never had
             raise SystemExit(
-                f"the ensemble cached in {out} was trained for {sorted(done)} steps per "
-                f"member, not --steps {steps}: pass --steps {min(done)}, or delete {out} "
-                "(or pass --model DIR) to train a new one"
+                f"the ensemble cached in {out} was trained for {done} steps per member, "
+                f"not --steps {steps}: pass the steps it has, or delete {out} (or pass "
+                "--model DIR) to train a new one"
             )
         return ens
     logging.info("training the condition-A ensemble into %s", out)
@@ -266,6 +266,8 @@ def main() -> None:
         help="members, ensemble and select only (no ELIT, no oracle): a quick check of select",
     )
     args = ap.parse_args()
+    if args.frame_set < 0:
+        ap.error(f"--frame-set must be 0 or more, got {args.frame_set}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()

@@ -12,6 +12,7 @@ from atomlens.elit.restyle import (
 )
 from atomlens.simulate import Background, ImagingConditions, simulate_image
 from atomlens.train.recipe import make_ranges
+from tests.common import EASY
 
 PS = 0.1  # Å/px
 
@@ -213,13 +214,8 @@ def test_a_film_that_hides_the_first_order_is_not_taken_for_blur():
         defects={"graphene": si},
         pixel_size=PS,
         crop=96,
-        dose_range=(5e4, 2e5),
-        film_thickness_A=(0.0, 0.0),
-        probe="gaussian",
         probe_fwhm_A=(0.8, 0.9),
-        line_jitter_px=(0.0, 0.0),
-        drift_px=(0.0, 0.0),
-        flyback_px=(0.0, 0.0),
+        **EASY,  # no film, no scan distortion: the frames' own conditions
     )
     src = FrameStyledSource(ranges, [f.image for f in frames], seed=1)
     assert all(np.min(np.hypot(*s.basis.T)) > 0.07 for _, s, *_ in src._frames)  # √3 shell
