@@ -234,7 +234,8 @@ def _write_npy_slowly(path, a, pause):
         fh.write(raw[len(raw) // 2 :])
 
 
-def test_a_growing_directory_is_followed_until_idle(ens4, good, tmp_path):
+def test_a_growing_directory_is_followed_until_idle(ens4, good, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="atomlens.elit.stream")
     d = tmp_path / "incoming"
     d.mkdir()
     np.save(d / "a.npy", good[0].image)  # there before the stream starts
@@ -250,18 +251,18 @@ def test_a_growing_directory_is_followed_until_idle(ens4, good, tmp_path):
 
     cfg = StreamConfig(poll_s=0.05, settle_s=0.5, idle_timeout_s=0.6, on_drift="none")
     t = threading.Thread(target=writer)
-    t0 = time.monotonic()
     t.start()
     st = stream(ens4, d, pixel_size=PS, config=cfg)
     recs = list(st)
-    elapsed = time.monotonic() - t0
     t.join()
     assert [r.name for r in recs] == ["a.npy", "c.npy", "d.npy[0]", "d.npy[1]"]
     for r, sim in zip(recs, good, strict=True):
         assert f1(r.atoms, sim.truth) > 0.95
     skipped = events(st, "frame_skipped")
     assert len(skipped) == 1 and skipped[0]["name"] == "b.png"
-    assert elapsed < 5.0  # stopped on the idle timeout, not on a fixed count
+    # stopped on the idle timeout (not on a fixed count); no wall-clock bound: a loaded
+    # machine (12 test workers on one GPU) took 5.4 s where 2 CPU cores take 2
+    assert any("the stream ends" in r.getMessage() for r in caplog.records)
 
 
 def test_a_stack_file_is_read_frame_by_frame_and_baselines_from_the_stream(ens4, good, tmp_path):
