@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="modelled")
     ap.add_argument("--match-blur", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--match-sampling", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--film", choices=["drawn", "estimated"], default="drawn")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -154,6 +155,7 @@ def main() -> None:
         pixel_noise=args.pixel_noise,
         match_blur=args.match_blur,
         match_sampling=args.match_sampling,
+        film=args.film,
     )
     print(f"adapt: {cfg.simulated_summary()}")
     simulated = None

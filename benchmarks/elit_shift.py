@@ -22,11 +22,11 @@ With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when
 above cost the members little. ``--simulated-share S`` mixes simulated images of condition
 A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
 ``--simulated-background frames`` gives them the unlabeled frames' own background and noise
-(``atomlens.elit.restyle``; ``--pixel-noise``, ``--match-blur/--no-match-blur`` and
-``--match-sampling/--no-match-sampling`` set how); ``--background-max`` sets adapt's
-option of that name; ``--select-only`` scores the members, the ensemble and ``select``
-only (a minute); ``--frame-set N`` draws other frames, to see how much a figure moves with
-them.
+(``atomlens.elit.restyle``; ``--pixel-noise``, ``--match-blur/--no-match-blur``,
+``--match-sampling/--no-match-sampling`` and ``--film drawn|estimated`` set how);
+``--background-max`` sets adapt's option of that name; ``--select-only`` scores the
+members, the ensemble and ``select`` only (a minute); ``--frame-set N`` draws other frames,
+to see how much a figure moves with them.
 
     python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
         [--frame-set N]
@@ -255,6 +255,13 @@ def main() -> None:
         "(read off their lattice), not across the training range",
     )
     ap.add_argument(
+        "--film",
+        choices=["drawn", "estimated"],
+        default="drawn",
+        help="with --simulated-background frames and modelled noise: a new film drawn at "
+        "the thickness fitted to the frames, or crops of the frames' Wiener film estimate",
+    )
+    ap.add_argument(
         "--background-max",
         type=float,
         default=AdaptConfig.background_max,
@@ -292,6 +299,7 @@ def main() -> None:
         pixel_noise=args.pixel_noise,
         match_blur=args.match_blur,
         match_sampling=args.match_sampling,
+        film=args.film,
         background_max=args.background_max,
     )
     print(

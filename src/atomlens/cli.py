@@ -643,6 +643,15 @@ def adapt(
             "--pixel-size more than 3 % off the lattice is reported)."
         ),
     ] = True,
+    film: Annotated[
+        str,
+        typer.Option(
+            help="With --simulated-background frames and modelled noise: 'drawn' (a new "
+            "amorphous carbon film for each simulated image, at the thickness fitted to the "
+            "FRAMES' background) or 'estimated' (crops of the FRAMES' own film, "
+            "Wiener-filtered out of them)."
+        ),
+    ] = "drawn",
     background_max: Annotated[
         float | None,
         typer.Option(
@@ -679,15 +688,16 @@ def adapt(
             pixel_noise=pixel_noise,
             match_blur=match_blur,
             match_sampling=match_sampling,
+            film=film,
             background_max=background_max,
             device=device,
         )
         if simulated_background != "frames" and (
-            pixel_noise != "modelled" or not match_blur or not match_sampling
+            pixel_noise != "modelled" or not match_blur or not match_sampling or film != "drawn"
         ):
             typer.echo(
-                "note: --pixel-noise, --no-match-blur and --no-match-sampling only apply "
-                "with --simulated-background frames; ignored"
+                "note: --pixel-noise, --no-match-blur, --no-match-sampling and --film only "
+                "apply with --simulated-background frames; ignored"
             )
         # finished rounds are kept beside --out, so that the same command run again after
         # an interruption resumes; removed once --out is written

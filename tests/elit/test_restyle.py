@@ -7,10 +7,12 @@ from atomlens.elit.restyle import (
     FrameStyledSource,
     bragg_split,
     extra_blur,
+    fit_film_thickness,
     fit_pixel_noise,
     relative_sampling,
+    ring_power,
 )
-from atomlens.simulate import Background, ImagingConditions, simulate_image
+from atomlens.simulate import Background, ImagingConditions, film_counts, simulate_image
 from atomlens.train.recipe import make_ranges
 from tests.common import EASY
 
@@ -58,6 +60,84 @@ def test_bragg_split_finds_no_lattice_in_noise_and_says_so():
         bragg_split(rng.poisson(20.0, (256, 256)).astype(float))
     with pytest.raises(ValueError, match="32 px"):
         bragg_split(np.zeros((16, 16)))
+
+
+def test_a_lattice_whose_first_order_is_hidden_is_indexed_on_its_own_cell():
+    # graphene's (11) and (20) reflections only, as under a film that buries the (10):
+    # the two shortest reflections, (11), span a sublattice on which (20) does not index
+    b = 0.047 * np.array([[np.cos(a), np.sin(a)] for a in np.radians([17.0, 77.0])])
+    refl = [(1, 1), (2, -1), (-1, 2), (2, 0), (0, 2), (2, -2)]  # (11) and (20) families
+    yy, xx = np.mgrid[0:256, 0:256].astype(float)
+    img = sum(
+        amp * np.cos(2 * np.pi * (g[0] * yy + g[1] * xx))
+        for (i, j), amp in zip(refl, [3, 3, 3, 1, 1, 1], strict=True)
+        for g in [i * b[0] + j * b[1]]
+    )
+    img += np.random.default_rng(0).normal(0, 2.0, img.shape)
+    s = bragg_split(img)
+    # the (10) cell, not the (11) sublattice: three times the lattice points
+    assert np.hypot(*s.basis.T) == pytest.approx([0.047, 0.047], rel=0.03)
+    cell = abs(np.linalg.det(s.basis))
+    assert cell == pytest.approx(abs(np.linalg.det(b)), rel=0.05)
+
+
+def test_film_counts_are_the_simulators_own_film():
+    clean = simulate_image("graphene", shape=256, pixel_size=0.2, rng=3)
+    filmed = simulate_image(
+        "graphene",
+        shape=256,
+        pixel_size=0.2,
+        rng=3,
+        conditions=ImagingConditions(background=Background(film_thickness_A=8.0)),
+    )
+    true_film = filmed.expected - clean.expected
+    drawn = film_counts(clean, 8.0, rng=1)
+    # another draw of the same film: level and speckle alike, the atoms elsewhere
+    assert drawn.mean() == pytest.approx(true_film.mean(), rel=0.06)
+    assert drawn.std() == pytest.approx(true_film.std(), rel=0.1)
+    assert abs(np.corrcoef(drawn.ravel(), true_film.ravel())[0, 1]) < 0.1
+    assert not film_counts(clean, 0.0).any()
+
+
+@pytest.mark.parametrize(("film_A", "ps"), [(0.0, 0.2), (3.0, 0.2), (8.0, 0.2), (8.0, 0.1)])
+def test_fit_film_thickness_reads_a_film_off_the_frames_background(film_A, ps):
+    cond = ImagingConditions(dose_e_per_A2=1e5, background=Background(film_thickness_A=film_A))
+    fits = []
+    for seed in range(3):
+        frame = simulate_image("graphene", shape=256, pixel_size=ps, rng=seed, conditions=cond)
+        ref = simulate_image("graphene", shape=256, pixel_size=ps, rng=100 + seed)
+        freq, power = ring_power(film_counts(ref, 1.0, rng=seed))
+        t, noise = fit_film_thickness(bragg_split(frame.image), freq, power)
+        fits.append(t)
+        # the white level is the shot noise: variance = counts, per Fourier bin / (H·W)
+        assert noise * 256**2 == pytest.approx(frame.expected.mean(), rel=0.15)
+    if film_A == 0:
+        assert max(fits) < 0.1
+    else:  # one frame's film is uncertain by ~25 %; three frames' mean within 15 %
+        assert np.mean(fits) == pytest.approx(film_A, rel=0.15)
+
+
+def test_drawn_film_gives_the_styled_images_the_frames_film():
+    # images styled after frames with an 8 Å film, split again, read as much film as the
+    # frames did: the drawn film has the frames' strength against the lattice
+    cond = ImagingConditions(dose_e_per_A2=1e5, background=Background(film_thickness_A=8.0))
+    frames = [
+        simulate_image("graphene", shape=256, pixel_size=PS, rng=40 + i, conditions=cond).image
+        for i in range(3)
+    ]
+    ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=256, **EASY)
+    src = FrameStyledSource(ranges, frames, seed=1, match_blur=False, match_sampling=False)
+    assert src.film == "drawn" and np.mean(src.film_thickness_A) == pytest.approx(8.0, rel=0.3)
+    styled = [src.sample(i)[0] for i in range(3)]
+    again = FrameStyledSource(ranges, styled, seed=2, match_blur=False, match_sampling=False)
+    assert np.mean(again.film_thickness_A) == pytest.approx(np.mean(src.film_thickness_A), rel=0.2)
+    # without film in the frames, none is drawn
+    plain = [
+        simulate_image("graphene", shape=256, pixel_size=PS, rng=50 + i).image for i in range(2)
+    ]
+    none = FrameStyledSource(ranges, plain, seed=1, match_blur=False, match_sampling=False)
+    assert max(none.film_thickness_A) < 0.3
+    assert src.describe()["film_thickness_A"] == [round(t, 3) for t in src.film_thickness_A]
 
 
 def test_frame_styled_images_carry_the_frames_background_and_exact_labels():

@@ -122,6 +122,16 @@ class AdaptConfig:
         of across the training range of pixel sizes: the members then need not accept
         every lattice spacing in that range, and take fewer film blobs for atoms. On by
         default; a stated pixel size more than 3 % off the frames' lattice is logged.
+    film : {"drawn", "estimated"}
+        With ``simulated_background="frames"`` and modelled noise, the amorphous film of
+        the styled images. ``"drawn"`` (default): a new film of random carbon atoms for
+        every image, imaged as the simulation's columns are, at the thickness that explains
+        the power spectrum of the frames' background
+        (:func:`atomlens.elit.restyle.fit_film_thickness`; 0 where it has none).
+        ``"estimated"``: crops of the frames' own film as the Wiener filter estimates it;
+        it keeps what is not an amorphous carbon film (contamination patches, thickness
+        steps) but loses the film's sharpest speckle, which the members must learn not to
+        take for atoms.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -148,6 +158,7 @@ class AdaptConfig:
     pixel_noise: Literal["borrowed", "modelled"] = "modelled"
     match_blur: bool = True
     match_sampling: bool = True
+    film: Literal["drawn", "estimated"] = "drawn"
     seed: int = 0
     device: str = "auto"
 
@@ -161,6 +172,8 @@ class AdaptConfig:
             text += f" and {self.pixel_noise} noise" + (
                 f", {' and '.join(matched)} matched" if matched else ""
             )
+            if self.pixel_noise == "modelled":
+                text += f", {self.film} film"
         return text
 
     def __post_init__(self) -> None:
@@ -181,6 +194,8 @@ class AdaptConfig:
             raise ValueError(
                 f"pixel_noise must be 'borrowed' or 'modelled', got {self.pixel_noise!r}."
             )
+        if self.film not in ("drawn", "estimated"):
+            raise ValueError(f"film must be 'drawn' or 'estimated', got {self.film!r}.")
         if self.background_max is not None and not 0 < self.background_max < 1:
             raise ValueError(
                 f"background_max must be within (0, 1) or None, got {self.background_max!r}."
@@ -374,6 +389,7 @@ def _simulated_source(
     pixel_noise: str = "modelled",
     match_blur: bool = True,
     match_sampling: bool = True,
+    film: str = "drawn",
 ) -> Any:
     """The simulated share's source: the model's training ranges at ``crop``, restyled by
     ``styled_by`` (frames at the model's sampling, with ``pixel_noise``) when given."""
@@ -413,6 +429,7 @@ def _simulated_source(
             pixel_noise=pixel_noise,
             match_blur=match_blur,
             match_sampling=match_sampling,
+            film=film,
         )
     return SimulatedSource(ranges, seed=seed)
 
@@ -499,7 +516,16 @@ class _Checkpoint:
 def _styled_record(styled: Any) -> dict[str, Any]:
     """What the frame-styled simulation read off the frames (for the provenance)."""
     d = styled.describe()
-    keys = ("frames", "pixel_noise", "noise_models", "extra_blur_px", "sampling", "pixel_size_A")
+    keys = (
+        "frames",
+        "pixel_noise",
+        "noise_models",
+        "film",
+        "film_thickness_A",
+        "extra_blur_px",
+        "sampling",
+        "pixel_size_A",
+    )
     return {k: d[k] for k in keys}
 
 
@@ -662,13 +688,16 @@ def adapt(
             cfg.pixel_noise,
             cfg.match_blur,
             cfg.match_sampling,
+            cfg.film,
         )
         look = _styled_record(styled)
         logger.info(
-            "adapt: %d frame(s) lend their look; extra blur %s px; noise models %s; "
-            "simulated at %s Å/px (the frames' sampling over the model's: %s)",
+            "adapt: %d frame(s) lend their look; extra blur %s px; %s film %s Å; noise "
+            "models %s; simulated at %s Å/px (the frames' sampling over the model's: %s)",
             look["frames"],
             look["extra_blur_px"],
+            look["film"],
+            look["film_thickness_A"] or "-",
             look["noise_models"] or "borrowed",
             look["pixel_size_A"],
             look["sampling"],

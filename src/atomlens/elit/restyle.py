@@ -39,8 +39,10 @@ __all__ = [
     "PixelNoise",
     "bragg_split",
     "extra_blur",
+    "fit_film_thickness",
     "fit_pixel_noise",
     "relative_sampling",
+    "ring_power",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,10 @@ class BraggSplit:
     mask_reflections : ndarray
         Each bin's share of the reflection whose main lobe it is in (1 / the lobe's bins):
         summed over a shell, the number of reflections masked there.
+    ring_freq, ring_power : ndarray
+        The background's power spectrum: spatial frequency of each ring of the Fourier
+        plane (one frequency step wide) [cycles/px] and the mean power of its bins not
+        taken as lattice (film and noise), in the units of ``mask_excess``.
     """
 
     lattice: np.ndarray
@@ -101,6 +107,8 @@ class BraggSplit:
     mask_excess: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     mask_background: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     mask_reflections: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    ring_freq: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    ring_power: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     @property
     def shells(self) -> np.ndarray:
@@ -130,12 +138,32 @@ def _hann(n: int) -> np.ndarray:
     return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
 
 
+def _indexed_basis(basis: np.ndarray, pts: np.ndarray, step: float) -> np.ndarray | None:
+    """``basis`` refined by least squares over the points it indexes, or None when fewer
+    than 60 % of ``pts`` (or fewer than 6, or points of one line only) index on it."""
+    for _ in range(2):  # index, refine (a sheared or strained lattice), index again
+        idx = np.round(np.linalg.solve(basis.T, pts.T).T)
+        on = np.hypot(*(idx @ basis - pts).T) <= 1.5 * step  # peaks sit on whole bins
+        # a stray maximum may be among them: most must index, and at least 3 (± pairs)
+        if on.mean() < 0.6 or on.sum() < 6 or np.linalg.matrix_rank(idx[on]) < 2:
+            return None
+        basis = np.linalg.lstsq(idx[on], pts[on], rcond=None)[0]
+    return basis
+
+
 def _reciprocal_basis(peaks: np.ndarray, strength: np.ndarray, step: float) -> np.ndarray | None:
     """Two shortest independent vectors among the strongest peaks (by amplitude), refined
     by least squares over the peaks they index; None if the strongest peaks do not index on
-    one lattice (weaker maxima may be scan-noise side bands or noise, and need not index)."""
+    one lattice (weaker maxima may be scan-noise side bands or noise, and need not index).
+
+    When the first order is hidden (a film buries it) the two shortest peaks may span a
+    sublattice on which the higher orders do not index: then the basis is looked for among
+    the peaks and their differences (a {200} less a {110} reflection is a {100} one): the
+    lattice on which at least 60 % of the peaks and the most peak amplitude index, the
+    coarsest of those indexing the same peaks (a finer lattice indexes no more)."""
     top = np.argsort(-strength, kind="stable")[:12]
     pts = np.concatenate([peaks[top], -peaks[top]])
+    amp = np.concatenate([strength[top], strength[top]])
     norm = np.hypot(pts[:, 0], pts[:, 1])
     order = np.argsort(norm, kind="stable")
     b1 = pts[order[0]]
@@ -147,17 +175,44 @@ def _reciprocal_basis(peaks: np.ndarray, strength: np.ndarray, step: float) -> n
         ),
         None,
     )
-    if b2 is None:
-        return None
-    basis = np.stack([b1, b2])
-    for _ in range(2):  # index, refine (a sheared or strained lattice), index again
+    if b2 is not None:
+        basis = _indexed_basis(np.stack([b1, b2]), pts, step)
+        if basis is not None:
+            return basis
+    # candidates: the peaks and their differences, longer than 4 frequency steps (fewer
+    # periods across the frame are not a lattice), one of each ± pair, shortest first
+    cand = np.concatenate([pts, (pts[:, None] - pts[None]).reshape(-1, 2)])
+    cand = cand[np.hypot(*cand.T) >= 4 * step]
+    cand = cand[(cand[:, 0] > 0) | ((cand[:, 0] == 0) & (cand[:, 1] > 0))]
+    cand = cand[np.argsort(np.hypot(*cand.T), kind="stable")]
+    unique: list[np.ndarray] = []
+    for c in cand:
+        if all(np.hypot(*(c - u)) > 1.5 * step for u in unique):
+            unique.append(c)
+        if len(unique) == 12:
+            break
+    pairs = []
+    for i in range(len(unique)):
+        for j in range(i + 1, len(unique)):
+            u, v = unique[i], unique[j]
+            if abs(u[0] * v[1] - u[1] * v[0]) > 0.3 * np.hypot(*u) * np.hypot(*v):
+                pairs.append((i, j))  # not (nearly) collinear
+    best, best_key = None, (0.0, 0.0)
+    for i, j in pairs:
+        basis = _indexed_basis(np.stack([unique[i], unique[j]]), pts, step)
+        if basis is None:
+            continue
         idx = np.round(np.linalg.solve(basis.T, pts.T).T)
-        on = np.hypot(*(idx @ basis - pts).T) <= 1.5 * step  # peaks sit on whole bins
-        # a stray maximum may be among them: most must index, and at least 3 (± pairs)
-        if on.mean() < 0.6 or on.sum() < 6 or np.linalg.matrix_rank(idx[on]) < 2:
-            return None
-        basis = np.linalg.lstsq(idx[on], pts[on], rcond=None)[0]
-    return basis
+        on = np.hypot(*(idx @ basis - pts).T) <= 1.5 * step
+        # the most peak amplitude indexed (a stray maximum is weak); of lattices indexing
+        # the same peaks, the coarsest (a sublattice of the right one misses some, a finer
+        # one indexes no more)
+        key = (float(amp[on].sum()), float(abs(np.linalg.det(basis))))
+        if key[0] > best_key[0] * 1.001 or (
+            key[0] >= best_key[0] * 0.999 and key[1] > best_key[1] * 1.01
+        ):
+            best, best_key = basis, key
+    return best
 
 
 def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
@@ -319,6 +374,8 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
         mask_excess=mask_excess,
         mask_background=(bg[ring[mask]] / norm),
         mask_reflections=mask_reflections,
+        ring_freq=np.arange(n_ring) * step,
+        ring_power=np.where(bg_n > 0, bg, np.nan) / norm,
     )
 
 
@@ -411,6 +468,81 @@ def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: flo
 #: 1: its lowest reflections hidden (3: graphene's second shell; 2 and 4: a square
 #: lattice's), or stray maxima indexed as a finer lattice (1/2, 1/3, 1/4).
 _CELL_INDICES = (2.0, 3.0, 4.0, 1 / 2, 1 / 3, 1 / 4)
+
+
+def ring_power(image: np.ndarray, /) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum of ``image`` by rings, as :func:`bragg_split` measures a frame's
+    background (Hann window, rings one frequency step wide, variance units).
+
+    Returns
+    -------
+    freq, power : ndarray
+        Each ring's spatial frequency [cycles/px] and mean power [image units²].
+    """
+    a = np.asarray(image, dtype=np.float64)
+    h, w = a.shape
+    win = _hann(h)[:, None] * _hann(w)[None, :]
+    p = np.abs(np.fft.fft2((a - a.mean()) * win)) ** 2
+    step = max(1 / h, 1 / w)
+    ring = np.round(np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]) / step)
+    ring = ring.astype(int).ravel()
+    mean = np.bincount(ring, weights=p.ravel()) / np.maximum(np.bincount(ring), 1)
+    return np.arange(len(mean)) * step, mean / (h * w * float((win**2).sum()))
+
+
+def fit_film_thickness(
+    split: BraggSplit,
+    film_freq: np.ndarray,
+    film_power: np.ndarray,
+    /,
+    *,
+    f_min: float = 0.04,
+) -> tuple[float, float]:
+    """Thickness of a film of known power spectrum per unit thickness in a frame's
+    background, and the frame's white noise level, without labels.
+
+    The background's power (:attr:`BraggSplit.ring_power`: everything but the lattice) is
+    fitted as ``t · film_power(f) + N`` over rings from ``f_min`` to the Nyquist frequency
+    (below ``f_min``, thickness gradients and contamination patches dominate), each ring
+    weighted by its number of bins over its power squared (the relative error of a ring's
+    mean power). An amorphous film of random atoms seen through the probe has a power
+    spectrum of the probe's shape; pixel noise is white. The weights come from the fitted
+    model (reweighted least squares).
+
+    Parameters
+    ----------
+    split : BraggSplit
+        The frame's split.
+    film_freq, film_power : ndarray
+        The film's power spectrum per unit thickness in the frame's units
+        (:func:`ring_power` of a simulated film, scaled) [cycles/px], [frame units² / Å].
+    f_min : float
+        Lowest spatial frequency fitted [cycles/px].
+
+    Returns
+    -------
+    thickness, noise : float
+        ``t`` [Å] (0 when the background has no film-shaped power) and ``N`` [frame units²
+        per bin].
+    """
+    f, p = split.ring_freq, split.ring_power
+    ok = (f >= f_min) & (f <= 0.5) & np.isfinite(p) & (p > 0)
+    if ok.sum() < 4:
+        return 0.0, float(np.nanmean(p)) if len(p) else 0.0
+    f, p = f[ok], p[ok]
+    r = np.interp(f, film_freq, film_power)
+    n_bins = 2 * np.pi * f / (f[1] - f[0])
+    x = np.column_stack([r, np.ones_like(r)])
+    model = p  # weights from the model, not the data: the data's own would favour the rings
+    for _ in range(4):  # that happen to fall low and bias t down (reweighted least squares)
+        w = np.sqrt(n_bins) / np.maximum(model, 1e-300)
+        t, n = np.linalg.lstsq(x * w[:, None], p * w, rcond=None)[0]
+        if n < 0:  # no room for noise: all of it film-shaped
+            t, n = float((r * p * w**2).sum() / max((r * r * w**2).sum(), 1e-300)), 0.0
+        if t < 0:  # nothing film-shaped: white noise only
+            t, n = 0.0, float((p * w**2).sum() / (w**2).sum())
+        model = t * r + n
+    return float(t), float(n)
 
 
 def relative_sampling(
@@ -685,10 +817,14 @@ class FrameStyledSource:
         pixel_noise: str = "modelled",
         match_blur: bool = True,
         match_sampling: bool = True,
+        film: str = "drawn",
     ) -> None:
         if pixel_noise not in ("borrowed", "modelled"):
             raise ValueError(f"pixel_noise must be 'borrowed' or 'modelled', got {pixel_noise!r}.")
+        if film not in ("drawn", "estimated"):
+            raise ValueError(f"film must be 'drawn' or 'estimated', got {film!r}.")
         self.pixel_noise = pixel_noise
+        self.film = film if pixel_noise == "modelled" else "borrowed"
         self.match_blur = bool(match_blur)
         self.match_sampling = bool(match_sampling)
         if not len(frames):
@@ -779,8 +915,10 @@ class FrameStyledSource:
         self._sim = SimulatedSource(self._clean, seed=seed)
         self.class_names = self._sim.class_names
         refs = self._references(self._clean, seed)
-        self._parts: list[tuple[np.ndarray, float, PixelNoise | None, float, float]] = []
+        film_refs = self._film_references(self._clean, seed) if self.film == "drawn" else []
+        self._parts: list[tuple[np.ndarray, float, PixelNoise | None, float, float, float]] = []
         self.blur_px: list[float] = []
+        self.film_thickness_A: list[float] = []
         for i, s, ap, noise, level in self._frames:
             blur = extra_blur(s, refs) if self.match_blur else 0.0
             self.blur_px.append(blur)
@@ -796,7 +934,19 @@ class FrameStyledSource:
                     "has; matching the whole lattice signal instead",
                     i,
                 )
-            self._parts.append((ap, float(np.mean(ref)) / sd, noise, level, blur))
+            gain = float(np.mean(ref)) / sd
+            thickness = 0.0
+            if film_refs and noise is not None:
+                thickness = self._fit_film(s, film_refs, gain, blur)
+                # the drawn film carries no noise: the model's whole variance is drawn
+                noise = replace(noise, film_noise_share=0.0)
+            self.film_thickness_A.append(thickness)
+            self._parts.append((ap, gain, noise, level, blur, thickness))
+        if film_refs:
+            logger.info(
+                "frame-styled simulation: amorphous film fitted to the frames' background: %s Å",
+                ", ".join(f"{t:.3g}" for t in self.film_thickness_A),
+            )
 
     def reseeded(self, seed: int, /) -> FrameStyledSource:
         """The same frames' background on the image stream of another seed (no new split)."""
@@ -825,10 +975,44 @@ class FrameStyledSource:
                 continue
         return out
 
+    @staticmethod
+    def _film_references(clean: Any, seed: int, n: int = 2) -> list[tuple[np.ndarray, ...]]:
+        """``n`` noise-free 256² px simulations at the middle of the sampling range and the
+        power spectrum (:func:`ring_power`) of a 1 Å amorphous carbon film drawn for each:
+        ``(expected, freq, power)``."""
+        from atomlens.simulate.dataset import SimulatedDataset
+        from atomlens.simulate.scene import film_counts
+
+        ps = float(np.mean(clean.pixel_size_A))
+        ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
+        out = []
+        for k in range(n):
+            sim = ds.sample(k)
+            freq, power = ring_power(film_counts(sim, 1.0, rng=[seed, 2**30, k]))
+            out.append((sim.expected, freq, power))
+        return out
+
+    @staticmethod
+    def _fit_film(
+        split: BraggSplit, film_refs: list[tuple[np.ndarray, ...]], gain: float, blur: float
+    ) -> float:
+        """The film thickness [Å] whose simulated power, blurred by ``blur`` [px] and in
+        the frame's units (simulation units over ``std(blurred image) × gain``), best
+        explains the frame's background (:func:`fit_film_thickness`)."""
+        from scipy import ndimage as ndi
+
+        freq = film_refs[0][1]
+        per_A = np.zeros_like(freq)
+        for expected, f, p in film_refs:
+            img = ndi.gaussian_filter(expected, blur, mode="reflect") if blur > 0 else expected
+            k2 = float(img.var()) * gain**2  # (simulation units per frame unit)²
+            per_A += np.interp(freq, f, p) * np.exp(-4 * np.pi**2 * blur**2 * freq**2) / k2
+        return fit_film_thickness(split, freq, per_A / len(film_refs))[0]
+
     def _styled(self, sim: Any, rng: np.random.Generator) -> np.ndarray:
         """``sim``'s noise-free image plus a random crop of one frame's aperiodic part (or,
         with modelled pixel noise, of its film, and noise drawn for the new image)."""
-        ap, gain, noise, level, blur = self._parts[int(rng.integers(len(self._parts)))]
+        ap, gain, noise, level, blur, thickness = self._parts[int(rng.integers(len(self._parts)))]
         h, w = sim.expected.shape
         y0 = int(rng.integers(ap.shape[0] - h + 1))
         x0 = int(rng.integers(ap.shape[1] - w + 1))
@@ -838,16 +1022,23 @@ class FrameStyledSource:
             c = np.rot90(a[y0 : y0 + h, x0 : x0 + w], turns)
             return c[:, ::-1] if flip else c
 
+        from scipy import ndimage as ndi
+
         clean = sim.expected
         if blur > 0:  # the frame's lattice is blurred more than the simulation's
-            from scipy import ndimage as ndi
-
             clean = ndi.gaussian_filter(clean, blur, mode="reflect")
         k = float(clean.std()) * gain  # simulation units per frame unit
         if noise is None:
             return (clean + k * crop_of(ap)).astype(np.float32)
-        # the simulation in the frame's units, with the frame's film and mean level
-        signal = clean / k + crop_of(noise.film)
+        if self.film == "drawn":  # a new film of the frames' thickness, imaged as sim was
+            from atomlens.simulate.scene import film_counts
+
+            film = film_counts(sim, thickness, rng=rng)
+            if blur > 0:
+                film = ndi.gaussian_filter(film, blur, mode="reflect")
+            signal = (clean + film) / k
+        else:  # the simulation in the frame's units with the frame's film estimate
+            signal = clean / k + crop_of(noise.film)
         signal += level - float(signal.mean())
         return (k * (signal + noise.draw(signal, rng))).astype(np.float32)
 
@@ -880,6 +1071,8 @@ class FrameStyledSource:
             "simulated": self._sim.describe(),
             "frames": len(self._parts),
             "pixel_noise": self.pixel_noise,
+            "film": self.film,
+            "film_thickness_A": [round(t, 3) for t in self.film_thickness_A],
             "noise_models": [
                 {"a": round(n.a, 6), "b": round(n.b, 6), "poisson_share": round(n.poisson_share, 3)}
                 for _, _, _, n, _ in self._frames

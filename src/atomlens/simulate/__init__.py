@@ -17,7 +17,7 @@ from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
 from atomlens.simulate.io import write_simulation
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
-from atomlens.simulate.scene import SimulatedImage, simulate_image
+from atomlens.simulate.scene import SimulatedImage, film_counts, simulate_image
 from atomlens.simulate.structures import MATERIALS, ProjectedCell, load_material, project
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "SimulatedImage",
     "Substitution",
     "Vacancy",
+    "film_counts",
     "load_material",
     "parse_defect",
     "project",

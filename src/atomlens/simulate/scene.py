@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from atomlens.simulate.imaging import (
 from atomlens.simulate.labels import render_masks
 from atomlens.simulate.structures import ProjectedCell, load_material, tile_cell
 
-__all__ = ["SimulatedImage", "simulate_image"]
+__all__ = ["SimulatedImage", "film_counts", "simulate_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +388,48 @@ def simulate_image(
         conditions=cond,
         metadata=metadata,
     )
+
+
+def film_counts(
+    sim: SimulatedImage, thickness_A: float, /, *, rng: int | np.random.Generator | None = None
+) -> np.ndarray:
+    """Expected counts an amorphous carbon film of ``thickness_A`` would add to ``sim``.
+
+    The film is drawn anew (random atoms, :func:`~atomlens.simulate.imaging.render_film`)
+    and imaged as ``sim``'s columns were: the same probe, pixel size, dose, cross-section
+    scale and contrast mode (negative in bright field), with the gradient and variation of
+    ``sim``'s own background. ``sim.expected + film_counts(sim, t)`` is ``sim`` seen through
+    a film of ``t`` more Å (up to the cross-section cap, which is not re-applied).
+
+    Parameters
+    ----------
+    sim : SimulatedImage
+        The image to add a film to.
+    thickness_A : float
+        Film thickness [Å] (0 gives zeros).
+    rng : int or numpy.random.Generator, optional
+        Source of the film's randomness.
+
+    Returns
+    -------
+    ndarray (H, W), float64
+        Expected counts [e⁻ per px].
+    """
+    validate_positive(thickness_A, name="thickness_A", unit="Å", allow_zero=True)
+    cond = sim.conditions
+    if thickness_A == 0:
+        return np.zeros(sim.expected.shape)
+    film = render_film(
+        replace(cond.background, film_thickness_A=float(thickness_A)),
+        shape=sim.expected.shape,
+        pixel_size=sim.pixel_size,
+        profile=cond.probe.image_profile(cond.column_sigma_A),
+        carbon_cross_section_A2=1.0,
+        rng=np.random.default_rng(rng),
+    )
+    scale = float(sim.metadata.get("cross_section_scale", 1.0))
+    counts = cond.dose_e_per_A2 * sim.pixel_size**2 * film * cond.carbon_cross_section_A2 * scale
+    return counts if cond.mode == "haadf" else -counts
 
 
 def _within(xy: np.ndarray, shape: tuple[int, int], margin: float) -> np.ndarray:
