@@ -496,6 +496,7 @@ def fit_film_thickness(
     film_power: np.ndarray,
     /,
     *,
+    background: np.ndarray | None = None,
     f_min: float = 0.04,
 ) -> tuple[float, float]:
     """Thickness of a film of known power spectrum per unit thickness in a frame's
@@ -516,6 +517,11 @@ def fit_film_thickness(
     film_freq, film_power : ndarray
         The film's power spectrum per unit thickness in the frame's units
         (:func:`ring_power` of a simulated film, scaled) [cycles/px], [frame units² / Å].
+    background : ndarray, optional
+        Power at ``film_freq`` that is there without film and noise [frame units²]: the
+        aperiodic part of a noise-free simulation (dopants, vacancies, the lattice's
+        leakage), which the images the film is drawn for already have. Fitted is the
+        frame's power less this.
     f_min : float
         Lowest spatial frequency fitted [cycles/px].
 
@@ -531,17 +537,19 @@ def fit_film_thickness(
         return 0.0, float(np.nanmean(p)) if len(p) else 0.0
     f, p = f[ok], p[ok]
     r = np.interp(f, film_freq, film_power)
+    own = np.zeros_like(p) if background is None else np.interp(f, film_freq, background)
+    y = p - own
     n_bins = 2 * np.pi * f / (f[1] - f[0])
     x = np.column_stack([r, np.ones_like(r)])
     model = p  # weights from the model, not the data: the data's own would favour the rings
     for _ in range(4):  # that happen to fall low and bias t down (reweighted least squares)
-        w = np.sqrt(n_bins) / np.maximum(model, 1e-300)
-        t, n = np.linalg.lstsq(x * w[:, None], p * w, rcond=None)[0]
+        w = np.sqrt(n_bins) / np.maximum(model, 1e-12 * p.max())
+        t, n = np.linalg.lstsq(x * w[:, None], y * w, rcond=None)[0]
         if n < 0:  # no room for noise: all of it film-shaped
-            t, n = float((r * p * w**2).sum() / max((r * r * w**2).sum(), 1e-300)), 0.0
+            t, n = float((r * y * w**2).sum() / max((r * r * w**2).sum(), 1e-300)), 0.0
         if t < 0:  # nothing film-shaped: white noise only
-            t, n = 0.0, float((p * w**2).sum() / (w**2).sum())
-        model = t * r + n
+            t, n = 0.0, float((y * w**2).sum() / (w**2).sum())
+        model = t * r + max(n, 0.0) + np.maximum(own, 0.0)
     return float(t), float(n)
 
 
@@ -977,9 +985,10 @@ class FrameStyledSource:
 
     @staticmethod
     def _film_references(clean: Any, seed: int, n: int = 2) -> list[tuple[np.ndarray, ...]]:
-        """``n`` noise-free 256² px simulations at the middle of the sampling range and the
-        power spectrum (:func:`ring_power`) of a 1 Å amorphous carbon film drawn for each:
-        ``(expected, freq, power)``."""
+        """``n`` noise-free 256² px simulations at the middle of the sampling range, the
+        power spectrum (:func:`ring_power`) of a 1 Å amorphous carbon film drawn for each,
+        and that of the simulation's own aperiodic part (:func:`bragg_split`):
+        ``(expected, freq, power, own_freq, own_power)``."""
         from atomlens.simulate.dataset import SimulatedDataset
         from atomlens.simulate.scene import film_counts
 
@@ -989,7 +998,12 @@ class FrameStyledSource:
         for k in range(n):
             sim = ds.sample(k)
             freq, power = ring_power(film_counts(sim, 1.0, rng=[seed, 2**30, k]))
-            out.append((sim.expected, freq, power))
+            try:  # the simulation's own aperiodic part, which needs no film drawn for it
+                own = bragg_split(sim.expected)
+                own_freq, own_power = own.ring_freq, own.ring_power
+            except ValueError:
+                own_freq, own_power = freq, np.zeros_like(freq)
+            out.append((sim.expected, freq, power, own_freq, own_power))
         return out
 
     @staticmethod
@@ -998,16 +1012,20 @@ class FrameStyledSource:
     ) -> float:
         """The film thickness [Å] whose simulated power, blurred by ``blur`` [px] and in
         the frame's units (simulation units over ``std(blurred image) × gain``), best
-        explains the frame's background (:func:`fit_film_thickness`)."""
+        explains the frame's background beyond the noise-free simulation's own aperiodic
+        part (:func:`fit_film_thickness`)."""
         from scipy import ndimage as ndi
 
         freq = film_refs[0][1]
-        per_A = np.zeros_like(freq)
-        for expected, f, p in film_refs:
+        per_A, own = np.zeros_like(freq), np.zeros_like(freq)
+        for expected, f, p, bf, bp in film_refs:
             img = ndi.gaussian_filter(expected, blur, mode="reflect") if blur > 0 else expected
             k2 = float(img.var()) * gain**2  # (simulation units per frame unit)²
-            per_A += np.interp(freq, f, p) * np.exp(-4 * np.pi**2 * blur**2 * freq**2) / k2
-        return fit_film_thickness(split, freq, per_A / len(film_refs))[0]
+            att = np.exp(-4 * np.pi**2 * blur**2 * freq**2)
+            per_A += np.interp(freq, f, p) * att / k2
+            own += np.interp(freq, bf, np.nan_to_num(bp)) * att / k2
+        n = len(film_refs)
+        return fit_film_thickness(split, freq, per_A / n, background=own / n)[0]
 
     def _styled(self, sim: Any, rng: np.random.Generator) -> np.ndarray:
         """``sim``'s noise-free image plus a random crop of one frame's aperiodic part (or,
