@@ -144,7 +144,7 @@ def test_drawn_film_gives_the_styled_images_the_frames_film(film_A):
     assert 0.5 * film_A < np.mean(src.film_thickness_A) < 1.5 * film_A
     styled = [src.sample(i)[0] for i in range(6)]
     # the styled images' film stands above their noise as the frames' does (median of
-    # frames 217, of styled images 190; 0.6 and 1.6 without film)
+    # frames 217, of styled images 193; 0.6 and 1.6 without film)
     want = np.median([_film_over_noise(f) for f in frames])
     assert np.median([_film_over_noise(x) for x in styled]) == pytest.approx(want, rel=0.3)
 

@@ -14,11 +14,14 @@ without labels and without knowing what changed:
    from the noise (Wiener filter);
 3. :func:`extra_blur` reads from the decay of the Bragg shells how much more the frame's
    lattice is blurred than a noise-free simulation's (a wider or aberrated probe);
-4. :class:`FrameStyledSource` adds crops of the aperiodic part (or of the film, with noise
-   drawn from the model for each new image) to noise-free simulated images of the material
-   the model was trained for, blurred as the frames are when asked, scaled so that the
+4. :func:`fit_film_thickness` reads how thick an amorphous film explains the power
+   spectrum of the frame's background beyond the noise;
+5. :class:`FrameStyledSource` adds to noise-free simulated images of the material the
+   model was trained for either crops of the aperiodic part, or an amorphous film drawn
+   anew at the frames' thickness (or crops of their film estimate) with noise drawn from
+   the model for each new image; blurred as the frames are when asked, scaled so that the
    ratio of aperiodic to lattice signal on the reflections the frames show is the frames'
-   own, and keeps the simulation's exact labels.
+   own, with the simulation's exact labels.
 
 This needs crystalline frames (a lattice in the Fourier transform) and a model trained on
 simulated images of the same material; :func:`bragg_split` says when it finds no lattice.
@@ -769,10 +772,14 @@ class FrameStyledSource:
     those shells is measured once, on two 256² px simulations.) Film, contamination and
     noise therefore come from the data; lattice, labels and sampling from the simulation.
 
-    With ``pixel_noise="modelled"`` the crop is of the frame's film only
-    (:attr:`PixelNoise.film`), and noise is drawn for each image from the frame's
-    Poisson–Gaussian model at the new image's own signal: shot noise is strongest on the
-    atoms, and borrowed noise sits on the frame's atoms, not the simulated ones. With
+    With ``pixel_noise="modelled"`` noise is drawn for each image from the frame's
+    Poisson–Gaussian model at the new image's own signal (shot noise is strongest on the
+    atoms, and borrowed noise sits on the frame's atoms, not the simulated ones), and the
+    film is either drawn anew for each image (``film="drawn"``: amorphous carbon imaged
+    as the simulation's columns, :func:`atomlens.simulate.film_counts`, at the thickness
+    :func:`fit_film_thickness` reads off the frame beyond what the noise-free simulation
+    has itself) or a crop of the frame's film estimate (``film="estimated"``,
+    :attr:`PixelNoise.film`, which loses the film's sharpest speckle). With
     ``match_blur`` the simulation is blurred by the frame's :func:`extra_blur` first.
     With ``match_sampling`` the simulations are made at the frames' own pixel size
     (:func:`relative_sampling`, the median over frames) instead of across the training
@@ -795,6 +802,10 @@ class FrameStyledSource:
         Blur the simulations as much more as the frames' lattice is blurred.
     match_sampling : bool
         Simulate at the frames' measured pixel size rather than across the ranges'.
+    film : {"drawn", "estimated"}
+        With modelled pixel noise, a film drawn anew at each frame's fitted thickness, or
+        crops of the frame's Wiener film estimate (borrowed noise brings the frame's film
+        with it: :attr:`film` is then ``"borrowed"``).
 
     Attributes
     ----------
@@ -807,6 +818,11 @@ class FrameStyledSource:
     sampling : float
         The median of those, at which the simulations are made (1 without
         ``match_sampling`` or when no frame could be matched: the ranges' own).
+    film : str
+        ``"drawn"``, ``"estimated"`` or ``"borrowed"``.
+    film_thickness_A : list of float
+        Each lending frame's fitted film thickness [Å of the simulation's amorphous carbon,
+        read through the lattice's gain] (0 unless the film is drawn).
 
     Raises
     ------

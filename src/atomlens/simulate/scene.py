@@ -391,7 +391,11 @@ def simulate_image(
 
 
 def film_counts(
-    sim: SimulatedImage, thickness_A: float, /, *, rng: int | np.random.Generator | None = None
+    sim: SimulatedImage,
+    thickness_A: float,
+    /,
+    *,
+    rng: int | Sequence[int] | np.random.Generator | None = None,
 ) -> np.ndarray:
     """Expected counts an amorphous carbon film of ``thickness_A`` would add to ``sim``.
 
@@ -407,8 +411,8 @@ def film_counts(
         The image to add a film to.
     thickness_A : float
         Film thickness [Å] (0 gives zeros).
-    rng : int or numpy.random.Generator, optional
-        Source of the film's randomness.
+    rng : int, sequence of int or numpy.random.Generator, optional
+        Source of the film's randomness (a seed, or a generator that is advanced).
 
     Returns
     -------
