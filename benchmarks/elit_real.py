@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--pixel-noise", choices=["borrowed", "modelled"], default="modelled")
     ap.add_argument("--match-blur", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--match-sampling", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--film", choices=["drawn", "estimated"], default="drawn")
+    ap.add_argument("--film", choices=["estimated", "drawn"], default="estimated")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -177,6 +177,13 @@ def main() -> None:
                     for m in look["noise_models"]
                 )
                 or "borrowed"
+            )
+            + (
+                f"; {look['film']} film "
+                + ", ".join(f"{t:.2f}" for t in look.get("film_thickness_A") or [])
+                + " Å"
+                if look.get("film") == "drawn"
+                else f"; {look.get('film', 'estimated')} film"
             )
             + "; extra blur "
             + ", ".join(f"{b * ps_model:.2f}" for b in look["extra_blur_px"])

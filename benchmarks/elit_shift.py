@@ -256,8 +256,8 @@ def main() -> None:
     )
     ap.add_argument(
         "--film",
-        choices=["drawn", "estimated"],
-        default="drawn",
+        choices=["estimated", "drawn"],
+        default="estimated",
         help="with --simulated-background frames and modelled noise: a new film drawn at "
         "the thickness fitted to the frames, or crops of the frames' Wiener film estimate",
     )

@@ -646,12 +646,12 @@ def adapt(
     film: Annotated[
         str,
         typer.Option(
-            help="With --simulated-background frames and modelled noise: 'drawn' (a new "
+            help="With --simulated-background frames and modelled noise: 'estimated' (crops "
+            "of the FRAMES' own film, Wiener-filtered out of them) or 'drawn' (a new "
             "amorphous carbon film for each simulated image, at the thickness fitted to the "
-            "FRAMES' background) or 'estimated' (crops of the FRAMES' own film, "
-            "Wiener-filtered out of them)."
+            "FRAMES' background; for a carbon film and white noise)."
         ),
-    ] = "drawn",
+    ] = "estimated",
     background_max: Annotated[
         float | None,
         typer.Option(
@@ -693,7 +693,7 @@ def adapt(
             device=device,
         )
         if simulated_background != "frames" and (
-            pixel_noise != "modelled" or not match_blur or not match_sampling or film != "drawn"
+            pixel_noise != "modelled" or not match_blur or not match_sampling or film != "estimated"
         ):
             typer.echo(
                 "note: --pixel-noise, --no-match-blur, --no-match-sampling and --film only "

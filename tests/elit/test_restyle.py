@@ -134,7 +134,7 @@ def test_drawn_film_gives_the_styled_images_the_frames_film(film_A):
         for i in range(3)
     ]
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=256, **EASY)
-    src = FrameStyledSource(ranges, frames, seed=1, match_blur=False)
+    src = FrameStyledSource(ranges, frames, seed=1, match_blur=False, film="drawn")
     assert src.film == "drawn"
     assert src.describe()["film_thickness_A"] == [round(t, 3) for t in src.film_thickness_A]
     if film_A == 0:  # beyond the simulation's own aperiodic part there is nothing to draw
@@ -147,6 +147,20 @@ def test_drawn_film_gives_the_styled_images_the_frames_film(film_A):
     # frames 217, of styled images 193; 0.6 and 1.6 without film)
     want = np.median([_film_over_noise(f) for f in frames])
     assert np.median([_film_over_noise(x) for x in styled]) == pytest.approx(want, rel=0.3)
+
+
+def test_a_background_read_as_no_plausible_film_keeps_its_film_estimate(caplog, monkeypatch):
+    # the real SrTiO3 image's quadrants read as 22,000–55,000 Å of carbon (their lattice's
+    # contrast is not the simulation's): such a reading is not believed
+    frame, _ = _pair(8.0, seed=2, shape=160)
+    monkeypatch.setattr(FrameStyledSource, "_fit_film", staticmethod(lambda *a: 500.0))
+    ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=64, **EASY)
+    src = FrameStyledSource(ranges, [frame.image], seed=1, film="drawn")
+    assert np.isnan(src.film_thickness_A[0]) and "film estimate is used" in caplog.text
+    assert src.describe()["film_thickness_A"] == [None]
+    estimated = FrameStyledSource(ranges, [frame.image], seed=1, film="estimated")
+    for a, b in zip(src.batch(0, batch_size=2), estimated.batch(0, batch_size=2), strict=True):
+        torch.testing.assert_close(a, b)  # styled exactly as with the estimate
 
 
 def test_frame_styled_images_carry_the_frames_background_and_exact_labels():

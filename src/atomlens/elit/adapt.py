@@ -122,16 +122,16 @@ class AdaptConfig:
         of across the training range of pixel sizes: the members then need not accept
         every lattice spacing in that range, and take fewer film blobs for atoms. On by
         default; a stated pixel size more than 3 % off the frames' lattice is logged.
-    film : {"drawn", "estimated"}
-        With ``simulated_background="frames"`` and modelled noise, the amorphous film of
-        the styled images. ``"drawn"`` (default): a new film of random carbon atoms for
-        every image, imaged as the simulation's columns are, at the thickness that explains
-        the power spectrum of the frames' background
-        (:func:`atomlens.elit.restyle.fit_film_thickness`; 0 where it has none).
-        ``"estimated"``: crops of the frames' own film as the Wiener filter estimates it;
-        it keeps what is not an amorphous carbon film (contamination patches, thickness
-        steps) but loses the film's sharpest speckle, which the members must learn not to
-        take for atoms.
+    film : {"estimated", "drawn"}
+        With ``simulated_background="frames"`` and modelled noise, the film of the styled
+        images. ``"estimated"`` (default): crops of the frames' own film as the Wiener
+        filter estimates it; it keeps whatever the film is made of but loses its sharpest
+        speckle. ``"drawn"``: a new film of random carbon atoms for every image, imaged as
+        the simulation's columns are, at the thickness that explains the power spectrum of
+        the frames' background (:func:`atomlens.elit.restyle.fit_film_thickness`); for
+        frames with an amorphous carbon film and white noise (it gained under an 8 Å film
+        and lost under a 20 Å one and at 100× lower dose; see the ELIT docs). A frame read
+        as more than 100 Å of film keeps its estimate.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -158,7 +158,7 @@ class AdaptConfig:
     pixel_noise: Literal["borrowed", "modelled"] = "modelled"
     match_blur: bool = True
     match_sampling: bool = True
-    film: Literal["drawn", "estimated"] = "drawn"
+    film: Literal["estimated", "drawn"] = "estimated"
     seed: int = 0
     device: str = "auto"
 
@@ -389,7 +389,7 @@ def _simulated_source(
     pixel_noise: str = "modelled",
     match_blur: bool = True,
     match_sampling: bool = True,
-    film: str = "drawn",
+    film: str = "estimated",
 ) -> Any:
     """The simulated share's source: the model's training ranges at ``crop``, restyled by
     ``styled_by`` (frames at the model's sampling, with ``pixel_noise``) when given."""

@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 _WINDOW_MIN = 0.25
 #: Largest share of the Fourier plane a completed lattice may mask.
 _MAX_MASKED = 0.3
+#: Thickest film [Å] a drawn film is believed at: beyond it the background is not an
+#: amorphous film (or the lattice's gain is off), and the frame's film estimate is used.
+_MAX_FILM_A = 100.0
 
 
 @dataclass(frozen=True)
@@ -802,10 +805,10 @@ class FrameStyledSource:
         Blur the simulations as much more as the frames' lattice is blurred.
     match_sampling : bool
         Simulate at the frames' measured pixel size rather than across the ranges'.
-    film : {"drawn", "estimated"}
-        With modelled pixel noise, a film drawn anew at each frame's fitted thickness, or
-        crops of the frame's Wiener film estimate (borrowed noise brings the frame's film
-        with it: :attr:`film` is then ``"borrowed"``).
+    film : {"estimated", "drawn"}
+        With modelled pixel noise, crops of the frame's Wiener film estimate, or a film drawn
+        anew at each frame's fitted thickness (borrowed noise brings the frame's film with
+        it: :attr:`film` is then ``"borrowed"``).
 
     Attributes
     ----------
@@ -822,7 +825,8 @@ class FrameStyledSource:
         ``"drawn"``, ``"estimated"`` or ``"borrowed"``.
     film_thickness_A : list of float
         Each lending frame's fitted film thickness [Å of the simulation's amorphous carbon,
-        read through the lattice's gain] (0 unless the film is drawn).
+        read through the lattice's gain] (0 unless the film is drawn; NaN where it read
+        more than 100 Å and the frame's film estimate is used instead).
 
     Raises
     ------
@@ -841,7 +845,7 @@ class FrameStyledSource:
         pixel_noise: str = "modelled",
         match_blur: bool = True,
         match_sampling: bool = True,
-        film: str = "drawn",
+        film: str = "estimated",
     ) -> None:
         if pixel_noise not in ("borrowed", "modelled"):
             raise ValueError(f"pixel_noise must be 'borrowed' or 'modelled', got {pixel_noise!r}.")
@@ -962,8 +966,20 @@ class FrameStyledSource:
             thickness = 0.0
             if film_refs and noise is not None:
                 thickness = self._fit_film(s, film_refs, gain, blur)
-                # the drawn film carries no noise: the model's whole variance is drawn
-                noise = replace(noise, film_noise_share=0.0)
+                if thickness <= _MAX_FILM_A:
+                    # the drawn film carries no noise: the model's whole variance is drawn
+                    noise = replace(noise, film_noise_share=0.0)
+                else:
+                    logger.warning(
+                        "frame %d: its background reads as %.3g Å of amorphous carbon, more "
+                        "than the %.3g Å a drawn film is believed at (not an amorphous film, "
+                        "or a lattice whose contrast the simulation does not match); its film "
+                        "estimate is used",
+                        i,
+                        thickness,
+                        _MAX_FILM_A,
+                    )
+                    thickness = float("nan")
             self.film_thickness_A.append(thickness)
             self._parts.append((ap, gain, noise, level, blur, thickness))
         if film_refs:
@@ -1064,7 +1080,7 @@ class FrameStyledSource:
         k = float(clean.std()) * gain  # simulation units per frame unit
         if noise is None:
             return (clean + k * crop_of(ap)).astype(np.float32)
-        if self.film == "drawn":  # a new film of the frames' thickness, imaged as sim was
+        if self.film == "drawn" and np.isfinite(thickness):  # a new film, imaged as sim was
             from atomlens.simulate.scene import film_counts
 
             film = film_counts(sim, thickness, rng=rng)
@@ -1106,7 +1122,9 @@ class FrameStyledSource:
             "frames": len(self._parts),
             "pixel_noise": self.pixel_noise,
             "film": self.film,
-            "film_thickness_A": [round(t, 3) for t in self.film_thickness_A],
+            "film_thickness_A": [
+                round(t, 3) if np.isfinite(t) else None for t in self.film_thickness_A
+            ],
             "noise_models": [
                 {"a": round(n.a, 6), "b": round(n.b, 6), "poisson_share": round(n.poisson_share, 3)}
                 for _, _, _, n, _ in self._frames
