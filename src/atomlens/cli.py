@@ -649,7 +649,8 @@ def adapt(
             help="With --simulated-background frames and modelled noise: 'estimated' (crops "
             "of the FRAMES' own film, Wiener-filtered out of them) or 'drawn' (a new "
             "amorphous carbon film for each simulated image, at the thickness fitted to the "
-            "FRAMES' background; for a carbon film and white noise)."
+            "FRAMES' background; for a carbon film on a crystal the simulation renders "
+            "faithfully)."
         ),
     ] = "estimated",
     background_max: Annotated[

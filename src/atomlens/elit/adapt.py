@@ -129,9 +129,10 @@ class AdaptConfig:
         speckle. ``"drawn"``: a new film of random carbon atoms for every image, imaged as
         the simulation's columns are, at the thickness that explains the power spectrum of
         the frames' background (:func:`atomlens.elit.restyle.fit_film_thickness`); for
-        frames with an amorphous carbon film and white noise (it gained under an 8 Å film
-        and lost under a 20 Å one and at 100× lower dose; see the ELIT docs). A frame read
-        as more than 100 Å of film keeps its estimate.
+        an amorphous carbon film on a crystal whose contrast the simulation renders
+        faithfully (it gained under an 8 Å film and lost under a 20 Å one and at 100×
+        lower dose; see the ELIT docs). A frame read as more than 100 Å of film keeps its
+        estimate.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
