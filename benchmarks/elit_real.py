@@ -180,8 +180,10 @@ def main() -> None:
             )
             + (
                 f"; {look['film']} film "
-                + ", ".join(f"{t:.2f}" for t in look.get("film_thickness_A") or [])
-                + " Å"
+                + ", ".join(
+                    "–" if t is None else f"{t:.2f}" for t in look.get("film_thickness_A") or []
+                )
+                + " Å (– : over 100 Å, the estimate kept)"
                 if look.get("film") == "drawn"
                 else f"; {look.get('film', 'estimated')} film"
             )
