@@ -282,6 +282,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.frame_set < 0:
         ap.error(f"--frame-set must be 0 or more, got {args.frame_set}")
+    if args.test < 1:
+        ap.error(f"--test must be 1 or more (labelled test frames per shift), got {args.test}")
+    if args.frames < 1:
+        ap.error(f"--frames must be 1 or more (unlabeled frames per shift), got {args.frames}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
