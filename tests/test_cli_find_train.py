@@ -180,3 +180,14 @@ def test_train_members_and_find_with_uncertainty(tmp_path):
     for col in ("p_detect", "sigma_x_A", "sigma_y_A", "epistemic"):
         assert col in atoms.columns
     assert (atoms["p_detect"] >= 0.5).all()
+
+
+def test_find_p_real_min_needs_a_calibrated_model_and_a_number(tiny_model_dir, tmp_path):
+    np.save(tmp_path / "im.npy", simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image)
+    base = ["find", str(tmp_path / "im.npy"), "--model", str(tiny_model_dir)]
+    base += ["--pixel-size", "0.1", "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, [*base, "--p-real-min", "0.5"])  # the tiny model has no calibration
+    assert r.exit_code == 2 and "needs a calibrated ensemble" in r.output, r.output
+    r = runner.invoke(app, [*base, "--p-real-min", "half"])
+    assert r.exit_code == 2 and "a number within [0, 1] or 'auto'" in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -125,6 +125,7 @@ def find_files(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     p_min: float = 0.5,
+    p_real_min: float | str | None = None,
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,
@@ -137,7 +138,7 @@ def find_files(
     Written into ``out``:
 
     - ``atoms.csv`` and ``atoms.parquet``: one row per atom, ``file`` and ``frame`` first;
-      ``rejected.csv``: candidates below ``p_min``;
+      ``rejected.csv``: candidates below ``p_min`` (or ``p_real_min``);
     - ``maps.h5`` (with h5py): per file, ``foreground`` probability, ``epistemic`` and
       ``entropy`` maps of shape (frames, H, W), float16, written frame by frame;
     - for the first frame of each file: ``<name>.overlay.png``, ``<name>.uncertainty.png``
@@ -158,7 +159,7 @@ def find_files(
         [Å/px]; overrides every file's calibration. Needed for files without one.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).
-    device, threshold, min_separation_A, p_min
+    device, threshold, min_separation_A, p_min, p_real_min
         As in :func:`atomlens.finder.find`.
     overwrite : bool
         Replace an existing ``out``.
@@ -217,6 +218,7 @@ def find_files(
         if min_separation_A is not None
         else ens.config.min_separation_A,
         "p_min": p_min,
+        "p_real_min": p_real_min,
         "members": len(ens),
         "device": str(dev),
     }
@@ -233,7 +235,15 @@ def find_files(
                 if client is not None:
                     atoms_out.write(
                         _on_cluster(
-                            im, model, client, chunk, dev, threshold, min_separation_A, p_min
+                            im,
+                            model,
+                            client,
+                            chunk,
+                            dev,
+                            threshold,
+                            min_separation_A,
+                            p_min,
+                            p_real_min,
                         )
                     )
                     if bar is not None:
@@ -251,6 +261,7 @@ def find_files(
                             threshold=threshold,
                             min_separation_A=min_separation_A,
                             p_min=p_min,
+                            p_real_min=p_real_min,
                         )
                     except ValueError as exc:
                         if str(exc).startswith(str(im.path)):
@@ -334,6 +345,7 @@ def _on_cluster(
     threshold: float,
     min_separation_A: float | None,
     p_min: float,
+    p_real_min: float | str | None,
 ) -> pd.DataFrame:
     from atomlens.finder import find_frames
 
@@ -348,6 +360,7 @@ def _on_cluster(
         threshold=threshold,
         min_separation_A=min_separation_A,
         p_min=p_min,
+        p_real_min=p_real_min,
     )
     if len(t) == 0:
         return t

@@ -424,6 +424,16 @@ def find(
         float,
         typer.Option("--p-min", help="Share of ensemble members that must find an atom."),
     ] = 0.5,
+    p_real_min: Annotated[
+        str | None,
+        typer.Option(
+            "--p-real-min",
+            help="Reject atoms whose calibrated p_real is below this: a number (0.5: more "
+            "likely false than real) or 'auto' (the threshold with the best F1 on the "
+            "calibration's images); needs a calibrated model, such as one from `atomlens "
+            "adapt`.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     scheduler: Annotated[
         str | None,
@@ -445,6 +455,14 @@ def find(
                 "no --model given: using the bundled %s model", DEFAULT_MODEL
             )
         ens = Ensemble.load(model)
+        p_real_cut: float | str | None = p_real_min
+        if p_real_min is not None and p_real_min != "auto":
+            try:
+                p_real_cut = float(p_real_min)
+            except ValueError:
+                raise ValueError(
+                    f"--p-real-min must be a number within [0, 1] or 'auto', got {p_real_min!r}."
+                ) from None
         client = None
         if scheduler is not None:
             try:
@@ -466,6 +484,7 @@ def find(
                 threshold=threshold,
                 min_separation_A=min_separation,
                 p_min=p_min,
+                p_real_min=p_real_cut,
                 overwrite=overwrite,
                 progress=not _state.get("quiet"),
             )
@@ -485,7 +504,8 @@ def find(
             f"{'s' if res.frames > 1 else ''} of {len(res.files)} file"
             f"{'s' if len(res.files) > 1 else ''} at {sizes} with {len(ens)} member"
             f"{'s' if len(ens) > 1 else ''}; {res.n_rejected} candidates below p_detect "
-            f"{p_min:g} in rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
+            f"{p_min:g}{'' if p_real_min is None else f' or p_real {p_real_min}'} in "
+            f"rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
         )
 
 
@@ -660,6 +680,14 @@ def adapt(
             "at most this (other unlabelled pixels are left out of the loss)."
         ),
     ] = None,
+    calibration_images: Annotated[
+        int,
+        typer.Option(
+            help="Simulated images in the FRAMES' look (exact atoms) on which the adapted "
+            "ensemble is calibrated, so that `atomlens find` reports p_real for the new "
+            "conditions; 0: no calibration."
+        ),
+    ] = 12,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -691,6 +719,7 @@ def adapt(
             match_sampling=match_sampling,
             film=film,
             background_max=background_max,
+            calibration_images=calibration_images,
             device=device,
         )
         if simulated_background != "frames" and (
@@ -715,6 +744,13 @@ def adapt(
         return
     typer.echo(res.history.to_string(index=False, float_format="%.4f"))
     typer.echo(f"adapted ensemble written to {out}")
+    cal = (res.ensemble.config.provenance.get("elit") or {}).get("calibration")
+    if cal and res.ensemble is not ens:
+        typer.echo(
+            f"calibrated on {cal['images']} simulated images in the look of the "
+            f"{cal['styled_after']}: `atomlens find … --model {out} --p-real-min 0.5` rejects "
+            "the atoms more likely false than real"
+        )
 
 
 @app.command("select")

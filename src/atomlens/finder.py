@@ -96,6 +96,10 @@ def _as_ensemble(model: Model | Ensemble | str | PathLike[str]) -> Ensemble:
     return Ensemble.load(model)
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
 def find(
     image: np.ndarray,
     /,
@@ -106,6 +110,7 @@ def find(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     p_min: float = 0.5,
+    p_real_min: float | str | None = None,
     refine: bool = True,
     keep_members: bool = False,
     calibrated: bool = True,
@@ -133,6 +138,13 @@ def find(
     p_min : float
         Share of members that must find an atom for it to count; the others go to
         ``rejected``.
+    p_real_min : float or "auto", optional
+        Candidates whose calibrated ``p_real`` is below this go to ``rejected`` as well
+        (0.5: those more likely false than real where the calibration was measured;
+        ``"auto"``: the threshold that gave the best F1 on the calibration's validation
+        images, :attr:`Calibration.best_p_real_min`). Needs a calibration; for an ensemble
+        adapted with :func:`atomlens.elit.adapt` it is measured in the new frames' look.
+        ``None`` (default): ``p_real`` only reported.
     keep_members : bool
         Keep the members' maps in the returned prediction.
     calibrated : bool
@@ -153,6 +165,25 @@ def find(
 
     ps = validate_pixel_size(pixel_size)
     ens = _as_ensemble(model)
+    if p_real_min is not None:
+        if not (p_real_min == "auto" or (_is_number(p_real_min) and 0 <= p_real_min <= 1)):
+            raise ValueError(f"p_real_min must be within [0, 1] or 'auto', got {p_real_min!r}.")
+        if not (calibrated and ens.calibration is not None):
+            raise ValueError(
+                "p_real_min (--p-real-min) needs a calibrated ensemble, and this one has no "
+                "calibration.json"
+                + ("" if calibrated else " in use (calibrated=False)")
+                + ": calibrate it (train_ensemble's n_calibration, or "
+                "atomlens.elit.recalibrate for new frames) or leave p_real_min out."
+            )
+        if p_real_min == "auto":
+            p_real_min = ens.calibration.best_p_real_min
+            if p_real_min is None:
+                raise ValueError(
+                    "p_real_min='auto' needs the F1 of each p_real threshold on the "
+                    "calibration's validation images, which this calibration.json predates: "
+                    "give a number (e.g. 0.5) or recalibrate (atomlens.elit.recalibrate)."
+                )
     check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
     maps = ens.predict_members(
         image,
@@ -181,6 +212,12 @@ def find(
     )
     if calibrated and ens.calibration is not None:
         atoms, rejected = ens.calibration.apply_both(atoms, rejected)
+    if p_real_min is not None:
+        low = atoms["p_real"].to_numpy(float) < p_real_min
+        if low.any():
+            rejected = pd.concat([rejected, atoms[low]], ignore_index=True)
+            atoms = atoms[~low].reset_index(drop=True)
+            logger.info("%d candidates below p_real %.2f rejected", int(low.sum()), p_real_min)
     logger.info("found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), p_min)
     return FindResult(atoms, rejected, pred, ps)
 
@@ -449,6 +486,7 @@ def find_frames(
         "threshold",
         "min_separation_A",
         "p_min",
+        "p_real_min",
         "refine",
         "mode",
         "tile",

@@ -116,6 +116,8 @@ def test_adapt_improves_f1_on_a_dose_and_sampling_shift(tiny_model):
 def test_adapt_rejects_bad_settings(tiny_model):
     with pytest.raises(ValueError, match="mode"):
         AdaptConfig(mode="nope")
+    with pytest.raises(ValueError, match="calibration_images"):
+        AdaptConfig(calibration_images=-1)
     with pytest.raises(ValueError, match="at least one frame"):
         adapt(_ensemble(tiny_model), [], pixel_size=PS)
 
@@ -299,6 +301,12 @@ def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model
     after = _f1(res.ensemble, held)
     assert bool(res.history["kept"].iloc[1])
     assert res.ensemble.config.provenance["elit"]["config"]["simulated_background"] == "frames"
+    # calibrated anew, on 12 simulated images in the look of the held-out frame
+    assert res.ensemble.calibration is not None and len(res.validation.images) == 12
+    assert res.ensemble.config.provenance["elit"]["calibration"] == {
+        "images": 12,
+        "styled_after": "held-out frames",
+    }
     assert before < 0.9, before  # the film hurts …
     assert after >= before + 0.05, (before, after)  # … and its borrowed look helps,
     plain = adapt(ens, frames, pixel_size=PS, config=replace(cfg, simulated_background="simulated"))

@@ -6,6 +6,8 @@
   uncertain regions left out of the loss and a guard on held-out frames, optionally on
   simulated images that carry the frames' own background and noise
   (:mod:`atomlens.elit.restyle`);
+- :func:`recalibrate` measures an ensemble's calibration (``p_real``, σ) on simulated
+  images in the frames' look, as :func:`adapt` does for every round it keeps;
 - :func:`stream` runs the live loop: atoms per frame, a drift score against training-like
   data, and selection or background adaptation when the conditions change.
 
@@ -13,6 +15,7 @@ See ``docs/elit.md``.
 """
 
 from atomlens.elit.adapt import AdaptConfig, AdaptResult, adapt, pseudo_labels
+from atomlens.elit.recalibrate import recalibrate
 from atomlens.elit.select import Selection, select
 from atomlens.elit.stream import FrameRecord, Stream, StreamConfig, ood_score, stream
 
@@ -26,6 +29,7 @@ __all__ = [
     "adapt",
     "ood_score",
     "pseudo_labels",
+    "recalibrate",
     "select",
     "stream",
 ]

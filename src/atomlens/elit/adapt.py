@@ -133,6 +133,13 @@ class AdaptConfig:
         faithfully (it gained under an 8 Å film and lost under a 20 Å one and at 100×
         lower dose; see the ELIT docs). A frame read as more than 100 Å of film keeps its
         estimate.
+    calibration_images : int
+        Every kept round's ensemble is calibrated (``p_real``, σ scale) on this many
+        simulated images in the look of the held-out frames (of the training frames when
+        none is held out or the held-out ones show no lattice), with their exact atoms
+        (:func:`atomlens.elit.recalibrate.styled_validation`): the old calibration
+        described the old members under the old conditions. 0 drops the calibration
+        instead; so does a set of frames that shows no crystal lattice (with a warning).
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -160,6 +167,7 @@ class AdaptConfig:
     match_blur: bool = True
     match_sampling: bool = True
     film: Literal["estimated", "drawn"] = "estimated"
+    calibration_images: int = 12
     seed: int = 0
     device: str = "auto"
 
@@ -203,6 +211,10 @@ class AdaptConfig:
             )
         if not 0 < self.p_keep <= 1:
             raise ValueError(f"p_keep must be within (0, 1], got {self.p_keep!r}.")
+        if not (isinstance(self.calibration_images, int) and self.calibration_images >= 0):
+            raise ValueError(
+                f"calibration_images must be an int ≥ 0, got {self.calibration_images!r}."
+            )
 
 
 @dataclass
@@ -218,10 +230,15 @@ class AdaptResult:
         consensus atoms, F1 of the consensus against the previous round's, mean epistemic
         uncertainty of the training and hold-out frames, the hold-out nearest-neighbour
         share of implausible atoms, and whether the round was kept.
+    validation : ValidationSet or None
+        The simulated images in the frames' look, with their exact atoms, on which every
+        kept round was calibrated (``AdaptConfig.calibration_images``); None when there
+        were none. Also a labelled check of any other model in that look.
     """
 
     ensemble: Any
     history: pd.DataFrame
+    validation: Any = None
 
 
 def pseudo_labels(
@@ -530,6 +547,45 @@ def _styled_record(styled: Any) -> dict[str, Any]:
     return {k: d[k] for k in keys}
 
 
+def _calibration_set(
+    ens: Any,
+    sets: list[tuple[str, list[np.ndarray]]],
+    pixel_size: float,
+    cfg: AdaptConfig,
+    simulated: Any,
+) -> tuple[Any, str] | tuple[None, None]:
+    """Styled validation images for the adapted rounds' calibration, after the first of
+    ``sets`` (``(name, frames)``) that shows a lattice; ``(None, None)`` when none does."""
+    from atomlens.elit.recalibrate import styled_validation
+
+    why = "no frames"
+    for name, fs in sets:
+        if not fs:
+            continue
+        try:
+            val = styled_validation(
+                ens,
+                fs,
+                pixel_size=pixel_size,
+                images=cfg.calibration_images,
+                seed=cfg.seed + 7919,
+                simulated=simulated,
+                pixel_noise=cfg.pixel_noise,
+                match_blur=cfg.match_blur,
+                match_sampling=cfg.match_sampling,
+                film=cfg.film,
+            )
+            return val, name
+        except ValueError as err:
+            why = f"{name}: {err}"
+    logger.warning(
+        "adapt: the adapted ensemble cannot be recalibrated for the frames (%s); it has no "
+        "calibration and find() reports no p_real with it",
+        why,
+    )
+    return None, None
+
+
 def _history_records(history: pd.DataFrame) -> list[dict[str, Any]]:
     """The history as JSON-ready records (NaN → None)."""
     return [
@@ -703,6 +759,15 @@ def adapt(
             look["pixel_size_A"],
             look["sampling"],
         )
+    cal_set = cal_from = None  # styled images on which every kept round is calibrated
+    if cfg.calibration_images > 0:
+        cal_set, cal_from = _calibration_set(
+            ens,
+            [("held-out frames", hold), ("training frames", train)],
+            pixel_size,
+            cfg,
+            simulated,
+        )
     with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             labels, n_pseudo, ignored = [], 0, []
@@ -813,6 +878,12 @@ def adapt(
                 }
             )
             logger.info("ELIT round %d: %s", rnd, hist[-1])
+            if kept and cal_set is not None:
+                from atomlens.ensemble.calibration import fit_calibration
+
+                candidate.calibration = fit_calibration(
+                    candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes
+                )
             if on_round is not None:
                 on_round(rnd, candidate, kept)
             if not kept:
@@ -840,8 +911,17 @@ def adapt(
                     "frames": len(frames),
                     "history": _history_records(history),
                     **({"styled": look} if look is not None else {}),
+                    **(
+                        {
+                            "calibration": {
+                                "images": cfg.calibration_images,
+                                "styled_after": cal_from,
+                            }
+                        }
+                        if current.calibration is not None
+                        else {}
+                    ),
                 },
             },
         )
-        current.calibration = None  # the old calibration described the old members
-    return AdaptResult(current, history)
+    return AdaptResult(current, history, cal_set)

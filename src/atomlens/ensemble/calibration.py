@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,10 @@ class Calibration:
         Its intercept.
     min_separation_A : float or None
         The minimum separation the features were computed with [Å].
+    p_real_thresholds, f1 : list of float or None
+        Mean F1 on the validation images of the atoms ``find`` accepts (``p_detect`` ≥ 0.5)
+        with those below each ``p_real`` threshold rejected (0 rejects none). None in
+        calibrations made before it was measured.
     """
 
     p_detect: list[float]
@@ -149,6 +153,16 @@ class Calibration:
     coef: list[float] | None = None
     intercept: float | None = None
     min_separation_A: float | None = None
+    p_real_thresholds: list[float] | None = None
+    f1: list[float] | None = None
+
+    @property
+    def best_p_real_min(self) -> float | None:
+        """The ``p_real`` threshold with the best F1 on the validation images (the lowest
+        of equals), or None when that was not measured."""
+        if not self.f1 or not self.p_real_thresholds:
+            return None
+        return float(self.p_real_thresholds[int(np.argmax(self.f1))])
 
     def p_real_of(self, candidates: pd.DataFrame, /) -> np.ndarray:
         """``p_real`` of every candidate of one image (logistic model, else the table)."""
@@ -246,6 +260,7 @@ def fit_calibration(
     from atomlens.metrics import match_points
 
     ps_all, real_all, sig_all, err_all, feat_all = [], [], [], [], []
+    scenes: list[tuple[pd.DataFrame, np.ndarray, np.ndarray, float]] = []
     min_sep = float(ensemble.config.min_separation_A)
     for im, truth, ps in zip(images, truths, pixel_sizes, strict=True):
         res = find(im, model=ensemble, pixel_size=ps, p_min=1e-6, calibrated=False)
@@ -261,6 +276,13 @@ def fit_calibration(
             & (c_xy[:, 1] <= h - 1 - m)
         )
         mt = match_points(c_xy, t_xy, radius=radius_A / ps)
+        t_in = (
+            (t_xy[:, 0] >= m)
+            & (t_xy[:, 1] >= m)
+            & (t_xy[:, 0] <= w - 1 - m)
+            & (t_xy[:, 1] <= h - 1 - m)
+        )
+        scenes.append((cand, t_xy[t_in], keep, radius_A / ps))
         real = np.zeros(len(cand), bool)
         real[mt.pred_index] = True
         ps_all.append(cand["p_detect"].to_numpy(float)[keep])
@@ -315,7 +337,7 @@ def fit_calibration(
             "intercept": float(lr.intercept_[0]),
             "min_separation_A": min_sep,
         }
-    return Calibration(
+    cal = Calibration(
         p_detect=[float(v) for v in values],
         p_real=p_real,
         counts=counts,
@@ -324,3 +346,29 @@ def fit_calibration(
         n_images=len(images),
         **logistic,
     )
+    thresholds = [round(0.1 * k, 1) for k in range(10)]
+    f1 = _f1_by_p_real(cal, scenes, thresholds)
+    return replace(cal, p_real_thresholds=thresholds, f1=f1)
+
+
+def _f1_by_p_real(
+    cal: Calibration,
+    scenes: list[tuple[pd.DataFrame, np.ndarray, np.ndarray, float]],
+    thresholds: list[float],
+) -> list[float]:
+    """Mean F1 over the validation images (inside the margin) of the candidates with
+    ``p_detect`` ≥ 0.5 and ``p_real`` at least each threshold."""
+    from atomlens.metrics import match_points
+
+    f1 = np.zeros(len(thresholds))
+    for cand, truth, inside, radius in scenes:
+        # p_real from the features of all candidates (as find computes it), then those
+        # inside the margin
+        pr = cal.p_real_of(cand)[inside]
+        xy = cand[["x_px", "y_px"]].to_numpy(float)[inside]
+        solid = cand["p_detect"].to_numpy(float)[inside] >= 0.5
+        for j, t in enumerate(thresholds):
+            kept = xy[solid & (pr >= t)]
+            m = match_points(kept, truth, radius=radius)
+            f1[j] += 2 * len(m.pred_index) / max(len(kept) + len(truth), 1)
+    return [round(float(v / max(len(scenes), 1)), 5) for v in f1]
