@@ -49,7 +49,7 @@ import torch
 
 from atomlens.elit import select
 from atomlens.elit.adapt import AdaptConfig, adapt
-from atomlens.ensemble import Ensemble, train_ensemble
+from atomlens.ensemble import Ensemble, fit_calibration, train_ensemble
 from atomlens.finder import find
 from atomlens.metrics import match_points
 from atomlens.model import Model
@@ -168,6 +168,22 @@ def score(model: Ensemble | Model, test: list) -> tuple[float, float]:
         d2.append((np.asarray(m.distance) * ps * 100) ** 2)
     d = np.concatenate(d2)
     return float(np.mean(f1s)), float(np.sqrt(d.mean())) if len(d) else float("nan")
+
+
+def f1_p_real(model: Ensemble, test: list, p_real_min: float | str = "auto") -> float:
+    """Mean F1 over the test frames with the candidates below ``p_real_min`` rejected
+    (``find(…, p_real_min=…)``; "auto": the threshold with the best F1 on the model's
+    calibration images); NaN for a model without a calibration."""
+    if model.calibration is None:
+        return float("nan")
+    f1s = []
+    for sim, ps in test:
+        r = find(sim.image, model=model, pixel_size=ps, p_real_min=p_real_min)
+        p = r.atoms[["x_px", "y_px"]].to_numpy(float)
+        t = sim.truth[["x_px", "y_px"]].to_numpy(float)
+        m = match_points(p, t, radius=0.5 / ps)
+        f1s.append(2 * len(m.pred_index) / max(len(p) + len(t), 1))
+    return float(np.mean(f1s))
 
 
 def oracle(ens: Ensemble, sims: list, ps: float, steps: int, cfg: AdaptConfig) -> Ensemble:
@@ -346,6 +362,8 @@ def main() -> None:
         n_atoms[name] = float(np.mean([len(s.truth) for s, _ in test]))
         members = [score(ens.member(i), test) for i in range(len(ens))]
         order = np.argsort([f for f, _ in members])
+        # F1 with the candidates below the F1-best p_real rejected, and that threshold
+        p_real: dict[str, float] = {}
         res: dict[str, tuple[float, float, str]] = {
             "worst": (*members[order[0]], ""),
             "median": (
@@ -364,16 +382,21 @@ def main() -> None:
         res["labelled pick"] = (*members[int(np.argmax(on_frames))], "")
         last = res["ensemble"]
 
-        def on_round(rnd: int, cand: Ensemble, kept: bool, res=res, test=test) -> None:
+        def on_round(
+            rnd: int, cand: Ensemble, kept: bool, res=res, test=test, p_real=p_real
+        ) -> None:
             nonlocal last
             if kept:
                 last = (*score(cand, test), "")
                 res[f"ELIT {rnd}"] = last
+                if rnd == 3:
+                    p_real["ELIT 3"] = f1_p_real(cand, test)
+                    p_real["ELIT 3 cut"] = cand.calibration.best_p_real_min
             else:
                 res[f"ELIT {rnd}"] = (last[0], last[1], "*")
 
         if args.select_only:
-            rows.append((name, res, None))
+            rows.append((name, res, None, {}))
         else:
             out = adapt(
                 ens,
@@ -385,8 +408,18 @@ def main() -> None:
             )
             for rnd in (1, 2, 3):
                 res.setdefault(f"ELIT {rnd}", (last[0], last[1], "*"))
-            res["oracle"] = (*score(oracle(ens, unl, ps, 3 * cfg.steps, cfg), test), "")
-            rows.append((name, res, out.history))
+            orc = oracle(ens, unl, ps, 3 * cfg.steps, cfg)
+            res["oracle"] = (*score(orc, test), "")
+            if "ELIT 3" not in p_real:  # round 3 undone: the last kept round's
+                p_real["ELIT 3"] = f1_p_real(out.ensemble, test)
+                cal = out.ensemble.calibration
+                p_real["ELIT 3 cut"] = cal.best_p_real_min if cal is not None else None
+            val = out.validation  # the oracle calibrated on the images ELIT's rounds were
+            if val is not None:
+                orc.calibration = fit_calibration(orc, val.images, val.truths, val.pixel_sizes)
+            p_real["oracle"] = f1_p_real(orc, test)
+            p_real["oracle cut"] = orc.calibration.best_p_real_min if val is not None else None
+            rows.append((name, res, out.history, p_real))
         print(head if k == 0 else "", end="\n" if k == 0 else "")
         cells = " ".join(f"{res[c][0]:.4f}/{res[c][1]:5.1f}{res[c][2]:>2s}" for c in cols)
         print(f"{name:28s} {cells}   ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -398,7 +431,7 @@ def main() -> None:
     print("(labelled pick: the member best on the unlabeled frames by their true atoms, on the")
     print("test frames: how well any choice from these frames can do)")
     base_median = rows[0][1]["median"][0]
-    for name, res, _ in rows:
+    for name, res, _, _ in rows:
         hurt = base_median - res["median"][0] >= 0.05
         gap = res["oracle"][0] - res["ELIT 3"][0] if "oracle" in res else float("nan")
         sel_ok = res["selected"][0] >= res["median"][0] - 1e-9
@@ -421,8 +454,27 @@ def main() -> None:
             )
             + f"; labelled pick {res['labelled pick'][0] - res['median'][0]:+.4f})"
         )
+    if not args.select_only:
+        print(
+            "\nthe same with the candidates below p_real's F1-best threshold rejected"
+            "\n(find(…, p_real_min='auto')): ELIT's rounds calibrated by adapt on simulated"
+            "\nimages in the frames' look, the oracle on the same images; [threshold]:"
+        )
+
+        def cut(v: float | None) -> str:
+            return "[ – ]" if v is None else f"[{v:.1f}]"
+
+        for name, res, _, pr in rows:
+            hurt = base_median - res["median"][0] >= 0.05
+            gap = pr["oracle"] - pr["ELIT 3"]
+            print(
+                f"  {name:28s} ELIT3 {pr['ELIT 3']:.4f} {cut(pr['ELIT 3 cut'])}  "
+                f"oracle {pr['oracle']:.4f} {cut(pr['oracle cut'])}  "
+                f"oracle − ELIT3 {gap:+.4f} "
+                + (f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})" if hurt else "")
+            )
     print("\nELIT history (per shift: consensus atoms, ignored share, hold-out implausible):")
-    for name, _, h in rows:
+    for name, _, h, _ in rows:
         if h is None:
             continue
         desc = "; ".join(
