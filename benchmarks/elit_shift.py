@@ -363,7 +363,7 @@ def main() -> None:
         members = [score(ens.member(i), test) for i in range(len(ens))]
         order = np.argsort([f for f, _ in members])
         # F1 with the candidates below the F1-best p_real rejected, and that threshold
-        p_real: dict[str, float] = {}
+        p_real: dict[str, float | None] = {}
         res: dict[str, tuple[float, float, str]] = {
             "worst": (*members[order[0]], ""),
             "median": (

@@ -748,8 +748,8 @@ def adapt(
     if cal and res.ensemble is not ens:
         typer.echo(
             f"calibrated on {cal['images']} simulated images in the look of the "
-            f"{cal['styled_after']}: `atomlens find … --model {out} --p-real-min 0.5` rejects "
-            "the atoms more likely false than real"
+            f"{cal['styled_after']}: `atomlens find … --model {out} --p-real-min auto` rejects "
+            "the candidates below the p_real threshold with the best F1 on them"
         )
 
 
