@@ -74,3 +74,24 @@ def train_tiny_model(out, *, steps: int = 120, **config):
         config=TrainConfig(**cfg),
         **EASY,
     )
+
+
+def perturbed_ensemble(model, n: int = 2, scale: float = 0.02):
+    """An ensemble of ``model`` and ``n − 1`` copies with weights perturbed by ``scale``
+    (relative, seeded): distinct members that all still work."""
+    import torch
+
+    from atomlens.ensemble import Ensemble
+    from atomlens.nn import UNet
+
+    g = torch.Generator().manual_seed(1)
+    nets = []
+    for k in range(n):
+        net = UNet(model.config.architecture)
+        net.load_state_dict(model.network.state_dict())
+        if k:
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.mul_(1 + scale * torch.randn(p.shape, generator=g))
+        nets.append(net.eval())
+    return Ensemble(nets, model.config)

@@ -11,25 +11,11 @@ from atomlens.elit.adapt import AdaptConfig, adapt, pseudo_labels
 from atomlens.ensemble import Ensemble
 from atomlens.finder import find
 from atomlens.metrics import match_points
-from atomlens.nn import UNet
 from atomlens.simulate import ImagingConditions, simulate_image
+from tests.common import perturbed_ensemble
 
 PS = 0.12  # Å/px: the tiny model was trained at 0.25 Å/px, so this is also a sampling shift
 SHIFT = ImagingConditions(dose_e_per_A2=1.5e3)  # ~100× below the training doses
-
-
-def _ensemble(model, n=2, scale=0.02):
-    g = torch.Generator().manual_seed(1)
-    nets = []
-    for k in range(n):
-        net = UNet(model.config.architecture)
-        net.load_state_dict(model.network.state_dict())
-        if k:
-            with torch.no_grad():
-                for p in net.parameters():
-                    p.mul_(1 + scale * torch.randn(p.shape, generator=g))
-        nets.append(net.eval())
-    return Ensemble(nets, model.config)
 
 
 def _f1(ens, sims):
@@ -44,7 +30,7 @@ def _f1(ens, sims):
 
 
 def test_pseudo_labels_leave_disputed_and_uncertain_pixels_out(tiny_model):
-    ens = _ensemble(tiny_model, n=3, scale=0.15)
+    ens = perturbed_ensemble(tiny_model, n=3, scale=0.15)
     sim = simulate_image("graphene", shape=128, pixel_size=PS, rng=3, conditions=SHIFT)
     r = find(sim.image, model=ens, pixel_size=PS, p_min=1e-6, calibrated=False)
     cfg = AdaptConfig(p_keep=0.99, epistemic_max=0.1, ignore_radius_A=0.8)
@@ -74,7 +60,7 @@ def test_pseudo_labels_leave_disputed_and_uncertain_pixels_out(tiny_model):
 def test_background_is_taught_only_where_every_member_sees_background(tiny_model):
     from dataclasses import replace
 
-    ens = _ensemble(tiny_model, n=3, scale=0.15)
+    ens = perturbed_ensemble(tiny_model, n=3, scale=0.15)
     sim = simulate_image("graphene", shape=128, pixel_size=PS, rng=3, conditions=SHIFT)
     r = find(sim.image, model=ens, pixel_size=PS, p_min=1e-6, calibrated=False)
     kw = dict(n_classes=1, class_names=ens.config.class_names, label_radius_A=0.5)
@@ -91,7 +77,7 @@ def test_background_is_taught_only_where_every_member_sees_background(tiny_model
 
 
 def test_adapt_improves_f1_on_a_dose_and_sampling_shift(tiny_model):
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     sims = [
         simulate_image("graphene", shape=160, pixel_size=PS, rng=100 + i, conditions=SHIFT)
         for i in range(6)
@@ -119,7 +105,7 @@ def test_adapt_rejects_bad_settings(tiny_model):
     with pytest.raises(ValueError, match="calibration_images"):
         AdaptConfig(calibration_images=-1)
     with pytest.raises(ValueError, match="at least one frame"):
-        adapt(_ensemble(tiny_model), [], pixel_size=PS)
+        adapt(perturbed_ensemble(tiny_model), [], pixel_size=PS)
 
 
 def test_adapt_and_select_commands(tiny_model, tmp_path):
@@ -129,7 +115,7 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
 
     runner = CliRunner()
     model = tmp_path / "ens"
-    _ensemble(tiny_model).save(model)
+    perturbed_ensemble(tiny_model).save(model)
     files = []
     for i in range(3):
         f = tmp_path / f"frame{i}.npy"
@@ -183,7 +169,7 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
 def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
     from atomlens.elit.adapt import MixedSource, _simulated_source
 
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     sim = _simulated_source(ens.config, None, 64, seed=0)
     assert sim.class_names == ("C",)
 
@@ -215,7 +201,7 @@ def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
 def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
     from dataclasses import replace
 
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     frames = [
         simulate_image("graphene", shape=128, pixel_size=PS, rng=i, conditions=SHIFT).image
         for i in range(3)
@@ -266,7 +252,7 @@ def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_mode
     recorded = ConditionRanges.from_dict(tiny_model.config.provenance["simulation"])
     assert recorded.dose_e_per_A2 == (1e5, 1e6) and recorded.film_thickness_A == (0.0, 0.0)
     assert recorded.probe == "gaussian" and recorded.drift_px == (0.0, 0.0)
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     ens.save(tmp_path / "ens")  # and it survives the ensemble's JSON
     ens = Ensemble.load(tmp_path / "ens")
     src = _simulated_source(ens.config, None, 64, seed=0)
@@ -286,7 +272,7 @@ def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model
         for i in range(5)
     ]
     frames, held = [s.image for s in sims[:3]], sims[3:]
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     before = _f1(ens, held)
     cfg = AdaptConfig(
         rounds=1,

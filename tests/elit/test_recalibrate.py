@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from atomlens.elit.recalibrate import recalibrate, styled_validation
-from atomlens.ensemble import Ensemble, fit_calibration
+from atomlens.ensemble import fit_calibration
 from atomlens.finder import find
 from atomlens.metrics import match_points
-from atomlens.nn import UNet
 from atomlens.simulate import Background, ConditionRanges, ImagingConditions, simulate_image
 from atomlens.train.validation import ValidationSet
+from tests.common import perturbed_ensemble
 
 PS = 0.12  # Å/px (the tiny model was trained at 0.25 Å/px)
 
@@ -24,20 +24,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def _ensemble(model, n=2):
-    g = torch.Generator().manual_seed(1)
-    nets = []
-    for k in range(n):
-        net = UNet(model.config.architecture)
-        net.load_state_dict(model.network.state_dict())
-        if k:
-            with torch.no_grad():
-                for p in net.parameters():
-                    p.mul_(1 + 0.02 * torch.randn(p.shape, generator=g))
-        nets.append(net.eval())
-    return Ensemble(nets, model.config)
 
 
 def _training_calibration(ens, model):
@@ -70,7 +56,7 @@ def test_recalibration_in_the_frames_look_tells_real_atoms_better_under_a_film(t
         for i in range(5)
     ]
     frames, held = [s.image for s in sims[:3]], sims[3:]
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     ens.calibration = _training_calibration(ens, tiny_model)
     before = _brier(ens, held)
     ens.calibration = recalibrate(ens, frames, pixel_size=PS)
@@ -99,7 +85,7 @@ def test_styled_validation_images_have_the_frames_sampling_and_exact_atoms(tiny_
 
 
 def test_p_real_min_moves_unlikely_atoms_to_rejected(tiny_model):
-    ens = _ensemble(tiny_model)
+    ens = perturbed_ensemble(tiny_model)
     film = ImagingConditions(dose_e_per_A2=2e5, background=Background(film_thickness_A=10.0))
     sims = [
         simulate_image("graphene", shape=192, pixel_size=PS, rng=330 + i, conditions=film)
