@@ -52,28 +52,83 @@ RECIPES = {
 }
 
 
+def _recipe(name: str) -> dict:
+    """The recipe's keyword arguments for :func:`atomlens.ensemble.train_ensemble`."""
+    from atomlens.simulate import parse_defect
+
+    recipe = dict(RECIPES[name]["recipe"])
+    recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
+    if "classes" in recipe:
+        from atomlens.simulate import ClassMap
+
+        recipe["classes"] = ClassMap(by=recipe["classes"])
+    return recipe
+
+
+def recalibrate(name: str, *, install: bool) -> None:
+    """Fit the installed model's calibration again on the images ``train_ensemble``
+    calibrated it on (same ranges, seed and count), e.g. to add what newer calibrations
+    record (the F1 of each ``p_real`` threshold, which ``--p-real-min auto`` needs). The
+    weights are not touched; the logistic's coefficients are printed beside the old ones."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from atomlens.ensemble import Ensemble
+    from atomlens.ensemble.calibration import fit_calibration
+    from atomlens.train.recipe import make_ranges
+    from atomlens.train.validation import ValidationSet
+
+    dest = ROOT / "src" / "atomlens" / "bundled" / name
+    ens = Ensemble.load(dest)
+    old = ens.calibration
+    recipe = _recipe(name)
+    ps = float(recipe["pixel_size"])
+    # as train_ensemble makes them (n_calibration=8, seed + 20 000, 0.5–0.8 × the pixel size)
+    val = ValidationSet.simulated(
+        replace(make_ranges(**recipe), pixel_size_A=(ps * 0.5, ps * 0.8)),
+        n_images=8,
+        shape=256,
+        seed=RECIPES[name]["seed"] + 20_000,
+    )
+    new = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
+    if old is not None and old.coef is not None and new.coef is not None:
+        d = float(np.max(np.abs(np.asarray(old.coef) - np.asarray(new.coef))))
+        print(f"{name}: logistic coefficients differ from the installed ones by at most {d:.2g}")
+        print(f"  σ scale {old.sigma_scale:.4f} → {new.sigma_scale:.4f}")
+    f1 = ", ".join(f"{t:.1f}: {v:.4f}" for t, v in zip(new.p_real_thresholds, new.f1))
+    print(f"  F1 by p_real threshold: {f1}")
+    print(f"  best threshold {new.best_p_real_min}")
+    if install:
+        new.save(dest)
+        print(f"installed {dest / 'calibration.json'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name", choices=sorted(RECIPES))
     ap.add_argument("--out", type=Path)
     ap.add_argument("--gpu", action="store_true", help="the GPU budget, members together")
     ap.add_argument("--install", action="store_true", help="save into src/atomlens/bundled/")
+    ap.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="no training: measure the installed model's calibration again on the images "
+        "train_ensemble calibrated it on (with --install, replace its calibration.json)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.recalibrate:
+        recalibrate(args.name, install=args.install)
+        return
 
     from atomlens.ensemble import train_ensemble
-    from atomlens.simulate import parse_defect
     from atomlens.train import TrainConfig
 
     r = RECIPES[args.name]
     out = args.out or ROOT / "build" / "bundled" / args.name
     steps = r["steps_gpu"] if args.gpu else r["steps_cpu"]
-    recipe = dict(r["recipe"])
-    recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
-    if "classes" in recipe:
-        from atomlens.simulate import ClassMap
-
-        recipe["classes"] = ClassMap(by=recipe["classes"])
+    recipe = _recipe(args.name)
     t = time.perf_counter()
     ens = train_ensemble(
         members=r["members"],
