@@ -96,7 +96,7 @@ def recalibrate(name: str, *, install: bool) -> None:
         d = float(np.max(np.abs(np.asarray(old.coef) - np.asarray(new.coef))))
         print(f"{name}: logistic coefficients differ from the installed ones by at most {d:.2g}")
         print(f"  σ scale {old.sigma_scale:.4f} → {new.sigma_scale:.4f}")
-    f1 = ", ".join(f"{t:.1f}: {v:.4f}" for t, v in zip(new.p_real_thresholds, new.f1))
+    f1 = ", ".join(f"{t:.1f}: {v:.4f}" for t, v in zip(new.p_real_thresholds, new.f1, strict=True))
     print(f"  F1 by p_real threshold: {f1}")
     print(f"  best threshold {new.best_p_real_min}")
     if install:

@@ -79,7 +79,6 @@ def test_find_without_a_model_uses_the_default_bundled_one_or_says_what_to_pass(
     assert r.exit_code == 2 and "pass --model" in r.output, r.output
 
 
-
 def test_the_bundled_graphene_model_rejects_by_p_real_auto_and_gains_f1():
     """The bundled graphene calibration records the F1 of each p_real threshold (refitted
     on the images it was calibrated on, `scripts/train_bundled.py graphene --recalibrate`),

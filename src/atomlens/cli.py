@@ -455,14 +455,7 @@ def find(
                 "no --model given: using the bundled %s model", DEFAULT_MODEL
             )
         ens = Ensemble.load(model)
-        p_real_cut: float | str | None = p_real_min
-        if p_real_min is not None and p_real_min != "auto":
-            try:
-                p_real_cut = float(p_real_min)
-            except ValueError:
-                raise ValueError(
-                    f"--p-real-min must be a number within [0, 1] or 'auto', got {p_real_min!r}."
-                ) from None
+        p_real_cut = _p_real_cut(p_real_min)
         client = None
         if scheduler is not None:
             try:
@@ -786,17 +779,38 @@ class OnDrift(str, Enum):
 
 
 def _decision_line(d: dict) -> str:
-    keep = ("ratio", "baseline", "threshold", "members", "cause", "seconds", "launched_at")
+    keep = (
+        "ratio",
+        "baseline",
+        "threshold",
+        "members",
+        "cause",
+        "seconds",
+        "launched_at",
+        "p_real_min",
+    )
     parts = [
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items() if k in keep
     ]
     if "swapped" in d:
         parts.append("swapped in" if d["swapped"] else "every round undone, not swapped in")
-    if d["event"] in ("frame_skipped", "adapt_failed"):
+    if d["event"] in ("frame_skipped", "adapt_failed", "p_real_off"):
         parts.append(str(d.get("reason") or d.get("error")))
     at = "start" if d["frame"] is None else f"frame {d['frame']}"
     at += ", after the last frame" if d.get("at_end") else ""
     return f"  → {d['event']} ({at}): {', '.join(parts)}"
+
+
+def _p_real_cut(value: str | None) -> float | str | None:
+    """``--p-real-min``: None, "auto" or a number."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(
+            f"--p-real-min must be a number within [0, 1] or 'auto', got {value!r}."
+        ) from None
 
 
 @app.command("stream")
@@ -825,6 +839,14 @@ def stream_frames(
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", help="Stop after this long without a new file [s].")
     ] = 60.0,
+    p_real_min: Annotated[
+        str | None,
+        typer.Option(
+            "--p-real-min",
+            help="Reject atoms whose calibrated p_real is below this (a number or 'auto', as "
+            "for `atomlens find`) while the active members are calibrated.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Follow SOURCE as frames arrive: atoms, latency and drift score per frame; on drift,
@@ -841,6 +863,7 @@ def stream_frames(
             on_drift=on_drift.value,
             n_best=n_best,
             idle_timeout_s=idle_timeout,
+            p_real_min=_p_real_cut(p_real_min),
         )
         ens = Ensemble.load(resolve_model_path(str(model)))
         st = stream(

@@ -19,7 +19,7 @@ from atomlens.elit.stream import FrameRecord, StreamConfig, ood_score, stream
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points
 from atomlens.nn import UNet
-from atomlens.simulate import GaussianProbe, ImagingConditions, simulate_image
+from atomlens.simulate import Background, GaussianProbe, ImagingConditions, simulate_image
 
 PS = 0.25  # the tiny model's own sampling [Å/px]
 SIDE = 96  # [px]
@@ -129,6 +129,48 @@ def test_drift_is_detected_and_the_best_members_take_over(ens4, good, shifted):
     assert len(st.ensemble) == 2
     # and the baseline was measured again for them
     assert [d["reason"] for d in events(st, "baseline")] == ["start", "the active ensemble changed"]
+
+
+def test_p_real_min_rejects_while_the_members_are_calibrated(ens4, good, shifted):
+    """With ``p_real_min`` the stream rejects as ``find`` does while its ensemble is
+    calibrated; selected members have no calibration of their own, and the stream says it
+    stops rejecting instead of failing on every frame."""
+    from dataclasses import replace
+
+    from atomlens.ensemble import fit_calibration
+    from atomlens.finder import find
+
+    # calibrated where it errs (a lower dose and a film), so that p_real tells something
+    hard = ImagingConditions(dose_e_per_A2=5e3, background=Background(film_thickness_A=3.0))
+    cal_sims = [
+        simulate_image("graphene", shape=SIDE, pixel_size=PS, rng=40 + s, conditions=hard)
+        for s in range(3)
+    ]
+    ens = Ensemble(ens4.networks, ens4.config, ens4.member_provenance)
+    with pytest.raises(ValueError, match="needs a calibrated ensemble"):
+        stream(ens, [good[0].image], pixel_size=PS, config=StreamConfig(p_real_min=0.5))
+    ens.calibration = fit_calibration(
+        ens, [c.image for c in cal_sims], [c.truth for c in cal_sims], [PS] * 3
+    )
+    cut = 0.9  # high enough to reject some candidates of these frames
+    frames = [g.image for g in good[:3]] + shifted
+    cfg = StreamConfig(patience=2, window=3, on_drift="select", n_best=2, p_real_min=cut)
+    st = stream(ens, frames, pixel_size=PS, config=cfg)
+    recs = list(st)
+    for r, frame in zip(recs[:5], frames[:5], strict=True):  # all four members, calibrated
+        want = find(frame, model=ens, pixel_size=PS, p_real_min=cut)
+        assert r.n_atoms == len(want.atoms) and (r.atoms["p_real"] >= cut).all()
+    plain = [find(f, model=ens, pixel_size=PS).atoms for f in frames[:5]]
+    assert any((a["p_real"] < cut).any() for a in plain), "the test needs candidates below"
+    off = events(st, "p_real_off")
+    assert len(off) == 1 and off[0]["frame"] == events(st, "switch")[0]["frame"] == 4
+    assert all(len(r.members) == 2 for r in recs[5:])  # and they ran without failing
+    # "auto" needs the F1 per threshold, which an older calibration lacks
+    ens.calibration = replace(ens.calibration, f1=None, p_real_thresholds=None)
+    with pytest.raises(ValueError, match="F1 of each p_real threshold"):
+        stream(ens, [good[0].image], pixel_size=PS, config=StreamConfig(p_real_min="auto"))
+    with pytest.raises(ValueError, match="p_real_min"):
+        StreamConfig(p_real_min=1.5)
 
 
 def _fake_adapt(calls, go=None):
@@ -346,3 +388,8 @@ def test_cli_streams_a_folder(tiny_model_dir, good, tmp_path):
     assert len(pd.read_csv(out / "frames.csv")) == 2
     bad = CliRunner().invoke(app, ["stream", str(d / "nope"), "--model", str(tiny_model_dir)])
     assert bad.exit_code == 2 and "no such file" in bad.output
+    args = ["stream", str(d), "--model", str(tiny_model_dir), "--pixel-size", str(PS)]
+    bad = CliRunner().invoke(app, [*args, "--p-real-min", "auto"])  # not calibrated
+    assert bad.exit_code == 2 and "needs a calibrated ensemble" in bad.output, bad.output
+    bad = CliRunner().invoke(app, [*args, "--p-real-min", "half"])
+    assert bad.exit_code == 2 and "must be a number" in bad.output, bad.output

@@ -45,8 +45,8 @@ ends after ``patience`` frames under) and, by ``on_drift``:
 
 Each change of the active ensemble re-measures the baseline and starts the drift count
 afresh. Every decision (baseline, drift, recovery, switch, adaptation launched, finished
-or failed, skipped frame) is logged and kept, with its evidence, in
-:attr:`Stream.decisions`.
+or failed, skipped frame, rejection by ``p_real`` stopped or resumed) is logged and kept,
+with its evidence, in :attr:`Stream.decisions`.
 """
 
 from __future__ import annotations
@@ -111,6 +111,14 @@ class StreamConfig:
         Largest side of the simulated baseline frames [px].
     p_min : float
         Share of members that must find an atom (as in :func:`atomlens.finder.find`).
+    p_real_min : float or "auto", optional
+        Reject the candidates whose calibrated ``p_real`` is below this (as in
+        :func:`atomlens.finder.find`; ``"auto"``: the calibration's F1-best threshold).
+        The starting ensemble must be calibrated (with the F1 per threshold for
+        ``"auto"``). Members chosen by ``select`` have no calibration of their own (it
+        described all members together): while they are active nothing is rejected by
+        ``p_real``, and a ``"p_real_off"`` decision says so; an adapted ensemble is
+        calibrated by ``adapt`` and rejects again (``"p_real_on"``).
     poll_s : float
         How often a directory is listed [s].
     settle_s : float
@@ -147,6 +155,7 @@ class StreamConfig:
     baseline_dose: float = 1e5
     baseline_side: int = 256
     p_min: float = 0.5
+    p_real_min: float | str | None = None
     poll_s: float = 0.2
     settle_s: float = 0.5
     idle_timeout_s: float = 60.0
@@ -193,6 +202,8 @@ class StreamConfig:
         number("baseline_dose", lambda v: math.isfinite(v) and v > 0, "a positive dose [e⁻/Å²]")
         integer("baseline_side", 32)
         number("p_min", lambda v: 0 < v <= 1, "within (0, 1]")
+        if self.p_real_min is not None and self.p_real_min != "auto":
+            number("p_real_min", lambda v: 0 <= v <= 1, "None, 'auto' or within [0, 1]")
         for name in ("poll_s", "settle_s", "idle_timeout_s"):
             number(name, lambda v: math.isfinite(v) and v >= 0, "a non-negative time [s]")
         if not isinstance(self.finish_adaptation, bool):
@@ -418,6 +429,15 @@ def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int
 
 
 # ------------------------------------------------------------------------ stream
+def _rejects_by_p_real(ens: Any, cfg: StreamConfig) -> bool:
+    """Whether ``cfg.p_real_min`` can be applied with ``ens`` (a calibration, and for
+    ``"auto"`` one that holds the F1 of each threshold)."""
+    cal = getattr(ens, "calibration", None)
+    if cfg.p_real_min is None or cal is None:
+        return False
+    return cfg.p_real_min != "auto" or cal.best_p_real_min is not None
+
+
 def _is_dask(executor: Any) -> bool:
     return type(executor).__module__.split(".")[0] == "distributed"
 
@@ -452,7 +472,8 @@ class Stream:
     decisions : list of dict
         Every decision so far: ``event`` (``"baseline"``, ``"drift"``, ``"recovered"``,
         ``"switch"``, ``"select_kept"``, ``"adapt_launched"``, ``"adapt_busy"``,
-        ``"adapt_finished"``, ``"adapt_failed"``, ``"frame_skipped"``), ``frame`` (index,
+        ``"adapt_finished"``, ``"adapt_failed"``, ``"frame_skipped"``, ``"p_real_off"``,
+        ``"p_real_on"``), ``frame`` (index,
         or None before the first; what happens after the last frame has ``at_end``),
         ``time`` (Unix time [s]) and the evidence (scores, ratios, threshold, members, …).
     """
@@ -500,6 +521,18 @@ class Stream:
                 f"dask.distributed.Client), got {type(executor).__name__}."
             )
         self.ensemble = _as_ensemble(ensemble)
+        if config.p_real_min is not None and not _rejects_by_p_real(self.ensemble, config):
+            raise ValueError(
+                f"p_real_min={config.p_real_min!r} needs a calibrated ensemble"
+                + (
+                    " whose calibration holds the F1 of each p_real threshold (newer than "
+                    "2026-11-28)"
+                    if self.ensemble.calibration is not None
+                    else ""
+                )
+                + ": calibrate it (atomlens.elit.recalibrate, or a model from atomlens "
+                "adapt), give a number, or leave p_real_min out."
+            )
         self._pool = self.ensemble
         n = len(self.ensemble)
         if config.n_best is not None and config.n_best > n:
@@ -674,11 +707,13 @@ class Stream:
     def _find(self, frame: np.ndarray, ps: float, ens: Any = None) -> Any:
         from atomlens.finder import find
 
+        model = ens if ens is not None else self.ensemble
         return find(
             frame,
-            model=ens if ens is not None else self.ensemble,
+            model=model,
             pixel_size=ps,
             p_min=self.config.p_min,
+            p_real_min=self.config.p_real_min if _rejects_by_p_real(model, self.config) else None,
             device=self.device,
         )
 
@@ -754,6 +789,26 @@ class Stream:
     # ---------------------------------------------------------------- actions
     def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
         old = list(self._members)
+        if self.config.p_real_min is not None:
+            before = _rejects_by_p_real(self.ensemble, self.config)
+            after = _rejects_by_p_real(ens, self.config)
+            if before and not after:
+                self._decide(
+                    "p_real_off",
+                    frame,
+                    level=logging.WARNING,
+                    reason="the new members have no calibration of their own (a calibration "
+                    "describes the members it was measured on): nothing is rejected by "
+                    f"p_real {self.config.p_real_min} while they are active",
+                )
+            elif after and not before:
+                self._decide(
+                    "p_real_on",
+                    frame,
+                    p_real_min=ens.calibration.best_p_real_min
+                    if self.config.p_real_min == "auto"
+                    else self.config.p_real_min,
+                )
         self.ensemble = ens
         self._members = members
         self._decide(
