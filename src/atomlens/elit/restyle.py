@@ -230,14 +230,16 @@ def _finer_basis(
     ``basis`` may span a sublattice of the crystal's reciprocal lattice: under a film that
     buries graphene's first order, the strong (11) reflections span one of index 3, and the
     weak (10) and (20) ones, left unmasked, pass into the aperiodic part as a ghost lattice
-    (the film estimate of such frames held 1.4–1.6× the true film's power at 0.04–0.08
+    (the film estimate of such frames held 1.2–2.1× the true film's power at 0.04–0.055
     cycles/px, where the first order lies). Each lattice of index 2 or 3 containing
     ``basis`` adds points at ``basis``'s own points plus ``m·v``; it is taken when those
     points, up to 1.3× the highest frequency of the reflections ``basis`` indexes (where
     the frame shows its lattice), number at least 4 and their power is on average at least
     4× and in median 2× the median power of their spatial frequency (``excess``: log
-    amplitude over that median). Noise gives 1.4× on average (``1/ln 2``); on benchmark
-    frames the missed first order gave 5–13×, every other candidate at most 3.1×.
+    amplitude over that median), a point counting only where no bin within 4 is more than
+    twice as strong (the flank of a strong reflection is not a reflection). Noise gives
+    1.4× on average (``1/ln 2``); on benchmark frames the missed first order gave 5–13×,
+    every other candidate at most 3.1×.
     """
     from scipy import ndimage as ndi
 
@@ -304,9 +306,9 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
     sublattice whose missing points carry Bragg power under the threshold (a film that
     buries the first order), the finer lattice is taken (:func:`_finer_basis`). Every
     point of that lattice up to the Nyquist frequency counts as lattice (weak high orders
-    included); each point
-    masks a disk of 2 frequency bins (the window's main lobe). The two parts are
-    transformed back and the window is divided out where it is at least 0.25.
+    included); each point masks a disk of 2 frequency bins (the window's main lobe). The
+    two parts are transformed back and the window is divided out where it is at least
+    0.25.
 
     Parameters
     ----------
