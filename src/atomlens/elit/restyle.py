@@ -296,7 +296,9 @@ def _finer_basis(
     return finer
 
 
-def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
+def bragg_split(
+    image: np.ndarray, /, *, peak_ratio: float = 4.0, hidden_orders: bool = True
+) -> BraggSplit:
     """Split a frame of a crystal into its lattice part and its aperiodic part.
 
     The frame (less its mean) is Hann-windowed and Fourier transformed. Bragg reflections
@@ -316,6 +318,12 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
         One frame, at least 32 px a side.
     peak_ratio : float
         Detection threshold of a reflection over the amplitude median at its frequency.
+    hidden_orders : bool
+        Look for a finer lattice whose reflections lie under the threshold. False for
+        noise-free simulations: nothing is hidden in them, and against their near-zero
+        background the aliases of a sampled lattice's high orders (which the noise of any
+        recorded frame buries) can read as a finer lattice (graphene at 0.25 Å/px read as
+        a lattice 9× finer).
 
     Returns
     -------
@@ -380,7 +388,8 @@ def bragg_split(image: np.ndarray, /, *, peak_ratio: float = 4.0) -> BraggSplit:
             np.concatenate([strength, amp[wy[new], wx[new]]]),
             step,
         )
-    for _ in range(2):  # the strongest reflections may span a sublattice (index 2, 3, 4, 6…)
+    # the strongest reflections may span a sublattice (of index 2, 3, or 4, 6, 9 in two steps)
+    for _ in range(2 if hidden_orders else 0):
         finer = None if basis is None else _finer_basis(basis, peaks, excess, step)
         if finer is None:
             break
@@ -1093,7 +1102,7 @@ class FrameStyledSource:
         out = []
         for k in range(n):
             try:
-                out.append(bragg_split(ds.sample(k).expected))
+                out.append(bragg_split(ds.sample(k).expected, hidden_orders=False))
             except ValueError:
                 continue
         return out
@@ -1114,7 +1123,7 @@ class FrameStyledSource:
             sim = ds.sample(k)
             freq, power = ring_power(film_counts(sim, 1.0, rng=[seed, 2**30, k]))
             try:  # the simulation's own aperiodic part, which needs no film drawn for it
-                own = bragg_split(sim.expected)
+                own = bragg_split(sim.expected, hidden_orders=False)
                 own_freq, own_power = own.ring_freq, own.ring_power
             except ValueError:
                 own_freq, own_power = freq, np.zeros_like(freq)
