@@ -70,27 +70,16 @@ def recalibrate(name: str, *, install: bool) -> None:
     calibrated it on (same ranges, seed and count), e.g. to add what newer calibrations
     record (the F1 of each ``p_real`` threshold, which ``--p-real-min auto`` needs). The
     weights are not touched; the logistic's coefficients are printed beside the old ones."""
-    from dataclasses import replace
-
     import numpy as np
 
     from atomlens.ensemble import Ensemble
     from atomlens.ensemble.calibration import fit_calibration
-    from atomlens.train.recipe import make_ranges
-    from atomlens.train.validation import ValidationSet
+    from atomlens.ensemble.train import calibration_images
 
     dest = ROOT / "src" / "atomlens" / "bundled" / name
     ens = Ensemble.load(dest)
     old = ens.calibration
-    recipe = _recipe(name)
-    ps = float(recipe["pixel_size"])
-    # as train_ensemble makes them (n_calibration=8, seed + 20 000, 0.5–0.8 × the pixel size)
-    val = ValidationSet.simulated(
-        replace(make_ranges(**recipe), pixel_size_A=(ps * 0.5, ps * 0.8)),
-        n_images=8,
-        shape=256,
-        seed=RECIPES[name]["seed"] + 20_000,
-    )
+    val = calibration_images(_recipe(name), seed=RECIPES[name]["seed"])  # train_ensemble's
     new = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
     if old is not None and old.coef is not None and new.coef is not None:
         d = float(np.max(np.abs(np.asarray(old.coef) - np.asarray(new.coef))))

@@ -47,6 +47,39 @@ def _as_client(cluster: Any) -> tuple[Any, bool]:
     )
 
 
+def calibration_images(recipe: dict[str, Any], /, *, n_images: int = 8, seed: int = 0) -> Any:
+    """The simulated images :func:`train_ensemble` calibrates an ensemble on: ``n_images``
+    256² px images of the recipe's ranges at 0.5–0.8× its pixel size, from ``seed`` (the
+    training's base seed) + 20 000, none of which the members trained on.
+
+    Parameters
+    ----------
+    recipe : dict
+        The recipe keywords given to :func:`train_ensemble` (``pixel_size`` [Å/px] and
+        what :func:`atomlens.train.recipe.make_ranges` takes).
+    n_images : int
+        Number of images.
+    seed : int
+        The training's base seed (``TrainConfig.seed``).
+
+    Returns
+    -------
+    ValidationSet
+    """
+    from atomlens.train.recipe import make_ranges
+    from atomlens.train.validation import ValidationSet
+
+    keys = set(recipe) - {"architecture", "n_validation"}
+    ranges = make_ranges(**{k: recipe[k] for k in keys})
+    ps = float(recipe["pixel_size"])
+    return ValidationSet.simulated(
+        replace(ranges, pixel_size_A=(ps * 0.5, ps * 0.8)),
+        n_images=n_images,
+        shape=256,
+        seed=seed + 20_000,
+    )
+
+
 def train_ensemble(
     *,
     members: int,
@@ -193,18 +226,8 @@ def train_ensemble(
     )
     if n_calibration > 0:
         from atomlens.ensemble.calibration import fit_calibration
-        from atomlens.train.recipe import make_ranges
-        from atomlens.train.validation import ValidationSet
 
-        keys = set(recipe) - {"architecture", "n_validation"}
-        ranges = make_ranges(**{k: recipe[k] for k in keys})
-        ps = float(recipe["pixel_size"])
-        val = ValidationSet.simulated(
-            replace(ranges, pixel_size_A=(ps * 0.5, ps * 0.8)),
-            n_images=n_calibration,
-            shape=256,
-            seed=cfg.seed + 20_000,
-        )
+        val = calibration_images(recipe, n_images=n_calibration, seed=cfg.seed)
         ens.calibration = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
         logger.info("calibration: %s", ens.calibration)
     # assemble beside the members, then move the files in: config.json last (the marker)
