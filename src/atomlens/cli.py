@@ -756,7 +756,9 @@ def select_members(
     n_best: Annotated[int, typer.Option("--n-best", help="Members to choose.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Rank the ensemble's members on unlabeled FRAMES (agreement, plausibility, …)."""
+    """Rank the ensemble's members on unlabeled FRAMES: by how physically plausible their
+    atoms are (nearest-neighbour distances and coordination against the trained material),
+    ties broken by agreement, confidence and stability."""
     try:
         from atomlens.elit import select
         from atomlens.ensemble import Ensemble
