@@ -21,9 +21,8 @@ What can be measured without labels, per member, on the frames themselves:
 
 Plausibility orders the members (its two parts summed: the Wasserstein distance in bond
 lengths plus the total-variation distance): it is the one signal the members cannot
-satisfy by agreeing. The other three rank the members too, and their
-weighted mean rank (``WEIGHTS``) only breaks plausibility's ties, or orders the members
-alone when the model's provenance names no material to compare with.
+satisfy by agreeing. The weighted mean rank of the other three (``WEIGHTS``) only breaks
+its ties, or orders the members alone when the model's provenance names no material.
 """
 
 from __future__ import annotations
@@ -92,6 +91,7 @@ def _reference_nns(config: Any) -> list[np.ndarray]:
 
 
 def _references(config: Any) -> list[_Reference]:
+    """The reference of every material in the model's provenance."""
     return [_material(str(m)) for m in (config.provenance or {}).get("materials") or []]
 
 
