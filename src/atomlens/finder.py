@@ -100,6 +100,36 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
 
 
+def _p_real_threshold(
+    ens: Any, p_real_min: float | str | None, /, *, calibrated: bool = True
+) -> float | None:
+    """The ``p_real`` threshold ``find`` applies with ``ens``: None, the number given, or
+    for ``"auto"`` the calibration's F1-best one. A ValueError names the fix when the value
+    is out of range or ``ens`` lacks the calibration it needs."""
+    if p_real_min is None:
+        return None
+    if not (p_real_min == "auto" or (_is_number(p_real_min) and 0 <= p_real_min <= 1)):
+        raise ValueError(f"p_real_min must be within [0, 1] or 'auto', got {p_real_min!r}.")
+    if not (calibrated and ens.calibration is not None):
+        raise ValueError(
+            "p_real_min (--p-real-min) needs a calibrated ensemble, and this one has no "
+            "calibration.json"
+            + ("" if calibrated else " in use (calibrated=False)")
+            + ": calibrate it (train_ensemble's n_calibration, or "
+            "atomlens.elit.recalibrate for new frames) or leave p_real_min out."
+        )
+    if p_real_min != "auto":
+        return float(p_real_min)
+    best = ens.calibration.best_p_real_min
+    if best is None:
+        raise ValueError(
+            "p_real_min='auto' needs the F1 of each p_real threshold on the "
+            "calibration's validation images, which this calibration.json predates: "
+            "give a number (e.g. 0.5) or recalibrate (atomlens.elit.recalibrate)."
+        )
+    return float(best)
+
+
 def find(
     image: np.ndarray,
     /,
@@ -165,25 +195,7 @@ def find(
 
     ps = validate_pixel_size(pixel_size)
     ens = _as_ensemble(model)
-    if p_real_min is not None:
-        if not (p_real_min == "auto" or (_is_number(p_real_min) and 0 <= p_real_min <= 1)):
-            raise ValueError(f"p_real_min must be within [0, 1] or 'auto', got {p_real_min!r}.")
-        if not (calibrated and ens.calibration is not None):
-            raise ValueError(
-                "p_real_min (--p-real-min) needs a calibrated ensemble, and this one has no "
-                "calibration.json"
-                + ("" if calibrated else " in use (calibrated=False)")
-                + ": calibrate it (train_ensemble's n_calibration, or "
-                "atomlens.elit.recalibrate for new frames) or leave p_real_min out."
-            )
-        if p_real_min == "auto":
-            p_real_min = ens.calibration.best_p_real_min
-            if p_real_min is None:
-                raise ValueError(
-                    "p_real_min='auto' needs the F1 of each p_real threshold on the "
-                    "calibration's validation images, which this calibration.json predates: "
-                    "give a number (e.g. 0.5) or recalibrate (atomlens.elit.recalibrate)."
-                )
+    p_real_min = _p_real_threshold(ens, p_real_min, calibrated=calibrated)
     check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
     maps = ens.predict_members(
         image,

@@ -132,6 +132,9 @@ def _coordination_counts(
     """How many atoms have 0, 1, …, ≥ 7 neighbours within ``cutoff_A`` [Å], of the atoms at
     least two cut-offs from the frame's edge (their shell is complete). ``size_A`` is the
     frame's (width, height) [Å]."""
+    # not analysis.graph.neighbour_graph + coordination: the same counts, but building a
+    # networkx graph took 8.4 ms per frame of 252 atoms against 0.15 ms here, and select
+    # runs on the stream's drift-to-switch path
     from scipy.spatial import cKDTree
 
     lo, hi = 2 * cutoff_A, np.asarray(size_A, float) - 2 * cutoff_A
@@ -189,8 +192,8 @@ def select(
     f1 = np.zeros((len(frames), n))
     ent = np.zeros((len(frames), n))
     counts = np.zeros((len(frames), n))
-    nn_all: list[list[np.ndarray]] = [[] for _ in range(n)]
-    xy_all: list[list[tuple[np.ndarray, tuple[float, float]]]] = [[] for _ in range(n)]
+    atoms_A: list[list[np.ndarray]] = [[] for _ in range(n)]  # per member, per frame [Å]
+    sizes_A = [(f.shape[1] * pixel_size, f.shape[0] * pixel_size) for f in frames]
     for fi, frame in enumerate(frames):
         maps = ens.predict_members(frame, pixel_size=pixel_size, device=device)
         pred = decompose(maps, class_names=c.class_names)
@@ -215,13 +218,9 @@ def select(
             h = -(p * np.log(p)).sum(axis=0)
             fg = maps[m, 0] < 0.5
             ent[fi, m] = float(h[fg].mean()) if fg.any() else float(h.mean())
-            nn_all[m].append(_nn(xy * pixel_size))
-            size = (frame.shape[1] * pixel_size, frame.shape[0] * pixel_size)
-            xy_all[m].append((xy * pixel_size, size))
+            atoms_A[m].append(xy * pixel_size)
     # a model trained on several materials: compared with the closest one
-    plaus = np.array(
-        [_implausibility(np.concatenate(nn_all[m]), xy_all[m], refs) for m in range(n)]
-    )
+    plaus = np.array([_implausibility(atoms_A[m], sizes_A, refs) for m in range(n)])
     cv = counts.std(axis=0) / np.maximum(counts.mean(axis=0), 1)
     table = pd.DataFrame(
         {
@@ -250,23 +249,28 @@ def select(
 
 
 def _implausibility(
-    nn_A: np.ndarray, frames: list[tuple[np.ndarray, tuple[float, float]]], refs: list[_Reference]
+    atoms_A: list[np.ndarray], sizes_A: list[tuple[float, float]], refs: list[_Reference]
 ) -> tuple[float, float, float]:
-    """How far a member's atoms are from the closest reference material: the Wasserstein
-    distance between the nearest-neighbour distances [Å] in bond lengths, plus the
-    total-variation distance between the coordination histograms (pooled over the frames:
-    atoms [Å] and frame size per frame). Returns (that sum, the Wasserstein distance [Å],
-    the total-variation distance), NaN without a reference or atoms; the coordination term
-    counts 0 when no atom is far enough from the edges to have its whole shell."""
+    """How far a member's atoms (per frame [Å]; ``sizes_A`` the frames' (width, height))
+    are from the closest reference material: the Wasserstein distance between the
+    nearest-neighbour distances [Å] in bond lengths, plus the total-variation distance
+    between the coordination histograms pooled over the frames. Returns (that sum, the
+    Wasserstein distance [Å], the total-variation distance), NaN without a reference or
+    atoms; the coordination term counts 0 when no atom is far enough from the edges to
+    have its whole shell."""
     from scipy.stats import wasserstein_distance
 
     best = (np.nan, np.nan, np.nan)
+    nn_A = np.concatenate([_nn(xy) for xy in atoms_A])
     if not len(nn_A):
         return best
     for r in refs:
         w = float(wasserstein_distance(nn_A, r.nn_A))
         h = (
-            sum(_coordination_counts(xy, size, r.cutoff_A) for xy, size in frames)
+            sum(
+                _coordination_counts(xy, size, r.cutoff_A)
+                for xy, size in zip(atoms_A, sizes_A, strict=True)
+            )
             if np.isfinite(r.cutoff_A) and r.coordination.sum()
             else np.zeros(8)
         )

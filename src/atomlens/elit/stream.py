@@ -429,13 +429,15 @@ def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int
 
 
 # ------------------------------------------------------------------------ stream
-def _rejects_by_p_real(ens: Any, cfg: StreamConfig) -> bool:
-    """Whether ``cfg.p_real_min`` can be applied with ``ens`` (a calibration, and for
-    ``"auto"`` one that holds the F1 of each threshold)."""
-    cal = getattr(ens, "calibration", None)
-    if cfg.p_real_min is None or cal is None:
-        return False
-    return cfg.p_real_min != "auto" or cal.best_p_real_min is not None
+def _p_real_applied(ens: Any, cfg: StreamConfig) -> float | None:
+    """The ``p_real`` threshold ``find`` applies with ``ens``, or None where ``ens`` lacks
+    the calibration it needs (members chosen by ``select``)."""
+    from atomlens.finder import _p_real_threshold
+
+    try:
+        return _p_real_threshold(ens, cfg.p_real_min)
+    except ValueError:  # the value itself was checked by StreamConfig
+        return None
 
 
 def _is_dask(executor: Any) -> bool:
@@ -521,18 +523,9 @@ class Stream:
                 f"dask.distributed.Client), got {type(executor).__name__}."
             )
         self.ensemble = _as_ensemble(ensemble)
-        if config.p_real_min is not None and not _rejects_by_p_real(self.ensemble, config):
-            raise ValueError(
-                f"p_real_min={config.p_real_min!r} needs a calibrated ensemble"
-                + (
-                    " whose calibration holds the F1 of each p_real threshold (newer than "
-                    "2026-11-28)"
-                    if self.ensemble.calibration is not None
-                    else ""
-                )
-                + ": calibrate it (atomlens.elit.recalibrate, or a model from atomlens "
-                "adapt), give a number, or leave p_real_min out."
-            )
+        from atomlens.finder import _p_real_threshold
+
+        _p_real_threshold(self.ensemble, config.p_real_min)  # the start must be calibrated
         self._pool = self.ensemble
         n = len(self.ensemble)
         if config.n_best is not None and config.n_best > n:
@@ -713,7 +706,7 @@ class Stream:
             model=model,
             pixel_size=ps,
             p_min=self.config.p_min,
-            p_real_min=self.config.p_real_min if _rejects_by_p_real(model, self.config) else None,
+            p_real_min=_p_real_applied(model, self.config),
             device=self.device,
         )
 
@@ -790,9 +783,9 @@ class Stream:
     def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
         old = list(self._members)
         if self.config.p_real_min is not None:
-            before = _rejects_by_p_real(self.ensemble, self.config)
-            after = _rejects_by_p_real(ens, self.config)
-            if before and not after:
+            before = _p_real_applied(self.ensemble, self.config)
+            after = _p_real_applied(ens, self.config)
+            if before is not None and after is None:
                 self._decide(
                     "p_real_off",
                     frame,
@@ -801,14 +794,8 @@ class Stream:
                     "describes the members it was measured on): nothing is rejected by "
                     f"p_real {self.config.p_real_min} while they are active",
                 )
-            elif after and not before:
-                self._decide(
-                    "p_real_on",
-                    frame,
-                    p_real_min=ens.calibration.best_p_real_min
-                    if self.config.p_real_min == "auto"
-                    else self.config.p_real_min,
-                )
+            elif after is not None and before is None:
+                self._decide("p_real_on", frame, p_real_min=after)
         self.ensemble = ens
         self._members = members
         self._decide(
