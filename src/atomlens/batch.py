@@ -126,6 +126,7 @@ def find_files(
     min_separation_A: float | None = None,
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
+    positions: str = "fit",
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,
@@ -159,7 +160,7 @@ def find_files(
         [Å/px]; overrides every file's calibration. Needed for files without one.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).
-    device, threshold, min_separation_A, p_min, p_real_min
+    device, threshold, min_separation_A, p_min, p_real_min, positions
         As in :func:`atomlens.finder.find`.
     overwrite : bool
         Replace an existing ``out``.
@@ -186,6 +187,9 @@ def find_files(
     from atomlens.model import resolve_device
 
     t0 = time.perf_counter()
+    from atomlens.locate.atoms import check_positions
+
+    check_positions(positions)
     check_output_directory(out, overwrite=overwrite)
     files = expand_inputs(inputs)
     if client is not None and not isinstance(model, str | PathLike):
@@ -219,6 +223,7 @@ def find_files(
         else ens.config.min_separation_A,
         "p_min": p_min,
         "p_real_min": p_real_min,
+        "positions": positions,
         "members": len(ens),
         "device": str(dev),
     }
@@ -244,6 +249,7 @@ def find_files(
                             min_separation_A,
                             p_min,
                             p_real_min,
+                            positions,
                         )
                     )
                     if bar is not None:
@@ -262,6 +268,7 @@ def find_files(
                             min_separation_A=min_separation_A,
                             p_min=p_min,
                             p_real_min=p_real_min,
+                            positions=positions,
                         )
                     except ValueError as exc:
                         if str(exc).startswith(str(im.path)):
@@ -346,6 +353,7 @@ def _on_cluster(
     min_separation_A: float | None,
     p_min: float,
     p_real_min: float | str | None,
+    positions: str,
 ) -> pd.DataFrame:
     from atomlens.finder import find_frames
 
@@ -361,6 +369,7 @@ def _on_cluster(
         min_separation_A=min_separation_A,
         p_min=p_min,
         p_real_min=p_real_min,
+        positions=positions,
     )
     if len(t) == 0:
         return t

@@ -434,6 +434,15 @@ def find(
             "adapt`.",
         ),
     ] = None,
+    positions: Annotated[
+        str,
+        typer.Option(
+            help="Each atom's reported position: fit (the Gaussian fit on the raw image), "
+            "network (the network's) or mean (of the two). The fit is the most precise in "
+            "the conditions the model was trained for; under a film, aberration tails or "
+            "much lower dose the network's was better.",
+        ),
+    ] = "fit",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     scheduler: Annotated[
         str | None,
@@ -478,6 +487,7 @@ def find(
                 min_separation_A=min_separation,
                 p_min=p_min,
                 p_real_min=p_real_cut,
+                positions=positions,
                 overwrite=overwrite,
                 progress=not _state.get("quiet"),
             )

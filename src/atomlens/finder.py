@@ -15,6 +15,7 @@ import torch
 
 from atomlens._validate import validate_pixel_size
 from atomlens.locate import locate_atoms
+from atomlens.locate.atoms import check_positions
 from atomlens.model import Model
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def find(
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
     refine: bool = True,
+    positions: str = "fit",
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
@@ -184,8 +186,9 @@ def find(
         seen there (raw σ kept as ``sigma_raw_x_A``/``sigma_raw_y_A``).
     mode : {"auto", "vectorized", "sequential"}
         How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
-    device, threshold, min_separation_A, refine, tile, batch_size, progress
-        As in :func:`find_atoms`.
+    device, threshold, min_separation_A, refine, positions, tile, batch_size, progress
+        As in :func:`find_atoms` (the network's position of an atom is the mean of its
+        members').
 
     Returns
     -------
@@ -194,6 +197,7 @@ def find(
     from atomlens.ensemble import consensus_atoms, decompose
 
     ps = validate_pixel_size(pixel_size)
+    check_positions(positions)
     ens = _as_ensemble(model)
     p_real_min = _p_real_threshold(ens, p_real_min, calibrated=calibrated)
     check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
@@ -221,6 +225,7 @@ def find(
         p_min=p_min,
         refine=refine,
         contrast="bright" if c.contrast == "haadf" else "dark",
+        positions=positions,
     )
     if calibrated and ens.calibration is not None:
         atoms, rejected = ens.calibration.apply_both(atoms, rejected)
@@ -244,6 +249,7 @@ def find_atoms(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     refine: bool = True,
+    positions: str = "fit",
     tile: int = 256,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
@@ -268,6 +274,11 @@ def find_atoms(
         Minimum distance between atoms [Å]; the model's default if omitted.
     refine : bool
         Sub-pixel Gaussian refinement on the raw image.
+    positions : {"fit", "network", "mean"}
+        The position reported for a refined atom: the fit's (default), the network's, or
+        their mean (:func:`atomlens.locate.locate_atoms`). Under conditions far from the
+        model's training (an amorphous film, aberration tails, much lower dose) the
+        network's was better; see ``benchmarks/refine_positions.py``.
     tile, batch_size : int
         Tile side [px at the model's sampling] and tiles per forward pass.
     progress : bool or callable
@@ -292,6 +303,7 @@ def find_atoms(
                 threshold=threshold,
                 min_separation_A=min_separation_A,
                 refine=refine,
+                positions=positions,
                 tile=tile,
                 batch_size=batch_size,
                 progress=progress,
@@ -315,6 +327,7 @@ def find_atoms(
         label_radius_A=c.label_radius_A,
         refine=refine,
         contrast="bright" if c.contrast == "haadf" else "dark",
+        positions=positions,
     )
     logger.info("found %d atoms", len(atoms))
     return atoms
@@ -500,6 +513,7 @@ def find_frames(
         "p_min",
         "p_real_min",
         "refine",
+        "positions",
         "mode",
         "tile",
         "batch_size",

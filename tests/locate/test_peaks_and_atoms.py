@@ -42,3 +42,52 @@ def test_perfect_maps_give_every_atom_near_the_bound():
     # columns cut by the border are kept and flagged when their centre is inside
     assert atoms["near_edge"].any()
     assert {"score", "intensity", "fit_sigma_x_A", "fit_sigma_y_A"} <= set(atoms.columns)
+
+
+def test_positions_from_the_fit_the_network_or_their_mean():
+    """Under an 8 Å amorphous film the Gaussian fit is pulled by the film's blobs; maps
+    that mark the true columns (as a good network's would) keep them. ``positions``
+    chooses; the atoms found, and the columns cut by the border, are the same in all."""
+    import pytest
+
+    from atomlens.locate.atoms import detect_starts
+    from atomlens.simulate import Background
+    from atomlens.train.validation import score_atoms
+
+    sim = simulate_image(
+        "graphene",
+        shape=160,
+        pixel_size=0.1,
+        rng=5,
+        conditions=ImagingConditions(dose_e_per_A2=1e5, background=Background(8.0)),
+    )
+    kw = {"pixel_size": 0.1, "class_names": sim.class_names}
+    found = {
+        p: locate_atoms(sim.masks, sim.image, positions=p, **kw) for p in ("fit", "network", "mean")
+    }
+    assert len(found["fit"]) == len(found["network"]) == len(found["mean"])
+    score = {
+        p: score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
+        for p, atoms in found.items()
+    }
+    missed = {p: s["fn"] for p, s in score.items()}
+    rmse = {p: np.sqrt(s["sq_err_A2"].mean()) * 100 for p, s in score.items()}
+    # the fit drags columns out of the 0.5 Å match radius (18 of 76 here)
+    assert missed["network"] == 0 and missed["fit"] > 0.1 * score["fit"]["tp"]
+    assert missed["network"] <= missed["mean"] < missed["fit"]
+    assert rmse["network"] < 5 and rmse["network"] < rmse["mean"] < rmse["fit"]  # pm
+    # border columns keep the fit's position; the others sit on the maps' centroids
+    key = ["y_px", "x_px"]
+    fit, net = found["fit"], found["network"]
+    edge_fit = fit[fit["near_edge"]].sort_values(key)[key].to_numpy()
+    edge_net = net[net["near_edge"]].sort_values(key)[key].to_numpy()
+    assert len(edge_fit) > 0
+    np.testing.assert_allclose(edge_net, edge_fit)
+    starts, _ = detect_starts(
+        1.0 - sim.masks[0], min_distance_px=9, threshold=0.5, label_radius_px=5
+    )
+    inner = net.loc[~net["near_edge"], ["x_px", "y_px"]].to_numpy()
+    d = np.hypot(*(inner[:, None] - starts[None]).transpose(2, 0, 1)).min(axis=1)
+    assert d.max() < 1e-6
+    with pytest.raises(ValueError, match="positions must be one of 'fit', 'network', 'mean'"):
+        locate_atoms(sim.masks, sim.image, positions="peak", **kw)

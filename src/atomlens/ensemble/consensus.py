@@ -10,7 +10,7 @@ import pandas as pd
 
 from atomlens._validate import validate_pixel_size, validate_positive
 from atomlens.ensemble.prediction import Prediction
-from atomlens.locate.atoms import _disk_mean, atoms_from_starts, detect_starts
+from atomlens.locate.atoms import _disk_mean, atoms_from_starts, check_positions, detect_starts
 from atomlens.metrics import match_points
 
 __all__ = ["ConsensusAtoms", "consensus_atoms", "merge_detections"]
@@ -112,6 +112,7 @@ def consensus_atoms(
     p_min: float = 0.5,
     refine: bool = True,
     contrast: Literal["auto", "bright", "dark"] = "auto",
+    positions: Literal["fit", "network", "mean"] = "fit",
 ) -> ConsensusAtoms:
     """Atoms on which the members agree, each with how many agree and how well.
 
@@ -134,8 +135,9 @@ def consensus_atoms(
         The raw image for refinement.
     pixel_size : float
         [Å/px].
-    min_separation_A, threshold, label_radius_A, refine, contrast
-        As in :func:`atomlens.locate.locate_atoms`.
+    min_separation_A, threshold, label_radius_A, refine, contrast, positions
+        As in :func:`atomlens.locate.locate_atoms` (the network's position is the mean of
+        the members').
     p_min : float
         Atoms found by fewer than this share of members go to ``rejected``.
 
@@ -148,6 +150,7 @@ def consensus_atoms(
     """
     ps = validate_pixel_size(pixel_size)
     validate_positive(min_separation_A, name="min_separation_A", unit="Å")
+    check_positions(positions)
     if not 0 < p_min <= 1:
         raise ValueError(f"p_min must be within (0, 1], got {p_min!r}.")
     maps = np.asarray(member_maps, dtype=np.float32)
@@ -192,6 +195,7 @@ def consensus_atoms(
         refine=refine,
         contrast=contrast,
         extra=extra,
+        positions=positions,
     )
     # unknown (NaN) where the fit was rejected: the members' spread alone would understate it
     fit_x = table["fit_sigma_x_A"].to_numpy(float)

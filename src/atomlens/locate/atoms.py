@@ -16,9 +16,28 @@ from atomlens.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
 from atomlens.locate.refine import refine_gaussian
 
-__all__ = ["atoms_from_starts", "detect_starts", "locate_atoms"]
+__all__ = [
+    "POSITIONS",
+    "Positions",
+    "atoms_from_starts",
+    "check_positions",
+    "detect_starts",
+    "locate_atoms",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Where a refined atom's reported position comes from (see :func:`locate_atoms`).
+Positions = Literal["fit", "network", "mean"]
+POSITIONS: tuple[str, ...] = ("fit", "network", "mean")
+
+
+def check_positions(positions: object, /) -> None:
+    """Raise a clear error unless ``positions`` is one of :data:`POSITIONS`."""
+    if positions not in POSITIONS:
+        raise ValueError(
+            f"positions must be one of {', '.join(map(repr, POSITIONS))}, got {positions!r}."
+        )
 
 
 def _disk_mean(maps: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
@@ -68,6 +87,7 @@ def locate_atoms(
     refine: bool = True,
     fit_radius_A: float | None = None,
     contrast: Literal["auto", "bright", "dark"] = "auto",
+    positions: Positions = "fit",
 ) -> pd.DataFrame:
     """Turn per-pixel class probabilities into atoms with sub-pixel positions.
 
@@ -107,6 +127,14 @@ def locate_atoms(
     contrast : {"auto", "bright", "dark"}
         Whether atoms are bright (HAADF) or dark (BF/ABF) in ``image``; ``"auto"`` compares
         the image at the atoms with its median.
+    positions : {"fit", "network", "mean"}
+        The position reported for a refined atom: the Gaussian fit's (default), the
+        network's start position (its probability-weighted centroid), or the mean of the
+        two. With "network" and "mean" the fit still decides which border columns are
+        left out and gives ``intensity``, ``width_A`` and the σ columns. The fit is the
+        most precise where the columns look as the model was trained for; under an
+        amorphous film, a probe with aberration tails or much lower dose the network's
+        position was better (``benchmarks/refine_positions.py``; ``docs/accuracy.md``).
 
     Returns
     -------
@@ -145,6 +173,7 @@ def locate_atoms(
         refine=refine,
         fit_radius_A=fit_radius_A,
         contrast=contrast,
+        positions=positions,
     )
 
 
@@ -185,9 +214,11 @@ def atoms_from_starts(
     fit_radius_A: float | None = None,
     contrast: Literal["auto", "bright", "dark"] = "auto",
     extra: dict[str, np.ndarray] | None = None,
+    positions: Positions = "fit",
 ) -> pd.DataFrame:
     """Classes, refinement and the atoms table for given start positions (see
     :func:`locate_atoms`); ``extra`` columns (one value per start) ride along."""
+    check_positions(positions)
     ps = pixel_size
     p = probabilities
     names = list(class_names)
@@ -285,6 +316,14 @@ def atoms_from_starts(
         for k in ("fit_sigma_x_A", "fit_sigma_y_A"):
             cols[k] = np.where(back, np.nan, cols[k])
     inside = within(final, 0.0)
+    if positions != "fit" and refine and image is not None and n:
+        # the fit still decided which border columns are left out (above). A column cut by
+        # the border keeps the fit's position: the network sees half a column there and
+        # its centroid leans inwards (at the training condition of
+        # benchmarks/refine_positions.py, 6.9 pm RMSE within 1.5 Å of the border against
+        # the fit's 4.2; 2.2 against 2.3 further in)
+        own = start if positions == "network" else 0.5 * (start + final)
+        final = np.where(np.asarray(cols["near_edge"], bool)[:, None], final, own)
     if not inside.all():
         logger.debug("%d atoms fitted outside the image were dropped", int((~inside).sum()))
     table = make_atoms_table(

@@ -1,0 +1,192 @@
+"""Which position to report: the Gaussian fit's on the raw image, the network's, or both.
+
+``find`` starts every atom at the network's position (the probability-weighted centroid of
+its peak; for an ensemble, the mean over the members) and fits a Gaussian to the raw image
+around it (``refine_gaussian``: batched, neighbour-aware, noise-weighted).
+``find(positions=…)`` (``atomlens find --positions``) says which is reported. This
+benchmark scores the choices on the ensemble of ``benchmarks/elit_shift.py`` (4 members
+trained on simulated graphene at one condition A, cached in ``benchmarks/.models/elit-A``)
+under A and its ten shifted conditions, side by side in one run:
+
+- **fit** (the default): the fit's position;
+- **network**: the network's position; the fit still decides which border columns are
+  left out (their fitted centre lies outside the image);
+- **mean**: the mean of the two;
+- **no fit** (``refine=False``): the network's position, and no border decision.
+
+Cells are F1 (0.5 Å match radius) and the RMSE of matched positions [pm] on ``--frames``
+held-out frames per condition (elit_shift's test frames); then the RMSE of the atoms at
+least 1.5 Å from the frame's border (where every column is whole), for fit and network.
+
+Then, without labels, real images from ``../shared/data/real`` (skipped when absent) with
+the bundled ``haadf-generic`` model: in a crystal each column sits at the midpoint of its
+neighbours that lie opposite each other through it, so the RMS offset from those midpoints
+(:func:`local_scatter`; slowly varying scan distortion and strain cancel in it) measures
+how precisely each choice places the columns (lower is better).
+
+    python benchmarks/refine_positions.py [--frames 10] [--real-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import elit_shift as shift  # benchmarks/ is on the path when this script runs
+from atomlens.finder import find
+from atomlens.metrics import match_points
+from atomlens.simulate import simulate_image
+
+CHOICES = {
+    "fit": {"positions": "fit"},
+    "network": {"positions": "network"},
+    "mean": {"positions": "mean"},
+    "no fit": {"refine": False},
+}
+
+
+def score(ens, sims: list, ps: float) -> dict[str, tuple[float, float, float]]:
+    """F1, RMSE [pm] and the interior atoms' RMSE [pm] of every choice over ``sims``."""
+    out = {}
+    for name, opts in CHOICES.items():
+        hits = n_pred = n_true = 0
+        dist, inner = [], []
+        for s in sims:
+            truth = s.truth[["x_px", "y_px"]].to_numpy(float)
+            pred = find(s.image, model=ens, pixel_size=ps, **opts).atoms
+            xy = pred[["x_px", "y_px"]].to_numpy(float)
+            m = match_points(xy, truth, radius=0.5 / ps)
+            hits += len(m.pred_index)
+            n_pred += len(xy)
+            n_true += len(truth)
+            d = np.asarray(m.distance) * ps
+            h, w = s.image.shape
+            t = truth[m.true_index]
+            far = np.min([t[:, 0], t[:, 1], w - 1 - t[:, 0], h - 1 - t[:, 1]], axis=0) * ps
+            dist.append(d)
+            inner.append(d[far >= 1.5])
+        rms = [100 * float(np.sqrt(np.mean(np.concatenate(x) ** 2))) for x in (dist, inner)]
+        out[name] = (2 * hits / max(n_pred + n_true, 1), *rms)
+    return out
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+# file, pixel size [Å/px] (None: the file's calibration), what it shows
+REAL_IMAGES = [
+    ("srtio3_atomap/SrTiO3_ADF.hspy", None, "SrTiO3 ADF (Atomap)"),
+    ("atomsegnet/10_dso_8nm_none_none.png", 8 * 10 / 1024, "DyScO3 HAADF, ≈8 nm field"),
+]
+
+
+def local_scatter(atoms) -> tuple[float, int]:
+    """How far each atom sits from the midpoints of its neighbour pairs that lie opposite
+    each other through it (``r_k ≈ 2 r_i − r_j`` within 0.15 nearest-neighbour distances,
+    ``j`` within 2.5 of them): RMS over atoms of the mean offset [pm], and how many atoms
+    had such pairs. In a crystal the offset is zero; scan distortion and strain that vary
+    slowly cancel in it, the position error of the three atoms does not."""
+    from scipy.spatial import cKDTree
+
+    xy = atoms[["x_A", "y_A"]].to_numpy(float)
+    tree = cKDTree(xy)
+    nn = float(np.median(tree.query(xy, k=2)[0][:, 1]))
+    offsets = []
+    for i, near in enumerate(tree.query_ball_point(xy, 2.5 * nn)):
+        js = np.array([j for j in near if j != i])
+        if not len(js):
+            continue
+        d, ks = tree.query(2 * xy[i] - xy[js])
+        ok = d < 0.15 * nn
+        if ok.sum() >= 2:
+            offsets.append((xy[i] - 0.5 * (xy[js[ok]] + xy[ks[ok]])).mean(axis=0))
+    return 100 * float(np.sqrt(np.mean(np.square(offsets)))), len(offsets)
+
+
+def real_images() -> None:
+    """The local scatter of every choice on the real images."""
+    from atomlens.io import read_image
+
+    if not REAL.is_dir():
+        print(f"real images: {REAL} not found; skipped")
+        return
+    print(
+        "real images, bundled haadf-generic: RMS offset [pm] from opposite neighbours' midpoints (atoms)"
+    )
+    print(f"{'image':30s}" + "".join(f"{c:>14s}" for c in CHOICES if c != "no fit"))
+    for rel, ps, what in REAL_IMAGES:
+        im = read_image(REAL / rel)
+        data = np.asarray(im.data, float)
+        if data.ndim == 3:  # RGB(A) PNG
+            data = data[..., :3].mean(axis=-1)
+        size = ps if ps is not None else float(im.pixel_size)
+        cells = []
+        for name, opts in CHOICES.items():
+            if name == "no fit":
+                continue
+            atoms = find(data, model="haadf-generic", pixel_size=size, **opts).atoms
+            rms, n = local_scatter(atoms)
+            cells.append(f"{rms:9.2f} ({n})")
+        print(f"{what:30s}" + "".join(f"{c:>14s}" for c in cells), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=10, help="test frames per condition")
+    ap.add_argument("--real-only", action="store_true", help="only the real images")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    t0 = time.time()
+    if args.real_only:
+        real_images()
+        print(f"total {time.time() - t0:.0f} s")
+        return
+    ens = shift.train_base(shift.DEFAULT, 4, 300)
+    conditions = list(shift.SHIFTS.items()) + list(shift.HARSH.items())[1:]
+    print(
+        f"ensemble {shift.DEFAULT.name} (4 members, simulated graphene at condition A); "
+        f"{args.frames} test frames of 256² px per condition"
+    )
+    print("cells: F1/RMSE [pm]; interior: RMSE [pm] of atoms ≥ 1.5 Å from the border")
+    head = "".join(f"{c:>15s}" for c in CHOICES)
+    print(f"{'condition':30s}{head}   interior fit / network   network − fit: F1, RMSE")
+    totals: dict[str, list] = {c: [] for c in CHOICES}
+    for name, (cond, ps) in conditions:
+        k = list(shift.SHIFTS if name in shift.SHIFTS else shift.HARSH).index(name)
+        sims = [
+            simulate_image(
+                "graphene",
+                shape=256,
+                pixel_size=ps,
+                rng=1000 * k + 500 + i,
+                conditions=cond,
+                defects=shift.DEFECTS,
+            )
+            for i in range(args.frames)
+        ]
+        res = score(ens, sims, ps)
+        for c, v in res.items():
+            totals[c].append(v)
+        fit, net = res["fit"], res["network"]
+        print(
+            f"{name:30s}"
+            + "".join(f"  {f:.4f}/{r:5.1f}" for f, r, _ in res.values())
+            + f"   {fit[2]:11.1f} / {net[2]:5.1f}"
+            + f"   {net[0] - fit[0]:+.4f}, ×{net[1] / fit[1]:.2f}",
+            flush=True,
+        )
+    print(
+        f"{'mean over the conditions':30s}"
+        + "".join(
+            f"  {np.mean([v[0] for v in t]):.4f}/{np.mean([v[1] for v in t]):5.1f}"
+            for t in totals.values()
+        )
+    )
+    real_images()
+    print(f"total {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
