@@ -126,7 +126,7 @@ def find_files(
     min_separation_A: float | None = None,
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
-    positions: str = "fit",
+    positions: str = "network",
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,

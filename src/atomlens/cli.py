@@ -437,12 +437,11 @@ def find(
     positions: Annotated[
         str,
         typer.Option(
-            help="Each atom's reported position: fit (the Gaussian fit on the raw image), "
-            "network (the network's) or mean (of the two). The fit is the most precise in "
-            "the conditions the model was trained for; under a film, aberration tails or "
-            "much lower dose the network's was better.",
+            help="Each atom's reported position: network (the network's; columns cut by the "
+            "border keep the fit's), fit (a Gaussian fit on the raw image, which a thin "
+            "amorphous film or aberration tails pull off) or mean (of the two).",
         ),
-    ] = "fit",
+    ] = "network",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     scheduler: Annotated[
         str | None,

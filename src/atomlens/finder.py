@@ -143,7 +143,7 @@ def find(
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
     refine: bool = True,
-    positions: str = "fit",
+    positions: str = "network",
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
@@ -154,9 +154,10 @@ def find(
     """Find atoms with an ensemble (or a single model, as an ensemble of one).
 
     Every member predicts the image; their detections are matched to each other and each
-    atom gets the share of members that found it (``p_detect``), a position refined on the
-    raw image, an uncertainty that adds the fit's σ and the members' spread, and the
-    ensemble's epistemic uncertainty around it. See
+    atom gets the share of members that found it (``p_detect``), a position (by default
+    the mean of the members', see ``positions``), a Gaussian fit on the raw image (σ,
+    intensity, width), an uncertainty that adds the fit's σ and the members' spread, and
+    the ensemble's epistemic uncertainty around it. See
     :func:`atomlens.ensemble.consensus_atoms`.
 
     Parameters
@@ -249,7 +250,7 @@ def find_atoms(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     refine: bool = True,
-    positions: str = "fit",
+    positions: str = "network",
     tile: int = 256,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
@@ -265,7 +266,7 @@ def find_atoms(
         atoms of :func:`find` are returned) or a model directory.
     pixel_size : float
         Pixel size of the image [Å/px]; the image is resampled to the model's sampling
-        for the network and the atoms are refined on the original pixels.
+        for the network and the atoms are placed and fitted on the original pixels.
     device : str or torch.device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     threshold : float
@@ -274,11 +275,10 @@ def find_atoms(
         Minimum distance between atoms [Å]; the model's default if omitted.
     refine : bool
         Sub-pixel Gaussian refinement on the raw image.
-    positions : {"fit", "network", "mean"}
-        The position reported for a refined atom: the fit's (default), the network's, or
-        their mean (:func:`atomlens.locate.locate_atoms`). Under conditions far from the
-        model's training (an amorphous film, aberration tails, much lower dose) the
-        network's was better; see ``benchmarks/refine_positions.py``.
+    positions : {"network", "fit", "mean"}
+        The position reported for a refined atom: the network's (default), the Gaussian
+        fit's on the raw image, or their mean; columns cut by the border keep the fit's
+        (:func:`atomlens.locate.locate_atoms`; ``benchmarks/refine_positions.py``).
     tile, batch_size : int
         Tile side [px at the model's sampling] and tiles per forward pass.
     progress : bool or callable

@@ -89,5 +89,5 @@ def test_positions_from_the_fit_the_network_or_their_mean():
     inner = net.loc[~net["near_edge"], ["x_px", "y_px"]].to_numpy()
     d = np.hypot(*(inner[:, None] - starts[None]).transpose(2, 0, 1)).min(axis=1)
     assert d.max() < 1e-6
-    with pytest.raises(ValueError, match="positions must be one of 'fit', 'network', 'mean'"):
+    with pytest.raises(ValueError, match="positions must be one of 'network', 'fit', 'mean'"):
         locate_atoms(sim.masks, sim.image, positions="peak", **kw)

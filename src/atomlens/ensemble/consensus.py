@@ -112,7 +112,7 @@ def consensus_atoms(
     p_min: float = 0.5,
     refine: bool = True,
     contrast: Literal["auto", "bright", "dark"] = "auto",
-    positions: Literal["fit", "network", "mean"] = "fit",
+    positions: Literal["network", "fit", "mean"] = "network",
 ) -> ConsensusAtoms:
     """Atoms on which the members agree, each with how many agree and how well.
 
