@@ -330,9 +330,9 @@ def atoms_from_starts(
     if positions != "fit" and refine and image is not None and n:
         # the fit still decided which border columns are left out (above). A column cut by
         # the border keeps the fit's position: the network sees half a column there and
-        # its centroid leans inwards (at the training condition of
-        # benchmarks/refine_positions.py, 6.9 pm RMSE within 1.5 Å of the border against
-        # the fit's 4.2; 2.2 against 2.3 further in)
+        # its centroid leans inwards (benchmarks/refine_positions.py, training condition:
+        # the network's positions 3.8 pm RMSE with the border columns' own, 2.9 with the
+        # fit's there; away from the border 2.2 against the fit's 2.3)
         own = start if positions == "network" else 0.5 * (start + final)
         final = np.where(np.asarray(cols["near_edge"], bool)[:, None], final, own)
     if not inside.all():
