@@ -61,6 +61,7 @@ def _cases(d: Path):
         ("a blank frame in a stack", ["stack-with-blank-frame.npy", *px]),
         ("output folder not empty", ["image.npy", *px, "--out-here", "results"]),
         ("model folder missing", ["image.npy", *px, "--model-here", "no-model"]),
+        ("unknown --positions", ["image.npy", *px, "--positions", "peak"]),
     ]
 
 
@@ -97,6 +98,8 @@ def test_bad_inputs_table(tiny_model_dir, tmp_path, monkeypatch):
             named = out
         if what == "absurd pixel size given":
             named = "--pixel-size"  # the argument is at fault, not the file
+        if what == "unknown --positions":
+            named = "--positions"
         assert named in msg, (what, msg)
         assert not (tmp_path / "out").exists(), what  # nothing partial left behind
         shown_model = "MODEL" if model == str(tiny_model_dir) else model

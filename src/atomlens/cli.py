@@ -462,6 +462,9 @@ def find(
             logging.getLogger("atomlens").warning(
                 "no --model given: using the bundled %s model", DEFAULT_MODEL
             )
+        from atomlens.locate.atoms import check_positions
+
+        check_positions(positions, name="--positions")
         ens = Ensemble.load(model)
         p_real_cut = _p_real_cut(p_real_min)
         client = None

@@ -32,11 +32,12 @@ Positions = Literal["network", "fit", "mean"]
 POSITIONS: tuple[str, ...] = ("network", "fit", "mean")
 
 
-def check_positions(positions: object, /) -> None:
-    """Raise a clear error unless ``positions`` is one of :data:`POSITIONS`."""
+def check_positions(positions: object, /, *, name: str = "positions") -> None:
+    """Raise a clear error unless ``positions`` is one of :data:`POSITIONS`; ``name`` is
+    how the caller's user wrote the argument (``--positions`` on the command line)."""
     if positions not in POSITIONS:
         raise ValueError(
-            f"positions must be one of {', '.join(map(repr, POSITIONS))}, got {positions!r}."
+            f"{name} must be one of {', '.join(map(repr, POSITIONS))}, got {positions!r}."
         )
 
 
