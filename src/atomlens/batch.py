@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from atomlens.locate.atoms import Positions
 
 __all__ = ["BatchResult", "expand_inputs", "find_files"]
 
@@ -126,7 +129,7 @@ def find_files(
     min_separation_A: float | None = None,
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
-    positions: str = "network",
+    positions: Positions = "network",
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,
@@ -353,7 +356,7 @@ def _on_cluster(
     min_separation_A: float | None,
     p_min: float,
     p_real_min: float | str | None,
-    positions: str,
+    positions: Positions,
 ) -> pd.DataFrame:
     from atomlens.finder import find_frames
 

@@ -15,7 +15,7 @@ import torch
 
 from atomlens._validate import validate_pixel_size
 from atomlens.locate import locate_atoms
-from atomlens.locate.atoms import check_positions
+from atomlens.locate.atoms import Positions, check_positions
 from atomlens.model import Model
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def find(
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
     refine: bool = True,
-    positions: str = "network",
+    positions: Positions = "network",
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
@@ -250,7 +250,7 @@ def find_atoms(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     refine: bool = True,
-    positions: str = "network",
+    positions: Positions = "network",
     tile: int = 256,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,

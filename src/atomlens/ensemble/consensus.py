@@ -10,7 +10,13 @@ import pandas as pd
 
 from atomlens._validate import validate_pixel_size, validate_positive
 from atomlens.ensemble.prediction import Prediction
-from atomlens.locate.atoms import _disk_mean, atoms_from_starts, check_positions, detect_starts
+from atomlens.locate.atoms import (
+    Positions,
+    _disk_mean,
+    atoms_from_starts,
+    check_positions,
+    detect_starts,
+)
 from atomlens.metrics import match_points
 
 __all__ = ["ConsensusAtoms", "consensus_atoms", "merge_detections"]
@@ -112,7 +118,7 @@ def consensus_atoms(
     p_min: float = 0.5,
     refine: bool = True,
     contrast: Literal["auto", "bright", "dark"] = "auto",
-    positions: Literal["network", "fit", "mean"] = "network",
+    positions: Positions = "network",
 ) -> ConsensusAtoms:
     """Atoms on which the members agree, each with how many agree and how well.
 
