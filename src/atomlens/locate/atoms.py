@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: Where a refined atom's reported position comes from (see :func:`locate_atoms`).
 Positions = Literal["network", "fit", "mean"]
-POSITIONS: tuple[str, ...] = ("network", "fit", "mean")
+POSITIONS: tuple[str, ...] = get_args(Positions)  # the choices, from the one type
 
 
 def check_positions(positions: object, /, *, name: str = "positions") -> None:
