@@ -110,7 +110,13 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=DEFAULT)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--adapt-steps", type=int, default=60)
+    ap.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps per member per round (default: AdaptConfig.steps, "
+        "what a user of adapt gets)",
+    )
     ap.add_argument("--out", type=Path, default=Path("elit-real"))
     ap.add_argument("--simulated-share", type=float, default=0.0)
     ap.add_argument("--simulated-background", choices=["simulated", "frames"], default="simulated")
@@ -147,7 +153,7 @@ def main() -> None:
     quads.append(img[h // 2 :, w // 2 :])  # the last one is held out
     cfg = AdaptConfig(
         rounds=3,
-        steps=args.adapt_steps,
+        steps=args.adapt_steps or AdaptConfig.steps,
         crop=96,
         batch_size=4,
         simulated_share=args.simulated_share,

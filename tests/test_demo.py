@@ -83,8 +83,10 @@ def test_the_bundled_graphene_model_rejects_by_p_real_auto_and_gains_f1():
     """The bundled graphene calibration records the F1 of each p_real threshold (refitted
     on the images it was calibrated on, `scripts/train_bundled.py graphene --recalibrate`),
     so `p_real_min="auto"` works with it. On these frames, scored to their border, it
-    rejects about ten candidates each and raises F1 (0.9825 → 0.9894 under 3 Å of film,
-    0.9781 → 0.9867 without)."""
+    rejected about ten candidates each and raised F1 (0.9825 → 0.9894 under 3 Å of film,
+    0.9781 → 0.9867 without) while `find` kept the columns centred just outside the frame;
+    since it leaves them out (2026-11-29) F1 is 0.9920 → 0.9929 under the film (one more
+    candidate rejected) and 1.0 without, where there is nothing left to reject."""
     from atomlens.bundled import resolve_model_path
     from atomlens.ensemble import Ensemble
     from atomlens.finder import find
@@ -105,6 +107,10 @@ def test_the_bundled_graphene_model_rejects_by_p_real_auto_and_gains_f1():
         auto = find(sim.image, model="graphene", pixel_size=0.2, p_real_min="auto")
         best = Ensemble.load(resolve_model_path("graphene")).calibration.best_p_real_min
         assert best is not None and (auto.atoms["p_real"] >= best).all()
-        assert len(auto.rejected) > len(plain.rejected)
         assert len(auto.atoms) + len(auto.rejected) == len(plain.atoms) + len(plain.rejected)
-        assert f1(auto) > f1(plain)
+        assert f1(plain) > 0.99
+        if film:
+            assert len(auto.rejected) > len(plain.rejected)
+            assert f1(auto) > f1(plain)
+        else:
+            assert f1(auto) == f1(plain) == 1.0

@@ -91,3 +91,37 @@ def test_positions_from_the_fit_the_network_or_their_mean():
     assert d.max() < 1e-6
     with pytest.raises(ValueError, match="positions must be one of 'network', 'fit', 'mean'"):
         locate_atoms(sim.masks, sim.image, positions="peak", **kw)
+
+
+def test_columns_centred_outside_the_image_are_left_out():
+    """A network draws its disk around every column whose disk reaches into the image,
+    also around one centred just outside (the training masks include them); how far a
+    cut disk reaches inwards says on which side of the border its centre lies."""
+    from scipy import ndimage
+
+    from atomlens.simulate.labels import render_masks
+
+    inner = [(x, y) for x in (16.0, 32.0, 48.0) for y in (16.0, 32.0, 48.0)]
+    # the image spans −0.5 … 63.5 px: centred outside by 2.5, 1.2 and 1.2 px …
+    outside = [(-3.0, 24.0), (24.0, -1.7), (64.7, 40.0)]
+    # … and inside by 1.0, 0.6 and 1.5 px, their disks cut by the border as well
+    edge = [(0.5, 40.0), (40.0, 0.1), (62.0, 24.0)]
+    xy = np.array(inner + outside + edge)
+    masks = render_masks(
+        xy, class_index=np.zeros(len(xy), int), n_classes=1, shape=(64, 64), radius_px=5.0
+    )
+    fg = ndimage.gaussian_filter(masks[1], 0.7)  # a network's soft disks
+    probs = np.stack([1.0 - fg, fg])
+    yy, xx = np.mgrid[:64, :64]
+    image = 5.0 + sum(
+        100.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.0**2)) for x, y in xy
+    )
+    image = image + np.random.default_rng(0).normal(0, 1.0, image.shape)
+    want = list(range(len(inner))) + list(range(len(inner) + len(outside), len(xy)))
+    for kw in ({}, {"image": image}):
+        atoms = locate_atoms(probs, pixel_size=0.1, class_names=["C"], **kw)
+        found = atoms[["x_px", "y_px"]].to_numpy(float)
+        d = np.hypot(*(found[:, None] - xy[None]).transpose(2, 0, 1))
+        assert sorted(d.argmin(axis=1).tolist()) == want, kw.keys()
+        assert d.min(axis=1).max() < 5.0  # each within the 0.5 Å match radius of its own
+        assert ((found >= -0.5) & (found <= 63.5)).all()

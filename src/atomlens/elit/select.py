@@ -175,7 +175,7 @@ def select(
     """
     from atomlens.ensemble import consensus_atoms, decompose
     from atomlens.finder import _as_ensemble
-    from atomlens.locate.atoms import detect_starts
+    from atomlens.locate.atoms import centred_inside, detect_starts
     from atomlens.metrics import match_points
 
     ens = _as_ensemble(ensemble)
@@ -211,6 +211,8 @@ def select(
             xy, _ = detect_starts(
                 1.0 - maps[m, 0], min_distance_px=min_sep, threshold=0.5, label_radius_px=lab
             )
+            # as the consensus: columns centred outside the frame are not atoms of it
+            xy = xy[centred_inside(1.0 - maps[m, 0], xy, lab)]
             counts[fi, m] = len(xy)
             hit = len(match_points(xy, cxy, radius=0.5 / pixel_size).pred_index) if len(xy) else 0
             f1[fi, m] = 2 * hit / max(len(xy) + len(cxy), 1)
