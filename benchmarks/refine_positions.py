@@ -8,11 +8,14 @@ benchmark scores the choices on the ensemble of ``benchmarks/elit_shift.py`` (4 
 trained on simulated graphene at one condition A, cached in ``benchmarks/.models/elit-A``)
 under A and its ten shifted conditions, side by side in one run:
 
-- **fit** (the default): the fit's position;
-- **network**: the network's position; the fit still decides which border columns are
-  left out (their fitted centre lies outside the image);
+- **fit**: the fit's position;
+- **network** (``find``'s default since 2026-11-28): the network's position;
 - **mean**: the mean of the two;
-- **no fit** (``refine=False``): the network's position, and no border decision.
+- **no fit** (``refine=False``): the network's position, and no fit at all.
+
+In all four a column is left out when its centre lies outside the image: where its
+probability disk reaches the border, as the cut disk says (since 2026-11-29); elsewhere as
+the fit says (in the first three).
 
 Cells are F1 (0.5 Å match radius) and the RMSE of matched positions [pm] on ``--frames``
 held-out frames per condition (elit_shift's test frames); then the RMSE of the atoms at

@@ -403,8 +403,8 @@ def atoms_from_starts(
     # off the network's disk where the disk reaches the border (_centre_inside), and left
     # to the fit elsewhere. Keeping every column whose fit lay within 1 px outside (as
     # until 2026-11-29) kept 5–7 columns per 256² graphene frame that were centred 2–4 px
-    # outside, at the network's inward-leaning position: F1 0.986 at the training
-    # condition, 0.999 read off the disks, 0.995 with every column fitted outside
+    # outside, at the network's inward-leaning position: F1 0.986–0.990 at the training
+    # condition, 0.999 read off the disks, 0.989–0.993 with every column fitted outside
     # dropped (the fit on half a column drifts either way). A column kept whose fit lies
     # outside takes the network's position, flagged refined = False. Pixel centres are at
     # integers: the image spans −0.5 … W − 0.5.
