@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atomlens.elit.adapt import AdaptConfig
+
 HERE = Path(__file__).parent
 SHARED = HERE.parent.parent / "shared" / "data" / "real" / "srtio3_atomap" / "SrTiO3_ADF.hspy"
 DEFAULT = HERE / ".models" / "srtio3-110"
@@ -113,9 +115,9 @@ def main() -> None:
     ap.add_argument(
         "--adapt-steps",
         type=int,
-        default=None,
-        help="fine-tuning steps per member per round (default: AdaptConfig.steps, "
-        "what a user of adapt gets)",
+        default=AdaptConfig.steps,
+        help="fine-tuning steps per member per round (adapt's default, what a user of "
+        "adapt gets; 60 before 2026-11-29)",
     )
     ap.add_argument("--out", type=Path, default=Path("elit-real"))
     ap.add_argument("--simulated-share", type=float, default=0.0)
@@ -134,7 +136,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from atomlens.elit.adapt import AdaptConfig, adapt
+    from atomlens.elit.adapt import adapt
     from atomlens.finder import find
     from atomlens.io import read
 
@@ -153,7 +155,7 @@ def main() -> None:
     quads.append(img[h // 2 :, w // 2 :])  # the last one is held out
     cfg = AdaptConfig(
         rounds=3,
-        steps=args.adapt_steps or AdaptConfig.steps,
+        steps=args.adapt_steps,
         crop=96,
         batch_size=4,
         simulated_share=args.simulated_share,

@@ -208,11 +208,10 @@ def select(
         )
         cxy = cons[["x_px", "y_px"]].to_numpy(float)
         for m in range(n):
-            xy, _ = detect_starts(
-                1.0 - maps[m, 0], min_distance_px=min_sep, threshold=0.5, label_radius_px=lab
-            )
+            fg = 1.0 - maps[m, 0]
+            xy, _ = detect_starts(fg, min_distance_px=min_sep, threshold=0.5, label_radius_px=lab)
             # as the consensus: columns centred outside the frame are not atoms of it
-            xy = xy[centred_inside(1.0 - maps[m, 0], xy, lab)]
+            xy = xy[centred_inside(fg, xy, lab)]
             counts[fi, m] = len(xy)
             hit = len(match_points(xy, cxy, radius=0.5 / pixel_size).pred_index) if len(xy) else 0
             f1[fi, m] = 2 * hit / max(len(xy) + len(cxy), 1)

@@ -427,9 +427,8 @@ def atoms_from_starts(
         cols["refined"] = np.where(back, False, cols["refined"])
         for k in ("fit_sigma_x_A", "fit_sigma_y_A"):
             cols[k] = np.where(back, np.nan, cols[k])
-    inside = within(final, 0.0)
-    read = np.isfinite(verdict)
-    inside = np.where(read, said_in, inside) & within(final, 0.0)
+    # the disk decides where it can tell; a kept column's position must lie inside too
+    inside = np.where(np.isfinite(verdict), said_in, True) & within(final, 0.0)
     if positions != "fit" and refine and image is not None and n:
         # A column cut by the border keeps the fit's position: the network sees half a
         # column there and its centroid leans inwards (benchmarks/refine_positions.py,
