@@ -215,6 +215,19 @@ class AdaptConfig:
             raise ValueError(
                 f"calibration_images must be an int ≥ 0, got {self.calibration_images!r}."
             )
+        for name in ("steps", "batch_size", "crop"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"{name} must be an int ≥ 1, got {v!r}.")
+        positive = ("lr", "epistemic_max", "ignore_radius_A", "nn_tolerance")
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v > 0):
+                raise ValueError(f"{name} must be a number > 0, got {v!r}.")
+        for name in ("holdout", "max_implausible_rise", "max_change", "stop_f1"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and 0 <= v <= 1):
+                raise ValueError(f"{name} must be within [0, 1], got {v!r}.")
 
 
 @dataclass
