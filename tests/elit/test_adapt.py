@@ -106,7 +106,7 @@ def test_adapt_rejects_bad_settings(tiny_model):
         AdaptConfig(mode="nope")
     with pytest.raises(ValueError, match="calibration_images"):
         AdaptConfig(calibration_images=-1)
-    for bad in ({"steps": 0}, {"steps": 1.5}, {"lr": 0.0}, {"holdout": 1.5}, {"crop": -1}):
+    for bad in ({"steps": 0}, {"steps": 1.5}, {"lr": 0.0}, {"holdout": 1.0}, {"stop_f1": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             AdaptConfig(**bad)
     with pytest.raises(ValueError, match="at least one frame"):

@@ -79,7 +79,8 @@ class AdaptConfig:
         most this; other pixels outside the pseudo-label disks are ignored (a weak response
         every member shares is ambiguous, not background). ``None`` (default): no such rule.
     holdout : float
-        Share of frames held out for the guard (at least one when there are ≥ 2 frames).
+        Share of frames held out for the guard, below 1 (at least one when there are ≥ 2
+        frames, and never all of them).
     nn_tolerance : float
         A nearest-neighbour distance is plausible within this relative tolerance of one of
         the material's.
@@ -90,7 +91,7 @@ class AdaptConfig:
         Undo a round whose consensus on the training frames differs from the previous by
         more than this (1 − F1).
     stop_f1 : float
-        Stop when consecutive consensuses agree this well (F1).
+        Stop when consecutive consensuses agree this well (F1); above 1, never stop early.
     simulated_share : float
         Share of every batch drawn from simulated images with exact labels: an anchor that
         the pseudo-labels cannot pull away from the truth. 0 (default) trains on the frames
@@ -224,10 +225,13 @@ class AdaptConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0):
                 raise ValueError(f"{name} must be a number > 0, got {v!r}.")
-        for name in ("holdout", "max_implausible_rise", "max_change", "stop_f1"):
+        if not (isinstance(self.holdout, int | float) and 0 <= self.holdout < 1):
+            raise ValueError(f"holdout must be within [0, 1), got {self.holdout!r}.")
+        # above 1 they switch their rule off (never stop early, never undo a round)
+        for name in ("max_implausible_rise", "max_change", "stop_f1"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0 <= v <= 1):
-                raise ValueError(f"{name} must be within [0, 1], got {v!r}.")
+            if not (isinstance(v, int | float) and v >= 0):
+                raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")
 
 
 @dataclass
@@ -676,7 +680,10 @@ def adapt(
     frames = [np.asarray(f, dtype=np.float32) for f in frames]
     if not frames:
         raise ValueError("adapt needs at least one frame.")
-    n_hold = 0 if len(frames) < 2 else max(1, int(round(cfg.holdout * len(frames))))
+    # at least one frame held out, and at least one left to train on
+    n_hold = (
+        0 if len(frames) < 2 else min(max(1, round(cfg.holdout * len(frames))), len(frames) - 1)
+    )
     hold = frames[len(frames) - n_hold :] if n_hold else []
     train = frames[: len(frames) - n_hold]
     refs = _reference_nns(c)
