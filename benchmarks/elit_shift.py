@@ -522,7 +522,8 @@ def main() -> None:
                 f"oracle − ELIT3 {gap:+.4f} "
                 + (f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})" if hurt else "")
             )
-    print("\nELIT history (per shift: consensus atoms, ignored share, hold-out implausible):")
+    if not args.select_only:
+        print("\nELIT history (per shift: consensus atoms, ignored share, hold-out implausible):")
     for name, _, h, _ in rows:
         if h is None:
             continue

@@ -37,18 +37,21 @@ import pandas as pd
 
 __all__ = ["Selection", "select"]
 
-# Plausibility decides. On 60 shifted conditions (benchmarks/elit_shift.py's 7 shifts and 3
-# --harsh ones, six sets of frames each; 4 frames to choose on, 20 to score on) it chose a
-# member +0.0094 F1 above the median member on average and missed the median in 11 (by
-# 0.0027 at worst): as well as a labelled pick (the member with the best F1 on the same 4
-# frames by their true atoms: +0.0094, 11). The earlier weighted ranks (plausibility 4,
-# agreement 1, confidence 0.5, stability 0.5) gave +0.0074 and 13, losing 0.03–0.05 F1
-# under a 2× wider probe where the other three outvoted plausibility; agreement alone
-# +0.0011 (34 misses), entropy alone +0.0013 (20). So the other three only break ties.
-# Coordination changed 3 of the 60 choices against the distances alone (+0.0024, +0.0028,
-# −0.0066 F1; 11 misses instead of 12): under these shifts the members' interior atoms
-# nearly all have three neighbours. It is there for the mistakes that distances cannot
-# see (single atoms dropped, atoms invented in rings; tests/elit/test_select.py).
+# Plausibility decides. On 66 conditions (benchmarks/elit_shift.py's condition A, its 7
+# shifts and 3 --harsh ones, six sets of frames each; 4 frames to choose on, 20 to score
+# on; border rule of 2026-11-29) it chose a member +0.0110 F1 above the median member on
+# average and missed the median in 16 (by 0.0010 at worst): as well as a labelled pick (the
+# member with the best F1 on the same 4 frames by their true atoms: +0.0108, 18 misses, by
+# 0.0027 at worst). The misses are where the members differ by a few columns at the
+# frame's edge, centred within a fraction of a pixel of the image's boundary (docs/elit.md).
+# The earlier weighted ranks (plausibility 4, agreement 1, confidence 0.5, stability 0.5)
+# lost 0.03–0.05 F1 under a 2× wider probe, where the other three outvoted plausibility;
+# agreement alone +0.0029 (24 misses), entropy alone +0.0017 (18, −0.03 under films). So
+# the other three only break ties. Coordination changed 3 of 60 choices against the
+# distances alone (before the border rule: +0.0024, +0.0028, −0.0066 F1): under these
+# shifts the members' interior atoms nearly all have three neighbours. It is there for the
+# mistakes that distances cannot see (single atoms dropped, atoms invented in rings;
+# tests/elit/test_select.py).
 WEIGHTS = {"agreement": 1.0, "confidence": 0.5, "stability": 0.5}
 
 
