@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -218,19 +219,19 @@ class AdaptConfig:
             )
         for name in ("steps", "batch_size", "crop"):
             v = getattr(self, name)
-            if not (isinstance(v, int) and v >= 1):
+            if not (isinstance(v, numbers.Integral) and v >= 1):
                 raise ValueError(f"{name} must be an int ≥ 1, got {v!r}.")
         positive = ("lr", "epistemic_max", "ignore_radius_A", "nn_tolerance")
         for name in positive:
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and v > 0):
+            if not (isinstance(v, numbers.Real) and v > 0):
                 raise ValueError(f"{name} must be a number > 0, got {v!r}.")
-        if not (isinstance(self.holdout, int | float) and 0 <= self.holdout < 1):
+        if not (isinstance(self.holdout, numbers.Real) and 0 <= self.holdout < 1):
             raise ValueError(f"holdout must be within [0, 1), got {self.holdout!r}.")
         # above 1 they switch their rule off (never stop early, never undo a round)
         for name in ("max_implausible_rise", "max_change", "stop_f1"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and v >= 0):
+            if not (isinstance(v, numbers.Real) and v >= 0):
                 raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")
 
 
