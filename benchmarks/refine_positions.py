@@ -9,9 +9,13 @@ trained on simulated graphene at one condition A, cached in ``benchmarks/.models
 under A and its ten shifted conditions, side by side in one run:
 
 - **fit**: the fit's position;
-- **network** (``find``'s default since 2026-11-28): the network's position;
+- **network** (``find``'s default since 2026-11-28): the network's position (since
+  2026-11-29, for a column whose disk the border cuts, the mean of the fit's and the
+  centre the cut disk gives; before, the fit's, also for every column whose fitted disk
+  crossed the border);
 - **mean**: the mean of the two;
-- **no fit** (``refine=False``): the network's position, and no fit at all.
+- **no fit** (``refine=False``): the network's position (for a cut column, its cut
+  disk's centre), and no fit at all.
 
 In all four a column is left out when its centre lies outside the image: where its
 probability disk reaches the border, as the cut disk says (since 2026-11-29); elsewhere as
@@ -34,7 +38,9 @@ Then, without labels, real images from ``../shared/data/real`` (skipped when abs
 the bundled ``haadf-generic`` model: in a crystal each column sits at the midpoint of its
 neighbours that lie opposite each other through it, so the RMS offset from those midpoints
 (:func:`local_scatter`; slowly varying scan distortion and strain cancel in it) measures
-how precisely each choice places the columns (lower is better).
+how precisely each choice places the columns (lower is better). The columns at the edge
+have no neighbours beyond them; for them, the offset from where the row running inwards
+puts them (:func:`edge_scatter`).
 
     python benchmarks/refine_positions.py [--frames 10] [--real-only]
 
@@ -119,6 +125,37 @@ def local_scatter(atoms) -> tuple[float, int]:
     return 100 * float(np.sqrt(np.mean(np.square(offsets)))), len(offsets)
 
 
+def edge_scatter(
+    atoms, shape: tuple[int, int], pixel_size: float, band_A: float = 1.0
+) -> tuple[float, int]:
+    """How far each atom within ``band_A`` of the image's edge sits from where the row of
+    atoms running inwards from it puts it (``r_i ≈ 2 r_j − r_k`` with ``r_k ≈ 2 r_j − r_i``
+    within 0.15 nearest-neighbour distances, ``j`` within 2.5 of them): RMS over those
+    atoms of the mean offset [pm], and how many had such rows. The edge's columns have no
+    neighbours beyond them, so :func:`local_scatter` leaves them out; this measures the
+    ones the border cuts, with the error of two inner atoms added (4σ² + σ²)."""
+    from scipy.spatial import cKDTree
+
+    xy = atoms[["x_A", "y_A"]].to_numpy(float)
+    px = atoms[["x_px", "y_px"]].to_numpy(float)
+    h, w = shape
+    edge = np.minimum.reduce(
+        [px[:, 0] + 0.5, w - 0.5 - px[:, 0], px[:, 1] + 0.5, h - 0.5 - px[:, 1]]
+    )
+    tree = cKDTree(xy)
+    nn = float(np.median(tree.query(xy, k=2)[0][:, 1]))
+    offsets = []
+    for i in np.flatnonzero(edge * pixel_size < band_A):
+        js = np.array([j for j in tree.query_ball_point(xy[i], 2.5 * nn) if j != i])
+        if not len(js):
+            continue
+        d, ks = tree.query(2 * xy[js] - xy[i])
+        ok = d < 0.15 * nn
+        if ok.any():
+            offsets.append((xy[i] - (2 * xy[js[ok]] - xy[ks[ok]])).mean(axis=0))
+    return 100 * float(np.sqrt(np.mean(np.square(offsets)))), len(offsets)
+
+
 def film_sweep() -> None:
     """The fit's and the perfect maps' RMSE [pm] under thin films, with the CRLB."""
     from atomlens.locate import locate_atoms
@@ -181,7 +218,8 @@ def real_images() -> None:
         return
     print(
         "real images, bundled haadf-generic: RMS offset [pm] of each column from its"
-        " opposite neighbours' midpoints (columns)"
+        " opposite neighbours' midpoints (columns);\nedge: of each column within 1 Å of"
+        " the edge from where its row inwards puts it (columns)"
     )
     print(f"{'image':30s}" + "".join(f"{c:>14s}" for c in CHOICES if c != "no fit"))
     for rel, ps, what in REAL_IMAGES:
@@ -190,14 +228,17 @@ def real_images() -> None:
         if data.ndim == 3:  # RGB(A) PNG
             data = data[..., :3].mean(axis=-1)
         size = ps if ps is not None else float(im.pixel_size)
-        cells = []
+        cells, edge = [], []
         for name, opts in CHOICES.items():
             if name == "no fit":
                 continue
             atoms = find(data, model="haadf-generic", pixel_size=size, **opts).atoms
             rms, n = local_scatter(atoms)
             cells.append(f"{rms:9.2f} ({n})")
+            rms, n = edge_scatter(atoms, data.shape, size)
+            edge.append(f"{rms:9.2f} ({n})")
         print(f"{what:30s}" + "".join(f"{c:>14s}" for c in cells), flush=True)
+        print(f"{'  edge':30s}" + "".join(f"{c:>14s}" for c in edge), flush=True)
 
 
 def main() -> None:

@@ -437,9 +437,10 @@ def find(
     positions: Annotated[
         str,
         typer.Option(
-            help="Each atom's reported position: network (the network's; columns cut by the "
-            "border keep the fit's), fit (a Gaussian fit on the raw image, which a thin "
-            "amorphous film or aberration tails pull off) or mean (of the two).",
+            help="Each atom's reported position: network (the network's; a column the "
+            "border cuts: the mean of the fit's and its cut disk's centre), fit (a Gaussian "
+            "fit on the raw image, which a thin amorphous film or aberration tails pull off) "
+            "or mean (of the two).",
         ),
     ] = "network",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

@@ -277,7 +277,8 @@ def find_atoms(
         Sub-pixel Gaussian refinement on the raw image.
     positions : {"network", "fit", "mean"}
         The position reported for a refined atom: the network's (default), the Gaussian
-        fit's on the raw image, or their mean; columns cut by the border keep the fit's
+        fit's on the raw image, or their mean. A column the border cuts takes, with
+        "network", the mean of the fit's centre and its cut disk's
         (:func:`atomlens.locate.locate_atoms`; ``benchmarks/refine_positions.py``).
     tile, batch_size : int
         Tile side [px at the model's sampling] and tiles per forward pass.

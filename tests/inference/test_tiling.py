@@ -44,10 +44,16 @@ def test_tiled_model_finds_the_same_atoms_as_one_pass(tiny_model):
         if positions == "fit":
             # Group normalisation sees each tile's statistics, so the maps differ slightly and
             # the fits start from slightly different points; they end within a tenth of their
-            # precision (the localisation error here is ≈ 0.2 px)
-            assert np.max(m.distance) < 0.05  # px
+            # precision (the localisation error here is ≈ 0.2 px). Atoms whose fit failed or
+            # left the image report the network's position (refined = False), as below
+            refined = one["refined"].to_numpy(bool)[m.pred_index]
+            assert refined.mean() > 0.9
+            assert np.max(m.distance[refined]) < 0.05  # px
+            assert np.max(m.distance, initial=0.0, where=~refined) < 0.2
         else:
             # the network's positions keep that difference: tiles this small (48 px, a fifth
-            # of the default) move them by at most the localisation error, on average by a
-            # tenth of it
-            assert np.max(m.distance) < 0.2 and np.mean(m.distance) < 0.02  # px
+            # of the default) move them by at most the localisation error, on average by
+            # about a tenth of it (0.019 px while the columns whose fitted disk crossed the
+            # border reported the fit's; 0.022 px since 2026-11-29, when they report the
+            # network's, which placed them better: benchmarks/refine_positions.py)
+            assert np.max(m.distance) < 0.2 and np.mean(m.distance) < 0.025  # px

@@ -104,19 +104,32 @@ def _extent(
 def _centre_inside(fg: np.ndarray, start: np.ndarray, label_radius_px: float) -> np.ndarray:
     """Whether each column's centre lies inside the image, read off the network's disk:
     1.0 inside, 0.0 outside, NaN where it cannot be read (a column whose disk does not
-    reach the border, or a disk that merges with another).
+    reach the border, or a disk that merges with another). See :func:`_border_disks`."""
+    return _border_disks(fg, start, label_radius_px)[0]
+
+
+def _border_disks(
+    fg: np.ndarray, start: np.ndarray, label_radius_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the centres of the columns whose disks the border cuts lie, read off the
+    network's disks: (verdict, centre). ``verdict`` is 1.0 for a centre inside the image,
+    0.0 outside, NaN where it cannot be read (a column whose disk does not reach the
+    border, or a disk that merges with another); ``centre`` (N, 2) [px] is ``start`` with
+    the coordinate across each border that cuts the disk replaced by the disk's.
 
     The network draws a disk of one radius around every column, also around a column
     centred outside the image whose disk reaches into it (the training masks include
     them). A disk cut by the border shows how far it reaches inwards; less its radius,
-    that is where its centre is. The radius is measured on the columns in the middle of
+    that is where its centre is. Along the border the cut disk is still symmetric, and
+    its centroid (``start``) holds. The radius is measured on the columns in the middle of
     the image (their half-width at 0.5 along ±x and ±y), so a network whose disks come
     out wider or narrower than it was trained for is read by its own disks."""
     h, w = fg.shape
     n = len(start)
     verdict = np.full(n, np.nan)
+    centre = np.array(start, dtype=float, copy=True).reshape(n, 2)
     if not n:
-        return verdict
+        return verdict, centre
     ix = np.clip(np.round(start[:, 0]).astype(np.int64), 0, w - 1)
     iy = np.clip(np.round(start[:, 1]).astype(np.int64), 0, h - 1)
     steps = int(np.ceil(3 * label_radius_px)) + 2
@@ -137,12 +150,13 @@ def _centre_inside(fg: np.ndarray, start: np.ndarray, label_radius_px: float) ->
     reach = radius + 1.0
     verdict_ok = np.ones(n, dtype=bool)
     read = np.zeros(n, dtype=bool)
-    # (near that border, inwards (dx, dy), the disk's far edge → its centre inside?)
-    for near, dx, dy, inside in (
-        (start[:, 0] < reach, 1, 0, lambda e: ix + e - radius >= -0.5),
-        (start[:, 0] > w - 1 - reach, -1, 0, lambda e: ix - e + radius <= w - 0.5),
-        (start[:, 1] < reach, 0, 1, lambda e: iy + e - radius >= -0.5),
-        (start[:, 1] > h - 1 - reach, 0, -1, lambda e: iy - e + radius <= h - 0.5),
+    # (near that border, inwards (dx, dy), axis, the centre from the disk's far edge e,
+    # the lowest or highest centre inside the image)
+    for near, dx, dy, axis, at, lo, hi in (
+        (start[:, 0] < reach, 1, 0, 0, lambda e: ix + e - radius, -0.5, None),
+        (start[:, 0] > w - 1 - reach, -1, 0, 0, lambda e: ix - e + radius, None, w - 0.5),
+        (start[:, 1] < reach, 0, 1, 1, lambda e: iy + e - radius, -0.5, None),
+        (start[:, 1] > h - 1 - reach, 0, -1, 1, lambda e: iy - e + radius, None, h - 0.5),
     ):
         if not near.any():
             continue
@@ -150,9 +164,11 @@ def _centre_inside(fg: np.ndarray, start: np.ndarray, label_radius_px: float) ->
         e[near] = _extent(fg, ix[near], iy[near], dx, dy, steps)
         got = near & np.isfinite(e)
         read |= got
-        verdict_ok &= ~got | inside(np.nan_to_num(e))
+        c = at(np.nan_to_num(e))
+        verdict_ok &= ~got | ((c >= lo) if lo is not None else (c <= hi))
+        centre[got, axis] = c[got]
     verdict[read] = verdict_ok[read].astype(float)
-    return verdict
+    return verdict, centre
 
 
 def centred_inside(foreground: np.ndarray, xy: np.ndarray, label_radius_px: float) -> np.ndarray:
@@ -195,9 +211,12 @@ def locate_atoms(
        one radius around every column, also around one centred just outside, and the
        cut disk's inward reach less that radius (measured on the image's inner columns)
        is the centre. Elsewhere the fitted centre decides. A column kept whose fit lies
-       outside takes its start position (``refined = False``).
-    6. The position reported (``positions``): by default the start position, except for
-       columns cut by the border, which keep the fit's.
+       outside takes the network's position (``refined = False``).
+    6. The position reported (``positions``): by default the network's, the start
+       position, except for a column whose disk the border cuts (the centroid of half a
+       disk leans inwards): the mean of the fit's centre and the cut disk's (step 5). The
+       network's position of a cut column, without a fit or where it failed, is the cut
+       disk's centre.
 
     Parameters
     ----------
@@ -226,9 +245,9 @@ def locate_atoms(
     positions : {"network", "fit", "mean"}
         The position reported for a refined atom: the network's start position (its
         probability-weighted centroid; default), the Gaussian fit's, or the mean of the
-        two. The fit gives
-        ``intensity``, ``width_A`` and the σ columns, and places the columns cut by the
-        border (where the network sees half a column). The fit models a column as a
+        two (for a column the border cuts, the network's is its cut disk's centre, and
+        "network" reports the mean of that and the fit's: step 6). The fit gives
+        ``intensity``, ``width_A`` and the σ columns. The fit models a column as a
         Gaussian on a flat background: a thin amorphous film pulls it (graphene with
         perfect maps: 1.5 pm RMSE without film, 9 pm under 1 Å of carbon, 16 pm under
         3 Å, against a Cramér–Rao bound of 1.1–1.7 pm), and so do a probe's aberration
@@ -400,7 +419,7 @@ def atoms_from_starts(
         )
     classes = np.asarray(names, dtype=object)[cls_idx] if n else np.array([], dtype=object)
     # Columns cut by the border. Whether a column's centre lies inside the image is read
-    # off the network's disk where the disk reaches the border (_centre_inside), and left
+    # off the network's disk where the disk reaches the border (_border_disks), and left
     # to the fit elsewhere. Keeping every column whose fit lay within 1 px outside (as
     # until 2026-11-29) kept 5–7 columns per 256² graphene frame that were centred 2–4 px
     # outside, at the network's inward-leaning position: F1 0.986–0.990 at the training
@@ -418,24 +437,40 @@ def atoms_from_starts(
             & (xy[:, 1] <= h - 0.5 + margin)
         )
 
-    verdict = _centre_inside(fg, start, lab_px)
+    verdict, disk_centre = _border_disks(fg, start, lab_px)
+    # The network's position: its centroid, and across the border that cuts a column's
+    # disk, where the cut disk puts the centre (the centroid of half a disk leans inwards).
+    # Until 2026-11-29 a cut column took the fit's position, and so did every column whose
+    # fitted disk (up to 0.9 bond lengths) crossed the border. Now a whole disk gives the
+    # centroid, a cut one the mean of the fit's and the disk's centre: RMSE [pm] of the
+    # columns within 1–1.5 Å of the border, before → fit → disk → mean (the last now):
+    # elit_shift's graphene ensemble at its training condition 3.8 → 3.7 → 2.7 → 2.7, under
+    # its aberrated probe 10.5 → 10.4 → 9.2 → 9.5 (10 frames each); haadf-generic under
+    # 1 Å of film, 6 frames: SrTiO3 3.4 → 2.7 → 3.8 → 2.7, MoS2 2.4 → 2.3 → 2.7 → 2.1,
+    # graphene 14.9 → 11.8 → 5.9 → 8.6; real SrTiO3 (Atomap), offset of the 26 edge
+    # columns from their rows: 8.2 → 8.2 → 4.6 → 6.0 pm.
+    net = np.where(np.isfinite(verdict)[:, None], disk_centre, start)
     said_in = verdict == 1.0
     out_now = ~within(final, 0.0)
     back = out_now & (within(final, 1.0) | said_in) & within(start, 0.0)
     if back.any():
-        final = np.where(back[:, None], start, final)
         cols["refined"] = np.where(back, False, cols["refined"])
         for k in ("fit_sigma_x_A", "fit_sigma_y_A"):
             cols[k] = np.where(back, np.nan, cols[k])
-    # the disk decides where it can tell; a kept column's position must lie inside too
-    inside = np.where(np.isfinite(verdict), said_in, True) & within(final, 0.0)
-    if positions != "fit" and refine and image is not None and n:
-        # A column cut by the border keeps the fit's position: the network sees half a
-        # column there and its centroid leans inwards (benchmarks/refine_positions.py,
-        # training condition: the network's positions 3.8 pm RMSE with the border
-        # columns' own, 2.9 with the fit's there; away from the border 2.2 against 2.3)
-        own = start if positions == "network" else 0.5 * (start + final)
-        final = np.where(np.asarray(cols["near_edge"], bool)[:, None], final, own)
+    # the fit's position; for a failed fit, or one kept outside the image, the network's
+    placed = np.where(np.asarray(cols["refined"], bool)[:, None], final, net)
+    # the disk decides where it can tell, elsewhere the fit (its position must lie inside)
+    inside = np.where(np.isfinite(verdict), said_in, True) & within(placed, 0.0)
+    if not (refine and image is not None):
+        final = net
+    elif positions == "fit":
+        final = placed
+    elif positions == "mean":
+        final = 0.5 * (net + placed)
+    else:
+        # a column the border cuts: the mean of the disk's centre and the fit's (each the
+        # better one on some images, the mean never the worse)
+        final = np.where(np.isfinite(verdict)[:, None], 0.5 * (net + placed), start)
     if not inside.all():
         logger.debug("%d columns centred outside the image were dropped", int((~inside).sum()))
     table = make_atoms_table(
