@@ -442,8 +442,9 @@ def atoms_from_starts(
     # disk, where the cut disk puts the centre (the centroid of half a disk leans inwards).
     # Until 2026-11-29 a cut column took the fit's position, and so did every column whose
     # fitted disk (up to 0.9 bond lengths) crossed the border. Now a whole disk gives the
-    # centroid, a cut one the mean of the fit's and the disk's centre: RMSE [pm] of the
-    # columns within 1–1.5 Å of the border, before → fit → disk → mean (the last now):
+    # centroid, a cut one the mean of the fit's and the disk's centre. RMSE [pm] of the
+    # columns within 1–1.5 Å of the border, as before → with the cut columns on the fit
+    # alone, the others on their centroids → on the disk alone → on the mean (now):
     # elit_shift's graphene ensemble at its training condition 3.8 → 3.7 → 2.7 → 2.7, under
     # its aberrated probe 10.5 → 10.4 → 9.2 → 9.5 (10 frames each); haadf-generic under
     # 1 Å of film, 6 frames: SrTiO3 3.4 → 2.7 → 3.8 → 2.7, MoS2 2.4 → 2.3 → 2.7 → 2.1,
