@@ -529,7 +529,8 @@ def main() -> None:
             continue
         desc = "; ".join(
             f"r{int(r['round'])} {int(r['consensus_atoms'])} atoms"
-            + (f", ign {r['ignored_share']:.3f}" if r["round"] else "")
+            # no pseudo-labels (simulated_share 1) leave the ignored share undefined
+            + (f", ign {r['ignored_share']:.3f}" if np.isfinite(r["ignored_share"]) else "")
             + f", impl {r['holdout_implausible']:.3f}"
             + ("" if r["kept"] else " UNDONE")
             for _, r in h.iterrows()
