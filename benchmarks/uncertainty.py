@@ -36,6 +36,7 @@ from atomlens.ensemble import Ensemble, fit_calibration
 from atomlens.finder import find
 from atomlens.metrics import match_points
 from atomlens.simulate import ConditionRanges, SimulatedDataset, Substitution
+from atomlens.train.validation import score_atoms
 
 HERE = Path(__file__).parent
 DEFAULT = HERE / ".models" / "graphene-ens4"
@@ -113,22 +114,18 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         sig = np.hypot(cand["sigma_x_A"].to_numpy(), cand["sigma_y_A"].to_numpy())
         sig_all.append(sig[mt.pred_index][ok])
         err_all.append(np.hypot(d[:, 0], d[:, 1]))
-        # detection counts at p_min = 0.5 for the ensemble, and for each member alone
-        acc = cand["p_detect"].to_numpy() >= 0.5
-        m_acc = match_points(c_xy[acc], t_xy, radius=0.5 / ps)
-        for key, table_xy, matched in [("ens", c_xy[acc], m_acc)]:
-            tp = int(t_core[matched.true_index].sum())
-            counts[key][0] += tp
-            counts[key][1] += int(core(table_xy[:, 0], table_xy[:, 1]).sum()) - tp
-            counts[key][2] += int(t_core.sum()) - tp
+        # detection counts at p_min = 0.5 for the ensemble, and for each member alone,
+        # away from the same 1 Å border. (Until 2026-12-03 this counted a core truth
+        # matched by a prediction just outside the core as a true positive without the
+        # prediction, so false positives could go negative and F1 read above 1.)
+        tables = {"ens": cand[cand["p_detect"].to_numpy() >= 0.5]}
         for m in range(len(ens)):
-            one = find_atoms(sim.image, model=ens.member(m), pixel_size=ps)
-            o_xy = one[["x_px", "y_px"]].to_numpy()
-            mm = match_points(o_xy, t_xy, radius=0.5 / ps)
-            tp = int(t_core[mm.true_index].sum())
-            counts[m][0] += tp
-            counts[m][1] += int(core(o_xy[:, 0], o_xy[:, 1]).sum()) - tp
-            counts[m][2] += int(t_core.sum()) - tp
+            tables[m] = find_atoms(sim.image, model=ens.member(m), pixel_size=ps)
+        for key, table in tables.items():
+            sc = score_atoms(table, t, shape=(h, w), pixel_size=ps, radius_A=0.5, margin_A=1.0)
+            counts[key][0] += sc["tp"]
+            counts[key][1] += sc["fp"]
+            counts[key][2] += sc["fn"]
     p, real = np.concatenate(p_all), np.concatenate(real_all)
     p_real = np.concatenate(pr_all)
     score = np.concatenate(sc_all)
