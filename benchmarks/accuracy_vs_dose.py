@@ -134,6 +134,14 @@ def _f1(a: dict) -> float:
     return 2 * prec * rec / max(prec + rec, 1e-12)
 
 
+def _rmse_pm(a: dict) -> tuple[float, float]:
+    """RMSE per axis [pm] of a method's matched atoms, and its ratio to their RMS CRLB."""
+    e2 = np.array(list(a["err"].values()))
+    rmse = float(np.sqrt(e2.mean())) * 100 if e2.size else float("nan")
+    own_crlb = float(np.sqrt(np.mean(np.concatenate(a["crlb"]) ** 2))) * 100
+    return rmse, rmse / own_crlb
+
+
 def run(name: str, model: Model, *, n_images: int) -> None:
     case = CASES[name]
     ps = 0.1
@@ -191,10 +199,8 @@ def run(name: str, model: Model, *, n_images: int) -> None:
         for key in ("al", bl):
             a = acc[key]
             f1s[key] = _f1(a)
-            e2 = np.array(list(a["err"].values()))
-            rmse = float(np.sqrt(e2.mean())) * 100 if e2.size else float("nan")
-            own_crlb = float(np.sqrt(np.mean(np.concatenate(a["crlb"]) ** 2))) * 100
-            row.append(f"{f1s[key]:11.4f} {rmse:7.2f} {rmse / own_crlb:5.2f}")
+            rmse, ratio = _rmse_pm(a)
+            row.append(f"{f1s[key]:11.4f} {rmse:7.2f} {ratio:5.2f}")
         common = sorted(set(acc["al"]["err"]) & set(acc[bl]["err"]))
         r_al = np.sqrt(np.mean([acc["al"]["err"][k] for k in common])) * 100
         r_bl = np.sqrt(np.mean([acc[bl]["err"][k] for k in common])) * 100
@@ -202,11 +208,8 @@ def run(name: str, model: Model, *, n_images: int) -> None:
             f"{f1s['al'] - f1s[bl]:+7.4f} {r_al:8.2f} {r_bl:8.2f} pm "
             f"({len(common)} atoms, ratio {r_bl / r_al:4.2f}×)"
         )
-        a = acc["al-fit"]
-        e2 = np.array(list(a["err"].values()))
-        rmse_fit = float(np.sqrt(e2.mean())) * 100 if e2.size else float("nan")
-        crlb_fit = float(np.sqrt(np.mean(np.concatenate(a["crlb"]) ** 2))) * 100
-        row.append(f"{rmse_fit:32.2f} {rmse_fit / crlb_fit:5.2f}")
+        rmse_fit, ratio_fit = _rmse_pm(acc["al-fit"])
+        row.append(f"{rmse_fit:32.2f} {ratio_fit:5.2f}")
         print(" | ".join(row), flush=True)
 
 
