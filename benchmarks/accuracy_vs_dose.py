@@ -32,8 +32,8 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 
 from atomlens import find_atoms
+from atomlens.ensemble import Model
 from atomlens.locate import refine_gaussian
-from atomlens.model import Model
 from atomlens.simulate import (
     Background,
     GaussianProbe,

@@ -23,8 +23,8 @@ import numpy as np
 
 from atomlens.bundled import bundled_models
 from atomlens.ensemble import Ensemble
-from atomlens.finder import find
-from atomlens.inference.sampling import estimate_for_model
+from atomlens.fourier.sampling import estimate_for_model
+from atomlens.pipeline.finder import find
 from atomlens.simulate import (
     AberratedProbe,
     Background,

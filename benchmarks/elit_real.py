@@ -48,8 +48,8 @@ def training_ranges(cif: Path) -> dict:
 
 
 def train(out: Path, members: int, steps: int):
-    from atomlens.ensemble import Ensemble, train_ensemble
-    from atomlens.train import TrainConfig
+    from atomlens.ensemble import Ensemble
+    from atomlens.train import TrainConfig, train_ensemble
 
     if (out / "config.json").exists():
         ens = Ensemble.load(out)
@@ -137,8 +137,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     from atomlens.elit.adapt import adapt
-    from atomlens.finder import find
     from atomlens.io import read
+    from atomlens.pipeline.finder import find
 
     t0 = time.perf_counter()
     ens = train(args.model, args.members, args.steps)

@@ -57,11 +57,10 @@ import torch
 
 from atomlens.elit import select
 from atomlens.elit.adapt import AdaptConfig, adapt
-from atomlens.ensemble import Ensemble, fit_calibration, train_ensemble
-from atomlens.finder import find
+from atomlens.ensemble import Ensemble, Model
 from atomlens.metrics import match_points
-from atomlens.model import Model
 from atomlens.nn import UNetConfig
+from atomlens.pipeline.finder import find
 from atomlens.simulate import (
     AberratedProbe,
     Background,
@@ -71,7 +70,7 @@ from atomlens.simulate import (
     Substitution,
     simulate_image,
 )
-from atomlens.train import PairSource, TrainConfig, Trainer
+from atomlens.train import PairSource, TrainConfig, Trainer, fit_calibration, train_ensemble
 from atomlens.train.recipe import make_ranges
 
 HERE = Path(__file__).parent

@@ -30,8 +30,7 @@ import time
 
 import torch
 
-from atomlens.ensemble import Ensemble
-from atomlens.model import Model, ModelConfig
+from atomlens.ensemble import Ensemble, Model, ModelConfig
 from atomlens.nn import UNet, UNetConfig
 from atomlens.simulate import ImagingConditions, simulate_image
 from atomlens.train import TrainConfig, Trainer

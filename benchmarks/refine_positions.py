@@ -57,8 +57,8 @@ import numpy as np
 import torch
 
 import elit_shift as shift  # benchmarks/ is on the path when this script runs
-from atomlens.finder import find
 from atomlens.metrics import match_points
+from atomlens.pipeline.finder import find
 from atomlens.simulate import simulate_image
 from atomlens.train.validation import score_atoms
 

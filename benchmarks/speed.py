@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from scipy.optimize import curve_fit
 
+from atomlens.ensemble import Model, ModelConfig
 from atomlens.locate import locate_atoms, refine_gaussian
-from atomlens.model import Model, ModelConfig
 from atomlens.nn import UNet, UNetConfig
 from atomlens.simulate import ImagingConditions, simulate_image
 from atomlens.train import SimulatedSource, TrainConfig

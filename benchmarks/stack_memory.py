@@ -1,7 +1,7 @@
 """Memory and speed of `find` over a long stack read from HDF5.
 
 Writes a stack of 1024×1024 graphene frames (0.1 Å/px, 1e5 e⁻/Å²; 8 simulated frames
-repeated) into an HDF5 file frame by frame, then runs :func:`atomlens.batch.find_files` on
+repeated) into an HDF5 file frame by frame, then runs :func:`atomlens.pipeline.files.find_files` on
 it in a fresh process (tables, maps.h5 and the report, as ``atomlens find`` does) for a
 short and for the full stack, and prints the peak resident memory of each and the
 frames/s side by side. Target: peak < 1.5 GB and independent of the number of frames.
@@ -28,7 +28,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[6]))
-from atomlens.batch import find_files
+from atomlens.pipeline.files import find_files
 from atomlens.ensemble import Ensemble
 path, out, model, n, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 ens = Ensemble.load(model)

@@ -7,7 +7,7 @@ noise (seeded). The first ``--onset`` frames are taken under the training-like c
 (1e5 e⁻/Å², 0.8 Å probe, no film); from frame ``--onset`` on the conditions shift (default:
 a 10 Å amorphous carbon film). Printed side by side from one run:
 
-- per-frame latency, median and p95, of plain :func:`atomlens.finder.find` on the same
+- per-frame latency, median and p95, of plain :func:`atomlens.pipeline.finder.find` on the same
   frames (the baseline) and of the stream loop: its own ``latency_s`` (find + OOD score)
   and the wall time per frame of the loop (with the decisions taken on it), as ratios;
 - from the drift onset to the switch: frames and seconds (from the onset frame being
@@ -33,9 +33,9 @@ import torch
 from atomlens.bundled import resolve_model_path
 from atomlens.elit.stream import StreamConfig, stream
 from atomlens.ensemble import Ensemble
-from atomlens.finder import find
 from atomlens.metrics import match_points
 from atomlens.nn import UNet
+from atomlens.pipeline.finder import find
 from atomlens.simulate import Background, GaussianProbe, ImagingConditions, simulate_image
 
 SHIFTS = {

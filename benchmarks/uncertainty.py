@@ -32,10 +32,11 @@ import numpy as np
 from scipy.stats import mannwhitneyu, spearmanr
 
 from atomlens import find_atoms
-from atomlens.ensemble import Ensemble, fit_calibration
-from atomlens.finder import find
+from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points
+from atomlens.pipeline.finder import find
 from atomlens.simulate import ConditionRanges, SimulatedDataset, Substitution
+from atomlens.train import fit_calibration
 from atomlens.train.validation import score_atoms
 
 HERE = Path(__file__).parent

@@ -73,8 +73,8 @@ def recalibrate(name: str, *, install: bool) -> None:
     import numpy as np
 
     from atomlens.ensemble import Ensemble
-    from atomlens.ensemble.calibration import fit_calibration
-    from atomlens.ensemble.train import calibration_images
+    from atomlens.train import fit_calibration
+    from atomlens.train.ensemble import calibration_images
 
     dest = ROOT / "src" / "atomlens" / "bundled" / name
     ens = Ensemble.load(dest)
@@ -111,8 +111,7 @@ def main() -> None:
         recalibrate(args.name, install=args.install)
         return
 
-    from atomlens.ensemble import train_ensemble
-    from atomlens.train import TrainConfig
+    from atomlens.train import TrainConfig, train_ensemble
 
     r = RECIPES[args.name]
     out = args.out or ROOT / "build" / "bundled" / args.name

@@ -47,6 +47,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    from atomlens.model import Model
+    from atomlens.ensemble import Model
 
     return Model.load(tiny_model_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.batch import expand_inputs, find_files
+from atomlens.pipeline import expand_inputs, find_files
 from atomlens.simulate import simulate_image
 
 
@@ -107,7 +107,7 @@ def test_top_level_find_takes_arrays_stacks_and_files(tiny_model, frames, tmp_pa
 
 def test_tables_are_written_frame_by_frame_with_one_schema(tmp_path):
     """Empty frames, a frame without a column and an int/float mix end in one table."""
-    from atomlens._tables import TableWriter, read_table
+    from atomlens.io.tables import TableWriter, read_table
 
     w = TableWriter(tmp_path, "atoms")
     w.write(pd.DataFrame({"frame": pd.Series([], dtype=int), "x_A": [], "class": []}))

@@ -80,5 +80,5 @@ def test_site_builds_strict(tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
-    for page in ("index.html", "cli/index.html", "api/finder/index.html"):
+    for page in ("index.html", "cli/index.html", "api/pipeline/index.html"):
         assert (tmp_path / "site" / page).is_file(), page

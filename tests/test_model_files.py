@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from atomlens.model import Model, ModelFileError
+from atomlens.ensemble import Model, ModelFileError
 from atomlens.simulate import simulate_image
 
 

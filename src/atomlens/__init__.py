@@ -1,22 +1,30 @@
 """atomlens: atoms you can trust from atom-resolved microscopy images.
 
-Subpackages are imported lazily so that ``import atomlens`` stays light:
+Subpackages are imported lazily so that ``import atomlens`` stays light. They follow the
+data path, and imports point down it only:
 
+- :mod:`atomlens.io` -- microscope files in (DM, EMD, SER, MRC, HyperSpy, TIFF, PNG, NumPy),
+  the atoms-table schema and writers
 - :mod:`atomlens.simulate` -- structures, defects, the imaging model and labels (exact truth)
-- :mod:`atomlens.metrics` -- detection matching, localisation error, Cramér–Rao bound
 - :mod:`atomlens.nn` -- network architectures (U-Net)
-- :mod:`atomlens.train` -- the training loop, augmentation, data sources, validation on atoms
 - :mod:`atomlens.inference` -- normalisation, resampling, tiled prediction
+- :mod:`atomlens.fourier` -- radial spectra and pixel-size estimation from the lattice
+- :mod:`atomlens.ensemble` -- the model class (a single network is an ensemble of one), its
+  files, uncertainty maps, consensus, calibration
 - :mod:`atomlens.locate` -- probability maps to atoms: peaks, batched sub-pixel refinement
-- :mod:`atomlens.model` -- a trained network with its sampling and classes (safetensors + JSON)
-- :mod:`atomlens.io` -- microscope files in (DM, EMD, SER, MRC, HyperSpy, TIFF, PNG, NumPy)
-- :mod:`atomlens.ensemble` -- ensembles, consensus, uncertainty, calibration
-- :func:`atomlens.find` -- image, stack or file in, atoms table out (ensemble consensus)
-- :func:`atomlens.find_atoms` -- image in, atoms out (one model)
+- :mod:`atomlens.metrics` -- detection matching, localisation error, Cramér–Rao bound
+- :mod:`atomlens.pipeline` -- the one :func:`find`, its settings and input reader, output
+  files, Dask fan-out
+- :mod:`atomlens.train` -- training members and ensembles, validation on atoms, calibration
+- :mod:`atomlens.elit` -- label-free selection, adaptation and the stream loop
+- :mod:`atomlens.analysis` -- bonds, rings, lattice and strain, descriptors, tracking, ASE
+- :mod:`atomlens.report` -- figures and HTML reports
+- :func:`atomlens.find` -- image, stack or files in, atoms table out (ensemble consensus)
+- :func:`atomlens.find_atoms` -- image in, atoms out (one network)
 
 Coordinates follow one convention everywhere: ``x`` is the column index, ``y`` the row index,
 pixel centres sit at integer coordinates, and physical positions are ``x_A = x_px * pixel_size``
-[Å] (see :mod:`atomlens.atoms_table`).
+[Å] (see :mod:`atomlens.io.atoms_table`).
 """
 
 from __future__ import annotations
@@ -29,43 +37,35 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",
-    "atoms_table",
+    "analysis",
+    "elit",
     "ensemble",
     "find",
     "find_atoms",
+    "fourier",
     "inference",
     "io",
     "locate",
     "metrics",
-    "model",
     "nn",
+    "pipeline",
+    "report",
     "simulate",
     "train",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-_SUBMODULES = {
-    "atoms_table",
-    "ensemble",
-    "io",
-    "inference",
-    "locate",
-    "metrics",
-    "model",
-    "nn",
-    "simulate",
-    "train",
-}
+_SUBMODULES = set(__all__) - {"__version__", "find", "find_atoms"}
 
 
 def __getattr__(name: str) -> Any:
     if name == "find":
-        from atomlens.finder import find_table
+        from atomlens.pipeline.finder import find_table
 
         return find_table
     if name == "find_atoms":
-        from atomlens.finder import find_atoms
+        from atomlens.pipeline.finder import find_atoms
 
         return find_atoms
     if name in _SUBMODULES:

@@ -363,7 +363,7 @@ def train(
             progress=not _state.get("quiet"),
         )
         if members > 1:
-            from atomlens.ensemble import train_ensemble
+            from atomlens.train import train_ensemble
 
             ens = train_ensemble(members=members, mode=together, **kwargs)
         else:
@@ -453,8 +453,8 @@ def find(
     """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
     overlay.png, uncertainty.png and report.html."""
     try:
-        from atomlens.batch import find_files
         from atomlens.ensemble import Ensemble
+        from atomlens.pipeline import find_files
 
         if model is None:
             from atomlens.bundled import DEFAULT_MODEL, default_model
@@ -595,26 +595,6 @@ def analyze(
         )
 
 
-def _read_frames(frames: list[str], pixel_size: float | None, ens: object) -> tuple[list, float]:
-    """Frames of one sampling from files/folders/globs (stacks give all their frames)."""
-    from atomlens.batch import _estimate_sampling, expand_inputs
-    from atomlens.io import read
-
-    images, sizes = [], set()
-    for f in expand_inputs(frames):
-        im = read(f, pixel_size=pixel_size)
-        if im.pixel_size is None:
-            im = _estimate_sampling(im, ens)
-        sizes.add(round(im.pixel_size, 6))
-        images += [im.frame(i) for i in range(im.n_frames)]
-    if len(sizes) > 1:
-        raise ValueError(
-            f"the frames have different pixel sizes {sorted(sizes)}; give frames of one "
-            "sampling, or pass --pixel-size."
-        )
-    return images, sizes.pop()
-
-
 @app.command()
 def adapt(
     frames: Annotated[list[str], typer.Argument(help="Unlabeled frames: files, folders, globs.")],
@@ -705,14 +685,15 @@ def adapt(
     resumes from the last finished round.
     """
     try:
-        from atomlens._atomic import check_output_directory
+        from atomlens._shared.atomic import check_output_directory
         from atomlens.elit.adapt import AdaptConfig
         from atomlens.elit.adapt import adapt as adapt_ensemble
         from atomlens.ensemble import Ensemble
+        from atomlens.pipeline import read_frame_list
 
         check_output_directory(out, overwrite=overwrite)
         ens = Ensemble.load(model)
-        images, ps = _read_frames(frames, pixel_size, ens)
+        images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         cfg = AdaptConfig(
             rounds=rounds,
             steps=steps,
@@ -775,9 +756,10 @@ def select_members(
     try:
         from atomlens.elit import select
         from atomlens.ensemble import Ensemble
+        from atomlens.pipeline import read_frame_list
 
         ens = Ensemble.load(model)
-        images, ps = _read_frames(frames, pixel_size, ens)
+        images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         sel = select(ens, images, pixel_size=ps, n_best=n_best, device=device)
     except _USER_ERRORS as exc:
         _fail(exc)

@@ -14,6 +14,20 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from atomlens._shared.atomic import check_output_directory
+from atomlens.metrics import match_points
+from atomlens.pipeline.files import find_files
+from atomlens.simulate import (
+    AberratedProbe,
+    Background,
+    ImagingConditions,
+    ScanDistortion,
+    Substitution,
+    Vacancy,
+    simulate_image,
+)
+from atomlens.train.validation import score_atoms
+
 __all__ = ["DemoResult", "run_demo"]
 
 logger = logging.getLogger(__name__)
@@ -82,19 +96,6 @@ def run_demo(
     import numpy as np
     import tifffile
 
-    from atomlens._atomic import check_output_directory
-    from atomlens.batch import find_files
-    from atomlens.simulate import (
-        AberratedProbe,
-        Background,
-        ImagingConditions,
-        ScanDistortion,
-        Substitution,
-        Vacancy,
-        simulate_image,
-    )
-    from atomlens.train.validation import score_atoms
-
     t0 = time.perf_counter()
     final = Path(out)
     check_output_directory(final, overwrite=overwrite)
@@ -142,7 +143,6 @@ def run_demo(
     rmse_pm = float(np.sqrt(np.mean(s["sq_err_A2"])) * 100) if len(s["sq_err_A2"]) else float("nan")
     si_true = sim.truth[sim.truth["class"] == "Si"][["x_px", "y_px"]].to_numpy()
     si_found = res.atoms[res.atoms["class"] == "Si"][["x_px", "y_px"]].to_numpy()
-    from atomlens.metrics import match_points
 
     hit = len(match_points(si_found, si_true, radius=0.5 / ps).true_index) if len(si_found) else 0
     return DemoResult(

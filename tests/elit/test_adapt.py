@@ -9,8 +9,8 @@ import torch
 
 from atomlens.elit.adapt import AdaptConfig, adapt, pseudo_labels
 from atomlens.ensemble import Ensemble
-from atomlens.finder import find
 from atomlens.metrics import match_points
+from atomlens.pipeline.finder import find
 from atomlens.simulate import ImagingConditions, simulate_image
 from tests.common import perturbed_ensemble
 
@@ -172,10 +172,10 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
 
 
 def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
-    from atomlens.elit.adapt import MixedSource, _simulated_source
+    from atomlens.elit.sources import MixedSource, simulated_source
 
     ens = perturbed_ensemble(tiny_model)
-    sim = _simulated_source(ens.config, None, 64, seed=0)
+    sim = simulated_source(ens.config, None, 64, seed=0)
     assert sim.class_names == ("C",)
 
     class Frames:  # a stand-in for the pseudo-labelled frames: all background
@@ -250,7 +250,7 @@ def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
 
 
 def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_model, tmp_path):
-    from atomlens.elit.adapt import _simulated_source
+    from atomlens.elit.sources import simulated_source
     from atomlens.simulate import ConditionRanges
 
     # the tiny model was trained on easy conditions: no film, doses 1e5–1e6, no distortion
@@ -260,7 +260,7 @@ def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_mode
     ens = perturbed_ensemble(tiny_model)
     ens.save(tmp_path / "ens")  # and it survives the ensemble's JSON
     ens = Ensemble.load(tmp_path / "ens")
-    src = _simulated_source(ens.config, None, 64, seed=0)
+    src = simulated_source(ens.config, None, 64, seed=0)
     assert src.ranges.dose_e_per_A2 == (1e5, 1e6) and src.ranges.film_thickness_A == (0, 0)
     assert src.ranges.shape == 64
 
@@ -311,7 +311,7 @@ def test_simulated_only_rounds_are_segments_of_one_schedule():
     rounds × steps would."""
     from atomlens.elit.adapt import _round_schedule
     from atomlens.train import TrainConfig
-    from atomlens.train.trainer import _lr_factor
+    from atomlens.train.trainer import lr_factor
 
     mixed = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=0.5)
     assert {_round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
@@ -322,7 +322,7 @@ def test_simulated_only_rounds_are_segments_of_one_schedule():
     def lr_at(r: int, step: int) -> float:  # the trainer's learning rate in round r
         peak, warm, ratio = plan[r - 1]
         cfg = TrainConfig(steps=60, lr=peak, warmup_steps=warm, min_lr_ratio=ratio)
-        return peak * _lr_factor(step, cfg)
+        return peak * lr_factor(step, cfg)
 
     # each round ends where the next begins, and the last at the floor of one schedule
     for r in (1, 2):

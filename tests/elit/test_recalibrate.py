@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from atomlens.elit.recalibrate import recalibrate, styled_validation
-from atomlens.ensemble import fit_calibration
-from atomlens.finder import find
 from atomlens.metrics import match_points
+from atomlens.pipeline.finder import find
 from atomlens.simulate import Background, ConditionRanges, ImagingConditions, simulate_image
+from atomlens.train import fit_calibration
 from atomlens.train.validation import ValidationSet
 from tests.common import perturbed_ensemble
 

@@ -22,9 +22,9 @@ def client():
 def test_members_train_on_the_workers(client, tmp_path):
     from distributed import get_task_stream
 
-    from atomlens.ensemble import Ensemble, train_ensemble
+    from atomlens.ensemble import Ensemble
     from atomlens.nn import UNetConfig
-    from atomlens.train import TrainConfig
+    from atomlens.train import TrainConfig, train_ensemble
     from tests.common import EASY
 
     with get_task_stream(client) as stream:
@@ -48,7 +48,7 @@ def test_members_train_on_the_workers(client, tmp_path):
 
 
 def test_frames_are_mapped_to_the_workers(client, tiny_model_dir):
-    from atomlens.finder import find, find_frames
+    from atomlens.pipeline import find, find_frames
     from atomlens.simulate import simulate_image
 
     frames = np.stack(
@@ -71,7 +71,7 @@ def test_frames_are_mapped_to_the_workers(client, tiny_model_dir):
 
 
 def test_find_files_on_a_cluster_gives_the_in_process_atoms(client, tiny_model_dir, tmp_path):
-    from atomlens.batch import find_files
+    from atomlens.pipeline.files import find_files
     from atomlens.simulate import simulate_image
 
     frames = np.stack(

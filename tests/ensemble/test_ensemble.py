@@ -6,10 +6,16 @@ import pytest
 import torch
 
 from atomlens import find_atoms
-from atomlens.ensemble import Ensemble, consensus_atoms, decompose, merge_detections
-from atomlens.finder import find
-from atomlens.model import Model, ModelFileError
+from atomlens.ensemble import (
+    Ensemble,
+    Model,
+    ModelFileError,
+    consensus_atoms,
+    decompose,
+    merge_detections,
+)
 from atomlens.nn import UNet
+from atomlens.pipeline.finder import find
 from atomlens.simulate import simulate_image
 from atomlens.simulate.labels import render_masks
 
@@ -136,9 +142,8 @@ def test_ensemble_directory_round_trips_and_rejects_tampering(tiny_model, tmp_pa
 
 @pytest.mark.parametrize("mode", ["sequential", "vectorized"])
 def test_train_ensemble_writes_one_directory(tmp_path, mode):
-    from atomlens.ensemble import train_ensemble
     from atomlens.nn import UNetConfig
-    from atomlens.train import TrainConfig
+    from atomlens.train import TrainConfig, train_ensemble
     from tests.common import EASY
 
     ens = train_ensemble(
@@ -171,7 +176,7 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
 
 
 def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_path):
-    from atomlens.ensemble import fit_calibration
+    from atomlens.train import fit_calibration
 
     ens = _members_of(tiny_model, 3, seed=1)
     sims = [simulate_image("graphene", shape=128, pixel_size=0.1, rng=s) for s in (21, 22)]
@@ -195,9 +200,8 @@ def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
     validation images, ranks them below the real atoms; the p_detect table cannot."""
     import pandas as pd
 
-    import atomlens.finder
-    from atomlens.ensemble import fit_calibration
-    from atomlens.finder import FindResult
+    from atomlens.pipeline.finder import FindResult
+    from atomlens.train import fit_calibration
 
     rng = np.random.default_rng(0)
 
@@ -242,7 +246,7 @@ def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
     def fake_find(image, **kwargs):
         return FindResult(tables[id(image)], tables[id(image)].iloc[:0], None, 0.1)
 
-    monkeypatch.setattr(atomlens.finder, "find", fake_find)
+    monkeypatch.setattr("atomlens.train.calibration.find", fake_find)
     ens = _members_of(tiny_model, 1)
     cal = fit_calibration(ens, [s.image for s in sims], [s.truth for s in sims], [0.1] * 4)
     assert cal.coef is not None and cal.features is not None

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from atomlens.inference.sampling import estimate_pixel_size, reference_image
+from atomlens.fourier.sampling import estimate_pixel_size, reference_image
 from atomlens.simulate import AberratedProbe, Background, ImagingConditions, simulate_image
 
 
@@ -28,7 +28,7 @@ def test_noise_has_no_lattice_to_measure():
 
 
 def test_find_without_calibration_estimates_it(tiny_model_dir, tmp_path):
-    from atomlens.batch import find_files
+    from atomlens.pipeline.files import find_files
     from atomlens.train.validation import score_atoms
 
     sim = simulate_image("graphene", shape=256, pixel_size=0.11, rng=5)
@@ -44,7 +44,7 @@ def test_find_without_calibration_estimates_it(tiny_model_dir, tmp_path):
 def test_a_model_of_several_materials_does_not_guess_the_scale():
     from types import SimpleNamespace
 
-    from atomlens.inference.sampling import estimate_for_model
+    from atomlens.fourier.sampling import estimate_for_model
 
     cfg = SimpleNamespace(provenance={"materials": ["graphene", "srtio3"]}, pixel_size_A=0.2)
     with pytest.raises(ValueError, match="several materials"):

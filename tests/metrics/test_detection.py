@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.atoms_table import make_atoms_table
+from atomlens.io.atoms_table import make_atoms_table
 from atomlens.metrics import DetectionReport, evaluate_files, score_detections
 
 PIXEL_SIZE = 0.1  # Å/px

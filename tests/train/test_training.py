@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from atomlens.model import Model
+from atomlens.ensemble import Model
 from atomlens.simulate import simulate_image
 from atomlens.train import Augmentation, augment_batch, normalize_batch, segmentation_loss
 from atomlens.train.validation import score_atoms
@@ -114,7 +114,7 @@ def test_loss_is_lower_for_the_right_answer():
 
 
 def test_pairs_from_coordinates_make_aligned_masks_and_train(tmp_path):
-    from atomlens.model import ModelConfig
+    from atomlens.ensemble import ModelConfig
     from atomlens.nn import UNet, UNetConfig
     from atomlens.train import PairSource, TrainConfig, Trainer, ValidationSet
 

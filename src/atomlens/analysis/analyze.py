@@ -16,6 +16,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atomlens._shared.atomic import atomic_directory
+from atomlens.analysis.ase_bridge import write_structure
+from atomlens.analysis.descriptors import (
+    atom_patches,
+    cluster_descriptors,
+    radial_profiles,
+    reduce_patches,
+)
+from atomlens.analysis.graph import bond_angles, bond_table, coordination, neighbour_graph
+from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_strain
+from atomlens.analysis.point_defects import point_defects
+from atomlens.analysis.rings import find_rings
+from atomlens.analysis.tracking import track_atoms
+from atomlens.simulate import load_material
+
 __all__ = ["analyze", "material_reference"]
 
 logger = logging.getLogger(__name__)
@@ -24,7 +39,6 @@ logger = logging.getLogger(__name__)
 def material_reference(material: str, /) -> np.ndarray:
     """The reduced lattice vectors (columns, Å) of a material's projected cell: ``a1``
     shortest, acute angle, ``a1 × a2 > 0`` — the convention of :func:`fit_lattice`."""
-    from atomlens.simulate import load_material
 
     cell = load_material(material)
     a, b = np.asarray(cell.a, float), np.asarray(cell.b, float)
@@ -134,13 +148,6 @@ def analyze(
     dict
         The summary written to the HTML section (counts, ring statistics, strain).
     """
-    from atomlens._atomic import atomic_directory
-    from atomlens.analysis.ase_bridge import write_structure
-    from atomlens.analysis.graph import bond_angles, bond_table, coordination, neighbour_graph
-    from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_strain
-    from atomlens.analysis.point_defects import point_defects
-    from atomlens.analysis.rings import find_rings
-    from atomlens.analysis.tracking import track_atoms
 
     need = {"x_A", "y_A", "class"} - set(atoms.columns)
     if need:
@@ -258,13 +265,6 @@ def _descriptors(
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from atomlens.analysis.descriptors import (
-        atom_patches,
-        cluster_descriptors,
-        radial_profiles,
-        reduce_patches,
-    )
 
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:

@@ -13,7 +13,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLED_DIR", "DEFAULT_MODEL", "bundled_models", "default_model", "resolve_model_path"]
+__all__ = [
+    "BUNDLED_DIR",
+    "DEFAULT_MODEL",
+    "bundled_directory",
+    "bundled_models",
+    "default_model",
+    "resolve_model_path",
+]
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +42,12 @@ def bundled_models() -> dict[str, dict[str, Any]]:
     return out
 
 
+def bundled_directory(name: str, /) -> Path | None:
+    """The directory of the bundled model ``name``, or None when there is none so named."""
+    d = BUNDLED_DIR / name
+    return d if len(Path(name).parts) == 1 and (d / "config.json").is_file() else None
+
+
 def resolve_model_path(model: str | PathLike[str], /) -> Path:
     """A model directory: ``model`` itself when it exists, else the bundled model so named.
 
@@ -43,9 +56,9 @@ def resolve_model_path(model: str | PathLike[str], /) -> Path:
     FileNotFoundError
         Neither a directory nor a bundled name; the message lists the bundled names.
     """
-    from atomlens.model import model_directory
-
-    p = model_directory(model)
+    p = Path(model)
+    if not p.is_dir() and len(p.parts) == 1:
+        p = bundled_directory(p.name) or p
     if p.exists():
         return p
     names = ", ".join(bundled_models()) or "none installed"

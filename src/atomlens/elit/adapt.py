@@ -47,7 +47,20 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["AdaptConfig", "AdaptResult", "MixedSource", "adapt", "pseudo_labels"]
+from atomlens._shared.config import json_default
+from atomlens.elit.recalibrate import styled_validation
+from atomlens.elit.select import _nn, _reference_nns
+from atomlens.elit.sources import MixedSource, simulated_source
+from atomlens.ensemble import Ensemble, Model, as_ensemble
+from atomlens.inference import resample
+from atomlens.metrics import match_points
+from atomlens.nn import UNet
+from atomlens.pipeline import find
+from atomlens.simulate.labels import render_masks
+from atomlens.train import PairSource, TrainConfig, Trainer, fit_calibration
+from atomlens.train.trainer import lr_factor
+
+__all__ = ["AdaptConfig", "AdaptResult", "adapt", "pseudo_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +287,7 @@ def pseudo_labels(
     Parameters
     ----------
     result : FindResult
-        :func:`atomlens.finder.find` on the frame with ``p_min`` small (all candidates).
+        :func:`atomlens.pipeline.finder.find` on the frame with ``p_min`` small (all candidates).
     n_classes : int
         K.
     class_names : tuple of str
@@ -284,7 +297,6 @@ def pseudo_labels(
     label_radius_A : float
         Radius of the label disks [Å] (the model's ``label_radius_A``).
     """
-    from atomlens.simulate.labels import render_masks
 
     ps = result.pixel_size
     cand = pd.concat([result.atoms, result.rejected], ignore_index=True)
@@ -327,21 +339,18 @@ def _round_schedule(cfg: AdaptConfig, rnd: int) -> tuple[float, int, float]:
     fresh optimiser state): restarting the schedule every round cost 0.015 F1 under an
     8 Å film (0.744 and 0.748 against 0.761 and 0.760, two seeds).
     """
-    from atomlens.train import TrainConfig
-    from atomlens.train.trainer import _lr_factor
 
     warm = min(20, cfg.steps // 5)
     if cfg.simulated_share < 1:
         return cfg.lr, warm, TrainConfig.min_lr_ratio
     # the trainer's own cosine over all rounds (no warm-up: each round has its own)
     whole = TrainConfig(steps=cfg.rounds * cfg.steps, warmup_steps=0)
-    start = _lr_factor((rnd - 1) * cfg.steps, whole)
-    end = _lr_factor(rnd * cfg.steps, whole)
+    start = lr_factor((rnd - 1) * cfg.steps, whole)
+    end = lr_factor(rnd * cfg.steps, whole)
     return float(cfg.lr * start), warm if rnd == 1 else min(5, warm), float(end / start)
 
 
 def _consensus_change(a: pd.DataFrame, b: pd.DataFrame, ps: float) -> float:
-    from atomlens.metrics import match_points
 
     if len(a) + len(b) == 0:
         return 1.0
@@ -354,7 +363,6 @@ def _consensus_change(a: pd.DataFrame, b: pd.DataFrame, ps: float) -> float:
 def _implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: float) -> float:
     """Share of atoms whose nearest-neighbour distance is not within ``tol`` (relative) of
     any of the material's."""
-    from atomlens.elit.select import _nn
 
     nn = np.concatenate(
         [_nn(a[["x_A", "y_A"]].to_numpy(float)) for a in atoms_list] or [np.zeros(0)]
@@ -364,110 +372,6 @@ def _implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: 
     modes = np.unique(np.round(ref_nn, 2))
     rel = np.min(np.abs(nn[:, None] / modes[None, :] - 1.0), axis=1)
     return float(np.mean(rel > tol))
-
-
-class MixedSource:
-    """Batches of which ``share`` comes from ``extra`` (e.g. simulated images) and the rest
-    from ``main``; ``extra``'s mask channels are mapped onto ``main``'s classes by name.
-
-    Parameters
-    ----------
-    main, extra : BatchSource
-        The two sources (same crop side).
-    share : float
-        Share of each batch from ``extra``, in [0, 1].
-    """
-
-    def __init__(self, main: Any, extra: Any, *, share: float) -> None:
-        unknown = sorted(set(extra.class_names) - set(main.class_names))
-        if unknown:
-            raise ValueError(
-                f"the simulated images have classes {unknown} the model does not know "
-                f"({list(main.class_names)}); give simulated conditions with the model's classes."
-            )
-        self.main, self.extra, self.share = main, extra, float(share)
-        self.class_names = tuple(main.class_names)
-        self.in_channels = main.in_channels
-        self._map = [0] + [1 + self.class_names.index(n) for n in extra.class_names]
-
-    def batch(self, step: int, /, *, batch_size: int) -> tuple[Any, Any]:
-        """``batch_size`` crops: ``round(share · batch_size)`` of them from ``extra``."""
-        import torch
-
-        k = int(round(self.share * batch_size))
-        if k == 0:
-            return self.main.batch(step, batch_size=batch_size)
-        xs, ms = self.extra.batch(step, batch_size=k)
-        full = torch.zeros((k, len(self.class_names) + 1, *ms.shape[-2:]), dtype=torch.float32)
-        for j, target in enumerate(self._map):
-            full[:, target] += ms[:, j].float()
-        if k == batch_size:
-            return xs.float(), full
-        x, m = self.main.batch(step, batch_size=batch_size - k)
-        return torch.cat([x, xs.to(x.dtype)]), torch.cat([m, full.to(m.dtype)])
-
-    def describe(self) -> dict:
-        """Both sources and the share."""
-        return {
-            "source": "mixed",
-            "share": self.share,
-            "main": self.main.describe(),
-            "extra": self.extra.describe(),
-        }
-
-
-def _simulated_source(
-    config: Any,
-    ranges: Any,
-    crop: int,
-    seed: int,
-    styled_by: list[np.ndarray] | None = None,
-    pixel_noise: str = "modelled",
-    match_blur: bool = True,
-    match_sampling: bool = True,
-    film: str = "estimated",
-) -> Any:
-    """The simulated share's source: the model's training ranges at ``crop``, restyled by
-    ``styled_by`` (frames at the model's sampling, with ``pixel_noise``) when given."""
-    from atomlens.simulate import ClassMap
-    from atomlens.train import SimulatedSource
-    from atomlens.train.recipe import make_ranges
-
-    if ranges is None and (config.provenance or {}).get("simulation"):
-        from atomlens.simulate import ConditionRanges
-
-        ranges = ConditionRanges.from_dict(config.provenance["simulation"])
-    if ranges is None:
-        logger.warning(
-            "adapt: the model's provenance does not record the simulated conditions it was "
-            "trained on; its simulated share uses the training recipe's default ranges"
-        )
-        mats = (config.provenance or {}).get("materials") or []
-        if not mats:
-            raise ValueError(
-                "simulated_share needs the materials the model was trained on; its provenance "
-                "has none: pass adapt(simulated=ConditionRanges(…))."
-            )
-        ranges = make_ranges(
-            materials=mats, pixel_size=config.pixel_size_A, crop=crop, classes=ClassMap()
-        )
-    else:
-        from dataclasses import replace as _replace
-
-        ranges = _replace(ranges, shape=crop)
-    if styled_by is not None:
-        from atomlens.elit.restyle import FrameStyledSource
-
-        return FrameStyledSource(
-            ranges,
-            styled_by,
-            seed=seed,
-            pixel_noise=pixel_noise,
-            match_blur=match_blur,
-            match_sampling=match_sampling,
-            film=film,
-        )
-    return SimulatedSource(ranges, seed=seed)
 
 
 class _Checkpoint:
@@ -497,8 +401,6 @@ class _Checkpoint:
         """``(ensemble of the last kept round or None, history, finished)``, or None when
         nothing was saved yet."""
         import json
-
-        from atomlens.ensemble import Ensemble
 
         state_file = self.path / "state.json"
         if not state_file.exists():
@@ -540,7 +442,7 @@ class _Checkpoint:
             "history": _history_records(pd.DataFrame(history)),
         }
         tmp = state_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=1, default=_json_default))
+        tmp.write_text(json.dumps(state, indent=1, default=json_default))
         os.replace(tmp, state_file)
         self.kept_round = rnd
         if prev and prev != rnd:  # the older round's ensemble is no longer needed
@@ -574,7 +476,6 @@ def _calibration_set(
 ) -> tuple[Any, str] | tuple[None, None]:
     """Styled validation images for the adapted rounds' calibration, after the first of
     ``sets`` (``(name, frames)``) that shows a lattice; ``(None, None)`` when none does."""
-    from atomlens.elit.recalibrate import styled_validation
 
     why = "no frames"
     for name, fs in sets:
@@ -610,12 +511,6 @@ def _history_records(history: pd.DataFrame) -> list[dict[str, Any]]:
         {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
         for row in history.astype(object).to_dict("records")
     ]
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"{type(v).__name__} is not JSON")
 
 
 def adapt(
@@ -668,15 +563,8 @@ def adapt(
     """
     import torch
 
-    from atomlens.elit.select import _reference_nns
-    from atomlens.ensemble import Ensemble
-    from atomlens.finder import _as_ensemble, find
-    from atomlens.model import Model
-    from atomlens.nn import UNet
-    from atomlens.train import PairSource, TrainConfig, Trainer
-
     cfg = config or AdaptConfig()
-    ens = _as_ensemble(ensemble)
+    ens = as_ensemble(ensemble)
     c = ens.config
     frames = [np.asarray(f, dtype=np.float32) for f in frames]
     if not frames:
@@ -754,10 +642,8 @@ def adapt(
         ]
     styled = look = None  # the frames' background is split once; each round reseeds the stream
     if first <= cfg.rounds and cfg.simulated_share > 0 and cfg.simulated_background == "frames":
-        from atomlens.inference import resample
-
         at_model = [resample(f, factor=pixel_size / c.pixel_size_A) for f in train]
-        styled = _simulated_source(
+        styled = simulated_source(
             c,
             simulated,
             crop,
@@ -822,7 +708,7 @@ def adapt(
                     source,
                     styled.reseeded(cfg.seed + 1000 * rnd)
                     if styled is not None
-                    else _simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd),
+                    else simulated_source(c, simulated, crop, cfg.seed + 1000 * rnd),
                     share=cfg.simulated_share,
                 )
             nets = []
@@ -900,8 +786,6 @@ def adapt(
             )
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept and cal_set is not None:
-                from atomlens.ensemble.calibration import fit_calibration
-
                 candidate.calibration = fit_calibration(
                     candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes
                 )

@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from atomlens._validate import validate_pixel_size
+from atomlens._shared.validate import validate_pixel_size
+from atomlens.elit.sources import simulated_source
+from atomlens.ensemble import as_ensemble
+from atomlens.inference import resample
+from atomlens.train import fit_calibration
+from atomlens.train.validation import ValidationSet
 
 __all__ = ["recalibrate", "styled_validation"]
 
@@ -75,22 +80,18 @@ def styled_validation(
     ValueError
         When ``images`` < 1, or no frame shows a crystal lattice (names the frames).
     """
-    from atomlens.elit.adapt import _simulated_source
-    from atomlens.finder import _as_ensemble
-    from atomlens.inference import resample
-    from atomlens.train.validation import ValidationSet
 
     if not (isinstance(images, int | np.integer) and images >= 1):
         raise ValueError(f"images must be an int ≥ 1, got {images!r}.")
     ps = validate_pixel_size(pixel_size)
-    c = _as_ensemble(ensemble).config
+    c = as_ensemble(ensemble).config
     at_model = [
         resample(np.asarray(f, dtype=np.float32), factor=ps / c.pixel_size_A) for f in frames
     ]
     if not at_model:
         raise ValueError("styled_validation needs at least one frame.")
     side = int(min(_SIDE, min(min(f.shape) for f in at_model) // 8 * 8))
-    src = _simulated_source(
+    src = simulated_source(
         c, simulated, side, seed, at_model, pixel_noise, match_blur, match_sampling, film
     )
     val = [src.labelled(i) for i in range(int(images))]
@@ -113,7 +114,7 @@ def recalibrate(
     images (their look, exact atoms), not on its training conditions.
 
     Set it with ``ensemble.calibration = recalibrate(ensemble, frames, pixel_size=…)``;
-    :func:`atomlens.finder.find` then reports ``p_real`` and σ as measured in the frames'
+    :func:`atomlens.pipeline.finder.find` then reports ``p_real`` and σ as measured in the frames'
     look, and ``find(…, p_real_min=0.5)`` rejects the candidates more likely false than
     real there.
 
@@ -133,10 +134,8 @@ def recalibrate(
     -------
     atomlens.ensemble.Calibration
     """
-    from atomlens.ensemble.calibration import fit_calibration
-    from atomlens.finder import _as_ensemble
 
-    ens = _as_ensemble(ensemble)
+    ens = as_ensemble(ensemble)
     val = styled_validation(ens, frames, pixel_size=pixel_size, images=images, seed=seed, **style)
     cal = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
     logger.info("recalibrated on %d images in the frames' look: %s", images, cal)

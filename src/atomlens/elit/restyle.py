@@ -36,6 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from atomlens.simulate.dataset import SimulatedDataset
+from atomlens.simulate.scene import film_counts
+from atomlens.train import SimulatedSource
+
 __all__ = [
     "BraggSplit",
     "FrameStyledSource",
@@ -1029,7 +1033,6 @@ class FrameStyledSource:
 
     def _seed(self, seed: int) -> None:
         """The image stream of ``seed`` and each frame's gain against its references."""
-        from atomlens.train import SimulatedSource
 
         self.seed = int(seed)
         self._sim = SimulatedSource(self._clean, seed=seed)
@@ -1095,7 +1098,6 @@ class FrameStyledSource:
         """``n`` noise-free 256² px simulations at the middle of the sampling range, split
         (those without a lattice left out): how much of a simulation's lattice signal lies
         on each shell, and its reciprocal cell."""
-        from atomlens.simulate.dataset import SimulatedDataset
 
         ps = float(np.mean(clean.pixel_size_A))
         ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
@@ -1113,8 +1115,6 @@ class FrameStyledSource:
         power spectrum (:func:`ring_power`) of a 1 Å amorphous carbon film drawn for each,
         and that of the simulation's own aperiodic part (:func:`bragg_split`):
         ``(expected, freq, power, own_freq, own_power)``."""
-        from atomlens.simulate.dataset import SimulatedDataset
-        from atomlens.simulate.scene import film_counts
 
         ps = float(np.mean(clean.pixel_size_A))
         ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
@@ -1173,8 +1173,6 @@ class FrameStyledSource:
         if noise is None:
             return (clean + k * crop_of(ap)).astype(np.float32)
         if self.film == "drawn" and np.isfinite(thickness):  # a new film, imaged as sim was
-            from atomlens.simulate.scene import film_counts
-
             film = film_counts(sim, thickness, rng=rng)
             if blur > 0:
                 film = ndi.gaussian_filter(film, blur, mode="reflect")

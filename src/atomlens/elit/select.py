@@ -35,6 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atomlens.ensemble import as_ensemble, consensus_atoms, decompose
+from atomlens.locate.atoms import centred_inside, detect_starts
+from atomlens.metrics import match_points
+from atomlens.simulate import ImagingConditions, simulate_image
+
 __all__ = ["Selection", "select"]
 
 # Plausibility decides. On 66 conditions (benchmarks/elit_shift.py's condition A, its 7
@@ -101,8 +106,6 @@ def _references(config: Any) -> list[_Reference]:
 @functools.lru_cache(maxsize=32)
 def _material(material: str) -> _Reference:
     from scipy.spatial import cKDTree
-
-    from atomlens.simulate import ImagingConditions, simulate_image
 
     shape, ps = 256, 0.1
     sim = simulate_image(
@@ -176,12 +179,8 @@ def select(
     -------
     Selection
     """
-    from atomlens.ensemble import consensus_atoms, decompose
-    from atomlens.finder import _as_ensemble
-    from atomlens.locate.atoms import centred_inside, detect_starts
-    from atomlens.metrics import match_points
 
-    ens = _as_ensemble(ensemble)
+    ens = as_ensemble(ensemble)
     n = len(ens)
     if not 1 <= n_best <= n:
         raise ValueError(f"n_best must be within 1–{n}, got {n_best}.")

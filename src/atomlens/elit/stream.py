@@ -5,7 +5,7 @@ For every frame the active ensemble finds the atoms and the frame gets an
 **out-of-distribution score** (:func:`ood_score`): the ensemble's mean epistemic
 uncertainty (mutual information between the members [nats]) over the pixels the ensemble
 takes for atoms or their neighbourhood (mean foreground probability ≥ ``foreground``).
-It needs no labels and costs nothing beyond the prediction :func:`atomlens.finder.find`
+It needs no labels and costs nothing beyond the prediction :func:`atomlens.pipeline.finder.find`
 already makes. Members trained apart agree on data like their training data and disagree
 off it: with the bundled graphene ensemble the score rises ≈ 5× at 1e3 e⁻/Å² and ≈ 10×
 under a 10 Å amorphous film against 1e5 e⁻/Å² frames. Background pixels are left out so
@@ -61,13 +61,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from atomlens.elit.adapt import AdaptConfig
+from atomlens._shared.atomic import check_output_directory
+from atomlens._shared.validate import validate_pixel_size
+from atomlens.elit.adapt import AdaptConfig, adapt
+from atomlens.elit.select import select
+from atomlens.ensemble import Ensemble, as_ensemble
+from atomlens.io import SUFFIXES, check_frame, read
+from atomlens.pipeline import (
+    check_field_of_view,
+    find,
+    p_real_threshold,
+    with_estimated_pixel_size,
+)
+from atomlens.simulate import ImagingConditions, simulate_image
 
 __all__ = ["FrameRecord", "Stream", "StreamConfig", "ood_score", "stream"]
 
@@ -110,10 +121,10 @@ class StreamConfig:
     baseline_side : int
         Largest side of the simulated baseline frames [px].
     p_min : float
-        Share of members that must find an atom (as in :func:`atomlens.finder.find`).
+        Share of members that must find an atom (as in :func:`atomlens.pipeline.finder.find`).
     p_real_min : float or "auto", optional
         Reject the candidates whose calibrated ``p_real`` is below this (as in
-        :func:`atomlens.finder.find`; ``"auto"``: the calibration's F1-best threshold).
+        :func:`atomlens.pipeline.finder.find`; ``"auto"``: the calibration's F1-best threshold).
         The starting ensemble must be calibrated (with the F1 per threshold for
         ``"auto"``). Members chosen by ``select`` have no calibration of their own (it
         described all members together): while they are active nothing is rejected by
@@ -230,8 +241,6 @@ class StreamConfig:
             raise ValueError(f"unknown StreamConfig keys {unknown}; allowed: {sorted(allowed)}.")
         d = dict(d)
         if isinstance(d.get("adapt"), dict):
-            from atomlens.elit.adapt import AdaptConfig
-
             d["adapt"] = AdaptConfig(**d["adapt"])
         return cls(**d)
 
@@ -254,7 +263,7 @@ def ood_score(
     Parameters
     ----------
     prediction : Prediction
-        :attr:`atomlens.finder.FindResult.prediction`.
+        :attr:`atomlens.pipeline.finder.FindResult.prediction`.
     kind : {"epistemic", "entropy"}
         Which uncertainty.
     foreground : float
@@ -321,7 +330,7 @@ class FrameRecord:
     pixel_size : float
         [Å/px].
     atoms : pandas.DataFrame
-        The atoms (:attr:`atomlens.finder.FindResult.atoms`).
+        The atoms (:attr:`atomlens.pipeline.finder.FindResult.atoms`).
     """
 
     index: int
@@ -375,8 +384,6 @@ def _signature(p: Path) -> tuple[int, int] | None:
 def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int, int]]]:
     """Files of a growing directory, in name order as they settle; ends after the idle
     timeout. The consumer may ``send`` True to have a file looked at again (it changed)."""
-    from atomlens.io import SUFFIXES
-
     done: dict[Path, tuple[int, int]] = {}
     retry: dict[Path, tuple[int, int]] = {}
     seen: dict[Path, tuple[tuple[int, int], float]] = {}
@@ -432,10 +439,8 @@ def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int
 def _p_real_applied(ens: Any, cfg: StreamConfig) -> float | None:
     """The ``p_real`` threshold ``find`` applies with ``ens``, or None where ``ens`` lacks
     the calibration it needs (members chosen by ``select``)."""
-    from atomlens.finder import _p_real_threshold
-
     try:
-        return _p_real_threshold(ens, cfg.p_real_min)
+        return p_real_threshold(ens, cfg.p_real_min)
     except ValueError:  # the value itself was checked by StreamConfig
         return None
 
@@ -494,9 +499,6 @@ class Stream:
         executor: Any,
         device: str,
     ) -> None:
-        from atomlens._validate import validate_pixel_size
-        from atomlens.finder import _as_ensemble
-
         if not isinstance(config, StreamConfig):
             raise TypeError(f"config must be a StreamConfig, got {type(config).__name__}.")
         self.config = config
@@ -522,10 +524,8 @@ class Stream:
                 "executor must have a submit method (concurrent.futures.Executor or "
                 f"dask.distributed.Client), got {type(executor).__name__}."
             )
-        self.ensemble = _as_ensemble(ensemble)
-        from atomlens.finder import _p_real_threshold
-
-        _p_real_threshold(self.ensemble, config.p_real_min)  # the start must be calibrated
+        self.ensemble = as_ensemble(ensemble)
+        p_real_threshold(self.ensemble, config.p_real_min)  # the start must be calibrated
         self._pool = self.ensemble
         n = len(self.ensemble)
         if config.n_best is not None and config.n_best > n:
@@ -551,8 +551,6 @@ class Stream:
         self.decisions: list[dict[str, Any]] = []
         self._out = Path(out) if out is not None else None
         if self._out is not None:
-            from atomlens._atomic import check_output_directory
-
             check_output_directory(self._out, overwrite=overwrite)
         self._files: dict[str, Any] = {}
         self._atoms_columns: list[str] | None = None
@@ -596,16 +594,12 @@ class Stream:
         if im.pixel_size is not None:
             return float(im.pixel_size)
         if self._estimated_ps is None:
-            from atomlens.batch import _estimate_sampling
-
-            self._estimated_ps = float(_estimate_sampling(im, self.ensemble).pixel_size)
+            self._estimated_ps = float(with_estimated_pixel_size(im, self.ensemble).pixel_size)
         else:
             logger.info("%s: using the estimated %.4g Å/px", im.path, self._estimated_ps)
         return self._estimated_ps
 
     def _image_items(self, p: Path, start: int) -> Iterator[_Item]:
-        from atomlens.io import read
-
         im = read(p, pixel_size=self.pixel_size)
         ps = self._file_pixel_size(im)
         if not im.is_stack:
@@ -659,9 +653,6 @@ class Stream:
         return a
 
     def _check_frame(self, item: _Item) -> np.ndarray:
-        from atomlens.finder import check_field_of_view
-        from atomlens.io import check_frame
-
         a = np.asarray(item.frame)
         if a.ndim == 3 and a.shape[0] == 1:
             a = a[0]
@@ -698,8 +689,6 @@ class Stream:
         return ood_score(res.prediction, kind=kind, foreground=self.config.foreground)
 
     def _find(self, frame: np.ndarray, ps: float, ens: Any = None) -> Any:
-        from atomlens.finder import find
-
         model = ens if ens is not None else self.ensemble
         return find(
             frame,
@@ -711,8 +700,6 @@ class Stream:
         )
 
     def _simulated_reference(self, ps: float, shape: tuple[int, int]) -> list[np.ndarray]:
-        from atomlens.simulate import ImagingConditions, simulate_image
-
         c = self.ensemble.config
         mats = (c.provenance or {}).get("materials") or []
         if not mats:
@@ -809,9 +796,6 @@ class Stream:
         self._measure_baseline(frame, "the active ensemble changed")
 
     def _select(self, frames: list[np.ndarray], indices: list[int], ps: float, at: int) -> None:
-        from atomlens.elit.select import select
-        from atomlens.ensemble import Ensemble
-
         t = time.perf_counter()
         sel = select(self._pool, frames, pixel_size=ps, n_best=self._n_best, device=self.device)
         seconds = time.perf_counter() - t
@@ -852,11 +836,9 @@ class Stream:
             return
         fn = self._adapt_fn
         if fn is None:
-            from atomlens.elit.adapt import adapt as fn
+            fn = adapt
         cfg = self.config.adapt
         if cfg is None:
-            from atomlens.elit.adapt import AdaptConfig
-
             cfg = AdaptConfig()
         ex = self._executor
         if ex is None:
@@ -933,8 +915,6 @@ class Stream:
         self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=info["frame"])
 
     def _check_adapted(self, new: Any) -> None:
-        from atomlens.ensemble import Ensemble
-
         if not isinstance(new, Ensemble):
             raise TypeError(f"the adaptation returned {type(new).__name__}, not an Ensemble")
         a, b = new.config, self.ensemble.config

@@ -8,14 +8,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from atomlens._validate import validate_pixel_size, validate_positive
+from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.ensemble.prediction import Prediction
 from atomlens.locate.atoms import (
     Positions,
-    _disk_mean,
     atoms_from_starts,
     check_positions,
     detect_starts,
+    disk_mean,
 )
 from atomlens.metrics import match_points
 
@@ -179,7 +179,7 @@ def consensus_atoms(
     # score: the members' peak probabilities, a miss counting as 0
     score = np.nan_to_num(merged[..., 2], nan=0.0).mean(axis=1) if len(merged) else np.zeros(0)
     epi = (
-        _disk_mean(prediction.mutual_information[None], start, lab_px)[:, 0]
+        disk_mean(prediction.mutual_information[None], start, lab_px)[:, 0]
         if len(start)
         else np.zeros(0)
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -14,25 +13,22 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from atomlens._atomic import atomic_directory
+from atomlens._shared.atomic import atomic_directory
+from atomlens._shared.device import resolve_device
+from atomlens._shared.validate import validate_pixel_size
 from atomlens.ensemble.calibration import Calibration
-from atomlens.ensemble.prediction import Prediction, decompose
-from atomlens.inference import predict_tiled
-from atomlens.model import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    Model,
-    ModelConfig,
-    ModelFileError,
-    _json_default,
-    _resize_to,
+from atomlens.ensemble.config import ModelConfig, ModelFileError
+from atomlens.ensemble.files import (
     model_directory,
     read_model_config,
-    resolve_device,
+    read_networks,
+    write_model_files,
 )
+from atomlens.ensemble.prediction import Prediction, decompose
+from atomlens.inference import predict_tiled, resample, resize_to
 from atomlens.nn import UNet
 
-__all__ = ["Ensemble"]
+__all__ = ["Ensemble", "Model", "as_ensemble"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,21 +116,9 @@ class Ensemble:
     def save(self, path: str | PathLike[str], /, *, overwrite: bool = False) -> Path:
         """Write one model directory: ``config.json`` (shared config, one record per member)
         and ``weights.safetensors`` (``members.{i}.{parameter}``), atomically."""
-        from safetensors.torch import save_file
-
         final = Path(path)
         with atomic_directory(final, overwrite=overwrite) as tmp:
-            state = {
-                f"members.{i}.{k}": v.detach().cpu().contiguous()
-                for i, net in enumerate(self.networks)
-                for k, v in net.state_dict().items()
-            }
-            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "atomlens-model"})
-            d = self.config.to_dict()
-            d["members"] = [{"provenance": p} for p in self.member_provenance]
-            (tmp / CONFIG_FILE).write_text(
-                json.dumps(d, indent=2, default=_json_default) + "\n", encoding="utf-8"
-            )
+            write_model_files(tmp, self.networks, self.config, self.member_provenance)
             if self.calibration is not None:
                 self.calibration.save(tmp)
         return final
@@ -144,46 +128,44 @@ class Ensemble:
         """Read an ensemble directory, or a single-model directory as an ensemble of one.
 
         Nothing is unpickled. A missing, tampered or pickled file raises
-        :class:`atomlens.model.ModelFileError` naming it.
+        :class:`atomlens.ensemble.ModelFileError` naming it.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         d = model_directory(path)
         config, members = read_model_config(d)
+        nets = read_networks(d, config, members, device=device)
         if members is None:
-            m = Model.load(d, device=device)
-            one = cls([m.network], m.config, [m.config.provenance])
-            one.calibration = Calibration.load(d)
-            return one
-        w_path = d / WEIGHTS_FILE
-        if not w_path.is_file():
-            raise ModelFileError(f"{w_path} is missing; {d} is not a complete atomlens model.")
-        try:
-            state = load_file(str(w_path), device=str(device))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelFileError(f"{w_path} is not a readable safetensors file: {exc}.") from None
-        nets = []
-        for i in range(len(members)):
-            prefix = f"members.{i}."
-            sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            net = UNet(config.architecture)
-            missing, unexpected = net.load_state_dict(sub, strict=False)
-            if missing or unexpected or not sub:
-                raise ModelFileError(
-                    f"{w_path} does not hold the weights of member {i} for the architecture "
-                    f"in {d / CONFIG_FILE} (missing {list(missing)[:3]}); the files do not "
-                    "belong together."
-                )
-            nets.append(net.to(device).eval())
-        n_keys = sum(len(n.state_dict()) for n in nets)
-        if n_keys != len(state):
-            raise ModelFileError(f"{w_path} holds weights no member uses; it was altered.")
-        ens = cls(nets, config, [m.get("provenance", {}) for m in members])
+            prov = [config.provenance]
+        else:
+            prov = [m.get("provenance", {}) for m in members]
+        ens = Ensemble(nets, config, prov)
         ens.calibration = Calibration.load(d)
         return ens
 
     # ------------------------------------------------------------- prediction
+    def prepare(self, image: np.ndarray, /, *, pixel_size: float) -> tuple[np.ndarray, float]:
+        """Normalise and resample ``image`` to the model's sampling.
+
+        Returns
+        -------
+        ndarray of shape (C, h, w), float32
+            The network input.
+        float
+            The resampling factor (model pixels per image pixel).
+        """
+        ps = validate_pixel_size(pixel_size)
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = a[None]
+        c = self.config.architecture.in_channels
+        if a.ndim != 3 or a.shape[0] != c:
+            raise ValueError(
+                f"this model takes {c} channel(s) of shape (H, W); got an array of shape "
+                f"{np.shape(image)}."
+            )
+        norm = self.config.normalization(a)
+        factor = ps / self.config.pixel_size_A
+        return resample(norm, factor=factor), factor
+
     def _vectorized(self, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
         from torch.func import functional_call, stack_module_state, vmap
 
@@ -223,7 +205,7 @@ class Ensemble:
             raise ValueError(f"mode must be 'auto', 'vectorized' or 'sequential', got {mode!r}.")
         if mode == "auto":
             mode = "vectorized" if dev.type == "cuda" else "sequential"
-        x, _ = self.member(0).prepare(image, pixel_size=pixel_size)
+        x, _ = self.prepare(image, pixel_size=pixel_size)
         arch = self.config.architecture
         k1 = arch.n_classes + 1
         n = len(self)
@@ -255,7 +237,7 @@ class Ensemble:
         )
         h, w = np.shape(image)[-2:]
         if probs.shape[-2:] != (h, w):
-            probs = _resize_to(probs, (h, w))
+            probs = resize_to(probs, (h, w))
         probs = probs.reshape(n, k1, h, w)
         probs /= probs.sum(axis=1, keepdims=True)
         return probs
@@ -273,3 +255,172 @@ class Ensemble:
         arguments as in :meth:`predict_members`."""
         maps = self.predict_members(image, pixel_size=pixel_size, **kwargs)
         return decompose(maps, class_names=self.config.class_names, keep_members=keep_members)
+
+
+class Model(Ensemble):
+    """One network plus its :class:`ModelConfig`: an ensemble of one member whose
+    :meth:`predict` returns the class probabilities directly.
+
+    Parameters
+    ----------
+    network : UNet
+        The network (its weights are used as they are).
+    config : ModelConfig
+        Sampling, classes and normalisation.
+    """
+
+    def __init__(self, network: UNet, config: ModelConfig) -> None:
+        if network.config != config.architecture:
+            raise ValueError("network architecture differs from config.architecture.")
+        super().__init__([network], config, [config.provenance])
+
+    @property
+    def network(self) -> UNet:
+        """The network."""
+        return self.networks[0]
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Model(classes={list(c.class_names)}, pixel_size_A={c.pixel_size_A}, "
+            f"parameters={self.network.n_parameters()})"
+        )
+
+    # ----------------------------------------------------------------- files
+    def save(self, path: str | PathLike[str], /, *, overwrite: bool = False) -> Path:
+        """Write ``config.json`` and ``weights.safetensors`` into the directory ``path``.
+
+        The directory is built under a temporary name and moved into place, so an
+        interrupted save leaves nothing half-written. An existing non-empty directory is
+        refused unless ``overwrite``.
+        """
+        final = Path(path)
+        with atomic_directory(final, overwrite=overwrite) as tmp:
+            write_model_files(tmp, self.network, self.config)
+            if self.calibration is not None:
+                self.calibration.save(tmp)
+        return final
+
+    @classmethod
+    def load(cls, path: str | PathLike[str], /, *, device: str | torch.device = "cpu") -> Model:
+        """Read a model directory written by :meth:`save`, or an ensemble directory of one
+        member (no unpickling).
+
+        Raises
+        ------
+        ModelFileError
+            The directory or one of its files is missing or invalid, or it holds several
+            members; the message says which.
+        """
+        d = model_directory(path)
+        config, members = read_model_config(d)
+        if members is not None and len(members) != 1:
+            raise ModelFileError(
+                f"{d} holds an ensemble of {len(members)} members; load it with "
+                "atomlens.ensemble.Ensemble.load (atomlens find does)."
+            )
+        (net,) = read_networks(d, config, members, device=device)
+        if members is not None:
+            config = replace(config, provenance=members[0].get("provenance", {}))
+        model = cls(net, config)
+        model.calibration = Calibration.load(d)
+        return model
+
+    # ------------------------------------------------------------ prediction
+    def predict(  # type: ignore[override]  # one member: its probabilities, not a Prediction
+        self,
+        image: np.ndarray,
+        /,
+        *,
+        pixel_size: float,
+        device: str | torch.device = "cpu",
+        tile: int = 256,
+        overlap: int | None = None,
+        batch_size: int = 8,
+        progress: bool | Callable[..., object] = False,
+    ) -> np.ndarray:
+        """Class probabilities on the image's own pixel grid.
+
+        The image is normalised (percentiles), resampled to the model's sampling,
+        predicted in overlapping blended tiles, and the probabilities are resampled back.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W) or (C, H, W)
+            The raw image.
+        pixel_size : float
+            Its pixel size [Å/px].
+        device : str or torch.device
+            ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        tile, overlap : int
+            Tile side and overlap at the model's sampling [px]; the overlap defaults to the
+            receptive field (capped at half a tile).
+        batch_size : int
+            Tiles per forward pass.
+        progress : bool or callable
+            Progress bar over tile batches.
+
+        Returns
+        -------
+        ndarray of shape (K + 1, H, W), float32
+            Background first, then ``config.class_names``.
+        """
+        x, _factor = self.prepare(image, pixel_size=pixel_size)
+        dev = resolve_device(device)
+        net = self.network.to(dev).eval()
+        arch = self.config.architecture
+        ov = overlap if overlap is not None else arch.receptive_field_px()
+        use_amp = dev.type == "cuda"
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
+                return torch.softmax(net(batch).float(), dim=1)
+
+        probs = predict_tiled(
+            x,
+            predict_batch=run,
+            n_out=arch.n_classes + 1,
+            multiple=arch.multiple,
+            tile=tile,
+            overlap=ov,
+            batch_size=batch_size,
+            device=dev,
+            progress=progress,
+        )
+        h, w = np.shape(image)[-2:]
+        if probs.shape[-2:] != (h, w):
+            probs = resize_to(probs, (h, w))
+            probs /= probs.sum(axis=0, keepdims=True)
+        return probs
+
+
+def as_ensemble(
+    model: Ensemble | str | PathLike[str], /, *, device: str | torch.device = "cpu"
+) -> Ensemble:
+    """Whatever names a model, as an :class:`Ensemble`.
+
+    Parameters
+    ----------
+    model : Ensemble, Model, path or str
+        An ensemble (returned as it is), a single :class:`Model` (its ensemble of one,
+        sharing the network and calibration), or a model directory or bundled name
+        (loaded).
+    device : str or torch.device
+        Where loaded weights go.
+
+    Returns
+    -------
+    Ensemble
+    """
+    if isinstance(model, Model):
+        one = Ensemble(model.networks, model.config, model.member_provenance)
+        one.calibration = model.calibration
+        return one
+    if isinstance(model, Ensemble):
+        return model
+    if not isinstance(model, str | PathLike):
+        raise TypeError(
+            "model must be an Ensemble, a Model, a model directory or a bundled name, got "
+            f"{type(model).__name__}."
+        )
+    return Ensemble.load(model, device=device)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["image_to_model_coords", "model_to_image_coords", "resample"]
+__all__ = ["image_to_model_coords", "model_to_image_coords", "resample", "resize_to"]
 
 
 def resample(image: np.ndarray, /, *, factor: float) -> np.ndarray:
@@ -54,3 +54,24 @@ def model_to_image_coords(xy: np.ndarray, /, *, scale_xy: tuple[float, float]) -
     """Inverse of :func:`image_to_model_coords`."""
     s = np.asarray(scale_xy, dtype=float)
     return (np.asarray(xy, dtype=float) + 0.5) / s - 0.5
+
+
+def resize_to(maps: np.ndarray, shape: tuple[int, int], /) -> np.ndarray:
+    """Resize maps ``(C, h, w)`` to ``(C, *shape)``: bilinear, anti-aliased when shrinking
+    (probabilities predicted at the model's sampling, back onto the image's pixel grid).
+
+    Parameters
+    ----------
+    maps : ndarray of shape (C, h, w)
+        The maps.
+    shape : tuple of int
+        ``(H, W)`` [px].
+
+    Returns
+    -------
+    ndarray of shape (C, H, W)
+    """
+    t = torch.from_numpy(np.ascontiguousarray(maps))[None]
+    down = shape[0] < maps.shape[-2]
+    out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=down)
+    return out[0].numpy()

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from atomlens._shared.validate import validate_pixel_size
 from atomlens.io.image import Image
 from atomlens.io.units import length_unit_to_A
 
@@ -69,7 +70,6 @@ def from_hyperspy(signal: Any, /, *, pixel_size: float | None = None) -> Image:
     -------
     Image
     """
-    from atomlens._validate import validate_pixel_size
 
     ax = signal.axes_manager.signal_axes
     if len(ax) != 2:

@@ -26,7 +26,7 @@ class Image:
         Pixel size [Å/px], or None when neither the file nor the user says.
     pixel_size_source : {"metadata", "user", "estimated", "unknown"}
         Where the pixel size came from ("estimated": from the lattice, by
-        :mod:`atomlens.inference.sampling`).
+        :mod:`atomlens.fourier.sampling`).
     path : pathlib.Path
         The file.
     signal_type : str or None

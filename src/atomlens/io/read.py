@@ -9,8 +9,15 @@ from typing import Any
 
 import numpy as np
 
+from atomlens._shared.validate import validate_pixel_size
 from atomlens.io.image import Image, PixelSizeSource
-from atomlens.io.rsciio_files import RSCIIO_SUFFIXES, read_rsciio
+from atomlens.io.rsciio_files import (
+    RSCIIO_SUFFIXES,
+    _choose,
+    _plugin,
+    read_rsciio,
+    signal_to_image_parts,
+)
 from atomlens.io.units import length_unit_to_A
 
 __all__ = ["SUFFIXES", "Image", "read", "read_image"]
@@ -120,7 +127,6 @@ def _read_hdf5(p: Path, signal: str | int | None) -> dict[str, Any]:
     f = h5py.File(p, "r")
     if "Experiments" in f:  # a HyperSpy file with another extension
         f.close()
-        from atomlens.io.rsciio_files import _choose, _plugin, signal_to_image_parts
 
         sigs = _plugin("hspy", p).file_reader(str(p), lazy=True)
         return signal_to_image_parts(_choose(list(sigs), p, signal), p)
@@ -298,7 +304,6 @@ def read(
         a constant image, or a calibration outside 0.001–50 Å/px. Every message names the
         file and what to do.
     """
-    from atomlens._validate import validate_pixel_size
 
     p = Path(path)
     if not p.exists():

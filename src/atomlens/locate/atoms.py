@@ -11,8 +11,8 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from atomlens._validate import validate_pixel_size, validate_positive
-from atomlens.atoms_table import make_atoms_table
+from atomlens._shared.validate import validate_pixel_size, validate_positive
+from atomlens.io.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
 from atomlens.locate.refine import refine_gaussian
 
@@ -23,6 +23,7 @@ __all__ = [
     "centred_inside",
     "check_positions",
     "detect_starts",
+    "disk_mean",
     "locate_atoms",
 ]
 
@@ -42,8 +43,9 @@ def check_positions(positions: object, /, *, name: str = "positions") -> None:
         )
 
 
-def _disk_mean(maps: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
-    """Mean of each map over a disk around each point → (N, C)."""
+def disk_mean(maps: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
+    """Mean of each map ``(C, H, W)`` over a disk of ``radius`` [px] around each point of
+    ``xy`` ``(N, 2)`` as (x, y) [px] → ``(N, C)``."""
     r = max(1, int(np.floor(radius)))
     o = np.arange(-r, r + 1)
     dy, dx = np.meshgrid(o, o, indexing="ij")
@@ -350,7 +352,7 @@ def atoms_from_starts(
     lab_px = label_radius_px
     min_sep_px = min_distance_px
     n = len(start)
-    cls_p = _disk_mean(p[1:], start, lab_px) if n else np.zeros((0, len(names)))
+    cls_p = disk_mean(p[1:], start, lab_px) if n else np.zeros((0, len(names)))
     cls_idx = cls_p.argmax(axis=1) if n else np.zeros(0, dtype=int)
     share = (
         cls_p[np.arange(n), cls_idx] / np.maximum(cls_p.sum(axis=1), 1e-12) if n else cls_p[:, 0]

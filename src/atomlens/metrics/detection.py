@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atomlens._validate import validate_positive
-from atomlens.atoms_table import read_atoms_csv, validate_atoms_table
+from atomlens._shared.validate import validate_positive
+from atomlens.io.atoms_table import read_atoms_csv, validate_atoms_table
 from atomlens.metrics.matching import (
     LocalisationErrors,
     Matching,
@@ -439,7 +439,7 @@ def score_detections(
     Examples
     --------
     >>> import numpy as np
-    >>> from atomlens.atoms_table import make_atoms_table
+    >>> from atomlens.io.atoms_table import make_atoms_table
     >>> xy = np.array([[10.0, 10.0], [20.0, 10.0], [30.0, 10.0]])
     >>> truth = make_atoms_table(xy, pixel_size=0.1, classes=["Mo", "S", "S"])
     >>> pred = make_atoms_table(xy[:2] + [0.3, 0.4], pixel_size=0.1, classes=["Mo", "Mo"])
@@ -472,7 +472,7 @@ def evaluate_files(
     Parameters
     ----------
     pred_path : str or path-like
-        CSV file of predicted atoms (see :func:`atomlens.atoms_table.read_atoms_csv`).
+        CSV file of predicted atoms (see :func:`atomlens.io.atoms_table.read_atoms_csv`).
     truth_path : str or path-like
         CSV file of true atoms.
     radius_A : float, optional

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atomlens.report.figures import plot_atoms, plot_uncertainty
+
 __all__ = ["nearest_neighbour_distances_A", "render_report", "write_report"]
 
 _CSS = """
@@ -64,8 +66,6 @@ def _figures(
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from atomlens.report.figures import plot_atoms, plot_uncertainty
 
     out = {}
     fig, ax = plt.subplots(figsize=(6, 6), dpi=100)

@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from ase.data import chemical_symbols
 
+from atomlens.simulate.defects import Substitution, defect_elements
+
 __all__ = ["ClassMap", "column_compositions", "column_species"]
 
 ClassMode = Literal["species", "content", "defect", "atom"]
@@ -123,7 +125,6 @@ class ClassMap:
         tuple of str
             Sorted by first appearance: pristine classes first, then defect classes.
         """
-        from atomlens.simulate.defects import Substitution, defect_elements
 
         if self.by == "atom":
             raw: list[str] = ["atom"]

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from atomlens._validate import validate_positive
+from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from atomlens._validate import validate_range
+from atomlens._shared.validate import validate_range
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
-from atomlens.simulate.defects import Defect
+from atomlens.simulate.defects import Defect, Substitution, Vacancy
 from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
@@ -168,8 +168,6 @@ class ConditionRanges:
     def from_dict(cls, d: Mapping[str, Any], /) -> ConditionRanges:
         """The ranges :meth:`to_dict` wrote (unknown keys are refused)."""
         from dataclasses import fields
-
-        from atomlens.simulate.defects import Substitution, Vacancy
 
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atomlens._validate import validate_positive
+from atomlens._shared.validate import validate_positive
 
 __all__ = ["ScanDistortion", "ScanField"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import fftconvolve
 
-from atomlens._validate import validate_positive
+from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanField
 from atomlens.simulate.probe import RadialProfile
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomlens._atomic import atomic_directory
+from atomlens._shared.atomic import atomic_directory
+from atomlens.report import save_atoms_png
 from atomlens.simulate.scene import SimulatedImage
 
 __all__ = ["write_simulation"]
@@ -77,8 +78,6 @@ def write_simulation(
         }
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
         if preview:
-            from atomlens.report import save_atoms_png
-
             c = sim.conditions
             title = (
                 f"{meta['material']}  {sim.pixel_size:g} Å/px  dose {c.dose_e_per_A2:.3g} e⁻/Å²  "

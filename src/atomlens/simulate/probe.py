@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import j0
 
-from atomlens._validate import validate_positive
+from atomlens._shared.validate import validate_positive
 
 __all__ = ["AberratedProbe", "GaussianProbe", "RadialProfile", "electron_wavelength_A"]
 

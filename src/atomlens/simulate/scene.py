@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from atomlens._validate import validate_pixel_size, validate_positive
-from atomlens.atoms_table import make_atoms_table
+from atomlens import __version__
+from atomlens._shared.validate import validate_pixel_size, validate_positive
+from atomlens.io.atoms_table import make_atoms_table
+from atomlens.metrics import crlb_gaussian_position
 from atomlens.simulate.classes import ClassMap, column_compositions, column_species
 from atomlens.simulate.conditions import ImagingConditions
 from atomlens.simulate.defects import (
@@ -103,7 +105,6 @@ class SimulatedImage:
         -------
         ndarray of shape (N,)
         """
-        from atomlens.metrics import crlb_gaussian_position
 
         if self.conditions.mode != "haadf":
             raise ValueError("crlb_A is defined for HAADF images (bright columns) only.")
@@ -356,7 +357,6 @@ def simulate_image(
         radius_px=label_radius_A / px,
         kind=label_kind,
     )
-    from atomlens import __version__
 
     metadata = {
         "material": cell.name,

@@ -47,7 +47,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from atomlens._validate import validate_positive
+from atomlens._shared.validate import validate_positive
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from atomlens._validate import validate_pixel_size
+from atomlens._shared.validate import validate_pixel_size
 from atomlens.inference import resample
 from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 from atomlens.simulate.labels import render_masks

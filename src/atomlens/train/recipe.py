@@ -7,8 +7,8 @@ from dataclasses import replace
 from os import PathLike
 from typing import Any, NamedTuple
 
-from atomlens._validate import validate_pixel_size
-from atomlens.model import Model, ModelConfig
+from atomlens._shared.validate import validate_pixel_size
+from atomlens.ensemble import Model, ModelConfig
 from atomlens.nn import UNet, UNetConfig
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.dataset import ConditionRanges

@@ -24,15 +24,17 @@ from typing import Any
 import torch
 
 import atomlens
-from atomlens._atomic import atomic_directory
-from atomlens.model import CONFIG_FILE, Model, resolve_device, write_model_files
+from atomlens._shared.atomic import atomic_directory
+from atomlens._shared.device import resolve_device
+from atomlens.ensemble import Model
+from atomlens.ensemble.files import CONFIG_FILE, write_model_files
 from atomlens.train.augment import augment_batch, normalize_batch
 from atomlens.train.trainer import (
     LOG_FILE,
     TrainResult,
     _better,
-    _lr_factor,
     _tqdm,
+    lr_factor,
     segmentation_loss,
 )
 
@@ -217,7 +219,7 @@ def train_together(
             ys.append(y)
         x, y = torch.stack(xs).to(dev), torch.stack(ys).to(dev)
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+            group["lr"] = cfg.lr * lr_factor(step, cfg)
         torch.manual_seed(hash((cfg.seed, step, 1)) & 0x7FFF_FFFF_FFFF)
         with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
             logits = forward(params, buffers, x)

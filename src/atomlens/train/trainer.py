@@ -19,13 +19,15 @@ import torch
 import torch.nn.functional as F
 
 import atomlens
-from atomlens._atomic import atomic_directory
-from atomlens.model import CONFIG_FILE, Model, resolve_device, write_model_files
+from atomlens._shared.atomic import atomic_directory
+from atomlens._shared.device import resolve_device
+from atomlens.ensemble import Model
+from atomlens.ensemble.files import CONFIG_FILE, write_model_files
 from atomlens.train.augment import Augmentation, augment_batch, normalize_batch
 from atomlens.train.data import BatchSource
 from atomlens.train.validation import ValidationSet
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "lr_factor", "segmentation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +147,9 @@ class TrainResult:
     seconds: float
 
 
-def _lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The learning-rate multiplier at ``step``: linear warm-up over ``cfg.warmup_steps``,
+    then a cosine down to ``cfg.min_lr_ratio`` at ``cfg.steps``."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     span = max(1, cfg.steps - cfg.warmup_steps)
@@ -359,7 +363,7 @@ class Trainer:
             x = normalize_batch(x, low=norm.low, high=norm.high)
             x, y = x.to(dev), y.to(dev)
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * _lr_factor(step, cfg)
+                group["lr"] = cfg.lr * lr_factor(step, cfg)
             with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
                 logits = net(x)
             loss = segmentation_loss(logits, y, dice_weight=cfg.dice_weight)

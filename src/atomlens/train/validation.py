@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from atomlens.metrics import match_points
+from atomlens.pipeline.finder import find_atoms
 from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 
 __all__ = ["ValidationSet", "score_atoms"]
@@ -34,7 +36,6 @@ def score_atoms(
         ``tp, fp, fn``, ``sq_err_A2`` (squared x and y errors of the matched pairs [Å²],
         x then y per pair) and ``true_index`` (rows of ``truth`` matched, same order).
     """
-    from atomlens.metrics import match_points
 
     h, w = shape
     m = margin_A / pixel_size
@@ -111,7 +112,6 @@ class ValidationSet:
         Atoms whose truth column lies within 1 Å of the border are not counted either way
         (they are partly outside the image).
         """
-        from atomlens.finder import find_atoms
 
         tp = fp = fn = 0
         sq: list[np.ndarray] = []

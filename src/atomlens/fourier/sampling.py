@@ -21,6 +21,7 @@ from scipy import ndimage
 
 __all__ = [
     "SamplingEstimate",
+    "estimate_for_model",
     "estimate_pixel_size",
     "radial_power_spectrum",
     "reference_image",
@@ -84,6 +85,8 @@ def _whitened_log_spectrum(image: np.ndarray) -> np.ndarray:
 
 def reference_image(materials: list[str], pixel_size: float, /, *, side: int = 256) -> np.ndarray:
     """A noise-free HAADF image of the first material at ``pixel_size`` (the reference)."""
+    # deferred: the simulator is needed only when a file has no pixel size, and importing
+    # it would make every ``atomlens.find`` load it
     from atomlens.simulate import ImagingConditions, simulate_image
 
     return simulate_image(

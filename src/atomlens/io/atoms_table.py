@@ -20,7 +20,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
-from atomlens._validate import validate_pixel_size
+from atomlens._shared.validate import validate_pixel_size
 
 #: Columns every atoms table has, in this order.
 REQUIRED_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_A", "y_A", "class")

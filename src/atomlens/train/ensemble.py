@@ -12,9 +12,15 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from atomlens._shared.device import resolve_device
+from atomlens.ensemble import Model
 from atomlens.ensemble.ensemble import Ensemble
-from atomlens.model import CONFIG_FILE, Model
+from atomlens.ensemble.files import CONFIG_FILE
+from atomlens.train.calibration import fit_calibration
+from atomlens.train.recipe import make_ranges, prepare_training, train_model
+from atomlens.train.together import train_together
 from atomlens.train.trainer import TrainConfig
+from atomlens.train.validation import ValidationSet
 
 __all__ = ["train_ensemble"]
 
@@ -25,7 +31,6 @@ MEMBERS_DIR = "members"
 
 def _train_member_task(member_dir: str, config: dict[str, Any], recipe: dict[str, Any]) -> str:
     """One member's training, as a Dask task (module level, so workers can import it)."""
-    from atomlens.train.recipe import train_model
 
     train_model(out=member_dir, config=TrainConfig.from_dict(config), progress=False, **recipe)
     return member_dir
@@ -66,8 +71,6 @@ def calibration_images(recipe: dict[str, Any], /, *, n_images: int = 8, seed: in
     -------
     ValidationSet
     """
-    from atomlens.train.recipe import make_ranges
-    from atomlens.train.validation import ValidationSet
 
     keys = set(recipe) - {"architecture", "n_validation"}
     ranges = make_ranges(**{k: recipe[k] for k in keys})
@@ -140,7 +143,6 @@ def train_ensemble(
     -------
     Ensemble
     """
-    from atomlens.train.recipe import train_model
 
     if not (isinstance(members, int) and 1 <= members <= 64):
         raise ValueError(f"members must be an int within 1–64, got {members!r}.")
@@ -170,8 +172,6 @@ def train_ensemble(
     if mode not in ("auto", "vectorized", "sequential"):
         raise ValueError(f"mode must be 'auto', 'vectorized' or 'sequential', got {mode!r}.")
     if mode == "auto":  # resume an interrupted run the way it was started
-        from atomlens.model import resolve_device
-
         if (root / MEMBERS_DIR / "checkpoint-together").exists():
             mode = "vectorized"
         elif any((d / "checkpoint").exists() for _, d, _ in todo):
@@ -179,9 +179,6 @@ def train_ensemble(
         else:
             mode = "vectorized" if resolve_device(cfg.device).type == "cuda" else "sequential"
     if cluster is None and mode == "vectorized" and todo:
-        from atomlens.train.recipe import prepare_training
-        from atomlens.train.together import train_together
-
         logger.info("training %d members together", len(todo))
         train_together(
             [prepare_training(config=c, **recipe) for _, _, c in todo],
@@ -225,8 +222,6 @@ def train_ensemble(
         },
     )
     if n_calibration > 0:
-        from atomlens.ensemble.calibration import fit_calibration
-
         val = calibration_images(recipe, n_images=n_calibration, seed=cfg.seed)
         ens.calibration = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
         logger.info("calibration: %s", ens.calibration)

@@ -1,14 +1,11 @@
-"""Find atoms in files, folders, globs and stacks, and write every output in one place.
-
-This is what ``atomlens find`` runs. Frames are read one at a time from lazy stacks, so
-memory does not grow with the number of frames; the outputs are written into a temporary
-directory next to ``out`` and moved into place at the end, so an interrupted run leaves
-nothing half-written.
+"""Find atoms in files, folders, globs and stacks, and write every output in one place
+(:func:`find_files`, what ``atomlens find`` runs), or the results of one image
+(:func:`save_find_results`). Outputs are built under a temporary name and moved into place,
+so an interrupted run leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,15 +13,25 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from atomlens.locate.atoms import Positions
+from atomlens._shared.atomic import atomic_directory, check_output_directory
+from atomlens._shared.device import resolve_device
+from atomlens.ensemble import Ensemble, as_ensemble
+from atomlens.io import Image, check_frame
+from atomlens.io.tables import TableWriter, limit_heap_growth, read_table
+from atomlens.locate.atoms import Positions
+from atomlens.pipeline.distributed import find_frames
+from atomlens.pipeline.finder import FindResult, find_frame
+from atomlens.pipeline.inputs import expand_inputs, read_frames
+from atomlens.pipeline.settings import FindSettings
+from atomlens.report.figures import save_atoms_png, save_uncertainty_png
+from atomlens.report.html import write_report
 
-__all__ = ["BatchResult", "expand_inputs", "find_files"]
+__all__ = ["BatchResult", "find_files", "save_find_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,45 +74,11 @@ class BatchResult:
 
     @cached_property
     def atoms(self) -> pd.DataFrame:
-        from atomlens._tables import read_table
-
         return read_table(self.out / "atoms.csv", self.out / "atoms.parquet")
 
     @cached_property
     def rejected(self) -> pd.DataFrame:
-        from atomlens._tables import read_table
-
         return read_table(self.out / "rejected.csv", self.out / "rejected.parquet")
-
-
-def expand_inputs(inputs: Sequence[str | PathLike[str]], /) -> list[Path]:
-    """Turn files, folders (their image files, sorted) and glob patterns into files.
-
-    Raises
-    ------
-    FileNotFoundError
-        An input that is neither a file, a folder nor a pattern that matches.
-    """
-    from atomlens.io import SUFFIXES
-
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"{p} holds no image files ({', '.join(SUFFIXES)}).")
-            files += found
-        elif p.exists():
-            files.append(p)
-        elif any(c in str(item) for c in "*?["):
-            found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
-            if not found:
-                raise FileNotFoundError(f"{item}: the pattern matches no file.")
-            files += found
-        else:
-            raise FileNotFoundError(f"{p}: no such file; check the path.")
-    return files
 
 
 def _maps_writer(path: Path) -> Any:
@@ -117,13 +90,14 @@ def _maps_writer(path: Path) -> Any:
 
 
 def find_files(
-    inputs: Sequence[str | PathLike[str]],
+    inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
     /,
     *,
-    model: Any,
+    model: Ensemble | str | PathLike[str],
     out: str | PathLike[str],
     pixel_size: float | None = None,
     signal: str | int | None = None,
+    settings: FindSettings | None = None,
     device: str = "auto",
     threshold: float = 0.5,
     min_separation_A: float | None = None,
@@ -139,7 +113,10 @@ def find_files(
 ) -> BatchResult:
     """Find atoms in images and stacks; write tables, maps, figures and an HTML report.
 
-    Written into ``out``:
+    This is what ``atomlens find`` runs. Frames are read one at a time from lazy stacks, so
+    memory does not grow with the number of frames; the outputs are written into a
+    temporary directory next to ``out`` and moved into place at the end, so an interrupted
+    run leaves nothing half-written. Written into ``out``:
 
     - ``atoms.csv`` and ``atoms.parquet``: one row per atom, ``file`` and ``frame`` first;
       ``rejected.csv``: candidates below ``p_min`` (or ``p_real_min``);
@@ -153,18 +130,22 @@ def find_files(
 
     Parameters
     ----------
-    inputs : sequence of path or str
-        Files, folders or glob patterns (:func:`expand_inputs`).
-    model : Model, Ensemble or path
-        The model or ensemble.
+    inputs : path, str or sequence of them
+        Files, folders or glob patterns (:func:`atomlens.pipeline.read_frames`).
+    model : Ensemble, Model or path
+        The model or ensemble, its directory or a bundled name.
     out : path
         Output directory (refused if it exists and is not empty, unless ``overwrite``).
     pixel_size : float, optional
-        [Å/px]; overrides every file's calibration. Needed for files without one.
+        [Å/px]; overrides every file's calibration. A file without one gets a pixel size
+        estimated from its lattice.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).
+    settings : FindSettings, optional
+        The locate settings at once; then leave ``threshold`` … ``positions`` at their
+        defaults.
     device, threshold, min_separation_A, p_min, p_real_min, positions
-        As in :func:`atomlens.finder.find`.
+        As in :func:`atomlens.pipeline.finder`.
     overwrite : bool
         Replace an existing ``out``.
     maps, report : bool
@@ -173,7 +154,7 @@ def find_files(
         Progress bar over frames (frames/s).
     client : dask.distributed.Client, optional
         Map chunks of ``chunk`` frames to the cluster's workers
-        (:func:`atomlens.finder.find_frames`; ``model`` must then be a directory the
+        (:func:`atomlens.pipeline.find_frames`; ``model`` must then be a directory the
         workers can read). The first frame of each file is also processed here for its
         figures and report; ``maps.h5`` and ``rejected.csv`` are written in-process only.
     chunk : int
@@ -183,32 +164,22 @@ def find_files(
     -------
     BatchResult
     """
-    from atomlens._atomic import atomic_directory, check_output_directory
-    from atomlens._tables import TableWriter, limit_heap_growth
-    from atomlens.finder import _as_ensemble, check_field_of_view, find
-    from atomlens.io import check_frame, read
-    from atomlens.model import resolve_device
-
     t0 = time.perf_counter()
-    from atomlens.locate.atoms import check_positions
-
-    check_positions(positions)
+    cfg = FindSettings.resolve(
+        settings,
+        threshold=threshold,
+        min_separation_A=min_separation_A,
+        p_min=p_min,
+        p_real_min=p_real_min,
+        positions=positions,
+    )
     check_output_directory(out, overwrite=overwrite)
-    files = expand_inputs(inputs)
     if client is not None and not isinstance(model, str | PathLike):
         raise TypeError("with a Dask client, pass the model as a directory the workers can read.")
-    ens = _as_ensemble(model)
+    files = expand_inputs([inputs] if isinstance(inputs, str | PathLike) else inputs)
+    ens = as_ensemble(model)
     dev = resolve_device(device)
-    images = []
-    for f in files:  # read headers first: a bad file fails before any work is done
-        im = read(f, pixel_size=pixel_size, signal=signal)
-        if im.pixel_size is None:
-            im = _estimate_sampling(im, ens)
-        try:
-            check_field_of_view(im.shape, im.pixel_size, ens.config.pixel_size_A)
-        except ValueError as exc:
-            raise ValueError(f"{f}: {exc}") from None
-        images.append(im)
+    images = read_frames(files, model=ens, pixel_size=pixel_size, signal=signal)
     total = sum(im.n_frames for im in images)
     bar = None
     if progress:
@@ -219,14 +190,14 @@ def find_files(
     single = len(images) == 1
     stems = _unique_stems(files)
     info: list[dict[str, Any]] = []
-    settings = {
-        "threshold": threshold,
-        "min_separation_A": min_separation_A
-        if min_separation_A is not None
+    report_settings = {
+        "threshold": cfg.threshold,
+        "min_separation_A": cfg.min_separation_A
+        if cfg.min_separation_A is not None
         else ens.config.min_separation_A,
-        "p_min": p_min,
-        "p_real_min": p_real_min,
-        "positions": positions,
+        "p_min": cfg.p_min,
+        "p_real_min": cfg.p_real_min,
+        "positions": cfg.positions,
         "members": len(ens),
         "device": str(dev),
     }
@@ -241,20 +212,7 @@ def find_files(
                 prefix = "" if single else f"{stem}."
                 group = h5.create_group(stem) if h5 is not None and client is None else None
                 if client is not None:
-                    atoms_out.write(
-                        _on_cluster(
-                            im,
-                            model,
-                            client,
-                            chunk,
-                            dev,
-                            threshold,
-                            min_separation_A,
-                            p_min,
-                            p_real_min,
-                            positions,
-                        )
-                    )
+                    atoms_out.write(_on_cluster(im, model, client, chunk, dev, cfg))
                     if bar is not None:
                         bar.update(im.n_frames)
                 for i in range(im.n_frames if client is None else int(report)):
@@ -262,16 +220,8 @@ def find_files(
                     if im.is_stack:
                         check_frame(frame, im.path, f"frame {i}")
                     try:
-                        res = find(
-                            frame,
-                            model=ens,
-                            pixel_size=im.pixel_size,
-                            device=dev,
-                            threshold=threshold,
-                            min_separation_A=min_separation_A,
-                            p_min=p_min,
-                            p_real_min=p_real_min,
-                            positions=positions,
+                        res = find_frame(
+                            frame, ens, settings=cfg, pixel_size=im.pixel_size, device=dev
                         )
                     except ValueError as exc:
                         if str(exc).startswith(str(im.path)):
@@ -286,7 +236,7 @@ def find_files(
                     if group is not None:
                         _write_maps(group, res, i, im.n_frames, im.pixel_size)
                     if i == 0 and report:
-                        _write_figures(tmp, prefix, frame, res, im, ens, settings)
+                        _write_figures(tmp, prefix, frame, res, im, ens, report_settings)
                     if bar is not None:
                         bar.update(1)
                 info.append(
@@ -318,61 +268,18 @@ def find_files(
     )
 
 
-def _estimate_sampling(im: Any, ens: Any) -> Any:
-    """The image with a pixel size estimated from its lattice (or a clear error)."""
-    from dataclasses import replace
-
-    from atomlens.inference.sampling import estimate_for_model
-
-    try:
-        est = estimate_for_model(im.frame(0), ens.config)
-    except ValueError as exc:
-        raise ValueError(
-            f"{im.path} does not say its pixel size and it could not be estimated ({exc}); "
-            "pass --pixel-size in Å/px (e.g. --pixel-size 0.1)."
-        ) from None
-    logger.warning(
-        "%s does not say its pixel size; estimated %.4g Å/px from its lattice "
-        "(--pixel-size overrides)",
-        im.path,
-        est.pixel_size,
-    )
-    meta = {
-        **im.metadata,
-        "pixel_size_assumption": f"estimated from the lattice against a simulated "
-        f"{ens.config.provenance.get('materials', ['?'])[0]} reference "
-        f"(contrast {est.contrast:.2f})",
-    }
-    return replace(im, pixel_size=est.pixel_size, pixel_size_source="estimated", metadata=meta)
-
-
 def _on_cluster(
-    im: Any,
-    model: Any,
-    client: Any,
-    chunk: int,
-    dev: Any,
-    threshold: float,
-    min_separation_A: float | None,
-    p_min: float,
-    p_real_min: float | str | None,
-    positions: Positions,
+    im: Image, model: Any, client: Any, chunk: int, dev: Any, cfg: FindSettings
 ) -> pd.DataFrame:
-    from atomlens.finder import find_frames
-
     frames = im.data if im.is_stack else np.asarray(im.data)[None]
     t = find_frames(
         frames,
         model=model,
         pixel_size=im.pixel_size,
+        settings=cfg,
         client=client,
         chunk=chunk,
         device=str(dev),
-        threshold=threshold,
-        min_separation_A=min_separation_A,
-        p_min=p_min,
-        p_real_min=p_real_min,
-        positions=positions,
     )
     if len(t) == 0:
         return t
@@ -417,9 +324,6 @@ def _write_maps(group: Any, res: Any, i: int, n: int, pixel_size: float) -> None
 def _write_figures(
     tmp: Path, prefix: str, frame: np.ndarray, res: Any, im: Any, ens: Any, settings: dict
 ) -> None:
-    from atomlens.report.figures import save_atoms_png, save_uncertainty_png
-    from atomlens.report.html import write_report
-
     name = im.path.name + (" (frame 0)" if im.is_stack else "")
     save_atoms_png(
         tmp / f"{prefix}overlay.png",
@@ -462,3 +366,59 @@ def _write_figures(
             else None,
         },
     )
+
+
+def save_find_results(
+    out: str | PathLike[str],
+    /,
+    image: np.ndarray,
+    result: FindResult | pd.DataFrame,
+    *,
+    pixel_size: float,
+    title: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the results of :func:`find` (or an atoms table) into ``out``, atomically.
+
+    Files: ``atoms.csv``, ``overlay.png`` (atoms coloured by class) and, for a
+    :class:`FindResult`, ``rejected.csv`` (candidates below ``p_min``) and
+    ``uncertainty.png`` (the epistemic map with both).
+
+    Parameters
+    ----------
+    out : path
+        Output directory; refused if it exists and is not empty, unless ``overwrite``.
+    image : ndarray of shape (H, W)
+        The image the atoms were found in.
+    result : FindResult or pandas.DataFrame
+        What :func:`find` or :func:`find_atoms` returned.
+    pixel_size : float
+        Pixel size [Å/px] (for the scale bar).
+    title : str, optional
+        Title of the overlay.
+    overwrite : bool
+        Replace an existing directory.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    final = Path(out)
+    atoms = result.atoms if isinstance(result, FindResult) else result
+    img = np.asarray(image)
+    img = img if img.ndim == 2 else img[0]
+    with atomic_directory(final, overwrite=overwrite) as tmp:
+        atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
+        save_atoms_png(tmp / "overlay.png", img, atoms=atoms, title=title, pixel_size=pixel_size)
+        if isinstance(result, FindResult):
+            result.rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+            n = result.prediction.n_members
+            save_uncertainty_png(
+                tmp / "uncertainty.png",
+                result.prediction.mutual_information,
+                atoms=result.atoms,
+                rejected=result.rejected,
+                title=f"epistemic uncertainty, {n} member{'s' if n > 1 else ''}",
+            )
+    return final

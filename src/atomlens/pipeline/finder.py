@@ -1,0 +1,458 @@
+"""Image, stack or files in, atoms out: the one :func:`find`.
+
+Every way of finding atoms goes through :func:`find` (``atomlens.find`` is its atoms
+table, :func:`atomlens.pipeline.find_files` adds the output files, the stream loop and
+ELIT call it per frame); :func:`find_atoms` is the single-network path without consensus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from atomlens._shared.validate import validate_pixel_size
+from atomlens.bundled import default_model
+from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensus_atoms, decompose
+from atomlens.io import check_frame
+from atomlens.locate import locate_atoms
+from atomlens.locate.atoms import Positions
+from atomlens.pipeline.inputs import check_field_of_view, read_frames
+from atomlens.pipeline.settings import FindSettings
+
+__all__ = [
+    "FindResult",
+    "check_field_of_view",
+    "find",
+    "find_atoms",
+    "find_frame",
+    "find_table",
+    "p_real_threshold",
+]
+
+logger = logging.getLogger(__name__)
+
+ModelLike = Ensemble | str | PathLike[str]
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """What :func:`find` returns.
+
+    Attributes
+    ----------
+    atoms : pandas.DataFrame
+        Atoms found by at least ``p_min`` of the members, with ``p_detect``, ``sigma_x_A``,
+        ``sigma_y_A`` and ``epistemic`` besides the columns of
+        :func:`atomlens.locate.locate_atoms`. For a stack ``frame`` comes first, for
+        several files ``file`` and ``frame``.
+    rejected : pandas.DataFrame
+        Candidates fewer members found (same columns); not dropped silently.
+    prediction : Prediction or None
+        Mean probabilities and uncertainty maps on the image grid, for a single image
+        (None for stacks and files: :func:`atomlens.pipeline.find_files` writes their maps).
+    pixel_size : float
+        [Å/px] (of the first frame when there are several).
+    """
+
+    atoms: pd.DataFrame
+    rejected: pd.DataFrame
+    prediction: Prediction | None
+    pixel_size: float
+
+
+def p_real_threshold(
+    ensemble: Ensemble, p_real_min: float | str | None, /, *, calibrated: bool = True
+) -> float | None:
+    """The ``p_real`` threshold :func:`find` applies with ``ensemble``.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The ensemble (its calibration).
+    p_real_min : float, "auto" or None
+        As in :class:`FindSettings`.
+    calibrated : bool
+        Whether the calibration is applied at all.
+
+    Returns
+    -------
+    float or None
+        None, the number given, or for ``"auto"`` the calibration's F1-best threshold.
+
+    Raises
+    ------
+    ValueError
+        The value is out of range, or the ensemble lacks the calibration it needs; the
+        message names the fix.
+    """
+    if p_real_min is None:
+        return None
+    FindSettings(p_real_min=p_real_min)  # the range check, with its message
+    if not (calibrated and ensemble.calibration is not None):
+        raise ValueError(
+            "p_real_min (--p-real-min) needs a calibrated ensemble, and this one has no "
+            "calibration.json"
+            + ("" if calibrated else " in use (calibrated=False)")
+            + ": calibrate it (train_ensemble's n_calibration, or "
+            "atomlens.elit.recalibrate for new frames) or leave p_real_min out."
+        )
+    if p_real_min != "auto":
+        return float(p_real_min)
+    best = ensemble.calibration.best_p_real_min
+    if best is None:
+        raise ValueError(
+            "p_real_min='auto' needs the F1 of each p_real threshold on the "
+            "calibration's validation images, which this calibration.json predates: "
+            "give a number (e.g. 0.5) or recalibrate (atomlens.elit.recalibrate)."
+        )
+    return float(best)
+
+
+def find(
+    image: np.ndarray | str | PathLike[str] | Sequence[str | PathLike[str]],
+    /,
+    *,
+    model: ModelLike | None = None,
+    pixel_size: float | None = None,
+    settings: FindSettings | None = None,
+    device: str | torch.device = "cpu",
+    threshold: float = 0.5,
+    min_separation_A: float | None = None,
+    p_min: float = 0.5,
+    p_real_min: float | str | None = None,
+    refine: bool = True,
+    positions: Positions = "network",
+    keep_members: bool = False,
+    calibrated: bool = True,
+    mode: str = "auto",
+    tile: int = 256,
+    batch_size: int = 8,
+    signal: str | int | None = None,
+    progress: bool | Callable[..., object] = False,
+) -> FindResult:
+    """Find atoms with an ensemble (or a single model, as an ensemble of one).
+
+    Every member predicts the image; their detections are matched to each other and each
+    atom gets the share of members that found it (``p_detect``), a position (by default
+    the mean of the members', see ``positions``), a Gaussian fit on the raw image (σ,
+    intensity, width), an uncertainty that adds the fit's σ and the members' spread, and
+    the ensemble's epistemic uncertainty around it. See
+    :func:`atomlens.ensemble.consensus_atoms`.
+
+    Parameters
+    ----------
+    image : ndarray, path, or sequence of paths
+        An image ``(H, W)`` (or ``(C, H, W)`` for a model of C > 1 channels), a stack
+        ``(N, H, W)``, or files, folders and glob patterns (read by
+        :func:`atomlens.pipeline.read_frames`: a file without calibration gets a pixel size
+        estimated from its lattice, as ``atomlens find`` does).
+    model : Ensemble, Model, path or str, optional
+        The ensemble or model, its directory or a bundled name; by default the bundled
+        ``haadf-generic``.
+    pixel_size : float, optional
+        [Å/px]; required for arrays, overrides a file's calibration.
+    settings : FindSettings, optional
+        All locate settings at once; then leave ``threshold`` … ``positions`` at their
+        defaults.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    threshold, min_separation_A, p_min, p_real_min, refine, positions
+        The locate settings (:class:`FindSettings`): minimum foreground probability,
+        minimum distance between atoms [Å] (the model's default if None), share of members
+        that must find an atom (the others go to ``rejected``), the ``p_real`` below which
+        candidates go to ``rejected`` (a number, ``"auto"`` for the calibration's F1-best
+        one, or None to only report ``p_real``; needs a calibration), Gaussian refinement
+        on the raw image, and which position is reported ("network", "fit" or "mean").
+    keep_members : bool
+        Keep the members' maps in the returned prediction.
+    calibrated : bool
+        Apply the ensemble's ``calibration.json`` when it has one: adds ``p_real`` (the
+        probability that the atom is real, from the per-atom evidence or, failing that,
+        the share of real atoms at that ``p_detect`` in validation) and scales σ to the error
+        seen there (raw σ kept as ``sigma_raw_x_A``/``sigma_raw_y_A``).
+    mode : {"auto", "vectorized", "sequential"}
+        How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
+    tile, batch_size : int
+        Tile side [px at the model's sampling] and tiles per forward pass.
+    signal : str or int, optional
+        Which image of multi-signal files (:func:`atomlens.io.read`).
+    progress : bool or callable
+        Progress bar over tiles.
+
+    Returns
+    -------
+    FindResult
+    """
+    cfg = FindSettings.resolve(
+        settings,
+        threshold=threshold,
+        min_separation_A=min_separation_A,
+        p_min=p_min,
+        p_real_min=p_real_min,
+        refine=refine,
+        positions=positions,
+    )
+    ens = as_ensemble(model if model is not None else default_model())
+    opts = {
+        "device": device,
+        "keep_members": keep_members,
+        "calibrated": calibrated,
+        "mode": mode,
+        "tile": tile,
+        "batch_size": batch_size,
+        "progress": progress,
+    }
+    if isinstance(image, str | PathLike) or (
+        isinstance(image, Sequence) and not isinstance(image, np.ndarray)
+    ):
+        return _find_files(image, ens, cfg, pixel_size, signal, opts)
+    if pixel_size is None:
+        raise ValueError("pixel_size (Å/px) is required for an array.")
+    ps = validate_pixel_size(pixel_size)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] > 1 and ens.config.architecture.in_channels == 1:
+        return _stacked([(arr_i, {"frame": i}) for i, arr_i in enumerate(arr)], ens, cfg, ps, opts)
+    return find_frame(image, ens, settings=cfg, pixel_size=ps, **opts)
+
+
+def find_frame(
+    image: np.ndarray,
+    ensemble: Ensemble,
+    /,
+    *,
+    settings: FindSettings,
+    pixel_size: float,
+    device: str | torch.device = "cpu",
+    keep_members: bool = False,
+    calibrated: bool = True,
+    mode: str = "auto",
+    tile: int = 256,
+    batch_size: int = 8,
+    progress: bool | Callable[..., object] = False,
+) -> FindResult:
+    """:func:`find` on one image array with an ensemble and settings already checked (what
+    :func:`find` runs for each frame)."""
+    ps = validate_pixel_size(pixel_size)
+    ens = ensemble
+    p_real_min = p_real_threshold(ens, settings.p_real_min, calibrated=calibrated)
+    check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
+    maps = ens.predict_members(
+        image,
+        pixel_size=ps,
+        device=device,
+        mode=mode,  # type: ignore[arg-type]
+        tile=tile,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    pred = decompose(maps, class_names=ens.config.class_names, keep_members=keep_members)
+    raw = np.asarray(image, dtype=np.float64)
+    raw = raw if raw.ndim == 2 else raw[0]
+    c = ens.config
+    sep = settings.min_separation_A
+    atoms, rejected = consensus_atoms(
+        pred,
+        maps,
+        raw,
+        pixel_size=ps,
+        min_separation_A=sep if sep is not None else c.min_separation_A,
+        threshold=settings.threshold,
+        label_radius_A=c.label_radius_A,
+        p_min=settings.p_min,
+        refine=settings.refine,
+        contrast="bright" if c.contrast == "haadf" else "dark",
+        positions=settings.positions,
+    )
+    if calibrated and ens.calibration is not None:
+        atoms, rejected = ens.calibration.apply_both(atoms, rejected)
+    if p_real_min is not None:
+        low = atoms["p_real"].to_numpy(float) < p_real_min
+        if low.any():
+            rejected = pd.concat([rejected, atoms[low]], ignore_index=True)
+            atoms = atoms[~low].reset_index(drop=True)
+            logger.info("%d candidates below p_real %.2f rejected", int(low.sum()), p_real_min)
+    logger.info(
+        "found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), settings.p_min
+    )
+    return FindResult(atoms, rejected, pred, ps)
+
+
+def _stacked(
+    frames: list[tuple[np.ndarray, dict[str, Any]]],
+    ens: Ensemble,
+    cfg: FindSettings,
+    ps: float,
+    opts: dict[str, Any],
+) -> FindResult:
+    """The results of several frames as one, the columns of ``frames``' dicts first."""
+    atoms, rejected = [], []
+    for frame, keys in frames:
+        res = find_frame(frame, ens, settings=cfg, pixel_size=ps, **opts)
+        for table, out in ((res.atoms, atoms), (res.rejected, rejected)):
+            t = table.copy()
+            for pos, (k, v) in enumerate(keys.items()):
+                t.insert(pos, k, v)
+            out.append(t)
+    return FindResult(
+        pd.concat(atoms, ignore_index=True), pd.concat(rejected, ignore_index=True), None, ps
+    )
+
+
+def _find_files(
+    inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
+    ens: Ensemble,
+    cfg: FindSettings,
+    pixel_size: float | None,
+    signal: str | int | None,
+    opts: dict[str, Any],
+) -> FindResult:
+    images = read_frames(inputs, model=ens, pixel_size=pixel_size, signal=signal)
+    several = len(images) > 1
+    results = []
+    for im in images:
+        frames = []
+        for i in range(im.n_frames):
+            f = im.frame(i)
+            if im.is_stack:
+                check_frame(f, im.path, f"frame {i}")
+            keys = {"file": str(im.path)} if several else {}
+            if im.is_stack or several:
+                keys["frame"] = i
+            frames.append((f, keys))
+        try:
+            if frames and not frames[0][1]:  # one single image: its own result, maps and all
+                results.append(
+                    find_frame(frames[0][0], ens, settings=cfg, pixel_size=im.pixel_size, **opts)
+                )
+            else:
+                results.append(_stacked(frames, ens, cfg, im.pixel_size, opts))
+        except ValueError as exc:
+            if str(exc).startswith(str(im.path)):
+                raise
+            raise ValueError(f"{im.path}: {exc}") from None
+    if len(results) == 1:
+        return results[0]
+    return FindResult(
+        pd.concat([r.atoms for r in results], ignore_index=True),
+        pd.concat([r.rejected for r in results], ignore_index=True),
+        None,
+        results[0].pixel_size,
+    )
+
+
+def find_table(
+    image: np.ndarray | str | PathLike[str] | Sequence[str | PathLike[str]],
+    /,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """The atoms table of :func:`find` (``atomlens.find``): an image, a stack, or files in;
+    keywords as in :func:`find`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The atoms (with ``frame`` first for a stack, ``file`` and ``frame`` for several
+        files), calibrated ``p_real`` and σ when the ensemble has a calibration.
+    """
+    return find(image, **kwargs).atoms
+
+
+def find_atoms(
+    image: np.ndarray,
+    /,
+    *,
+    model: Model | Ensemble | str | PathLike[str],
+    pixel_size: float,
+    settings: FindSettings | None = None,
+    device: str | torch.device = "cpu",
+    threshold: float = 0.5,
+    min_separation_A: float | None = None,
+    refine: bool = True,
+    positions: Positions = "network",
+    tile: int = 256,
+    batch_size: int = 8,
+    progress: bool | Callable[..., object] = False,
+) -> pd.DataFrame:
+    """Find the atoms in an image with one network, without an ensemble's consensus.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W) or (C, H, W)
+        The raw image (any linear intensity unit).
+    model : Model, Ensemble or path
+        A :class:`atomlens.ensemble.Model`, an :class:`atomlens.ensemble.Ensemble` (of
+        several members: then the atoms of :func:`find` are returned) or a model directory.
+    pixel_size : float
+        Pixel size of the image [Å/px]; the image is resampled to the model's sampling
+        for the network and the atoms are placed and fitted on the original pixels.
+    settings : FindSettings, optional
+        The locate settings at once (``p_min`` and ``p_real_min`` only matter for an
+        ensemble of several members).
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    threshold, min_separation_A, refine, positions
+        As in :func:`find`. A column the border cuts takes, with "network", the mean of
+        the fit's centre and its cut disk's (:func:`atomlens.locate.locate_atoms`;
+        ``benchmarks/refine_positions.py``).
+    tile, batch_size : int
+        Tile side [px at the model's sampling] and tiles per forward pass.
+    progress : bool or callable
+        Progress bar over tiles.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The atoms table of :func:`atomlens.locate.locate_atoms`.
+    """
+    cfg = FindSettings.resolve(
+        settings,
+        threshold=threshold,
+        min_separation_A=min_separation_A,
+        refine=refine,
+        positions=positions,
+    )
+    ps = validate_pixel_size(pixel_size)
+    if not isinstance(model, Model):
+        ens = as_ensemble(model)
+        if len(ens) > 1:
+            return find_frame(
+                image,
+                ens,
+                settings=cfg,
+                pixel_size=ps,
+                device=device,
+                tile=tile,
+                batch_size=batch_size,
+                progress=progress,
+            ).atoms
+        model = ens.member(0)
+    mdl = model
+    check_field_of_view(np.shape(image), ps, mdl.config.pixel_size_A)
+    probs = mdl.predict(
+        image, pixel_size=ps, device=device, tile=tile, batch_size=batch_size, progress=progress
+    )
+    raw = np.asarray(image, dtype=np.float64)
+    raw = raw if raw.ndim == 2 else raw[0]
+    c = mdl.config
+    sep = cfg.min_separation_A
+    atoms = locate_atoms(
+        probs,
+        raw,
+        pixel_size=ps,
+        class_names=c.class_names,
+        min_separation_A=sep if sep is not None else c.min_separation_A,
+        threshold=cfg.threshold,
+        label_radius_A=c.label_radius_A,
+        refine=cfg.refine,
+        contrast="bright" if c.contrast == "haadf" else "dark",
+        positions=cfg.positions,
+    )
+    logger.info("found %d atoms", len(atoms))
+    return atoms

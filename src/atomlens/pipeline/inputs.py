@@ -1,0 +1,222 @@
+"""The one input reader of the pipeline: files, folders, glob patterns and stacks become
+:class:`atomlens.io.Image` objects with a pixel size (estimated from the lattice where the
+file has none and the model allows), read lazily frame by frame.
+
+:func:`atomlens.pipeline.finder`, :func:`atomlens.pipeline.find_files`, the ELIT commands and
+the stream loop all read their inputs here, so that a file without calibration is treated
+the same everywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from atomlens.ensemble import Ensemble
+from atomlens.fourier import estimate_for_model
+from atomlens.io import SUFFIXES, Image, read
+
+__all__ = [
+    "MIN_SIDE_MODEL_PX",
+    "check_field_of_view",
+    "expand_inputs",
+    "read_frame_list",
+    "read_frames",
+    "with_estimated_pixel_size",
+]
+
+logger = logging.getLogger(__name__)
+
+MIN_SIDE_MODEL_PX = 16
+
+
+def check_field_of_view(shape: tuple[int, ...], pixel_size: float, model_pixel_size: float) -> None:
+    """Refuse an image too small for a model to see atoms in.
+
+    The image must span at least ``MIN_SIDE_MODEL_PX`` (16) pixels of the model's sampling
+    on each side (3.2 Å at 0.2 Å/px: a couple of atom spacings). Smaller images are almost
+    always a wrong pixel size or a thumbnail.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape (…, H, W) [px].
+    pixel_size : float
+        The image's pixel size [Å/px].
+    model_pixel_size : float
+        The model's sampling [Å/px].
+
+    Raises
+    ------
+    ValueError
+        The image is too small; the message gives both sizes in Å.
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    need_A = MIN_SIDE_MODEL_PX * model_pixel_size
+    if min(h, w) * pixel_size < need_A:
+        raise ValueError(
+            f"the image is {w}×{h} px = {w * pixel_size:.3g}×{h * pixel_size:.3g} Å at "
+            f"{pixel_size:g} Å/px, smaller than the model can look at (at least "
+            f"{need_A:.3g} Å across, {MIN_SIDE_MODEL_PX} px at its {model_pixel_size:g} Å/px); "
+            "check the pixel size, or use a larger field of view."
+        )
+
+
+def expand_inputs(inputs: Sequence[str | PathLike[str]], /) -> list[Path]:
+    """Turn files, folders (their image files, sorted) and glob patterns into files.
+
+    Raises
+    ------
+    FileNotFoundError
+        An input that is neither a file, a folder nor a pattern that matches.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p} holds no image files ({', '.join(SUFFIXES)}).")
+            files += found
+        elif p.exists():
+            files.append(p)
+        elif any(c in str(item) for c in "*?["):
+            found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
+            if not found:
+                raise FileNotFoundError(f"{item}: the pattern matches no file.")
+            files += found
+        else:
+            raise FileNotFoundError(f"{p}: no such file; check the path.")
+    return files
+
+
+def with_estimated_pixel_size(image: Image, ensemble: Ensemble, /) -> Image:
+    """``image`` with a pixel size estimated from its lattice against the ensemble's
+    training material (:func:`atomlens.fourier.estimate_for_model`), logged as a warning.
+
+    Raises
+    ------
+    ValueError
+        It cannot be estimated (no lattice, or a model of several materials); the message
+        says to give the pixel size.
+    """
+    try:
+        est = estimate_for_model(image.frame(0), ensemble.config)
+    except ValueError as exc:
+        raise ValueError(
+            f"{image.path} does not say its pixel size and it could not be estimated ({exc}); "
+            "pass --pixel-size in Å/px (e.g. --pixel-size 0.1)."
+        ) from None
+    logger.warning(
+        "%s does not say its pixel size; estimated %.4g Å/px from its lattice "
+        "(--pixel-size overrides)",
+        image.path,
+        est.pixel_size,
+    )
+    meta = {
+        **image.metadata,
+        "pixel_size_assumption": f"estimated from the lattice against a simulated "
+        f"{ensemble.config.provenance.get('materials', ['?'])[0]} reference "
+        f"(contrast {est.contrast:.2f})",
+    }
+    return replace(image, pixel_size=est.pixel_size, pixel_size_source="estimated", metadata=meta)
+
+
+def read_frames(
+    inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
+    /,
+    *,
+    model: Ensemble,
+    pixel_size: float | None = None,
+    signal: str | int | None = None,
+    check_size: bool = True,
+) -> list[Image]:
+    """Read every image and stack that ``inputs`` names, with a pixel size each.
+
+    Only the headers are read here (stacks stay lazy, see :func:`atomlens.io.read`), so a
+    bad file fails before any work is done.
+
+    Parameters
+    ----------
+    inputs : path, str or sequence of them
+        Files, folders (their image files, sorted) and glob patterns.
+    model : Ensemble
+        The ensemble the frames are for: a file without calibration gets a pixel size
+        estimated from its lattice against the ensemble's training material.
+    pixel_size : float, optional
+        [Å/px]; overrides every file's calibration.
+    signal : str or int, optional
+        Which image of multi-signal files (:func:`atomlens.io.read`).
+    check_size : bool
+        Refuse an image smaller than the model can look at (:func:`check_field_of_view`).
+
+    Returns
+    -------
+    list of Image
+        One per file, each with ``pixel_size`` set.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        A missing or unreadable file, or one without a pixel size that cannot be estimated;
+        the message names the file and the fix.
+    """
+    items = [inputs] if isinstance(inputs, str | PathLike) else list(inputs)
+    images = []
+    for f in expand_inputs(items):
+        im = read(f, pixel_size=pixel_size, signal=signal)
+        if im.pixel_size is None:
+            im = with_estimated_pixel_size(im, model)
+        if check_size:
+            try:
+                check_field_of_view(im.shape, im.pixel_size, model.config.pixel_size_A)
+            except ValueError as exc:
+                raise ValueError(f"{f}: {exc}") from None
+        images.append(im)
+    return images
+
+
+def read_frame_list(
+    inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
+    /,
+    *,
+    model: Ensemble,
+    pixel_size: float | None = None,
+) -> tuple[list[np.ndarray], float]:
+    """Every frame of ``inputs`` in memory, for methods that need them all at once
+    (:func:`atomlens.elit.adapt`, :func:`atomlens.elit.select`): stacks give all their
+    frames.
+
+    Parameters
+    ----------
+    inputs, model, pixel_size
+        As in :func:`read_frames`.
+
+    Returns
+    -------
+    list of ndarray of shape (H, W)
+        The frames.
+    float
+        Their one pixel size [Å/px].
+
+    Raises
+    ------
+    ValueError
+        The files have different pixel sizes.
+    """
+    frames, sizes = [], set()
+    for im in read_frames(inputs, model=model, pixel_size=pixel_size, check_size=False):
+        sizes.add(round(im.pixel_size, 6))
+        frames += [im.frame(i) for i in range(im.n_frames)]
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the frames have different pixel sizes {sorted(sizes)}; give frames of one "
+            "sampling, or pass --pixel-size."
+        )
+    return frames, sizes.pop()
