@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import time
 from os import PathLike
@@ -31,15 +30,10 @@ pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em;max-height:22em
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    """``fig`` as a ``data:`` URI of its PNG (closes ``fig``)."""
+    from atomlens.report.figures import figure_to_png
 
-    buf = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig)).decode("ascii")
 
 
 def nearest_neighbour_distances_A(atoms: pd.DataFrame, /) -> np.ndarray:
