@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import logging
 from collections.abc import Mapping
@@ -40,39 +39,6 @@ def material_reference(material: str, /) -> np.ndarray:
     if a @ b < -1e-9:  # obtuse: the other shortest vector gives the acute angle
         b = a + b
     return np.column_stack([a, b])
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _map(atoms: pd.DataFrame, values: pd.Series, title: str, cmap: str, path: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
-    v = values.to_numpy(float)
-    lim = np.nanpercentile(np.abs(v), 98) if np.isfinite(v).any() else 1.0
-    sc = ax.scatter(atoms["x_A"], atoms["y_A"], c=v, cmap=cmap, s=10, vmin=-lim, vmax=lim)
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
-    ax.set_aspect("equal")
-    ax.invert_yaxis()
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_title(title, fontsize=10)
-    data = _png(fig)
-    path.write_bytes(base64.b64decode(data))
-    return data
 
 
 def analyze(
@@ -141,6 +107,7 @@ def analyze(
     from atomlens.analysis.point_defects import point_defects
     from atomlens.analysis.rings import find_rings
     from atomlens.analysis.tracking import track_atoms
+    from atomlens.report.analysis_figures import save_strain_map_png
 
     need = {"x_A", "y_A", "class"} - set(atoms.columns)
     if need:
@@ -198,7 +165,14 @@ def analyze(
                 ("exy", "RdBu_r"),
                 ("rotation_deg", "PuOr"),
             ):
-                data = _map(strain, strain[col], f"{col} ({label})", cmap, tmp / f"{col}.png")
+                save_strain_map_png(
+                    tmp / f"{col}.png",
+                    strain,
+                    values=strain[col],
+                    cmap=cmap,
+                    title=f"{col} ({label})",
+                )
+                data = base64.b64encode((tmp / f"{col}.png").read_bytes()).decode("ascii")
                 sections.append(
                     f"<figure><img alt='{col}' src='data:image/png;base64,{data}'></figure>"
                 )
@@ -254,17 +228,13 @@ def _descriptors(
     """Patches, radial profiles, PCA features and GMM clusters; adds ``cluster`` to
     ``table`` (−1 for atoms within half a patch of the border) and writes
     ``descriptors.npz`` and ``clusters.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from atomlens.analysis.descriptors import (
         atom_patches,
         cluster_descriptors,
         radial_profiles,
         reduce_patches,
     )
+    from atomlens.report.analysis_figures import save_clusters_png
 
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
@@ -305,15 +275,12 @@ def _descriptors(
         patch_A=patch_A,
         pixel_size=pixel_size,
     )
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
-    sc = ax.scatter(sub["x_A"], sub["y_A"], c=cl.labels, cmap="tab10", s=10, vmin=0, vmax=9)
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02, label="cluster")
-    ax.set_aspect("equal")
-    ax.invert_yaxis()
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_title(f"{cl.n_clusters} descriptor clusters (radial profiles, GMM by BIC)", fontsize=10)
-    (tmp / "clusters.png").write_bytes(base64.b64decode(_png(fig)))
+    save_clusters_png(
+        tmp / "clusters.png",
+        sub,
+        labels=cl.labels,
+        title=f"{cl.n_clusters} descriptor clusters (radial profiles, GMM by BIC)",
+    )
     return {
         "atoms": int(len(inside)),
         "clusters": int(cl.n_clusters),
