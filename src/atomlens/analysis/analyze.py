@@ -3,8 +3,6 @@ an HTML section."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 from collections.abc import Mapping
@@ -108,6 +106,7 @@ def analyze(
     from atomlens.analysis.rings import find_rings
     from atomlens.analysis.tracking import track_atoms
     from atomlens.report.analysis_figures import save_strain_map_png
+    from atomlens.report.html import render_analysis_html
 
     need = {"x_A", "y_A", "class"} - set(atoms.columns)
     if need:
@@ -116,7 +115,7 @@ def analyze(
     one = atoms[atoms["frame"] == atoms["frame"].min()] if "frame" in atoms else atoms
     one = one.reset_index(drop=True)
     summary: dict[str, Any] = {"atoms": len(one)}
-    sections: list[str] = []
+    figures: dict[str, bytes] = {}  # name → PNG, inlined in analysis.html in this order
     with atomic_directory(Path(out), overwrite=overwrite) as tmp:
         g = neighbour_graph(one, cutoff_A=cutoff_A, species=species)
         bonds = bond_table(g)
@@ -172,20 +171,14 @@ def analyze(
                     cmap=cmap,
                     title=f"{col} ({label})",
                 )
-                data = base64.b64encode((tmp / f"{col}.png").read_bytes()).decode("ascii")
-                sections.append(
-                    f"<figure><img alt='{col}' src='data:image/png;base64,{data}'></figure>"
-                )
+                figures[col] = (tmp / f"{col}.png").read_bytes()
         if image is not None:
             side = patch_A or (summary["median_bond_A"] if len(bonds) else 1.5)
             summary["descriptors"] = _descriptors(
                 table, image, tmp, pixel_size=pixel_size, patch_A=side, n_clusters=n_clusters
             )
             if "cluster" in table:
-                data = base64.b64encode((tmp / "clusters.png").read_bytes()).decode("ascii")
-                sections.append(
-                    f"<figure><img alt='clusters' src='data:image/png;base64,{data}'></figure>"
-                )
+                figures["clusters"] = (tmp / "clusters.png").read_bytes()
         table.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
         try:
             write_structure(one, tmp / "structure.extxyz", species=species)
@@ -201,17 +194,8 @@ def analyze(
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
         )
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-            for k, v in summary.items()
-        )
         (tmp / "analysis.html").write_text(
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>atomlens "
-            "analysis</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;"
-            "margin:1.5em auto}td{border:1px solid #ccc;padding:3px 8px}table{border-collapse:"
-            "collapse}figure{display:inline-block;margin:4px}</style></head><body>"
-            f"<h2>Analysis</h2><table>{rows}</table>{''.join(sections)}</body></html>\n",
-            encoding="utf-8",
+            render_analysis_html(summary, figures=figures), encoding="utf-8"
         )
     return summary
 
