@@ -3,9 +3,6 @@ an HTML section."""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import logging
 from collections.abc import Mapping
@@ -29,6 +26,8 @@ from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_str
 from atomlens.analysis.point_defects import point_defects
 from atomlens.analysis.rings import find_rings
 from atomlens.analysis.tracking import track_atoms
+from atomlens.report.analysis_figures import save_clusters_png, save_strain_map_png
+from atomlens.report.html import render_analysis_html
 from atomlens.simulate import load_material
 
 __all__ = ["analyze", "material_reference"]
@@ -54,39 +53,6 @@ def material_reference(material: str, /) -> np.ndarray:
     if a @ b < -1e-9:  # obtuse: the other shortest vector gives the acute angle
         b = a + b
     return np.column_stack([a, b])
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _map(atoms: pd.DataFrame, values: pd.Series, title: str, cmap: str, path: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
-    v = values.to_numpy(float)
-    lim = np.nanpercentile(np.abs(v), 98) if np.isfinite(v).any() else 1.0
-    sc = ax.scatter(atoms["x_A"], atoms["y_A"], c=v, cmap=cmap, s=10, vmin=-lim, vmax=lim)
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
-    ax.set_aspect("equal")
-    ax.invert_yaxis()
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_title(title, fontsize=10)
-    data = _png(fig)
-    path.write_bytes(base64.b64decode(data))
-    return data
 
 
 def analyze(
@@ -156,7 +122,7 @@ def analyze(
     one = atoms[atoms["frame"] == atoms["frame"].min()] if "frame" in atoms else atoms
     one = one.reset_index(drop=True)
     summary: dict[str, Any] = {"atoms": len(one)}
-    sections: list[str] = []
+    figures: dict[str, bytes] = {}  # name → PNG, inlined in analysis.html in this order
     with atomic_directory(Path(out), overwrite=overwrite) as tmp:
         g = neighbour_graph(one, cutoff_A=cutoff_A, species=species)
         bonds = bond_table(g)
@@ -205,20 +171,21 @@ def analyze(
                 ("exy", "RdBu_r"),
                 ("rotation_deg", "PuOr"),
             ):
-                data = _map(strain, strain[col], f"{col} ({label})", cmap, tmp / f"{col}.png")
-                sections.append(
-                    f"<figure><img alt='{col}' src='data:image/png;base64,{data}'></figure>"
+                save_strain_map_png(
+                    tmp / f"{col}.png",
+                    strain,
+                    values=strain[col],
+                    cmap=cmap,
+                    title=f"{col} ({label})",
                 )
+                figures[col] = (tmp / f"{col}.png").read_bytes()
         if image is not None:
             side = patch_A or (summary["median_bond_A"] if len(bonds) else 1.5)
             summary["descriptors"] = _descriptors(
                 table, image, tmp, pixel_size=pixel_size, patch_A=side, n_clusters=n_clusters
             )
             if "cluster" in table:
-                data = base64.b64encode((tmp / "clusters.png").read_bytes()).decode("ascii")
-                sections.append(
-                    f"<figure><img alt='clusters' src='data:image/png;base64,{data}'></figure>"
-                )
+                figures["clusters"] = (tmp / "clusters.png").read_bytes()
         table.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
         try:
             write_structure(one, tmp / "structure.extxyz", species=species)
@@ -234,17 +201,8 @@ def analyze(
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
         )
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-            for k, v in summary.items()
-        )
         (tmp / "analysis.html").write_text(
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>atomlens "
-            "analysis</title><style>body{font-family:system-ui,sans-serif;max-width:1100px;"
-            "margin:1.5em auto}td{border:1px solid #ccc;padding:3px 8px}table{border-collapse:"
-            "collapse}figure{display:inline-block;margin:4px}</style></head><body>"
-            f"<h2>Analysis</h2><table>{rows}</table>{''.join(sections)}</body></html>\n",
-            encoding="utf-8",
+            render_analysis_html(summary, figures=figures), encoding="utf-8"
         )
     return summary
 
@@ -261,10 +219,6 @@ def _descriptors(
     """Patches, radial profiles, PCA features and GMM clusters; adds ``cluster`` to
     ``table`` (−1 for atoms within half a patch of the border) and writes
     ``descriptors.npz`` and ``clusters.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
@@ -305,15 +259,12 @@ def _descriptors(
         patch_A=patch_A,
         pixel_size=pixel_size,
     )
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
-    sc = ax.scatter(sub["x_A"], sub["y_A"], c=cl.labels, cmap="tab10", s=10, vmin=0, vmax=9)
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02, label="cluster")
-    ax.set_aspect("equal")
-    ax.invert_yaxis()
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_title(f"{cl.n_clusters} descriptor clusters (radial profiles, GMM by BIC)", fontsize=10)
-    (tmp / "clusters.png").write_bytes(base64.b64decode(_png(fig)))
+    save_clusters_png(
+        tmp / "clusters.png",
+        sub,
+        labels=cl.labels,
+        title=f"{cl.n_clusters} descriptor clusters (radial profiles, GMM by BIC)",
+    )
     return {
         "atoms": int(len(inside)),
         "clusters": int(cl.n_clusters),

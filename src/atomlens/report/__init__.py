@@ -1,5 +1,19 @@
 """Figures and reports. Matplotlib is imported inside the functions, with the Agg backend."""
 
-from atomlens.report.figures import plot_atoms, save_atoms_png
+from atomlens.report.analysis_figures import (
+    plot_clusters,
+    plot_strain_map,
+    save_clusters_png,
+    save_strain_map_png,
+)
+from atomlens.report.figures import figure_to_png, plot_atoms, save_atoms_png
 
-__all__ = ["plot_atoms", "save_atoms_png"]
+__all__ = [
+    "figure_to_png",
+    "plot_atoms",
+    "plot_clusters",
+    "plot_strain_map",
+    "save_atoms_png",
+    "save_clusters_png",
+    "save_strain_map_png",
+]

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import io
 from os import PathLike
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_atoms", "save_atoms_png"]
+__all__ = [
+    "figure_to_png",
+    "plot_atoms",
+    "plot_uncertainty",
+    "save_atoms_png",
+    "save_uncertainty_png",
+]
+
+
+def figure_to_png(fig: Any, /) -> bytes:
+    """Lay out a figure, render it as PNG and close it.
+
+    The one way the report package turns a figure into PNG bytes, for files and for images
+    inlined in HTML alike.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; closed afterwards, also when rendering fails.
+
+    Returns
+    -------
+    bytes
+        The PNG file, at the figure's own size and dpi after ``tight_layout``.
+    """
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
 
 
 def _display_range(image: np.ndarray) -> tuple[float, float]:

@@ -1,12 +1,13 @@
-"""One self-contained HTML report of a find run: figures inlined, no network, no scripts."""
+"""Self-contained HTML reports of a find run and of an analysis: figures inlined, no network,
+no scripts."""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import time
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atomlens.report.figures import plot_atoms, plot_uncertainty
+from atomlens.report.figures import figure_to_png, plot_atoms, plot_uncertainty
 
-__all__ = ["nearest_neighbour_distances_A", "render_report", "write_report"]
+__all__ = [
+    "nearest_neighbour_distances_A",
+    "render_analysis_html",
+    "render_report",
+    "write_report",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;
@@ -33,15 +39,9 @@ pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em;max-height:22em
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    """``fig`` as a ``data:`` URI of its PNG (closes ``fig``)."""
 
-    buf = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig)).decode("ascii")
 
 
 def nearest_neighbour_distances_A(atoms: pd.DataFrame, /) -> np.ndarray:
@@ -232,3 +232,44 @@ def write_report(
     p = Path(path)
     p.write_text(render_report(image, atoms, **kwargs), encoding="utf-8")
     return p
+
+
+_ANALYSIS_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto}"
+    "td{border:1px solid #ccc;padding:3px 8px}table{border-collapse:collapse}"
+    "figure{display:inline-block;margin:4px}"
+)
+
+
+def render_analysis_html(
+    summary: Mapping[str, Any], /, *, figures: Mapping[str, bytes] | None = None
+) -> str:
+    """The HTML text of ``atomlens analyze``'s ``analysis.html``: one self-contained page.
+
+    Parameters
+    ----------
+    summary : mapping
+        Shown as a two-column table, one row per key, values as ``str(value)``.
+    figures : mapping of str to bytes, optional
+        PNG files by name, inlined as ``data:`` URIs in this order after the table; the
+        name is each image's ``alt`` text.
+
+    Returns
+    -------
+    str
+        The page, ending in a newline; it loads nothing from the network.
+    """
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    sections = "".join(
+        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
+        f"{base64.b64encode(png).decode('ascii')}'></figure>"
+        for name, png in (figures or {}).items()
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>atomlens "
+        f"analysis</title><style>{_ANALYSIS_CSS}</style></head><body>"
+        f"<h2>Analysis</h2><table>{rows}</table>{sections}</body></html>\n"
+    )
