@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import atomlens
 from atomlens.report.figures import figure_to_png, plot_atoms, plot_uncertainty
 
 __all__ = [
@@ -151,8 +152,6 @@ def render_report(
     provenance: dict[str, Any] | None = None,
 ) -> str:
     """The HTML text of a report (see :func:`write_report`)."""
-    import atomlens
-
     figs = _figures(np.asarray(image, float), atoms, rejected, epistemic, pixel_size)
     counts = atoms["class"].astype(str).value_counts() if len(atoms) else pd.Series(dtype=int)
     count_rows = [(k, int(v)) for k, v in counts.items()] + [("all", len(atoms))]

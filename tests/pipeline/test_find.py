@@ -1,0 +1,106 @@
+"""The one find: arrays, stacks and files, with settings given at once or one by one; the
+CLI and the Python API read a file without calibration the same way."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import atomlens
+from atomlens.cli import app
+from atomlens.pipeline import FindSettings, find, read_frame_list, read_frames
+from atomlens.simulate import simulate_image
+
+
+@pytest.fixture(scope="module")
+def uncalibrated(tmp_path_factory):
+    """A graphene image at 0.11 Å/px in a .npy (which holds no calibration)."""
+    d = tmp_path_factory.mktemp("uncalibrated")
+    sim = simulate_image("graphene", shape=256, pixel_size=0.11, rng=5)
+    np.save(d / "a.npy", sim.image.astype(np.float32))
+    return d / "a.npy", sim
+
+
+def test_cli_and_python_read_a_file_without_calibration_alike(
+    tiny_model_dir, uncalibrated, tmp_path
+):
+    path, sim = uncalibrated
+    run = CliRunner().invoke(
+        app, ["find", str(path), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")]
+    )
+    assert run.exit_code == 0, run.output
+    cli = pd.read_parquet(tmp_path / "o" / "atoms.parquet")  # full precision
+    res = find(path, model=tiny_model_dir)
+    assert res.pixel_size == pytest.approx(0.11, rel=0.02)  # estimated from the lattice
+    assert len(res.atoms) == len(cli) > 0.9 * len(sim.truth)
+    np.testing.assert_allclose(res.atoms[["x_px", "y_px"]], cli[["x_px", "y_px"]], atol=1e-9)
+    np.testing.assert_allclose(res.atoms["x_A"], cli["x_A"], rtol=1e-9)
+    table = atomlens.find(path, model=tiny_model_dir)
+    pd.testing.assert_frame_equal(table, res.atoms)
+
+
+def test_a_file_without_calibration_or_lattice_fails_alike(tiny_model_dir, tmp_path):
+    noise = np.random.default_rng(0).poisson(50, (96, 96)).astype(np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    with pytest.raises(ValueError, match="does not say its pixel size and it could not be"):
+        find(tmp_path / "noise.npy", model=tiny_model_dir)
+    run = CliRunner().invoke(
+        app, ["find", str(tmp_path / "noise.npy"), "--model", str(tiny_model_dir), "--out", "o"]
+    )
+    assert run.exit_code == 2 and "does not say its pixel size" in run.output
+
+
+def test_settings_at_once_or_one_by_one_give_the_same_atoms(tiny_model):
+    im = simulate_image("graphene", shape=96, pixel_size=0.12, rng=2).image
+    one_by_one = find(im, model=tiny_model, pixel_size=0.12, threshold=0.4, positions="mean")
+    at_once = find(
+        im,
+        model=tiny_model,
+        pixel_size=0.12,
+        settings=FindSettings(threshold=0.4, positions="mean"),
+    )
+    pd.testing.assert_frame_equal(one_by_one.atoms, at_once.atoms)
+    default = find(im, model=tiny_model, pixel_size=0.12)
+    assert not np.allclose(default.atoms["x_px"].to_numpy()[:5], at_once.atoms["x_px"][:5])
+    with pytest.raises(ValueError, match="either settings or the separate keywords"):
+        find(im, model=tiny_model, pixel_size=0.12, settings=FindSettings(), p_min=0.9)
+
+
+def test_arrays_stacks_and_several_files(tiny_model, tmp_path):
+    frames = np.stack(
+        [simulate_image("graphene", shape=96, pixel_size=0.12, rng=s).image for s in (1, 2)]
+    ).astype(np.float32)
+    single = find(frames[:1], model=tiny_model, pixel_size=0.12)  # (1, H, W): one image
+    assert single.prediction is not None and "frame" not in single.atoms
+    stack = find(frames, model=tiny_model, pixel_size=0.12)
+    assert stack.prediction is None and list(stack.atoms.columns[:1]) == ["frame"]
+    assert list(stack.rejected.columns[:1]) == ["frame"]
+    for i in range(2):
+        np.save(tmp_path / f"f{i}.npy", frames[i])
+    files = find(sorted(tmp_path.glob("f*.npy")), model=tiny_model, pixel_size=0.12)
+    assert list(files.atoms.columns[:2]) == ["file", "frame"]
+    for i in range(2):
+        a = stack.atoms[stack.atoms["frame"] == i][["x_px", "y_px"]].to_numpy()
+        b = files.atoms[files.atoms["file"].str.endswith(f"f{i}.npy")][["x_px", "y_px"]]
+        np.testing.assert_array_equal(a, b.to_numpy())
+    with pytest.raises(ValueError, match="pixel_size"):
+        find(frames[0], model=tiny_model)  # an array says nothing about its sampling
+
+
+def test_read_frames_expands_folders_and_keeps_stacks_lazy(tiny_model, tmp_path):
+    frames = np.stack(
+        [simulate_image("graphene", shape=96, pixel_size=0.12, rng=s).image for s in (1, 2)]
+    ).astype(np.float32)
+    np.save(tmp_path / "stack.npy", frames)
+    np.save(tmp_path / "one.npy", frames[0])
+    images = read_frames(tmp_path, model=tiny_model, pixel_size=0.12)
+    assert [im.path.name for im in images] == ["one.npy", "stack.npy"]
+    assert [im.n_frames for im in images] == [1, 2] and images[1].is_stack
+    assert all(im.pixel_size == 0.12 and im.pixel_size_source == "user" for im in images)
+    got, ps = read_frame_list([tmp_path / "stack.npy"], model=tiny_model, pixel_size=0.12)
+    assert ps == 0.12 and len(got) == 2
+    np.testing.assert_array_equal(got[1], frames[1])
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_frames([tmp_path / "missing.tif"], model=tiny_model)
+    with pytest.raises(ValueError, match="smaller than the model can look at"):
+        read_frames([tmp_path / "one.npy"], model=tiny_model, pixel_size=0.01)
