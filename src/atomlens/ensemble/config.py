@@ -90,9 +90,8 @@ class ModelConfig:
                 f"atomlens reads version {FORMAT_VERSION}. Upgrade atomlens."
             )
         body = {k: v for k, v in d.items() if k not in ("format", "format_version")}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(body) - known)
-        if unknown:
+        unknown = sorted(set(body) - {f.name for f in fields(cls)})
+        if unknown:  # a file-format error, not check_keys's ValueError
             raise ModelFileError(f"{source} has unknown keys {unknown}.")
         arch = dict(body.pop("architecture"))
         if arch.pop("name", "unet") != "unet":

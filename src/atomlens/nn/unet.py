@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+
+from atomlens._shared.config import ConfigDict
 
 __all__ = ["UNet", "UNetConfig"]
 
@@ -14,7 +16,7 @@ Norm = Literal["group", "batch", "none"]
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(ConfigDict):
     """Architecture of a :class:`UNet`.
 
     Parameters
@@ -78,19 +80,6 @@ class UNetConfig:
         for level in range(self.depth - 1, -1, -1):
             rf += 4 * 2**level  # decoder convs
         return rf
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], /) -> UNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown UNetConfig keys {unknown}; known keys are {sorted(known)}.")
-        return cls(**d)
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:

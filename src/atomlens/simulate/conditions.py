@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from atomlens._shared.config import check_keys
 from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
@@ -23,15 +24,7 @@ def probe_from_dict(d: dict[str, Any], /) -> Probe:
     cls = {"gaussian": GaussianProbe, "aberrated": AberratedProbe}.get(kind)
     if cls is None:
         raise ValueError(f"probe kind must be 'gaussian' or 'aberrated', got {kind!r}.")
-    return cls(**_checked(cls, d, "probe"))
-
-
-def _checked(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {what} keys {unknown}; allowed: {sorted(allowed)}.")
-    return d
+    return cls(**check_keys(cls, d, "probe"))
 
 
 @dataclass(frozen=True)
@@ -111,13 +104,13 @@ class ImagingConditions:
     @classmethod
     def from_dict(cls, d: dict[str, Any], /) -> ImagingConditions:
         """Rebuild conditions from :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        d = dict(_checked(cls, dict(d), "ImagingConditions"))
+        d = dict(check_keys(cls, dict(d), "ImagingConditions"))
         if "probe" in d and isinstance(d["probe"], dict):
             d["probe"] = probe_from_dict(d["probe"])
         if "background" in d and isinstance(d["background"], dict):
-            d["background"] = Background(**_checked(Background, d["background"], "background"))
+            d["background"] = Background(**check_keys(Background, d["background"], "background"))
         if "distortion" in d and isinstance(d["distortion"], dict):
             d["distortion"] = ScanDistortion(
-                **_checked(ScanDistortion, d["distortion"], "distortion")
+                **check_keys(ScanDistortion, d["distortion"], "distortion")
             )
         return cls(**d)

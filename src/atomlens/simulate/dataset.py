@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from atomlens._shared.config import check_keys
 from atomlens._shared.validate import validate_range
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
@@ -167,12 +168,7 @@ class ConditionRanges:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], /) -> ConditionRanges:
         """The ranges :meth:`to_dict` wrote (unknown keys are refused)."""
-        from dataclasses import fields
-
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown simulation ranges {unknown}; known: {sorted(known)}.")
+        check_keys(cls, d, "simulation ranges")
         kinds = {"Substitution": Substitution, "Vacancy": Vacancy}
         bad = sorted(
             {str(x.get("kind")) for ds in d.get("defects", {}).values() for x in ds} - set(kinds)

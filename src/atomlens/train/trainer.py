@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 import atomlens
 from atomlens._shared.atomic import atomic_directory
+from atomlens._shared.config import ConfigDict
 from atomlens._shared.device import resolve_device
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
@@ -36,7 +37,7 @@ LOG_FILE = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """Hyperparameters of a training run.
 
     Parameters
@@ -105,21 +106,11 @@ class TrainConfig:
         if bad:
             raise ValueError("invalid TrainConfig: " + "; ".join(bad) + ".")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any], /) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}.")
-        d = dict(d)
+    def _nested_from_dict(cls, d: dict[str, Any], /) -> dict[str, Any]:
         if isinstance(d.get("augmentation"), dict):
             d["augmentation"] = Augmentation(**d["augmentation"])
-        return cls(**d)
+        return d
 
 
 @dataclass
