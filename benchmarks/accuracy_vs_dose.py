@@ -34,6 +34,7 @@ from skimage.filters import threshold_otsu
 from atomlens import find_atoms
 from atomlens.ensemble import Model
 from atomlens.locate import refine_gaussian
+from atomlens.metrics import score_atoms
 from atomlens.simulate import (
     Background,
     GaussianProbe,
@@ -44,7 +45,6 @@ from atomlens.simulate import (
 )
 from atomlens.train import TrainConfig
 from atomlens.train.recipe import train_model
-from atomlens.train.validation import score_atoms
 
 HERE = Path(__file__).parent
 CASES = {

@@ -24,6 +24,7 @@ import numpy as np
 from atomlens.bundled import bundled_models
 from atomlens.ensemble import Ensemble
 from atomlens.fourier.sampling import estimate_for_model
+from atomlens.metrics import score_atoms
 from atomlens.pipeline.finder import find
 from atomlens.simulate import (
     AberratedProbe,
@@ -32,7 +33,6 @@ from atomlens.simulate import (
     Substitution,
     simulate_image,
 )
-from atomlens.train.validation import score_atoms
 
 
 def run(

@@ -57,10 +57,9 @@ import numpy as np
 import torch
 
 import elit_shift as shift  # benchmarks/ is on the path when this script runs
-from atomlens.metrics import match_points
+from atomlens.metrics import match_points, score_atoms
 from atomlens.pipeline.finder import find
 from atomlens.simulate import simulate_image
-from atomlens.train.validation import score_atoms
 
 CHOICES = {
     "fit": {"positions": "fit"},

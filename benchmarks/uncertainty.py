@@ -33,11 +33,10 @@ from scipy.stats import mannwhitneyu, spearmanr
 
 from atomlens import find_atoms
 from atomlens.ensemble import Ensemble
-from atomlens.metrics import match_points
+from atomlens.metrics import match_points, score_atoms
 from atomlens.pipeline.finder import find
 from atomlens.simulate import ConditionRanges, SimulatedDataset, Substitution
 from atomlens.train import fit_calibration
-from atomlens.train.validation import score_atoms
 
 HERE = Path(__file__).parent
 DEFAULT = HERE / ".models" / "graphene-ens4"

@@ -3,8 +3,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from atomlens.cli import app
+from atomlens.metrics import score_atoms
 from atomlens.simulate import simulate_image
-from atomlens.train.validation import score_atoms
 
 runner = CliRunner()
 

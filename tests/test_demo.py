@@ -67,7 +67,7 @@ def test_find_without_a_model_uses_the_default_bundled_one_or_says_what_to_pass(
         assert r.exit_code == 0, r.output
         import pandas as pd
 
-        from atomlens.train.validation import score_atoms
+        from atomlens.metrics import score_atoms
 
         atoms = pd.read_csv(tmp_path / "o" / "atoms.csv")
         s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)

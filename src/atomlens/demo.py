@@ -15,7 +15,7 @@ from os import PathLike
 from pathlib import Path
 
 from atomlens._shared.atomic import check_output_directory
-from atomlens.metrics import match_points
+from atomlens.metrics import match_points, score_atoms
 from atomlens.pipeline.files import find_files
 from atomlens.simulate import (
     AberratedProbe,
@@ -26,7 +26,6 @@ from atomlens.simulate import (
     Vacancy,
     simulate_image,
 )
-from atomlens.train.validation import score_atoms
 
 __all__ = ["DemoResult", "run_demo"]
 

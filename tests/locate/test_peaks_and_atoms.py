@@ -29,7 +29,7 @@ def test_perfect_maps_give_every_atom_near_the_bound():
         defects=[Substitution("C", "Si", 0.03)],
     )
     atoms = locate_atoms(sim.masks, sim.image, pixel_size=0.1, class_names=sim.class_names)
-    from atomlens.train.validation import score_atoms
+    from atomlens.metrics import score_atoms
 
     s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
     assert s["fp"] == 0 and s["fn"] == 0
@@ -51,8 +51,8 @@ def test_positions_from_the_fit_the_network_or_their_mean():
     import pytest
 
     from atomlens.locate.atoms import detect_starts
+    from atomlens.metrics import score_atoms
     from atomlens.simulate import Background
-    from atomlens.train.validation import score_atoms
 
     sim = simulate_image(
         "graphene",

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from atomlens.ensemble import Model
+from atomlens.metrics import score_atoms
 from atomlens.simulate import simulate_image
 from atomlens.train import Augmentation, augment_batch, normalize_batch, segmentation_loss
-from atomlens.train.validation import score_atoms
 from tests.common import train_tiny_model
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
-from atomlens.metrics import match_points
+from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
 
 __all__ = ["fit_calibration"]
@@ -64,23 +64,12 @@ def fit_calibration(
     for im, truth, ps in zip(images, truths, pixel_sizes, strict=True):
         res = find(im, model=ensemble, pixel_size=ps, p_min=1e-6, calibrated=False)
         cand = res.atoms
-        h, w = np.shape(im)[-2:]
         m = margin_A / ps
         c_xy = cand[["x_px", "y_px"]].to_numpy(float)
         t_xy = truth[["x_px", "y_px"]].to_numpy(float)
-        keep = (
-            (c_xy[:, 0] >= m)
-            & (c_xy[:, 1] >= m)
-            & (c_xy[:, 0] <= w - 1 - m)
-            & (c_xy[:, 1] <= h - 1 - m)
-        )
+        keep = inside_margin(c_xy, np.shape(im), m)
         mt = match_points(c_xy, t_xy, radius=radius_A / ps)
-        t_in = (
-            (t_xy[:, 0] >= m)
-            & (t_xy[:, 1] >= m)
-            & (t_xy[:, 0] <= w - 1 - m)
-            & (t_xy[:, 1] <= h - 1 - m)
-        )
+        t_in = inside_margin(t_xy, np.shape(im), m)
         scenes.append((cand, t_xy[t_in], keep, radius_A / ps))
         real = np.zeros(len(cand), bool)
         real[mt.pred_index] = True

@@ -8,59 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from atomlens.metrics import match_points
+from atomlens.metrics import score_atoms
 from atomlens.pipeline.finder import find_atoms
 from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 
-__all__ = ["ValidationSet", "score_atoms"]
-
-
-def score_atoms(
-    found: pd.DataFrame,
-    truth: pd.DataFrame,
-    /,
-    *,
-    shape: tuple[int, int],
-    pixel_size: float,
-    radius_A: float = 0.5,
-    margin_A: float = 1.0,
-) -> dict:
-    """Match found atoms to the truth away from the border.
-
-    Atoms (found or true) within ``margin_A`` of the border are not counted either way:
-    columns cut by the border are ambiguous.
-
-    Returns
-    -------
-    dict
-        ``tp, fp, fn``, ``sq_err_A2`` (squared x and y errors of the matched pairs [Å²],
-        x then y per pair) and ``true_index`` (rows of ``truth`` matched, same order).
-    """
-
-    h, w = shape
-    m = margin_A / pixel_size
-
-    def core(t: pd.DataFrame) -> np.ndarray:
-        x, y = t["x_px"].to_numpy(), t["y_px"].to_numpy()
-        return (x >= m) & (y >= m) & (x <= w - 1 - m) & (y <= h - 1 - m)
-
-    p_xy = found[["x_px", "y_px"]].to_numpy(float)
-    t_xy = truth[["x_px", "y_px"]].to_numpy(float)
-    match = match_points(p_xy, t_xy, radius=radius_A / pixel_size)
-    p_core, t_core = core(found), core(truth)
-    matched_p = np.zeros(len(p_xy), bool)
-    matched_p[match.pred_index] = True
-    matched_t = np.zeros(len(t_xy), bool)
-    matched_t[match.true_index] = True
-    keep = t_core[match.true_index]
-    d = (p_xy[match.pred_index] - t_xy[match.true_index])[keep] * pixel_size
-    return {
-        "tp": int(keep.sum()),
-        "fn": int((t_core & ~matched_t).sum()),
-        "fp": int((p_core & ~matched_p).sum()),
-        "sq_err_A2": (d**2).ravel(),
-        "true_index": match.true_index[keep],
-    }
+__all__ = ["ValidationSet"]
 
 
 @dataclass
