@@ -250,17 +250,12 @@ def locate_atoms(
         two (for a column the border cuts, the network's is its cut disk's centre, and
         "network" reports the mean of that and the fit's: step 6). The fit gives
         ``intensity``, ``width_A`` and the σ columns. The fit models a column as a
-        Gaussian on a flat background: a thin amorphous film pulls it (graphene with
-        perfect maps: 1.5 pm RMSE without film, 9 pm under 1 Å of carbon, 16 pm under
-        3 Å, against a Cramér–Rao bound of 1.1–1.7 pm), and so do a probe's aberration
-        tails. The network's position was as good or better on every simulated condition
-        of a material the model was trained on, and within 3 % of the fit's on two real
-        crystals (one better, one worse); it is only as good as the network, and was worse
-        for a model used on a material it was not trained for (the bundled graphene model
-        on WS2: 3.7 pm against 0.8). It depends slightly on the tiling (group
-        normalisation sees each tile): 99 % of the atoms moved by less than 0.1 px between
-        tilings of a 512² image; the fit's by less than 0.04 px
-        (``benchmarks/refine_positions.py``, README "Positions").
+        Gaussian on a flat background, so a thin amorphous film and a probe's aberration
+        tails pull it; the network's position is only as good as the network, so it is
+        worse for a model used on a material it was not trained for, and depends slightly
+        on the tiling (group normalisation sees each tile). The figures of each choice,
+        on simulated conditions and real crystals, are printed by
+        ``benchmarks/refine_positions.py`` and kept in the README ("Positions").
 
     Returns
     -------
@@ -422,13 +417,11 @@ def atoms_from_starts(
     classes = np.asarray(names, dtype=object)[cls_idx] if n else np.array([], dtype=object)
     # Columns cut by the border. Whether a column's centre lies inside the image is read
     # off the network's disk where the disk reaches the border (_border_disks), and left
-    # to the fit elsewhere. Keeping every column whose fit lay within 1 px outside (as
-    # until 2026-11-29) kept 5–7 columns per 256² graphene frame that were centred 2–4 px
-    # outside, at the network's inward-leaning position: F1 0.986–0.990 at the training
-    # condition, 0.999 read off the disks, 0.989–0.993 with every column fitted outside
-    # dropped (the fit on half a column drifts either way). A column kept whose fit lies
-    # outside takes the network's position, flagged refined = False. Pixel centres are at
-    # integers: the image spans −0.5 … W − 0.5.
+    # to the fit elsewhere: the fit on half a column drifts either way, so keeping every
+    # column fitted just outside kept columns centred a few px outside (the comparison is
+    # in docs/elit.md, "With the columns centred outside the frame left out"). A column
+    # kept whose fit lies outside takes the network's position, flagged refined = False.
+    # Pixel centres are at integers: the image spans −0.5 … W − 0.5.
     h, w = fg.shape
 
     def within(xy: np.ndarray, margin: float) -> np.ndarray:
@@ -442,16 +435,10 @@ def atoms_from_starts(
     verdict, disk_centre = _border_disks(fg, start, lab_px)
     # The network's position: its centroid, and across the border that cuts a column's
     # disk, where the cut disk puts the centre (the centroid of half a disk leans inwards).
-    # Until 2026-11-29 a cut column took the fit's position, and so did every column whose
-    # fitted disk (up to 0.9 bond lengths) crossed the border. Now a whole disk gives the
-    # centroid, a cut one the mean of the fit's and the disk's centre. RMSE [pm] of the
-    # columns within 1–1.5 Å of the border, as before → with the cut columns on the fit
-    # alone, the others on their centroids → on the disk alone → on the mean (now):
-    # elit_shift's graphene ensemble at its training condition 3.8 → 3.7 → 2.7 → 2.7, under
-    # its aberrated probe 10.5 → 10.4 → 9.2 → 9.5 (10 frames each); haadf-generic under
-    # 1 Å of film, 6 frames: SrTiO3 3.4 → 2.7 → 3.8 → 2.7, MoS2 2.4 → 2.3 → 2.7 → 2.1,
-    # graphene 14.9 → 11.8 → 5.9 → 8.6; real SrTiO3 (Atomap), offset of the 26 edge
-    # columns from their rows: 8.2 → 8.2 → 4.6 → 6.0 pm.
+    # A whole disk gives the centroid, a cut one the mean of the fit's and the disk's
+    # centre: of the fit alone, the disk alone and their mean, the mean was the most
+    # even across materials, films and probes (README "Positions",
+    # benchmarks/refine_positions.py).
     net = np.where(np.isfinite(verdict)[:, None], disk_centre, start)
     said_in = verdict == 1.0
     out_now = ~within(final, 0.0)
