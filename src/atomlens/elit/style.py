@@ -12,18 +12,22 @@ Each reads the frame's :func:`atomlens.fourier.bragg_split`:
 - :func:`extra_blur` reads from the decay of the Bragg shells how much more the frame's
   lattice is blurred than a noise-free simulation's (a wider or aberrated probe).
 
-:class:`atomlens.elit.sources.FrameStyledSource` gives simulated images this look.
+:class:`atomlens.elit.sources.FrameStyledSource` gives simulated images this look; what it
+compares the frames with, noise-free simulations of the model's crystal, is made here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from atomlens.fourier import BraggSplit
+from atomlens.fourier import BraggSplit, bragg_split, ring_power
+from atomlens.simulate.dataset import SimulatedDataset
+from atomlens.simulate.scene import film_counts
 
 __all__ = ["PixelNoise", "extra_blur", "fit_film_thickness", "fit_pixel_noise"]
 
@@ -328,3 +332,59 @@ def extra_blur(frame: BraggSplit, references: Sequence[BraggSplit], /, *, z: flo
         bound = np.log(r0 / (max(r, 0.0) + z * d)) / (four_pi2 * (k**2 - k0**2))
         return float(np.sqrt(max(bound, 0.0)))
     return 0.0
+
+
+def _reference_splits(clean: Any, seed: int, n: int = 2) -> list[BraggSplit]:
+    """``n`` noise-free 256² px simulations at the middle of the sampling range, split
+    (those without a lattice left out): how much of a simulation's lattice signal lies
+    on each shell, and its reciprocal cell."""
+
+    ps = float(np.mean(clean.pixel_size_A))
+    ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
+    out = []
+    for k in range(n):
+        try:
+            out.append(bragg_split(ds.sample(k).expected, hidden_orders=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _film_references(clean: Any, seed: int, n: int = 2) -> list[tuple[np.ndarray, ...]]:
+    """``n`` noise-free 256² px simulations at the middle of the sampling range, the
+    power spectrum (:func:`ring_power`) of a 1 Å amorphous carbon film drawn for each,
+    and that of the simulation's own aperiodic part (:func:`bragg_split`):
+    ``(expected, freq, power, own_freq, own_power)``."""
+
+    ps = float(np.mean(clean.pixel_size_A))
+    ds = SimulatedDataset(replace(clean, shape=256, pixel_size_A=(ps, ps)), seed=seed)
+    out = []
+    for k in range(n):
+        sim = ds.sample(k)
+        freq, power = ring_power(film_counts(sim, 1.0, rng=[seed, 2**30, k]))
+        try:  # the simulation's own aperiodic part, which needs no film drawn for it
+            own = bragg_split(sim.expected, hidden_orders=False)
+            own_freq, own_power = own.ring_freq, own.ring_power
+        except ValueError:
+            own_freq, own_power = freq, np.zeros_like(freq)
+        out.append((sim.expected, freq, power, own_freq, own_power))
+    return out
+
+
+def _fit_film(
+    split: BraggSplit, film_refs: list[tuple[np.ndarray, ...]], gain: float, blur: float
+) -> float:
+    """The film thickness [Å] whose simulated power, blurred by ``blur`` [px] and in
+    the frame's units (simulation units over ``std(blurred image) × gain``), best
+    explains the frame's background beyond the noise-free simulation's own aperiodic
+    part (:func:`fit_film_thickness`)."""
+    freq = film_refs[0][1]
+    per_A, own = np.zeros_like(freq), np.zeros_like(freq)
+    for expected, f, p, bf, bp in film_refs:
+        img = ndi.gaussian_filter(expected, blur, mode="reflect") if blur > 0 else expected
+        k2 = float(img.var()) * gain**2  # (simulation units per frame unit)²
+        att = np.exp(-4 * np.pi**2 * blur**2 * freq**2)
+        per_A += np.interp(freq, f, p) * att / k2
+        own += np.interp(freq, bf, np.nan_to_num(bp)) * att / k2
+    n = len(film_refs)
+    return fit_film_thickness(split, freq, per_A / n, background=own / n)[0]
