@@ -97,16 +97,16 @@ def _finer_basis(
     ``basis`` may span a sublattice of the crystal's reciprocal lattice: under a film that
     buries graphene's first order, the strong (11) reflections span one of index 3, and the
     weak (10) and (20) ones, left unmasked, pass into the aperiodic part as a ghost lattice
-    (the film estimate of such frames held 1.2–2.1× the true film's power at 0.04–0.055
-    cycles/px, where the first order lies). Each lattice of index 2 or 3 containing
+    in the film estimate, where the first order lies. Each lattice of index 2 or 3 containing
     ``basis`` adds points at ``basis``'s own points plus ``m·v``; it is taken when those
     points, up to 1.3× the highest frequency of the reflections ``basis`` indexes (where
     the frame shows its lattice), number at least 4 and their power is on average at least
     4× and in median 2× the median power of their spatial frequency (``excess``: log
     amplitude over that median), a point counting only where no bin within 4 is more than
     twice as strong (the flank of a strong reflection is not a reflection). Noise gives
-    1.4× on average (``1/ln 2``); on benchmark frames the missed first order gave 5–13×,
-    every other candidate at most 3.1×.
+    1.4× on average (``1/ln 2``). What the missed first order and the other candidates
+    gave on the 8 Å frames of ``benchmarks/elit_shift.py``, and the ghost's power in the
+    film estimate, are in ``docs/elit.md`` ("Errors every member shares", item 1).
     """
     h, w = excess.shape
     near = ndi.maximum_filter(excess, size=3)

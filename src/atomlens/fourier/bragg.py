@@ -296,8 +296,8 @@ def bragg_split(
         Look for a finer lattice whose reflections lie under the threshold. False for
         noise-free simulations: nothing is hidden in them, and against their near-zero
         background the aliases of a sampled lattice's high orders (which the noise of any
-        recorded frame buries) can read as a finer lattice (graphene at 0.25 Å/px read as
-        a lattice 9× finer).
+        recorded frame buries) can read as a finer lattice (how often: ``docs/elit.md``,
+        "Errors every member shares", item 1).
 
     Returns
     -------

@@ -7,8 +7,10 @@ logarithmic frequency axis a change of sampling is a shift, so the pixel size is
 cross-correlating the image's whitened log-spectrum with the reference's (a noise-free
 simulation of the model's materials at the model's sampling): every order of reflection
 votes, so a strong second order cannot be mistaken for the first (which a single-peak
-estimate does, measured: +72 % on one graphene image at 0.17 Å/px). On simulated graphene
-at 0.06–0.25 Å/px and 1e4 e⁻/Å² the error was within ±1.2 %.
+estimate does: +72 % on one graphene image at 0.17 Å/px, measured once when this estimator
+was added in November 2026; no benchmark repeats it). Its error on simulated graphene is in
+``docs/tutorials/find.md`` ("The pixel size"); ``tests/inference/test_sampling.py`` holds
+it within 2 %.
 
 :func:`relative_sampling` compares the reciprocal cells that :func:`~atomlens.fourier.bragg_split`
 indexed on a frame and on noise-free simulations (ELIT simulates at the frames' own
@@ -113,7 +115,8 @@ def estimate_pixel_size(
         Refuse when the best scale is not this much better than any clearly different one.
     min_peak : float
         Refuse when no spatial frequency carries this many times the power of its
-        neighbourhood (Poisson noise alone reaches about 1.5; lattices 2.5–100).
+        neighbourhood (Poisson noise alone reached about 1.5, lattices 2.5–100, measured
+        when this estimator was added in November 2026; no benchmark repeats it).
 
     Returns
     -------
