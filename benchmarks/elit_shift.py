@@ -32,7 +32,7 @@ With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when
 above cost the members little. ``--simulated-share S`` mixes simulated images of condition
 A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
 ``--simulated-background frames`` gives them the unlabeled frames' own background and noise
-(``atomlens.elit.restyle``; ``--pixel-noise``, ``--match-blur/--no-match-blur``,
+(``atomlens.elit.sources.FrameStyledSource``; ``--pixel-noise``, ``--match-blur/--no-match-blur``,
 ``--match-sampling/--no-match-sampling`` and ``--film drawn|estimated`` set how);
 ``--background-max`` sets adapt's option of that name; ``--select-only`` scores the
 members, the ensemble and ``select`` only (a few minutes); ``--frame-set N`` draws other

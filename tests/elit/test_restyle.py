@@ -2,16 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from atomlens.elit.restyle import (
-    BraggSplit,
-    FrameStyledSource,
-    bragg_split,
-    extra_blur,
-    fit_film_thickness,
-    fit_pixel_noise,
-    relative_sampling,
-    ring_power,
-)
+from atomlens.elit.sources import FrameStyledSource
+from atomlens.elit.style import extra_blur, fit_film_thickness, fit_pixel_noise
+from atomlens.fourier import BraggSplit, bragg_split, relative_sampling, ring_power
 from atomlens.simulate import Background, ImagingConditions, film_counts, simulate_image
 from atomlens.train.recipe import make_ranges
 from tests.common import EASY
@@ -209,7 +202,7 @@ def test_a_background_read_as_no_plausible_film_keeps_its_film_estimate(caplog, 
     # the real SrTiO3 image's quadrants read as 22,000–55,000 Å of carbon (their lattice's
     # contrast is not the simulation's): such a reading is not believed
     frame, _ = _pair(8.0, seed=2, shape=160)
-    monkeypatch.setattr(FrameStyledSource, "_fit_film", staticmethod(lambda *a: 500.0))
+    monkeypatch.setattr("atomlens.elit.sources._fit_film", lambda *a: 500.0)
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=64, **EASY)
     src = FrameStyledSource(ranges, [frame.image], seed=1, film="drawn")
     assert np.isnan(src.film_thickness_A[0]) and "film estimate is used" in caplog.text
@@ -446,7 +439,7 @@ def test_frame_styled_source_simulates_at_the_frames_own_sampling(caplog):
     first order is hidden, reads right too."""
     ranges = make_ranges(materials=["graphene"], pixel_size=PS, crop=96)
     frames = [simulate_image("graphene", shape=256, pixel_size=0.107, rng=i).image for i in (1, 2)]
-    with caplog.at_level("WARNING", logger="atomlens.elit.restyle"):
+    with caplog.at_level("WARNING", logger="atomlens.elit.sources"):
         src = FrameStyledSource(ranges, frames, seed=3)
     assert src.sampling == pytest.approx(1.07, abs=0.02)
     lo, hi = src.describe()["pixel_size_A"]

@@ -5,7 +5,7 @@
 - :func:`adapt` trains the members on their own confident atoms, round by round, with
   uncertain regions left out of the loss and a guard on held-out frames, optionally on
   simulated images that carry the frames' own background and noise
-  (:mod:`atomlens.elit.restyle`);
+  (:class:`atomlens.elit.sources.FrameStyledSource`, fitted by :mod:`atomlens.elit.style`);
 - :func:`recalibrate` measures an ensemble's calibration (``p_real``, σ) on simulated
   images in the frames' look, as :func:`adapt` does for every round it keeps;
 - :func:`stream` runs the live loop: atoms per frame, a drift score against training-like

@@ -6,11 +6,11 @@ is measured on simulated images of its training conditions. Under another dose, 
 film the same evidence means something else: ``p_real`` becomes over-confident, and an
 adapted ensemble's members have changed, so :func:`atomlens.elit.adapt` cannot keep the old
 calibration. Labels for the new conditions are what nobody has. Simulated images that carry
-the frames' own film, noise, blur and sampling (:class:`atomlens.elit.restyle.FrameStyledSource`)
+the frames' own film, noise, blur and sampling (:class:`atomlens.elit.sources.FrameStyledSource`)
 do have exact atoms, so the calibration is measured on those instead.
 
 This needs what the styled images need: frames of a crystal of the model's material
-(:func:`atomlens.elit.restyle.bragg_split` refuses others and says so).
+(:func:`atomlens.fourier.bragg_split` refuses others and says so).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def styled_validation(
         What to simulate; by default the conditions the model was trained on, from its
         provenance (as :func:`atomlens.elit.adapt`).
     pixel_noise, match_blur, match_sampling, film
-        How the frames' look is carried over (:class:`atomlens.elit.restyle.FrameStyledSource`).
+        How the frames' look is carried over (:class:`atomlens.elit.sources.FrameStyledSource`).
 
     Returns
     -------

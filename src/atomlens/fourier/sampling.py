@@ -1,35 +1,51 @@
-"""Estimate an image's pixel size from its lattice, against a reference image of the
-material the model was trained on.
+"""Estimate an image's pixel size from its lattice, against simulations of the material
+the model was trained on.
 
-The radially averaged power spectrum of a crystal image has peaks at the lattice's spatial
-frequencies. On a logarithmic frequency axis a change of sampling is a shift, so the pixel
-size is found by cross-correlating the image's whitened log-spectrum with the reference's
-(a noise-free simulation of the model's materials at the model's sampling): every order of
-reflection votes, so a strong second order cannot be mistaken for the first (which a
-single-peak estimate does, measured: +72 % on one graphene image at 0.17 Å/px). On
-simulated graphene at 0.06–0.25 Å/px and 1e4 e⁻/Å² the error was within ±1.2 %.
+:func:`estimate_pixel_size` needs no lattice indexing. The radially averaged power
+spectrum of a crystal image has peaks at the lattice's spatial frequencies. On a
+logarithmic frequency axis a change of sampling is a shift, so the pixel size is found by
+cross-correlating the image's whitened log-spectrum with the reference's (a noise-free
+simulation of the model's materials at the model's sampling): every order of reflection
+votes, so a strong second order cannot be mistaken for the first (which a single-peak
+estimate does: +72 % on one graphene image at 0.17 Å/px, measured once when this estimator
+was added in November 2026; no benchmark repeats it). Its error on simulated graphene is in
+``docs/tutorials/find.md`` ("The pixel size"); ``tests/inference/test_sampling.py`` holds
+it within 2 %.
+
+:func:`relative_sampling` compares the reciprocal cells that :func:`~atomlens.fourier.bragg_split`
+indexed on a frame and on noise-free simulations (ELIT simulates at the frames' own
+sampling with it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from atomlens.fourier.bragg import BraggSplit
+from atomlens.fourier.spectra import radial_power_spectrum
+
 __all__ = [
     "SamplingEstimate",
     "estimate_for_model",
     "estimate_pixel_size",
-    "radial_power_spectrum",
     "reference_image",
+    "relative_sampling",
 ]
 
 logger = logging.getLogger(__name__)
 
 _GRID = np.linspace(np.log(1 / 256), np.log(0.5), 480)  # log spatial frequency [cycles/px]
+
+#: Sublattice indices a frame's reciprocal basis may have against the crystal's other than
+#: 1: its lowest reflections hidden (3: graphene's second shell; 2 and 4: a square
+#: lattice's), or stray maxima indexed as a finer lattice (1/2, 1/3, 1/4).
+_CELL_INDICES = (2.0, 3.0, 4.0, 1 / 2, 1 / 3, 1 / 4)
 
 
 @dataclass(frozen=True)
@@ -47,31 +63,6 @@ class SamplingEstimate:
 
     pixel_size: float
     contrast: float
-
-
-def radial_power_spectrum(image: np.ndarray, /) -> tuple[np.ndarray, np.ndarray]:
-    """Radially averaged power spectrum of a high-passed, Hann-windowed image.
-
-    Returns
-    -------
-    k : ndarray
-        Spatial frequency of each bin [cycles/px], 0–0.5.
-    power : ndarray
-        Mean power in the bin.
-    """
-    a = np.asarray(image, dtype=np.float64)
-    a = a - ndimage.gaussian_filter(a, sigma=max(a.shape) / 16)
-    h, w = a.shape
-    f = np.abs(np.fft.fftshift(np.fft.fft2(a * np.outer(np.hanning(h), np.hanning(w))))) ** 2
-    yy, xx = np.indices((h, w))
-    k = np.hypot((yy - h // 2) / h, (xx - w // 2) / w)
-    nb = min(h, w) // 2
-    edges = np.linspace(0, 0.5, nb + 1)
-    idx = np.digitize(k.ravel(), edges) - 1
-    ok = (idx >= 0) & (idx < nb)
-    counts = np.maximum(np.bincount(idx[ok], minlength=nb), 1)
-    power = np.bincount(idx[ok], weights=f.ravel()[ok], minlength=nb) / counts
-    return (edges[:-1] + edges[1:]) / 2, power
 
 
 def _whitened_log_spectrum(image: np.ndarray) -> np.ndarray:
@@ -124,7 +115,8 @@ def estimate_pixel_size(
         Refuse when the best scale is not this much better than any clearly different one.
     min_peak : float
         Refuse when no spatial frequency carries this many times the power of its
-        neighbourhood (Poisson noise alone reaches about 1.5; lattices 2.5–100).
+        neighbourhood (Poisson noise alone reached about 1.5, lattices 2.5–100, measured
+        when this estimator was added in November 2026; no benchmark repeats it).
 
     Returns
     -------
@@ -186,3 +178,49 @@ def estimate_for_model(image: np.ndarray, config: Any, /) -> SamplingEstimate:
         )
     ref = reference_image(list(mats), float(config.pixel_size_A))
     return estimate_pixel_size(image, reference=ref, reference_pixel_size=config.pixel_size_A)
+
+
+def relative_sampling(
+    frame: BraggSplit,
+    references: Sequence[BraggSplit],
+    /,
+    *,
+    tolerance: float = 0.15,
+    index_tolerance: float = 0.07,
+) -> float:
+    """How much larger a frame's pixels are than the references' [ratio], read off the
+    area of their reciprocal cells.
+
+    A lattice's reciprocal cell, ``|det(basis)|`` [cycles²/px²], grows as the pixel size
+    squared, whatever the rotation. The ratio is believed within ``tolerance`` of 1. When
+    it is not, the frame's basis may span a sublattice of index ``k`` (its lowest
+    reflections hidden: a thick film hides graphene's first order, leaving the second
+    shell, ``k = 3``), or a finer one (``1/k``); geometry alone cannot tell a sublattice
+    of index 3 from one of index 4 at a 15 % different scale, so those readings are
+    believed only within ``index_tolerance`` of 1, where at most one index fits. A frame's
+    strain (a few %) is in its figure; the references should be unstrained.
+
+    Parameters
+    ----------
+    frame : BraggSplit
+        The frame's split, resampled to the references' nominal sampling.
+    references : sequence of BraggSplit
+        Splits of noise-free, unstrained simulations of the crystal, at one pixel size.
+    tolerance, index_tolerance : float
+        Largest relative difference from the references' sampling that is believed, for the
+        crystal's own cell and for a sublattice of it.
+
+    Returns
+    -------
+    float
+        The frame's pixel size over the references' (1: the same sampling), or NaN when
+        either has no indexed lattice or no reading lies within its tolerance.
+    """
+    cells = [abs(np.linalg.det(r.basis)) for r in references if r.basis is not None]
+    if frame.basis is None or not cells:
+        return float("nan")
+    ratio = float(np.sqrt(abs(np.linalg.det(frame.basis)) / float(np.mean(cells))))
+    if abs(ratio - 1) <= tolerance:
+        return ratio
+    best = min((ratio / np.sqrt(k) for k in _CELL_INDICES), key=lambda v: abs(np.log(v)))
+    return float(best) if abs(best - 1) <= index_tolerance else float("nan")
