@@ -1,0 +1,5 @@
+"""The live loop (ELIT's "stream" step): see :mod:`atomlens.elit.stream.runner`."""
+
+from atomlens.elit.stream.runner import FrameRecord, Stream, StreamConfig, ood_score, stream
+
+__all__ = ["FrameRecord", "Stream", "StreamConfig", "ood_score", "stream"]
