@@ -52,7 +52,6 @@ with its evidence, in :attr:`Stream.decisions`.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
@@ -71,6 +70,8 @@ from atomlens._shared.validate import validate_pixel_size
 from atomlens.elit.adapt import AdaptConfig, adapt
 from atomlens.elit.select import select
 from atomlens.elit.stream.config import StreamConfig
+from atomlens.elit.stream.record import FRAME_COLUMNS, FrameRecord
+from atomlens.elit.stream.writer import StreamWriter
 from atomlens.ensemble import Ensemble, as_ensemble
 from atomlens.io import SUFFIXES, check_frame, read
 from atomlens.pipeline import (
@@ -139,71 +140,6 @@ def ood_score(
     if region.sum() < max(1, 0.01 * region.size):
         return float(u.mean())
     return float(u[region].mean())
-
-
-# ------------------------------------------------------------------------ record
-@dataclass(frozen=True, eq=False)
-class FrameRecord:
-    """What the stream reports for one frame.
-
-    Attributes
-    ----------
-    index : int
-        Position of the frame in the source (skipped frames count).
-    name : str
-        ``"frame 7"`` for arrays, the file name (``"a.tif[3]"`` for frame 3 of a stack).
-    n_atoms : int
-        Atoms found.
-    latency_s : float
-        Time from the frame being in memory to its atoms and score [s] (reading the file
-        and decisions taken after it are not included).
-    score : float
-        OOD score (:func:`ood_score`) [nats].
-    baseline : float
-        Baseline level of the active ensemble [nats]; NaN until it is known.
-    ratio : float
-        ``score / baseline``.
-    over : bool
-        ``ratio > threshold``.
-    generation : int
-        Adaptations swapped in so far (0: the weights passed in).
-    members : tuple of int
-        Active members, as indices into the ensemble passed in (into the last adapted
-        ensemble once ``generation`` > 0).
-    pixel_size : float
-        [Å/px].
-    atoms : pandas.DataFrame
-        The atoms (:attr:`atomlens.pipeline.finder.FindResult.atoms`).
-    """
-
-    index: int
-    name: str
-    n_atoms: int
-    latency_s: float
-    score: float
-    baseline: float
-    ratio: float
-    over: bool
-    generation: int
-    members: tuple[int, ...]
-    pixel_size: float
-    atoms: pd.DataFrame
-
-    def row(self) -> dict[str, Any]:
-        """The record without its atoms, as one row of ``frames.csv``."""
-        return {
-            "frame": self.index,
-            "name": self.name,
-            "n_atoms": self.n_atoms,
-            "latency_s": self.latency_s,
-            "score": self.score,
-            "baseline": self.baseline,
-            "ratio": self.ratio,
-            "over": self.over,
-            "generation": self.generation,
-            "members": " ".join(str(m) for m in self.members),
-            "pixel_size_A": self.pixel_size,
-        }
 
 
 # ------------------------------------------------------------------------ source
@@ -292,22 +228,6 @@ def _is_dask(executor: Any) -> bool:
     return type(executor).__module__.split(".")[0] == "distributed"
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, Path):
-        return str(v)
-    return v
-
-
 class Stream:
     """The live loop over a source of frames; iterate it for :class:`FrameRecord`.
 
@@ -392,11 +312,10 @@ class Stream:
                 "predictive entropy"
             )
         self.decisions: list[dict[str, Any]] = []
-        self._out = Path(out) if out is not None else None
-        if self._out is not None:
-            check_output_directory(self._out, overwrite=overwrite)
-        self._files: dict[str, Any] = {}
-        self._atoms_columns: list[str] | None = None
+        self._writer: StreamWriter | None = None
+        if out is not None:
+            check_output_directory(Path(out), overwrite=overwrite)
+            self._writer = StreamWriter(Path(out))
         self._started = False
         self._estimated_ps: float | None = None
         self._warned_ps = False
@@ -518,10 +437,8 @@ class Stream:
             if not isinstance(v, list | dict) or k in ("members", "chosen")
         )
         logger.log(level, "stream %s at frame %s: %s", event, frame, brief)
-        if "decisions" in self._files:
-            fh = self._files["decisions"]
-            fh.write(json.dumps(_jsonable(d), ensure_ascii=False) + "\n")
-            fh.flush()
+        if self._writer is not None:
+            self._writer.decision(d)
 
     @staticmethod
     def _kind_for(ens: Any) -> str:
@@ -774,35 +691,6 @@ class Stream:
         if mode in ("adapt", "both"):
             self._launch_adapt(frames, indices, ps, at)
 
-    # ----------------------------------------------------------------- output
-    def _open_out(self) -> None:
-        if self._out is None:
-            return
-        self._out.mkdir(parents=True, exist_ok=True)
-        for key, name in (("atoms", "atoms.csv"), ("frames", "frames.csv")):
-            self._files[key] = open(self._out / name, "w", encoding="utf-8", newline="")
-        self._files["decisions"] = open(self._out / "decisions.jsonl", "w", encoding="utf-8")
-        self._files["frames"].write(",".join(_FRAME_COLUMNS) + "\n")
-        self._files["frames"].flush()
-
-    def _write(self, rec: FrameRecord) -> None:
-        if self._out is None:
-            return
-        # whole lines, one write and a flush per frame: an interruption leaves complete rows
-        fr = pd.DataFrame([rec.row()], columns=_FRAME_COLUMNS)
-        self._files["frames"].write(fr.to_csv(index=False, header=False, float_format="%.6g"))
-        self._files["frames"].flush()
-        atoms = rec.atoms
-        if self._atoms_columns is None:
-            if len(atoms.columns) == 0:
-                return
-            self._atoms_columns = ["frame", *[c for c in atoms.columns if c != "frame"]]
-            self._files["atoms"].write(",".join(self._atoms_columns) + "\n")
-        if len(atoms):
-            t = atoms.assign(frame=rec.index).reindex(columns=self._atoms_columns)
-            self._files["atoms"].write(t.to_csv(index=False, header=False, float_format="%.6g"))
-        self._files["atoms"].flush()
-
     def _close(self, finished: bool) -> None:
         try:
             if self._future is not None and finished and self.config.finish_adaptation:
@@ -811,9 +699,8 @@ class Stream:
             if self._own_executor is not None:
                 self._own_executor.shutdown(wait=False, cancel_futures=True)
                 self._own_executor = None
-            for fh in self._files.values():
-                fh.close()
-            self._files = {}
+            if self._writer is not None:
+                self._writer.close()
 
     # ------------------------------------------------------------------- loop
     def __iter__(self) -> Iterator[FrameRecord]:
@@ -830,7 +717,8 @@ class Stream:
         first: list[float] = []
         finished = False
         self._last_index: int | None = None
-        self._open_out()
+        if self._writer is not None:
+            self._writer.open()
         try:
             for item in self._source():
                 self._last_index = item.index
@@ -903,7 +791,8 @@ class Stream:
                 self._window.append((item.index, frame, score, over))
                 if self.baseline is not None:
                     self._update_drift(item.index, ps, ratio, over)
-                self._write(rec)
+                if self._writer is not None:
+                    self._writer.frame(rec)
                 yield rec
             finished = True
         finally:
@@ -955,22 +844,7 @@ class Stream:
             One row per processed frame (see :meth:`FrameRecord.row`).
         """
         rows = [rec.row() for rec in self]
-        return pd.DataFrame(rows, columns=_FRAME_COLUMNS)
-
-
-_FRAME_COLUMNS = [
-    "frame",
-    "name",
-    "n_atoms",
-    "latency_s",
-    "score",
-    "baseline",
-    "ratio",
-    "over",
-    "generation",
-    "members",
-    "pixel_size_A",
-]
+        return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
 def stream(
