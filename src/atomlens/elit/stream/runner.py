@@ -57,7 +57,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -71,14 +70,12 @@ from atomlens.elit.adapt import AdaptConfig, adapt
 from atomlens.elit.select import select
 from atomlens.elit.stream.config import StreamConfig
 from atomlens.elit.stream.record import FRAME_COLUMNS, FrameRecord
+from atomlens.elit.stream.source import FrameSource, checked_frame
 from atomlens.elit.stream.writer import StreamWriter
 from atomlens.ensemble import Ensemble, as_ensemble
-from atomlens.io import SUFFIXES, check_frame, read
 from atomlens.pipeline import (
-    check_field_of_view,
     find,
     p_real_threshold,
-    with_estimated_pixel_size,
 )
 from atomlens.simulate import ImagingConditions, simulate_image
 
@@ -142,78 +139,6 @@ def ood_score(
     return float(u[region].mean())
 
 
-# ------------------------------------------------------------------------ source
-@dataclass
-class _Item:
-    index: int
-    name: str
-    frame: np.ndarray | None
-    pixel_size: float | None
-    error: str | None = None
-
-
-def _signature(p: Path) -> tuple[int, int] | None:
-    try:
-        st = p.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-def _watch(directory: Path, cfg: StreamConfig) -> Iterator[tuple[Path, tuple[int, int]]]:
-    """Files of a growing directory, in name order as they settle; ends after the idle
-    timeout. The consumer may ``send`` True to have a file looked at again (it changed)."""
-    done: dict[Path, tuple[int, int]] = {}
-    retry: dict[Path, tuple[int, int]] = {}
-    seen: dict[Path, tuple[tuple[int, int], float]] = {}
-    last = time.monotonic()
-    while True:
-        now = time.monotonic()
-        ready = []
-        try:
-            names = sorted(directory.iterdir())
-        except OSError as exc:
-            raise FileNotFoundError(f"{directory} can no longer be listed: {exc}") from None
-        for f in names:
-            if f.name.startswith(".") or f.suffix.lower() not in SUFFIXES or f in done:
-                continue
-            sig = _signature(f)
-            if sig is None or not f.is_file() or retry.get(f) == sig:
-                continue
-            prev = seen.get(f)
-            if prev is not None and prev[0] == sig:
-                if sig[0] > 0 and now - prev[1] >= cfg.settle_s:
-                    ready.append((f, sig))
-                continue
-            seen[f] = (sig, now)
-            last = now
-            # a file already there, untouched for settle_s (by its mtime), is ready at once
-            if prev is None and sig[0] > 0 and time.time() - sig[1] / 1e9 >= cfg.settle_s:
-                ready.append((f, sig))
-        present = set(names)
-        for f in [f for f in seen if f not in present]:  # removed before it settled
-            del seen[f]
-        for f, sig in ready:
-            again = yield f, sig
-            seen.pop(f, None)
-            if again:
-                retry[f] = sig
-            else:
-                done[f] = sig
-                retry.pop(f, None)
-        now = time.monotonic()
-        # files that are there but still settling keep the stream alive (empty ones do not)
-        pending = any(sig[0] > 0 for sig, _t in seen.values())
-        if ready or pending:
-            last = now
-        elif now - last >= cfg.idle_timeout_s:
-            logger.info(
-                "no new file in %s for %.3g s; the stream ends", directory, cfg.idle_timeout_s
-            )
-            return
-        time.sleep(cfg.poll_s)
-
-
 # ------------------------------------------------------------------------ stream
 def _p_real_applied(ens: Any, cfg: StreamConfig) -> float | None:
     """The ``p_real`` threshold ``find`` applies with ``ens``, or None where ``ens`` lacks
@@ -266,7 +191,9 @@ class Stream:
             raise TypeError(f"config must be a StreamConfig, got {type(config).__name__}.")
         self.config = config
         self.pixel_size = None if pixel_size is None else validate_pixel_size(pixel_size)
-        self._source = self._open_source(source)
+        self._source = FrameSource(
+            source, pixel_size=self.pixel_size, config=config, model=lambda: self.ensemble
+        )
         if reference is not None and config.baseline != "reference":
             raise ValueError(
                 f"reference frames were given but config.baseline is {config.baseline!r}; "
@@ -317,91 +244,7 @@ class Stream:
             check_output_directory(Path(out), overwrite=overwrite)
             self._writer = StreamWriter(Path(out))
         self._started = False
-        self._estimated_ps: float | None = None
         self._warned_ps = False
-
-    # ---------------------------------------------------------------- source
-    def _open_source(self, source: Any) -> Callable[[], Iterator[_Item]]:
-        if isinstance(source, str | PathLike):
-            p = Path(source)
-            if p.is_dir():
-                return lambda: self._directory_items(p)
-            if p.is_file():
-                return lambda: self._file_items(p)
-            raise FileNotFoundError(f"{p}: no such file or directory; check the path.")
-        if self.pixel_size is None:
-            raise ValueError("pixel_size (Å/px) is required when the frames are arrays.")
-        if isinstance(source, np.ndarray):
-            if source.ndim not in (2, 3):
-                raise ValueError(
-                    f"an array source must be one frame (H, W) or frames (N, H, W), got shape "
-                    f"{source.shape}."
-                )
-            frames: Iterable[Any] = [source] if source.ndim == 2 else source
-        elif isinstance(source, Iterable):
-            frames = source
-        else:
-            raise TypeError(
-                "source must be frames (an iterable of 2-D arrays), a directory or a file, "
-                f"got {type(source).__name__}."
-            )
-
-        def items() -> Iterator[_Item]:
-            for i, f in enumerate(frames):
-                yield _Item(i, f"frame {i}", f, self.pixel_size)
-
-        return items
-
-    def _file_pixel_size(self, im: Any) -> float:
-        if im.pixel_size is not None:
-            return float(im.pixel_size)
-        if self._estimated_ps is None:
-            self._estimated_ps = float(with_estimated_pixel_size(im, self.ensemble).pixel_size)
-        else:
-            logger.info("%s: using the estimated %.4g Å/px", im.path, self._estimated_ps)
-        return self._estimated_ps
-
-    def _image_items(self, p: Path, start: int) -> Iterator[_Item]:
-        im = read(p, pixel_size=self.pixel_size)
-        ps = self._file_pixel_size(im)
-        if not im.is_stack:
-            yield _Item(start, p.name, im.frame(0), ps)
-            return
-        for i in range(im.n_frames):
-            try:
-                frame = im.frame(i)
-            except Exception as exc:  # a truncated stack fails on the frames it lacks
-                yield _Item(start + i, f"{p.name}[{i}]", None, ps, f"unreadable: {exc}")
-                continue
-            yield _Item(start + i, f"{p.name}[{i}]", frame, ps)
-
-    def _file_items(self, p: Path) -> Iterator[_Item]:
-        yield from self._image_items(p, 0)
-
-    def _directory_items(self, d: Path) -> Iterator[_Item]:
-        index = 0
-        watcher = _watch(d, self.config)
-        try:
-            got = next(watcher)
-            while True:
-                f, sig = got
-                items, err = [], None
-                try:
-                    items = list(self._image_items(f, index))
-                except (ValueError, OSError) as exc:
-                    err = str(exc)
-                if err is not None and _signature(f) != sig:
-                    logger.debug("%s changed while it was read; looking at it again", f)
-                    got = watcher.send(True)
-                    continue
-                if err is not None:
-                    # reported once; looked at again only if the file is rewritten
-                    items = [_Item(index, f.name, None, None, err)]
-                yield from items
-                index += len(items)
-                got = watcher.send(err is not None)
-        except StopIteration:
-            return
 
     # -------------------------------------------------------------- checking
     def _checked_reference(self, f: Any, i: int) -> np.ndarray:
@@ -412,19 +255,6 @@ class Stream:
                 + ("" if a.ndim != 2 else " with NaN/inf pixels")
                 + "."
             )
-        return a
-
-    def _check_frame(self, item: _Item) -> np.ndarray:
-        a = np.asarray(item.frame)
-        if a.ndim == 3 and a.shape[0] == 1:
-            a = a[0]
-        if a.ndim != 2:
-            raise ValueError(f"{item.name} has shape {a.shape}; a frame must be 2-D (H, W).")
-        if not (np.issubdtype(a.dtype, np.number) and not np.iscomplexobj(a)):
-            raise ValueError(f"{item.name} has pixels of type {a.dtype}; expected real numbers.")
-        a = a.astype(np.float32, copy=False)
-        check_frame(a, item.name, "the frame")
-        check_field_of_view(a.shape, float(item.pixel_size), self.ensemble.config.pixel_size_A)
         return a
 
     # -------------------------------------------------------------- decisions
@@ -720,12 +550,14 @@ class Stream:
         if self._writer is not None:
             self._writer.open()
         try:
-            for item in self._source():
+            for item in self._source:
                 self._last_index = item.index
                 self._poll_adapt(item.index)
                 if item.error is None:
                     try:
-                        frame = self._check_frame(item)
+                        frame = checked_frame(
+                            item, model_pixel_size=self.ensemble.config.pixel_size_A
+                        )
                     except ValueError as exc:
                         item.error = str(exc)
                 if item.error is not None:
