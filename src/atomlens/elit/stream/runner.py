@@ -59,7 +59,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,13 @@ from atomlens.elit.adapt import AdaptConfig, adapt
 from atomlens.elit.select import select
 from atomlens.elit.stream.config import StreamConfig
 from atomlens.elit.stream.record import FRAME_COLUMNS, FrameRecord
+from atomlens.elit.stream.scoring import (
+    Baseline,
+    DriftState,
+    ood_score,
+    reference_frames,
+    score_kind,
+)
 from atomlens.elit.stream.source import FrameSource, checked_frame
 from atomlens.elit.stream.writer import StreamWriter
 from atomlens.ensemble import Ensemble, as_ensemble
@@ -77,66 +84,10 @@ from atomlens.pipeline import (
     find,
     p_real_threshold,
 )
-from atomlens.simulate import ImagingConditions, simulate_image
 
 __all__ = ["FrameRecord", "Stream", "StreamConfig", "ood_score", "stream"]
 
 logger = logging.getLogger(__name__)
-
-_BASELINE_FLOOR = 1e-9
-
-
-# ------------------------------------------------------------------------- score
-def ood_score(
-    prediction: Any,
-    /,
-    *,
-    kind: Literal["epistemic", "entropy"] = "epistemic",
-    foreground: float = 0.1,
-) -> float:
-    """Out-of-distribution score of one frame, from the ensemble's prediction [nats].
-
-    The mean, over the pixels whose mean foreground probability is at least
-    ``foreground``, of the mutual information between the members (``"epistemic"``) or of
-    the predictive entropy (``"entropy"``). When fewer than 1 % of the pixels qualify (the
-    ensemble sees no atoms at all), the mean over the whole frame.
-
-    Parameters
-    ----------
-    prediction : Prediction
-        :attr:`atomlens.pipeline.finder.FindResult.prediction`.
-    kind : {"epistemic", "entropy"}
-        Which uncertainty.
-    foreground : float
-        Foreground probability from which a pixel is scored.
-
-    Returns
-    -------
-    float
-        The score [nats].
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from atomlens.ensemble import decompose
-    >>> agree = np.stack([np.array([[[0.2, 0.95]], [[0.8, 0.05]]])] * 2)  # 2 members, 1×2 px
-    >>> ood_score(decompose(agree, class_names=("C",)))
-    0.0
-    >>> split = np.array([[[[0.2, 0.95]], [[0.8, 0.05]]], [[[0.8, 0.95]], [[0.2, 0.05]]]])
-    >>> round(ood_score(decompose(split, class_names=("C",))), 3)  # the atom pixel only
-    0.193
-    """
-    if kind == "epistemic":
-        u = np.asarray(prediction.mutual_information, dtype=np.float64)
-    elif kind == "entropy":
-        u = np.asarray(prediction.predictive_entropy, dtype=np.float64)
-    else:
-        raise ValueError(f"kind must be 'epistemic' or 'entropy', got {kind!r}.")
-    fg = 1.0 - np.asarray(prediction.mean[0], dtype=np.float64)
-    region = fg >= foreground
-    if region.sum() < max(1, 0.01 * region.size):
-        return float(u.mean())
-    return float(u[region].mean())
 
 
 # ------------------------------------------------------------------------ stream
@@ -194,19 +145,7 @@ class Stream:
         self._source = FrameSource(
             source, pixel_size=self.pixel_size, config=config, model=lambda: self.ensemble
         )
-        if reference is not None and config.baseline != "reference":
-            raise ValueError(
-                f"reference frames were given but config.baseline is {config.baseline!r}; "
-                "use StreamConfig(baseline='reference') or leave reference out."
-            )
-        if config.baseline == "reference":
-            if reference is None or len(reference) == 0:
-                raise ValueError(
-                    "config.baseline='reference' needs reference frames (reference=[...])."
-                )
-            self._reference = [self._checked_reference(f, i) for i, f in enumerate(reference)]
-        else:
-            self._reference = []
+        self._baseline = Baseline(config, reference_frames(reference, config))
         if adapt_fn is not None and not callable(adapt_fn):
             raise TypeError(f"adapt_fn must be callable, got {adapt_fn!r}.")
         if executor is not None and not callable(getattr(executor, "submit", None)):
@@ -229,10 +168,7 @@ class Stream:
         self._future: Any = None
         self._future_info: dict[str, Any] = {}
         self.device = device
-        self.baseline: float | None = None
-        self._baseline_ps: float | None = None
-        self._baseline_frames: list[np.ndarray] = []
-        self._score_kind = self._kind_for(self.ensemble)
+        self._score_kind = score_kind(self.ensemble)
         if n == 1 and config.score == "epistemic":
             logger.info(
                 "an ensemble of one has no epistemic uncertainty; its OOD score is the "
@@ -243,19 +179,14 @@ class Stream:
         if out is not None:
             check_output_directory(Path(out), overwrite=overwrite)
             self._writer = StreamWriter(Path(out))
+        self._drift = DriftState(config.patience)
+        self._window: deque[tuple[int, np.ndarray, float, bool]] = deque(maxlen=config.window)
         self._started = False
-        self._warned_ps = False
 
-    # -------------------------------------------------------------- checking
-    def _checked_reference(self, f: Any, i: int) -> np.ndarray:
-        a = np.asarray(f, dtype=np.float32)
-        if a.ndim != 2 or not np.isfinite(a).all():
-            raise ValueError(
-                f"reference frame {i} must be a finite 2-D image, got shape {a.shape}"
-                + ("" if a.ndim != 2 else " with NaN/inf pixels")
-                + "."
-            )
-        return a
+    @property
+    def baseline(self) -> float | None:
+        """Baseline level of the active ensemble [nats]; None until it is known."""
+        return self._baseline.level
 
     # -------------------------------------------------------------- decisions
     def _decide(self, event: str, frame: int | None, level: int = logging.INFO, **ev: Any) -> None:
@@ -269,10 +200,6 @@ class Stream:
         logger.log(level, "stream %s at frame %s: %s", event, frame, brief)
         if self._writer is not None:
             self._writer.decision(d)
-
-    @staticmethod
-    def _kind_for(ens: Any) -> str:
-        return "entropy" if len(ens) == 1 else "epistemic"
 
     def _score_of(self, res: Any) -> float:
         kind = self.config.score if self._score_kind == "epistemic" else "entropy"
@@ -289,32 +216,7 @@ class Stream:
             device=self.device,
         )
 
-    def _simulated_reference(self, ps: float, shape: tuple[int, int]) -> list[np.ndarray]:
-        c = self.ensemble.config
-        mats = (c.provenance or {}).get("materials") or []
-        if not mats:
-            raise ValueError(
-                "the ensemble does not record the material it was trained on (provenance "
-                "'materials'), so no simulated baseline can be made; pass reference frames "
-                "(StreamConfig(baseline='reference'), reference=[...]) or use "
-                "StreamConfig(baseline='first')."
-            )
-        side = self.config.baseline_side
-        shp = (min(shape[0], side), min(shape[1], side))
-        cond = ImagingConditions(mode=c.contrast, dose_e_per_A2=self.config.baseline_dose)
-        return [
-            simulate_image(
-                mats[0], shape=shp, pixel_size=ps, conditions=cond, rng=self.config.seed + i
-            ).image
-            for i in range(self.config.baseline_frames)
-        ]
-
-    def _measure_baseline(self, frame: int | None, reason: str) -> None:
-        ps = self._baseline_ps
-        self._score_kind = self._kind_for(self.ensemble)
-        self._n_over = self._n_under = 0
-        scores = [self._score_of(self._find(f, ps)) for f in self._baseline_frames]
-        self.baseline = max(float(np.median(scores)), _BASELINE_FLOOR)
+    def _record_baseline(self, frame: int | None, reason: str, scores: list[float]) -> None:
         self._decide(
             "baseline",
             frame,
@@ -323,38 +225,21 @@ class Stream:
             baseline=self.baseline,
             scores=scores,
             score_kind=self._score_kind,
-            pixel_size=ps,
+            pixel_size=self._baseline.pixel_size,
             generation=self._generation,
             members=list(self._members),
         )
 
+    def _measure_baseline(self, frame: int | None, reason: str) -> None:
+        self._score_kind = score_kind(self.ensemble)
+        self._drift.reset()
+        scores = self._baseline.measure(lambda f, ps: self._score_of(self._find(f, ps)))
+        self._record_baseline(frame, reason, scores)
+
     def _ensure_baseline(self, index: int, frame: np.ndarray, ps: float) -> None:
-        mode = self.config.baseline
-        if self._baseline_ps is not None and abs(ps / self._baseline_ps - 1) > 0.02:
-            if mode == "simulated":
-                self._baseline_ps = ps
-                self._baseline_frames = self._simulated_reference(ps, frame.shape)
-                self._measure_baseline(index, f"the pixel size changed to {ps:.4g} Å/px")
-            elif not self._warned_ps:
-                self._warned_ps = True
-                logger.warning(
-                    "frame %d is at %.4g Å/px, the %s baseline at %.4g Å/px; scores may not "
-                    "compare",
-                    index,
-                    ps,
-                    mode,
-                    self._baseline_ps,
-                )
-            return
-        if self._baseline_ps is not None or mode == "first":
-            return
-        self._baseline_ps = ps
-        if mode == "simulated":
-            self._baseline_frames = self._simulated_reference(ps, frame.shape)
-            self._measure_baseline(None, "start")
-        else:
-            self._baseline_frames = list(self._reference)
-            self._measure_baseline(None, "start")
+        due = self._baseline.prepare(self.ensemble, index, frame.shape, ps)
+        if due is not None:
+            self._measure_baseline(*due)
 
     # ---------------------------------------------------------------- actions
     def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
@@ -497,10 +382,10 @@ class Stream:
         self._generation += 1
         self._decide("adapt_finished", at, swapped=True, generation=self._generation, **ev)
         self._pool = new
-        self._in_drift = False
-        if self._baseline_ps is None or not self._baseline_frames:
+        self._drift.active = False
+        if not self._baseline.ready:
             self.ensemble, self._members = new, tuple(range(len(new)))
-            self._score_kind = self._kind_for(new)
+            self._score_kind = score_kind(new)
             return
         self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=info["frame"])
 
@@ -541,10 +426,6 @@ class Stream:
 
     def _loop(self) -> Iterator[FrameRecord]:
         cfg = self.config
-        self._window: deque[tuple[int, np.ndarray, float, bool]] = deque(maxlen=cfg.window)
-        self._n_over = self._n_under = 0
-        self._in_drift = False
-        first: list[float] = []
         finished = False
         self._last_index: int | None = None
         if self._writer is not None:
@@ -586,23 +467,9 @@ class Stream:
                 score = self._score_of(res)
                 latency = time.perf_counter() - t0
                 if cfg.baseline == "first" and self.baseline is None:
-                    first.append(score)
-                    self._baseline_frames.append(frame)
-                    if len(first) == cfg.baseline_frames:
-                        self._baseline_ps = ps
-                        self.baseline = max(float(np.median(first)), _BASELINE_FLOOR)
-                        self._decide(
-                            "baseline",
-                            item.index,
-                            source="first",
-                            reason="start",
-                            baseline=self.baseline,
-                            scores=list(first),
-                            score_kind=self._score_kind,
-                            pixel_size=ps,
-                            generation=self._generation,
-                            members=list(self._members),
-                        )
+                    scores = self._baseline.add_first(frame, ps, score)
+                    if scores is not None:
+                        self._record_baseline(item.index, "start", scores)
                 base = self.baseline if self.baseline is not None else math.nan
                 ratio = score / base if self.baseline is not None else math.nan
                 over = bool(ratio > cfg.threshold)
@@ -632,13 +499,9 @@ class Stream:
 
     def _update_drift(self, at: int, ps: float, ratio: float, over: bool) -> None:
         cfg = self.config
-        if over:
-            self._n_over, self._n_under = self._n_over + 1, 0
-        else:
-            self._n_over, self._n_under = 0, self._n_under + 1
+        event = self._drift.update(over)
         recent = [(i, s) for i, _f, s, _o in self._window]
-        if not self._in_drift and self._n_over >= cfg.patience:
-            self._in_drift = True
+        if event == "drift":
             self._decide(
                 "drift",
                 at,
@@ -653,10 +516,9 @@ class Stream:
                 members=list(self._members),
             )
             if cfg.on_drift != "none":
-                self._n_over = 0
+                self._drift.n_over = 0
                 self._on_drift(at, ps)
-        elif self._in_drift and self._n_under >= cfg.patience:
-            self._in_drift = False
+        elif event == "recovered":
             self._decide(
                 "recovered",
                 at,
