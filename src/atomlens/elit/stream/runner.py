@@ -51,7 +51,6 @@ with its evidence, in :attr:`Stream.decisions`.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -66,9 +65,9 @@ import pandas as pd
 
 from atomlens._shared.atomic import check_output_directory
 from atomlens._shared.validate import validate_pixel_size
-from atomlens.elit.adapt import AdaptConfig, adapt
-from atomlens.elit.select import select
+from atomlens.elit.stream.background import BackgroundAdaptation
 from atomlens.elit.stream.config import StreamConfig
+from atomlens.elit.stream.members import p_real_applied, select_members
 from atomlens.elit.stream.record import FRAME_COLUMNS, FrameRecord
 from atomlens.elit.stream.scoring import (
     Baseline,
@@ -77,31 +76,14 @@ from atomlens.elit.stream.scoring import (
     reference_frames,
     score_kind,
 )
-from atomlens.elit.stream.source import FrameSource, checked_frame
+from atomlens.elit.stream.source import FrameSource, Item, checked_frame
 from atomlens.elit.stream.writer import StreamWriter
 from atomlens.ensemble import Ensemble, as_ensemble
-from atomlens.pipeline import (
-    find,
-    p_real_threshold,
-)
+from atomlens.pipeline import find, p_real_threshold
 
-__all__ = ["FrameRecord", "Stream", "StreamConfig", "ood_score", "stream"]
+__all__ = ["Stream", "stream"]
 
 logger = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------ stream
-def _p_real_applied(ens: Any, cfg: StreamConfig) -> float | None:
-    """The ``p_real`` threshold ``find`` applies with ``ens``, or None where ``ens`` lacks
-    the calibration it needs (members chosen by ``select``)."""
-    try:
-        return p_real_threshold(ens, cfg.p_real_min)
-    except ValueError:  # the value itself was checked by StreamConfig
-        return None
-
-
-def _is_dask(executor: Any) -> bool:
-    return type(executor).__module__.split(".")[0] == "distributed"
 
 
 class Stream:
@@ -146,13 +128,7 @@ class Stream:
             source, pixel_size=self.pixel_size, config=config, model=lambda: self.ensemble
         )
         self._baseline = Baseline(config, reference_frames(reference, config))
-        if adapt_fn is not None and not callable(adapt_fn):
-            raise TypeError(f"adapt_fn must be callable, got {adapt_fn!r}.")
-        if executor is not None and not callable(getattr(executor, "submit", None)):
-            raise TypeError(
-                "executor must have a submit method (concurrent.futures.Executor or "
-                f"dask.distributed.Client), got {type(executor).__name__}."
-            )
+        self._adaptation = BackgroundAdaptation(adapt_fn, executor)
         self.ensemble = as_ensemble(ensemble)
         p_real_threshold(self.ensemble, config.p_real_min)  # the start must be calibrated
         self._pool = self.ensemble
@@ -162,11 +138,6 @@ class Stream:
         self._n_best = config.n_best or min(n, max(2, n // 2))
         self._members = tuple(range(n))
         self._generation = 0
-        self._adapt_fn = adapt_fn
-        self._executor = executor
-        self._own_executor: Any = None
-        self._future: Any = None
-        self._future_info: dict[str, Any] = {}
         self.device = device
         self._score_kind = score_kind(self.ensemble)
         if n == 1 and config.score == "epistemic":
@@ -181,6 +152,7 @@ class Stream:
             self._writer = StreamWriter(Path(out))
         self._drift = DriftState(config.patience)
         self._window: deque[tuple[int, np.ndarray, float, bool]] = deque(maxlen=config.window)
+        self._last_index: int | None = None
         self._started = False
 
     @property
@@ -201,18 +173,23 @@ class Stream:
         if self._writer is not None:
             self._writer.decision(d)
 
+    def _skip(self, item: Item, reason: str) -> None:
+        self._decide(
+            "frame_skipped", item.index, level=logging.WARNING, name=item.name, reason=reason
+        )
+
+    # ---------------------------------------------------------------- scoring
     def _score_of(self, res: Any) -> float:
         kind = self.config.score if self._score_kind == "epistemic" else "entropy"
         return ood_score(res.prediction, kind=kind, foreground=self.config.foreground)
 
-    def _find(self, frame: np.ndarray, ps: float, ens: Any = None) -> Any:
-        model = ens if ens is not None else self.ensemble
+    def _find(self, frame: np.ndarray, ps: float) -> Any:
         return find(
             frame,
-            model=model,
+            model=self.ensemble,
             pixel_size=ps,
             p_min=self.config.p_min,
-            p_real_min=_p_real_applied(model, self.config),
+            p_real_min=p_real_applied(self.ensemble, self.config),
             device=self.device,
         )
 
@@ -245,8 +222,8 @@ class Stream:
     def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
         old = list(self._members)
         if self.config.p_real_min is not None:
-            before = _p_real_applied(self.ensemble, self.config)
-            after = _p_real_applied(ens, self.config)
+            before = p_real_applied(self.ensemble, self.config)
+            after = p_real_applied(ens, self.config)
             if before is not None and after is None:
                 self._decide(
                     "p_real_off",
@@ -271,114 +248,63 @@ class Stream:
         self._measure_baseline(frame, "the active ensemble changed")
 
     def _select(self, frames: list[np.ndarray], indices: list[int], ps: float, at: int) -> None:
-        t = time.perf_counter()
-        sel = select(self._pool, frames, pixel_size=ps, n_best=self._n_best, device=self.device)
-        seconds = time.perf_counter() - t
-        chosen = tuple(sorted(int(m) for m in sel.chosen))
-        scores = sel.scores.to_dict(orient="records")
-        if chosen == tuple(sorted(self._members)):
-            self._decide(
-                "select_kept",
-                at,
-                members=list(chosen),
-                frames=indices,
-                seconds=seconds,
-                ranking=scores,
-            )
-            return
-        pool = self._pool
-        sub = Ensemble(
-            [pool.networks[i] for i in chosen],
-            pool.config,
-            [pool.member_provenance[i] for i in chosen],
+        c = select_members(
+            self._pool,
+            frames,
+            pixel_size=ps,
+            n_best=self._n_best,
+            device=self.device,
+            active=self._members,
         )
-        # the calibration described all members together, not this subset
-        sub.calibration = None
-        self._switch(
-            sub, chosen, at, cause="select", frames=indices, seconds=seconds, ranking=scores
-        )
+        ev = {"frames": indices, "seconds": c.seconds, "ranking": c.ranking}
+        if c.ensemble is None:
+            self._decide("select_kept", at, members=list(c.members), **ev)
+        else:
+            self._switch(c.ensemble, c.members, at, cause="select", **ev)
 
     def _launch_adapt(
         self, frames: list[np.ndarray], indices: list[int], ps: float, at: int
     ) -> None:
-        if self._future is not None:
+        if self._adaptation.running:
             self._decide(
                 "adapt_busy",
                 at,
-                launched_at=self._future_info.get("frame"),
+                launched_at=self._adaptation.info.get("frame"),
                 note="one adaptation at a time; this drift is left to the one running",
             )
             return
-        fn = self._adapt_fn
-        if fn is None:
-            fn = adapt
-        cfg = self.config.adapt
-        if cfg is None:
-            cfg = AdaptConfig()
-        ex = self._executor
-        if ex is None:
-            if self._own_executor is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._own_executor = ThreadPoolExecutor(1, thread_name_prefix="atomlens-adapt")
-            ex = self._own_executor
-        extra = {"pure": False} if _is_dask(ex) else {}
-        # a copy: the loop keeps predicting with the live ensemble while this one trains
-        ens = copy.deepcopy(self.ensemble)
-        ens._stacked = None  # the copy re-stacks its own weights if it needs them
-        self._future = ex.submit(fn, ens, list(frames), pixel_size=ps, config=cfg, **extra)
-        self._future_info = {
-            "frame": at,
-            "t0": time.perf_counter(),
-            "members": self._members,
-            "frames": indices,
-        }
+        executor = self._adaptation.launch(
+            self.ensemble,
+            frames,
+            pixel_size=ps,
+            config=self.config.adapt,
+            at=at,
+            members=self._members,
+            indices=indices,
+        )
         self._decide(
             "adapt_launched",
             at,
             frames=indices,
             members=list(self._members),
-            executor=type(ex).__name__,
+            executor=executor,
         )
 
     def _poll_adapt(self, at: int | None, wait: bool = False) -> None:
-        fut = self._future
-        if fut is None:
+        done = self._adaptation.collect(self.ensemble, wait=wait)
+        if done is None:
             return
-        if wait:
-            logger.info(
-                "the source ended; waiting for the adaptation launched at frame %s",
-                self._future_info.get("frame"),
-            )
-        elif not fut.done():
-            return
-        info = self._future_info
-        self._future, self._future_info = None, {}
-        ev: dict[str, Any] = {"launched_at": info["frame"]}
-        if wait:
-            ev["at_end"] = True
-        try:
-            result = fut.result()
-            new = getattr(result, "ensemble", result)
-            self._check_adapted(new)
-        except Exception as exc:
-            ev["seconds"] = time.perf_counter() - info["t0"]
+        if done.error is not None:
             self._decide(
-                "adapt_failed",
-                at,
-                level=logging.WARNING,
-                error=f"{type(exc).__name__}: {exc}",
-                **ev,
+                "adapt_failed", at, level=logging.WARNING, error=done.error, **done.evidence
             )
-            return
-        ev["seconds"] = time.perf_counter() - info["t0"]
-        history = getattr(result, "history", None)
-        if isinstance(history, pd.DataFrame) and "kept" in history:
-            ev["rounds_kept"] = int(history["kept"].iloc[1:].sum())
-            if ev["rounds_kept"] == 0:
-                # every round was undone by adapt's guards: nothing to swap in
-                self._decide("adapt_finished", at, swapped=False, **ev)
-                return
+        elif done.ensemble is None:
+            self._decide("adapt_finished", at, swapped=False, **done.evidence)
+        else:
+            self._swap_in(done.ensemble, at, done.evidence)
+
+    def _swap_in(self, new: Ensemble, at: int | None, ev: dict[str, Any]) -> None:
+        """Make the adapted ensemble the active one and the pool ``select`` chooses from."""
         self._generation += 1
         self._decide("adapt_finished", at, swapped=True, generation=self._generation, **ev)
         self._pool = new
@@ -387,14 +313,7 @@ class Stream:
             self.ensemble, self._members = new, tuple(range(len(new)))
             self._score_kind = score_kind(new)
             return
-        self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=info["frame"])
-
-    def _check_adapted(self, new: Any) -> None:
-        if not isinstance(new, Ensemble):
-            raise TypeError(f"the adaptation returned {type(new).__name__}, not an Ensemble")
-        a, b = new.config, self.ensemble.config
-        if (a.class_names, a.pixel_size_A) != (b.class_names, b.pixel_size_A):
-            raise ValueError("the adapted ensemble has other classes or another sampling")
+        self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=ev["launched_at"])
 
     def _on_drift(self, at: int, ps: float) -> None:
         drifted = [(i, f) for i, f, _s, over in self._window if over]
@@ -405,97 +324,6 @@ class Stream:
             self._select(frames, indices, ps, at)
         if mode in ("adapt", "both"):
             self._launch_adapt(frames, indices, ps, at)
-
-    def _close(self, finished: bool) -> None:
-        try:
-            if self._future is not None and finished and self.config.finish_adaptation:
-                self._poll_adapt(self._last_index, wait=True)
-        finally:
-            if self._own_executor is not None:
-                self._own_executor.shutdown(wait=False, cancel_futures=True)
-                self._own_executor = None
-            if self._writer is not None:
-                self._writer.close()
-
-    # ------------------------------------------------------------------- loop
-    def __iter__(self) -> Iterator[FrameRecord]:
-        if self._started:
-            raise RuntimeError("a Stream can be iterated once; make a new one with stream().")
-        self._started = True
-        return self._loop()
-
-    def _loop(self) -> Iterator[FrameRecord]:
-        cfg = self.config
-        finished = False
-        self._last_index: int | None = None
-        if self._writer is not None:
-            self._writer.open()
-        try:
-            for item in self._source:
-                self._last_index = item.index
-                self._poll_adapt(item.index)
-                if item.error is None:
-                    try:
-                        frame = checked_frame(
-                            item, model_pixel_size=self.ensemble.config.pixel_size_A
-                        )
-                    except ValueError as exc:
-                        item.error = str(exc)
-                if item.error is not None:
-                    self._decide(
-                        "frame_skipped",
-                        item.index,
-                        level=logging.WARNING,
-                        name=item.name,
-                        reason=item.error,
-                    )
-                    continue
-                ps = float(item.pixel_size)
-                self._ensure_baseline(item.index, frame, ps)
-                t0 = time.perf_counter()
-                try:
-                    res = self._find(frame, ps)
-                except ValueError as exc:
-                    self._decide(
-                        "frame_skipped",
-                        item.index,
-                        level=logging.WARNING,
-                        name=item.name,
-                        reason=str(exc),
-                    )
-                    continue
-                score = self._score_of(res)
-                latency = time.perf_counter() - t0
-                if cfg.baseline == "first" and self.baseline is None:
-                    scores = self._baseline.add_first(frame, ps, score)
-                    if scores is not None:
-                        self._record_baseline(item.index, "start", scores)
-                base = self.baseline if self.baseline is not None else math.nan
-                ratio = score / base if self.baseline is not None else math.nan
-                over = bool(ratio > cfg.threshold)
-                rec = FrameRecord(
-                    index=item.index,
-                    name=item.name,
-                    n_atoms=len(res.atoms),
-                    latency_s=latency,
-                    score=score,
-                    baseline=base,
-                    ratio=ratio,
-                    over=over,
-                    generation=self._generation,
-                    members=self._members,
-                    pixel_size=ps,
-                    atoms=res.atoms,
-                )
-                self._window.append((item.index, frame, score, over))
-                if self.baseline is not None:
-                    self._update_drift(item.index, ps, ratio, over)
-                if self._writer is not None:
-                    self._writer.frame(rec)
-                yield rec
-            finished = True
-        finally:
-            self._close(finished)
 
     def _update_drift(self, at: int, ps: float, ratio: float, over: bool) -> None:
         cfg = self.config
@@ -528,6 +356,88 @@ class Stream:
                 recent_frames=[i for i, _ in recent],
                 recent_scores=[s for _, s in recent],
             )
+
+    # ------------------------------------------------------------------- loop
+    def __iter__(self) -> Iterator[FrameRecord]:
+        if self._started:
+            raise RuntimeError("a Stream can be iterated once; make a new one with stream().")
+        self._started = True
+        return self._loop()
+
+    def _loop(self) -> Iterator[FrameRecord]:
+        finished = False
+        if self._writer is not None:
+            self._writer.open()
+        try:
+            for item in self._source:
+                self._last_index = item.index
+                self._poll_adapt(item.index)
+                rec = self._process(item)
+                if rec is None:
+                    continue
+                if self._writer is not None:
+                    self._writer.frame(rec)
+                yield rec
+            finished = True
+        finally:
+            self._close(finished)
+
+    def _process(self, item: Item) -> FrameRecord | None:
+        """One frame: its atoms, score and record, and the decisions on it; None (and a
+        ``frame_skipped`` decision) when it cannot be used."""
+        cfg = self.config
+        if item.error is None:
+            try:
+                frame = checked_frame(item, model_pixel_size=self.ensemble.config.pixel_size_A)
+            except ValueError as exc:
+                item.error = str(exc)
+        if item.error is not None:
+            self._skip(item, item.error)
+            return None
+        ps = float(item.pixel_size)
+        self._ensure_baseline(item.index, frame, ps)
+        t0 = time.perf_counter()
+        try:
+            res = self._find(frame, ps)
+        except ValueError as exc:
+            self._skip(item, str(exc))
+            return None
+        score = self._score_of(res)
+        latency = time.perf_counter() - t0
+        if cfg.baseline == "first" and self.baseline is None:
+            scores = self._baseline.add_first(frame, ps, score)
+            if scores is not None:
+                self._record_baseline(item.index, "start", scores)
+        base = self.baseline if self.baseline is not None else math.nan
+        ratio = score / base if self.baseline is not None else math.nan
+        over = bool(ratio > cfg.threshold)
+        rec = FrameRecord(
+            index=item.index,
+            name=item.name,
+            n_atoms=len(res.atoms),
+            latency_s=latency,
+            score=score,
+            baseline=base,
+            ratio=ratio,
+            over=over,
+            generation=self._generation,
+            members=self._members,
+            pixel_size=ps,
+            atoms=res.atoms,
+        )
+        self._window.append((item.index, frame, score, over))
+        if self.baseline is not None:
+            self._update_drift(item.index, ps, ratio, over)
+        return rec
+
+    def _close(self, finished: bool) -> None:
+        try:
+            if self._adaptation.running and finished and self.config.finish_adaptation:
+                self._poll_adapt(self._last_index, wait=True)
+        finally:
+            self._adaptation.shutdown()
+            if self._writer is not None:
+                self._writer.close()
 
     def run(self) -> pd.DataFrame:
         """Go through the whole source; the per-frame table (``frames.csv``'s rows).
