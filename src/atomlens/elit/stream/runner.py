@@ -1,53 +1,6 @@
-"""The live automated-experiment loop: find atoms in frames as they arrive, watch for drift
-of the imaging conditions, and act on it without stopping (ELIT's "stream" step).
-
-For every frame the active ensemble finds the atoms and the frame gets an
-**out-of-distribution score** (:func:`ood_score`): the ensemble's mean epistemic
-uncertainty (mutual information between the members [nats]) over the pixels the ensemble
-takes for atoms or their neighbourhood (mean foreground probability ≥ ``foreground``).
-It needs no labels and costs nothing beyond the prediction :func:`atomlens.pipeline.finder.find`
-already makes. Members trained apart agree on data like their training data and disagree
-off it: with the bundled graphene ensemble the score rises ≈ 5× at 1e3 e⁻/Å² and ≈ 10×
-under a 10 Å amorphous film against 1e5 e⁻/Å² frames. Background pixels are left out so
-that the score does not depend on how densely the frame is covered with atoms. An
-ensemble of one has no epistemic part; it is scored by its predictive entropy instead.
-
-**Baseline.** The score is read as a ratio to the level the same ensemble shows on
-training-like data, measured once before the first frame and again whenever the active
-ensemble changes:
-
-- ``"simulated"`` (default): a few noise-realistic frames (``baseline_dose`` e⁻/Å², the
-  default probe) of the material the ensemble was trained on (its provenance
-  ``"materials"``), simulated **at the stream's pixel size** and field of view (≤
-  ``baseline_side`` px). It needs nothing from the user and is never itself drifted. The
-  stream's sampling, not the model's, is used because resampling alone changes the level
-  (by 2–3× between 0.12 and 0.25 Å/px for the same ensemble), and the ratio must reflect
-  the imaging conditions only.
-- ``"reference"``: frames the user passes (``reference=``), known to be good, at the
-  stream's pixel size: best when the specimen is not the training material.
-- ``"first"``: the first ``baseline_frames`` frames of the stream itself, for when neither
-  applies; it assumes the run starts under good conditions, and no drift is looked for
-  until they are in.
-
-**Decisions.** A frame is *over* when its score exceeds ``threshold`` × baseline. After
-``patience`` consecutive frames over, drift is declared (once per episode; the episode
-ends after ``patience`` frames under) and, by ``on_drift``:
-
-- ``"select"``: :func:`atomlens.elit.select.select` ranks the members on the drifted
-  frames of the recent window and the stream switches, before the next frame, to the
-  ``n_best`` best (the choice is among all members, not only the active ones);
-- ``"adapt"``: :func:`atomlens.elit.adapt.adapt` of (a copy of) the active ensemble on
-  those frames is submitted to an executor (a ``ThreadPoolExecutor`` by default, or a
-  ``dask.distributed.Client``) and the stream goes on; when it finishes, the adapted
-  ensemble is swapped in at the next frame. One adaptation at a time;
-- ``"both"``: select now, then adapt the selected members in the background;
-- ``"none"``: only report.
-
-Each change of the active ensemble re-measures the baseline and starts the drift count
-afresh. Every decision (baseline, drift, recovery, switch, adaptation launched, finished
-or failed, skipped frame, rejection by ``p_real`` stopped or resumed) is logged and kept,
-with its evidence, in :attr:`Stream.decisions`.
-"""
+"""The live loop: :class:`Stream` takes frames from its source, finds their atoms, scores
+them against the baseline and acts on drift; :func:`stream` makes one. How it reads, scores,
+adapts and writes is in the other modules of :mod:`atomlens.elit.stream`."""
 
 from __future__ import annotations
 
@@ -465,7 +418,10 @@ def stream(
     executor: Any = None,
     device: str = "cpu",
 ) -> Stream:
-    """Find atoms in frames as they come, watch for drift and act on it (module notes).
+    """Find atoms in frames as they come, watch for drift and act on it.
+
+    How the frames are scored, what the baseline is and what is done on drift:
+    :mod:`atomlens.elit.stream`.
 
     Parameters
     ----------
