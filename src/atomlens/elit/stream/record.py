@@ -1,0 +1,90 @@
+"""What the live loop reports for one frame: :class:`FrameRecord`, and its row of
+``frames.csv``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["FRAME_COLUMNS", "FrameRecord"]
+
+#: The columns of ``frames.csv`` (:meth:`FrameRecord.row`), in order.
+FRAME_COLUMNS = [
+    "frame",
+    "name",
+    "n_atoms",
+    "latency_s",
+    "score",
+    "baseline",
+    "ratio",
+    "over",
+    "generation",
+    "members",
+    "pixel_size_A",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class FrameRecord:
+    """What the stream reports for one frame.
+
+    Attributes
+    ----------
+    index : int
+        Position of the frame in the source (skipped frames count).
+    name : str
+        ``"frame 7"`` for arrays, the file name (``"a.tif[3]"`` for frame 3 of a stack).
+    n_atoms : int
+        Atoms found.
+    latency_s : float
+        Time from the frame being in memory to its atoms and score [s] (reading the file
+        and decisions taken after it are not included).
+    score : float
+        OOD score (:func:`atomlens.elit.stream.ood_score`) [nats].
+    baseline : float
+        Baseline level of the active ensemble [nats]; NaN until it is known.
+    ratio : float
+        ``score / baseline``.
+    over : bool
+        ``ratio > threshold``.
+    generation : int
+        Adaptations swapped in so far (0: the weights passed in).
+    members : tuple of int
+        Active members, as indices into the ensemble passed in (into the last adapted
+        ensemble once ``generation`` > 0).
+    pixel_size : float
+        [Å/px].
+    atoms : pandas.DataFrame
+        The atoms (:attr:`atomlens.pipeline.finder.FindResult.atoms`).
+    """
+
+    index: int
+    name: str
+    n_atoms: int
+    latency_s: float
+    score: float
+    baseline: float
+    ratio: float
+    over: bool
+    generation: int
+    members: tuple[int, ...]
+    pixel_size: float
+    atoms: pd.DataFrame
+
+    def row(self) -> dict[str, Any]:
+        """The record without its atoms, as one row of ``frames.csv``."""
+        return {
+            "frame": self.index,
+            "name": self.name,
+            "n_atoms": self.n_atoms,
+            "latency_s": self.latency_s,
+            "score": self.score,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "over": self.over,
+            "generation": self.generation,
+            "members": " ".join(str(m) for m in self.members),
+            "pixel_size_A": self.pixel_size,
+        }
