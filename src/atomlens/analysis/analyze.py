@@ -191,7 +191,7 @@ def analyze(
         try:
             write_structure(one, tmp / "structure.extxyz", species=species)
         except ValueError as exc:
-            logger.warning("structure.extxyz not written: %s (map classes with --species)", exc)
+            logger.warning("structure.extxyz not written: %s (map classes with `species`)", exc)
         if stack:
             nn = float(np.median(bonds["length_A"])) if len(bonds) else 1.0
             tr = track_atoms(atoms, search_range_A=0.45 * nn, memory=1)
@@ -291,7 +291,7 @@ def _descriptors(
     if pixel_size is None:
         ok = table["x_px"].abs() > 1e-9
         if not ok.any():
-            raise ValueError("give the pixel size of the image (--pixel-size).")
+            raise ValueError("give the pixel size of the image (`pixel_size`).")
         pixel_size = float(np.median(table.loc[ok, "x_A"] / table.loc[ok, "x_px"]))
     h, w = img.shape
     half = patch_A / 2 / pixel_size

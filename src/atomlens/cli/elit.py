@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from atomlens.cli.app import USER_ERRORS, fail
+from atomlens.cli.app import STATE, USER_ERRORS, fail, flag_names
 from atomlens.cli.parse import p_real_cut
 
 
@@ -208,7 +208,7 @@ def decision_line(d: dict) -> str:
     if "swapped" in d:
         parts.append("swapped in" if d["swapped"] else "every round undone, not swapped in")
     if d["event"] in ("frame_skipped", "adapt_failed", "p_real_off"):
-        parts.append(str(d.get("reason") or d.get("error")))
+        parts.append(flag_names(str(d.get("reason") or d.get("error")), STATE["flags"]))
     at = "start" if d["frame"] is None else f"frame {d['frame']}"
     at += ", after the last frame" if d.get("at_end") else ""
     return f"  → {d['event']} ({at}): {', '.join(parts)}"

@@ -136,15 +136,15 @@ def train_ensemble(
     if (root / CONFIG_FILE).exists():
         if not overwrite:
             raise FileExistsError(
-                f"{root} already holds a trained model; choose another --out or pass "
-                "overwrite=True (--overwrite)."
+                f"{root} already holds a trained model; choose another `out` or pass "
+                "`overwrite=True`."
             )
         shutil.rmtree(root)
     elif root.exists() and any(root.iterdir()) and not (root / MEMBERS_DIR).exists():
         if not overwrite:
             raise FileExistsError(
                 f"{root} exists, is not empty and is not an ensemble run to resume; choose "
-                "another --out or pass --overwrite."
+                "another `out` or pass `overwrite`."
             )
         shutil.rmtree(root)
     todo = []
