@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from atomlens.simulate import Substitution, Vacancy, parse_defect
+from atomlens.simulate import Substitution, Vacancy, defects_for_materials, parse_defect
 from atomlens.simulate.labels import render_masks
 
 
@@ -36,3 +36,17 @@ def test_parse_defect_forms_and_errors():
         parse_defect("vacancy:Xx:0.1")
     with pytest.raises(ValueError, match="0–1"):
         parse_defect("vacancy:S:2")
+
+
+def test_defects_for_materials_gives_each_material_the_defects_of_its_elements():
+    specs = ["sub:C:Si:0.1", "vacancy:S:0.02", "vacancy:C:0.01"]
+    got = defects_for_materials(specs, materials=["graphene", "mos2", "hbn"])
+    assert got == {
+        "graphene": [Substitution("C", "Si", density=0.1), Vacancy("C", density=0.01)],
+        "mos2": [Vacancy("S", density=0.02)],
+    }
+    assert defects_for_materials([], materials=["graphene"]) == {}
+    with pytest.raises(ValueError, match=r"^defect vacancy:Mo:0.1 names an element none of"):
+        defects_for_materials(["vacancy:C:0.1", "vacancy:Mo:0.1"], materials=["graphene"])
+    with pytest.raises(ValueError, match="vacancy:ELEMENT:DENSITY"):  # parsed before loading
+        defects_for_materials(["hole:S"], materials=["no-such-material"])

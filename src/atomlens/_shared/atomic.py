@@ -17,11 +17,11 @@ def check_output_directory(path: str | os.PathLike[str], /, *, overwrite: bool =
     ``overwrite``: what :func:`atomic_directory` refuses (call it before long work)."""
     final = Path(path)
     if final.exists() and not final.is_dir():
-        raise FileExistsError(f"{final} exists and is not a directory; choose another --out.")
+        raise FileExistsError(f"{final} exists and is not a directory; choose another `out`.")
     if final.is_dir() and any(final.iterdir()) and not overwrite:
         raise FileExistsError(
             f"{final} exists and is not empty; choose another output directory or pass "
-            "overwrite=True (--overwrite)."
+            "`overwrite=True`."
         )
 
 

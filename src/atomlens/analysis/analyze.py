@@ -26,11 +26,12 @@ from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_str
 from atomlens.analysis.point_defects import point_defects
 from atomlens.analysis.rings import find_rings
 from atomlens.analysis.tracking import track_atoms
+from atomlens.io import read
 from atomlens.report.analysis_figures import save_clusters_png, save_strain_map_png
 from atomlens.report.html import render_analysis_html
 from atomlens.simulate import load_material
 
-__all__ = ["analyze", "material_reference"]
+__all__ = ["analyze", "analyze_files", "material_reference"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def analyze(
         try:
             write_structure(one, tmp / "structure.extxyz", species=species)
         except ValueError as exc:
-            logger.warning("structure.extxyz not written: %s (map classes with --species)", exc)
+            logger.warning("structure.extxyz not written: %s (map classes with `species`)", exc)
         if stack:
             nn = float(np.median(bonds["length_A"])) if len(bonds) else 1.0
             tr = track_atoms(atoms, search_range_A=0.45 * nn, memory=1)
@@ -205,6 +206,70 @@ def analyze(
             render_analysis_html(summary, figures=figures), encoding="utf-8"
         )
     return summary
+
+
+def analyze_files(
+    table: str | PathLike[str],
+    /,
+    *,
+    out: str | PathLike[str],
+    image: str | PathLike[str] | None = None,
+    pixel_size: float | None = None,
+    material: str | None = None,
+    species: Mapping[str, str] | None = None,
+    cutoff_A: float | None = None,
+    patch_A: float | None = None,
+    n_clusters: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """:func:`analyze` on files: what ``atomlens analyze`` runs.
+
+    Parameters
+    ----------
+    table : path
+        ``atoms.csv`` or ``atoms.parquet`` of :func:`atomlens.pipeline.find_files`.
+    out : path
+        Output directory.
+    image : path, optional
+        The image file the atoms were found in (its first frame), for local descriptors.
+    pixel_size : float, optional
+        Pixel size of ``image`` [Å/px]; default: the file's calibration, else the table's.
+    material, species, cutoff_A, patch_A, n_clusters, overwrite
+        As for :func:`analyze`.
+
+    Returns
+    -------
+    dict
+        The summary of :func:`analyze`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``table`` or ``image`` does not exist.
+    ValueError
+        For the reasons of :func:`atomlens.io.read` and :func:`analyze`.
+    """
+    path = Path(table)
+    if not path.is_file():
+        raise FileNotFoundError(f"{table}: no such file; pass the atoms.csv of a find run.")
+    atoms = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    img = None
+    if image is not None:
+        im = read(image, pixel_size=pixel_size)
+        img = im.frame(0)
+        pixel_size = pixel_size or im.pixel_size
+    return analyze(
+        atoms,
+        out=out,
+        material=material,
+        species=species,
+        cutoff_A=cutoff_A,
+        image=img,
+        pixel_size=pixel_size,
+        patch_A=patch_A,
+        n_clusters=n_clusters,
+        overwrite=overwrite,
+    )
 
 
 def _descriptors(
@@ -226,7 +291,7 @@ def _descriptors(
     if pixel_size is None:
         ok = table["x_px"].abs() > 1e-9
         if not ok.any():
-            raise ValueError("give the pixel size of the image (--pixel-size).")
+            raise ValueError("give the pixel size of the image (`pixel_size`).")
         pixel_size = float(np.median(table.loc[ok, "x_A"] / table.loc[ok, "x_px"]))
     h, w = img.shape
     half = patch_A / 2 / pixel_size

@@ -84,7 +84,7 @@ def default_model() -> Path:
     if not (d / "config.json").is_file():
         names = ", ".join(bundled_models()) or "none installed"
         raise FileNotFoundError(
-            f"no --model given and the default bundled model {DEFAULT_MODEL} is not installed; "
-            f"pass --model with a model directory or a bundled name ({names})."
+            f"no `model` given and the default bundled model {DEFAULT_MODEL} is not installed; "
+            f"pass `model` with a model directory or a bundled name ({names})."
         )
     return d

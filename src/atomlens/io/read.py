@@ -319,7 +319,7 @@ def read(
     if p.stat().st_size == 0:
         raise ValueError(f"{p} is empty (0 bytes): the export or copy did not finish; redo it.")
     if pixel_size is not None:
-        pixel_size = validate_pixel_size(pixel_size, name="--pixel-size")
+        pixel_size = validate_pixel_size(pixel_size, name="`pixel_size`")
     size: float | None = None
     meta: dict[str, Any] = {}
     original: dict[str, Any] = {}
@@ -368,7 +368,7 @@ def read(
             if pixel_size is None:
                 raise ValueError(
                     f"{p}: its metadata gives a pixel size of {size:g} Å/px, which is not an "
-                    "atomic-resolution sampling; pass the right one with --pixel-size (Å/px)."
+                    "atomic-resolution sampling; pass the right one with `pixel_size` (Å/px)."
                 ) from None
         source = "metadata"
     if pixel_size is not None:

@@ -97,11 +97,11 @@ def p_real_threshold(
     FindSettings(p_real_min=p_real_min)  # the range check, with its message
     if not (calibrated and ensemble.calibration is not None):
         raise ValueError(
-            "p_real_min (--p-real-min) needs a calibrated ensemble, and this one has no "
+            "`p_real_min` needs a calibrated ensemble, and this one has no "
             "calibration.json"
             + ("" if calibrated else " in use (calibrated=False)")
             + ": calibrate it (train_ensemble's n_calibration, or "
-            "atomlens.elit.recalibrate for new frames) or leave p_real_min out."
+            "atomlens.elit.recalibrate for new frames) or leave `p_real_min` out."
         )
     if p_real_min != "auto":
         return float(p_real_min)

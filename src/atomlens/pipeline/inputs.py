@@ -111,11 +111,11 @@ def with_estimated_pixel_size(image: Image, ensemble: Ensemble, /) -> Image:
     except ValueError as exc:
         raise ValueError(
             f"{image.path} does not say its pixel size and it could not be estimated ({exc}); "
-            "pass --pixel-size in Å/px (e.g. --pixel-size 0.1)."
+            "pass `pixel_size` in Å/px (e.g. `pixel_size=0.1`)."
         ) from None
     logger.warning(
         "%s does not say its pixel size; estimated %.4g Å/px from its lattice "
-        "(--pixel-size overrides)",
+        "(`pixel_size` overrides)",
         image.path,
         est.pixel_size,
     )
@@ -217,6 +217,6 @@ def read_frame_list(
     if len(sizes) > 1:
         raise ValueError(
             f"the frames have different pixel sizes {sorted(sizes)}; give frames of one "
-            "sampling, or pass --pixel-size."
+            "sampling, or pass `pixel_size`."
         )
     return frames, sizes.pop()

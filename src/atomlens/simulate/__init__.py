@@ -12,7 +12,12 @@ endless random images for training.
 
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
-from atomlens.simulate.defects import Substitution, Vacancy, parse_defect
+from atomlens.simulate.defects import (
+    Substitution,
+    Vacancy,
+    defects_for_materials,
+    parse_defect,
+)
 from atomlens.simulate.distortions import ScanDistortion
 from atomlens.simulate.imaging import Background
 from atomlens.simulate.io import write_simulation
@@ -34,6 +39,7 @@ __all__ = [
     "SimulatedImage",
     "Substitution",
     "Vacancy",
+    "defects_for_materials",
     "film_counts",
     "load_material",
     "parse_defect",

@@ -16,7 +16,7 @@ from atomlens._shared.validate import validate_range
 from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
 from atomlens.simulate.defects import Defect, Substitution, Vacancy
-from atomlens.simulate.distortions import ScanDistortion
+from atomlens.simulate.distortions import ScanDistortion, default_flyback_decay
 from atomlens.simulate.imaging import Background
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
 from atomlens.simulate.scene import SimulatedImage, simulate_image
@@ -258,7 +258,7 @@ class ConditionRanges:
                 drift_x_px=sign[0] * u(self.drift_px),
                 drift_y_px=sign[1] * u(self.drift_px),
                 flyback_px=fly,
-                flyback_decay_px=max(8.0, 3.0 * fly),
+                flyback_decay_px=default_flyback_decay(fly),
             ),
         )
         return {

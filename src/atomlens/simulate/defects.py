@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-__all__ = ["Substitution", "Vacancy", "apply_defects", "parse_defect"]
+from atomlens.simulate.structures import load_material
+
+__all__ = [
+    "Substitution",
+    "Vacancy",
+    "apply_defects",
+    "defects_for_materials",
+    "parse_defect",
+]
 
 
 def _atomic_number(symbol: str, *, name: str) -> int:
@@ -147,6 +155,50 @@ def parse_defect(text: str, /) -> Defect:
         "(e.g. vacancy:S:0.02) or substitution:ELEMENT:REPLACEMENT:DENSITY "
         "(e.g. substitution:C:Si:0.005)."
     )
+
+
+def defects_for_materials(
+    defects: Sequence[str], /, *, materials: Sequence[str], name: str = "defect"
+) -> dict[str, list[Defect]]:
+    """Give each material the defects of its elements: a training recipe's ``defects``.
+
+    Parameters
+    ----------
+    defects : sequence of str
+        Defects in the form :func:`parse_defect` reads, e.g. ``"substitution:C:Si:0.02"``;
+        each applies to every material that has its element.
+    materials : sequence of str
+        Material names or structure files (:func:`~atomlens.simulate.load_material`).
+    name : str
+        How the caller's user wrote a defect, for the error message.
+
+    Returns
+    -------
+    dict of str to list of Vacancy or Substitution
+        Material → its defects, in the order given, for the materials that have any.
+
+    Raises
+    ------
+    ValueError
+        A defect is not understood, or names an element none of the materials has.
+
+    Examples
+    --------
+    >>> defects_for_materials(["vacancy:S:0.01"], materials=["graphene", "mos2"])
+    {'mos2': [Vacancy(element='S', density=0.01, sites=(), count=1)]}
+    """
+    parsed = [parse_defect(d) for d in defects]
+    per_material: dict[str, list[Defect]] = {}
+    for m in materials:
+        have = {chemical_symbols[z] for z in load_material(m).elements}
+        mine = [d for d in parsed if d.element in have]
+        if mine:
+            per_material[m] = mine
+    used = {id(d) for v in per_material.values() for d in v}
+    unused = [defects[i] for i, d in enumerate(parsed) if id(d) not in used]
+    if unused:
+        raise ValueError(f"{name} {unused[0]} names an element none of {materials} has.")
+    return per_material
 
 
 def defect_elements(elements: Sequence[int], defects: Sequence[Defect]) -> tuple[int, ...]:

@@ -24,7 +24,20 @@ import numpy as np
 
 from atomlens._shared.validate import validate_positive
 
-__all__ = ["ScanDistortion", "ScanField"]
+__all__ = ["ScanDistortion", "ScanField", "default_flyback_decay"]
+
+
+def default_flyback_decay(flyback_px: float, /) -> float:
+    """The decay length [px] of a flyback lag of amplitude ``flyback_px`` [px] when only the
+    amplitude is chosen: three times the amplitude and at least 8 px, so that
+    ``flyback_px / flyback_decay_px`` stays below the 0.5 at which the scan folds.
+
+    Examples
+    --------
+    >>> default_flyback_decay(1.0), default_flyback_decay(4.0)
+    (8.0, 12.0)
+    """
+    return max(8.0, 3.0 * flyback_px)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from atomlens._shared.cluster import dask_client
 from atomlens._shared.device import resolve_device
 from atomlens.ensemble import Model
 from atomlens.ensemble.ensemble import Ensemble
@@ -34,22 +35,6 @@ def _train_member_task(member_dir: str, config: dict[str, Any], recipe: dict[str
 
     train_model(out=member_dir, config=TrainConfig.from_dict(config), progress=False, **recipe)
     return member_dir
-
-
-def _as_client(cluster: Any) -> tuple[Any, bool]:
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise ImportError(
-            "training on a cluster needs dask.distributed: pip install 'atomlens[distributed]'"
-        ) from exc
-    if isinstance(cluster, Client):
-        return cluster, False
-    if isinstance(cluster, str):
-        return Client(cluster), True
-    raise TypeError(
-        f"cluster must be a dask.distributed Client or a scheduler address, got {cluster!r}."
-    )
 
 
 def calibration_images(recipe: dict[str, Any], /, *, n_images: int = 8, seed: int = 0) -> Any:
@@ -151,15 +136,15 @@ def train_ensemble(
     if (root / CONFIG_FILE).exists():
         if not overwrite:
             raise FileExistsError(
-                f"{root} already holds a trained model; choose another --out or pass "
-                "overwrite=True (--overwrite)."
+                f"{root} already holds a trained model; choose another `out` or pass "
+                "`overwrite=True`."
             )
         shutil.rmtree(root)
     elif root.exists() and any(root.iterdir()) and not (root / MEMBERS_DIR).exists():
         if not overwrite:
             raise FileExistsError(
                 f"{root} exists, is not empty and is not an ensemble run to resume; choose "
-                "another --out or pass --overwrite."
+                "another `out` or pass `overwrite`."
             )
         shutil.rmtree(root)
     todo = []
@@ -191,8 +176,7 @@ def train_ensemble(
             logger.info("training member %d of %d", i + 1, members)
             train_model(out=member_dir, config=member_cfg, progress=progress, **recipe)
     elif todo:
-        client, own = _as_client(cluster)
-        try:
+        with dask_client(cluster, purpose="training on a cluster") as client:
             futures = [
                 client.submit(
                     _train_member_task,
@@ -206,9 +190,6 @@ def train_ensemble(
                 for i, d, c in todo
             ]
             client.gather(futures)
-        finally:
-            if own:
-                client.close()
     models = [Model.load(root / MEMBERS_DIR / str(i)) for i in range(members)]
     ens = Ensemble.from_models(models)
     ens.config = replace(

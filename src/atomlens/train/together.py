@@ -142,7 +142,7 @@ def train_together(
         if meta["train_configs"] != configs:
             raise ValueError(
                 f"{ck} was written with different training settings or members; resume "
-                "with the same settings, or pass --overwrite to start again."
+                "with the same settings, or pass `overwrite` to start again."
             )
         tensors = load_file(str(ck / "state.safetensors"))
         with torch.no_grad():

@@ -234,8 +234,8 @@ class Trainer:
         if (self.out / CONFIG_FILE).exists() and not ck.exists():
             if not overwrite:
                 raise FileExistsError(
-                    f"{self.out} already holds a trained model; choose another --out or pass "
-                    "overwrite=True (--overwrite)."
+                    f"{self.out} already holds a trained model; choose another `out` or pass "
+                    "`overwrite=True`."
                 )
             shutil.rmtree(self.out)
         elif self.out.is_dir() and {f.name for f in self.out.iterdir()} == {LOG_FILE}:
@@ -246,7 +246,7 @@ class Trainer:
             if not overwrite:
                 raise FileExistsError(
                     f"{self.out} exists, is not empty and is not a training run to resume; "
-                    "choose another --out or pass --overwrite."
+                    "choose another `out` or pass `overwrite`."
                 )
             shutil.rmtree(self.out)
 
@@ -283,7 +283,7 @@ class Trainer:
         if meta["train_config"] != json.loads(json.dumps(self.config.to_dict())):
             raise ValueError(
                 f"{ck} was written with different training settings; resume with the same "
-                "settings, or pass --overwrite to start again."
+                "settings, or pass `overwrite` to start again."
             )
         tensors = load_file(str(ck / "state.safetensors"))
         self.model.network.load_state_dict(

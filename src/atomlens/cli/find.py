@@ -1,0 +1,123 @@
+"""``atomlens find``: atoms in image files, written as tables, maps, figures and a report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atomlens.cli.app import STATE, USER_ERRORS, fail
+from atomlens.cli.parse import p_real_cut
+
+
+def find(
+    images: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders or glob patterns: .dm3/.dm4, .emd, .ser, .mrc, "
+            ".hspy, .h5, .tif, .png, .jpg, .npy, .npz; stacks too."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model directory from `train` or a bundled name (default: haadf-generic).",
+        ),
+    ] = None,
+    pixel_size: Annotated[
+        float | None,
+        typer.Option(help="Pixel size [Å/px]; overrides the files' calibration."),
+    ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(help="Which image of a multi-detector file (e.g. HAADF, DF4)."),
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="Minimum atom probability.")] = 0.5,
+    min_separation: Annotated[
+        float | None, typer.Option("--min-separation", help="Minimum atom distance [Å].")
+    ] = None,
+    p_min: Annotated[
+        float,
+        typer.Option("--p-min", help="Share of ensemble members that must find an atom."),
+    ] = 0.5,
+    p_real_min: Annotated[
+        str | None,
+        typer.Option(
+            "--p-real-min",
+            help="Reject atoms whose calibrated p_real is below this: a number (0.5: more "
+            "likely false than real) or 'auto' (the threshold with the best F1 on the "
+            "calibration's images); needs a calibrated model, such as one from `atomlens "
+            "adapt`.",
+        ),
+    ] = None,
+    positions: Annotated[
+        str,
+        typer.Option(
+            help="Each atom's reported position: network (the network's; a column the "
+            "border cuts: the mean of the fit's and its cut disk's centre), fit (a Gaussian "
+            "fit on the raw image, which a thin amorphous film or aberration tails pull off) "
+            "or mean (of the two).",
+        ),
+    ] = "network",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address: spread the frames over its workers."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
+    overlay.png, uncertainty.png and report.html."""
+    try:
+        from atomlens._shared.cluster import dask_client
+        from atomlens.ensemble import Ensemble
+        from atomlens.pipeline import find_files
+
+        if model is None:
+            from atomlens.bundled import DEFAULT_MODEL, default_model
+
+            model = default_model()
+            logging.getLogger("atomlens").warning(
+                "no --model given: using the bundled %s model", DEFAULT_MODEL
+            )
+        from atomlens.locate.atoms import check_positions
+
+        check_positions(positions, name="--positions")
+        ens = Ensemble.load(model)
+        p_real_cut_value = p_real_cut(p_real_min)
+        with dask_client(scheduler, name="--scheduler") as client:
+            res = find_files(
+                images,
+                model=ens if client is None else model,
+                client=client,
+                out=out,
+                pixel_size=pixel_size,
+                signal=signal,
+                device=device,
+                threshold=threshold,
+                min_separation_A=min_separation,
+                p_min=p_min,
+                p_real_min=p_real_cut_value,
+                positions=positions,
+                overwrite=overwrite,
+                progress=not STATE["quiet"],
+            )
+    except USER_ERRORS as exc:
+        fail(exc)
+    if not STATE["quiet"]:
+        counts = ", ".join(f"{k} {v}" for k, v in res.class_counts.items()) or "none"
+        sizes = ", ".join(
+            sorted({f"{f['pixel_size_A']:g} Å/px ({f['pixel_size_source']})" for f in res.files})
+        )
+        typer.echo(
+            f"wrote {out}/: {res.n_atoms} atoms ({counts}) in {res.frames} frame"
+            f"{'s' if res.frames > 1 else ''} of {len(res.files)} file"
+            f"{'s' if len(res.files) > 1 else ''} at {sizes} with {len(ens)} member"
+            f"{'s' if len(ens) > 1 else ''}; {res.n_rejected} candidates below p_detect "
+            f"{p_min:g}{'' if p_real_min is None else f' or p_real {p_real_min}'} in "
+            f"rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
+        )
