@@ -78,6 +78,8 @@ def flag_names(message: str, flags: Mapping[str, str]) -> str:
     'pass --pixel-size in Å/px (e.g. --pixel-size 0.1).'
     >>> flag_names("choose another `out` or pass `overwrite=True`.", flags)
     'choose another --out or pass overwrite=True (--overwrite).'
+    >>> flag_names("use `mode='retrain'`", {"mode": "--mode"})
+    'use --mode retrain'
     >>> flag_names("the model's pixel_size, out of range", flags)
     "the model's pixel_size, out of range"
     """
@@ -90,7 +92,7 @@ def flag_names(message: str, flags: Mapping[str, str]) -> str:
             return flags[name]
         if value == "True":
             return f"{name}=True ({flags[name]})"
-        return f"{flags[name]} {value}"
+        return f"{flags[name]} {value.strip(chr(39) + chr(34))}"  # typed without quotes
 
     return _MARKED.sub(flag, message)
 

@@ -306,8 +306,7 @@ class FrameStyledSource:
             raise ValueError(
                 f"none of the {len(refused)} frames shows a crystal lattice, so their "
                 f"background cannot be borrowed ({refused[0].rstrip('.')}). Use "
-                "simulated_background='simulated' (atomlens adapt --simulated-background "
-                "simulated) or pseudo-labels only."
+                "`simulated_background='simulated'` or pseudo-labels only."
             )
         if refused:
             logger.warning("frame-styled simulation skips %s", "; ".join(refused))

@@ -85,7 +85,7 @@ class TableWriter:
         else:
             table = table.reindex(columns=self._columns)
             for c, dt in (self._dtypes or {}).items():
-                if dt == bool and table[c].isna().any():
+                if pd.api.types.is_bool_dtype(dt) and table[c].isna().any():
                     # a flag this table lacks stays empty: astype(bool) would make it True
                     table[c] = table[c].astype("boolean")
                 elif table[c].dtype != dt:
