@@ -23,9 +23,9 @@ import numpy as np
 
 from atomlens.bundled import bundled_models
 from atomlens.ensemble import Ensemble
-from atomlens.fourier.sampling import estimate_for_model
+from atomlens.fourier import estimate_for_model
 from atomlens.metrics import score_atoms
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import (
     AberratedProbe,
     Background,

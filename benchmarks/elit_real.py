@@ -138,7 +138,7 @@ def main() -> None:
 
     from atomlens.elit.adapt import adapt
     from atomlens.io import read
-    from atomlens.pipeline.finder import find
+    from atomlens.pipeline import find
 
     t0 = time.perf_counter()
     ens = train(args.model, args.members, args.steps)

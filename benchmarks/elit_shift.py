@@ -60,7 +60,7 @@ from atomlens.elit.adapt import AdaptConfig, adapt
 from atomlens.ensemble import Ensemble, Model
 from atomlens.metrics import match_points
 from atomlens.nn import UNetConfig
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import (
     AberratedProbe,
     Background,

@@ -58,7 +58,7 @@ import torch
 
 import elit_shift as shift  # benchmarks/ is on the path when this script runs
 from atomlens.metrics import match_points, score_atoms
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import simulate_image
 
 CHOICES = {

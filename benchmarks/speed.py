@@ -23,8 +23,7 @@ from atomlens.ensemble import Model, ModelConfig
 from atomlens.locate import locate_atoms, refine_gaussian
 from atomlens.nn import UNet, UNetConfig
 from atomlens.simulate import ImagingConditions, simulate_image
-from atomlens.train import SimulatedSource, TrainConfig
-from atomlens.train.trainer import Trainer
+from atomlens.train import SimulatedSource, TrainConfig, Trainer
 
 
 def timed(fn, repeats: int) -> float:

@@ -28,7 +28,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[6]))
-from atomlens.pipeline.files import find_files
+from atomlens.pipeline import find_files
 from atomlens.ensemble import Ensemble
 path, out, model, n, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 ens = Ensemble.load(model)

@@ -35,7 +35,7 @@ from atomlens.elit.stream import StreamConfig, stream
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points
 from atomlens.nn import UNet
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import Background, GaussianProbe, ImagingConditions, simulate_image
 
 SHIFTS = {

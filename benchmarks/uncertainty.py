@@ -34,7 +34,7 @@ from scipy.stats import mannwhitneyu, spearmanr
 from atomlens import find_atoms
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points, score_atoms
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import ConditionRanges, SimulatedDataset, Substitution
 from atomlens.train import fit_calibration
 

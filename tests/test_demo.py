@@ -90,7 +90,7 @@ def test_the_bundled_graphene_model_rejects_by_p_real_auto_and_gains_f1():
     from atomlens.bundled import resolve_model_path
     from atomlens.ensemble import Ensemble
     from atomlens.metrics import match_points
-    from atomlens.pipeline.finder import find
+    from atomlens.pipeline import find
     from atomlens.simulate import Background, ImagingConditions, simulate_image
 
     for dose, film, seed in ((3e4, 3.0, 11), (1e5, 0.0, 12)):

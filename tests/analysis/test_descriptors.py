@@ -16,7 +16,7 @@ from atomlens.simulate import ImagingConditions, Substitution, simulate_image
 
 @pytest.mark.parametrize("dose", [1e4, 1e5])
 def test_si_and_c_cluster_apart_from_found_atoms(tiny_model, dose):
-    from atomlens.pipeline.finder import find_atoms
+    from atomlens.pipeline import find_atoms
 
     sim = simulate_image(
         "graphene",

@@ -82,7 +82,7 @@ def test_rings_from_found_atoms_equal_the_rings_of_the_truth(tiny_model):
     model finds are the rings of the true structure (away from the border)."""
     from ase import Atoms
 
-    from atomlens.pipeline.finder import find_atoms
+    from atomlens.pipeline import find_atoms
     from atomlens.simulate import ImagingConditions, simulate_image
 
     pos = stone_wales(graphene_xy(12), graphene_xy(12).mean(axis=0))

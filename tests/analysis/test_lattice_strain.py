@@ -18,7 +18,7 @@ GRAPHENE = reference_basis(2.46, 2.46, 60)
 
 @pytest.mark.parametrize("strain", [(0.01, -0.005, 0.004), (-0.02, 0.015, -0.01)])
 def test_homogeneous_strain_from_found_atoms_within_0_1_percent(tiny_model, strain):
-    from atomlens.pipeline.finder import find_atoms
+    from atomlens.pipeline import find_atoms
 
     sim = simulate_image(
         "graphene",

@@ -10,7 +10,7 @@ import torch
 from atomlens.elit.adapt import AdaptConfig, adapt, pseudo_labels
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import ImagingConditions, simulate_image
 from tests.common import perturbed_ensemble
 

@@ -9,7 +9,7 @@ import torch
 
 from atomlens.elit.recalibrate import recalibrate, styled_validation
 from atomlens.metrics import match_points
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import Background, ConditionRanges, ImagingConditions, simulate_image
 from atomlens.train import fit_calibration
 from atomlens.train.validation import ValidationSet

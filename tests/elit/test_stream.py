@@ -137,7 +137,7 @@ def test_p_real_min_rejects_while_the_members_are_calibrated(ens4, good, shifted
     stops rejecting instead of failing on every frame."""
     from dataclasses import replace
 
-    from atomlens.pipeline.finder import find
+    from atomlens.pipeline import find
     from atomlens.train import fit_calibration
 
     # calibrated where it errs (a lower dose and a film), so that p_real tells something
@@ -331,7 +331,7 @@ def test_a_stack_file_is_read_frame_by_frame_and_baselines_from_the_stream(ens4,
 
 
 def test_ood_score_rises_off_distribution(ens4, good, shifted):
-    from atomlens.pipeline.finder import find
+    from atomlens.pipeline import find
 
     s_good = ood_score(find(good[0].image, model=ens4, pixel_size=PS).prediction)
     s_bad = ood_score(find(shifted[0], model=ens4, pixel_size=PS).prediction)

@@ -71,7 +71,7 @@ def test_frames_are_mapped_to_the_workers(client, tiny_model_dir):
 
 
 def test_find_files_on_a_cluster_gives_the_in_process_atoms(client, tiny_model_dir, tmp_path):
-    from atomlens.pipeline.files import find_files
+    from atomlens.pipeline import find_files
     from atomlens.simulate import simulate_image
 
     frames = np.stack(

@@ -15,7 +15,7 @@ from atomlens.ensemble import (
     merge_detections,
 )
 from atomlens.nn import UNet
-from atomlens.pipeline.finder import find
+from atomlens.pipeline import find
 from atomlens.simulate import simulate_image
 from atomlens.simulate.labels import render_masks
 
@@ -200,7 +200,7 @@ def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
     validation images, ranks them below the real atoms; the p_detect table cannot."""
     import pandas as pd
 
-    from atomlens.pipeline.finder import FindResult
+    from atomlens.pipeline import FindResult
     from atomlens.train import fit_calibration
 
     rng = np.random.default_rng(0)

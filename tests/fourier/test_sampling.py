@@ -29,7 +29,7 @@ def test_noise_has_no_lattice_to_measure():
 
 def test_find_without_calibration_estimates_it(tiny_model_dir, tmp_path):
     from atomlens.metrics import score_atoms
-    from atomlens.pipeline.files import find_files
+    from atomlens.pipeline import find_files
 
     sim = simulate_image("graphene", shape=256, pixel_size=0.11, rng=5)
     np.save(tmp_path / "a.npy", sim.image)  # no calibration in a .npy
