@@ -309,14 +309,14 @@ def test_simulated_only_rounds_are_segments_of_one_schedule():
     """With pseudo-labels each round restarts its warm-up + cosine; with simulated images
     only (the data never change) the rounds continue one cosine decay, as one training of
     rounds × steps would."""
-    from atomlens.elit.adapt import _round_schedule
+    from atomlens.elit.rounds import round_schedule
     from atomlens.train import TrainConfig
     from atomlens.train.trainer import lr_factor
 
     mixed = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=0.5)
-    assert {_round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
+    assert {round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
     only = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=1.0)
-    plan = [_round_schedule(only, r) for r in (1, 2, 3)]
+    plan = [round_schedule(only, r) for r in (1, 2, 3)]
     assert plan[0][:2] == (1e-3, 12) and [w for _, w, _ in plan[1:]] == [5, 5]
 
     def lr_at(r: int, step: int) -> float:  # the trainer's learning rate in round r
