@@ -134,9 +134,12 @@ def adapt(
         model saw; a warning says so.
     checkpoint : str or Path, optional
         Directory where every finished round is kept (the ensemble, safetensors + JSON, and
-        the history). Run again with the same ensemble, frames, pixel size and settings,
-        ``adapt`` resumes after the last finished round instead of starting over; with
-        anything else it refuses the directory. Nothing is written when omitted.
+        the history; :class:`atomlens.elit.checkpoint.AdaptCheckpoint`). Run again with the
+        same ensemble, frames, pixel size and settings, ``adapt`` resumes after the last
+        finished round instead of starting over; with anything else it refuses the
+        directory. Nothing is written when omitted. ``default_checkpoint(out)`` is the
+        directory beside ``out`` that ``atomlens adapt --out`` uses (remove it once the
+        result is saved), and ``finished_rounds(checkpoint)`` the history so far.
 
     Returns
     -------

@@ -32,7 +32,7 @@ from atomlens._shared.config import json_default
 from atomlens.elit.config import AdaptConfig
 from atomlens.ensemble import Ensemble
 
-__all__ = ["AdaptCheckpoint", "default_checkpoint", "finished_rounds", "history_records"]
+__all__ = ["AdaptCheckpoint", "default_checkpoint", "finished_rounds"]
 
 STATE_FILE = "state.json"
 
