@@ -89,8 +89,8 @@ class AdaptConfig:
         the simulation's columns are, at the thickness that explains the power spectrum of
         the frames' background (:func:`atomlens.elit.restyle.fit_film_thickness`); for
         an amorphous carbon film on a crystal whose contrast the simulation renders
-        faithfully (it gained under an 8 Å film and lost under a 20 Å one and at 100×
-        lower dose; see the ELIT docs). A frame read as more than 100 Å of film keeps its
+        faithfully (where it gained and where it lost against ``"estimated"``:
+        ``docs/elit.md``, "Measured"). A frame read as more than 100 Å of film keeps its
         estimate.
     calibration_images : int
         Every kept round's ensemble is calibrated (``p_real``, σ scale) on this many

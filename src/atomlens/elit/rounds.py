@@ -33,8 +33,8 @@ def round_schedule(config: AdaptConfig, rnd: int) -> tuple[float, int, float]:
     cosine schedule. With simulated images only (``simulated_share=1``) the data do not
     change from round to round, so the rounds are segments of one cosine decay over all of
     them, as one training of ``rounds × steps`` would be (a short warm-up for each round's
-    fresh optimiser state): restarting the schedule every round cost 0.015 F1 under an
-    8 Å film (0.744 and 0.748 against 0.761 and 0.760, two seeds).
+    fresh optimiser state). What restarting the schedule every round cost instead:
+    ``docs/elit.md``, "Errors every member shares", item 6.
     """
 
     cfg = config
