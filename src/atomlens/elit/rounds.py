@@ -1,6 +1,8 @@
 """What one round of :func:`atomlens.elit.adapt.adapt` trains, and how: the training frames
 with their pseudo-labels (mixed with simulated images with exact labels when
-``simulated_share > 0``), the round's learning-rate schedule, and the members' training."""
+``simulated_share > 0``), the round's learning-rate schedule, and the members' training
+(together in one batched pass per step on a GPU, as ``train --members`` trains them; see
+:func:`train_members`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atomlens._shared.device import resolve_device
 from atomlens.elit.config import AdaptConfig
 from atomlens.elit.pseudo_labels import pseudo_labels
 from atomlens.elit.sources import MixedSource, simulated_source
@@ -19,9 +22,11 @@ from atomlens.ensemble import Ensemble, Model
 from atomlens.inference import resample
 from atomlens.nn import UNet
 from atomlens.train import PairSource, TrainConfig, Trainer
+from atomlens.train.recipe import TrainingSetup
+from atomlens.train.together import together_matches_alone, train_together
 from atomlens.train.trainer import lr_factor
 
-__all__ = ["round_schedule", "styled_source", "train_round"]
+__all__ = ["round_schedule", "styled_source", "train_members", "train_round"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +170,7 @@ def _source(
     return source
 
 
-def _train_members(
+def train_members(
     ensemble: Any,
     source: Any,
     *,
@@ -173,13 +178,45 @@ def _train_members(
     model_config: Any,
     rnd: int,
     out: Path,
-    progress: bool,
+    progress: bool = False,
+    together: bool | None = None,
 ) -> list[torch.nn.Module]:
-    """Every member fine-tuned (or retrained from a new seed) on ``source``; member ``i``'s
-    seed is ``seed + 1000 i + 17 rnd``."""
+    """Every member fine-tuned (or retrained from a new seed) on ``source``.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The members to fine-tune (``mode="finetune"``) or to replace.
+    source : BatchSource
+        The round's batches, the same for every member (the augmentation differs).
+    config : AdaptConfig
+        Steps, batch size, learning rate, mode, seed and device; member ``i``'s seed is
+        ``seed + 1000 i + 17 rnd``.
+    model_config : ModelConfig
+        The members' architecture, sampling and classes.
+    rnd : int
+        The round (1-based): its seeds and learning-rate schedule (:func:`round_schedule`).
+    out : Path
+        Scratch directory of the training runs.
+    progress : bool
+        Progress bars.
+    together : bool, optional
+        Train the members together, one batched forward and backward pass per step
+        (:func:`atomlens.train.together.train_together`, as ``train --members`` does), or
+        one after the other (:class:`atomlens.train.Trainer`): the same weights up to float
+        rounding. By default together on a GPU and one after the other on the CPU, the rule
+        of :func:`atomlens.train.train_ensemble` (batching was measured slower on the CPU:
+        ``benchmarks/ensemble_speed.py``), and one after the other for an architecture that
+        trains differently together (:func:`atomlens.train.together.together_matches_alone`).
+
+    Returns
+    -------
+    list of torch.nn.Module
+        The trained networks, in evaluation mode.
+    """
     cfg, c = config, model_config
-    nets = []
     peak, warm, ratio = round_schedule(cfg, rnd)
+    setups = []
     for i in range(len(ensemble)):
         tc = TrainConfig(
             steps=cfg.steps,
@@ -196,9 +233,19 @@ def _train_members(
         else:
             torch.manual_seed(tc.seed)
             net = UNet(c.architecture)
-        trainer = Trainer(Model(net, c), tc, source, out=out / f"member{i}", progress=progress)
-        nets.append(trainer.fit().model.network.eval())
-    return nets
+        setups.append(TrainingSetup(Model(net, c), tc, source, None))
+    outs = [out / f"member{i}" for i in range(len(setups))]
+    if together is None:
+        on_gpu = resolve_device(cfg.device).type == "cuda"
+        together = on_gpu and together_matches_alone(c.architecture)
+    if together:
+        results = train_together(setups, outs, checkpoint=out / "together", progress=progress)
+    else:
+        results = [
+            Trainer(s.model, s.config, s.data, out=o, progress=progress).fit()
+            for s, o in zip(setups, outs, strict=True)
+        ]
+    return [r.model.network.eval() for r in results]
 
 
 def train_round(
@@ -265,7 +312,7 @@ def train_round(
         styled=styled,
         simulated=simulated,
     )
-    nets = _train_members(
+    nets = train_members(
         ensemble,
         source,
         config=config,
