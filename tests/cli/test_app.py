@@ -83,8 +83,8 @@ def _messages(path: Path):
             yield node.lineno, node.value
 
 
-# messages of atomlens.elit that still name flags: elit is being restructured apart
-STILL_NAMING_FLAGS = {"elit/adapt.py"}
+# modules whose messages may name flags (none)
+STILL_NAMING_FLAGS: set[str] = set()
 
 
 def test_the_library_does_not_name_command_line_flags():

@@ -206,6 +206,8 @@ def test_adapt_can_mix_in_simulated_images_with_exact_labels(tiny_model):
 def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
     from dataclasses import replace
 
+    from atomlens.elit import AdaptCheckpoint, default_checkpoint, finished_rounds
+
     ens = perturbed_ensemble(tiny_model)
     frames = [
         simulate_image("graphene", shape=128, pixel_size=PS, rng=i, conditions=SHIFT).image
@@ -216,17 +218,26 @@ def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
         rounds=2, steps=4, crop=64, batch_size=4, stop_f1=1.1, max_change=1.0,
         max_implausible_rise=1.0,
     )  # fmt: skip
-    ck = tmp_path / "checkpoint"
-    seen = []
+    ck = default_checkpoint(tmp_path / "adapted")  # where `atomlens adapt --out` keeps it
+    seen = {}
 
     def stop_in_round_2(rnd, cand, kept):
-        seen.append(rnd)
+        seen[rnd] = cand
         if rnd == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         adapt(ens, frames, pixel_size=PS, config=cfg, checkpoint=ck, on_round=stop_in_round_2)
-    assert seen == [1, 2]
+    assert list(seen) == [1, 2]
+    # what the interrupted run left: round 1 finished, and its ensemble
+    assert list(finished_rounds(ck)["round"]) == [0, 1]
+    kept, _, done = AdaptCheckpoint(
+        ck, ensemble=ens, frames=frames, pixel_size=PS, config=cfg
+    ).load()  # fmt: skip
+    assert not done
+    for a, b in zip(kept.networks, seen[1].networks, strict=True):
+        for (_, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y)
     trained = []
     res = adapt(
         ens, frames, pixel_size=PS, config=cfg, checkpoint=ck,
@@ -309,14 +320,14 @@ def test_simulated_only_rounds_are_segments_of_one_schedule():
     """With pseudo-labels each round restarts its warm-up + cosine; with simulated images
     only (the data never change) the rounds continue one cosine decay, as one training of
     rounds × steps would."""
-    from atomlens.elit.adapt import _round_schedule
+    from atomlens.elit.rounds import round_schedule
     from atomlens.train import TrainConfig
     from atomlens.train.trainer import lr_factor
 
     mixed = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=0.5)
-    assert {_round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
+    assert {round_schedule(mixed, r) for r in (1, 2, 3)} == {(1e-3, 12, TrainConfig.min_lr_ratio)}
     only = AdaptConfig(rounds=3, steps=60, lr=1e-3, simulated_share=1.0)
-    plan = [_round_schedule(only, r) for r in (1, 2, 3)]
+    plan = [round_schedule(only, r) for r in (1, 2, 3)]
     assert plan[0][:2] == (1e-3, 12) and [w for _, w, _ in plan[1:]] == [5, 5]
 
     def lr_at(r: int, step: int) -> float:  # the trainer's learning rate in round r

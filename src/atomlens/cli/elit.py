@@ -104,8 +104,8 @@ def adapt(
     """
     try:
         from atomlens._shared.atomic import check_output_directory
-        from atomlens.elit.adapt import AdaptConfig
-        from atomlens.elit.adapt import adapt as adapt_ensemble
+        from atomlens.elit import AdaptConfig, default_checkpoint, finished_rounds
+        from atomlens.elit import adapt as adapt_ensemble
         from atomlens.ensemble import Ensemble
         from atomlens.pipeline import read_frame_list
 
@@ -136,8 +136,9 @@ def adapt(
             )
         # finished rounds are kept beside --out, so that the same command run again after
         # an interruption resumes; removed once --out is written
-        ckpt = out.parent / f".{out.name}.adapt-checkpoint"
-        if (ckpt / "state.json").exists():
+        ckpt = default_checkpoint(out)
+        STATE["flags"]["checkpoint"] = "--out"  # the checkpoint goes with --out here
+        if finished_rounds(ckpt) is not None:
             typer.echo(f"{ckpt} holds finished rounds of an earlier run: resuming from them")
         res = adapt_ensemble(ens, images, pixel_size=ps, config=cfg, progress=True, checkpoint=ckpt)
         if res.ensemble is ens:

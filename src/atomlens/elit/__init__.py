@@ -6,6 +6,8 @@
   uncertain regions left out of the loss and a guard on held-out frames, optionally on
   simulated images that carry the frames' own background and noise
   (:class:`atomlens.elit.sources.FrameStyledSource`, fitted by :mod:`atomlens.elit.style`);
+  with ``checkpoint=default_checkpoint(out)`` it keeps its finished rounds
+  (:class:`AdaptCheckpoint`) and resumes after an interruption;
 - :func:`recalibrate` measures an ensemble's calibration (``p_real``, σ) on simulated
   images in the frames' look, as :func:`adapt` does for every round it keeps;
 - :func:`stream` runs the live loop: atoms per frame, a drift score against training-like
@@ -15,11 +17,13 @@ See ``docs/elit.md``.
 """
 
 from atomlens.elit.adapt import AdaptConfig, AdaptResult, adapt, pseudo_labels
+from atomlens.elit.checkpoint import AdaptCheckpoint, default_checkpoint, finished_rounds
 from atomlens.elit.recalibrate import recalibrate
 from atomlens.elit.select import Selection, select
 from atomlens.elit.stream import FrameRecord, Stream, StreamConfig, ood_score, stream
 
 __all__ = [
+    "AdaptCheckpoint",
     "AdaptConfig",
     "AdaptResult",
     "FrameRecord",
@@ -27,6 +31,8 @@ __all__ = [
     "Stream",
     "StreamConfig",
     "adapt",
+    "default_checkpoint",
+    "finished_rounds",
     "ood_score",
     "pseudo_labels",
     "recalibrate",

@@ -38,11 +38,31 @@ from atomlens.train.trainer import (
     segmentation_loss,
 )
 
-__all__ = ["train_together"]
+__all__ = ["together_matches_alone", "train_together"]
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint-together"
+
+
+def together_matches_alone(architecture: Any, /) -> bool:
+    """Do members of this architecture trained by :func:`train_together` end where they
+    would end trained alone (up to float rounding)?
+
+    Not with batch normalisation (``train_together`` refuses it) nor with dropout: its
+    masks are drawn for all members at once, from the first member's seed, not those each
+    member would draw alone.
+
+    Parameters
+    ----------
+    architecture : UNetConfig
+        The members' architecture.
+
+    Returns
+    -------
+    bool
+    """
+    return architecture.norm != "batch" and not architecture.dropout > 0
 
 
 def _check_compatible(setups: Sequence[Any]) -> None:
@@ -80,7 +100,8 @@ def train_together(
     stream of training images, its augmentation draws, its validation set and its choice of
     best step. Only the arithmetic is shared. A member trained here ends where it would end
     trained alone by :class:`atomlens.train.Trainer` with the same setup (equal up to
-    float rounding, checked by the tests).
+    float rounding, checked by the tests), except for dropout masks
+    (:func:`together_matches_alone`).
 
     Parameters
     ----------

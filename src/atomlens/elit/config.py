@@ -1,0 +1,193 @@
+"""The settings of :func:`atomlens.elit.adapt.adapt`, validated on construction."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["AdaptConfig"]
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Settings of :func:`adapt`.
+
+    Parameters
+    ----------
+    rounds : int
+        At most this many rounds.
+    mode : {"finetune", "retrain"}
+        Continue from each member's weights, or train new members (seeds apart) on the
+        pseudo-labels.
+    steps : int
+        Optimiser steps per member per round.
+    lr : float
+        Peak learning rate (smaller than training from scratch when fine-tuning).
+    batch_size, crop : int
+        Crops per step and their side [px at the model's sampling].
+    p_keep : float
+        Share of members that must find an atom for it to be a pseudo-label.
+    epistemic_max : float
+        Pixels with more epistemic uncertainty [nats] are ignored by the loss.
+    ignore_radius_A : float
+        Radius of the ignored disk around a disputed candidate [Å].
+    background_max : float or None
+        Background is taught only where the ensemble's mean foreground probability is at
+        most this; other pixels outside the pseudo-label disks are ignored (a weak response
+        every member shares is ambiguous, not background). ``None`` (default): no such rule.
+    holdout : float
+        Share of frames held out for the guard, below 1 (at least one when there are ≥ 2
+        frames, and never all of them).
+    nn_tolerance : float
+        A nearest-neighbour distance is plausible within this relative tolerance of one of
+        the material's.
+    max_implausible_rise : float
+        Undo a round that raises the share of hold-out consensus atoms with an implausible
+        nearest neighbour by more than this plus two standard errors of the share.
+    max_change : float
+        Undo a round whose consensus on the training frames differs from the previous by
+        more than this (1 − F1).
+    stop_f1 : float
+        Stop when consecutive consensuses agree this well (F1); above 1, never stop early.
+    simulated_share : float
+        Share of every batch drawn from simulated images with exact labels: an anchor that
+        the pseudo-labels cannot pull away from the truth. 0 (default) trains on the frames
+        only; 1 on simulated images only (no pseudo-labels; the data then do not change
+        between rounds, so the rounds continue one cosine learning-rate decay instead of
+        restarting it). What is simulated: see ``adapt(simulated=…)``.
+    simulated_background : {"simulated", "frames"}
+        Where the simulated share's background and noise come from. ``"simulated"``: the
+        simulation's own (film, shot noise). ``"frames"``: the frames' own aperiodic part
+        (film, contamination, noise; separated from the lattice by Bragg filtering, see
+        :class:`atomlens.elit.sources.FrameStyledSource`) added to noise-free simulations,
+        so the exact labels come with the new data's look. Needs frames of a crystal of the
+        model's material.
+    pixel_noise : {"borrowed", "modelled"}
+        With ``simulated_background="frames"``, the pixel noise of the styled images.
+        ``"borrowed"``: the frames' own noise, in the crops of their aperiodic part.
+        ``"modelled"`` (default): the crops carry the frames' film only, and noise is drawn
+        for each simulated image from a Poisson–Gaussian model fitted to the frames
+        (:func:`atomlens.elit.style.fit_pixel_noise`), so that it follows the simulated
+        atoms as shot noise does (borrowed noise follows the frame's atoms, elsewhere).
+        Borrowed noise keeps what the model does not: scan-line noise, detector afterglow.
+    match_blur : bool
+        With ``simulated_background="frames"``, blur the simulated images as much more as
+        the frames' lattice is blurred than the simulation's (from the decay of their Bragg
+        shells, :func:`atomlens.elit.style.extra_blur`): a wider or aberrated probe.
+        On by default; it is 0 for frames as sharp as the simulation.
+    match_sampling : bool
+        With ``simulated_background="frames"``, simulate at the frames' own pixel size,
+        read off their lattice (:func:`atomlens.fourier.relative_sampling`), instead
+        of across the training range of pixel sizes: the members then need not accept
+        every lattice spacing in that range, and take fewer film blobs for atoms. On by
+        default; a stated pixel size more than 3 % off the frames' lattice is logged.
+    film : {"estimated", "drawn"}
+        With ``simulated_background="frames"`` and modelled noise, the film of the styled
+        images. ``"estimated"`` (default): crops of the frames' own film as the Wiener
+        filter estimates it; it keeps whatever the film is made of but loses its sharpest
+        speckle. ``"drawn"``: a new film of random carbon atoms for every image, imaged as
+        the simulation's columns are, at the thickness that explains the power spectrum of
+        the frames' background (:func:`atomlens.elit.style.fit_film_thickness`); for
+        an amorphous carbon film on a crystal whose contrast the simulation renders
+        faithfully (where it gained and where it lost against ``"estimated"``:
+        ``docs/elit.md``, "Measured"). A frame read as more than 100 Å of film keeps its
+        estimate.
+    calibration_images : int
+        Every kept round's ensemble is calibrated (``p_real``, σ scale) on this many
+        simulated images in the look of the held-out frames (of the training frames when
+        none is held out or the held-out ones show no lattice), with their exact atoms
+        (:func:`atomlens.elit.recalibrate.styled_validation`): the old calibration
+        described the old members under the old conditions. 0 drops the calibration
+        instead; so does a set of frames that shows no crystal lattice (with a warning).
+    seed : int
+        Seed of crops, augmentation and (retrain) initial weights.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    rounds: int = 3
+    mode: Literal["finetune", "retrain"] = "finetune"
+    steps: int = 150
+    lr: float = 1e-3
+    batch_size: int = 8
+    crop: int = 128
+    p_keep: float = 0.99
+    epistemic_max: float = 0.15
+    ignore_radius_A: float = 0.8
+    background_max: float | None = None
+    holdout: float = 0.25
+    nn_tolerance: float = 0.35
+    max_implausible_rise: float = 0.02
+    max_change: float = 0.25
+    stop_f1: float = 0.995
+    simulated_share: float = 0.0
+    simulated_background: Literal["simulated", "frames"] = "simulated"
+    pixel_noise: Literal["borrowed", "modelled"] = "modelled"
+    match_blur: bool = True
+    match_sampling: bool = True
+    film: Literal["estimated", "drawn"] = "estimated"
+    calibration_images: int = 12
+    seed: int = 0
+    device: str = "auto"
+
+    def simulated_summary(self) -> str:
+        """The simulated share's settings in words, e.g. "simulated share 1.0 with frames
+        background and modelled noise, blur and sampling matched"."""
+        text = f"simulated share {self.simulated_share} with {self.simulated_background} background"
+        if self.simulated_background == "frames":
+            on = {"blur": self.match_blur, "sampling": self.match_sampling}
+            matched = [w for w, v in on.items() if v]
+            text += f" and {self.pixel_noise} noise" + (
+                f", {' and '.join(matched)} matched" if matched else ""
+            )
+            if self.pixel_noise == "modelled":
+                text += f", {self.film} film"
+        return text
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("finetune", "retrain"):
+            raise ValueError(f"mode must be 'finetune' or 'retrain', got {self.mode!r}.")
+        if not (isinstance(self.rounds, int) and self.rounds >= 1):
+            raise ValueError(f"rounds must be an int ≥ 1, got {self.rounds!r}.")
+        if not 0 <= self.simulated_share <= 1:
+            raise ValueError(
+                f"simulated_share must be within [0, 1], got {self.simulated_share!r}."
+            )
+        if self.simulated_background not in ("simulated", "frames"):
+            raise ValueError(
+                "simulated_background must be 'simulated' or 'frames', got "
+                f"{self.simulated_background!r}."
+            )
+        if self.pixel_noise not in ("borrowed", "modelled"):
+            raise ValueError(
+                f"pixel_noise must be 'borrowed' or 'modelled', got {self.pixel_noise!r}."
+            )
+        if self.film not in ("drawn", "estimated"):
+            raise ValueError(f"film must be 'drawn' or 'estimated', got {self.film!r}.")
+        if self.background_max is not None and not 0 < self.background_max < 1:
+            raise ValueError(
+                f"background_max must be within (0, 1) or None, got {self.background_max!r}."
+            )
+        if not 0 < self.p_keep <= 1:
+            raise ValueError(f"p_keep must be within (0, 1], got {self.p_keep!r}.")
+        if not (isinstance(self.calibration_images, int) and self.calibration_images >= 0):
+            raise ValueError(
+                f"calibration_images must be an int ≥ 0, got {self.calibration_images!r}."
+            )
+        for name in ("steps", "batch_size", "crop"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Integral) and v >= 1):
+                raise ValueError(f"{name} must be an int ≥ 1, got {v!r}.")
+        positive = ("lr", "epistemic_max", "ignore_radius_A", "nn_tolerance")
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and v > 0):
+                raise ValueError(f"{name} must be a number > 0, got {v!r}.")
+        if not (isinstance(self.holdout, numbers.Real) and 0 <= self.holdout < 1):
+            raise ValueError(f"holdout must be within [0, 1), got {self.holdout!r}.")
+        # above 1 they switch their rule off (never stop early, never undo a round)
+        for name in ("max_implausible_rise", "max_change", "stop_f1"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and v >= 0):
+                raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")

@@ -1,0 +1,141 @@
+"""What :func:`atomlens.elit.adapt.adapt` measures of each round, and whether it keeps it.
+
+A round is judged by its consensus atoms (``p_detect ≥ 0.5``): how far they moved on the
+training frames (F1 against the previous round's consensus) and, on the held-out frames,
+the share whose nearest neighbour is implausible for the material (closer or further than
+``nn_tolerance`` × any nearest-neighbour distance of a noise-free simulation of it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from atomlens.elit.config import AdaptConfig
+from atomlens.elit.select import _nn, _reference_nns
+from atomlens.metrics import match_points
+from atomlens.pipeline import find
+
+__all__ = [
+    "accepted_atoms",
+    "consensus_f1",
+    "find_candidates",
+    "implausible_share",
+    "judge_round",
+    "material_nn_distances",
+    "measure",
+]
+
+
+def find_candidates(ensemble: Any, frames: list[np.ndarray], pixel_size: float) -> list[Any]:
+    """:func:`atomlens.pipeline.find` on every frame with all candidates kept
+    (``p_min=1e-6``) and the raw, uncalibrated ``p_detect``."""
+    out = []
+    for f in frames:
+        r = find(f, model=ensemble, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
+        out.append(r)
+    return out
+
+
+def accepted_atoms(results: list[Any]) -> list[pd.DataFrame]:
+    """The consensus atoms (``p_detect ≥ 0.5``) of each :class:`FindResult`."""
+    return [r.atoms[r.atoms["p_detect"] >= 0.5] for r in results]
+
+
+def material_nn_distances(model_config: Any) -> np.ndarray:
+    """Nearest-neighbour distances [Å] of every material in the model's provenance, from
+    a noise-free simulation (empty when it names none)."""
+    refs = _reference_nns(model_config)
+    return np.concatenate(refs) if refs else np.zeros(0)
+
+
+def _frame_f1(a: pd.DataFrame, b: pd.DataFrame, ps: float) -> float:
+
+    if len(a) + len(b) == 0:
+        return 1.0
+    m = match_points(
+        a[["x_px", "y_px"]].to_numpy(float), b[["x_px", "y_px"]].to_numpy(float), radius=0.5 / ps
+    )
+    return 2 * len(m.pred_index) / (len(a) + len(b))
+
+
+def consensus_f1(new: list[Any], old: list[Any], pixel_size: float) -> float:
+    """Mean over the frames of the F1 between two rounds' consensus atoms (matched within
+    0.5 Å); 1 for a frame where neither has any."""
+    pairs = zip(accepted_atoms(new), accepted_atoms(old), strict=True)
+    return float(np.mean([_frame_f1(a, b, pixel_size) for a, b in pairs]))
+
+
+def implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: float) -> float:
+    """Share of atoms whose nearest-neighbour distance is not within ``tol`` (relative) of
+    any of the material's."""
+
+    nn = np.concatenate(
+        [_nn(a[["x_A", "y_A"]].to_numpy(float)) for a in atoms_list] or [np.zeros(0)]
+    )
+    if not len(nn) or not len(ref_nn):
+        return float("nan")
+    modes = np.unique(np.round(ref_nn, 2))
+    rel = np.min(np.abs(nn[:, None] / modes[None, :] - 1.0), axis=1)
+    return float(np.mean(rel > tol))
+
+
+def measure(rt: list[Any], rh: list[Any], ref_nn: np.ndarray, tol: float) -> dict[str, Any]:
+    """What the history records of a state: consensus atoms, epistemic uncertainty on
+    training (``rt``) and hold-out (``rh``) frames, implausible hold-out atoms (and how
+    many there are)."""
+    hold_atoms = accepted_atoms(rh)
+    return {
+        "consensus_atoms": sum(len(a) for a in accepted_atoms(rt)),
+        "epistemic_train": float(np.mean([r.prediction.mutual_information.mean() for r in rt])),
+        "epistemic_holdout": float(np.mean([r.prediction.mutual_information.mean() for r in rh]))
+        if rh
+        else np.nan,
+        "holdout_implausible": implausible_share(hold_atoms, ref_nn, tol) if rh else np.nan,
+        "n_holdout": sum(len(a) for a in hold_atoms),
+    }
+
+
+def judge_round(
+    now: dict[str, Any], change: float, previous: dict[str, Any], config: AdaptConfig
+) -> tuple[bool, str]:
+    """Keep the round, or undo it and say why.
+
+    Parameters
+    ----------
+    now : dict
+        :func:`measure` of the round's candidate ensemble.
+    change : float
+        :func:`consensus_f1` of its consensus against the previous round's.
+    previous : dict
+        The history row of the last kept round (its ``holdout_implausible``).
+    config : AdaptConfig
+        ``max_implausible_rise`` and ``max_change``; with ``simulated_share=1`` (exact
+        labels only: no early errors to confirm) every round is kept.
+
+    Returns
+    -------
+    kept : bool
+    why : str
+        Why it was undone ("" when kept).
+    """
+    if config.simulated_share >= 1:
+        return True, ""
+    drift = now["holdout_implausible"]
+    prev_drift = previous["holdout_implausible"]
+    # the share is a count over a few hundred atoms: a rise within two standard errors of
+    # it is noise, not drift
+    n_hold = max(now["n_holdout"], 1)
+    allowed = config.max_implausible_rise + 2 * np.sqrt(
+        max(prev_drift, 0.01) * (1 - min(prev_drift, 0.99)) / n_hold
+    )
+    if np.isfinite(drift) and np.isfinite(prev_drift) and drift > prev_drift + allowed:
+        return False, (
+            f"implausible hold-out atoms rose from {prev_drift:.3f} to {drift:.3f} "
+            f"(allowed +{allowed:.3f})"
+        )
+    if 1 - change > config.max_change:
+        return False, f"consensus changed by {1 - change:.2f} > {config.max_change}"
+    return True, ""

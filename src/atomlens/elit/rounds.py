@@ -1,0 +1,324 @@
+"""What one round of :func:`atomlens.elit.adapt.adapt` trains, and how: the training frames
+with their pseudo-labels (mixed with simulated images with exact labels when
+``simulated_share > 0``), the round's learning-rate schedule, and the members' training
+(together in one batched pass per step on a GPU, as ``train --members`` trains them; see
+:func:`train_members`)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atomlens._shared.device import resolve_device
+from atomlens.elit.config import AdaptConfig
+from atomlens.elit.pseudo_labels import pseudo_labels
+from atomlens.elit.sources import MixedSource, simulated_source
+from atomlens.ensemble import Ensemble, Model
+from atomlens.inference import resample
+from atomlens.nn import UNet
+from atomlens.train import PairSource, TrainConfig, Trainer
+from atomlens.train.recipe import TrainingSetup
+from atomlens.train.together import together_matches_alone, train_together
+from atomlens.train.trainer import lr_factor
+
+__all__ = ["round_schedule", "styled_source", "train_members", "train_round"]
+
+logger = logging.getLogger(__name__)
+
+
+def round_schedule(config: AdaptConfig, rnd: int) -> tuple[float, int, float]:
+    """Peak learning rate, warm-up steps and final/peak ratio of round ``rnd`` (1-based).
+
+    With pseudo-labels each round learns from new labels and starts its own warm-up +
+    cosine schedule. With simulated images only (``simulated_share=1``) the data do not
+    change from round to round, so the rounds are segments of one cosine decay over all of
+    them, as one training of ``rounds × steps`` would be (a short warm-up for each round's
+    fresh optimiser state). What restarting the schedule every round cost instead:
+    ``docs/elit.md``, "Errors every member shares", item 6.
+    """
+
+    cfg = config
+    warm = min(20, cfg.steps // 5)
+    if cfg.simulated_share < 1:
+        return cfg.lr, warm, TrainConfig.min_lr_ratio
+    # the trainer's own cosine over all rounds (no warm-up: each round has its own)
+    whole = TrainConfig(steps=cfg.rounds * cfg.steps, warmup_steps=0)
+    start = lr_factor((rnd - 1) * cfg.steps, whole)
+    end = lr_factor(rnd * cfg.steps, whole)
+    return float(cfg.lr * start), warm if rnd == 1 else min(5, warm), float(end / start)
+
+
+def styled_source(
+    frames: list[np.ndarray],
+    *,
+    config: AdaptConfig,
+    model_config: Any,
+    pixel_size: float,
+    crop: int,
+    seed: int,
+    simulated: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """The simulated share's images in the look of the training ``frames``
+    (``simulated_background="frames"``): their source (split from the frames once; each
+    round reseeds it) and what it read off the frames, for the provenance."""
+    c = model_config
+    at_model = [resample(f, factor=pixel_size / c.pixel_size_A) for f in frames]
+    styled = simulated_source(
+        c,
+        simulated,
+        crop,
+        seed,
+        at_model,
+        config.pixel_noise,
+        config.match_blur,
+        config.match_sampling,
+        config.film,
+    )
+    look = _styled_record(styled)
+    logger.info(
+        "adapt: %d frame(s) lend their look; extra blur %s px; %s film %s Å; noise "
+        "models %s; simulated at %s Å/px (the frames' sampling over the model's: %s)",
+        look["frames"],
+        look["extra_blur_px"],
+        look["film"],
+        look["film_thickness_A"] or "-",
+        look["noise_models"] or "borrowed",
+        look["pixel_size_A"],
+        look["sampling"],
+    )
+    return styled, look
+
+
+def _styled_record(styled: Any) -> dict[str, Any]:
+    """What the frame-styled simulation read off the frames (for the provenance)."""
+    d = styled.describe()
+    keys = (
+        "frames",
+        "pixel_noise",
+        "noise_models",
+        "film",
+        "film_thickness_A",
+        "extra_blur_px",
+        "sampling",
+        "pixel_size_A",
+    )
+    return {k: d[k] for k in keys}
+
+
+def _labels(
+    found: list[Any], frames: list[np.ndarray], config: AdaptConfig, model_config: Any
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The frames' label masks, and the history's ``pseudo_labels`` and ``ignored_share``.
+    With simulated images only there are no pseudo-labels to make (the masks are empty)."""
+    c = model_config
+    if config.simulated_share >= 1:
+        k1 = len(c.class_names) + 1
+        labels = [np.zeros((k1, *f.shape), dtype=np.float32) for f in frames]
+        return labels, {"pseudo_labels": np.nan, "ignored_share": float("nan")}
+    labels, n_pseudo, ignored = [], 0, []
+    for r in found:
+        m, info = pseudo_labels(
+            r,
+            n_classes=len(c.class_names),
+            class_names=tuple(c.class_names),
+            config=config,
+            label_radius_A=c.label_radius_A,
+        )
+        labels.append(m)
+        n_pseudo += info["pseudo"]
+        ignored.append(info["ignored"])
+    return labels, {"pseudo_labels": n_pseudo, "ignored_share": float(np.mean(ignored))}
+
+
+def _source(
+    frames: list[np.ndarray],
+    labels: list[np.ndarray],
+    *,
+    config: AdaptConfig,
+    model_config: Any,
+    pixel_size: float,
+    crop: int,
+    seed: int,
+    styled: Any,
+    simulated: Any,
+) -> Any:
+    """The round's batches: crops of the labelled frames, with ``simulated_share`` of every
+    batch from simulated images (``styled`` ones when given)."""
+    c = model_config
+    source: Any = PairSource(
+        frames,
+        labels,
+        pixel_size=pixel_size,
+        model_pixel_size=c.pixel_size_A,
+        class_names=c.class_names,
+        crop=crop,
+        seed=seed,
+    )
+    if config.simulated_share > 0:
+        source = MixedSource(
+            source,
+            styled.reseeded(seed)
+            if styled is not None
+            else simulated_source(c, simulated, crop, seed),
+            share=config.simulated_share,
+        )
+    return source
+
+
+def train_members(
+    ensemble: Any,
+    source: Any,
+    *,
+    config: AdaptConfig,
+    model_config: Any,
+    rnd: int,
+    out: Path,
+    progress: bool = False,
+    together: bool | None = None,
+) -> list[torch.nn.Module]:
+    """Every member fine-tuned (or retrained from a new seed) on ``source``.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The members to fine-tune (``mode="finetune"``) or to replace.
+    source : BatchSource
+        The round's batches, the same for every member (the augmentation differs).
+    config : AdaptConfig
+        Steps, batch size, learning rate, mode, seed and device; member ``i``'s seed is
+        ``seed + 1000 i + 17 rnd``.
+    model_config : ModelConfig
+        The members' architecture, sampling and classes.
+    rnd : int
+        The round (1-based): its seeds and learning-rate schedule (:func:`round_schedule`).
+    out : Path
+        Scratch directory of the training runs.
+    progress : bool
+        Progress bars.
+    together : bool, optional
+        Train the members together, one batched forward and backward pass per step
+        (:func:`atomlens.train.together.train_together`, as ``train --members`` does), or
+        one after the other (:class:`atomlens.train.Trainer`): the same weights up to float
+        rounding. By default together on a GPU and one after the other on the CPU, the rule
+        of :func:`atomlens.train.train_ensemble` (batching was measured slower on the CPU:
+        ``benchmarks/ensemble_speed.py``), and one after the other for an architecture that
+        trains differently together (:func:`atomlens.train.together.together_matches_alone`).
+
+    Returns
+    -------
+    list of torch.nn.Module
+        The trained networks, in evaluation mode.
+    """
+    cfg, c = config, model_config
+    peak, warm, ratio = round_schedule(cfg, rnd)
+    setups = []
+    for i in range(len(ensemble)):
+        tc = TrainConfig(
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            lr=peak,
+            warmup_steps=warm,
+            min_lr_ratio=ratio,
+            val_every=cfg.steps,
+            seed=cfg.seed + 1000 * i + 17 * rnd,
+            device=cfg.device,
+        )
+        if cfg.mode == "finetune":
+            net = copy.deepcopy(ensemble.networks[i]).cpu()
+        else:
+            torch.manual_seed(tc.seed)
+            net = UNet(c.architecture)
+        setups.append(TrainingSetup(Model(net, c), tc, source, None))
+    outs = [out / f"member{i}" for i in range(len(setups))]
+    if together is None:
+        on_gpu = resolve_device(cfg.device).type == "cuda"
+        together = on_gpu and together_matches_alone(c.architecture)
+    if together:
+        results = train_together(setups, outs, checkpoint=out / "together", progress=progress)
+    else:
+        results = [
+            Trainer(s.model, s.config, s.data, out=o, progress=progress).fit()
+            for s, o in zip(setups, outs, strict=True)
+        ]
+    return [r.model.network.eval() for r in results]
+
+
+def train_round(
+    ensemble: Any,
+    frames: list[np.ndarray],
+    found: list[Any],
+    *,
+    rnd: int,
+    config: AdaptConfig,
+    model_config: Any,
+    pixel_size: float,
+    crop: int,
+    styled: Any,
+    simulated: Any,
+    out: Path,
+    progress: bool = False,
+) -> tuple[Ensemble, dict[str, Any]]:
+    """Round ``rnd``'s candidate ensemble, trained on the training ``frames``.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The last kept round's (round 0: the one being adapted).
+    frames : list of ndarray (H, W)
+        The training frames.
+    found : list of FindResult
+        ``ensemble``'s candidates on them (:func:`atomlens.elit.guards.find_candidates`):
+        the pseudo-labels.
+    rnd : int
+        The round (1-based): it seeds the crops, the simulated images and the members.
+    config : AdaptConfig
+        The settings.
+    model_config : ModelConfig
+        The adapted ensemble's (classes, sampling, architecture).
+    pixel_size : float
+        The frames' [Å/px].
+    crop : int
+        Crop side [px at the model's sampling].
+    styled : BatchSource or None
+        :func:`styled_source`'s images, or None.
+    simulated : ConditionRanges or None
+        ``adapt(simulated=…)``.
+    out : Path
+        A scratch directory for the members' training runs.
+    progress : bool
+        Progress bars of the training runs.
+
+    Returns
+    -------
+    candidate : Ensemble
+    counts : dict
+        The history's ``pseudo_labels`` and ``ignored_share`` of the round.
+    """
+    seed = config.seed + 1000 * rnd
+    labels, counts = _labels(found, frames, config, model_config)
+    source = _source(
+        frames,
+        labels,
+        config=config,
+        model_config=model_config,
+        pixel_size=pixel_size,
+        crop=crop,
+        seed=seed,
+        styled=styled,
+        simulated=simulated,
+    )
+    nets = train_members(
+        ensemble,
+        source,
+        config=config,
+        model_config=model_config,
+        rnd=rnd,
+        out=out / f"round{rnd}",
+        progress=progress,
+    )
+    return Ensemble(nets, model_config, ensemble.member_provenance), counts
