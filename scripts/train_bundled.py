@@ -1,6 +1,6 @@
 """Reproduce a bundled model from its seed: ``python scripts/train_bundled.py graphene``.
 
-Each recipe trains an ensemble with :func:`atomlens.ensemble.train_ensemble` (simulated
+Each recipe trains an ensemble with :func:`atomlens.train.train_ensemble` (simulated
 images, validation and calibration on unseen simulated images) into ``--out`` (default
 ``build/bundled/NAME``), then, with ``--install``, copies ``config.json``,
 ``weights.safetensors`` and ``calibration.json`` into ``src/atomlens/bundled/NAME/``.
@@ -53,7 +53,7 @@ RECIPES = {
 
 
 def _recipe(name: str) -> dict:
-    """The recipe's keyword arguments for :func:`atomlens.ensemble.train_ensemble`."""
+    """The recipe's keyword arguments for :func:`atomlens.train.train_ensemble`."""
     from atomlens.simulate import parse_defect
 
     recipe = dict(RECIPES[name]["recipe"])

@@ -104,3 +104,15 @@ def test_read_frames_expands_folders_and_keeps_stacks_lazy(tiny_model, tmp_path)
         read_frames([tmp_path / "missing.tif"], model=tiny_model)
     with pytest.raises(ValueError, match="smaller than the model can look at"):
         read_frames([tmp_path / "one.npy"], model=tiny_model, pixel_size=0.01)
+
+
+def test_a_list_of_images_is_a_stack_and_a_stack_result_can_be_saved(tiny_model, tmp_path):
+    from atomlens.pipeline import save_find_results
+
+    frames = [simulate_image("graphene", shape=96, pixel_size=0.12, rng=s).image for s in (1, 2)]
+    listed = find(frames, model=tiny_model, pixel_size=0.12)
+    stacked = find(np.stack(frames), model=tiny_model, pixel_size=0.12)
+    pd.testing.assert_frame_equal(listed.atoms, stacked.atoms)
+    out = save_find_results(tmp_path / "o", frames[0], listed, pixel_size=0.12)
+    assert sorted(p.name for p in out.iterdir()) == ["atoms.csv", "overlay.png", "rejected.csv"]
+    assert len(pd.read_csv(out / "atoms.csv")) == len(listed.atoms)

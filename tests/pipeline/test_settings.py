@@ -25,7 +25,7 @@ def test_every_bad_setting_is_named_at_once():
     with pytest.raises(ValueError) as err:
         FindSettings(threshold=0.0, p_min=1.5, p_real_min="sometimes", positions="centroid")
     msg = str(err.value)
-    for part in ("threshold must be within (0, 1]", "p_min must be within [0, 1]"):
+    for part in ("threshold must be within (0, 1)", "p_min must be within (0, 1]"):
         assert part in msg
     assert "p_real_min must be within [0, 1] or 'auto', got 'sometimes'" in msg
     assert "positions must be one of 'network', 'fit', 'mean', got 'centroid'" in msg

@@ -21,6 +21,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(device)!r} was asked for but CUDA is not available here; use "
-            "device 'cpu' (or 'auto')."
+            "`device='cpu'` (or 'auto')."
         )
     return dev

@@ -40,7 +40,7 @@ def find_candidates(ensemble: Any, frames: list[np.ndarray], pixel_size: float) 
 
 
 def accepted_atoms(results: list[Any]) -> list[pd.DataFrame]:
-    """The consensus atoms (``p_detect ≥ 0.5``) of each :class:`FindResult`."""
+    """The consensus atoms (``p_detect ≥ 0.5``) of each :class:`atomlens.pipeline.FindResult`."""
     return [r.atoms[r.atoms["p_detect"] >= 0.5] for r in results]
 
 

@@ -24,8 +24,8 @@ def pseudo_labels(
     config: AdaptConfig,
     label_radius_A: float = 0.5,
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """Label masks ``(K + 1, H, W)`` from one frame's :class:`FindResult`, zero where
-    ignored, and counts.
+    """Label masks ``(K + 1, H, W)`` from one frame's :class:`atomlens.pipeline.FindResult`,
+    zero where ignored, and counts.
 
     Parameters
     ----------

@@ -197,12 +197,13 @@ class FrameStyledSource:
     With ``pixel_noise="modelled"`` noise is drawn for each image from the frame's
     Poisson–Gaussian model at the new image's own signal (shot noise is strongest on the
     atoms, and borrowed noise sits on the frame's atoms, not the simulated ones), and the
-    film is either drawn anew for each image (``film="drawn"``: amorphous carbon imaged
-    as the simulation's columns, :func:`atomlens.simulate.film_counts`, at the thickness
-    :func:`fit_film_thickness` reads off the frame beyond what the noise-free simulation
-    has itself) or a crop of the frame's film estimate (``film="estimated"``,
-    :attr:`PixelNoise.film`, which loses the film's sharpest speckle). With
-    ``match_blur`` the simulation is blurred by the frame's :func:`extra_blur` first.
+    film is either drawn anew for each image (``film="drawn"``: amorphous carbon imaged as
+    the simulation's columns, :func:`atomlens.simulate.film_counts`, at the thickness
+    :func:`atomlens.elit.style.fit_film_thickness` reads off the frame beyond what the
+    noise-free simulation has itself) or a crop of the frame's film estimate
+    (``film="estimated"``, :attr:`atomlens.elit.style.PixelNoise.film`, which loses the
+    film's sharpest speckle). With ``match_blur`` the simulation is blurred by the frame's
+    :func:`atomlens.elit.style.extra_blur` first.
     With ``match_sampling`` the simulations are made at the frames' own pixel size
     (:func:`relative_sampling`, the median over frames) instead of across the training
     range (±12 % by default): a model that must accept any lattice spacing in that range

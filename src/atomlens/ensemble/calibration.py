@@ -1,21 +1,23 @@
 """Calibration of an ensemble's per-atom confidence and σ on simulated validation images.
 
 ``p_detect`` is a vote share: "3 of 4 members found it" need not mean "real 75 % of the
-time". :func:`fit_calibration` measures, on images with known atoms, how often candidates
-with a given ``p_detect`` are real (a reliability table) and how the reported σ compares
-with the actual error, and stores both in the model directory's ``calibration.json``.
-:func:`atomlens.pipeline.finder.find` then adds ``p_real`` (the measured share of real atoms at that
-``p_detect``) and scales σ so that it matches the error seen in validation.
+time". :func:`atomlens.train.fit_calibration` measures, on images with known atoms, how
+often candidates with a given ``p_detect`` are real (a reliability table) and how the
+reported σ compares with the actual error, and stores both in the model directory's
+``calibration.json``. :func:`atomlens.pipeline.find` then adds ``p_real`` (the measured
+share of real atoms at that ``p_detect``) and scales σ so that it matches the error seen in
+validation.
 
 ``p_detect`` alone cannot tell an atom every member places 0.6 Å off, or a detection all
 members make between two blurred columns, from a good one: such errors are shared by the
-members. When validation shows false candidates, :func:`fit_calibration` therefore also
-fits a logistic regression of "real" on scale-free per-atom evidence (:data:`FEATURES`:
-the vote share, the members' peak probability, the epistemic uncertainty, the class share,
-the fit's σ and width and the intensity relative to the image's typical atom, the distance
-to the nearest other candidate relative to the minimum separation, and whether the fit
-converged); ``p_real`` is then its probability. Measured on held-out simulated images
-(``benchmarks/uncertainty.py``), it ranks false detections far better than ``p_detect``.
+members. When validation shows false candidates, :func:`atomlens.train.fit_calibration`
+therefore also fits a logistic regression of "real" on scale-free per-atom evidence
+(:data:`FEATURES`: the vote share, the members' peak probability, the epistemic uncertainty,
+the class share, the fit's σ and width and the intensity relative to the image's typical
+atom, the distance to the nearest other candidate relative to the minimum separation, and
+whether the fit converged); ``p_real`` is then its probability. Measured on held-out
+simulated images (``benchmarks/uncertainty.py``), it ranks false detections far better than
+``p_detect``.
 """
 
 from __future__ import annotations

@@ -279,6 +279,12 @@ class Model(Ensemble):
         """The network."""
         return self.networks[0]
 
+    @classmethod
+    def from_models(cls, models: Sequence[Model], /) -> Ensemble:
+        """Join models into an :class:`Ensemble` (as :meth:`Ensemble.from_models`: a
+        :class:`Model` holds one network)."""
+        return Ensemble.from_models(models)
+
     def __repr__(self) -> str:
         c = self.config
         return (

@@ -9,7 +9,7 @@ simulation of the model's materials at the model's sampling): every order of ref
 votes, so a strong second order cannot be mistaken for the first (which a single-peak
 estimate does: +72 % on one graphene image at 0.17 Å/px, measured once when this estimator
 was added in November 2026; no benchmark repeats it). Its error on simulated graphene is in
-``docs/tutorials/find.md`` ("The pixel size"); ``tests/inference/test_sampling.py`` holds
+``docs/tutorials/find.md`` ("The pixel size"); ``tests/fourier/test_sampling.py`` holds
 it within 2 %.
 
 :func:`relative_sampling` compares the reciprocal cells that :func:`~atomlens.fourier.bragg_split`

@@ -437,8 +437,8 @@ def atoms_from_starts(
     # disk, where the cut disk puts the centre (the centroid of half a disk leans inwards).
     # A whole disk gives the centroid, a cut one the mean of the fit's and the disk's
     # centre: of the fit alone, the disk alone and their mean, the mean was the most
-    # even across materials, films and probes (README "Positions",
-    # benchmarks/refine_positions.py).
+    # even across materials, films and probes (the figures are in CHANGELOG.md, under the
+    # entry on cut columns; benchmarks/refine_positions.py measures the current rule).
     net = np.where(np.isfinite(verdict)[:, None], disk_centre, start)
     said_in = verdict == 1.0
     out_now = ~within(final, 0.0)

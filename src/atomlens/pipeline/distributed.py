@@ -19,7 +19,7 @@ __all__ = ["find_frames"]
 
 _WORKER_MODELS: dict[str, Ensemble] = {}
 
-#: What :func:`find_frames` passes on to each frame's :func:`atomlens.pipeline.finder`.
+#: What :func:`find_frames` passes on to each frame's :func:`atomlens.pipeline.find`.
 FRAME_OPTIONS = {"device", "mode", "tile", "batch_size"}
 
 
@@ -73,7 +73,7 @@ def find_frames(
         Progress bar over chunks (in-process only).
     **kwargs
         ``device``, ``mode``, ``tile``, ``batch_size`` (as in
-        :func:`atomlens.pipeline.finder`), or the settings one by one (``threshold``,
+        :func:`atomlens.pipeline.find`), or the settings one by one (``threshold``,
         ``min_separation_A``, ``p_min``, ``p_real_min``, ``refine``, ``positions``).
 
     Returns
@@ -86,10 +86,7 @@ def find_frames(
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise TypeError(f"unknown options {unknown}; allowed: {sorted(allowed)}.")
-    given = {k: v for k, v in kwargs.items() if k in setting_names}
-    if settings is not None and given:
-        raise ValueError("give either settings or the separate keywords, not both.")
-    cfg = settings if settings is not None else FindSettings(**given)
+    cfg = FindSettings.resolve(settings, **{k: v for k, v in kwargs.items() if k in setting_names})
     if np.ndim(frames) != 3:
         raise ValueError(f"frames must be (F, H, W), got shape {np.shape(frames)}.")
     ps = validate_pixel_size(pixel_size)

@@ -145,7 +145,7 @@ def find_files(
         The locate settings at once; then leave ``threshold`` … ``positions`` at their
         defaults.
     device, threshold, min_separation_A, p_min, p_real_min, positions
-        As in :func:`atomlens.pipeline.finder`.
+        As in :func:`atomlens.pipeline.find`.
     overwrite : bool
         Replace an existing ``out``.
     maps, report : bool
@@ -381,8 +381,9 @@ def save_find_results(
     """Write the results of :func:`find` (or an atoms table) into ``out``, atomically.
 
     Files: ``atoms.csv``, ``overlay.png`` (atoms coloured by class) and, for a
-    :class:`FindResult`, ``rejected.csv`` (candidates below ``p_min``) and
-    ``uncertainty.png`` (the epistemic map with both).
+    :class:`FindResult`, ``rejected.csv`` (candidates below ``p_min``) and, for one image,
+    ``uncertainty.png`` (the epistemic map with both). For the result of a stack or of
+    several files, ``image`` is the first frame and the overlay shows its atoms.
 
     Parameters
     ----------
@@ -410,9 +411,14 @@ def save_find_results(
     img = img if img.ndim == 2 else img[0]
     with atomic_directory(final, overwrite=overwrite) as tmp:
         atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
-        save_atoms_png(tmp / "overlay.png", img, atoms=atoms, title=title, pixel_size=pixel_size)
+        shown = atoms  # of a stack or several files, the first image's atoms are drawn
+        for key in ("file", "frame"):
+            if key in shown and len(shown):
+                shown = shown[shown[key] == shown[key].iloc[0]]
+        save_atoms_png(tmp / "overlay.png", img, atoms=shown, title=title, pixel_size=pixel_size)
         if isinstance(result, FindResult):
             result.rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+        if isinstance(result, FindResult) and result.prediction is not None:
             n = result.prediction.n_members
             save_uncertainty_png(
                 tmp / "uncertainty.png",

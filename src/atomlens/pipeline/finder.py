@@ -150,7 +150,8 @@ def find(
     ----------
     image : ndarray, path, or sequence of paths
         An image ``(H, W)`` (or ``(C, H, W)`` for a model of C > 1 channels), a stack
-        ``(N, H, W)``, or files, folders and glob patterns (read by
+        ``(N, H, W)`` (or a list of images of one shape), or files, folders and glob
+        patterns (read by
         :func:`atomlens.pipeline.read_frames`: a file without calibration gets a pixel size
         estimated from its lattice, as ``atomlens find`` does).
     model : Ensemble, Model, path or str, optional
@@ -199,6 +200,16 @@ def find(
         refine=refine,
         positions=positions,
     )
+    is_files = isinstance(image, str | PathLike) or (
+        isinstance(image, Sequence)
+        and not isinstance(image, np.ndarray)
+        and len(image) > 0
+        and all(isinstance(p, str | PathLike) for p in image)
+    )
+    if not is_files:
+        if pixel_size is None:
+            raise ValueError("pixel_size (Å/px) is required for an array.")
+        ps = validate_pixel_size(pixel_size)
     ens = as_ensemble(model if model is not None else default_model())
     opts = {
         "device": device,
@@ -209,17 +220,12 @@ def find(
         "batch_size": batch_size,
         "progress": progress,
     }
-    if isinstance(image, str | PathLike) or (
-        isinstance(image, Sequence) and not isinstance(image, np.ndarray)
-    ):
-        return _find_files(image, ens, cfg, pixel_size, signal, opts)
-    if pixel_size is None:
-        raise ValueError("pixel_size (Å/px) is required for an array.")
-    ps = validate_pixel_size(pixel_size)
+    if is_files:
+        return _find_files(image, ens, cfg, pixel_size, signal, opts)  # type: ignore[arg-type]
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[0] > 1 and ens.config.architecture.in_channels == 1:
         return _stacked([(arr_i, {"frame": i}) for i, arr_i in enumerate(arr)], ens, cfg, ps, opts)
-    return find_frame(image, ens, settings=cfg, pixel_size=ps, **opts)
+    return find_frame(arr, ens, settings=cfg, pixel_size=ps, **opts)
 
 
 def find_frame(

@@ -2,7 +2,7 @@
 :class:`atomlens.io.Image` objects with a pixel size (estimated from the lattice where the
 file has none and the model allows), read lazily frame by frame.
 
-:func:`atomlens.pipeline.finder`, :func:`atomlens.pipeline.find_files`, the ELIT commands and
+:func:`atomlens.pipeline.find`, :func:`atomlens.pipeline.find_files`, the ELIT commands and
 the stream loop all read their inputs here, so that a file without calibration is treated
 the same everywhere.
 """

@@ -19,18 +19,18 @@ def _is_number(v: Any) -> bool:
 
 @dataclass(frozen=True)
 class FindSettings(ConfigDict):
-    """How atoms are told from background and placed: what :func:`atomlens.pipeline.finder`,
+    """How atoms are told from background and placed: what :func:`atomlens.pipeline.find`,
     :func:`atomlens.pipeline.find_files`, the stream loop and ELIT use.
 
     Parameters
     ----------
     threshold : float
-        Minimum foreground probability of an atom, within (0, 1].
+        Minimum foreground probability of an atom, within (0, 1).
     min_separation_A : float, optional
         Minimum distance between two atoms [Å]; the model's own default when None.
     p_min : float
         Share of an ensemble's members that must find an atom for it to count, within
-        [0, 1]; the others go to ``rejected``.
+        (0, 1]; the others go to ``rejected``.
     p_real_min : float or "auto", optional
         Candidates whose calibrated ``p_real`` is below this go to ``rejected`` as well
         (``"auto"``: the calibration's F1-best threshold). None: ``p_real`` only reported.
@@ -55,14 +55,14 @@ class FindSettings(ConfigDict):
 
     def __post_init__(self) -> None:
         bad = []
-        if not (_is_number(self.threshold) and 0 < self.threshold <= 1):
-            bad.append(f"threshold must be within (0, 1], got {self.threshold!r}")
+        if not (_is_number(self.threshold) and 0 < self.threshold < 1):
+            bad.append(f"threshold must be within (0, 1), got {self.threshold!r}")
         if self.min_separation_A is not None and not (
             _is_number(self.min_separation_A) and self.min_separation_A > 0
         ):
             bad.append(f"min_separation_A must be positive [Å], got {self.min_separation_A!r}")
-        if not (_is_number(self.p_min) and 0 <= self.p_min <= 1):
-            bad.append(f"p_min must be within [0, 1], got {self.p_min!r}")
+        if not (_is_number(self.p_min) and 0 < self.p_min <= 1):
+            bad.append(f"p_min must be within (0, 1], got {self.p_min!r}")
         if self.p_real_min is not None and not (
             self.p_real_min == "auto" or (_is_number(self.p_real_min) and 0 <= self.p_real_min <= 1)
         ):
@@ -84,7 +84,7 @@ class FindSettings(ConfigDict):
     @classmethod
     def resolve(cls, settings: FindSettings | None, /, **keywords: Any) -> FindSettings:
         """``settings``, or the settings the keywords make (what a function that takes
-        both, as :func:`atomlens.pipeline.finder` does, runs with).
+        both, as :func:`atomlens.pipeline.find` does, runs with).
 
         Raises
         ------

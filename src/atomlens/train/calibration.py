@@ -4,7 +4,7 @@
 reliability table), how the reported σ compares with the actual error, and, when
 validation shows false candidates, a logistic ``p_real`` on per-atom evidence; the result is
 an :class:`atomlens.ensemble.Calibration` (``calibration.json``), which
-:func:`atomlens.pipeline.finder` applies.
+:func:`atomlens.pipeline.find` applies.
 """
 
 from __future__ import annotations
