@@ -95,3 +95,20 @@ def perturbed_ensemble(model, n: int = 2, scale: float = 0.02):
                     p.mul_(1 + scale * torch.randn(p.shape, generator=g))
         nets.append(net.eval())
     return Ensemble(nets, model.config)
+
+
+def scored_errors(found, truth, *, shape, pixel_size: float):
+    """:func:`atomlens.metrics.score_atoms` of ``found`` against ``truth``, its RMSE [pm]
+    (x and y together, as ``atomlens demo`` reports it) and the signed (dx, dy) [px] of the
+    pairs it counts (found − true), checked against its squared errors."""
+    from atomlens.metrics import match_points, score_atoms
+
+    s = score_atoms(found, truth, shape=shape, pixel_size=pixel_size)
+    p = found[["x_px", "y_px"]].to_numpy(float)
+    t = truth[["x_px", "y_px"]].to_numpy(float)
+    m = match_points(p, t, radius=0.5 / pixel_size)  # score_atoms's pairs, before the margin
+    kept = np.isin(m.true_index, s["true_index"])
+    d = p[m.pred_index[kept]] - t[m.true_index[kept]]
+    np.testing.assert_allclose(((d * pixel_size) ** 2).ravel(), s["sq_err_A2"], atol=1e-12)
+    rmse_pm = 100 * float(np.sqrt(np.mean(s["sq_err_A2"])))
+    return s, rmse_pm, d

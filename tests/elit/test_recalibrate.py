@@ -58,14 +58,19 @@ def test_recalibration_in_the_frames_look_tells_real_atoms_better_under_a_film(t
     frames, held = [s.image for s in sims[:3]], sims[3:]
     ens = perturbed_ensemble(tiny_model)
     ens.calibration = _training_calibration(ens, tiny_model)
-    before = _brier(ens, held)
+    before = [_brier(ens, [s]) for s in held]
     ens.calibration = recalibrate(ens, frames, pixel_size=PS)
-    after = _brier(ens, held)
-    # the Brier score falls by more than a tenth. Measured 0.356 → 0.310 on these 6 held
-    # frames; on the first 2 of them 0.42 → 0.30 when the test was written, 0.352 → 0.301
-    # before find placed border columns by their cut disks (2026-11-29), 0.349 → 0.303
-    # after: the uncalibrated p_real improved, and a fixed margin of 0.05 no longer held
-    assert after < 0.9 * before, (before, after)
+    after = [_brier(ens, [s]) for s in held]
+    # Measured (2026-12-05) on these 6 held frames: 0.356 → 0.310 (−12.7 %), each frame
+    # by 10–16 %. The styled images' seed here (0) is the weakest of those measured: seeds
+    # 1–8 −15 to −27 % (median −25 %), two other sets of frames −16 % and −17 %; no effect,
+    # recalibrated on 3 film-free frames instead, 0.0 %. The bar (−10 %) keeps a fifth of
+    # the effect as margin and stays far from no effect; every frame must gain. On the
+    # first 2 frames: 0.42 → 0.30 when the test was written, 0.352 → 0.301 before find
+    # placed border columns by their cut disks (2026-11-29), 0.349 → 0.303 after (the
+    # uncalibrated p_real improved, and a fixed drop of 0.05 no longer held).
+    assert np.mean(after) < 0.9 * np.mean(before), (before, after)
+    assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
 
 
 def test_styled_validation_images_have_the_frames_sampling_and_exact_atoms(tiny_model):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scipy.special import erf
@@ -123,14 +121,18 @@ def _model(theta: np.ndarray, grid: np.ndarray, sigma: float):
     return mu, jac
 
 
-def _fit_mle(images: np.ndarray, start: np.ndarray, sigma: float, steps: int = 30):
-    """Poisson maximum-likelihood fit of (x, y, N, b) by Fisher scoring, all images at once.
+def _fit_mle(images: np.ndarray, start: np.ndarray, sigma: float, max_steps: int = 30):
+    """Poisson maximum-likelihood fit of (x, y, N, b) by Fisher scoring, all images at once,
+    until no position moves by 1e-8 px or more in a step.
 
-    Returns the fitted parameters (B, 4) and the largest position update of the last step.
+    Returns the fitted parameters (B, 4) and the number of Fisher-scoring steps taken (each
+    one evaluation of the model and its Jacobian on all B images).
     """
     grid = np.arange(images.shape[-1], dtype=float)
     theta = start.copy()
-    for _ in range(steps):
+    steps = 0
+    while steps < max_steps:
+        steps += 1
         mu, jac = _model(theta, grid, sigma)
         weight = images / mu - 1.0
         grad = np.einsum("bkij,bij->bk", jac, weight)
@@ -138,11 +140,12 @@ def _fit_mle(images: np.ndarray, start: np.ndarray, sigma: float, steps: int = 3
         step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
         theta = theta + step
         theta[:, 2:] = np.maximum(theta[:, 2:], 1e-3)  # keep N and b positive
-    return theta, np.abs(step[:, :2]).max()
+        if np.abs(step[:, :2]).max() < 1e-8:
+            break
+    return theta, steps
 
 
 def test_monte_carlo_mle_reaches_the_bound() -> None:
-    start_time = time.perf_counter()
     rng = np.random.default_rng(2014)
     n_images, size, sigma, counts, background = 400, 15, 1.5, 2000.0, 2.0
     grid = np.arange(size, dtype=float)
@@ -168,8 +171,12 @@ def test_monte_carlo_mle_reaches_the_bound() -> None:
             b0,
         ]
     )
-    fit, last_step = _fit_mle(images, start, sigma)
-    assert last_step < 1e-8  # converged
+    fit, steps = _fit_mle(images, start, sigma)
+    # Converged from the centroid start, and cheaply: the largest position step fell
+    # 0.18 → 0.019 → 4.5e-4 → … → 1.8e-8 → 6.4e-10 px, i.e. 7 steps (each one model and
+    # Jacobian on 400 × 15² px). The bar, 10, counts work instead of timing it (this test
+    # asserted < 5 s of wall clock, which a loaded machine can break; it took 0.2 s).
+    assert steps <= 10, steps
 
     errors = (fit[:, :2] - truth[:, :2]).ravel()
     empirical = float(np.sqrt(np.mean(errors**2)))
@@ -188,4 +195,3 @@ def test_monte_carlo_mle_reaches_the_bound() -> None:
         mortensen_lsq_std(sigma=sigma, counts=counts, background=background, pixel_size=1.0)
         > 1.1 * empirical
     )
-    assert time.perf_counter() - start_time < 5.0
