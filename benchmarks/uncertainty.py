@@ -12,6 +12,8 @@ ranges) and under three shifts (lower dose, a wider probe, strong scan jitter), 
   evidence) (target ≥ 0.9);
 - Spearman correlation between ``sigma`` and the actual position error of true atoms
   (target ≥ 0.5), and the ratio RMS(sigma) / RMSE;
+- σ against the real errors per axis: the share of true atoms with a σ, the RMS of
+  z = error / σ (ideal 1) and the share with |z| ≤ 1 (ideal 68 %);
 - F1 of the consensus against the median and the worst single member.
 
 The ensemble is trained on first use (``atomlens train --members 4``, 600 steps each) and
@@ -82,6 +84,7 @@ def f1(tp: int, fp: int, fn: int) -> float:
 def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -> dict:
     ds = SimulatedDataset(ranges, seed=seed)
     p_all, pr_all, real_all, epi_all, sig_all, err_all = [], [], [], [], [], []
+    z_all = []
     sc_all = []
     counts = {"ens": [0, 0, 0]} | {m: [0, 0, 0] for m in range(len(ens))}
     for i in range(n_images):
@@ -114,6 +117,8 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         sig = np.hypot(cand["sigma_x_A"].to_numpy(), cand["sigma_y_A"].to_numpy())
         sig_all.append(sig[mt.pred_index][ok])
         err_all.append(np.hypot(d[:, 0], d[:, 1]))
+        sig_xy = cand[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[mt.pred_index][ok]
+        z_all.append(d / sig_xy)  # per axis; NaN where an atom has no σ
         # detection counts at p_min = 0.5 for the ensemble, and for each member alone,
         # away from the same 1 Å border. (Until 2026-12-03 this counted a core truth
         # matched by a prediction just outside the core as a true positive without the
@@ -132,6 +137,8 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
     epi = np.concatenate(epi_all)
     sig, err = np.concatenate(sig_all), np.concatenate(err_all)
     good = np.isfinite(sig)
+    z = np.concatenate(z_all)
+    has = np.isfinite(z).all(axis=1)
     member_f1 = [f1(*counts[m]) for m in range(len(ens))]
     return {
         "n": len(p),
@@ -144,6 +151,9 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         "auroc_score": auroc(1 - score[~real], 1 - score[real]),
         "spearman": float(spearmanr(sig[good], err[good]).statistic),
         "sigma_ratio": float(np.sqrt(np.mean(sig[good] ** 2)) / np.sqrt(np.mean(err[good] ** 2))),
+        "sigma_share": float(has.mean()) if len(has) else float("nan"),
+        "z_rms": float(np.sqrt(np.mean(z[has] ** 2))) if has.any() else float("nan"),
+        "z_cover": float(np.mean(np.abs(z[has]) <= 1)) if has.any() else float("nan"),
         "f1_ens": f1(*counts["ens"]),
         "f1_median": float(np.median(member_f1)),
         "f1_worst": float(min(member_f1)),
@@ -202,7 +212,8 @@ def main() -> None:
     print(f"{len(ens)}-member ensemble {args.model.name}; {n} images of 256² px per condition")
     print(
         f"{'condition':30} {'cand.':>6} {'FP':>4} {'ECE':>6} {'ECE cal':>7} {'AUROC 1-p':>9} "
-        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} | "
+        f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} "
+        f"{'σ share':>7} {'z RMS':>5} {'|z|≤1':>5} | "
         f"{'F1 ens':>7} "
         f"{'median':>7} {'worst':>7}"
     )
@@ -212,7 +223,8 @@ def main() -> None:
             f"{name:30} {r['n']:6d} {r['fp']:4d} {r['ece']:6.3f} {r['ece_cal']:7.3f} "
             f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} "
             f"{r['auroc_pr']:10.3f} "
-            f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} | "
+            f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} "
+            f"{r['sigma_share']:7.3f} {r['z_rms']:5.2f} {r['z_cover']:5.2f} | "
             f"{r['f1_ens']:7.4f} {r['f1_median']:7.4f} {r['f1_worst']:7.4f}",
             flush=True,
         )
@@ -221,7 +233,8 @@ def main() -> None:
         "10 equal-width bins of p_detect (raw) and of p_real (calibrated on separate "
         "in-distribution images); σ is the calibrated σ. AUROC: uncertainty ranks false "
         "above true detections (0.5 = chance); ρ: Spearman of radial σ vs radial error over "
-        "true atoms."
+        "true atoms. z = error / σ per axis over true atoms with a σ (ideal: RMS 1, 68 % "
+        "within |z| ≤ 1)."
     )
 
 
