@@ -204,41 +204,21 @@ def find_files(
     if total > 1:
         limit_heap_growth()
     with atomic_directory(Path(out), overwrite=overwrite) as tmp:
-        h5 = _maps_writer(tmp / MAPS_FILE) if maps else None
-        atoms_out = TableWriter(tmp, "atoms")
-        rejected_out = TableWriter(tmp, "rejected", parquet=False)
+        w = _Writers(tmp, maps=maps and client is None, bar=bar)
         try:
             for im, stem in zip(images, stems, strict=True):
-                prefix = "" if single else f"{stem}."
-                group = h5.create_group(stem) if h5 is not None and client is None else None
                 if client is not None:
-                    atoms_out.write(_on_cluster(im, model, client, chunk, dev, cfg))
-                    if bar is not None:
-                        bar.update(im.n_frames)
-                for i in range(im.n_frames if client is None else int(report)):
-                    frame = im.frame(i)
-                    if im.is_stack:
-                        check_frame(frame, im.path, f"frame {i}")
-                    try:
-                        res = find_frame(
-                            frame, ens, settings=cfg, pixel_size=im.pixel_size, device=dev
-                        )
-                    except ValueError as exc:
-                        if str(exc).startswith(str(im.path)):
-                            raise
-                        raise ValueError(f"{im.path}: {exc}") from None
-                    done = ((res.atoms, atoms_out), (res.rejected, rejected_out))
-                    for table, writer in done if client is None else ():
-                        t = table.copy()
-                        t.insert(0, "frame", i)
-                        t.insert(0, "file", str(im.path))
-                        writer.write(t)
-                    if group is not None:
-                        _write_maps(group, res, i, im.n_frames, im.pixel_size)
+                    w.atoms.write(_on_cluster(im, model, client, chunk, dev, cfg))
+                    w.advance(im.n_frames)
+                frames = im.n_frames if client is None else int(report)
+                prefix = "" if single else f"{stem}."
+                for i in range(frames):
+                    res, frame = _find_frame_of(im, i, ens, cfg, dev)
+                    if client is None:
+                        w.write(im, i, stem, res)
                     if i == 0 and report:
                         _write_figures(tmp, prefix, frame, res, im, ens, report_settings)
-                    if bar is not None:
-                        bar.update(1)
+                    w.advance(1)
                 info.append(
                     {
                         "file": str(im.path),
@@ -249,12 +229,7 @@ def find_files(
                     }
                 )
         finally:
-            if h5 is not None:
-                h5.close()
-            if bar is not None:
-                bar.close()
-            atoms_out.close()
-            rejected_out.close()
+            w.close()
     seconds = time.perf_counter() - t0
     logger.debug("%d frames in %.1f s (%.2f frames/s)", total, seconds, total / max(seconds, 1e-9))
     return BatchResult(
@@ -262,10 +237,60 @@ def find_files(
         total,
         seconds,
         info,
-        n_atoms=atoms_out.rows,
-        n_rejected=rejected_out.rows,
-        class_counts=dict(atoms_out.classes.most_common()),
+        n_atoms=w.atoms.rows,
+        n_rejected=w.rejected.rows,
+        class_counts=dict(w.atoms.classes.most_common()),
     )
+
+
+class _Writers:
+    """What :func:`find_files` writes as it goes: the two tables, ``maps.h5`` (when asked
+    for and h5py is there) and the progress bar."""
+
+    def __init__(self, tmp: Path, *, maps: bool, bar: Any) -> None:
+        self.h5 = _maps_writer(tmp / MAPS_FILE) if maps else None
+        self.atoms = TableWriter(tmp, "atoms")
+        self.rejected = TableWriter(tmp, "rejected", parquet=False)
+        self.bar = bar
+
+    def write(self, im: Image, i: int, stem: str, res: FindResult) -> None:
+        """Frame ``i`` of ``im``: its rows of both tables (``file`` and ``frame`` first) and
+        its maps."""
+        for table, writer in ((res.atoms, self.atoms), (res.rejected, self.rejected)):
+            t = table.copy()
+            t.insert(0, "frame", i)
+            t.insert(0, "file", str(im.path))
+            writer.write(t)
+        if self.h5 is not None:
+            group = self.h5[stem] if stem in self.h5 else self.h5.create_group(stem)
+            _write_maps(group, res, i, im.n_frames, im.pixel_size)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.h5 is not None:
+            self.h5.close()
+        if self.bar is not None:
+            self.bar.close()
+        self.atoms.close()
+        self.rejected.close()
+
+
+def _find_frame_of(
+    im: Image, i: int, ens: Ensemble, cfg: FindSettings, dev: Any
+) -> tuple[FindResult, np.ndarray]:
+    """The result of frame ``i`` of ``im`` and the frame; errors name the file."""
+    frame = im.frame(i)
+    if im.is_stack:
+        check_frame(frame, im.path, f"frame {i}")
+    try:
+        return find_frame(frame, ens, settings=cfg, pixel_size=im.pixel_size, device=dev), frame
+    except ValueError as exc:
+        if str(exc).startswith(str(im.path)):
+            raise
+        raise ValueError(f"{im.path}: {exc}") from None
 
 
 def _on_cluster(
