@@ -1,8 +1,9 @@
 """`atomlens demo`: the bundled graphene ensemble on a fresh simulated image."""
 
+import json
+
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from atomlens.bundled import bundled_models
@@ -28,25 +29,61 @@ def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
     from atomlens.demo import run_demo
 
     res = run_demo(tmp_path / "again", seed=1)
-    # Measured (2026-12-05): F1 0.9995 (1.0 with --seed 0 and 2; 0.99 allows about 18
-    # errors where 1 was seen), RMSE 1.61 pm, mean (dx, dy) (+0.040, −0.066) px on
+    truth = pd.read_csv(res.out / "truth.csv")
+    # The demo's score is `atomlens evaluate`'s: every atom, the border band included.
+    # Measured (2026-12-05): seed 1 F1 0.9985 (TP 997, FP 1, FN 2), radial RMSE 2.70 pm
+    # over all pairs, no class wrong; seed 0 F1 0.9990 (TP 999, FN 1: a column centred
+    # 0.06 px outside the frame), 3.1 pm, 3 C called Si (two of them inside).
+    assert res.f1 >= 0.99 and res.rmse_pm < 4.0, res
+    assert res.n_true == len(truth) and res.report.tp + res.report.fp == res.n_atoms
+    # Away from the border (the rule of validation and benchmarks, `score_atoms`):
+    # measured RMSE 1.61 pm (x and y together), mean (dx, dy) (+0.040, −0.066) px on
     # 919 true atoms; with --seed 0 and 2 RMSE 1.70 and 1.64 pm, |mean| 0.032–0.065 px (a
     # bias of the bundled ensemble: the mean's standard error is 0.005 px). The bar was
     # 12 pm while fit positions were the default (a 1.5 Å film pulls the fit). Every
     # consensus position moved by +0.3 px in x gave 2.88 pm and a mean dx of +0.34 px
     # (+1.0 px: 7.5 pm, which the 12 pm bar let pass).
-    assert res.f1 >= 0.99 and res.rmse_pm < 2.5, res
     s, rmse_pm, d = scored_errors(
-        pd.read_csv(res.out / "atoms.csv"),
-        pd.read_csv(res.out / "truth.csv"),
-        shape=(512, 512),
-        pixel_size=0.1,
+        pd.read_csv(res.out / "atoms.csv"), truth, shape=(512, 512), pixel_size=0.1
     )
-    # the same pairs as the demo scored (the CSV files hold 6 significant digits)
-    assert rmse_pm == pytest.approx(res.rmse_pm, rel=1e-3) and s["tp"] + s["fn"] == res.n_true
+    assert rmse_pm < 2.5 and s["fp"] + s["fn"] <= 9, (rmse_pm, s["tp"], s["fp"], s["fn"])
     assert np.all(np.abs(d.mean(axis=0)) < 0.1), d.mean(axis=0)
     assert res.si_found == "3/3", res
     assert "F1" in r.output and "RMSE" in r.output
+
+
+def test_the_demo_prints_what_evaluate_prints_for_its_files(tmp_path, monkeypatch):
+    """One scorer: `atomlens demo` once said F1 1.0000 and "Si dopants found 3/3" (border
+    band left out, misclassified C not shown) while `atomlens evaluate` on its files said
+    F1 0.999 and Si tp 3 fp 3."""
+    monkeypatch.chdir(tmp_path)
+    demo = CliRunner().invoke(app, ["-q", "demo"])
+    assert demo.exit_code == 0, demo.output
+    ev = CliRunner().invoke(
+        app, ["evaluate", "atomlens-demo/atoms.csv", "atomlens-demo/truth.csv", "--json"]
+    )
+    assert ev.exit_code == 0, ev.output
+    rep = json.loads(ev.output)
+    tp, fp, fn = rep["tp"], rep["fp"], rep["fn"]
+    assert f"F1 {rep['f1']:.3f} (TP {tp}, FP {fp}, FN {fn})" in demo.output, demo.output
+    assert f"RMSE {rep['errors_pm']['rmse']:.3g} pm" in demo.output, demo.output
+    found = ", ".join(
+        f"{c} {v['tp']}/{v['n_true']}" for c, v in rep["per_class"].items() if v["n_true"]
+    )
+    wrong = [
+        f"{n} {t} called {p}"
+        for t, row in rep["confusion"].items()
+        for p, n in row.items()
+        if t != p and n
+    ]
+    line = f"by class: {found} found; misclassified: {', '.join(wrong) or 'none'}"
+    assert line in demo.output, (line, demo.output)
+    assert "Si 3/3" in line
+    text = CliRunner().invoke(
+        app, ["evaluate", "atomlens-demo/atoms.csv", "atomlens-demo/truth.csv"]
+    )
+    assert text.exit_code == 0, text.output
+    assert line in text.output and f"(TP {tp}, FP {fp}, FN {fn})" in text.output
 
 
 def test_commands_take_a_bundled_model_by_name(tmp_path, monkeypatch):

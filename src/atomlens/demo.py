@@ -3,7 +3,10 @@
 No arguments, no network: simulates a 512 × 512 px HAADF image of graphene at 0.1 Å/px
 (1e5 e⁻/Å², aberrated probe, thin carbon film, mild scan noise) with three Si substitutions
 and a vacancy at fixed sites, runs the bundled ``graphene`` ensemble on it exactly as
-``atomlens find`` would, and scores the atoms against the truth.
+``atomlens find`` would, and scores the atoms against the truth exactly as
+``atomlens evaluate atomlens-demo/atoms.csv atomlens-demo/truth.csv`` does
+(:func:`atomlens.metrics.evaluate_files` on the files written, match radius 0.5 Å, every atom
+counted), so the two print the same numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from os import PathLike
 from pathlib import Path
 
 from atomlens._shared.atomic import check_output_directory
-from atomlens.metrics import match_points, score_atoms
+from atomlens.metrics import DetectionReport, evaluate_files
+from atomlens.metrics.detection import DEFAULT_RADIUS_A
 from atomlens.pipeline.files import find_files
 from atomlens.simulate import (
     AberratedProbe,
@@ -34,22 +38,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoResult:
-    """Scores of the demo against the simulated truth.
+    """Scores of the demo against the simulated truth, as ``atomlens evaluate`` gives them.
 
     Attributes
     ----------
     out : pathlib.Path
         The directory written.
     n_atoms, n_true : int
-        Atoms found and true atoms (away from the border).
+        Atoms found and true atoms (all of them, the border band included).
     f1 : float
-        Detection F1 (match radius 0.5 Å, 1 Å border excluded).
+        Detection F1 (match radius 0.5 Å, class ignored).
     rmse_pm : float
-        Position RMSE of the matched atoms [pm] (x and y together).
+        Radial position RMSE of the matched atoms [pm] (``report.errors_pm.rmse``).
     si_found : str
-        How many of the Si dopants were found as Si, e.g. ``"3/3"``.
+        Si dopants found as Si (per-class matching), e.g. ``"3/3"``.
     seconds : float
-        Wall time of simulation and finding.
+        Wall time of simulation, finding and scoring.
+    report : DetectionReport
+        The whole score (per class, confusion matrix), as ``atomlens evaluate`` prints it.
     """
 
     out: Path
@@ -59,6 +65,7 @@ class DemoResult:
     rmse_pm: float
     si_found: str
     seconds: float
+    report: DetectionReport
 
 
 def run_demo(
@@ -136,20 +143,16 @@ def run_demo(
         metadata={"unit": "nm"},
     )
     sim.truth.to_csv(final / "truth.csv", index=False, float_format="%.6g")
-    s = score_atoms(res.atoms, sim.truth, shape=sim.image.shape, pixel_size=ps)
-    tp, fp, fn = s["tp"], s["fp"], s["fn"]
-    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-    rmse_pm = float(np.sqrt(np.mean(s["sq_err_A2"])) * 100) if len(s["sq_err_A2"]) else float("nan")
-    si_true = sim.truth[sim.truth["class"] == "Si"][["x_px", "y_px"]].to_numpy()
-    si_found = res.atoms[res.atoms["class"] == "Si"][["x_px", "y_px"]].to_numpy()
-
-    hit = len(match_points(si_found, si_true, radius=0.5 / ps).true_index) if len(si_found) else 0
+    report = evaluate_files(final / "atoms.csv", final / "truth.csv", radius_A=DEFAULT_RADIUS_A)
+    si = report.per_class.loc["Si"] if "Si" in report.per_class.index else None
+    si_found = f"{int(si.tp)}/{int(si.n_true)}" if si is not None else "0/0"
     return DemoResult(
         final,
         len(res.atoms),
-        tp + fn,
-        float(f1),
-        rmse_pm,
-        f"{hit}/{len(si_true)}",
+        report.tp + report.fn,
+        float(report.f1),
+        float(report.errors_pm.rmse) if report.errors_pm.n else float("nan"),
+        si_found,
         time.perf_counter() - t0,
+        report,
     )

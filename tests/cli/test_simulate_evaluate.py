@@ -80,6 +80,11 @@ def test_simulate_writes_calibrated_outputs_then_evaluate_scores_them(tmp_path):
     assert result.exit_code == 0, result.output
     rep = json.loads(result.output)
     assert rep["fn"] == 3 and rep["fp"] == 0 and rep["tp"] == len(truth) - 3
+    text = runner.invoke(app, ["evaluate", str(tmp_path / "pred.csv"), str(out / "truth.csv")])
+    assert text.exit_code == 0, text.output
+    # text mode prints the confusion matrix too (README and tutorials say it does)
+    assert "confusion matrix of the matched pairs" in text.output, text.output
+    assert "by class: " in text.output and "misclassified: " in text.output
 
 
 def test_simulate_refuses_to_overwrite_and_leaves_nothing_partial(tmp_path):

@@ -176,6 +176,15 @@ def test_format_and_to_dict() -> None:
     )
     assert second == "RMSE 5 pm  median 5 pm  p95 5 pm  (0.5 px)"
     assert "class accuracy" in text and "Mo" in text and "precision" in text
+    assert "by class: Mo 71/72, S 72/72 found; misclassified: 1 Mo called S" in text
+    # the confusion matrix, which README and the tutorials promise `evaluate` prints
+    assert text.splitlines()[-5:] == [
+        "confusion matrix of the matched pairs (rows truth, columns predicted):",
+        "predicted  Mo   S",
+        "truth            ",
+        "Mo         71   1",
+        "S           0  72",
+    ]
     assert str(r) == text
     d = r.to_dict()
     back = json.loads(json.dumps(d))

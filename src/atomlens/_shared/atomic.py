@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,13 +40,15 @@ def atomic_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False
     Yields
     ------
     pathlib.Path
-        The temporary directory to write into (beside ``path``, on the same file system).
-        If the block raises, it is removed and ``path`` is left as it was.
+        The temporary directory to write into (beside ``path``, on the same file system),
+        with the mode the user's umask gives a new directory (e.g. 0755 under umask 022),
+        which ``path`` keeps. If the block raises, it is removed and ``path`` is left as it
+        was.
     """
     final = Path(path)
     check_output_directory(final, overwrite=overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    tmp = _fresh_directory(final.parent, f".{final.name}.partial-")
     try:
         yield tmp
     except BaseException:
@@ -59,3 +61,19 @@ def atomic_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False
     tmp.rename(final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _fresh_directory(parent: Path, prefix: str, /) -> Path:
+    """Create a new, uniquely named directory in ``parent`` with the umask's mode.
+
+    Not :func:`tempfile.mkdtemp`: its 0700 would stay on the output directory once it is
+    renamed into place, so nobody else could read the results.
+    """
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(mode=0o777)  # the umask applies
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"could not create a new directory {prefix}… in {parent}")

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DetectionReport", "evaluate_files", "score_detections"]
 
+#: Matching radius [Å] of ``atomlens evaluate`` without ``--radius-A``/``--radius-px``, and
+#: of the score ``atomlens demo`` prints (the same scorer, so the two agree).
+DEFAULT_RADIUS_A: float = 0.5
+
 #: Columns of :attr:`DetectionReport.per_class`, in this order.
 PER_CLASS_COLUMNS: tuple[str, ...] = (
     "tp",
@@ -175,8 +179,37 @@ class DetectionReport:
         if self.per_class is not None:
             acc = "n/a" if _is_nan(self.class_accuracy) else f"{self.class_accuracy:.3f}"
             lines.append(f"class accuracy {acc} over {self.tp} matched pairs")
+            lines.append(self.class_summary())
             lines.append(self.per_class.to_string(float_format=lambda v: f"{v:.3f}"))
+        if self.confusion is not None:
+            lines.append("confusion matrix of the matched pairs (rows truth, columns predicted):")
+            lines.append(self.confusion.to_string())
         return "\n".join(lines)
+
+    def class_summary(self) -> str:
+        """One line: per class, true atoms found with their class, then the misclassified.
+
+        Returns
+        -------
+        str
+            E.g. ``"by class: C 993/997, Si 3/3 found; misclassified: 3 C called Si"``
+            (per class ``tp/n_true`` of :attr:`per_class`; misclassified from the off-diagonal
+            of :attr:`confusion`); ``""`` without classes.
+        """
+        if self.per_class is None or self.confusion is None:
+            return ""
+        found = ", ".join(
+            f"{cls} {int(row.tp)}/{int(row.n_true)}"
+            for cls, row in self.per_class.iterrows()
+            if row.n_true
+        )
+        wrong = [
+            f"{int(self.confusion.loc[t, p])} {t} called {p}"
+            for t in self.confusion.index
+            for p in self.confusion.columns
+            if t != p and self.confusion.loc[t, p]
+        ]
+        return f"by class: {found} found; misclassified: {', '.join(wrong) or 'none'}"
 
     def __str__(self) -> str:
         return self.format()
