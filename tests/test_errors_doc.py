@@ -36,6 +36,11 @@ def _cases(d: Path):
     np.save(d / "nan.npy", nan)
     np.save(d / "rgb.npy", np.random.default_rng(0).random((96, 96, 3)).astype(np.float32))
     np.save(d / "tiny.npy", good[:12, :12])
+    # 6000² px, sparse on disk (read memory-mapped): only its shape matters here
+    big = np.lib.format.open_memmap(d / "huge.npy", mode="w+", dtype=np.float32, shape=(6000,) * 2)
+    big[:96, :96] = good
+    big.flush()
+    del big
     tifffile.imwrite(
         d / "metres.tif", good, imagej=True, resolution=(0.2, 0.2), metadata={"unit": "micron"}
     )
@@ -55,6 +60,11 @@ def _cases(d: Path):
         ("NaN/inf pixels", ["nan.npy", *px]),
         ("3-channel image", ["rgb.npy", *px]),
         ("image smaller than the model's field of view", ["tiny.npy", *px]),
+        (
+            "pixel size too coarse for the model (nm taken for Å)",
+            ["image.npy", "--pixel-size", "5"],
+        ),
+        ("frame too large at the model's sampling", ["huge.npy", "--pixel-size", "1"]),
         ("absurd pixel size given", ["image.npy", "--pixel-size", "500"]),
         ("absurd pixel size in the file", ["metres.tif"]),
         ("no pixel size, and no lattice to estimate it from", ["noise.npy"]),

@@ -116,3 +116,68 @@ def test_a_list_of_images_is_a_stack_and_a_stack_result_can_be_saved(tiny_model,
     out = save_find_results(tmp_path / "o", frames[0], listed, pixel_size=0.12)
     assert sorted(p.name for p in out.iterdir()) == ["atoms.csv", "overlay.png", "rejected.csv"]
     assert len(pd.read_csv(out / "atoms.csv")) == len(listed.atoms)
+
+
+@pytest.mark.parametrize(("pixel_size", "factor"), [(5, "25×"), (20, "100×")])
+def test_cli_refuses_a_pixel_size_the_model_cannot_use_before_any_work(
+    tmp_path, pixel_size, factor
+):
+    """A user's first hour: 5 Å/px on a 256² image hung for 12 min at 2.9 GB, 20 Å/px
+    crashed allocating 31 GB; both are refused at once, naming the numbers and the fix."""
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).random((256, 256), np.float32))
+    r = CliRunner().invoke(
+        app,
+        ["find", str(tmp_path / "img.npy"), "--pixel-size", str(pixel_size), "--out", "o"],
+    )
+    assert r.exit_code == 2, r.output
+    msg = r.output.strip().splitlines()[-1]
+    assert msg.startswith("atomlens: error: ") and "img.npy" in msg
+    assert f"up-sampled {factor} to the model's 0.2 Å/px" in msg
+    assert "more than the 4× it can use (up to 0.8 Å/px)" in msg
+    assert "above about 1 Å/px no atoms are resolved" in msg
+    assert "Check --pixel-size and its unit" in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_python_find_refuses_up_sampling_and_oversized_frames(tiny_model):
+    from atomlens.elit.stream.source import Item, checked_frame
+    from atomlens.ensemble import Ensemble
+
+    img = simulate_image("graphene", shape=96, pixel_size=0.12, rng=1).image
+    with pytest.raises(ValueError, match=r"up-sampled 80× to the model's 0.25 Å/px.*4×"):
+        atomlens.find(img, pixel_size=20, model=tiny_model)
+    with pytest.raises(ValueError, match=r"up-sampled 20×"):
+        atomlens.find_atoms(img, pixel_size=5, model=tiny_model)
+    ens = Ensemble.from_models([tiny_model, tiny_model])
+    with pytest.raises(ValueError, match=r"up-sampled 20×"):  # adapt/select predict so
+        ens.predict_members(img, pixel_size=5)
+    item = Item(0, "frame 0", img.astype(np.float32), 5.0)
+    with pytest.raises(ValueError, match=r"up-sampled 20×"):  # a stream skips the frame
+        checked_frame(item, model_pixel_size=0.25, n_maps=ens.n_maps)
+    # exactly 4× is allowed; the probability maps at the model's sampling are what is
+    # bounded: 6000² px at 1 Å/px is 24000² px there
+    big = np.zeros((6000, 6000), np.float32)  # untouched: never written
+    with pytest.raises(ValueError, match=r"24000×24000 px .* 4 probability maps .* 8\.58 GiB"):
+        ens.predict_members(big, pixel_size=1.0)
+
+
+def test_sane_pixel_sizes_pass_the_resampling_check():
+    from atomlens.bundled import BUNDLED_DIR, bundled_models
+    from atomlens.ensemble import Ensemble
+    from atomlens.pipeline import check_resampling
+
+    for name in bundled_models():
+        ens = Ensemble.load(BUNDLED_DIR / name)
+        for ps in (0.05, 0.1, 0.2, 0.3):
+            check_resampling((4096, 4096), ps, ens.config.pixel_size_A, n_maps=ens.n_maps)
+        check_resampling((1024, 1024), 0.8, ens.config.pixel_size_A, n_maps=ens.n_maps)  # 4×
+        with pytest.raises(ValueError, match="more than the 4×"):
+            check_resampling((256, 256), 0.81, ens.config.pixel_size_A, n_maps=ens.n_maps)
+        with pytest.raises(ValueError, match=r"Crop it into pieces of at most \d+×\d+ px"):
+            check_resampling((8192, 8192), 0.6, ens.config.pixel_size_A, n_maps=ens.n_maps)
+
+
+def test_adapt_and_select_inputs_are_checked_when_read(tiny_model, tmp_path):
+    np.save(tmp_path / "one.npy", np.random.default_rng(0).random((96, 96), np.float32))
+    with pytest.raises(ValueError, match=r"one\.npy: at 5 Å/px .* up-sampled 20×"):
+        read_frame_list([tmp_path / "one.npy"], model=tiny_model, pixel_size=5)

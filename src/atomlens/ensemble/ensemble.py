@@ -25,7 +25,7 @@ from atomlens.ensemble.files import (
     write_model_files,
 )
 from atomlens.ensemble.prediction import Prediction, decompose
-from atomlens.inference import predict_tiled, resample, resize_to
+from atomlens.inference import check_resampling, predict_tiled, resample, resize_to
 from atomlens.nn import UNet
 
 __all__ = ["Ensemble", "Model", "as_ensemble"]
@@ -108,6 +108,11 @@ class Ensemble:
             f"pixel_size_A={c.pixel_size_A})"
         )
 
+    @property
+    def n_maps(self) -> int:
+        """Probability maps predicted per frame: members × (classes + 1)."""
+        return len(self) * (self.config.architecture.n_classes + 1)
+
     def member(self, i: int, /) -> Model:
         """Member ``i`` as a plain :class:`Model`."""
         return Model(self.networks[i], replace(self.config, provenance=self.member_provenance[i]))
@@ -151,6 +156,12 @@ class Ensemble:
             The network input.
         float
             The resampling factor (model pixels per image pixel).
+
+        Raises
+        ------
+        ValueError
+            A resampling the model cannot use (:func:`atomlens.inference.check_resampling`),
+            refused before anything is allocated.
         """
         ps = validate_pixel_size(pixel_size)
         a = np.asarray(image)
@@ -162,6 +173,7 @@ class Ensemble:
                 f"this model takes {c} channel(s) of shape (H, W); got an array of shape "
                 f"{np.shape(image)}."
             )
+        check_resampling(a.shape, ps, self.config.pixel_size_A, n_maps=self.n_maps)
         norm = self.config.normalization(a)
         factor = ps / self.config.pixel_size_A
         return resample(norm, factor=factor), factor

@@ -2,6 +2,10 @@
 
 from atomlens.inference.normalize import PercentileNormalizer, normalize_percentile
 from atomlens.inference.rescale import (
+    MAX_MODEL_MAPS_BYTES,
+    MAX_UPSAMPLING,
+    UNRESOLVED_ABOVE_A_PER_PX,
+    check_resampling,
     image_to_model_coords,
     model_to_image_coords,
     resample,
@@ -10,8 +14,12 @@ from atomlens.inference.rescale import (
 from atomlens.inference.tiling import blend_window, predict_tiled, tile_starts
 
 __all__ = [
+    "MAX_MODEL_MAPS_BYTES",
+    "MAX_UPSAMPLING",
+    "UNRESOLVED_ABOVE_A_PER_PX",
     "PercentileNormalizer",
     "blend_window",
+    "check_resampling",
     "image_to_model_coords",
     "model_to_image_coords",
     "normalize_percentile",

@@ -23,6 +23,7 @@ from atomlens.pipeline.finder import (
 )
 from atomlens.pipeline.inputs import (
     check_field_of_view,
+    check_resampling,
     expand_inputs,
     read_frame_list,
     read_frames,
@@ -35,6 +36,7 @@ __all__ = [
     "FindResult",
     "FindSettings",
     "check_field_of_view",
+    "check_resampling",
     "expand_inputs",
     "find",
     "find_atoms",

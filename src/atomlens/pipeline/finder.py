@@ -23,7 +23,7 @@ from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensu
 from atomlens.io import check_frame
 from atomlens.locate import locate_atoms
 from atomlens.locate.atoms import Positions
-from atomlens.pipeline.inputs import check_field_of_view, read_frames
+from atomlens.pipeline.inputs import check_field_of_view, check_resampling, read_frames
 from atomlens.pipeline.settings import FindSettings
 
 __all__ = [
@@ -249,6 +249,7 @@ def find_frame(
     ens = ensemble
     p_real_min = p_real_threshold(ens, settings.p_real_min, calibrated=calibrated)
     check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
+    check_resampling(np.shape(image), ps, ens.config.pixel_size_A, n_maps=ens.n_maps)
     maps = ens.predict_members(
         image,
         pixel_size=ps,
@@ -441,6 +442,7 @@ def find_atoms(
         model = ens.member(0)
     mdl = model
     check_field_of_view(np.shape(image), ps, mdl.config.pixel_size_A)
+    check_resampling(np.shape(image), ps, mdl.config.pixel_size_A, n_maps=mdl.n_maps)
     probs = mdl.predict(
         image, pixel_size=ps, device=device, tile=tile, batch_size=batch_size, progress=progress
     )

@@ -20,11 +20,13 @@ import numpy as np
 
 from atomlens.ensemble import Ensemble
 from atomlens.fourier import estimate_for_model
+from atomlens.inference import check_resampling
 from atomlens.io import SUFFIXES, Image, read
 
 __all__ = [
     "MIN_SIDE_MODEL_PX",
     "check_field_of_view",
+    "check_resampling",
     "expand_inputs",
     "read_frame_list",
     "read_frames",
@@ -140,7 +142,8 @@ def read_frames(
     """Read every image and stack that ``inputs`` names, with a pixel size each.
 
     Only the headers are read here (stacks stay lazy, see :func:`atomlens.io.read`), so a
-    bad file fails before any work is done.
+    bad file, or a pixel size the model cannot use (:func:`check_resampling`), fails before
+    any work is done.
 
     Parameters
     ----------
@@ -165,7 +168,7 @@ def read_frames(
     ------
     FileNotFoundError, ValueError
         A missing or unreadable file, or one without a pixel size that cannot be estimated;
-        the message names the file and the fix.
+        a pixel size the model cannot use; the message names the file and the fix.
     """
     items = [inputs] if isinstance(inputs, str | PathLike) else list(inputs)
     images = []
@@ -173,11 +176,14 @@ def read_frames(
         im = read(f, pixel_size=pixel_size, signal=signal)
         if im.pixel_size is None:
             im = with_estimated_pixel_size(im, model)
-        if check_size:
-            try:
+        try:
+            if check_size:
                 check_field_of_view(im.shape, im.pixel_size, model.config.pixel_size_A)
-            except ValueError as exc:
-                raise ValueError(f"{f}: {exc}") from None
+            check_resampling(
+                im.shape, im.pixel_size, model.config.pixel_size_A, n_maps=model.n_maps
+            )
+        except ValueError as exc:
+            raise ValueError(f"{f}: {exc}") from None
         images.append(im)
     return images
 

@@ -341,7 +341,11 @@ class Stream:
         cfg = self.config
         if item.error is None:
             try:
-                frame = checked_frame(item, model_pixel_size=self.ensemble.config.pixel_size_A)
+                frame = checked_frame(
+                    item,
+                    model_pixel_size=self.ensemble.config.pixel_size_A,
+                    n_maps=self.ensemble.n_maps,
+                )
             except ValueError as exc:
                 item.error = str(exc)
         if item.error is not None:

@@ -25,7 +25,7 @@ from atomlens.elit.stream.config import StreamConfig
 from atomlens.elit.stream.watcher import signature, watch
 from atomlens.ensemble import Ensemble
 from atomlens.io import Image, check_frame, read
-from atomlens.pipeline import check_field_of_view, with_estimated_pixel_size
+from atomlens.pipeline import check_field_of_view, check_resampling, with_estimated_pixel_size
 
 __all__ = ["FrameSource", "Item", "checked_frame"]
 
@@ -43,14 +43,16 @@ class Item:
     error: str | None = None
 
 
-def checked_frame(item: Item, /, *, model_pixel_size: float) -> np.ndarray:
+def checked_frame(item: Item, /, *, model_pixel_size: float, n_maps: int = 1) -> np.ndarray:
     """The item's frame as a float32 (H, W) image that the model can look at.
 
     Raises
     ------
     ValueError
-        Not one 2-D real image, NaN/inf pixels, or a field of view too small at the
-        model's sampling ``model_pixel_size`` [Å/px]; the message names the frame.
+        Not one 2-D real image, NaN/inf pixels, a field of view too small at the
+        model's sampling ``model_pixel_size`` [Å/px], or a resampling the model cannot use
+        (``n_maps`` maps per frame, :func:`atomlens.pipeline.check_resampling`); the message
+        names the frame.
     """
     a = np.asarray(item.frame)
     if a.ndim == 3 and a.shape[0] == 1:
@@ -62,6 +64,7 @@ def checked_frame(item: Item, /, *, model_pixel_size: float) -> np.ndarray:
     a = a.astype(np.float32, copy=False)
     check_frame(a, item.name, "the frame")
     check_field_of_view(a.shape, float(item.pixel_size), model_pixel_size)
+    check_resampling(a.shape, float(item.pixel_size), model_pixel_size, n_maps=n_maps)
     return a
 
 
