@@ -1,5 +1,6 @@
-"""Bright or dark atoms: `contrast="auto"` reads the file's detector or the image, and an
-image of the other contrast than the model's is inverted for the network."""
+"""Bright or dark atoms: `contrast` (or, with "auto", the file's detector) says which, and
+an image of the other contrast than the model's is inverted for the network; an image that
+only looks opposite gets a warning naming the fix."""
 
 from pathlib import Path
 
@@ -24,11 +25,11 @@ def _sim(material, mode, dose, film=0.0, seed=0, shape=160):
 @pytest.mark.parametrize("material", ["srtio3", "mos2"])
 @pytest.mark.parametrize("dose", [1e3, 1e4, 1e5, 1e6])
 @pytest.mark.parametrize("film", [0.0, 30.0])
-def test_auto_reads_dark_atoms_in_bf_and_bright_in_haadf(material, dose, film):
-    for mode, want in (("haadf", "bright"), ("bf", "dark")):
+def test_auto_sees_dark_atoms_in_bf_but_keeps_the_model_s_contrast(material, dose, film):
+    for mode, looks in (("haadf", None), ("bf", "dark")):
         im = _sim(material, mode, dose, film).image
         dec = atom_contrast(im, pixel_size=0.1)
-        assert dec.atoms == want, (mode, dec)
+        assert dec.atoms == "bright" and dec.looks == looks, (mode, dec)
         assert "skewness" in dec.reason and abs(dec.skewness) > 0.4  # margin over 0.2
 
 
@@ -39,7 +40,8 @@ def test_the_file_s_signal_type_comes_before_the_image():
     bf = _sim("srtio3", "bf", 1e5).image
     dec = atom_contrast(bf, pixel_size=0.1, signal_type="HAADF")
     assert dec.atoms == "bright" and "signal type HAADF" in dec.reason
-    assert atom_contrast(bf, pixel_size=0.1, signal_type="EELS").atoms == "dark"  # says nothing
+    says_nothing = atom_contrast(bf, pixel_size=0.1, signal_type="EELS")
+    assert (says_nothing.atoms, says_nothing.looks) == ("bright", "dark")
 
 
 def test_an_explicit_setting_overrides_everything():
@@ -62,20 +64,20 @@ def test_a_bad_contrast_is_refused_with_the_choices():
         atom_contrast(np.zeros((8, 8)), pixel_size=0.1, contrast="inverted")
 
 
-def test_find_inverts_a_bf_image_for_the_haadf_model_and_finds_the_columns(caplog):
+def test_a_bf_image_is_warned_about_and_inverted_when_told(caplog):
     sim = _sim("srtio3", "bf", 1e5, shape=192, seed=1)
-    with caplog.at_level("WARNING"):
-        res = find(sim.image, pixel_size=0.1)
-    assert res.contrast.atoms == "dark"
-    assert "inverting it for the network" in caplog.text
     truth = sim.truth[["x_A", "y_A"]].to_numpy()
-    d, _ = cKDTree(truth).query(res.atoms[["x_A", "y_A"]].to_numpy())
-    assert len(res.atoms) > 0.5 * len(truth)
+    with caplog.at_level("WARNING"):
+        auto = find(sim.image, pixel_size=0.1)
+    assert auto.contrast.atoms == "bright" and auto.contrast.looks == "dark"
+    assert "pass `contrast='dark'`" in caplog.text
+    d, _ = cKDTree(truth).query(auto.atoms[["x_A", "y_A"]].to_numpy())
+    assert np.median(d) > 0.5  # between the columns, as the warning says
+    told = find(sim.image, pixel_size=0.1, contrast="dark")
+    assert told.contrast.reason == "as set"
+    d, _ = cKDTree(truth).query(told.atoms[["x_A", "y_A"]].to_numpy())
+    assert len(told.atoms) > 0.5 * len(truth)
     assert np.median(d) < 0.2  # on the columns, not between them (≈ 1 Å away)
-    forced = find(sim.image, pixel_size=0.1, contrast="bright")
-    assert forced.contrast.reason == "as set"
-    d, _ = cKDTree(truth).query(forced.atoms[["x_A", "y_A"]].to_numpy())
-    assert np.median(d) > 0.5
 
 
 def _median_offset(a, b):
@@ -83,13 +85,17 @@ def _median_offset(a, b):
 
 
 @pytest.mark.skipif(not REAL.exists(), reason="../shared/data/real is not here")
-def test_real_abf_atoms_sit_on_the_adf_columns_of_the_same_area(tmp_path):
+def test_real_abf_atoms_sit_on_the_adf_columns_of_the_same_area(tmp_path, caplog):
     adf = find(REAL / "SrTiO3_ADF.hspy")
-    abf = find_files(REAL / "SrTiO3_ABF.hspy", model="haadf-generic", out=tmp_path / "abf")
-    assert adf.contrast.atoms == "bright"
-    assert abf.files[0]["contrast"].startswith("dark (from the image")
-    assert "dark (from the image" in (tmp_path / "abf" / "report.html").read_text()
+    assert adf.contrast.atoms == "bright" and adf.contrast.looks is None
+    with caplog.at_level("WARNING"):
+        auto = find(REAL / "SrTiO3_ABF.hspy")  # the file does not say its detector
+    assert auto.contrast.looks == "dark" and "pass `contrast='dark'`" in caplog.text
+    assert _median_offset(adf.atoms, auto.atoms) > 0.5  # between the columns: warned
+    abf = find_files(
+        REAL / "SrTiO3_ABF.hspy", model="haadf-generic", out=tmp_path / "abf", contrast="dark"
+    )
+    assert abf.files[0]["contrast"] == "dark (as set)"
+    assert "dark (as set)" in (tmp_path / "abf" / "report.html").read_text()
     # every ADF column has an ABF atom on it (ABF also shows the O columns ADF does not)
     assert _median_offset(adf.atoms, abf.atoms) < 0.2
-    wrong = find(REAL / "SrTiO3_ABF.hspy", contrast="bright")  # what was done before
-    assert _median_offset(adf.atoms, wrong.atoms) > 0.5

@@ -3,9 +3,12 @@ need the image inverted?
 
 A network trained on one contrast sees the other's background as atoms: an ABF image
 through a HAADF model gives an atom between every pair of columns, each as confident as a
-real one. :func:`atom_contrast` decides the polarity from the file's detector when it says
-and from the image itself when it does not; :func:`atomlens.pipeline.find` then inverts the
-image for the network when it differs from the model's.
+real one. :func:`atom_contrast` takes the polarity from the setting or the file's detector
+when either says, and :func:`atomlens.pipeline.find` then inverts the image for the network
+when it differs from the model's. When neither says, the image is measured, and an image
+whose atoms look opposite to the model's gets a warning that names the fix
+(``contrast="dark"``) but is not inverted: the statistic is not safe enough to act on
+alone (below).
 
 The image statistic is the skewness of the intensities after a Gaussian smoothing of
 ``SMOOTH_A`` (0.3 Å, which takes the Poisson noise's own positive skew out): sharp bright
@@ -14,14 +17,11 @@ columns on a dark background skew positive, dark columns on a bright one negativ
 and without a 30 Å carbon film): HAADF ≥ +0.04 (graphene without film; SrTiO3 and MoS2
 ≥ +1.4), BF of SrTiO3 and MoS2 ≤ −0.83, BF of graphene −0.56…+0.13 (its lattice barely
 shows); the real SrTiO3 ABF −0.50, its ADF +1.14, the AtomSegNet HAADF PNGs +0.44…+1.30.
-Within ±``SKEW_THRESHOLD`` (0.2) the image does not tell and the model's own contrast is
-assumed, so that a HAADF image is not inverted on a weak statistic.
-
-Known failure: a honeycomb (graphene) under a broad probe is a bright network around dark
-hole centres, and skews negative in HAADF too (−0.41 and −0.36 on the tests' training
-validation images, 0.14–0.16 Å/px, Gaussian probe); such an image is taken as dark and
-inverted, with the warning. Give ``contrast="bright"`` there, or a file that names its
-detector.
+Beyond −``SKEW_THRESHOLD`` (0.2) the image looks dark-atomed. Why that only warns: a
+honeycomb (graphene) under a broad probe is a bright network around dark hole centres and
+skews negative in HAADF too (−0.41 and −0.36 on the tests' training validation images,
+0.14–0.16 Å/px, Gaussian probe), close to the real ABF image's −0.50; inverting on the
+statistic alone would break those HAADF images.
 """
 
 from __future__ import annotations
@@ -57,11 +57,15 @@ class ContrastDecision:
         Where it comes from (the setting, the file's signal type, the image's skewness).
     skewness : float or None
         The smoothed intensity skewness, when the image was measured.
+    looks : {"bright", "dark"} or None
+        What the image statistic suggests when it disagrees with ``atoms`` (then a warning
+        is due), else None.
     """
 
     atoms: Polarity
     reason: str
     skewness: float | None = None
+    looks: Polarity | None = None
 
     def __str__(self) -> str:
         return f"{self.atoms} ({self.reason})"
@@ -128,8 +132,9 @@ def atom_contrast(
         [Å/px], for the smoothing.
     contrast : {"auto", "bright", "dark"}
         "bright" or "dark" are taken as given; "auto" reads ``signal_type`` (BF, ABF:
-        dark; HAADF, ADF, DF: bright) and, failing that, the sign of the image's smoothed
-        intensity skewness (see the module notes for the measured values).
+        dark; HAADF, ADF, DF: bright) and, failing that, assumes the model's contrast and
+        measures the image's smoothed intensity skewness: when it clearly says the
+        opposite, ``looks`` is set (see the module notes for the measured values).
     signal_type : str, optional
         The file's detector or signal type (:attr:`atomlens.io.Image.signal_type`).
     model_contrast : {"haadf", "bf"}
@@ -151,16 +156,18 @@ def atom_contrast(
     if pol is not None:
         return ContrastDecision(pol, f"from the file's signal type {signal_type}")
     sk = _skewness(image, pixel_size)
-    if sk is not None and sk <= -SKEW_THRESHOLD:
-        return ContrastDecision("dark", f"from the image: intensity skewness {sk:+.2f}", sk)
-    if sk is not None and sk >= SKEW_THRESHOLD:
-        return ContrastDecision("bright", f"from the image: intensity skewness {sk:+.2f}", sk)
     own = model_polarity(model_contrast)
+    looks: Polarity | None = None
+    if sk is not None and sk <= -SKEW_THRESHOLD:
+        looks = "dark"
+    elif sk is not None and sk >= SKEW_THRESHOLD:
+        looks = "bright"
     shown = "undefined" if sk is None else f"{sk:+.2f}"
     return ContrastDecision(
         own,
-        f"the image does not tell (intensity skewness {shown}); the model's, `contrast` overrides",
+        f"the model's; the file does not say (intensity skewness {shown})",
         sk,
+        looks if looks is not None and looks != own else None,
     )
 
 

@@ -89,7 +89,8 @@ def decide_contrast(
     name: str = "the image",
 ) -> ContrastDecision:
     """:func:`atomlens.pipeline.atom_contrast` for ``ensemble``, with a warning when "auto"
-    finds the image's contrast opposite to the model's (the image is then inverted)."""
+    inverts the image after its file's detector, or when the image looks opposite to the
+    model but nothing says so (then it is not inverted: the warning names the fix)."""
     mc = ensemble.config.contrast
     dec = atom_contrast(
         image,
@@ -98,7 +99,20 @@ def decide_contrast(
         signal_type=signal_type,
         model_contrast=mc,
     )
-    if settings.contrast == "auto" and dec.atoms != model_polarity(mc):
+    if dec.looks is not None:
+        logger.warning(
+            "%s looks like an image of %s atoms (intensity skewness %+.2f) but is read as "
+            "%s, as the %s model expects, since neither the file nor `contrast` says "
+            "otherwise: if it is a %s image, pass `contrast='%s'`",
+            name,
+            dec.looks,
+            dec.skewness,
+            dec.atoms,
+            mc.upper(),
+            "BF/ABF" if dec.looks == "dark" else "HAADF/ADF",
+            dec.looks,
+        )
+    elif settings.contrast == "auto" and dec.atoms != model_polarity(mc):
         logger.warning(
             "%s has %s atoms (%s) but the model was trained on %s atoms (%s): inverting it "
             "for the network; `contrast` overrides",
