@@ -63,6 +63,15 @@ def find(
             "or mean (of the two).",
         ),
     ] = "network",
+    contrast: Annotated[
+        str,
+        typer.Option(
+            help="Are the atoms bright (HAADF, ADF) or dark (BF, ABF)? auto: from the "
+            "file's detector when it says, else from the image (the skewness of its "
+            "intensities); an image whose contrast differs from the model's is inverted "
+            "for the network, with a warning. bright or dark: as given.",
+        ),
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     scheduler: Annotated[
         str | None,
@@ -85,8 +94,10 @@ def find(
                 "no --model given: using the bundled %s model", DEFAULT_MODEL
             )
         from atomlens.locate.atoms import check_positions
+        from atomlens.pipeline.contrast import check_contrast
 
         check_positions(positions, name="--positions")
+        check_contrast(contrast, name="--contrast")
         ens = Ensemble.load(model)
         p_real_cut_value = p_real_cut(p_real_min)
         with dask_client(scheduler, name="--scheduler") as client:
@@ -103,6 +114,7 @@ def find(
                 p_min=p_min,
                 p_real_min=p_real_cut_value,
                 positions=positions,
+                contrast=contrast,
                 overwrite=overwrite,
                 progress=not STATE["quiet"],
             )

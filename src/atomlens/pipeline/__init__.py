@@ -2,7 +2,8 @@
 output files, and the Dask fan-out.
 
 - :class:`FindSettings` -- threshold, minimum separation, ``p_min``, ``p_real_min``,
-  refinement and which position is reported, validated once;
+  refinement, which position is reported and whether atoms are bright or dark, validated
+  once (:func:`atom_contrast` decides "auto");
 - :func:`read_frames` -- files, folders, globs and stacks → images with a pixel size
   (estimated from the lattice where a file has none);
 - :func:`find` -- an image, a stack or files with a model, ensemble or bundled name →
@@ -11,6 +12,7 @@ output files, and the Dask fan-out.
 - :func:`find_frames` -- the frames of a stack on a Dask cluster.
 """
 
+from atomlens.pipeline.contrast import ContrastDecision, atom_contrast
 from atomlens.pipeline.distributed import find_frames
 from atomlens.pipeline.files import BatchResult, find_files, save_find_results
 from atomlens.pipeline.finder import (
@@ -33,8 +35,10 @@ from atomlens.pipeline.settings import FindSettings
 
 __all__ = [
     "BatchResult",
+    "ContrastDecision",
     "FindResult",
     "FindSettings",
+    "atom_contrast",
     "check_field_of_view",
     "check_resampling",
     "expand_inputs",

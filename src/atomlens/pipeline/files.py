@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from os import PathLike
 from pathlib import Path
@@ -25,7 +25,7 @@ from atomlens.io import Image, check_frame
 from atomlens.io.tables import TableWriter, limit_heap_growth, read_table
 from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
-from atomlens.pipeline.finder import FindResult, find_frame
+from atomlens.pipeline.finder import FindResult, decide_contrast, find_frame
 from atomlens.pipeline.inputs import expand_inputs, read_frames
 from atomlens.pipeline.settings import FindSettings
 from atomlens.report.figures import save_atoms_png, save_uncertainty_png
@@ -51,7 +51,9 @@ class BatchResult:
     seconds : float
         Wall time.
     files : list of dict
-        Per input: path, frames, pixel size and its source.
+        Per input: path, frames, pixel size and its source, and ``contrast``: whether its
+        atoms were taken as bright or dark and why (e.g. "dark (from the image: intensity
+        skewness -0.50)").
     n_atoms, n_rejected : int
         Rows of ``atoms.csv`` and ``rejected.csv``.
     class_counts : dict
@@ -104,6 +106,7 @@ def find_files(
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
     positions: Positions = "network",
+    contrast: str = "auto",
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,
@@ -144,8 +147,10 @@ def find_files(
     settings : FindSettings, optional
         The locate settings at once; then leave ``threshold`` … ``positions`` at their
         defaults.
-    device, threshold, min_separation_A, p_min, p_real_min, positions
-        As in :func:`atomlens.pipeline.find`.
+    device, threshold, min_separation_A, p_min, p_real_min, positions, contrast
+        As in :func:`atomlens.pipeline.find`; ``contrast="auto"`` is decided once per file
+        (from its signal type, or else its first frame) and recorded in ``files`` and the
+        report.
     overwrite : bool
         Replace an existing ``out``.
     maps, report : bool
@@ -172,6 +177,7 @@ def find_files(
         p_min=p_min,
         p_real_min=p_real_min,
         positions=positions,
+        contrast=contrast,
     )
     check_output_directory(out, overwrite=overwrite)
     if client is not None and not isinstance(model, str | PathLike):
@@ -207,17 +213,34 @@ def find_files(
         w = _Writers(tmp, maps=maps and client is None, bar=bar)
         try:
             for im, stem in zip(images, stems, strict=True):
+                dec = decide_contrast(
+                    im.frame(0),
+                    ens,
+                    cfg,
+                    pixel_size=im.pixel_size,
+                    signal_type=im.signal_type,
+                    name=str(im.path),
+                )
+                fcfg = replace(cfg, contrast=dec.atoms)  # one polarity for all its frames
                 if client is not None:
-                    w.atoms.write(_on_cluster(im, model, client, chunk, dev, cfg))
+                    w.atoms.write(_on_cluster(im, model, client, chunk, dev, fcfg))
                     w.advance(im.n_frames)
                 frames = im.n_frames if client is None else int(report)
                 prefix = "" if single else f"{stem}."
                 for i in range(frames):
-                    res, frame = _find_frame_of(im, i, ens, cfg, dev)
+                    res, frame = _find_frame_of(im, i, ens, fcfg, dev)
                     if client is None:
                         w.write(im, i, stem, res)
                     if i == 0 and report:
-                        _write_figures(tmp, prefix, frame, res, im, ens, report_settings)
+                        _write_figures(
+                            tmp,
+                            prefix,
+                            frame,
+                            res,
+                            im,
+                            ens,
+                            {**report_settings, "contrast": str(dec)},
+                        )
                     w.advance(1)
                 info.append(
                     {
@@ -225,6 +248,7 @@ def find_files(
                         "frames": im.n_frames,
                         "pixel_size_A": im.pixel_size,
                         "pixel_size_source": im.pixel_size_source,
+                        "contrast": str(dec),
                         **im.metadata,
                     }
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 from typing import Any
 
@@ -23,12 +23,19 @@ from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensu
 from atomlens.io import check_frame
 from atomlens.locate import locate_atoms
 from atomlens.locate.atoms import Positions
+from atomlens.pipeline.contrast import (
+    ContrastDecision,
+    atom_contrast,
+    model_polarity,
+    network_input,
+)
 from atomlens.pipeline.inputs import check_field_of_view, check_resampling, read_frames
 from atomlens.pipeline.settings import FindSettings
 
 __all__ = [
     "FindResult",
     "check_field_of_view",
+    "decide_contrast",
     "find",
     "find_atoms",
     "find_frame",
@@ -59,12 +66,65 @@ class FindResult:
         (None for stacks and files: :func:`atomlens.pipeline.find_files` writes their maps).
     pixel_size : float
         [Å/px] (of the first frame when there are several).
+    contrast : ContrastDecision or None
+        Whether the atoms were taken as bright or dark, and why (of the first frame when
+        there are several; :func:`atomlens.pipeline.atom_contrast`).
     """
 
     atoms: pd.DataFrame
     rejected: pd.DataFrame
     prediction: Prediction | None
     pixel_size: float
+    contrast: ContrastDecision | None = None
+
+
+def decide_contrast(
+    image: np.ndarray,
+    ensemble: Ensemble | Model,
+    settings: FindSettings,
+    /,
+    *,
+    pixel_size: float,
+    signal_type: str | None = None,
+    name: str = "the image",
+) -> ContrastDecision:
+    """:func:`atomlens.pipeline.atom_contrast` for ``ensemble``, with a warning when "auto"
+    inverts the image after its file's detector, or when the image looks opposite to the
+    model but nothing says so (then it is not inverted: the warning names the fix)."""
+    mc = ensemble.config.contrast
+    dec = atom_contrast(
+        image,
+        pixel_size=pixel_size,
+        contrast=settings.contrast,
+        signal_type=signal_type,
+        model_contrast=mc,
+    )
+    if dec.looks is not None:
+        logger.warning(
+            "%s looks like an image of %s atoms (intensity skewness %+.2f) but is read as "
+            "%s, as the %s model expects, since neither the file nor `contrast` says "
+            "otherwise: if it is a %s image, pass `contrast='%s'`",
+            name,
+            dec.looks,
+            dec.skewness,
+            dec.atoms,
+            mc.upper(),
+            "BF/ABF" if dec.looks == "dark" else "HAADF/ADF",
+            dec.looks,
+        )
+    elif settings.contrast == "auto" and dec.atoms != model_polarity(mc):
+        logger.warning(
+            "%s has %s atoms (%s) but the model was trained on %s atoms (%s): inverting it "
+            "for the network; `contrast` overrides",
+            name,
+            dec.atoms,
+            dec.reason,
+            model_polarity(mc),
+            mc.upper(),
+        )
+    elif dec.atoms != model_polarity(mc):
+        logger.info("%s: %s atoms as set; inverting it for the %s model", name, dec.atoms, mc)
+    return dec
 
 
 def p_real_threshold(
@@ -129,6 +189,7 @@ def find(
     p_real_min: float | str | None = None,
     refine: bool = True,
     positions: Positions = "network",
+    contrast: str = "auto",
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
@@ -164,13 +225,16 @@ def find(
         defaults.
     device : str or torch.device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    threshold, min_separation_A, p_min, p_real_min, refine, positions
+    threshold, min_separation_A, p_min, p_real_min, refine, positions, contrast
         The locate settings (:class:`FindSettings`): minimum foreground probability,
         minimum distance between atoms [Å] (the model's default if None), share of members
         that must find an atom (the others go to ``rejected``), the ``p_real`` below which
         candidates go to ``rejected`` (a number, ``"auto"`` for the calibration's F1-best
         one, or None to only report ``p_real``; needs a calibration), Gaussian refinement
-        on the raw image, and which position is reported ("network", "fit" or "mean").
+        on the raw image, which position is reported ("network", "fit" or "mean"), and
+        whether the atoms are "bright" (HAADF), "dark" (BF, ABF) or "auto": decided per
+        file from its signal type or else from the image, which is inverted for the network
+        when it differs from the model's contrast (a warning says so).
     keep_members : bool
         Keep the members' maps in the returned prediction.
     calibrated : bool
@@ -199,6 +263,7 @@ def find(
         p_real_min=p_real_min,
         refine=refine,
         positions=positions,
+        contrast=contrast,
     )
     is_files = isinstance(image, str | PathLike) or (
         isinstance(image, Sequence)
@@ -242,16 +307,19 @@ def find_frame(
     tile: int = 256,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
+    signal_type: str | None = None,
 ) -> FindResult:
     """:func:`find` on one image array with an ensemble and settings already checked (what
-    :func:`find` runs for each frame)."""
+    :func:`find` runs for each frame); ``signal_type`` (the file's detector) helps
+    ``settings.contrast="auto"`` decide."""
     ps = validate_pixel_size(pixel_size)
     ens = ensemble
     p_real_min = p_real_threshold(ens, settings.p_real_min, calibrated=calibrated)
     check_field_of_view(np.shape(image), ps, ens.config.pixel_size_A)
     check_resampling(np.shape(image), ps, ens.config.pixel_size_A, n_maps=ens.n_maps)
+    dec = decide_contrast(image, ens, settings, pixel_size=ps, signal_type=signal_type)
     maps = ens.predict_members(
-        image,
+        network_input(image, dec.atoms, ens.config.contrast),
         pixel_size=ps,
         device=device,
         mode=mode,  # type: ignore[arg-type]
@@ -274,7 +342,7 @@ def find_frame(
         label_radius_A=c.label_radius_A,
         p_min=settings.p_min,
         refine=settings.refine,
-        contrast="bright" if c.contrast == "haadf" else "dark",
+        contrast=dec.atoms,
         positions=settings.positions,
     )
     if calibrated and ens.calibration is not None:
@@ -288,7 +356,7 @@ def find_frame(
     logger.info(
         "found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), settings.p_min
     )
-    return FindResult(atoms, rejected, pred, ps)
+    return FindResult(atoms, rejected, pred, ps, dec)
 
 
 def _stacked(
@@ -297,18 +365,24 @@ def _stacked(
     cfg: FindSettings,
     ps: float,
     opts: dict[str, Any],
+    signal_type: str | None = None,
 ) -> FindResult:
-    """The results of several frames as one, the columns of ``frames``' dicts first."""
+    """The results of several frames as one, the columns of ``frames``' dicts first; the
+    first frame decides ``contrast="auto"`` for all (one warning, one polarity)."""
     atoms, rejected = [], []
+    first: ContrastDecision | None = None
     for frame, keys in frames:
-        res = find_frame(frame, ens, settings=cfg, pixel_size=ps, **opts)
+        res = find_frame(frame, ens, settings=cfg, pixel_size=ps, signal_type=signal_type, **opts)
+        if first is None:
+            first = res.contrast
+            cfg = replace(cfg, contrast=first.atoms) if first is not None else cfg
         for table, out in ((res.atoms, atoms), (res.rejected, rejected)):
             t = table.copy()
             for pos, (k, v) in enumerate(keys.items()):
                 t.insert(pos, k, v)
             out.append(t)
     return FindResult(
-        pd.concat(atoms, ignore_index=True), pd.concat(rejected, ignore_index=True), None, ps
+        pd.concat(atoms, ignore_index=True), pd.concat(rejected, ignore_index=True), None, ps, first
     )
 
 
@@ -336,10 +410,17 @@ def _find_files(
         try:
             if frames and not frames[0][1]:  # one single image: its own result, maps and all
                 results.append(
-                    find_frame(frames[0][0], ens, settings=cfg, pixel_size=im.pixel_size, **opts)
+                    find_frame(
+                        frames[0][0],
+                        ens,
+                        settings=cfg,
+                        pixel_size=im.pixel_size,
+                        signal_type=im.signal_type,
+                        **opts,
+                    )
                 )
             else:
-                results.append(_stacked(frames, ens, cfg, im.pixel_size, opts))
+                results.append(_stacked(frames, ens, cfg, im.pixel_size, opts, im.signal_type))
         except ValueError as exc:
             if str(exc).startswith(str(im.path)):
                 raise
@@ -351,6 +432,7 @@ def _find_files(
         pd.concat([r.rejected for r in results], ignore_index=True),
         None,
         results[0].pixel_size,
+        results[0].contrast,
     )
 
 
@@ -383,6 +465,7 @@ def find_atoms(
     min_separation_A: float | None = None,
     refine: bool = True,
     positions: Positions = "network",
+    contrast: str = "auto",
     tile: int = 256,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
@@ -404,7 +487,7 @@ def find_atoms(
         ensemble of several members).
     device : str or torch.device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    threshold, min_separation_A, refine, positions
+    threshold, min_separation_A, refine, positions, contrast
         As in :func:`find`. A column the border cuts takes, with "network", the mean of
         the fit's centre and its cut disk's (:func:`atomlens.locate.locate_atoms`;
         ``benchmarks/refine_positions.py``).
@@ -424,6 +507,7 @@ def find_atoms(
         min_separation_A=min_separation_A,
         refine=refine,
         positions=positions,
+        contrast=contrast,
     )
     ps = validate_pixel_size(pixel_size)
     if not isinstance(model, Model):
@@ -443,8 +527,14 @@ def find_atoms(
     mdl = model
     check_field_of_view(np.shape(image), ps, mdl.config.pixel_size_A)
     check_resampling(np.shape(image), ps, mdl.config.pixel_size_A, n_maps=mdl.n_maps)
+    dec = decide_contrast(image, mdl, cfg, pixel_size=ps)
     probs = mdl.predict(
-        image, pixel_size=ps, device=device, tile=tile, batch_size=batch_size, progress=progress
+        network_input(image, dec.atoms, mdl.config.contrast),
+        pixel_size=ps,
+        device=device,
+        tile=tile,
+        batch_size=batch_size,
+        progress=progress,
     )
     raw = np.asarray(image, dtype=np.float64)
     raw = raw if raw.ndim == 2 else raw[0]
@@ -459,7 +549,7 @@ def find_atoms(
         threshold=cfg.threshold,
         label_radius_A=c.label_radius_A,
         refine=cfg.refine,
-        contrast="bright" if c.contrast == "haadf" else "dark",
+        contrast=dec.atoms,
         positions=cfg.positions,
     )
     logger.info("found %d atoms", len(atoms))

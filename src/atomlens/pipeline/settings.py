@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from atomlens._shared.config import ConfigDict
 from atomlens.locate.atoms import POSITIONS, Positions
+from atomlens.pipeline.contrast import CONTRASTS
 
 __all__ = ["FindSettings"]
 
@@ -39,6 +40,11 @@ class FindSettings(ConfigDict):
     positions : {"network", "fit", "mean"}
         The position reported for a refined atom: the network's, the fit's, or their mean
         (:func:`atomlens.locate.locate_atoms`).
+    contrast : {"auto", "bright", "dark"}
+        Whether the atoms are bright (HAADF, ADF) or dark (BF, ABF) in the images. "auto"
+        decides per file (per image for arrays) from the file's signal type, or else from
+        the image (:func:`atomlens.pipeline.atom_contrast`). An image whose contrast differs
+        from the model's is inverted for the network; the Gaussian fit uses its own.
 
     Raises
     ------
@@ -52,6 +58,7 @@ class FindSettings(ConfigDict):
     p_real_min: float | str | None = None
     refine: bool = True
     positions: Positions = "network"
+    contrast: Literal["auto", "bright", "dark"] = "auto"
 
     def __post_init__(self) -> None:
         bad = []
@@ -73,6 +80,11 @@ class FindSettings(ConfigDict):
             bad.append(
                 f"positions must be one of {', '.join(map(repr, POSITIONS))}, "
                 f"got {self.positions!r}"
+            )
+        if self.contrast not in CONTRASTS:
+            bad.append(
+                "contrast must be 'auto', 'bright' (atoms bright: HAADF, ADF) or 'dark' "
+                f"(atoms dark: BF, ABF), got {self.contrast!r}"
             )
         if bad:
             raise ValueError("; ".join(bad) + ".")

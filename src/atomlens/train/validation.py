@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens.metrics import score_atoms
+from atomlens.pipeline.contrast import model_polarity
 from atomlens.pipeline.finder import find_atoms
 from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 
@@ -68,7 +69,15 @@ class ValidationSet:
         tp = fp = fn = 0
         sq: list[np.ndarray] = []
         for im, truth, ps in zip(self.images, self.truths, self.pixel_sizes, strict=True):
-            found = find_atoms(im, model=model, pixel_size=ps, device=device)
+            # simulated in the model's own contrast: no guessing (a blurred graphene
+            # HAADF honeycomb skews negative, see atomlens.pipeline.contrast)
+            found = find_atoms(
+                im,
+                model=model,
+                pixel_size=ps,
+                device=device,
+                contrast=model_polarity(model.config.contrast),
+            )
             c = score_atoms(
                 found, truth, shape=np.shape(im)[-2:], pixel_size=ps, radius_A=self.match_radius_A
             )
