@@ -103,3 +103,17 @@ def test_top_level_find_takes_arrays_stacks_and_files(tiny_model, frames, tmp_pa
     )
     from_file = atomlens.find(tmp_path / "a.tif", model=tiny_model)
     np.testing.assert_allclose(from_file["x_A"], one["x_A"], atol=1e-6)
+
+
+def test_maps_without_h5py_are_said_to_be_missing(
+    tiny_model, frames, tmp_path, monkeypatch, caplog
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as on a plain install
+    np.save(tmp_path / "a.npy", frames[0])
+    with caplog.at_level("WARNING"):
+        find_files([tmp_path / "a.npy"], model=tiny_model, out=tmp_path / "o", pixel_size=0.12)
+    assert not (tmp_path / "o" / "maps.h5").exists()
+    assert "maps.h5 is not written: it needs h5py" in caplog.text
+    assert (tmp_path / "o" / "atoms.csv").exists()

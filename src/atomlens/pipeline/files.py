@@ -85,8 +85,13 @@ class BatchResult:
 
 def _maps_writer(path: Path) -> Any:
     try:
-        import h5py
+        import h5py  # optional: the formats extra
     except ImportError:
+        logger.warning(
+            "%s is not written: it needs h5py (pip install 'atomlens[formats]'); `maps=False` "
+            "leaves it out on purpose",
+            path.name,
+        )
         return None
     return h5py.File(path, "w")
 
