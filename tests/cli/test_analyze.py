@@ -93,3 +93,22 @@ def test_analyze_with_the_image_exports_descriptors_that_tell_si_from_c(tmp_path
     assert "clusters" in (tmp_path / "a" / "analysis.html").read_text()
     bad = CliRunner().invoke(app, [*args[:-2], "--image", str(tmp_path / "missing.npy")])
     assert bad.exit_code == 2 and "missing.npy" in bad.output
+
+
+def test_a_class_that_is_no_element_names_the_flags_to_pass(tmp_path):
+    """The default model's class is 'atom': the CLI names --species and --cutoff, Python
+    the parameters (it said `species={'atom': 'Ti'}` on the command line before)."""
+    import pytest
+
+    from atomlens.analysis import neighbour_graph
+    from tests.analysis.test_graph_rings_ase import graphene_xy
+
+    xy = graphene_xy(6)
+    table = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1], "class": "atom"})
+    table.to_csv(tmp_path / "atoms.csv", index=False)
+    r = CliRunner().invoke(app, ["analyze", str(tmp_path / "atoms.csv"), "--out", "o"])
+    assert r.exit_code == 2
+    assert "map it to one with --species" in r.output and "--cutoff." in r.output
+    assert "{" not in r.output and "`" not in r.output
+    with pytest.raises(ValueError, match=r"with `species`.*`cutoff_A`"):
+        neighbour_graph(table)

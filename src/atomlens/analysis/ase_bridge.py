@@ -62,7 +62,8 @@ def to_ase(
         out = Atoms(symbols=symbols, positions=pos, cell=cell_A, pbc=pbc)
     except KeyError as exc:
         raise ValueError(
-            f"class {exc.args[0]!r} is not an element symbol; map it with species=…"
+            f"class {exc.args[0]!r} is not an element symbol: map it to one with `species` "
+            f"(e.g. {exc.args[0]} → Ti)."
         ) from None
     for col in _CARRY:
         if col in atoms:

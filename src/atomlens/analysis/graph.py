@@ -17,8 +17,8 @@ def _element(name: str, species: Mapping[str, str] | None) -> str:
     el = (species or {}).get(name, name)
     if el not in atomic_numbers:
         raise ValueError(
-            f"class {name!r} is not an element; map it with species={{'{name}': 'Ti'}} or give "
-            "cutoff_A."
+            f"class {name!r} is not an element: map it to one with `species` (e.g. {name} → Ti) "
+            "or give one bond cut-off for all pairs, `cutoff_A`."
         )
     return el
 

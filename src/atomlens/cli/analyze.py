@@ -45,6 +45,7 @@ def analyze(
     try:
         from atomlens.analysis.analyze import analyze_files
 
+        STATE["flags"]["cutoff_A"] = "--cutoff"  # the library's name for it
         mapping = {}
         for item in species or []:
             if "=" not in item:
