@@ -67,9 +67,10 @@ def find(
         str,
         typer.Option(
             help="Are the atoms bright (HAADF, ADF) or dark (BF, ABF)? auto: from the "
-            "file's detector when it says, else from the image (the skewness of its "
-            "intensities); an image whose contrast differs from the model's is inverted "
-            "for the network, with a warning. bright or dark: as given.",
+            "file's detector when it says, else the model's, with a warning when the image "
+            "looks the other way (the skewness of its intensities). An image whose "
+            "contrast differs from the model's is inverted for the network. bright or "
+            "dark: as given.",
         ),
     ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",

@@ -232,9 +232,10 @@ def find(
         candidates go to ``rejected`` (a number, ``"auto"`` for the calibration's F1-best
         one, or None to only report ``p_real``; needs a calibration), Gaussian refinement
         on the raw image, which position is reported ("network", "fit" or "mean"), and
-        whether the atoms are "bright" (HAADF), "dark" (BF, ABF) or "auto": decided per
-        file from its signal type or else from the image, which is inverted for the network
-        when it differs from the model's contrast (a warning says so).
+        whether the atoms are "bright" (HAADF), "dark" (BF, ABF) or "auto": per file from
+        its signal type, or else the model's, with a warning when the image looks the
+        other way; an image whose contrast differs from the model's is inverted for the
+        network.
     keep_members : bool
         Keep the members' maps in the returned prediction.
     calibrated : bool

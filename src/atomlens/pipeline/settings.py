@@ -42,9 +42,10 @@ class FindSettings(ConfigDict):
         (:func:`atomlens.locate.locate_atoms`).
     contrast : {"auto", "bright", "dark"}
         Whether the atoms are bright (HAADF, ADF) or dark (BF, ABF) in the images. "auto"
-        decides per file (per image for arrays) from the file's signal type, or else from
-        the image (:func:`atomlens.pipeline.atom_contrast`). An image whose contrast differs
-        from the model's is inverted for the network; the Gaussian fit uses its own.
+        takes it per file from the file's signal type, or else assumes the model's and
+        warns when the image looks the other way (:func:`atomlens.pipeline.atom_contrast`).
+        An image whose contrast differs from the model's is inverted for the network; the
+        Gaussian fit uses its own.
 
     Raises
     ------
