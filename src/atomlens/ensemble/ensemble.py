@@ -236,23 +236,52 @@ class Ensemble:
             p = torch.softmax(logits, dim=2)
             return p.transpose(0, 1).reshape(batch.shape[0], n * k1, *batch.shape[-2:])
 
-        probs = predict_tiled(
+        probs, _ = self._on_image_grid(
             x,
-            predict_batch=run,
+            run,
             n_out=n * k1,
-            multiple=arch.multiple,
+            image_shape=np.shape(image)[-2:],
             tile=tile,
             overlap=arch.receptive_field_px(),
             batch_size=batch_size,
             device=dev,
             progress=progress,
         )
-        h, w = np.shape(image)[-2:]
-        if probs.shape[-2:] != (h, w):
-            probs = resize_to(probs, (h, w))
-        probs = probs.reshape(n, k1, h, w)
+        probs = probs.reshape(n, k1, *probs.shape[-2:])
         probs /= probs.sum(axis=1, keepdims=True)
         return probs
+
+    def _on_image_grid(
+        self,
+        x: np.ndarray,
+        run: Callable[[torch.Tensor], torch.Tensor],
+        /,
+        *,
+        n_out: int,
+        image_shape: tuple[int, ...],
+        tile: int,
+        overlap: int,
+        batch_size: int,
+        device: torch.device,
+        progress: bool | Callable[..., object],
+    ) -> tuple[np.ndarray, bool]:
+        """``run`` over overlapping tiles of the network input ``x``, its ``n_out`` maps
+        resampled back to the image's ``(H, W)``; and whether they were resampled."""
+        probs = predict_tiled(
+            x,
+            predict_batch=run,
+            n_out=n_out,
+            multiple=self.config.architecture.multiple,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )
+        h, w = (int(v) for v in image_shape)
+        if probs.shape[-2:] == (h, w):
+            return probs, False
+        return resize_to(probs, (h, w)), True
 
     def predict(
         self,
@@ -394,20 +423,18 @@ class Model(Ensemble):
             with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
                 return torch.softmax(net(batch).float(), dim=1)
 
-        probs = predict_tiled(
+        probs, resized = self._on_image_grid(
             x,
-            predict_batch=run,
+            run,
             n_out=arch.n_classes + 1,
-            multiple=arch.multiple,
+            image_shape=np.shape(image)[-2:],
             tile=tile,
             overlap=ov,
             batch_size=batch_size,
             device=dev,
             progress=progress,
         )
-        h, w = np.shape(image)[-2:]
-        if probs.shape[-2:] != (h, w):
-            probs = resize_to(probs, (h, w))
+        if resized:
             probs /= probs.sum(axis=0, keepdims=True)
         return probs
 
