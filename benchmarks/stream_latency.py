@@ -93,7 +93,7 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
             handed[i] = time.time()
             yield f
 
-    cfg = StreamConfig(threshold=args.threshold, patience=args.patience, window=args.patience)
+    cfg = StreamConfig(drift_ratio=args.drift_ratio, patience=args.patience, window=args.patience)
     st = stream(ens, source(), pixel_size=ps, config=cfg, device=device)
     recs, walls = [], []
     t = time.perf_counter()
@@ -128,7 +128,7 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
     print(
         f"  baseline (simulated, {len(base[0]['scores'])} frames): {base[0]['baseline']:.4g} "
         f"nats; OOD ratio before the onset median {before:.2f}, after {after:.2f} "
-        f"(threshold {args.threshold})"
+        f"(drift ratio {args.drift_ratio})"
     )
     if not drift or not switch:
         print(f"  no switch: drift decisions {[d['frame'] for d in drift]}")
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--pixel-size", type=float, default=0.1, help="[Å/px]")
     ap.add_argument("--members", type=int, default=8)
     ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--threshold", type=float, default=2.0)
+    ap.add_argument("--drift-ratio", type=float, default=2.0)
     ap.add_argument("--find-frames", type=int, default=5, help="frames timed with find() alone")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
@@ -192,7 +192,7 @@ def main() -> None:
         f"stream latency: {args.members}-member ensemble = bundled graphene (4 members) + "
         f"{args.members - 4} copies of them with 1 % weight noise; {args.side}² px graphene "
         f"frames at {args.pixel_size} Å/px (model at {ens.config.pixel_size_A} Å/px); "
-        f"on_drift='select', patience {args.patience}, threshold ×{args.threshold}; "
+        f"on_drift='select', patience {args.patience}, drift ratio ×{args.drift_ratio}; "
         f"{args.threads} CPU thread(s), load average {load:.1f}"
     )
     for dev in devices:

@@ -21,7 +21,7 @@ def test_flag_names_translates_the_quoted_parameters_only():
         == "--pixel-size=500.0 Å/px is outside"
     )
     assert flag_names("(e.g. `pixel_size=0.1`)", flags) == "(e.g. --pixel-size 0.1)"
-    assert flag_names("pass `overwrite=True`.", flags) == "pass overwrite=True (--overwrite)."
+    assert flag_names("pass `overwrite=True`.", flags) == "pass --overwrite."
     assert flag_names("another `out` or `overwrite`", flags) == "another --out or --overwrite"
     plain = "pixel_size of the model; out of range; `atomlens train`; `model`"
     assert flag_names(plain, flags) == plain  # unquoted, or not an option of the command
@@ -66,7 +66,7 @@ def test_python_gets_parameter_names_and_the_command_line_gets_flags(tiny_model_
     assert str(err.value).endswith("pass `overwrite=True`.")
     args = ["find", str(image), "--pixel-size", "0.12", "--model", str(tiny_model_dir)]
     r = CliRunner().invoke(app, [*args, "--out", str(full)])
-    assert r.exit_code == 2 and r.output.rstrip().endswith("pass overwrite=True (--overwrite).")
+    assert r.exit_code == 2 and r.output.rstrip().endswith("pass --overwrite.")
 
 
 def _messages(path: Path):
@@ -98,3 +98,46 @@ def test_the_library_does_not_name_command_line_flags():
             continue
         found += [f"{rel}:{line}: {text!r}" for line, text in _messages(path) if flag.search(text)]
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["find", "missing.tif", "--out", "res"],
+        ["find", "scan.npy", "--out", "full"],
+        ["adapt", "missing/*.tif", "--out", "adapted"],
+        ["select", "missing.tif"],
+    ],
+)
+def test_a_wrong_path_is_reported_before_torch_is_imported(tmp_path, args):
+    """A typo in a path costs no wait for torch (seconds): the error comes first."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "scan.npy", np.zeros((8, 8), np.float32))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom atomlens.cli import app\n"
+        f"r = CliRunner().invoke(app, {args!r})\n"
+        "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    first, output = run.stdout.split("\n", 1)
+    assert first == "2 False", run.stdout + run.stderr
+    assert "error:" in output and ("missing" in output or "--overwrite" in output), output
+
+
+def test_find_writes_next_to_the_user_by_default_named_after_the_input(tmp_path, monkeypatch):
+    from atomlens.cli.parse import default_out
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run3").mkdir()
+    assert default_out(["data/scan.dm4"], "atoms") == Path("scan-atoms")
+    assert default_out(["run3"], "atoms") == Path("run3-atoms")
+    assert default_out(["run3/"], "atoms") == Path("run3-atoms")
+    assert default_out(["*.tif"], "atoms") == Path("atomlens-atoms")
+    assert default_out(["a.tif", "b.tif"], "atoms") == Path("atomlens-atoms")
+    assert default_out(["."], "atoms") == Path("atomlens-atoms")

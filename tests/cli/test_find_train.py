@@ -3,6 +3,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from atomlens.cli import app
+from atomlens.metrics import score_atoms
 from atomlens.simulate import simulate_image
 from tests.common import scored_errors
 
@@ -197,3 +198,21 @@ def test_find_p_real_min_needs_a_calibrated_model_and_a_number(tiny_model_dir, t
     r = runner.invoke(app, [*base, "--p-real-min", "half"])
     assert r.exit_code == 2 and "a number within [0, 1] or 'auto'" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_find_without_out_writes_a_folder_named_after_the_image(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    sim = simulate_image("graphene", shape=96, pixel_size=0.12, rng=3)
+    np.save(tmp_path / "scan.npy", sim.image)
+    monkeypatch.chdir(tmp_path)
+    args = ["find", "scan.npy", "--model", str(tiny_model_dir), "--pixel-size", "0.12"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "wrote scan-atoms/" in r.output
+    atoms = pd.read_csv(tmp_path / "scan-atoms" / "atoms.csv")
+    s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.12)
+    f1 = 2 * s["tp"] / (2 * s["tp"] + s["fp"] + s["fn"])
+    assert f1 >= 0.97, (s["tp"], s["fp"], s["fn"])
+    r = runner.invoke(app, args)  # a second run does not overwrite the first
+    assert r.exit_code == 2 and "scan-atoms exists" in r.output and "--overwrite" in r.output

@@ -87,7 +87,7 @@ def test_frames_in_memory_give_atoms_and_corrupt_ones_are_skipped(ens4, good, tm
             sim.truth
         )
         assert r.latency_s > 0 and r.members == (0, 1, 2, 3) and r.generation == 0
-        assert 0.5 < r.ratio < cfg.threshold and not r.over  # in distribution
+        assert 0.5 < r.ratio < cfg.drift_ratio and not r.over  # in distribution
     skipped = events(st, "frame_skipped")
     assert [d["frame"] for d in skipped] == [1, 3]
     assert "NaN" in skipped[0]["reason"] and "2-D" in skipped[1]["reason"]
@@ -109,14 +109,14 @@ def test_frames_in_memory_give_atoms_and_corrupt_ones_are_skipped(ens4, good, tm
 
 def test_drift_is_detected_and_the_best_members_take_over(ens4, good, shifted):
     frames = [g.image for g in good[:3]] + shifted
-    cfg = StreamConfig(patience=2, window=3, threshold=2.0, on_drift="select", n_best=2)
+    cfg = StreamConfig(patience=2, window=3, drift_ratio=2.0, on_drift="select", n_best=2)
     st = stream(ens4, frames, pixel_size=PS, config=cfg)
     recs = list(st)
     assert len(recs) == 7
     assert not any(r.over for r in recs[:3]) and all(r.over for r in recs[3:5])
     drift = events(st, "drift")
     assert len(drift) == 1 and drift[0]["frame"] == 4  # 2nd shifted frame: patience 2
-    assert drift[0]["ratio"] > cfg.threshold and drift[0]["threshold"] == cfg.threshold
+    assert drift[0]["ratio"] > cfg.drift_ratio and drift[0]["drift_ratio"] == cfg.drift_ratio
     assert drift[0]["recent_frames"] == [2, 3, 4]
     switch = events(st, "switch")
     assert len(switch) == 1 and switch[0]["cause"] == "select" and switch[0]["frame"] == 4
@@ -339,9 +339,9 @@ def test_ood_score_rises_off_distribution(ens4, good, shifted):
 
 
 def test_config_and_arguments_are_checked(ens4, good, tmp_path):
-    with pytest.raises(ValueError, match=r"threshold.*window.*on_drift"):
-        StreamConfig(threshold=1.0, window=1, patience=2, on_drift="retrain")
-    cfg = StreamConfig(threshold=3.0, on_drift="both")
+    with pytest.raises(ValueError, match=r"drift_ratio.*window.*on_drift"):
+        StreamConfig(drift_ratio=1.0, window=1, patience=2, on_drift="retrain")
+    cfg = StreamConfig(drift_ratio=3.0, on_drift="both")
     assert StreamConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown StreamConfig keys"):
         StreamConfig.from_dict({"treshold": 2.0})

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.pipeline import expand_inputs, find_files
+from atomlens.io import expand_inputs
+from atomlens.pipeline import find_files
 from atomlens.simulate import simulate_image
 
 

@@ -56,7 +56,8 @@ def flag_names(message: str, flags: Mapping[str, str]) -> str:
 
     - ```pixel_size``` becomes ``--pixel-size``;
     - ```pixel_size=0.1``` becomes ``--pixel-size 0.1``, as it is typed;
-    - ```overwrite=True``` becomes ``overwrite=True (--overwrite)``.
+    - ```overwrite=True``` becomes ``--overwrite``: one syntax per interface, the flag as
+      it is typed (a Typer boolean flag takes no value).
 
     A quoted name that is not in ``flags`` is left as it is.
 
@@ -77,7 +78,7 @@ def flag_names(message: str, flags: Mapping[str, str]) -> str:
     >>> flag_names("pass `pixel_size` in Å/px (e.g. `pixel_size=0.1`).", flags)
     'pass --pixel-size in Å/px (e.g. --pixel-size 0.1).'
     >>> flag_names("choose another `out` or pass `overwrite=True`.", flags)
-    'choose another --out or pass overwrite=True (--overwrite).'
+    'choose another --out or pass --overwrite.'
     >>> flag_names("use `mode='retrain'`", {"mode": "--mode"})
     'use --mode retrain'
     >>> flag_names("the model's pixel_size, out of range", flags)
@@ -91,7 +92,7 @@ def flag_names(message: str, flags: Mapping[str, str]) -> str:
         if value is None:
             return flags[name]
         if value == "True":
-            return f"{name}=True ({flags[name]})"
+            return flags[name]
         return f"{flags[name]} {value.strip(chr(39) + chr(34))}"  # typed without quotes
 
     return _MARKED.sub(flag, message)
@@ -168,6 +169,7 @@ def main() -> None:
     """Entry point of the ``atomlens`` console script."""
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("atomlens: interrupted", err=True)
+    except KeyboardInterrupt as exc:
+        # a message says what was saved (train: the step it resumes from)
+        typer.echo(f"atomlens: interrupted{f': {exc}' if str(exc) else ''}", err=True)
         sys.exit(130)

@@ -11,13 +11,18 @@ from typing import Annotated
 import typer
 
 from atomlens.cli.app import STATE, USER_ERRORS, fail, flag_names
-from atomlens.cli.parse import p_real_cut
+from atomlens.cli.parse import model_or_default, p_real_cut
 
 
 def adapt(
     frames: Annotated[list[str], typer.Argument(help="Unlabeled frames: files, folders, globs.")],
-    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the adapted ensemble.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
+        ),
+    ] = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
@@ -103,14 +108,19 @@ def adapt(
     resumes from the last finished round.
     """
     try:
+        # paths first, before torch is imported (seconds): a typo is reported at once
         from atomlens._shared.atomic import check_output_directory
+        from atomlens.io import expand_inputs
+
+        expand_inputs(frames)
+        check_output_directory(out, overwrite=overwrite)
+
         from atomlens.elit import AdaptConfig, default_checkpoint, finished_rounds
         from atomlens.elit import adapt as adapt_ensemble
         from atomlens.ensemble import Ensemble
         from atomlens.pipeline import read_frame_list
 
-        check_output_directory(out, overwrite=overwrite)
-        ens = Ensemble.load(model)
+        ens = Ensemble.load(model_or_default(model))
         images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         cfg = AdaptConfig(
             rounds=rounds,
@@ -160,22 +170,34 @@ def adapt(
 
 def select_members(
     frames: Annotated[list[str], typer.Argument(help="Frames: files, folders or globs.")],
-    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
+        ),
+    ] = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
-    n_best: Annotated[int, typer.Option("--n-best", help="Members to choose.")] = 1,
+    n_best: Annotated[
+        int | None,
+        typer.Option("--n-best", help="Members to choose (default: half, at least 2)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Rank the ensemble's members on unlabeled FRAMES: by how physically plausible their
     atoms are (nearest-neighbour distances and coordination against the trained material),
     ties broken by agreement, confidence and stability."""
     try:
+        from atomlens.io import expand_inputs  # before torch is imported (seconds)
+
+        expand_inputs(frames)
+
         from atomlens.elit import select
         from atomlens.ensemble import Ensemble
         from atomlens.pipeline import read_frame_list
 
-        ens = Ensemble.load(model)
+        ens = Ensemble.load(model_or_default(model))
         images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         sel = select(ens, images, pixel_size=ps, n_best=n_best, device=device)
     except USER_ERRORS as exc:
@@ -196,7 +218,7 @@ def decision_line(d: dict) -> str:
     keep = (
         "ratio",
         "baseline",
-        "threshold",
+        "drift_ratio",
         "members",
         "cause",
         "seconds",
@@ -219,7 +241,12 @@ def stream_frames(
     source: Annotated[
         str, typer.Argument(help="A folder being filled with frames, or a (stack) file.")
     ],
-    model: Annotated[Path, typer.Option("--model", help="Ensemble directory or bundled name.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
+        ),
+    ] = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
@@ -230,12 +257,16 @@ def stream_frames(
     on_drift: Annotated[
         OnDrift, typer.Option("--on-drift", help="What to do when the conditions drift.")
     ] = OnDrift.select,
-    threshold: Annotated[
-        float, typer.Option(help="Drift when the OOD score exceeds this × the baseline.")
+    drift_ratio: Annotated[
+        float,
+        typer.Option(
+            "--drift-ratio", help="Drift when the OOD score exceeds this × the baseline."
+        ),
     ] = 2.0,
     patience: Annotated[int, typer.Option(help="Consecutive frames over the threshold.")] = 3,
     n_best: Annotated[
-        int | None, typer.Option("--n-best", help="Members to switch to (default: half).")
+        int | None,
+        typer.Option("--n-best", help="Members to switch to (default: half, at least 2)."),
     ] = None,
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", help="Stop after this long without a new file [s].")
@@ -258,7 +289,7 @@ def stream_frames(
         from atomlens.ensemble import Ensemble
 
         cfg = StreamConfig(
-            threshold=threshold,
+            drift_ratio=drift_ratio,
             patience=patience,
             window=max(6, patience),
             on_drift=on_drift.value,
@@ -266,7 +297,7 @@ def stream_frames(
             idle_timeout_s=idle_timeout,
             p_real_min=p_real_cut(p_real_min),
         )
-        ens = Ensemble.load(resolve_model_path(str(model)))
+        ens = Ensemble.load(resolve_model_path(str(model_or_default(model))))
         st = stream(
             ens,
             source,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from atomlens.cli.app import STATE, USER_ERRORS, fail
-from atomlens.cli.parse import p_real_cut
+from atomlens.cli.parse import default_out, model_or_default, p_real_cut
 
 
 def find(
@@ -20,7 +19,14 @@ def find(
             ".hspy, .h5, .tif, .png, .jpg, .npy, .npz; stacks too."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output directory (default: named after the input in the current "
+            "directory, e.g. scan.dm4 → scan-atoms).",
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -83,18 +89,19 @@ def find(
     """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
     overlay.png, uncertainty.png and report.html."""
     try:
+        # paths first, before torch is imported (seconds): a typo is reported at once
+        from atomlens._shared.atomic import check_output_directory
+        from atomlens.io import expand_inputs
+
+        out = default_out(images, "atoms") if out is None else out
+        expand_inputs(images)
+        check_output_directory(out, overwrite=overwrite)
+        model = model_or_default(model)
+
         from atomlens._shared.cluster import dask_client
         from atomlens.ensemble import Ensemble
-        from atomlens.pipeline import find_files
-
-        if model is None:
-            from atomlens.bundled import DEFAULT_MODEL, default_model
-
-            model = default_model()
-            logging.getLogger("atomlens").warning(
-                "no --model given: using the bundled %s model", DEFAULT_MODEL
-            )
         from atomlens.locate.atoms import check_positions
+        from atomlens.pipeline import find_files
         from atomlens.pipeline.contrast import check_contrast
 
         check_positions(positions, name="--positions")

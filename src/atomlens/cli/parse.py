@@ -1,9 +1,11 @@
-"""Parsing that several commands share: comma-separated numbers, class choices and the
-``--p-real-min`` value."""
+"""Parsing that several commands share: comma-separated numbers, class choices, the
+``--p-real-min`` value, and the defaults of ``--model`` and ``--out``."""
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
+from pathlib import Path
 
 import typer
 
@@ -40,3 +42,34 @@ def p_real_cut(value: str | None) -> float | str | None:
         raise ValueError(
             f"--p-real-min must be a number within [0, 1] or 'auto', got {value!r}."
         ) from None
+
+
+def model_or_default(model: Path | None) -> Path:
+    """``--model``, or the bundled default model (``haadf-generic``) with a warning: every
+    command that runs a model takes the same default."""
+    if model is not None:
+        return model
+    from atomlens.bundled import DEFAULT_MODEL, default_model  # light: file paths only
+
+    logging.getLogger("atomlens").warning(
+        "no --model given: using the bundled %s model", DEFAULT_MODEL
+    )
+    return default_model()
+
+
+def default_out(inputs: list[str], suffix: str) -> Path:
+    """The output folder a command writes to when ``--out`` is not given: in the current
+    directory, named after the one input (``scan.dm4`` → ``scan-atoms``, a folder ``run3``
+    → ``run3-atoms``), or ``atomlens-<suffix>`` for several inputs or a pattern.
+
+    Examples
+    --------
+    >>> default_out(["data/scan.dm4"], "atoms"), default_out(["a.tif", "b.tif"], "atoms")
+    (PosixPath('scan-atoms'), PosixPath('atomlens-atoms'))
+    """
+    if len(inputs) == 1 and not any(c in inputs[0] for c in "*?["):
+        p = Path(inputs[0])
+        name = p.name if p.is_dir() else p.stem
+        if name not in ("", ".", ".."):
+            return Path(f"{name}-{suffix}")
+    return Path(f"atomlens-{suffix}")

@@ -19,7 +19,7 @@ See ``docs/elit.md``.
 from atomlens.elit.adapt import AdaptConfig, AdaptResult, adapt, pseudo_labels
 from atomlens.elit.checkpoint import AdaptCheckpoint, default_checkpoint, finished_rounds
 from atomlens.elit.recalibrate import recalibrate
-from atomlens.elit.select import Selection, select
+from atomlens.elit.select import Selection, default_n_best, select
 from atomlens.elit.stream import FrameRecord, Stream, StreamConfig, ood_score, stream
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "StreamConfig",
     "adapt",
     "default_checkpoint",
+    "default_n_best",
     "finished_rounds",
     "ood_score",
     "pseudo_labels",

@@ -40,7 +40,7 @@ from atomlens.locate.atoms import centred_inside, detect_starts
 from atomlens.metrics import match_points
 from atomlens.simulate import ImagingConditions, simulate_image
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "default_n_best", "select"]
 
 # Plausibility decides. On 66 conditions (benchmarks/elit_shift.py's condition A, its 7
 # shifts and 3 --harsh ones, six sets of frames each; 4 frames to choose on, 20 to score
@@ -151,13 +151,25 @@ def _coordination_counts(
     return np.bincount(np.minimum(counts, 7), minlength=8).astype(float)
 
 
+def default_n_best(n_members: int, /) -> int:
+    """Members :func:`select` and the stream keep by default: half, at least 2 (all of
+    an ensemble of 1 or 2).
+
+    Examples
+    --------
+    >>> [default_n_best(n) for n in (1, 2, 3, 4, 8)]
+    [1, 2, 2, 2, 4]
+    """
+    return min(n_members, max(2, n_members // 2))
+
+
 def select(
     ensemble: Any,
     frames: Sequence[np.ndarray] | np.ndarray,
     /,
     *,
     pixel_size: float,
-    n_best: int = 1,
+    n_best: int | None = None,
     device: str = "cpu",
 ) -> Selection:
     """Rank the members of an ensemble on unlabeled frames.
@@ -170,8 +182,9 @@ def select(
         Frames from the new conditions.
     pixel_size : float
         [Å/px].
-    n_best : int
-        Members to choose.
+    n_best : int, optional
+        Members to choose; by default :func:`default_n_best` (half of them, at least 2), as
+        the stream switches to.
     device : str
         Where the members run.
 
@@ -182,6 +195,8 @@ def select(
 
     ens = as_ensemble(ensemble)
     n = len(ens)
+    if n_best is None:
+        n_best = default_n_best(n)
     if not 1 <= n_best <= n:
         raise ValueError(f"n_best must be within 1–{n}, got {n_best}.")
     frames = [np.asarray(f, dtype=np.float32) for f in frames]

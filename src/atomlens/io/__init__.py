@@ -6,12 +6,14 @@
 
 from atomlens.io.hyperspy_bridge import from_hyperspy, to_hyperspy
 from atomlens.io.image import Image
+from atomlens.io.paths import expand_inputs
 from atomlens.io.read import SUFFIXES, check_frame, read, read_image
 
 __all__ = [
     "SUFFIXES",
     "Image",
     "check_frame",
+    "expand_inputs",
     "from_hyperspy",
     "read",
     "read_image",

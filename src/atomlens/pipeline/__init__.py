@@ -26,7 +26,6 @@ from atomlens.pipeline.finder import (
 from atomlens.pipeline.inputs import (
     check_field_of_view,
     check_resampling,
-    expand_inputs,
     read_frame_list,
     read_frames,
     with_estimated_pixel_size,
@@ -41,7 +40,6 @@ __all__ = [
     "atom_contrast",
     "check_field_of_view",
     "check_resampling",
-    "expand_inputs",
     "find",
     "find_atoms",
     "find_files",

@@ -21,12 +21,12 @@ import pandas as pd
 from atomlens._shared.atomic import atomic_directory, check_output_directory
 from atomlens._shared.device import resolve_device
 from atomlens.ensemble import Ensemble, as_ensemble
-from atomlens.io import Image, check_frame
+from atomlens.io import Image, check_frame, expand_inputs
 from atomlens.io.tables import TableWriter, limit_heap_growth, read_table
 from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
 from atomlens.pipeline.finder import FindResult, decide_contrast, find_frame
-from atomlens.pipeline.inputs import expand_inputs, read_frames
+from atomlens.pipeline.inputs import read_frames
 from atomlens.pipeline.settings import FindSettings
 from atomlens.report.figures import save_atoms_png, save_uncertainty_png
 from atomlens.report.html import write_report

@@ -9,25 +9,22 @@ the same everywhere.
 
 from __future__ import annotations
 
-import glob
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from os import PathLike
-from pathlib import Path
 
 import numpy as np
 
 from atomlens.ensemble import Ensemble
 from atomlens.fourier import estimate_for_model
 from atomlens.inference import check_resampling
-from atomlens.io import SUFFIXES, Image, read
+from atomlens.io import Image, expand_inputs, read
 
 __all__ = [
     "MIN_SIDE_MODEL_PX",
     "check_field_of_view",
     "check_resampling",
-    "expand_inputs",
     "read_frame_list",
     "read_frames",
     "with_estimated_pixel_size",
@@ -68,34 +65,6 @@ def check_field_of_view(shape: tuple[int, ...], pixel_size: float, model_pixel_s
             f"{need_A:.3g} Å across, {MIN_SIDE_MODEL_PX} px at its {model_pixel_size:g} Å/px); "
             "check the pixel size, or use a larger field of view."
         )
-
-
-def expand_inputs(inputs: Sequence[str | PathLike[str]], /) -> list[Path]:
-    """Turn files, folders (their image files, sorted) and glob patterns into files.
-
-    Raises
-    ------
-    FileNotFoundError
-        An input that is neither a file, a folder nor a pattern that matches.
-    """
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"{p} holds no image files ({', '.join(SUFFIXES)}).")
-            files += found
-        elif p.exists():
-            files.append(p)
-        elif any(c in str(item) for c in "*?["):
-            found = sorted(Path(f) for f in glob.glob(str(item)) if Path(f).is_file())
-            if not found:
-                raise FileNotFoundError(f"{item}: the pattern matches no file.")
-            files += found
-        else:
-            raise FileNotFoundError(f"{p}: no such file; check the path.")
-    return files
 
 
 def with_estimated_pixel_size(image: Image, ensemble: Ensemble, /) -> Image:

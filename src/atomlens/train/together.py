@@ -26,6 +26,7 @@ import torch
 import atomlens
 from atomlens._shared.atomic import atomic_directory
 from atomlens._shared.device import resolve_device
+from atomlens._shared.interrupt import deferred_interrupt
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
 from atomlens.train.augment import augment_batch, normalize_batch
@@ -228,64 +229,79 @@ def train_together(
     taken = 0
     stopped_early = False
     losses = [float("nan")] * n
-    while step < cfg.steps:
-        if stop_after is not None and taken >= stop_after:
-            raise KeyboardInterrupt(f"stop_after={stop_after} reached (test hook)")
-        xs, ys = [], []
-        for s in setups:  # each member's own images and augmentation draws, as in Trainer
-            g = torch.Generator().manual_seed(hash((s.config.seed, step)) & 0x7FFF_FFFF_FFFF)
-            x, y = s.data.batch(step, batch_size=cfg.batch_size)
-            x, y = augment_batch(x, y, aug=cfg.augmentation, generator=g)
-            xs.append(normalize_batch(x, low=norm.low, high=norm.high))
-            ys.append(y)
-        x, y = torch.stack(xs).to(dev), torch.stack(ys).to(dev)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg)
-        torch.manual_seed(hash((cfg.seed, step, 1)) & 0x7FFF_FFFF_FFFF)
-        with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
-            logits = forward(params, buffers, x)
-        member_losses = [
-            segmentation_loss(logits[i], y[i], dice_weight=cfg.dice_weight) for i in range(n)
-        ]
-        opt.zero_grad(set_to_none=True)
-        torch.stack(member_losses).sum().backward()  # disjoint weights: separate gradients
-        gnorm = _clip_per_member(plist, cfg.grad_clip, n)
-        opt.step()
-        losses = [float(v.detach()) for v in member_losses]
-        step += 1
-        taken += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses) / n:.3f}")
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            for i, s in enumerate(setups):
-                rec: dict[str, Any] = {
-                    "step": step,
-                    "loss": losses[i],
-                    "lr": opt.param_groups[0]["lr"],
-                    "grad_norm": float(gnorm[i]),
-                    "seconds": round(time.perf_counter() - t0, 2),
-                }
-                if s.validation is not None:
-                    state = member_state(i)
-                    s.model.network.load_state_dict(state)
-                    s.model.network.eval()
-                    scores = s.validation.evaluate(s.model, device=str(dev))
-                    rec.update({f"val_{k}": v for k, v in scores.items()})
-                    if _better(scores, best[i]):
-                        best[i] = {**scores, "step": step}
-                        best_state[i] = state
-                        since_best[i] = 0
-                    else:
-                        since_best[i] += 1
-                _log(outs[i], rec)
-            logger.info("step %d: losses %s", step, [round(v, 4) for v in losses])
-            save_checkpoint()
-            if cfg.patience and all(sb >= cfg.patience for sb in since_best):
-                stopped_early = True
-                for i, o in enumerate(outs):
-                    _log(o, {"event": "early_stop", "step": step, "best": best[i]})
-                break
+    with deferred_interrupt("this training step") as interrupted:
+        while step < cfg.steps:
+            if interrupted():
+                if step % cfg.val_every:
+                    save_checkpoint()
+                if bar is not None:
+                    bar.close()
+                raise KeyboardInterrupt(
+                    f"interrupted at step {step} of {cfg.steps}; saved: the same command "
+                    "resumes from there"
+                )
+            if stop_after is not None and taken >= stop_after:
+                raise KeyboardInterrupt(f"stop_after={stop_after} reached (test hook)")
+            xs, ys = [], []
+            for s in setups:  # each member's own images and augmentation draws, as in Trainer
+                g = torch.Generator().manual_seed(hash((s.config.seed, step)) & 0x7FFF_FFFF_FFFF)
+                x, y = s.data.batch(step, batch_size=cfg.batch_size)
+                x, y = augment_batch(x, y, aug=cfg.augmentation, generator=g)
+                xs.append(normalize_batch(x, low=norm.low, high=norm.high))
+                ys.append(y)
+            x, y = torch.stack(xs).to(dev), torch.stack(ys).to(dev)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(step, cfg)
+            torch.manual_seed(hash((cfg.seed, step, 1)) & 0x7FFF_FFFF_FFFF)
+            with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
+                logits = forward(params, buffers, x)
+            member_losses = [
+                segmentation_loss(logits[i], y[i], dice_weight=cfg.dice_weight) for i in range(n)
+            ]
+            opt.zero_grad(set_to_none=True)
+            torch.stack(member_losses).sum().backward()  # disjoint weights: separate gradients
+            gnorm = _clip_per_member(plist, cfg.grad_clip, n)
+            opt.step()
+            losses = [float(v.detach()) for v in member_losses]
+            step += 1
+            taken += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sum(losses) / n:.3f}")
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                for i, s in enumerate(setups):
+                    rec: dict[str, Any] = {
+                        "step": step,
+                        "loss": losses[i],
+                        "lr": opt.param_groups[0]["lr"],
+                        "grad_norm": float(gnorm[i]),
+                        "seconds": round(time.perf_counter() - t0, 2),
+                    }
+                    if s.validation is not None:
+                        state = member_state(i)
+                        s.model.network.load_state_dict(state)
+                        s.model.network.eval()
+                        scores = s.validation.evaluate(s.model, device=str(dev))
+                        rec.update({f"val_{k}": v for k, v in scores.items()})
+                        if _better(scores, best[i]):
+                            best[i] = {**scores, "step": step}
+                            best_state[i] = state
+                            since_best[i] = 0
+                        else:
+                            since_best[i] += 1
+                    _log(outs[i], rec)
+                (logger.debug if bar is not None else logger.info)(
+                    "step %d of %d: losses %s",
+                    step,
+                    cfg.steps,
+                    ", ".join(f"{v:.4g}" for v in losses),
+                )
+                save_checkpoint()
+                if cfg.patience and all(sb >= cfg.patience for sb in since_best):
+                    stopped_early = True
+                    for i, o in enumerate(outs):
+                        _log(o, {"event": "early_stop", "step": step, "best": best[i]})
+                    break
     if bar is not None:
         bar.close()
     results = []

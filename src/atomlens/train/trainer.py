@@ -22,6 +22,7 @@ import atomlens
 from atomlens._shared.atomic import atomic_directory
 from atomlens._shared.config import ConfigDict
 from atomlens._shared.device import resolve_device
+from atomlens._shared.interrupt import deferred_interrupt
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
 from atomlens.train.augment import Augmentation, augment_batch, normalize_batch
@@ -343,68 +344,28 @@ class Trainer:
         last_loss = float("nan")
         taken = 0
         step = step0
-        while step < cfg.steps:
-            if self.stop_after is not None and taken >= self.stop_after:
-                raise KeyboardInterrupt(f"stop_after={self.stop_after} reached (test hook)")
-            net.train()
-            g = torch.Generator().manual_seed(hash((cfg.seed, step)) & 0x7FFF_FFFF_FFFF)
-            torch.manual_seed(hash((cfg.seed, step, 1)) & 0x7FFF_FFFF_FFFF)
-            x, y = self.data.batch(step, batch_size=cfg.batch_size)
-            x, y = augment_batch(x, y, aug=cfg.augmentation, generator=g)
-            x = normalize_batch(x, low=norm.low, high=norm.high)
-            x, y = x.to(dev), y.to(dev)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, cfg)
-            with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
-                logits = net(x)
-            loss = segmentation_loss(logits, y, dice_weight=cfg.dice_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = (
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                if cfg.grad_clip > 0
-                else torch.tensor(float("nan"))
-            )
-            opt.step()
-            last_loss = float(loss.detach())
-            step += 1
-            taken += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.3f}")
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                rec: dict[str, Any] = {
-                    "step": step,
-                    "loss": last_loss,
-                    "lr": opt.param_groups[0]["lr"],
-                    "grad_norm": float(gnorm),
-                    "seconds": round(time.perf_counter() - t0, 2),
-                }
-                if self.validation is not None:
-                    net.eval()
-                    scores = self.validation.evaluate(self.model, device=str(dev))
-                    rec.update({f"val_{k}": v for k, v in scores.items()})
-                    if _better(scores, state["best"]):
-                        state["best"] = {**scores, "step": step}
-                        state["best_state"] = {
-                            k: v.detach().cpu().clone() for k, v in net.state_dict().items()
-                        }
-                        state["since_best"] = 0
-                    else:
-                        state["since_best"] += 1
+        saved = step0
+        with deferred_interrupt("this training step") as interrupted:
+            while step < cfg.steps:
+                if interrupted():
+                    if step != saved:
+                        self._save_checkpoint(step, opt, state)
                     if bar is not None:
-                        bar.set_postfix(
-                            loss=f"{last_loss:.3f}",
-                            f1=f"{scores['f1']:.3f}",
-                            rmse=f"{scores['rmse_pm']:.1f}pm",
-                        )
-                self._log(rec)
-                logger.info("step %d: %s", step, rec)
-                self._save_checkpoint(step, opt, state)
-                if cfg.patience and state["since_best"] >= cfg.patience:
-                    stopped_early = True
-                    self._log({"event": "early_stop", "step": step, "best": state["best"]})
-                    break
+                        bar.close()
+                    raise KeyboardInterrupt(
+                        f"{self.out}: interrupted at step {step} of {cfg.steps}; saved: the "
+                        "same command resumes from there"
+                    )
+                if self.stop_after is not None and taken >= self.stop_after:
+                    raise KeyboardInterrupt(f"stop_after={self.stop_after} reached (test hook)")
+                step, last_loss = self._step(step, net, opt, state, bar, dev, use_amp, norm, t0)
+                taken += 1
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    saved = step
+                    if cfg.patience and state["since_best"] >= cfg.patience:
+                        stopped_early = True
+                        self._log({"event": "early_stop", "step": step, "best": state["best"]})
+                        break
         if bar is not None:
             bar.close()
         if state["best_state"] is not None:
@@ -431,6 +392,80 @@ class Trainer:
         self._log({"event": "done", "step": step, "best": best})
         return TrainResult(self.model, best, step, stopped_early, time.perf_counter() - t0)
 
+    def _step(
+        self,
+        step: int,
+        net: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        state: dict,
+        bar: Any,
+        dev: torch.device,
+        use_amp: bool,
+        norm: Any,
+        t0: float,
+    ) -> tuple[int, float]:
+        """One optimiser step (and, every ``val_every`` steps, validation, the log line and
+        a checkpoint); returns the new step count and the step's loss."""
+        cfg = self.config
+        net.train()
+        g = torch.Generator().manual_seed(hash((cfg.seed, step)) & 0x7FFF_FFFF_FFFF)
+        torch.manual_seed(hash((cfg.seed, step, 1)) & 0x7FFF_FFFF_FFFF)
+        x, y = self.data.batch(step, batch_size=cfg.batch_size)
+        x, y = augment_batch(x, y, aug=cfg.augmentation, generator=g)
+        x = normalize_batch(x, low=norm.low, high=norm.high)
+        x, y = x.to(dev), y.to(dev)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, cfg)
+        with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
+            logits = net(x)
+        loss = segmentation_loss(logits, y, dice_weight=cfg.dice_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = (
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            if cfg.grad_clip > 0
+            else torch.tensor(float("nan"))
+        )
+        opt.step()
+        last_loss = float(loss.detach())
+        step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            rec: dict[str, Any] = {
+                "step": step,
+                "loss": last_loss,
+                "lr": opt.param_groups[0]["lr"],
+                "grad_norm": float(gnorm),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+            if self.validation is not None:
+                net.eval()
+                scores = self.validation.evaluate(self.model, device=str(dev))
+                rec.update({f"val_{k}": v for k, v in scores.items()})
+                if _better(scores, state["best"]):
+                    state["best"] = {**scores, "step": step}
+                    state["best_state"] = {
+                        k: v.detach().cpu().clone() for k, v in net.state_dict().items()
+                    }
+                    state["since_best"] = 0
+                else:
+                    state["since_best"] += 1
+                if bar is not None:
+                    bar.set_postfix(
+                        loss=f"{last_loss:.3f}",
+                        f1=f"{scores['f1']:.3f}",
+                        rmse=f"{scores['rmse_pm']:.1f}pm",
+                    )
+            self._log(rec)
+            # the bar shows these figures; without one they are the only sign of progress
+            (logger.debug if bar is not None else logger.info)(
+                "step %d of %d: %s", step, cfg.steps, describe_record(rec)
+            )
+            self._save_checkpoint(step, opt, state)
+        return step, last_loss
+
     def _finish(self) -> None:
         """Write the final model files next to the log, then drop the checkpoint."""
         tmp = self.out / ".final.partial"
@@ -441,6 +476,28 @@ class Trainer:
             os.replace(tmp / name, self.out / name)  # weights first, config (the marker) last
         tmp.rmdir()
         shutil.rmtree(self.out / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def describe_record(rec: dict[str, Any]) -> str:
+    """A training log record as a line a person reads: ``loss 0.123, lr 6e-04, val f1
+    0.9981, val rmse_pm 3.1`` (the raw record stays in ``metrics.jsonl``).
+
+    Examples
+    --------
+    >>> describe_record({"step": 10, "loss": 0.12345, "lr": 0.0006000000000000001, "seconds": 3})
+    'loss 0.1235, lr 0.0006, 3 s'
+    """
+    parts = []
+    for k, v in rec.items():
+        if k == "step":
+            continue
+        if k == "seconds":
+            parts.append(f"{v:.0f} s")
+        elif isinstance(v, float):
+            parts.append(f"{k.replace('_', ' ')} {v:.4g}")
+        else:
+            parts.append(f"{k.replace('_', ' ')} {v}")
+    return ", ".join(parts)
 
 
 def _tqdm():

@@ -29,7 +29,7 @@ ensemble changes:
   applies; it assumes the run starts under good conditions, and no drift is looked for
   until they are in.
 
-**Decisions.** A frame is *over* when its score exceeds ``threshold`` × baseline. After
+**Decisions.** A frame is *over* when its score exceeds ``drift_ratio`` × baseline. After
 ``patience`` consecutive frames over, drift is declared (once per episode; the episode
 ends after ``patience`` frames under) and, by ``on_drift``:
 

@@ -21,7 +21,7 @@ class StreamConfig(ConfigDict):
 
     Parameters
     ----------
-    threshold : float
+    drift_ratio : float
         A frame is over when its OOD score exceeds this multiple of the baseline (> 1).
     patience : int
         Consecutive frames over (under) before drift is declared (ended).
@@ -71,7 +71,7 @@ class StreamConfig(ConfigDict):
 
     Examples
     --------
-    >>> StreamConfig(threshold=3.0, on_drift="none").patience
+    >>> StreamConfig(drift_ratio=3.0, on_drift="none").patience
     3
     >>> StreamConfig(patience=0, on_drift="retrain")
     Traceback (most recent call last):
@@ -79,7 +79,7 @@ class StreamConfig(ConfigDict):
     ValueError: invalid StreamConfig: patience must be an int ≥ 1, got 0; on_drift must be ...
     """
 
-    threshold: float = 2.0
+    drift_ratio: float = 2.0
     patience: int = 3
     window: int = 6
     on_drift: OnDrift = "select"
@@ -113,7 +113,7 @@ class StreamConfig(ConfigDict):
                 errors.append(f"{name} must be an int ≥ {low}, got {v!r}")
 
         number(
-            "threshold",
+            "drift_ratio",
             lambda v: math.isfinite(v) and v > 1,
             "a number > 1 (a multiple of the baseline)",
         )

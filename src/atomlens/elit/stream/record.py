@@ -48,7 +48,7 @@ class FrameRecord:
     ratio : float
         ``score / baseline``.
     over : bool
-        ``ratio > threshold``.
+        ``ratio > drift_ratio``.
     generation : int
         Adaptations swapped in so far (0: the weights passed in).
     members : tuple of int

@@ -18,6 +18,7 @@ import pandas as pd
 
 from atomlens._shared.atomic import check_output_directory
 from atomlens._shared.validate import validate_pixel_size
+from atomlens.elit.select import default_n_best
 from atomlens.elit.stream.background import BackgroundAdaptation
 from atomlens.elit.stream.config import StreamConfig
 from atomlens.elit.stream.members import p_real_applied, select_members
@@ -56,7 +57,7 @@ class Stream:
         ``"adapt_finished"``, ``"adapt_failed"``, ``"frame_skipped"``, ``"p_real_off"``,
         ``"p_real_on"``), ``frame`` (index,
         or None before the first; what happens after the last frame has ``at_end``),
-        ``time`` (Unix time [s]) and the evidence (scores, ratios, threshold, members, …).
+        ``time`` (Unix time [s]) and the evidence (scores, ratios, drift_ratio, members, …).
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class Stream:
         n = len(self.ensemble)
         if config.n_best is not None and config.n_best > n:
             raise ValueError(f"n_best is {config.n_best} but the ensemble has {n} members.")
-        self._n_best = config.n_best or min(n, max(2, n // 2))
+        self._n_best = config.n_best or default_n_best(n)
         self._members = tuple(range(n))
         self._generation = 0
         self.device = device
@@ -288,7 +289,7 @@ class Stream:
                 at,
                 level=logging.WARNING,
                 ratio=ratio,
-                threshold=cfg.threshold,
+                drift_ratio=cfg.drift_ratio,
                 baseline=self.baseline,
                 patience=cfg.patience,
                 recent_frames=[i for i, _ in recent],
@@ -304,7 +305,7 @@ class Stream:
                 "recovered",
                 at,
                 ratio=ratio,
-                threshold=cfg.threshold,
+                drift_ratio=cfg.drift_ratio,
                 baseline=self.baseline,
                 recent_frames=[i for i, _ in recent],
                 recent_scores=[s for _, s in recent],
@@ -367,7 +368,7 @@ class Stream:
                 self._record_baseline(item.index, "start", scores)
         base = self.baseline if self.baseline is not None else math.nan
         ratio = score / base if self.baseline is not None else math.nan
-        over = bool(ratio > cfg.threshold)
+        over = bool(ratio > cfg.drift_ratio)
         rec = FrameRecord(
             index=item.index,
             name=item.name,

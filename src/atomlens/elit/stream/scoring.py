@@ -258,7 +258,7 @@ class Baseline:
 
 @dataclass
 class DriftState:
-    """Consecutive frames over (``n_over``) and under (``n_under``) the threshold, and
+    """Consecutive frames over (``n_over``) and under (``n_under``) the drift ratio, and
     whether a drift episode is on (``active``): ``patience`` frames over start one,
     ``patience`` frames under end it."""
 

@@ -32,7 +32,7 @@ def watch(
     """Files of a growing directory, in name order as they settle; ends after the idle
     timeout.
 
-    The image files (the suffixes :func:`atomlens.pipeline.expand_inputs` takes from a
+    The image files (the suffixes :func:`atomlens.io.expand_inputs` takes from a
     folder; hidden ones, such as partial copies, left out) are listed every ``poll_s``
     [s]. A file is yielded with its :func:`signature` once that has not changed for
     ``settle_s`` [s] (at once if it was already that old when first seen), and only once.
