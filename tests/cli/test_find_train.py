@@ -216,3 +216,29 @@ def test_find_without_out_writes_a_folder_named_after_the_image(
     assert f1 >= 0.97, (s["tp"], s["fp"], s["fn"])
     r = runner.invoke(app, args)  # a second run does not overwrite the first
     assert r.exit_code == 2 and "scan-atoms exists" in r.output and "--overwrite" in r.output
+
+
+def test_ctrl_c_in_train_says_where_it_stopped_and_the_rerun_resumes(tmp_path, monkeypatch):
+    import signal
+
+    import atomlens.train.trainer as tr
+
+    args = ["train", "--material", "graphene", "--pixel-size", "0.25", "--steps", "4"]
+    args += ["--val-every", "10", "--crop", "64", "--width", "4", "--depth", "2"]
+    args += ["--device", "cpu", "--out", str(tmp_path / "m")]
+    real_step = tr.Trainer._step
+
+    def step(self, step, *a):
+        out = real_step(self, step, *a)
+        if out[0] == 3:
+            signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C
+        return out
+
+    monkeypatch.setattr(tr.Trainer, "_step", step)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 130, r.output
+    assert "interrupted at step 3 of 4" in r.output and "resumes" in r.output
+    monkeypatch.setattr(tr.Trainer, "_step", real_step)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "(4 steps," in r.output, r.output
+    assert "3/4" in r.output.split("\r")[1]  # the rerun's bar starts at the saved step

@@ -129,6 +129,21 @@ def fail(exc: BaseException) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def stop(exc: KeyboardInterrupt, saved: str = "") -> NoReturn:
+    """End the command on Ctrl-C: one line on stderr saying what was kept, exit code 130.
+
+    Parameters
+    ----------
+    exc : KeyboardInterrupt
+        Its message, if any, says what the library saved (train: the step it resumes from).
+    saved : str
+        What the command kept otherwise, e.g. "nothing was written to results".
+    """
+    said = "; ".join(m for m in (str(exc), saved) if m)
+    typer.echo(f"atomlens: interrupted{f': {said}' if said else ''}", err=True)
+    raise typer.Exit(code=130)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from atomlens import __version__

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from atomlens.cli.app import STATE, USER_ERRORS, fail, flag_names
+from atomlens.cli.app import STATE, USER_ERRORS, fail, flag_names, stop
 from atomlens.cli.parse import model_or_default, p_real_cut
 
 
@@ -107,6 +107,7 @@ def adapt(
     beside --out until it is written: the same command run again after an interruption
     resumes from the last finished round.
     """
+    ckpt = None  # where finished rounds are kept, once known
     try:
         # paths first, before torch is imported (seconds): a typo is reported at once
         from atomlens._shared.atomic import check_output_directory
@@ -157,6 +158,15 @@ def adapt(
         shutil.rmtree(ckpt, ignore_errors=True)
     except USER_ERRORS as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        done = None if ckpt is None else finished_rounds(ckpt)
+        stop(
+            exc,
+            "no round finished yet"
+            if done is None
+            else f"{len(done) - 1} round(s) finished are kept in {ckpt}; the same command "
+            "resumes from them",
+        )
     typer.echo(res.history.to_string(index=False, float_format="%.4f"))
     typer.echo(f"adapted ensemble written to {out}")
     cal = (res.ensemble.config.provenance.get("elit") or {}).get("calibration")
@@ -259,9 +269,7 @@ def stream_frames(
     ] = OnDrift.select,
     drift_ratio: Annotated[
         float,
-        typer.Option(
-            "--drift-ratio", help="Drift when the OOD score exceeds this × the baseline."
-        ),
+        typer.Option("--drift-ratio", help="Drift when the OOD score exceeds this × the baseline."),
     ] = 2.0,
     patience: Annotated[int, typer.Option(help="Consecutive frames over the threshold.")] = 3,
     n_best: Annotated[

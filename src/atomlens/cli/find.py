@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from atomlens.cli.app import STATE, USER_ERRORS, fail
+from atomlens.cli.app import STATE, USER_ERRORS, fail, stop
 from atomlens.cli.parse import default_out, model_or_default, p_real_cut
 
 
@@ -128,6 +128,8 @@ def find(
             )
     except USER_ERRORS as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        stop(exc, f"nothing was written to {out} (it appears only when complete)")
     if not STATE["quiet"]:
         counts = ", ".join(f"{k} {v}" for k, v in res.class_counts.items()) or "none"
         sizes = ", ".join(

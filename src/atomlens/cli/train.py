@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from atomlens.cli.app import STATE, USER_ERRORS, fail
+from atomlens.cli.app import STATE, USER_ERRORS, fail, stop
 from atomlens.cli.parse import ClassBy, floats
 
 
@@ -105,6 +105,8 @@ def train(
             res = train_model(**kwargs)
     except USER_ERRORS as exc:
         fail(exc)
+    except KeyboardInterrupt as exc:
+        stop(exc)
     if members > 1:
         if not STATE["quiet"]:
             scores = [
