@@ -104,3 +104,16 @@ def test_point_defects_are_found_exactly_against_the_fitted_lattice():
     # a perfect lattice has none, edges included
     perfect = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1], "class": "C"})
     assert len(point_defects(fit_lattice(perfect))) == 0
+
+
+@pytest.mark.parametrize(("turned", "reported"), [(17, 17), (45, -15), (99.45, -20.55), (-40, 20)])
+def test_rotation_is_folded_into_the_lattices_period(turned, reported):
+    """A hexagonal lattice turned by 99.45° looks turned by −20.55°: the rotation is only
+    defined modulo 60°, and any of the equivalent bases may be fitted."""
+    t = np.radians(turned)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    xy = _graphene_positions(20) @ rot.T
+    fit = fit_lattice(pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1]}))
+    assert homogeneous_strain(fit, GRAPHENE)["rotation_deg"] == pytest.approx(reported, abs=1e-6)
+    loc = local_strain(fit, reference=GRAPHENE)["rotation_deg"].dropna()
+    np.testing.assert_allclose(loc, reported, atol=1e-6)

@@ -1,10 +1,14 @@
 """`atomlens analyze` on an atoms table with a strain and a Stone–Wales defect."""
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from atomlens.cli import app
+from atomlens.cli.app import exposed_flags, flag_names
 
 
 def test_analyze_writes_tables_maps_and_the_known_answers(tmp_path):
@@ -112,3 +116,70 @@ def test_a_class_that_is_no_element_names_the_flags_to_pass(tmp_path):
     assert "{" not in r.output and "`" not in r.output
     with pytest.raises(ValueError, match=r"with `species`.*`cutoff_A`"):
         neighbour_graph(table)
+
+
+def test_a_110_image_against_the_001_reference_names_the_zone_axis(tmp_path, caplog):
+    """SrTiO3 down [110] read against the default [001] cell is "−29 % strain": analyze
+    says so and names --zone-axis 1,1,0; with it, the strain is zero."""
+    from atomlens.simulate import load_material
+
+    cell = load_material("srtio3", zone_axis=(1, 1, 0))
+    n1, n2 = np.meshgrid(np.arange(14), np.arange(10))
+    rows = []
+    for pos, label in zip(cell.positions, cell.column_labels(), strict=True):
+        xy = pos + n1.reshape(-1, 1) * cell.a + n2.reshape(-1, 1) * cell.b
+        rows.append(pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1], "class": label}))
+    pd.concat(rows).to_csv(tmp_path / "atoms.csv", index=False)
+    args = ["analyze", str(tmp_path / "atoms.csv"), "--material", "srtio3"]
+    args += ["--species", "SrO=Sr", "--cutoff", "2.2"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    said = summary["reference_warning"]
+    assert "29% off srtio3[001]" in said and "`zone_axis=1,1,0`" in said  # Python's name here
+    assert said in caplog.text  # logged, as a warning line on the command line
+    flags = exposed_flags(_analyze_command())
+    assert "pass --zone-axis 1,1,0" in flag_names(said, flags)
+    r = CliRunner().invoke(app, [*args, "--zone-axis", "1,1,0", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["reference"] == "srtio3[110]" and "reference_warning" not in summary
+    strain = summary["strain_vs_srtio3"]
+    assert max(abs(strain[k]) for k in ("exx", "eyy", "exy")) < 1e-4
+    assert "strain vs srtio3[110]: exx +0.00%" in r.output
+    r = CliRunner().invoke(app, [*args, "--zone-axis", "1,1", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "--zone-axis" in r.output
+
+
+def _analyze_command():
+    import typer.main
+
+    return typer.main.get_command(app).commands["analyze"]
+
+
+def test_one_class_for_two_column_sites_is_measured_against_their_joint_lattice(tmp_path):
+    """The default model calls SrO and Ti columns alike ('atom'): down [110] they form a
+    2.76 × 1.95 Å lattice, and a 1 % strain is read against it, not called 50 % off."""
+    from atomlens.analysis.analyze import analyze
+    from atomlens.simulate import load_material
+
+    cell = load_material("srtio3", zone_axis=(1, 1, 0))
+    n1, n2 = np.meshgrid(np.arange(14), np.arange(10))
+    strain = np.array([[1.01, 0.0], [0.0, 0.995]])
+    xy = (
+        np.concatenate(
+            [
+                p + n1.reshape(-1, 1) * cell.a + n2.reshape(-1, 1) * cell.b
+                for p in cell.positions[:2]
+            ]
+        )
+        @ strain.T
+    )
+    table = pd.DataFrame({"x_A": xy[:, 0], "y_A": xy[:, 1], "class": "atom"})
+    s = analyze(table, out=tmp_path / "a", material="srtio3", zone_axis=(1, 1, 0), cutoff_A=2.2)
+    assert s["reference"] == "srtio3[110], columns SrO+Ti as one"
+    assert "reference_warning" not in s
+    got = s["strain_vs_srtio3"]
+    assert got["exx"] == pytest.approx(0.01, abs=1e-4) and got["eyy"] == pytest.approx(
+        -0.005, abs=1e-4
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from atomlens.analysis.descriptors import (
     reduce_patches,
 )
 from atomlens.analysis.graph import bond_angles, bond_table, coordination, neighbour_graph
-from atomlens.analysis.lattice import fit_lattice, homogeneous_strain, local_strain
+from atomlens.analysis.lattice import LatticeFit, fit_lattice, homogeneous_strain, local_strain
 from atomlens.analysis.point_defects import point_defects
 from atomlens.analysis.rings import find_rings
 from atomlens.analysis.tracking import track_atoms
@@ -31,18 +31,22 @@ from atomlens.report.analysis_figures import save_clusters_png, save_strain_map_
 from atomlens.report.html import render_analysis_html
 from atomlens.simulate import load_material
 
-__all__ = ["analyze", "analyze_files", "material_reference"]
+__all__ = [
+    "analyze",
+    "analyze_files",
+    "choose_reference",
+    "material_reference",
+    "reference_lattices",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def material_reference(material: str, /) -> np.ndarray:
-    """The reduced lattice vectors (columns, Å) of a material's projected cell: ``a1``
-    shortest, acute angle, ``a1 × a2 > 0`` — the convention of :func:`fit_lattice`."""
-
-    cell = load_material(material)
-    a, b = np.asarray(cell.a, float), np.asarray(cell.b, float)
-    for _ in range(10):  # Lagrange–Gauss reduction
+def _reduced(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Lattice vectors in :func:`fit_lattice`'s convention: ``a1`` shortest, acute angle,
+    ``a1 × a2 > 0`` (Lagrange–Gauss reduction), as columns."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    for _ in range(10):
         if np.linalg.norm(b) < np.linalg.norm(a):
             a, b = b, a
         k = round(float(a @ b / (a @ a)))
@@ -56,12 +60,125 @@ def material_reference(material: str, /) -> np.ndarray:
     return np.column_stack([a, b])
 
 
+def material_reference(material: str, /, zone_axis: Sequence[int] | None = None) -> np.ndarray:
+    """The reduced lattice vectors (columns, Å) of a material's projected cell: ``a1``
+    shortest, acute angle, ``a1 × a2 > 0`` — the convention of :func:`fit_lattice`.
+
+    Parameters
+    ----------
+    material : str
+        A material name or structure file (:func:`atomlens.simulate.load_material`).
+    zone_axis : sequence of 3 int, optional
+        The zone axis [u v w] the image looks down; default: the material's default
+        (graphene, hBN, MoS₂ and WS₂ [001], SrTiO₃ [001]).
+    """
+    cell = load_material(material, zone_axis=zone_axis)
+    return _reduced(cell.a, cell.b)
+
+
+def reference_lattices(
+    material: str, /, zone_axis: Sequence[int] | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """The lattices atoms of ``material`` down ``zone_axis`` can form: the projected cell's,
+    and the finer ones of two or more of its column sites taken as one (a model with one
+    class finds SrO and Ti columns alike: down SrTiO₃ [110] they form a 2.76 × 1.95 Å
+    lattice, not the cell's 2.76 × 3.905 Å).
+
+    Returns
+    -------
+    list of (str, ndarray of shape (2, 2))
+        A description (``"srtio3[110]"``, ``"srtio3[110], columns SrO+Ti as one"``) and
+        the reduced lattice vectors as columns [Å], the cell's first.
+    """
+    cell = load_material(material, zone_axis=zone_axis)
+    a, b = np.asarray(cell.a, float), np.asarray(cell.b, float)
+    out = [(cell.name, _reduced(a, b))]
+    labels = cell.column_labels()
+    pos = np.asarray(cell.positions, float)
+    picks: list[tuple[int, ...]] = [(i, j) for i in range(len(pos)) for j in range(i + 1, len(pos))]
+    if len(pos) > 2:
+        picks.append(tuple(range(len(pos))))
+
+    def key(m: np.ndarray) -> tuple[float, float, float]:  # equal for equal lattices
+        return tuple(np.round([m[:, 0] @ m[:, 0], m[:, 1] @ m[:, 1], abs(m[:, 0] @ m[:, 1])], 3))
+
+    seen = {key(out[0][1])}
+    n = np.arange(-3, 4)
+    for pick in picks:
+        gens = np.array([a, b] + [pos[k] - pos[pick[0]] for k in pick[1:]])
+        grid = np.stack(np.meshgrid(*([n] * len(gens)), indexing="ij"), -1).reshape(-1, len(gens))
+        pts = grid @ gens
+        pts = pts[np.linalg.norm(pts, axis=1) > 1e-6]
+        pts = pts[np.argsort(np.linalg.norm(pts, axis=1), kind="stable")]
+        v1 = pts[0]  # in 2-D the two shortest independent vectors are a basis
+        cross = np.abs(v1[0] * pts[:, 1] - v1[1] * pts[:, 0])
+        v2 = pts[np.argmax(cross > 1e-6 * np.linalg.norm(v1) * np.linalg.norm(pts, axis=1))]
+        m = _reduced(v1, v2)
+        if key(m) in seen:  # the cell's lattice, or one already listed
+            continue
+        seen.add(key(m))
+        names = "+".join(labels[k] for k in pick)
+        out.append((f"{cell.name}, columns {names} as one", m))
+    return out
+
+
+#: A fitted lattice this far (largest |ε| component) from the reference is not a strained
+#: copy of it: another zone axis, another material or a wrong pixel size.
+MISMATCH = 0.10
+
+
+def _largest_strain(fit: LatticeFit, reference: np.ndarray) -> float:
+    h = homogeneous_strain(fit, reference)
+    return max(abs(h["exx"]), abs(h["eyy"]), abs(h["exy"]))
+
+
+def choose_reference(
+    fit: LatticeFit, material: str, /, zone_axis: Sequence[int] | None = None
+) -> tuple[str, np.ndarray, str | None]:
+    """The reference lattice for strain: ``material``'s down ``zone_axis``, or one of its
+    finer lattices (:func:`reference_lattices`) when the atoms form that one.
+
+    Returns
+    -------
+    (str, ndarray, str or None)
+        The reference's description, its vectors (columns, Å), and a warning when even the
+        best of them is more than :data:`MISMATCH` off the fitted lattice (naming the
+        low-index zone axis that fits, if one does).
+    """
+    cands = reference_lattices(material, zone_axis)
+    scored = [(_largest_strain(fit, m), name, m) for name, m in cands]
+    best = min(scored, key=lambda t: t[0])
+    if best[0] <= MISMATCH:
+        return best[1], best[2], None
+    others: list[tuple[float, tuple[int, int, int]]] = []
+    for uvw in ((0, 0, 1), (1, 0, 0), (1, 1, 0), (1, 1, 1)):
+        try:
+            lattices = reference_lattices(material, uvw)
+        except ValueError:
+            continue
+        others += [(_largest_strain(fit, m), uvw) for _, m in lattices]
+    fits, uvw = min(others, key=lambda t: t[0]) if others else (float("inf"), None)
+    hint = (
+        f"; [{' '.join(map(str, uvw))}] fits within {fits:.1%}: pass "
+        f"`zone_axis={','.join(map(str, uvw))}`"
+        if uvw is not None and fits <= MISMATCH
+        else "; no low-index zone axis of it fits either: is it this material, and the pixel "
+        "size right?"
+    )
+    warning = (
+        f"the fitted lattice is {scored[0][0]:.0%} off {cands[0][0]}'s lattice, too much for "
+        f"strain: another zone axis, material or pixel size{hint}"
+    )
+    return scored[0][1], scored[0][2], warning
+
+
 def analyze(
     atoms: pd.DataFrame,
     /,
     *,
     out: str | PathLike[str],
     material: str | None = None,
+    zone_axis: Sequence[int] | None = None,
     species: Mapping[str, str] | None = None,
     cutoff_A: float | None = None,
     image: np.ndarray | None = None,
@@ -94,6 +211,10 @@ def analyze(
         Output directory.
     material : str, optional
         Reference material for absolute strain (``graphene``, ``srtio3``, …).
+    zone_axis : sequence of 3 int, optional
+        The zone axis of the image, for ``material``'s reference lattice (default: the
+        material's, e.g. [001]). A fitted lattice more than 10 % off the reference gets a
+        warning that names the low-index zone axis that fits best.
     species : mapping, optional
         Class → element, for classes that are not element symbols (bond cut-offs, ASE).
     cutoff_A : float, optional
@@ -116,6 +237,8 @@ def analyze(
         The summary written to the HTML section (counts, ring statistics, strain).
     """
 
+    if zone_axis is not None and material is None:
+        raise ValueError("`zone_axis` sets the reference lattice of `material`: give both.")
     need = {"x_A", "y_A", "class"} - set(atoms.columns)
     if need:
         raise ValueError(f"the atoms table lacks the columns {sorted(need)}.")
@@ -147,17 +270,22 @@ def analyze(
             logger.info("no lattice fitted: %s", exc)
             summary["lattice"] = f"none ({exc})"
         else:
-            ref = material_reference(material) if material else None
+            ref, ref_name, ref_warning = None, None, None
+            if material:
+                ref_name, ref, ref_warning = choose_reference(fit, material, zone_axis)
             summary["lattice"] = {
                 "a1_A": fit.a1.round(4).tolist(),
                 "a2_A": fit.a2.round(4).tolist(),
                 "sublattices": len(fit.origins),
                 "rms_displacement_pm": round(fit.rms_displacement_A * 100, 2),
             }
-            if ref is not None:
-                summary["strain_vs_" + material] = {
-                    k: round(v, 5) for k, v in homogeneous_strain(fit, ref).items()
-                }
+            if ref is not None and material is not None:
+                h = homogeneous_strain(fit, ref)
+                summary["strain_vs_" + material] = {k: round(v, 5) for k, v in h.items()}
+                summary["reference"] = ref_name
+                if ref_warning is not None:
+                    summary["reference_warning"] = ref_warning
+                    logger.warning("%s", ref_warning)
             for c in ("sublattice", "dx_A", "dy_A"):
                 table[c] = fit.atoms[c].to_numpy()
             defects = point_defects(fit)
@@ -216,6 +344,7 @@ def analyze_files(
     image: str | PathLike[str] | None = None,
     pixel_size: float | None = None,
     material: str | None = None,
+    zone_axis: Sequence[int] | None = None,
     species: Mapping[str, str] | None = None,
     cutoff_A: float | None = None,
     patch_A: float | None = None,
@@ -234,7 +363,7 @@ def analyze_files(
         The image file the atoms were found in (its first frame), for local descriptors.
     pixel_size : float, optional
         Pixel size of ``image`` [Å/px]; default: the file's calibration, else the table's.
-    material, species, cutoff_A, patch_A, n_clusters, overwrite
+    material, zone_axis, species, cutoff_A, patch_A, n_clusters, overwrite
         As for :func:`analyze`.
 
     Returns
@@ -262,6 +391,7 @@ def analyze_files(
         atoms,
         out=out,
         material=material,
+        zone_axis=zone_axis,
         species=species,
         cutoff_A=cutoff_A,
         image=img,

@@ -28,9 +28,11 @@ from scipy.spatial import cKDTree
 __all__ = [
     "LatticeFit",
     "fit_lattice",
+    "fold_rotation",
     "homogeneous_strain",
     "local_strain",
     "reference_basis",
+    "rotation_period_deg",
 ]
 
 
@@ -216,6 +218,51 @@ def _polar_strain(m: np.ndarray) -> tuple[float, float, float, float]:
     )
 
 
+def rotation_period_deg(reference: np.ndarray, /, *, tol: float = 0.02) -> float:
+    """The angle [°] after which the reference lattice looks the same: 60 for a hexagonal
+    lattice, 90 for a square one, 180 otherwise (every 2-D lattice is 2-fold symmetric).
+
+    A lattice rotation is only defined modulo this angle: the fitted basis may be any of
+    the equivalent ones, which differ by the period.
+
+    Parameters
+    ----------
+    reference : ndarray of shape (2, 2)
+        Lattice vectors as columns.
+    tol : float
+        Relative tolerance on the lengths and on the cosine of the angle.
+
+    Examples
+    --------
+    >>> rotation_period_deg(np.array([[1.0, 0.5], [0.0, np.sqrt(3) / 2]]))
+    60.0
+    >>> rotation_period_deg(np.array([[1.0, 0.0], [0.0, 1.5]]))
+    180.0
+    """
+    a, b = np.asarray(reference, float).T
+    la, lb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    cos = abs(float(a @ b)) / (la * lb)
+    if abs(la - lb) <= tol * max(la, lb):
+        if abs(cos - 0.5) <= tol:
+            return 60.0
+        if cos <= tol:
+            return 90.0
+    return 180.0
+
+
+def fold_rotation(rotation_deg: np.ndarray | float, period_deg: float, /) -> np.ndarray:
+    """Rotation angles [°] folded into (−period/2, period/2]: graphene's 99.45° is −20.55°.
+
+    Examples
+    --------
+    >>> fold_rotation(np.array([99.45, -31.0, 30.0]), 60.0).round(2).tolist()
+    [-20.55, 29.0, 30.0]
+    """
+    r = np.asarray(rotation_deg, float)
+    half = period_deg / 2
+    return half - np.mod(half - r, period_deg)
+
+
 def homogeneous_strain(fit: LatticeFit, reference: np.ndarray, /) -> dict[str, float]:
     """Strain of the fitted lattice relative to a reference lattice (any orientation).
 
@@ -231,9 +278,11 @@ def homogeneous_strain(fit: LatticeFit, reference: np.ndarray, /) -> dict[str, f
     -------
     dict
         ``exx, eyy, exy`` (image frame, x = columns) and ``rotation_deg`` of the lattice
-        relative to the reference.
+        relative to the reference, folded into (−p/2, p/2] for the reference's rotation
+        period p (:func:`rotation_period_deg`: 60° for hexagonal lattices).
     """
     exx, eyy, exy, rot = _polar_strain(fit.basis @ np.linalg.inv(np.asarray(reference, float)))
+    rot = float(fold_rotation(rot, rotation_period_deg(reference)))
     return {"exx": exx, "eyy": eyy, "exy": exy, "rotation_deg": rot}
 
 
@@ -318,6 +367,8 @@ def local_strain(
             np.degrees(np.arctan2(rot[:, 1, 0], rot[:, 0, 0])),
         ]
     )
+    if reference is not None:  # the equivalent bases of the reference differ by its period
+        res[:, 3] = fold_rotation(res[:, 3], rotation_period_deg(reference))
     rows[ok[good]] = res[good]
     if sig is not None:
         # ε ≈ sym(G − I) to first order and G is linear in the positions:

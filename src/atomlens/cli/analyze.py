@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from atomlens.cli.app import STATE, USER_ERRORS, fail
+from atomlens.cli.parse import floats
 
 
 def analyze(
@@ -17,6 +18,14 @@ def analyze(
     material: Annotated[
         str | None,
         typer.Option(help="Reference material for absolute strain (graphene, srtio3, …)."),
+    ] = None,
+    zone_axis: Annotated[
+        str | None,
+        typer.Option(
+            "--zone-axis",
+            help="Zone axis of the image for --material's reference lattice, 'u,v,w' "
+            "(default: the material's, e.g. 0,0,1).",
+        ),
     ] = None,
     species: Annotated[
         list[str] | None,
@@ -58,6 +67,7 @@ def analyze(
             image=image,
             pixel_size=pixel_size,
             material=material,
+            zone_axis=None if zone_axis is None else zone_axis_ints(zone_axis),
             species=mapping,
             cutoff_A=cutoff,
             patch_A=patch,
@@ -67,6 +77,13 @@ def analyze(
     except USER_ERRORS as exc:
         fail(exc)
     if not STATE["quiet"]:
+        if "reference_warning" not in summary and "reference" in summary:
+            strain = summary["strain_vs_" + str(material)]
+            typer.echo(
+                f"strain vs {summary['reference']}: exx {strain['exx']:+.2%}, eyy "
+                f"{strain['eyy']:+.2%}, exy {strain['exy']:+.2%}, rotation "
+                f"{strain['rotation_deg']:+.2f}°"
+            )
         typer.echo(
             f"wrote {out}/: {summary['atoms']} atoms, {summary['bonds']} bonds, rings "
             f"{summary['rings']}, lattice {summary['lattice']}"
@@ -76,3 +93,13 @@ def analyze(
                 else ""
             )
         )
+
+
+def zone_axis_ints(text: str) -> tuple[int, ...]:
+    """``--zone-axis 1,1,0`` as three integers."""
+    vals = floats(text, 3, "--zone-axis")
+    if any(v != int(v) for v in vals):
+        raise typer.BadParameter(
+            f"expected 3 integers u,v,w, got {text!r}", param_hint="--zone-axis"
+        )
+    return tuple(int(v) for v in vals)
