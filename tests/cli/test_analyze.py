@@ -183,3 +183,36 @@ def test_one_class_for_two_column_sites_is_measured_against_their_joint_lattice(
     assert got["exx"] == pytest.approx(0.01, abs=1e-4) and got["eyy"] == pytest.approx(
         -0.005, abs=1e-4
     )
+
+
+def test_a_stack_without_trackpy_gets_per_frame_figures_and_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    """Without trackpy, analyze still writes everything but the tracks (it wrote nothing)."""
+    import builtins
+
+    from tests.analysis.test_graph_rings_ase import graphene_xy
+
+    xy = graphene_xy(8)
+    frames = [
+        pd.DataFrame({"frame": f, "x_A": xy[f:, 0], "y_A": xy[f:, 1], "class": "C"})
+        for f in range(3)
+    ]  # one atom fewer per frame
+    pd.concat(frames).to_csv(tmp_path / "atoms.csv", index=False)
+    real_import = builtins.__import__
+
+    def no_trackpy(name, *args, **kwargs):
+        if name == "trackpy":
+            raise ImportError("No module named 'trackpy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_trackpy)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(app, ["analyze", str(tmp_path / "atoms.csv"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    per_frame = pd.read_csv(out / "frames.csv")
+    assert per_frame["atoms"].tolist() == [len(xy), len(xy) - 1, len(xy) - 2]
+    assert per_frame["median_bond_A"].round(3).tolist() == [1.42] * 3
+    assert (out / "rings.csv").exists() and not (out / "tracks.csv").exists()
+    assert "tracks.csv, drift.csv and transitions.csv not written" in caplog.text
+    assert "trackpy" in json.loads((out / "summary.json").read_text())["tracks"]

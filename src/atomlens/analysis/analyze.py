@@ -35,6 +35,7 @@ __all__ = [
     "analyze",
     "analyze_files",
     "choose_reference",
+    "frame_statistics",
     "material_reference",
     "reference_lattices",
 ]
@@ -172,6 +173,48 @@ def choose_reference(
     return scored[0][1], scored[0][2], warning
 
 
+def frame_statistics(
+    atoms: pd.DataFrame,
+    /,
+    *,
+    cutoff_A: float | None = None,
+    species: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Per-frame figures of a stack's atoms table, which need no linking across frames.
+
+    Parameters
+    ----------
+    atoms : pandas.DataFrame
+        Atoms table with ``frame, x_A, y_A, class``.
+    cutoff_A, species
+        As for :func:`atomlens.analysis.neighbour_graph`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per frame: ``frame``, ``atoms``, one ``n_<class>`` column per class,
+        ``bonds``, ``median_bond_A`` and ``mean_coordination``.
+    """
+    rows = []
+    classes = sorted(atoms["class"].astype(str).unique())
+    for f, one in atoms.groupby("frame", sort=True):
+        one = one.reset_index(drop=True)
+        g = neighbour_graph(one, cutoff_A=cutoff_A, species=species)
+        bonds = bond_table(g)
+        counts = one["class"].astype(str).value_counts()
+        rows.append(
+            {
+                "frame": int(f),
+                "atoms": len(one),
+                **{f"n_{c}": int(counts.get(c, 0)) for c in classes},
+                "bonds": len(bonds),
+                "median_bond_A": float(bonds["length_A"].median()) if len(bonds) else np.nan,
+                "mean_coordination": 2 * len(bonds) / max(len(one), 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def analyze(
     atoms: pd.DataFrame,
     /,
@@ -194,7 +237,8 @@ def analyze(
     displacements), ``defects.csv`` (vacancies, substitutions and stray atoms against the
     fitted lattice), ``strain.csv`` and strain/rotation maps (PNG) when a lattice is found
     (relative to ``material``'s lattice when given, else to the mean lattice),
-    ``tracks.csv``/``drift.csv``/``transitions.csv`` for stacks, ``structure.extxyz``
+    for stacks ``frames.csv`` (:func:`frame_statistics`) and, with trackpy installed,
+    ``tracks.csv``/``drift.csv``/``transitions.csv`` (without it a warning), ``structure.extxyz``
     (ASE), ``summary.json`` and ``analysis.html`` (a self-contained section). With the
     ``image`` the atoms were found in, also local descriptors: ``descriptors.npz``
     (``patches`` (n, s, s) sampled at each atom, rotation-invariant ``radial`` profiles,
@@ -321,12 +365,22 @@ def analyze(
         except ValueError as exc:
             logger.warning("structure.extxyz not written: %s (map classes with `species`)", exc)
         if stack:
+            per_frame = frame_statistics(atoms, cutoff_A=cutoff_A, species=species)
+            per_frame.to_csv(tmp / "frames.csv", index=False, float_format="%.6g")
+            summary["frames"] = len(per_frame)
             nn = float(np.median(bonds["length_A"])) if len(bonds) else 1.0
-            tr = track_atoms(atoms, search_range_A=0.45 * nn, memory=1)
-            tr.atoms.to_csv(tmp / "tracks.csv", index=False, float_format="%.6g")
-            tr.drift.to_csv(tmp / "drift.csv", index=False, float_format="%.6g")
-            tr.transitions.to_csv(tmp / "transitions.csv", index=False, float_format="%.6g")
-            summary.update(tracks=int(tr.atoms["track"].nunique()), transitions=len(tr.transitions))
+            try:
+                tr = track_atoms(atoms, search_range_A=0.45 * nn, memory=1)
+            except ImportError as exc:  # the per-frame figures do not need it
+                logger.warning("tracks.csv, drift.csv and transitions.csv not written: %s", exc)
+                summary["tracks"] = f"not linked ({exc})"
+            else:
+                tr.atoms.to_csv(tmp / "tracks.csv", index=False, float_format="%.6g")
+                tr.drift.to_csv(tmp / "drift.csv", index=False, float_format="%.6g")
+                tr.transitions.to_csv(tmp / "transitions.csv", index=False, float_format="%.6g")
+                summary.update(
+                    tracks=int(tr.atoms["track"].nunique()), transitions=len(tr.transitions)
+                )
         (tmp / "summary.json").write_text(
             json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
         )
