@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,9 @@ import numpy as np
 
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.io.image import Image
-from atomlens.io.units import length_unit_to_A
+from atomlens.io.units import axis_pixel_size
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["from_hyperspy", "to_hyperspy"]
 
@@ -74,9 +77,12 @@ def from_hyperspy(signal: Any, /, *, pixel_size: float | None = None) -> Image:
     ax = signal.axes_manager.signal_axes
     if len(ax) != 2:
         raise ValueError(f"the signal has {len(ax)} signal axes; an image has 2 (Signal2D).")
-    per = length_unit_to_A(ax[0].units)
-    size = float(ax[0].scale) * per if per is not None else None
+    size, assumption = axis_pixel_size(float(ax[0].scale), ax[0].units)
     source = "metadata" if size is not None else "unknown"
+    meta = {"title": str(signal.metadata.get_item("General.title", "")), "reader": "hyperspy"}
+    if assumption is not None and pixel_size is None:
+        meta["pixel_size_assumption"] = assumption
+        logger.warning("%s: %s", meta["title"] or "the signal", assumption)
     if pixel_size is not None:
         size, source = validate_pixel_size(pixel_size), "user"
     data = signal.data
@@ -94,7 +100,7 @@ def from_hyperspy(signal: Any, /, *, pixel_size: float | None = None) -> Image:
         size,
         source,  # type: ignore[arg-type]
         Path(title or "hyperspy-signal"),
-        {"title": title, "reader": "hyperspy"},
+        meta,
         st,
         {},
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from atomlens.io.units import length_unit_to_A
+from atomlens.io.units import axis_pixel_size
 
 __all__ = ["RSCIIO_SUFFIXES", "read_rsciio", "signal_to_image_parts"]
 
@@ -127,19 +127,10 @@ def signal_to_image_parts(sig: dict, path: Path) -> dict[str, Any]:
         unit = str(unit)
     meta["axes_scale"] = [scale_y, scale_x]
     meta["axes_units"] = [y_ax.get("units"), unit]
-    per_unit = length_unit_to_A(unit)
-    pixel_size: float | None = None
-    if per_unit is not None:
-        pixel_size = scale_x * per_unit
-    elif unit in (None, "", "<undefined>") and scale_x != 1.0:
-        # HyperSpy files often carry no unit. Atomic-resolution sampling is 0.01–2 Å/px;
-        # read as nm (the unit of DM, Velox and HyperSpy's examples) when that fits.
-        if 0.001 <= scale_x <= 0.2:
-            pixel_size = scale_x * 10.0
-            meta["pixel_size_assumption"] = (
-                f"the file gives a scale of {scale_x:g} with no unit; read as nm"
-            )
-            logger.warning("%s: scale %g has no unit; assuming nm", path, scale_x)
+    pixel_size, assumption = axis_pixel_size(scale_x, unit)
+    if assumption is not None:
+        meta["pixel_size_assumption"] = assumption
+        logger.warning("%s: %s", path, assumption)
     if pixel_size is not None and abs(scale_y - scale_x) > 0.01 * abs(scale_x):
         meta["non_square_pixels"] = True
         logger.warning(

@@ -20,7 +20,7 @@ import torch
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.bundled import default_model
 from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensus_atoms, decompose
-from atomlens.io import check_frame
+from atomlens.io import check_frame, from_hyperspy
 from atomlens.locate import locate_atoms
 from atomlens.locate.atoms import Positions
 from atomlens.pipeline.contrast import (
@@ -176,7 +176,7 @@ def p_real_threshold(
 
 
 def find(
-    image: np.ndarray | str | PathLike[str] | Sequence[str | PathLike[str]],
+    image: np.ndarray | str | PathLike[str] | Sequence[str | PathLike[str]] | Any,
     /,
     *,
     model: ModelLike | None = None,
@@ -209,10 +209,11 @@ def find(
 
     Parameters
     ----------
-    image : ndarray, path, or sequence of paths
-        An image ``(H, W)`` (or ``(C, H, W)`` for a model of C > 1 channels), a stack
-        ``(N, H, W)`` (or a list of images of one shape), or files, folders and glob
-        patterns (read by
+    image : ndarray, path, sequence of paths, or HyperSpy signal
+        A HyperSpy ``Signal2D`` (its axes give the pixel size; a stack's navigation axes
+        become frames), an image ``(H, W)`` (or ``(C, H, W)`` for a model of C > 1
+        channels), a stack ``(N, H, W)`` (or a list of images of one shape), or files,
+        folders and glob patterns (read by
         :func:`atomlens.pipeline.read_frames`: a file without calibration gets a pixel size
         estimated from its lattice, as ``atomlens find`` does).
     model : Ensemble, Model, path or str, optional
@@ -266,6 +267,14 @@ def find(
         positions=positions,
         contrast=contrast,
     )
+    if hasattr(image, "axes_manager") and hasattr(image, "data"):  # a HyperSpy signal
+        signal_image = from_hyperspy(image, pixel_size=pixel_size)
+        if signal_image.pixel_size is None:
+            raise ValueError(
+                "the HyperSpy signal's axes do not say a length per pixel; pass `pixel_size` "
+                "in Å/px or set the axes' scale and units."
+            )
+        image, pixel_size = np.asarray(signal_image.data), signal_image.pixel_size
     is_files = isinstance(image, str | PathLike) or (
         isinstance(image, Sequence)
         and not isinstance(image, np.ndarray)
