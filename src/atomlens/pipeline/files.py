@@ -110,7 +110,7 @@ def find_files(
     min_separation_A: float | None = None,
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
-    positions: Positions = "network",
+    positions: Positions = "auto",
     contrast: str = "auto",
     overwrite: bool = False,
     maps: bool = True,
