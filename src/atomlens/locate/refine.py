@@ -369,6 +369,12 @@ def refine_gaussian(
         # unit weights: the residuals' mean square is the variance the bound needs
         mse = float((res * res)[valid].mean()) if valid.any() else 1.0
         weights = (valid / max(mse, 1e-30)).astype(_F)
+    if neighbours and n > 1:
+        # the neighbours as fitted: a rejected fit (drifted onto another column, or
+        # diverged) must not be subtracted from the pixels of the columns around it
+        th_f = theta.copy()
+        th_f[~fitted, _A] = 0.0
+        others = others_at_patches(th_f, np.where(fitted[:, None], own, _F(0)))
     signal, signal_sigma, crlb = _local_signal(
         patches, theta, fitted, xy_out, grp, s0, data - others, weights, radius_px
     )
