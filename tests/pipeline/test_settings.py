@@ -16,7 +16,7 @@ def test_defaults_are_those_of_find():
         0.5,
         None,
         True,
-        "network",
+        "auto",
     )
     assert s.is_default() and not FindSettings(p_min=0.75).is_default()
 

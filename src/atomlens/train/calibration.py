@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
-from atomlens.locate.sigma import SigmaModel
+from atomlens.locate.atoms import choose_positions
+from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
 
@@ -215,6 +216,7 @@ def sigma_calibration_images(
         Condition name → :class:`atomlens.simulate.ConditionRanges` keywords; by default
         :data:`SHIFTED_CONDITIONS`.
     """
+    # deferred: the simulator, only when images are made
     from atomlens.simulate import ConditionRanges, SimulatedDataset
 
     out = []
@@ -239,7 +241,7 @@ def sigma_calibration_images(
 def _nll_fit(err: np.ndarray, base: np.ndarray, spread: np.ndarray) -> list[float]:
     """(a, b, c) maximising the Gaussian likelihood of per-axis errors ``err`` [Å] under
     σ² = (a·base)² + (b·spread)² + c²."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # deferred: only when fitting
 
     e2 = err**2
     b2, s2 = base**2, spread**2
@@ -263,8 +265,6 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
     """Per-axis errors [Å] and σ parts of the matched atoms of ``tables`` (``(table,
     truth_xy, pixel size)``, raw columns of :func:`atomlens.locate.locate_atoms`), with the
     position each source would report under ``model``'s ``positions="auto"``."""
-    from atomlens.locate.atoms import choose_positions
-
     rows: dict[str, list[np.ndarray]] = {
         k: [] for k in ("src", "err", "net_err", "fit_err", "crlb", "fit_sig", "spread", "z")
     }
@@ -288,8 +288,6 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
 
 def _fit_sigma(tables) -> SigmaModel:
     """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`)."""
-    from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL
-
     model = DEFAULT_SIGMA_MODEL
     coef = model.to_dict()
     for _ in range(3):
