@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,12 @@ def test_an_ensemble_of_one_finds_what_the_model_finds(tiny_model):
     pd.testing.assert_frame_equal(res.atoms[cols], plain[cols])
     assert (res.atoms["p_detect"] == 1).all()
     np.testing.assert_allclose(res.atoms["epistemic"], 0, atol=1e-5)
-    np.testing.assert_allclose(res.atoms["sigma_x_A"], res.atoms["fit_sigma_x_A"])  # NaN = NaN
+    np.testing.assert_allclose(res.atoms["sigma_x_A"], plain["sigma_x_A"])
+    assert np.isfinite(res.atoms["sigma_x_A"]).all()  # σ for every atom, fitted or not
+    # uncalibrated, a fitted position's σ is the fit's own (one member: no spread)
+    fit = res.atoms["position_source"] == "fit"
+    assert fit.any()
+    np.testing.assert_allclose(res.atoms["sigma_x_A"][fit], res.atoms["fit_sigma_x_A"][fit])
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10])
@@ -183,12 +189,20 @@ def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_pa
     cal = fit_calibration(ens, [s.image for s in sims], [s.truth for s in sims], [0.1, 0.1])
     assert cal.p_detect[-1] == 1.0 and cal.p_real[-1] > 0.95  # agreed atoms are real
     assert all(0 <= r <= 1 for r in cal.p_real)
+    # a σ model round-trips through the model files and makes every atom's σ
+    coef = {"fit": [1.2, 0.3, 0.0], "network": [0.3, 1.0, 0.012]}
+    cal = replace(cal, sigma_model=coef, sigma_validation={"all": {"z_rms": 1.0, "n": 10}})
     ens.calibration = cal
     ens.save(tmp_path / "e")
     again = Ensemble.load(tmp_path / "e")
-    assert again.calibration == cal
+    assert again.calibration == cal and again.calibration.sigma.to_dict() == coef
     res = find(sims[0].image, model=again, pixel_size=0.1)
-    np.testing.assert_allclose(res.atoms["sigma_x_A"], res.atoms["sigma_raw_x_A"] * cal.sigma_scale)
+    a = res.atoms
+    assert np.isfinite(a["sigma_x_A"]).all()
+    for src, base in (("fit", "fit_sigma_x_A"), ("network", "crlb_x_A")):
+        sel = a["position_source"] == src
+        want = cal.sigma.sigma(src, a[base][sel], a["member_spread_x_A"][sel])
+        np.testing.assert_allclose(a["sigma_x_A"][sel], want)
     assert "p_real" in res.atoms.columns
     raw = find(sims[0].image, model=again, pixel_size=0.1, calibrated=False)
     assert "p_real" not in raw.atoms.columns

@@ -90,7 +90,9 @@ def test_positions_from_the_fit_the_network_or_their_mean():
     assert cut.any() and (net["near_edge"] & ~cut).any()
     assert d[~cut].max() < 1e-6
     assert d[cut].max() > 0.3
-    with pytest.raises(ValueError, match="positions must be one of 'network', 'fit', 'mean'"):
+    with pytest.raises(
+        ValueError, match="positions must be one of 'auto', 'network', 'fit', 'mean'"
+    ):
         locate_atoms(sim.masks, sim.image, positions="peak", **kw)
 
 

@@ -264,3 +264,52 @@ def test_evaluate_files(tmp_path) -> None:
     pred[["x_px", "y_px"]].to_csv(pred_path, index=False)
     with pytest.raises(ValueError, match=r"pred file .*pred\.csv has no x_A"):
         evaluate_files(pred_path, truth_path, radius_A=0.1)
+
+
+def test_evaluate_reports_the_coverage_of_sigma(tmp_path) -> None:
+    """Predictions off by Gaussian errors of the σ they report: z RMS 1, 68 % within 1σ."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from atomlens.cli import app
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    xy = rng.uniform(5, 995, (n, 2))  # 99 Å square: far fewer atoms than match radii
+    sig = rng.uniform(0.01, 0.05, (n, 1)) * np.ones((1, 2))  # [Å]
+    truth = pd.DataFrame(
+        {"x_px": xy[:, 0], "y_px": xy[:, 1], "x_A": xy[:, 0] * 0.1, "y_A": xy[:, 1] * 0.1}
+    )
+    p = xy * 0.1 + rng.normal(size=(n, 2)) * sig
+    pred = pd.DataFrame(
+        {
+            "x_px": p[:, 0] / 0.1,
+            "y_px": p[:, 1] / 0.1,
+            "x_A": p[:, 0],
+            "y_A": p[:, 1],
+            "sigma_x_A": sig[:, 0],
+            "sigma_y_A": sig[:, 1],
+        }
+    )
+    pred.to_csv(tmp_path / "p.csv", index=False)
+    truth.to_csv(tmp_path / "t.csv", index=False)
+    res = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "p.csv"), str(tmp_path / "t.csv"), "--radius-A", "0.3"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "σ: 100.0% of matched atoms have one" in res.output and "within 1σ" in res.output
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "p.csv"),
+            str(tmp_path / "t.csv"),
+            "--radius-A",
+            "0.3",
+            "--json",
+        ],
+    )
+    u = json.loads(res.output)["uncertainty"]
+    assert abs(u["z_rms"] - 1) < 0.05 and abs(u["within_1sigma"] - 0.683) < 0.02
+    assert abs(u["within_2sigma"] - 0.954) < 0.015 and u["n"] == n

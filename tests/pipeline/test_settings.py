@@ -16,7 +16,7 @@ def test_defaults_are_those_of_find():
         0.5,
         None,
         True,
-        "network",
+        "auto",
     )
     assert s.is_default() and not FindSettings(p_min=0.75).is_default()
 
@@ -28,7 +28,7 @@ def test_every_bad_setting_is_named_at_once():
     for part in ("threshold must be within (0, 1)", "p_min must be within (0, 1]"):
         assert part in msg
     assert "p_real_min must be within [0, 1] or 'auto', got 'sometimes'" in msg
-    assert "positions must be one of 'network', 'fit', 'mean', got 'centroid'" in msg
+    assert "positions must be one of 'auto', 'network', 'fit', 'mean', got 'centroid'" in msg
     with pytest.raises(ValueError, match="min_separation_A must be positive"):
         FindSettings(min_separation_A=-1.0)
     with pytest.raises(ValueError, match="refine must be True or False"):

@@ -139,7 +139,8 @@ def find(
             f"wrote {out}/: {res.n_atoms} atoms ({counts}) in {res.frames} frame"
             f"{'s' if res.frames > 1 else ''} of {len(res.files)} file"
             f"{'s' if len(res.files) > 1 else ''} at {sizes} with {len(ens)} member"
-            f"{'s' if len(ens) > 1 else ''}; {res.n_rejected} candidates below p_detect "
+            f"{'s' if len(ens) > 1 else ''} ({res.unrefined_summary()}: those keep the "
+            f"network's position); {res.n_rejected} candidates below p_detect "
             f"{p_min:g}{'' if p_real_min is None else f' or p_real {p_real_min}'} in "
             f"rejected.csv; {res.frames / max(res.seconds, 1e-9):.2f} frames/s"
         )

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.config import ModelFileError
+from atomlens.locate.sigma import SigmaModel
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,16 @@ class Calibration:
     min_separation_A: float | None = None
     p_real_thresholds: list[float] | None = None
     f1: list[float] | None = None
+    sigma_model: dict[str, list[float]] | None = None
+    sigma_validation: dict[str, dict[str, float]] | None = None
+
+    @property
+    def sigma(self) -> SigmaModel:
+        """The σ model ``find`` uses with this calibration."""
+        if self.sigma_model is not None:
+            return SigmaModel(dict(self.sigma_model))
+        k = float(self.sigma_scale)
+        return SigmaModel({"fit": [k, k, 0.0], "network": [1.5 * k, k, 0.01 * k]})
 
     @property
     def best_p_real_min(self) -> float | None:
@@ -193,16 +204,24 @@ class Calibration:
         return a, r
 
     def apply(self, atoms: pd.DataFrame, /, *, p_real: np.ndarray | None = None) -> pd.DataFrame:
-        """Add ``p_real`` and scale ``sigma_x_A``/``sigma_y_A`` (raw values kept in
-        ``sigma_raw_x_A``/``sigma_raw_y_A``); returns a new table."""
+        """Add ``p_real``; returns a new table. σ is made with :attr:`sigma` while the atoms
+        are located (:func:`atomlens.pipeline.find` passes it on).
+
+        ``p_real`` is at most the probability that the column's signal is positive,
+        Φ(``signal_snr``): a detection with no signal above the background (the linear
+        height fit at its position is zero) gets ``p_real`` ≤ 0.5, whatever the
+        network says."""
         out = atoms.copy()
         if len(out) == 0:
             out["p_real"] = pd.Series(dtype=float)
             return out
-        out["p_real"] = self.p_real_of(out) if p_real is None else p_real
-        for ax in ("x", "y"):
-            out[f"sigma_raw_{ax}_A"] = out[f"sigma_{ax}_A"]
-            out[f"sigma_{ax}_A"] = out[f"sigma_{ax}_A"] * self.sigma_scale
+        pr = self.p_real_of(out) if p_real is None else np.asarray(p_real, float)
+        if "signal_snr" in out.columns:
+            from scipy.special import ndtr  # deferred: scipy.special only when applied
+
+            snr = out["signal_snr"].to_numpy(float)
+            pr = np.where(np.isfinite(snr), np.minimum(pr, ndtr(snr)), pr)
+        out["p_real"] = pr
         return out
 
     def save(self, directory: str | PathLike[str], /) -> None:

@@ -17,6 +17,7 @@ from atomlens.locate.atoms import (
     detect_starts,
     disk_mean,
 )
+from atomlens.locate.sigma import SigmaModel
 from atomlens.metrics import match_points
 
 __all__ = ["ConsensusAtoms", "consensus_atoms", "merge_detections"]
@@ -118,7 +119,8 @@ def consensus_atoms(
     p_min: float = 0.5,
     refine: bool = True,
     contrast: Literal["auto", "bright", "dark"] = "auto",
-    positions: Positions = "network",
+    positions: Positions = "auto",
+    sigma_model: SigmaModel | None = None,
 ) -> ConsensusAtoms:
     """Atoms on which the members agree, each with how many agree and how well.
 
@@ -128,8 +130,10 @@ def consensus_atoms(
     3. Each group becomes one atom: ``p_detect`` (share of members that found it), the mean
        of the members' positions as the start of one batched fit on the raw image, the
        class from the mean map, ``member_spread_x_A/_y_A`` (standard deviation of the
-       members' positions), ``sigma_x_A/_y_A`` (the fit's σ and the members' spread added
-       in quadrature) and ``epistemic`` (mean mutual information in the label disk [nats]).
+       members' positions), ``sigma_x_A/_y_A`` (the σ of the reported position, from the
+       fit's σ or the local Cramér–Rao-type bound and the members' spread:
+       :mod:`atomlens.locate.sigma`) and ``epistemic`` (mean mutual information in the
+       label disk [nats]).
 
     Parameters
     ----------
@@ -144,6 +148,9 @@ def consensus_atoms(
     min_separation_A, threshold, label_radius_A, refine, contrast, positions
         As in :func:`atomlens.locate.locate_atoms` (the network's position is the mean of
         the members').
+    sigma_model : SigmaModel, optional
+        How σ is made of its parts (the ensemble's calibration); the uncalibrated
+        default if None.
     p_min : float
         Atoms found by fewer than this share of members go to ``rejected``.
 
@@ -202,11 +209,7 @@ def consensus_atoms(
         contrast=contrast,
         extra=extra,
         positions=positions,
+        sigma_model=sigma_model,
     )
-    # unknown (NaN) where the fit was rejected: the members' spread alone would understate it
-    fit_x = table["fit_sigma_x_A"].to_numpy(float)
-    fit_y = table["fit_sigma_y_A"].to_numpy(float)
-    table["sigma_x_A"] = np.hypot(fit_x, table["member_spread_x_A"].to_numpy(float))
-    table["sigma_y_A"] = np.hypot(fit_y, table["member_spread_y_A"].to_numpy(float))
     keep = table["p_detect"].to_numpy() >= p_min - 1e-9
     return ConsensusAtoms(table[keep].reset_index(drop=True), table[~keep].reset_index(drop=True))

@@ -68,6 +68,8 @@ class TableWriter:
         self.parquet = Path(directory) / f"{name}.parquet" if parquet else None
         self.rows = 0
         self.classes: Counter[str] = Counter()
+        #: rows per class whose Gaussian fit failed (``refined`` False)
+        self.unrefined: Counter[str] = Counter()
         self._columns: list[str] | None = None
         self._dtypes: dict[str, Any] | None = None
         self._empty: pd.DataFrame | None = None
@@ -99,6 +101,9 @@ class TableWriter:
         self.rows += len(table)
         if "class" in table:
             self.classes.update(table["class"].astype(str).tolist())
+            if "refined" in table:
+                bad = ~table["refined"].fillna(False).astype(bool)
+                self.unrefined.update(table.loc[bad, "class"].astype(str).tolist())
 
     def _write_parquet(self, table: pd.DataFrame) -> None:
         try:
@@ -141,3 +146,14 @@ def read_table(csv: Path, parquet: Path | None) -> pd.DataFrame:
         return pd.read_csv(csv)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+def unrefined_phrase(counts: dict[str, int], unrefined: dict[str, int], /) -> str:
+    """``"fit failed for <class> <share> %, …"`` over the classes with a failed fit, or
+    ``"every fit converged"``."""
+    parts = [
+        f"{k} {100 * unrefined[k] / n:.1f} %"
+        for k, n in counts.items()
+        if n and unrefined.get(k, 0)
+    ]
+    return "fit failed for " + ", ".join(parts) if parts else "every fit converged"

@@ -3,5 +3,14 @@
 from atomlens.locate.atoms import locate_atoms
 from atomlens.locate.peaks import find_peaks, suppress_close
 from atomlens.locate.refine import GaussianFit, refine_gaussian
+from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 
-__all__ = ["GaussianFit", "find_peaks", "locate_atoms", "refine_gaussian", "suppress_close"]
+__all__ = [
+    "DEFAULT_SIGMA_MODEL",
+    "GaussianFit",
+    "SigmaModel",
+    "find_peaks",
+    "locate_atoms",
+    "refine_gaussian",
+    "suppress_close",
+]

@@ -15,22 +15,39 @@ from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.io.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
 from atomlens.locate.refine import refine_gaussian
+from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 
 __all__ = [
+    "AUTO_CHI2_MAX",
+    "AUTO_GAP_MAX",
+    "AUTO_IMAGE_GAP_MAX",
+    "AUTO_WIDTH_RANGE",
     "POSITIONS",
     "Positions",
     "atoms_from_starts",
     "centred_inside",
     "check_positions",
+    "choose_positions",
     "detect_starts",
     "disk_mean",
     "locate_atoms",
 ]
 
+#: ``positions="auto"`` takes the fit's position only where the fit's reduced χ² is at
+#: most this (its Gaussian-on-flat-background model holds), its width within
+#: :data:`AUTO_WIDTH_RANGE` of its class's median, it agrees with the network's position
+#: within three combined σ, and its σ is smaller than the network's.
+AUTO_CHI2_MAX = 2.0
+AUTO_WIDTH_RANGE = (0.8, 1.25)
+#: ... and the two positions agree within this many combined σ (the larger axis), and
+#: on the image as a whole the median of that is at most :data:`AUTO_IMAGE_GAP_MAX`.
+AUTO_GAP_MAX = 3.0
+AUTO_IMAGE_GAP_MAX = 2.0
+
 logger = logging.getLogger(__name__)
 
 #: Where a refined atom's reported position comes from (see :func:`locate_atoms`).
-Positions = Literal["network", "fit", "mean"]
+Positions = Literal["auto", "network", "fit", "mean"]
 POSITIONS: tuple[str, ...] = get_args(Positions)  # the choices, from the one type
 
 
@@ -194,7 +211,8 @@ def locate_atoms(
     refine: bool = True,
     fit_radius_A: float | None = None,
     contrast: Literal["auto", "bright", "dark"] = "auto",
-    positions: Positions = "network",
+    positions: Positions = "auto",
+    sigma_model: SigmaModel | None = None,
 ) -> pd.DataFrame:
     """Turn per-pixel class probabilities into atoms with sub-pixel positions.
 
@@ -295,6 +313,7 @@ def locate_atoms(
         fit_radius_A=fit_radius_A,
         contrast=contrast,
         positions=positions,
+        sigma_model=sigma_model,
     )
 
 
@@ -335,10 +354,12 @@ def atoms_from_starts(
     fit_radius_A: float | None = None,
     contrast: Literal["auto", "bright", "dark"] = "auto",
     extra: dict[str, np.ndarray] | None = None,
-    positions: Positions = "network",
+    positions: Positions = "auto",
+    sigma_model: SigmaModel | None = None,
 ) -> pd.DataFrame:
     """Classes, refinement and the atoms table for given start positions (see
-    :func:`locate_atoms`); ``extra`` columns (one value per start) ride along."""
+    :func:`locate_atoms`); ``extra`` columns (one value per start) ride along, and
+    ``member_spread_x_A``/``_y_A`` among them enter σ."""
     check_positions(positions)
     ps = pixel_size
     p = probabilities
@@ -360,6 +381,10 @@ def atoms_from_starts(
         "intensity": empty.copy(),
         "fit_sigma_x_A": empty.copy(),
         "fit_sigma_y_A": empty.copy(),
+        "crlb_x_A": empty.copy(),
+        "crlb_y_A": empty.copy(),
+        "signal_snr": empty.copy(),
+        "fit_chi2": empty.copy(),
         "width_A": empty.copy(),
         "near_edge": np.zeros(n, dtype=bool),
         "refined": np.zeros(n, dtype=bool),
@@ -398,9 +423,13 @@ def atoms_from_starts(
         fit = refine_gaussian(img, start, radius_px=radius, width_px=s, groups=cls_idx)
         final = fit.xy
         cols.update(
-            intensity=fit.intensity,
+            intensity=np.where(fit.fitted, fit.intensity, 2 * np.pi * fit.signal * fit.width**2),
             fit_sigma_x_A=fit.sigma_xy[:, 0] * ps,
             fit_sigma_y_A=fit.sigma_xy[:, 1] * ps,
+            crlb_x_A=fit.crlb_xy[:, 0] * ps,
+            crlb_y_A=fit.crlb_xy[:, 1] * ps,
+            signal_snr=fit.signal / fit.signal_sigma,
+            fit_chi2=np.where(fit.fitted, fit.chi2, np.nan),
             width_A=fit.width * ps,
             near_edge=fit.near_edge,
             refined=fit.fitted,
@@ -451,22 +480,117 @@ def atoms_from_starts(
     placed = np.where(np.asarray(cols["refined"], bool)[:, None], final, net)
     # the disk decides where it can tell, elsewhere the fit (its position must lie inside)
     inside = np.where(np.isfinite(verdict), said_in, True) & within(placed, 0.0)
+    refined = np.asarray(cols["refined"], bool)
+    cols["net_x_px"], cols["net_y_px"] = net[:, 0], net[:, 1]
+    fit_xy = np.where(refined[:, None], placed, np.nan)
+    cols["fit_x_px"], cols["fit_y_px"] = fit_xy[:, 0], fit_xy[:, 1]
+    cols["border_cut"] = np.isfinite(verdict)
     if not (refine and image is not None):
-        final = net
-    elif positions == "fit":
-        final = placed
-    elif positions == "mean":
-        final = 0.5 * (net + placed)
-    else:
-        # a column the border cuts: the mean of the disk's centre and the fit's (each the
-        # better one on some images, the mean never the worse)
-        final = np.where(np.isfinite(verdict)[:, None], 0.5 * (net + placed), start)
+        positions = "network"
     if not inside.all():
         logger.debug("%d columns centred outside the image were dropped", int((~inside).sum()))
     table = make_atoms_table(
-        final[inside],
+        net[inside],
         pixel_size=ps,
         classes=classes[inside],
         extra={k: np.asarray(v)[inside] for k, v in cols.items()},
     )
+    table = choose_positions(table, positions, pixel_size=ps, sigma_model=sigma_model)
     return table.sort_values(["y_px", "x_px"], ignore_index=True)
+
+
+def choose_positions(
+    atoms: pd.DataFrame,
+    /,
+    positions: Positions = "auto",
+    *,
+    pixel_size: float,
+    sigma_model: SigmaModel | None = None,
+) -> pd.DataFrame:
+    """Pick each atom's reported position and make its σ (step 6 of
+    :func:`locate_atoms`), from the columns an atoms table of :func:`locate_atoms` keeps:
+    both candidate positions (``net_x_px``…, ``fit_x_px``…), the parts of σ and the fit's
+    checks. Run again with another ``sigma_model`` it re-decides without re-fitting.
+
+    ``"auto"`` takes the fit's position where its model holds and it is the more precise:
+    the fit converged (``refined``), its reduced χ² is at most :data:`AUTO_CHI2_MAX`, its
+    width is within :data:`AUTO_WIDTH_RANGE` of its class's median, it agrees with the
+    network's position within :data:`AUTO_GAP_MAX` combined σ, its σ is the smaller, and
+    on the image as a whole the two agree (median gap ≤ :data:`AUTO_IMAGE_GAP_MAX` σ: a
+    film or probe tails that pull every fit fail this). Elsewhere the network's. A column
+    the border cuts takes the mean of the two when the fit holds on the image.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``x_px, y_px, x_A, y_A``, ``position_source`` ("fit", "network" or
+        "mean") and ``sigma_x_A, sigma_y_A`` (σ of the reported position [Å]) set.
+    """
+    check_positions(positions)
+    ps = float(pixel_size)
+    out = atoms.copy()
+    n = len(out)
+    sm = sigma_model or DEFAULT_SIGMA_MODEL
+
+    def pair(a: str, b: str, default: float = np.nan) -> np.ndarray:
+        if a not in out.columns:
+            return np.full((n, 2), default)
+        return out[[a, b]].to_numpy(float).reshape(n, 2)
+
+    net = pair("net_x_px", "net_y_px")
+    net = np.where(np.isfinite(net), net, out[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
+    fit = pair("fit_x_px", "fit_y_px")
+    refined = np.isfinite(fit).all(axis=1) & out.get(
+        "refined", pd.Series(False, out.index)
+    ).to_numpy(bool)
+    cut = out.get("border_cut", pd.Series(False, out.index)).to_numpy(bool)
+    spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
+    crlb = pair("crlb_x_A", "crlb_y_A")
+    sig_net = sm.sigma("network", np.nan_to_num(crlb, nan=0.0), spread)
+    sig_fit = sm.sigma("fit", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread)
+    if positions == "fit":
+        source = np.where(refined, "fit", "network")
+    elif positions == "mean":
+        source = np.where(refined, "mean", "network")
+    elif positions == "network":
+        # a column the border cuts: the mean of the disk's centre and the fit's (each the
+        # better one on some images, the mean never the worse)
+        source = np.where(refined & cut, "mean", "network")
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = (np.abs(fit - net) * ps / np.hypot(sig_fit, sig_net)).max(axis=1)
+        agree = gap <= AUTO_GAP_MAX
+        # the image as a whole: where the fit and the network disagree by far more than
+        # their σ on most atoms (a film or probe tails pull the fit), the fit's model does
+        # not hold on this image (the median of the larger of two |z| is 1.05)
+        ok_gap = gap[refined & ~cut & np.isfinite(gap)]
+        image_ok = bool(len(ok_gap)) and float(np.median(ok_gap)) <= AUTO_IMAGE_GAP_MAX
+        if not image_ok and len(ok_gap):
+            logger.info(
+                "positions auto: the fit disagrees with the network by a median %.1f σ; "
+                "network positions throughout",
+                float(np.median(ok_gap)),
+            )
+        chi2 = out.get("fit_chi2", pd.Series(np.nan, out.index)).to_numpy(float)
+        chi2_ok = np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX
+        width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
+        cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
+        width_ok = np.zeros(n, dtype=bool)
+        lo, hi = AUTO_WIDTH_RANGE
+        for k in np.unique(cls):
+            sel = cls == k
+            ref = width[sel & refined & np.isfinite(width)]
+            if len(ref):
+                rel = width / float(np.median(ref))
+                width_ok |= sel & (rel >= lo) & (rel <= hi)
+        better = sig_fit.mean(axis=1) < sig_net.mean(axis=1)
+        use_fit = refined & chi2_ok & width_ok & agree & better & image_ok & ~cut
+        source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))
+    is_fit, is_mean = (source == "fit")[:, None], (source == "mean")[:, None]
+    xy = np.where(is_fit, fit, np.where(is_mean, 0.5 * (net + fit), net))
+    sigma = np.where(is_fit, sig_fit, np.where(is_mean, np.fmax(sig_net, sig_fit), sig_net))
+    out["x_px"], out["y_px"] = xy[:, 0], xy[:, 1]
+    out["x_A"], out["y_A"] = xy[:, 0] * ps, xy[:, 1] * ps
+    out["position_source"] = pd.Series(source, index=out.index, dtype=object)
+    out["sigma_x_A"], out["sigma_y_A"] = sigma[:, 0], sigma[:, 1]
+    return out

@@ -62,6 +62,19 @@ class GaussianFit:
         The fit disk reaches past the image border (fewer pixels, larger uncertainty).
     gain, read_variance : float
         The variance model learnt from the residuals, ``var = read_variance + gain · model``.
+    chi2 : ndarray of shape (N,)
+        Reduced χ² of each atom's fit under the variance model (about 1 where a Gaussian
+        on a flat background describes the column and the noise model holds).
+    signal, signal_sigma : ndarray of shape (N,)
+        Every atom's peak height above the local background from a linear fit with the
+        position (the fit's, else the start) and the width (the fit's, else its group's
+        median) held, and its standard error [image units]: signal / signal_sigma is the
+        column's significance, ≤ 0 where there is no column.
+    crlb_xy : ndarray of shape (N, 2)
+        Every atom's Cramér–Rao-type bound on x and y [px]: the inverse square root of the
+        Fisher information of a Gaussian of that height and width under the learnt
+        variance model, on the pixels of its disk; ``radius_px / 2`` where there is no
+        signal. It exists for atoms whose fit was rejected as well.
     """
 
     xy: np.ndarray
@@ -74,6 +87,10 @@ class GaussianFit:
     near_edge: np.ndarray
     gain: float
     read_variance: float
+    chi2: np.ndarray | None = None
+    signal: np.ndarray | None = None
+    signal_sigma: np.ndarray | None = None
+    crlb_xy: np.ndarray | None = None
 
 
 class _Patches:
@@ -211,6 +228,10 @@ def refine_gaussian(
             np.zeros(0, bool),
             float("nan"),
             float("nan"),
+            empty,
+            empty,
+            empty,
+            np.zeros((0, 2)),
         )
 
     r = int(math.floor(radius_px))
@@ -344,6 +365,19 @@ def refine_gaussian(
     )
     xy_out = np.where(fitted[:, None], theta[:, :2], pts)
     sigma = np.where(fitted[:, None], sigma, np.nan)
+    if not (weighted and rounds > 1):
+        # unit weights: the residuals' mean square is the variance the bound needs
+        mse = float((res * res)[valid].mean()) if valid.any() else 1.0
+        weights = (valid / max(mse, 1e-30)).astype(_F)
+    if neighbours and n > 1:
+        # the neighbours as fitted: a rejected fit (drifted onto another column, or
+        # diverged) must not be subtracted from the pixels of the columns around it
+        th_f = theta.copy()
+        th_f[~fitted, _A] = 0.0
+        others = others_at_patches(th_f, np.where(fitted[:, None], own, _F(0)))
+    signal, signal_sigma, crlb = _local_signal(
+        patches, theta, fitted, xy_out, grp, s0, data - others, weights, radius_px
+    )
     n_bad = int((~fitted).sum())
     if n_bad:
         logger.debug("refine_gaussian: %d of %d atoms kept their starting position", n_bad, n)
@@ -358,4 +392,54 @@ def refine_gaussian(
         near_edge=near_edge,
         gain=gain,
         read_variance=read_var,
+        chi2=chi2,
+        signal=signal,
+        signal_sigma=signal_sigma,
+        crlb_xy=crlb,
     )
+
+
+def _local_signal(
+    patches: _Patches,
+    theta: np.ndarray,
+    fitted: np.ndarray,
+    xy: np.ndarray,
+    groups: np.ndarray,
+    s0: float,
+    target: np.ndarray,
+    weights: np.ndarray,
+    radius_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Height, its standard error and the position bound of every atom (see
+    :class:`GaussianFit`): a weighted linear fit of height and background with position
+    and width held, then the Fisher information of x and y for that height. ``weights``
+    are inverse variances (the learnt variance model)."""
+    n = len(theta)
+    width = theta[:, _S].copy()
+    for g in np.unique(groups):
+        sel = groups == g
+        ok = sel & fitted
+        width[sel & ~fitted] = float(np.median(theta[ok, _S])) if ok.any() else s0
+    th = np.column_stack([xy[:, 0], xy[:, 1], np.ones(n), width, np.zeros(n)])
+    e, dx, dy = patches.gauss(th)
+    w = weights.astype(np.float64)
+    e64 = e.astype(np.float64)
+    t64 = target.astype(np.float64)
+    s_ee, s_e, s_1 = (w * e64 * e64).sum(1), (w * e64).sum(1), w.sum(1)
+    s_et, s_t = (w * e64 * t64).sum(1), (w * t64).sum(1)
+    det = s_ee * s_1 - s_e * s_e
+    with np.errstate(all="ignore"):
+        height = (s_1 * s_et - s_e * s_t) / det
+        height_sigma = np.sqrt(s_1 / det)
+    height = np.where(np.isfinite(height), height, 0.0)
+    height_sigma = np.where(np.isfinite(height_sigma), height_sigma, np.inf)
+    amp = np.where(fitted, theta[:, _A], np.maximum(height, 0.0))
+    n_, L = patches.n, patches.side
+    g = (amp / width**2)[:, None, None] * e64.reshape(n_, L, L)
+    ix = (w.reshape(n_, L, L) * (g * dx[:, None, :]) ** 2).sum((1, 2))
+    iy = (w.reshape(n_, L, L) * (g * dy[:, :, None]) ** 2).sum((1, 2))
+    cap = radius_px / 2.0
+    with np.errstate(divide="ignore"):
+        crlb = np.column_stack([1.0 / np.sqrt(ix), 1.0 / np.sqrt(iy)])
+    crlb = np.where(np.isfinite(crlb), np.minimum(crlb, cap), cap)
+    return height, height_sigma, crlb

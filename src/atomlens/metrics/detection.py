@@ -85,6 +85,15 @@ class DetectionReport:
         Pixel size inferred from the tables as ``x_A / x_px`` [Å/px], None if unknown.
     matching : Matching or None
         The overall matching; its indices are row positions in ``pred`` and ``truth``.
+    uncertainty : dict or None
+        When the prediction has ``sigma_x_A``/``sigma_y_A`` (and errors in Å): how σ
+        describes the errors of the matched atoms, per axis with z = error / σ:
+        ``sigma_share`` (matched atoms with a σ), ``z_rms`` (ideal 1), ``within_1sigma``
+        (ideal 68 %), ``within_2sigma`` (ideal 95 %), ``n``; and, when it has ``p_real``
+        and both true and false detections, ``auroc_p_real`` (how well ``p_real`` ranks
+        the true detections above the false ones). None otherwise.
+    z : ndarray or None
+        The per-axis z of the matched atoms with σ, (n, 2), for a histogram.
     """
 
     tp: int
@@ -102,6 +111,8 @@ class DetectionReport:
     confusion: pd.DataFrame | None
     pixel_size: float | None = None
     matching: Matching | None = field(default=None, repr=False)
+    uncertainty: dict[str, float] | None = None
+    z: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain Python types, ready for :func:`json.dumps`.
@@ -141,6 +152,11 @@ class DetectionReport:
             "class_accuracy": _plain(self.class_accuracy),
             "confusion": confusion,
             "pixel_size": _plain(self.pixel_size),
+            "uncertainty": (
+                {k: _plain(v) for k, v in self.uncertainty.items()}
+                if self.uncertainty is not None
+                else None
+            ),
         }
 
     def format(self) -> str:
@@ -176,6 +192,16 @@ class DetectionReport:
                 f"y {_num(main.rmse_y)} {unit}; bias dx {main.mean_dx:+.3g}, "
                 f"dy {main.mean_dy:+.3g} {unit}"
             )
+        u = self.uncertainty
+        if u is not None:
+            line = (
+                f"σ: {u['sigma_share']:.1%} of matched atoms have one; z = error/σ per axis: "
+                f"RMS {_num(u['z_rms'])} (ideal 1), within 1σ {u['within_1sigma']:.1%} "
+                f"(ideal 68.3 %), within 2σ {u['within_2sigma']:.1%} (ideal 95.4 %)"
+            )
+            if u.get("auroc_p_real") is not None and not _is_nan(u["auroc_p_real"]):
+                line += f"; AUROC of p_real {u['auroc_p_real']:.3f}"
+            lines.append(line)
         if self.per_class is not None:
             acc = "n/a" if _is_nan(self.class_accuracy) else f"{self.class_accuracy:.3f}"
             lines.append(f"class accuracy {acc} over {self.tp} matched pairs")
@@ -390,7 +416,10 @@ def _score(
         )
         class_accuracy = float(np.trace(counts)) / m.tp if m.tp else float("nan")
 
+    uncertainty, z = _uncertainty(pred, truth, m, pixel_size)
     report = DetectionReport(
+        uncertainty=uncertainty,
+        z=z,
         tp=m.tp,
         fp=m.fp,
         fn=m.fn,
@@ -409,6 +438,44 @@ def _score(
     )
     logger.debug("score_detections: %s", report.format().splitlines()[0])
     return report
+
+
+def _uncertainty(
+    pred: pd.DataFrame, truth: pd.DataFrame, m: Matching, pixel_size: float | None
+) -> tuple[dict[str, float] | None, np.ndarray | None]:
+    """Coverage of σ and the AUROC of ``p_real`` (see :class:`DetectionReport`)."""
+    if not _has(pred, ["sigma_x_A", "sigma_y_A"]):
+        return None, None
+    p_c, t_c = _coords(pred, "Å", pixel_size), _coords(truth, "Å", pixel_size)
+    if p_c is None or t_c is None:
+        return None, None
+    d = p_c[m.pred_index] - t_c[m.true_index]
+    sig = pred[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[m.pred_index]
+    has = np.isfinite(sig).all(axis=1) & (sig > 0).all(axis=1)
+    z = d[has] / sig[has]
+    az = np.abs(z).ravel()
+    nan = float("nan")
+    out: dict[str, float] = {
+        "sigma_share": float(has.mean()) if len(has) else nan,
+        "z_rms": float(np.sqrt(np.mean(az**2))) if len(az) else nan,
+        "within_1sigma": float(np.mean(az <= 1)) if len(az) else nan,
+        "within_2sigma": float(np.mean(az <= 2)) if len(az) else nan,
+        "n": int(has.sum()),
+    }
+    if "p_real" in pred.columns:
+        pr = pred["p_real"].to_numpy(float)
+        real = np.zeros(len(pred), bool)
+        real[m.pred_index] = True
+        ok = np.isfinite(pr)
+        good, bad = pr[ok & real], pr[ok & ~real]
+        if len(good) and len(bad):
+            # Mann–Whitney: the chance a true detection outranks a false one (ties half)
+            ranks = pd.Series(np.concatenate([good, bad])).rank().to_numpy()
+            u = ranks[: len(good)].sum() - len(good) * (len(good) + 1) / 2
+            out["auroc_p_real"] = float(u / (len(good) * len(bad)))
+        else:
+            out["auroc_p_real"] = nan
+    return out, z
 
 
 def score_detections(

@@ -22,7 +22,7 @@ from atomlens._shared.atomic import atomic_directory, check_output_directory
 from atomlens._shared.device import resolve_device
 from atomlens.ensemble import Ensemble, as_ensemble
 from atomlens.io import Image, check_frame, expand_inputs
-from atomlens.io.tables import TableWriter, limit_heap_growth, read_table
+from atomlens.io.tables import TableWriter, limit_heap_growth, read_table, unrefined_phrase
 from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
 from atomlens.pipeline.finder import FindResult, decide_contrast, find_frame
@@ -58,6 +58,9 @@ class BatchResult:
         Rows of ``atoms.csv`` and ``rejected.csv``.
     class_counts : dict
         Atoms per class.
+    unrefined_counts : dict
+        Atoms per class whose Gaussian fit failed (``refined`` False): their position is
+        the network's, their σ from the local signal (:mod:`atomlens.locate.sigma`).
     atoms : pandas.DataFrame
         All atoms, with ``file`` and ``frame`` first: read from ``out/atoms.parquet``
         (or ``atoms.csv``) when first asked for, so that a long stack never has to fit in
@@ -73,6 +76,12 @@ class BatchResult:
     n_atoms: int = 0
     n_rejected: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
+    unrefined_counts: dict[str, int] = field(default_factory=dict)
+
+    def unrefined_summary(self) -> str:
+        """One phrase: the share of atoms per class whose fit failed, e.g. ``"fit failed
+        for Dy 33.6 %, O 2.0 %"``; ``"every fit converged"`` when none failed."""
+        return unrefined_phrase(self.class_counts, self.unrefined_counts)
 
     @cached_property
     def atoms(self) -> pd.DataFrame:
@@ -110,7 +119,7 @@ def find_files(
     min_separation_A: float | None = None,
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
-    positions: Positions = "network",
+    positions: Positions = "auto",
     contrast: str = "auto",
     overwrite: bool = False,
     maps: bool = True,
@@ -269,6 +278,7 @@ def find_files(
         n_atoms=w.atoms.rows,
         n_rejected=w.rejected.rows,
         class_counts=dict(w.atoms.classes.most_common()),
+        unrefined_counts=dict(w.atoms.unrefined),
     )
 
 

@@ -188,7 +188,7 @@ def find(
     p_min: float = 0.5,
     p_real_min: float | str | None = None,
     refine: bool = True,
-    positions: Positions = "network",
+    positions: Positions = "auto",
     contrast: str = "auto",
     keep_members: bool = False,
     calibrated: bool = True,
@@ -354,6 +354,7 @@ def find_frame(
         refine=settings.refine,
         contrast=dec.atoms,
         positions=settings.positions,
+        sigma_model=ens.calibration.sigma if calibrated and ens.calibration else None,
     )
     if calibrated and ens.calibration is not None:
         atoms, rejected = ens.calibration.apply_both(atoms, rejected)
@@ -474,7 +475,7 @@ def find_atoms(
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     refine: bool = True,
-    positions: Positions = "network",
+    positions: Positions = "auto",
     contrast: str = "auto",
     tile: int = 256,
     batch_size: int = 8,

@@ -58,7 +58,7 @@ class FindSettings(ConfigDict):
     p_min: float = 0.5
     p_real_min: float | str | None = None
     refine: bool = True
-    positions: Positions = "network"
+    positions: Positions = "auto"
     contrast: Literal["auto", "bright", "dark"] = "auto"
 
     def __post_init__(self) -> None:

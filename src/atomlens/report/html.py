@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 import atomlens
+from atomlens.io.tables import unrefined_phrase
 from atomlens.report.figures import figure_to_png, plot_atoms, plot_uncertainty
 
 __all__ = [
@@ -164,7 +165,21 @@ def render_report(
     ]
     for col, label in [("sigma_x_A", "median σx"), ("sigma_y_A", "median σy")]:
         if col in atoms and len(atoms):
-            summary.append((label, f"{np.nanmedian(atoms[col]) * 100:.2f} pm"))
+            has = int(np.isfinite(atoms[col].to_numpy(float)).sum())
+            summary.append(
+                (
+                    label,
+                    f"{np.nanmedian(atoms[col]) * 100:.2f} pm (over {has} of {len(atoms)} atoms)",
+                )
+            )
+    if "position_source" in atoms and len(atoms):
+        src = atoms["position_source"].astype(str).value_counts()
+        summary.append(("positions from", ", ".join(f"{k} {v}" for k, v in src.items())))
+    if "refined" in atoms and len(atoms):
+        bad = atoms.loc[~atoms["refined"].fillna(False).astype(bool), "class"].astype(str)
+        summary.append(
+            ("Gaussian fit", unrefined_phrase(counts.to_dict(), bad.value_counts().to_dict()))
+        )
     nn = nearest_neighbour_distances_A(atoms)
     if len(nn):
         summary.append(("median nearest-neighbour distance", f"{np.median(nn):.3f} Å"))

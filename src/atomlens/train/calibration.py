@@ -17,10 +17,18 @@ import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
+from atomlens.locate.atoms import choose_positions
+from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
 
-__all__ = ["fit_calibration"]
+__all__ = [
+    "SHIFTED_CONDITIONS",
+    "SIGMA_DOSES",
+    "fit_calibration",
+    "fit_sigma_model",
+    "sigma_calibration_images",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -159,3 +167,212 @@ def _f1_by_p_real(
             m = match_points(kept, truth, radius=radius)
             f1[j] += 2 * len(m.pred_index) / max(len(kept) + len(truth), 1)
     return [round(float(v / max(len(scenes), 1)), 5) for v in f1]
+
+
+#: The shifted conditions a σ model is fitted and validated on (leave-one-condition-out):
+#: each a set of :class:`atomlens.simulate.ConditionRanges` keywords over the model's
+#: materials, drawn at doses from 1e3 to 1e7 e⁻/Å². They differ in what breaks a Gaussian
+#: fit or the network: an amorphous film, an aberrated probe's tails, a wide probe,
+#: scan noise, and a sampling finer than the model's.
+SHIFTED_CONDITIONS: dict[str, dict[str, Any]] = {
+    "clean": {"probe": "gaussian", "film_thickness_A": 0.0, "line_jitter_px": 0.0},
+    "film": {"probe": "gaussian", "film_thickness_A": (2.0, 6.0), "film_variation": (0.1, 0.3)},
+    "aberrated": {"probe": "aberrated", "film_thickness_A": (0.0, 1.0)},
+    "wide probe": {"probe": "gaussian", "probe_fwhm_A": (1.1, 1.4), "film_thickness_A": 0.0},
+    "scan noise": {"line_jitter_px": (0.3, 0.8), "drift_px": (1.0, 3.0), "film_thickness_A": 0.0},
+    "fine sampling": {"pixel_size_scale": 0.5, "film_thickness_A": (0.0, 2.0)},
+}
+
+#: The doses of the σ calibration images [e⁻/Å²].
+SIGMA_DOSES: tuple[float, ...] = (1e3, 1e4, 1e5, 1e6, 1e7)
+
+
+def sigma_calibration_images(
+    materials: list[str],
+    pixel_size: float,
+    /,
+    *,
+    shape: int = 160,
+    seed: int = 0,
+    doses: tuple[float, ...] = SIGMA_DOSES,
+    conditions: dict[str, dict[str, Any]] | None = None,
+) -> list[tuple[str, Any]]:
+    """Simulated images for fitting a σ model: one per condition, dose and material
+    (``(condition name, SimulatedImage)``), from ``seed``.
+
+    Parameters
+    ----------
+    materials : list of str
+        The materials the model covers.
+    pixel_size : float
+        The model's sampling [Å/px]; ``pixel_size_scale`` in a condition multiplies it.
+    shape : int
+        Image side [px].
+    seed : int
+        Seed of the first image.
+    doses : tuple of float
+        Doses [e⁻/Å²].
+    conditions : dict, optional
+        Condition name → :class:`atomlens.simulate.ConditionRanges` keywords; by default
+        :data:`SHIFTED_CONDITIONS`.
+    """
+    # deferred: the simulator, only when images are made
+    from atomlens.simulate import ConditionRanges, SimulatedDataset
+
+    out = []
+    k = 0
+    for name, kw in (conditions or SHIFTED_CONDITIONS).items():
+        kw = dict(kw)
+        scale = float(kw.pop("pixel_size_scale", 1.0))
+        for dose in doses:
+            for mat in materials:
+                ranges = ConditionRanges(
+                    materials=(mat,),
+                    shape=shape,
+                    pixel_size_A=pixel_size * scale,
+                    dose_e_per_A2=dose,
+                    **kw,
+                )
+                out.append((name, SimulatedDataset(ranges, seed=seed).sample(k)))
+                k += 1
+    return out
+
+
+def _nll_fit(err: np.ndarray, base: np.ndarray, spread: np.ndarray) -> list[float]:
+    """(a, b, c) maximising the Gaussian likelihood of per-axis errors ``err`` [Å] under
+    σ² = (a·base)² + (b·spread)² + c²."""
+    from scipy.optimize import minimize  # deferred: only when fitting
+
+    e2 = err**2
+    b2, s2 = base**2, spread**2
+
+    def nll(q: np.ndarray) -> float:
+        a, b, c = np.exp(q)
+        var = a * a * b2 + b * b * s2 + c * c + 1e-12
+        return float(np.mean(np.log(var) + e2 / var))
+
+    best = min(
+        (
+            minimize(nll, np.log(x0), method="Nelder-Mead", options={"maxiter": 2000})
+            for x0 in ([1.0, 1.0, 0.01], [0.5, 0.3, 0.003], [2.0, 2.0, 0.03])
+        ),
+        key=lambda r: r.fun,
+    )
+    return [float(v) for v in np.exp(best.x)]
+
+
+def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
+    """Per-axis errors [Å] and σ parts of the matched atoms of ``tables`` (``(table,
+    truth_xy, pixel size)``, raw columns of :func:`atomlens.locate.locate_atoms`), with the
+    position each source would report under ``model``'s ``positions="auto"``."""
+    rows: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("src", "err", "net_err", "fit_err", "crlb", "fit_sig", "spread", "z")
+    }
+    for table, truth_xy, ps in tables:
+        t = choose_positions(table, "auto", pixel_size=ps, sigma_model=model)
+        for col, key in (
+            (("net_x_px", "net_y_px"), "net_err"),
+            (("fit_x_px", "fit_y_px"), "fit_err"),
+            (("x_px", "y_px"), "err"),
+        ):
+            rows[key].append(((t[list(col)].to_numpy(float) - truth_xy) * ps).ravel())
+        rows["src"].append(np.repeat(t["position_source"].to_numpy(str), 2))
+        rows["crlb"].append(t[["crlb_x_A", "crlb_y_A"]].to_numpy(float).ravel())
+        rows["fit_sig"].append(t[["fit_sigma_x_A", "fit_sigma_y_A"]].to_numpy(float).ravel())
+        rows["spread"].append(
+            np.nan_to_num(t[["member_spread_x_A", "member_spread_y_A"]].to_numpy(float)).ravel()
+        )
+        rows["z"].append(rows["err"][-1] / t[["sigma_x_A", "sigma_y_A"]].to_numpy(float).ravel())
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
+
+
+def _fit_sigma(tables) -> SigmaModel:
+    """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`)."""
+    model = DEFAULT_SIGMA_MODEL
+    coef = model.to_dict()
+    for _ in range(3):
+        s = _sigma_samples(tables, model)
+        ok = np.isfinite(s["net_err"]) & np.isfinite(s["crlb"])
+        coef["network"] = _nll_fit(s["net_err"][ok], s["crlb"][ok], s["spread"][ok])
+        # the fit's coefficients on the atoms where auto takes the fit (its errors
+        # elsewhere, a film's pull, are what auto avoids)
+        fit = (s["src"] == "fit") & np.isfinite(s["fit_err"]) & np.isfinite(s["fit_sig"])
+        if fit.sum() >= 50:
+            coef["fit"] = _nll_fit(s["fit_err"][fit], s["fit_sig"][fit], s["spread"][fit])
+        model = SigmaModel(dict(coef))
+    return model
+
+
+def _coverage(z: np.ndarray) -> dict[str, float]:
+    z = z[np.isfinite(z)]
+    return {
+        "z_rms": round(float(np.sqrt(np.mean(z**2))), 4) if len(z) else float("nan"),
+        "within_1sigma": round(float(np.mean(np.abs(z) <= 1)), 4) if len(z) else float("nan"),
+        "within_2sigma": round(float(np.mean(np.abs(z) <= 2)), 4) if len(z) else float("nan"),
+        "n": int(len(z)),
+    }
+
+
+def fit_sigma_model(
+    ensemble: Any,
+    images: list[tuple[str, Any]],
+    /,
+    *,
+    radius_A: float = 0.5,
+    margin_A: float = 1.0,
+    progress: bool = False,
+) -> tuple[SigmaModel, dict[str, dict[str, float]]]:
+    """Fit the σ model of ``ensemble`` on simulated images under shifted conditions, and
+    validate it leaving each condition out.
+
+    For every image the ensemble's atoms are found once (uncalibrated) and matched to the
+    truth; the coefficients of :class:`atomlens.locate.SigmaModel` maximise the Gaussian
+    likelihood of the per-axis errors: the network's on every matched atom, the fit's on
+    the atoms ``positions="auto"`` gives to the fit (re-decided three times with the
+    coefficients so far). Then, for each condition, the model is fitted without it and
+    scored on it: z = error / σ of the reported (``auto``) positions.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The ensemble.
+    images : list of (str, SimulatedImage)
+        Condition name and image, e.g. :func:`sigma_calibration_images`.
+    radius_A, margin_A : float
+        Match radius [Å]; atoms this close to the border are left out [Å].
+    progress : bool
+        A progress bar over the images.
+
+    Returns
+    -------
+    SigmaModel
+        Fitted on all conditions.
+    dict
+        Per condition left out (and ``"all"`` pooled): ``z_rms``, ``within_1sigma``,
+        ``within_2sigma`` and ``n`` (per-axis errors counted).
+    """
+    from tqdm.auto import tqdm  # deferred: only for this long fit
+
+    by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]] = {}
+    for name, sim in tqdm(images, disable=not progress, desc="σ calibration images"):
+        ps = float(sim.pixel_size)
+        res = find(sim.image, model=ensemble, pixel_size=ps, calibrated=False, positions="network")
+        a = res.atoms
+        p = a[["x_px", "y_px"]].to_numpy(float)
+        t = sim.truth[["x_px", "y_px"]].to_numpy(float)
+        mt = match_points(p, t, radius=radius_A / ps)
+        keep = inside_margin(t[mt.true_index], np.shape(sim.image), margin_A / ps)
+        rows = a.iloc[mt.pred_index[keep]].reset_index(drop=True)
+        by_cond.setdefault(name, []).append((rows, t[mt.true_index[keep]], ps))
+    validation: dict[str, dict[str, float]] = {}
+    z_all = []
+    for name in by_cond:
+        rest = [x for k, v in by_cond.items() if k != name for x in v]
+        model = _fit_sigma(rest)
+        z = _sigma_samples(by_cond[name], model)["z"]
+        z_all.append(z)
+        validation[name] = _coverage(z)
+        logger.info("σ left out %s: %s", name, validation[name])
+    validation["all"] = _coverage(np.concatenate(z_all))
+    model = _fit_sigma([x for v in by_cond.values() for x in v])
+    return model, validation

@@ -1,0 +1,115 @@
+"""σ for every atom, describing the reported position, and positions="auto"."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atomlens.ensemble import Calibration
+from atomlens.locate import SigmaModel, refine_gaussian
+from atomlens.metrics import crlb_gaussian_position, match_points
+from atomlens.pipeline import find
+from atomlens.simulate import Background, ImagingConditions, Substitution, simulate_image
+
+PS = 0.2
+
+
+def test_the_local_bound_matches_the_cramer_rao_bound_and_the_error():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :48]
+    err, bound, snr_empty = [], [], []
+    for _ in range(120):
+        x0, y0 = 20 + rng.random(), 24 + rng.random()
+        im = rng.poisson(200 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 8.0) + 10)
+        fit = refine_gaussian(im.astype(float), np.array([[20.5, 24.5], [38, 38]]), radius_px=6)
+        err.append(fit.xy[0, 0] - x0)
+        bound.append(fit.crlb_xy[0, 0])
+        snr_empty.append(fit.signal[1] / fit.signal_sigma[1])
+    crlb = crlb_gaussian_position(sigma=2.0, counts=200 * 8 * np.pi, background=10, pixel_size=1)
+    # measured: bound 0.0378 px against 0.0349 px (the disk's pixels only) and RMSE 0.0369
+    assert abs(np.mean(bound) / crlb - 1) < 0.15
+    assert abs(np.std(err) / np.mean(bound) - 1) < 0.2
+    # an empty spot: the signal's significance is a standard normal (measured 0.17 ± 1.05)
+    assert abs(np.mean(snr_empty)) < 0.4 and 0.7 < np.std(snr_empty) < 1.4
+
+
+def _graphene(dose, film=0.0, seed=5):
+    cond = ImagingConditions(dose_e_per_A2=dose, background=Background(film_thickness_A=film))
+    sim = simulate_image(
+        "graphene",
+        shape=160,
+        pixel_size=PS,
+        rng=seed,
+        defects=[Substitution("C", "Si", 0.02)],
+        conditions=cond,
+    )
+    atoms = find(sim.image, model="graphene", pixel_size=PS).atoms
+    t = sim.truth[["x_px", "y_px"]].to_numpy(float)
+    m = match_points(atoms[["x_px", "y_px"]].to_numpy(float), t, radius=0.5 / PS)
+    a = atoms.iloc[m.pred_index].reset_index(drop=True)
+    inner = (t[m.true_index] > 5).all(axis=1) & (t[m.true_index] < 154).all(axis=1)
+    return atoms, a, t[m.true_index], sim.crlb_A()[m.true_index], inner
+
+
+def _rmse(a, t, cols, sel):
+    return float(np.sqrt(np.nanmean(((a[cols].to_numpy(float) - t)[sel] * PS) ** 2)))
+
+
+def test_auto_takes_the_fit_on_a_clean_high_dose_image():
+    atoms, a, t, crlb, inner = _graphene(1e7)
+    src = a["position_source"][inner]
+    assert (src == "fit").mean() > 0.9  # measured 0.99 of the inner atoms
+    auto = _rmse(a, t, ["x_px", "y_px"], inner)
+    net = _rmse(a, t, ["net_x_px", "net_y_px"], inner)
+    bound = float(np.sqrt(np.mean(crlb[inner] ** 2)))
+    # measured: network 1.05 pm, auto 0.22 pm against a bound of 0.11 pm per axis... radial
+    assert auto < 0.4 * net, (auto, net)
+    assert np.isfinite(atoms[["sigma_x_A", "sigma_y_A"]].to_numpy(float)).all()
+    assert bound > 0
+
+
+def test_auto_takes_the_network_under_a_film():
+    _atoms, a, t, _crlb, inner = _graphene(1e6, film=4.0)
+    # every fit is pulled by the film (fit RMSE 22 pm, the network's 3 pm): none is taken
+    assert (a["position_source"][inner] == "network").all()
+    np.testing.assert_allclose(
+        _rmse(a, t, ["x_px", "y_px"], inner), _rmse(a, t, ["net_x_px", "net_y_px"], inner)
+    )
+
+
+def test_sigma_for_border_and_unrefined_atoms_at_low_dose():
+    atoms, a, t, _crlb, _inner = _graphene(1e3)
+    unref = ~atoms["refined"].astype(bool)
+    border = atoms["border_cut"].astype(bool) | atoms["near_edge"].astype(bool)
+    assert unref.sum() > 20 and border.sum() > 20  # measured ≈ 170 and ≈ 60
+    sig = atoms[["sigma_x_A", "sigma_y_A"]].to_numpy(float)
+    assert np.isfinite(sig).all() and (sig > 0).all()
+    # and it describes their errors: per-axis z of the matched unrefined atoms
+    z = (
+        (a[["x_px", "y_px"]].to_numpy(float) - t)
+        * PS
+        / a[["sigma_x_A", "sigma_y_A"]].to_numpy(float)
+    )
+    zu = z[~a["refined"].astype(bool).to_numpy()]
+    assert 0.6 < np.sqrt(np.mean(zu**2)) < 1.6, np.sqrt(np.mean(zu**2))
+
+
+def test_a_detection_without_signal_is_not_certain():
+    cal = Calibration(
+        p_detect=[0.5, 1.0],
+        p_real=[0.5, 1.0],
+        counts=[1, 1],
+        sigma_scale=1.0,
+        ece_raw=0.0,
+        n_images=1,
+    )
+    t = pd.DataFrame({"p_detect": [1.0, 1.0, 1.0], "signal_snr": [0.0, -1.0, 12.0]})
+    p = cal.apply(t)["p_real"].to_numpy()
+    assert p[0] <= 0.5 and p[1] < 0.2 and p[2] == pytest.approx(1.0)
+
+
+def test_sigma_model_checks_its_coefficients():
+    with pytest.raises(ValueError, match=r"coef\['network'\] must be three non-negative"):
+        SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, -1.0, 0.0]})
+    m = SigmaModel({"fit": [2.0, 0.0, 0.0], "network": [1.0, 1.0, 0.03]})
+    np.testing.assert_allclose(m.sigma("fit", np.array([0.01])), [0.02])
+    np.testing.assert_allclose(m.sigma("network", np.array([0.0]), np.array([0.04])), [0.05])
