@@ -70,13 +70,17 @@ def consensus_f1(new: list[Any], old: list[Any], pixel_size: float) -> float:
 
 def implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: float) -> float:
     """Share of atoms whose nearest-neighbour distance is not within ``tol`` (relative) of
-    any of the material's."""
+    any of the material's; 1 when frames were given but no atom has a neighbour in them (a
+    round that wipes out the lattice is as implausible as it gets), NaN without frames or
+    without a reference."""
 
     nn = np.concatenate(
         [_nn(a[["x_A", "y_A"]].to_numpy(float)) for a in atoms_list] or [np.zeros(0)]
     )
-    if not len(nn) or not len(ref_nn):
+    if not len(ref_nn) or not atoms_list:
         return float("nan")
+    if not len(nn):
+        return 1.0
     modes = np.unique(np.round(ref_nn, 2))
     rel = np.min(np.abs(nn[:, None] / modes[None, :] - 1.0), axis=1)
     return float(np.mean(rel > tol))

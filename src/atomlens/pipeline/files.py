@@ -27,6 +27,7 @@ from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
 from atomlens.pipeline.finder import FindResult, decide_contrast, find_frame
 from atomlens.pipeline.inputs import read_frames
+from atomlens.pipeline.sanity import suitability
 from atomlens.pipeline.settings import FindSettings
 from atomlens.report.figures import save_atoms_png, save_uncertainty_png
 from atomlens.report.html import write_report
@@ -53,7 +54,8 @@ class BatchResult:
     files : list of dict
         Per input: path, frames, pixel size and its source, and ``contrast``: whether its
         atoms were taken as bright or dark and why (e.g. "dark (from the image: intensity
-        skewness -0.50)").
+        skewness -0.50)"), and ``warnings``: why the model may not suit it
+        (:func:`atomlens.pipeline.sanity.suitability`, also logged), empty when none.
     n_atoms, n_rejected : int
         Rows of ``atoms.csv`` and ``rejected.csv``.
     class_counts : dict
@@ -241,10 +243,17 @@ def find_files(
                     w.advance(im.n_frames)
                 frames = im.n_frames if client is None else int(report)
                 prefix = "" if single else f"{stem}."
+                warnings: list[str] = []
                 for i in range(frames):
                     res, frame = _find_frame_of(im, i, ens, fcfg, dev)
                     if client is None:
                         w.write(im, i, stem, res)
+                    if i == 0:  # one look per file: a stack is one sample
+                        warnings = suitability(
+                            frame, res.atoms, model_name=_model_name(ens), name=str(im.path)
+                        )
+                        for text in warnings:
+                            logger.warning("%s", text)
                     if i == 0 and report:
                         _write_figures(
                             tmp,
@@ -263,6 +272,7 @@ def find_files(
                         "pixel_size_A": im.pixel_size,
                         "pixel_size_source": im.pixel_size_source,
                         "contrast": str(dec),
+                        "warnings": warnings,
                         **im.metadata,
                     }
                 )
@@ -315,6 +325,12 @@ class _Writers:
             self.bar.close()
         self.atoms.close()
         self.rejected.close()
+
+
+def _model_name(ens: Ensemble) -> str:
+    """The model as a warning names it: what it was trained on."""
+    mats = (ens.config.provenance or {}).get("materials") or []
+    return f"trained on {', '.join(map(str, mats))}" if mats else "of unknown training"
 
 
 def _find_frame_of(

@@ -1,0 +1,45 @@
+"""A model used on an image it does not suit says so (the graphene model on gold reported
+1441 carbon atoms without a word)."""
+
+import numpy as np
+import pandas as pd
+
+from atomlens.pipeline import find_files
+from atomlens.pipeline.sanity import LATTICE_AGREEMENT_MIN, lattice_agreement, suitability
+from atomlens.simulate import simulate_image
+
+
+def test_atoms_on_the_lattice_agree_with_it_and_atoms_off_it_do_not():
+    sim = simulate_image("srtio3", shape=256, pixel_size=0.1, rng=0)
+    truth = sim.truth
+    bright = truth[truth["class"] != "O"]  # what HAADF shows: Sr and TiO columns
+    assert lattice_agreement(sim.image, bright) > 0.3
+    # every column, O included: O cancels the Sr/Ti reflections, yet it stays above the line
+    assert lattice_agreement(sim.image, truth) > LATTICE_AGREEMENT_MIN
+    rng = np.random.default_rng(0)
+    scattered = pd.DataFrame(rng.uniform(0, 256, (len(truth), 2)), columns=["x_px", "y_px"])
+    assert lattice_agreement(sim.image, scattered) < LATTICE_AGREEMENT_MIN / 4
+    other = simulate_image("graphene", shape=256, pixel_size=0.1, rng=0).truth  # a wrong lattice
+    assert lattice_agreement(sim.image, other) < LATTICE_AGREEMENT_MIN
+    noise = np.random.default_rng(1).poisson(50, (256, 256)).astype(float)
+    assert lattice_agreement(noise, truth) is None  # no lattice: nothing to compare
+    said = suitability(sim.image, other.assign(p_real=0.01), model_name="m", name="im.npy")
+    assert len(said) == 2 and all(s.startswith("im.npy: ") for s in said)
+    assert suitability(sim.image, bright.assign(p_real=0.99), model_name="m", name="x") == []
+
+
+def test_the_graphene_model_on_srtio3_warns_and_on_graphene_does_not(tmp_path, caplog):
+    for material in ("graphene", "srtio3"):
+        sim = simulate_image(material, shape=192, pixel_size=0.1, rng=2)
+        np.save(tmp_path / f"{material}.npy", sim.image)
+    res = find_files(
+        [tmp_path / "graphene.npy", tmp_path / "srtio3.npy"],
+        model="graphene",
+        pixel_size=0.1,
+        out=tmp_path / "out",
+        maps=False,
+    )
+    by_file = {f["file"].rsplit("/", 1)[-1]: f["warnings"] for f in res.files}
+    assert by_file["graphene.npy"] == []
+    assert any("median p_real" in w for w in by_file["srtio3.npy"]), by_file
+    assert "srtio3.npy: the model (trained on graphene)" in caplog.text
