@@ -11,16 +11,25 @@ Pyro provides the ELBO (with the discrete class enumerated exactly), torch the n
 
 from atomlens.vae.config import KINDS, VAEConfig
 from atomlens.vae.fit import fit_vae, validate_samples
+from atomlens.vae.inputs import load_samples, patches_at_atoms, spectra_at_atoms
 from atomlens.vae.metrics import adjusted_rand_index, circular_correlation, circular_slope
 from atomlens.vae.model import VAEModel
+from atomlens.vae.translate import Translator, TranslatorConfig, fit_translator, r2_score
 
 __all__ = [
     "KINDS",
+    "Translator",
+    "TranslatorConfig",
     "VAEConfig",
     "VAEModel",
     "adjusted_rand_index",
     "circular_correlation",
     "circular_slope",
+    "fit_translator",
     "fit_vae",
+    "load_samples",
+    "patches_at_atoms",
+    "r2_score",
+    "spectra_at_atoms",
     "validate_samples",
 ]
