@@ -141,6 +141,7 @@ def fit_vae(
         y = torch.nn.functional.one_hot(torch.as_tensor(np.clip(lab, 0, None)), cfg.classes).float()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     elbo = TraceEnum_ELBO(max_plate_nesting=1) if cfg.discrete else Trace_ELBO()
+    elbo_labelled = Trace_ELBO()  # the class is observed: nothing to enumerate
     fingerprint = _fingerprint(x, [cfg.to_dict(), lab, None if cond is None else cond.numpy()])
     start, history = 0, []
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -174,7 +175,9 @@ def fit_vae(
                 pick = torch.as_tensor(labelled)[
                     torch.randint(len(labelled), (min(len(labelled), cfg.batch_size),), generator=g)
                 ]
-                loss = loss + elbo.differentiable_loss(model.model, model.guide, x[pick], y[pick])
+                loss = loss + elbo_labelled.differentiable_loss(
+                    model.model, model.guide, x[pick], y[pick]
+                )
             opt.zero_grad()
             (loss / len(idx)).backward()
             opt.step()
