@@ -222,6 +222,11 @@ def translate_files(
             )
     patches = validate_samples(patches, name="images")
     spec = validate_samples(spec, name="spectra")
+    if len(patches) != len(spec):
+        raise ValueError(
+            f"`images` gives {len(patches)} patches but `spectra` has {len(spec)} spectra; "
+            "give one spectrum per patch (or an atoms table with a spectrum image)."
+        )
     g = np.random.default_rng(cfg.seed)
     order = g.permutation(len(patches))
     n_test = max(1, int(round(holdout * len(order))))

@@ -131,7 +131,9 @@ def load_samples(
                     "writes."
                 )
             data = z["patches"]
-            table = pd.DataFrame({"x_A": z["x_A"], "y_A": z["y_A"]}) if "x_A" in z else None
+            # the row of each patch's atom in the analysed atoms table, and its position
+            cols = {k: z[k] for k in ("index", "x_A", "y_A") if k in z}
+            table = pd.DataFrame(cols) if cols else None
         return validate_samples(data, name=p.name), table
     if suffix in (".csv", ".parquet"):
         atoms = pd.read_parquet(p) if suffix == ".parquet" else pd.read_csv(p)

@@ -237,8 +237,8 @@ class VAEModel(nn.Module):
                     f"`conditions` labels must be 0…{self.config.classes - 1} (`classes`), got "
                     f"{c.min()}…{c.max()}."
                 )
-            return nn.functional.one_hot(torch.as_tensor(c), self.config.classes).float()
-        c = c.reshape(n, -1).astype(np.float32)
+            return nn.functional.one_hot(torch.tensor(c), self.config.classes).float()
+        c = c.reshape(n, -1).astype(np.float32, copy=True)
         if c.shape[1] != self.n_cond:
             raise ValueError(
                 f"`conditions` has {c.shape[1]} columns; the model takes {self.n_cond}."
@@ -322,8 +322,13 @@ class VAEModel(nn.Module):
         z = torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32)
         c = None
         if self.config.discrete:
-            k = latents["class"].to_numpy(int) if "class" in latents else np.zeros(n, int)
-            c = nn.functional.one_hot(torch.as_tensor(k), self.config.classes).float()
+            # a copy: pandas may hand out a read-only view, which torch warns about
+            k = (
+                np.array(latents["class"], dtype=np.int64)
+                if "class" in latents
+                else np.zeros(n, int)
+            )
+            c = nn.functional.one_hot(torch.tensor(k), self.config.classes).float()
         out = self._decode(z, c, self.condition_tensor(conditions, n), masked=False)
         lo, hi = self.norm
         return (out.numpy().astype(np.float64) * (hi - lo) + lo).reshape(n, *self.sample_shape)
