@@ -83,15 +83,18 @@ def rotation_rows(n: int, epochs: int) -> None:
         "rVAE content z1,z2: angle R² (k-NN, CV)", f"{r2_r:.3f} (z sd {spread(zc)})", "low", None, 0
     )
     t = time.perf_counter()
-    v = fit_vae(x, config=VAEConfig(kind="vae", latent_dim=2, epochs=epochs, batch_size=64))
-    zv = v.encode(x)[["z1", "z2"]].to_numpy()
+    # as many latents as the rVAE has (angle, dx, dy, z1, z2): with 2 the plain VAE spends
+    # them on brighter/dimmer and shifted patches (the data's top 2 principal components carry
+    # no angle, k-NN R² −0.08; the top 5 do, 0.996)
+    v = fit_vae(x, config=VAEConfig(kind="vae", latent_dim=5, epochs=epochs, batch_size=64))
+    zv = v.encode(x)[[f"z{k}" for k in range(1, 6)]].to_numpy()
     dt = time.perf_counter() - t
     r2_v = angle_r2(zv, ang)
     row(
-        "plain VAE z1,z2: angle R² (k-NN, CV)",
+        "plain VAE z1…z5: angle R² (k-NN, CV)",
         f"{r2_v:.3f} (z sd {spread(zv)})",
-        f"≥ 0.5 and > rVAE's {r2_r:.2f}",
-        r2_v >= 0.5 and r2_v > r2_r,
+        f"≥ rVAE content's {r2_r:.2f} + 0.3",
+        r2_v >= r2_r + 0.3,
         dt,
     )
 
