@@ -18,6 +18,7 @@ data path, and imports point down it only:
 - :mod:`atomlens.train` -- training members and ensembles, validation on atoms, calibration
 - :mod:`atomlens.elit` -- label-free selection, adaptation and the stream loop
 - :mod:`atomlens.analysis` -- bonds, rings, lattice and strain, descriptors, tracking, ASE
+- :mod:`atomlens.vae` -- invariant VAEs of patches and spectra, im2spec/spec2im
 - :mod:`atomlens.report` -- figures and HTML reports
 - :func:`atomlens.find` -- image, stack or files in, atoms table out (ensemble consensus)
 - :func:`atomlens.find_atoms` -- image in, atoms out (one network)
@@ -52,6 +53,7 @@ __all__ = [
     "report",
     "simulate",
     "train",
+    "vae",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
