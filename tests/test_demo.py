@@ -50,6 +50,10 @@ def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
     assert np.all(np.abs(d.mean(axis=0)) < 0.1), d.mean(axis=0)
     assert res.si_found == "3/3", res
     assert "F1" in r.output and "RMSE" in r.output
+    # the tables and the report name the image kept beside them, not the deleted temporary
+    assert set(pd.read_csv(out / "atoms.csv")["file"]) == {"image.tif"}
+    assert set(pd.read_parquet(out / "atoms.parquet")["file"]) == {"image.tif"}
+    assert "atomlens-demo-" not in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_the_demo_prints_what_evaluate_prints_for_its_files(tmp_path, monkeypatch):

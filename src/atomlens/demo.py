@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -142,6 +143,7 @@ def run_demo(
         resolution=(1 / (ps / 10), 1 / (ps / 10)),
         metadata={"unit": "nm"},
     )
+    _name_the_kept_image(final, str(image_path), "image.tif")
     sim.truth.to_csv(final / "truth.csv", index=False, float_format="%.6g")
     report = evaluate_files(final / "atoms.csv", final / "truth.csv", radius_A=DEFAULT_RADIUS_A)
     si = report.per_class.loc["Si"] if "Si" in report.per_class.index else None
@@ -156,3 +158,32 @@ def run_demo(
         time.perf_counter() - t0,
         report,
     )
+
+
+def _name_the_kept_image(out: Path, temporary: str, kept: str) -> None:
+    """Point the tables and the report at ``out/kept`` instead of the temporary file the
+    atoms were found in (deleted by now): ``file`` is then relative to the tables. Each
+    file is replaced whole (written beside it, then renamed), so an interruption leaves
+    the old one."""
+    import os
+
+    import pandas as pd
+
+    def replace(p: Path, write: Callable[[Path], object]) -> None:
+        part = p.with_name(f".{p.name}.partial")
+        write(part)
+        os.replace(part, p)
+
+    for name in ("atoms.csv", "rejected.csv"):
+        if (out / name).exists():
+            t = pd.read_csv(out / name)
+            t["file"] = t["file"].replace(temporary, kept)
+            replace(out / name, lambda q, t=t: t.to_csv(q, index=False, float_format="%.6g"))
+    if (out / "atoms.parquet").exists():
+        t = pd.read_parquet(out / "atoms.parquet")
+        t["file"] = t["file"].replace(temporary, kept)
+        replace(out / "atoms.parquet", lambda q, t=t: t.to_parquet(q, index=False))
+    html = out / "report.html"
+    if html.exists():
+        text = html.read_text(encoding="utf-8").replace(temporary, kept)
+        replace(html, lambda q: q.write_text(text, encoding="utf-8"))
