@@ -419,6 +419,7 @@ def _write_figures(
         atoms=res.atoms,
         rejected=res.rejected,
         title=f"epistemic uncertainty, {n} member{'s' if n > 1 else ''}",
+        pixel_size=im.pixel_size,
     )
     src = im.pixel_size_source
     if "pixel_size_assumption" in im.metadata:

@@ -17,7 +17,7 @@ import pandas as pd
 
 import atomlens
 from atomlens.io.tables import unrefined_phrase
-from atomlens.report.figures import figure_to_png, plot_atoms, plot_uncertainty
+from atomlens.report.figures import figure_size, figure_to_png, plot_atoms, plot_uncertainty
 
 __all__ = [
     "nearest_neighbour_distances_A",
@@ -70,12 +70,12 @@ def _figures(
     import matplotlib.pyplot as plt
 
     out = {}
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    fig, ax = plt.subplots(figsize=figure_size(image.shape, width_in=6), dpi=100)
     plot_atoms(image, atoms=atoms, ax=ax, title="atoms by class", pixel_size=pixel_size)
     out["classes"] = _png(fig)
 
     conf_col = "p_real" if "p_real" in atoms else "p_detect" if "p_detect" in atoms else "score"
-    fig, ax = plt.subplots(figsize=(6.6, 6), dpi=100)
+    fig, ax = plt.subplots(figsize=figure_size(image.shape, width_in=6.6), dpi=100)
     plot_atoms(image, atoms=None, ax=ax, title=f"atoms by confidence ({conf_col})")
     if len(atoms):
         sc = ax.scatter(
@@ -103,9 +103,14 @@ def _figures(
     out["confidence"] = _png(fig)
 
     if epistemic is not None:
-        fig, ax = plt.subplots(figsize=(6.6, 6), dpi=100)
+        fig, ax = plt.subplots(figsize=figure_size(epistemic.shape, width_in=6.6), dpi=100)
         plot_uncertainty(
-            epistemic, atoms=atoms, rejected=rejected, ax=ax, title="epistemic uncertainty"
+            epistemic,
+            atoms=atoms,
+            rejected=rejected,
+            ax=ax,
+            title="epistemic uncertainty",
+            pixel_size=pixel_size,
         )
         out["uncertainty"] = _png(fig)
 
