@@ -63,7 +63,7 @@ def test_save_atoms_png_circles_each_class_in_its_colour_where_the_atoms_are(tmp
     n_open = len(plt.get_fignums())
     save_atoms_png(tmp_path / "overlay.png", image, atoms=atoms, title="known atoms")
     assert len(plt.get_fignums()) == n_open
-    rgb = read_png(tmp_path / "overlay.png", size=(770, 770))  # 7 in × 110 dpi
+    rgb = read_png(tmp_path / "overlay.png", size=(770, 836))  # 7 × (7 + 0.6 title) in × 110 dpi
     ax = axes[0]
     assert ax.get_title() == "known atoms"
     for x, y, name in atoms[["x_px", "y_px", "class"]].itertuples(index=False):
@@ -75,7 +75,7 @@ def test_save_atoms_png_circles_each_class_in_its_colour_where_the_atoms_are(tmp
     assert (rgb[row - 4 : row + 5, col - 4 : col + 5] == 0).all()
 
 
-def test_plot_atoms_labels_counts_scales_grey_by_percentiles_and_draws_a_1_nm_bar():
+def test_plot_atoms_labels_counts_scales_grey_by_percentiles_and_draws_a_scale_bar():
     rng = np.random.default_rng(0)
     image = rng.normal(100.0, 10.0, (80, 100))
     atoms = pd.DataFrame(
@@ -91,9 +91,13 @@ def test_plot_atoms_labels_counts_scales_grey_by_percentiles_and_draws_a_1_nm_ba
     np.testing.assert_allclose(c_ring.get_offsets(), [[10, 10], [30, 30], [40, 40]])
     np.testing.assert_allclose(ax.images[0].get_clim(), np.percentile(image, [0.5, 99.5]))
     assert ax.images[0].get_cmap().name == "gray"
-    (bar,) = ax.lines
-    assert np.ptp(bar.get_xdata()) == pytest.approx(10.0 / 0.2)  # 1 nm at 0.2 Å/px
-    assert [t.get_text() for t in ax.texts] == ["1 nm"]
+    (bar,) = ax.lines  # a 2 nm field: the longest bar within a quarter is 0.5 nm
+    assert np.ptp(bar.get_xdata()) == pytest.approx(5.0 / 0.2)  # 0.5 nm at 0.2 Å/px
+    assert [t.get_text() for t in ax.texts] == ["5 Å"]
+    assert bar.get_path_effects() and ax.texts[0].get_path_effects()  # outlined: reads on BF
+    wide = plot_atoms(np.zeros((80, 2000)), pixel_size=0.5)  # a 100 nm field: a 20 nm bar
+    assert np.ptp(wide.lines[0].get_xdata()) == pytest.approx(200.0 / 0.5)
+    assert [t.get_text() for t in wide.texts] == ["20 nm"]
     assert ax.get_xlim() == (-0.5, 99.5) and ax.get_ylim() == (79.5, -0.5)  # rows down
     assert ax.get_title() == "t"
 
@@ -134,7 +138,7 @@ def test_save_uncertainty_png_shows_the_map_maximum_at_the_top_of_the_scale(tmp_
     n_open = len(plt.get_fignums())
     save_uncertainty_png(tmp_path / "u.png", epistemic, atoms=atoms, rejected=rejected)
     assert len(plt.get_fignums()) == n_open
-    rgb = read_png(tmp_path / "u.png", size=(836, 770)).astype(int)  # 7.6 × 7 in × 110 dpi
+    rgb = read_png(tmp_path / "u.png", size=(836, 902)).astype(int)  # 7.6 × 8.2 in × 110 dpi
     ax, magma = axes[0], plt.get_cmap("magma")
     h = rgb.shape[0]
     top = np.round(np.array(magma(1.0)[:3]) * 255)
@@ -148,3 +152,12 @@ def test_save_uncertainty_png_shows_the_map_maximum_at_the_top_of_the_scale(tmp_
     row, col = pixel_of(ax, 30.0, 20.0, h)  # a red ring, no white dot
     assert colour_near(rgb, row, col, (1.0, 0.0, 0.0), radius=7, cos=0.99)
     assert rgb[row - 1 : row + 2, col - 1 : col + 2].min(axis=2).max() < 60
+
+
+def test_figures_are_shaped_like_the_image(tmp_path):
+    """A 224 × 1312 px image gets a wide, short figure (it was drawn into a square one)."""
+    from atomlens.report.figures import figure_size
+
+    save_atoms_png(tmp_path / "wide.png", np.zeros((224, 1312)), pixel_size=0.1)
+    read_png(tmp_path / "wide.png", size=(770, 231))  # 7 × 2.1 in (1.5 in at least, + 0.6 for a title)
+    assert figure_size((224, 1312)) == (7.0, 2.1) and figure_size((2000, 100))[1] == 10.6

@@ -85,7 +85,7 @@ def test_report_is_self_contained_with_four_inlined_pngs(page):
     ]
     for png in images.values():
         read_png(png)
-    read_png(images["classes"], size=(600, 600))  # 6 in × 100 dpi
+    read_png(images["classes"], size=(600, 660))  # 6 × (6 + 0.6 title) in × 100 dpi
 
 
 def test_report_counts_atoms_per_class_and_the_rejected(page):
@@ -111,7 +111,11 @@ def test_report_summary_has_size_sigmas_and_the_lattice_constant(page):
     summary = _rows(page, "<h2>Summary</h2>")
     assert summary["image"] == "64 × 64 px = 1.60 × 1.60 nm"
     assert summary["pixel size"] == "0.25 Å/px"
-    assert (summary["median σx"], summary["median σy"]) == ("1.00 pm", "2.00 pm")
+    # over how many atoms: a median over the refined ones only once passed for all of them
+    assert (summary["median σx"], summary["median σy"]) == (
+        "1.00 pm (over 49 of 49 atoms)",
+        "2.00 pm (over 49 of 49 atoms)",
+    )
     assert summary["median nearest-neighbour distance"] == "2.000 Å"
 
 

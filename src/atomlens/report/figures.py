@@ -55,7 +55,7 @@ def figure_size(
     Examples
     --------
     >>> figure_size((512, 512)), figure_size((224, 1312))
-    ((7.0, 7.6), (7.0, 3.1))
+    ((7.0, 7.6), (7.0, 2.1))
     """
     h, w = shape[-2:]
     return width_in, round(float(np.clip(width_in * h / w, 1.5, 10.0)) + extra_in, 2)
