@@ -242,3 +242,24 @@ def test_ctrl_c_in_train_says_where_it_stopped_and_the_rerun_resumes(tmp_path, m
     r = runner.invoke(app, args)
     assert r.exit_code == 0 and "(4 steps," in r.output, r.output
     assert "3/4" in r.output.split("\r")[1]  # the rerun's bar starts at the saved step
+
+
+def test_find_takes_a_pixel_size_per_file(tiny_model_dir, tmp_path):
+    """Two uncalibrated images of one folder at 0.10 and 0.14 Å/px: each its own value."""
+    sims = {}
+    for name, ps in (("fine", 0.10), ("coarse", 0.14)):
+        sims[name] = simulate_image("graphene", shape=128, pixel_size=ps, rng=7)
+        np.save(tmp_path / f"{name}.npy", sims[name].image)
+    args = ["find", str(tmp_path / "fine.npy"), str(tmp_path / "coarse.npy")]
+    args += ["--model", str(tiny_model_dir), "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, [*args, "--pixel-size", "fine.npy=0.10", "--pixel-size", "coarse=0.14"])
+    assert r.exit_code == 0, r.output
+    atoms = pd.read_csv(tmp_path / "o" / "atoms.csv")
+    for name, ps in (("fine", 0.10), ("coarse", 0.14)):
+        mine = atoms[atoms["file"].str.endswith(f"{name}.npy")]
+        s = score_atoms(mine, sims[name].truth, shape=(128, 128), pixel_size=ps)
+        assert s["fn"] + s["fp"] <= 2 and s["tp"] > 40, (name, s["tp"], s["fp"], s["fn"])
+        np.testing.assert_allclose(mine["x_A"] / mine["x_px"], ps, rtol=1e-4)  # %.6g in csv
+    r = runner.invoke(app, [*args[:-1], str(tmp_path / "p"), "--pixel-size", "other.npy=0.1"])
+    assert r.exit_code == 2 and "names other.npy, which is none of the input files" in r.output
+    assert "--pixel-size" in r.output and not (tmp_path / "p").exists()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from atomlens.cli.app import STATE, USER_ERRORS, fail, stop
-from atomlens.cli.parse import default_out, model_or_default, p_real_cut
+from atomlens.cli.parse import default_out, model_or_default, p_real_cut, pixel_sizes
 
 
 def find(
@@ -35,8 +35,14 @@ def find(
         ),
     ] = None,
     pixel_size: Annotated[
-        float | None,
-        typer.Option(help="Pixel size [Å/px]; overrides the files' calibration."),
+        list[str] | None,
+        typer.Option(
+            "--pixel-size",
+            help="Pixel size [Å/px]; overrides the files' calibration. Repeat it as "
+            "NAME=VALUE for files of their own (a file's name or stem, e.g. --pixel-size "
+            "scan1.png=0.08 --pixel-size scan2=0.1); a bare VALUE is for the files not "
+            "named.",
+        ),
     ] = None,
     signal: Annotated[
         str | None,
@@ -114,7 +120,7 @@ def find(
                 model=ens if client is None else model,
                 client=client,
                 out=out,
-                pixel_size=pixel_size,
+                pixel_size=pixel_sizes(pixel_size),
                 signal=signal,
                 device=device,
                 threshold=threshold,

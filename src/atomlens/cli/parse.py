@@ -73,3 +73,31 @@ def default_out(inputs: list[str], suffix: str) -> Path:
         if name not in ("", ".", ".."):
             return Path(f"{name}-{suffix}")
     return Path(f"atomlens-{suffix}")
+
+
+def pixel_sizes(values: list[str] | None) -> float | dict[str, float] | None:
+    """``--pixel-size`` as given (repeatable): one number for all files, or ``NAME=VALUE``
+    pairs (with a bare number for the files not named) as a mapping for
+    :func:`atomlens.pipeline.read_frames`.
+
+    Examples
+    --------
+    >>> pixel_sizes(["0.1"]), pixel_sizes(["a.png=0.08", "0.1"])
+    (0.1, {'a.png': 0.08, '*': 0.1})
+    """
+    if not values:
+        return None
+    out: dict[str, float] = {}
+    for item in values:
+        name, _, value = item.rpartition("=")
+        try:
+            size = float(value)
+        except ValueError:
+            raise ValueError(
+                f"--pixel-size {item!r}: give Å/px as a number (0.1) or NAME=VALUE (scan1.png=0.1)."
+            ) from None
+        key = name.strip() or "*"
+        if key in out:
+            raise ValueError(f"--pixel-size gives {key if key != '*' else 'a bare value'} twice.")
+        out[key] = size
+    return out["*"] if list(out) == ["*"] else out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from os import PathLike
@@ -113,7 +113,7 @@ def find_files(
     *,
     model: Ensemble | str | PathLike[str],
     out: str | PathLike[str],
-    pixel_size: float | None = None,
+    pixel_size: float | Mapping[str, float] | None = None,
     signal: str | int | None = None,
     settings: FindSettings | None = None,
     device: str = "auto",
@@ -155,8 +155,10 @@ def find_files(
         The model or ensemble, its directory or a bundled name.
     out : path
         Output directory (refused if it exists and is not empty, unless ``overwrite``).
-    pixel_size : float, optional
-        [Å/px]; overrides every file's calibration. A file without one gets a pixel size
+    pixel_size : float or mapping of str to float, optional
+        [Å/px]; a number overrides every file's calibration, a mapping gives files their
+        own (file name or stem → Å/px, ``"*"`` for the rest; see
+        :func:`atomlens.pipeline.read_frames`). A file without one gets a pixel size
         estimated from its lattice.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).

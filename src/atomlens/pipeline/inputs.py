@@ -10,9 +10,10 @@ the same everywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,7 @@ __all__ = [
     "MIN_SIDE_MODEL_PX",
     "check_field_of_view",
     "check_resampling",
+    "per_file_pixel_sizes",
     "read_frame_list",
     "read_frames",
     "with_estimated_pixel_size",
@@ -104,7 +106,7 @@ def read_frames(
     /,
     *,
     model: Ensemble,
-    pixel_size: float | None = None,
+    pixel_size: float | Mapping[str, float] | None = None,
     signal: str | int | None = None,
     check_size: bool = True,
 ) -> list[Image]:
@@ -121,8 +123,11 @@ def read_frames(
     model : Ensemble
         The ensemble the frames are for: a file without calibration gets a pixel size
         estimated from its lattice against the ensemble's training material.
-    pixel_size : float, optional
-        [Å/px]; overrides every file's calibration.
+    pixel_size : float or mapping of str to float, optional
+        [Å/px]; a number overrides every file's calibration. A mapping gives files their
+        own: keys are file names (``"scan1.png"``), stems (``"scan1"``) or paths as given,
+        and ``"*"`` the value for the files it does not name (the others keep their
+        calibration). A key that names no file is an error.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).
     check_size : bool
@@ -140,9 +145,11 @@ def read_frames(
         a pixel size the model cannot use; the message names the file and the fix.
     """
     items = [inputs] if isinstance(inputs, str | PathLike) else list(inputs)
+    files = expand_inputs(items)
+    sizes = per_file_pixel_sizes(files, pixel_size)
     images = []
-    for f in expand_inputs(items):
-        im = read(f, pixel_size=pixel_size, signal=signal)
+    for f, size in zip(files, sizes, strict=True):
+        im = read(f, pixel_size=size, signal=signal)
         if im.pixel_size is None:
             im = with_estimated_pixel_size(im, model)
         try:
@@ -155,6 +162,46 @@ def read_frames(
             raise ValueError(f"{f}: {exc}") from None
         images.append(im)
     return images
+
+
+def per_file_pixel_sizes(
+    files: Sequence[Path], pixel_size: float | Mapping[str, float] | None, /
+) -> list[float | None]:
+    """The pixel size [Å/px] given for each file (None: its own calibration), from one number
+    for all or a mapping as :func:`read_frames` takes.
+
+    Raises
+    ------
+    ValueError
+        A key of the mapping names none of the files; the message lists them.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> files = [Path("a/scan1.png"), Path("a/scan2.png"), Path("a/scan3.tif")]
+    >>> per_file_pixel_sizes(files, {"scan1.png": 0.08, "scan2": 0.1})
+    [0.08, 0.1, None]
+    >>> per_file_pixel_sizes(files, {"scan1.png": 0.08, "*": 0.12})
+    [0.08, 0.12, 0.12]
+    """
+    if pixel_size is None or not isinstance(pixel_size, Mapping):
+        return [pixel_size] * len(files)
+    keys = {str(k): v for k, v in pixel_size.items()}
+    default = keys.pop("*", None)
+    out: list[float | None] = []
+    used = set()
+    for f in files:
+        hit = [k for k in (str(f), f.name, f.stem) if k in keys]
+        used.update(hit)
+        out.append(keys[hit[0]] if hit else default)
+    unused = sorted(set(keys) - used)
+    if unused:
+        raise ValueError(
+            f"`pixel_size` names {', '.join(unused)}, which is none of the input files "
+            f"({', '.join(f.name for f in files[:8])}{', …' if len(files) > 8 else ''}); "
+            "name a file by its name or stem."
+        )
+    return out
 
 
 def read_frame_list(
