@@ -15,9 +15,13 @@ falls fastest as measurements come in, so each measurement is a bandit arm pull.
    the order the models were given); it is fit to all the data for its parameters and
    reconstruction.
 
-Reward: +1 when the model's uncertainty over all candidates (the median predictive
-standard deviation, ``metric="median"``, or the mean, ``"mean"``) is strictly lower
-after the refit than before the measurement, −1 otherwise (an unchanged value earns −1).
+Reward (``reward="decrease"``, the paper's rule and the default): +1 when the model's
+uncertainty over all candidates (the median predictive standard deviation,
+``metric="median"``, or the mean, ``"mean"``) is strictly lower after the refit than
+before the measurement, −1 otherwise (an unchanged value earns −1).
+``reward="lowest"``: +1 when, after the refit, the model's uncertainty is strictly lower
+than every other running model's at its latest fit, −1 otherwise (a variant measured in
+``benchmarks/hypotheses.py``: the decrease alone is about as often +1 for a wrong model).
 
 Bandit: the value of a model is its average reward so far (sum of rewards / pulls).
 ``policy="epsilon"``: with probability ``epsilon`` a model drawn uniformly from those
@@ -102,6 +106,8 @@ class HypothesisSettings:
         with their noise variance, ``predict(X, noise=True)``) rather than of the
         noise-free function: a model that cannot fit a new point explains it as noise,
         and its uncertainty rises.
+    reward : {"decrease", "lowest"}
+        The reward rule (see the module docstring).
     seed : int
         Seed of the seed points and the bandit.
     """
@@ -114,6 +120,7 @@ class HypothesisSettings:
     temperature: float = 0.5
     metric: Literal["median", "mean"] = "median"
     noise: bool = True
+    reward: Literal["decrease", "lowest"] = "decrease"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -130,6 +137,8 @@ class HypothesisSettings:
             problems.append(f"`epsilon` must be within [0, 1], got {self.epsilon!r}")
         if not (math.isfinite(float(self.temperature)) and float(self.temperature) > 0):
             problems.append(f"`temperature` must be positive, got {self.temperature!r}")
+        if self.reward not in ("decrease", "lowest"):
+            problems.append(f"`reward` must be 'decrease' or 'lowest', got {self.reward!r}")
         if self.metric not in ("median", "mean"):
             problems.append(f"`metric` must be 'median' or 'mean', got {self.metric!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -455,6 +464,7 @@ def learn_hypotheses(
         logger.info("resuming %s after %d steps", out_dir, done)
 
     cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # name → (n data, mean, std)
+    latest = {st["model"]: st["after"] for st in record["steps"] if st.get("after") is not None}
 
     def fit_predict(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The model's (mean, std) over all candidates on all data so far, or None if it
@@ -511,7 +521,12 @@ def learn_hypotheses(
             u_after, reward = float("nan"), -1.0
         else:
             u_after = summary(after[1])
-            reward = 1.0 if u_after < u_before else -1.0
+            latest[name] = u_after
+            if s.reward == "decrease":
+                reward = 1.0 if u_after < u_before else -1.0
+            else:
+                others = [latest[n] for n in bandit.active if n != name and n in latest]
+                reward = 1.0 if all(u_after < o for o in others) else -1.0
             bandit.update(name, reward)
         record["steps"].append(
             {
