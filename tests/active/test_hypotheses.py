@@ -58,7 +58,7 @@ class Linear:
 
     def fit(self, X, y):
         A = np.vander(np.asarray(X)[:, 0], self.degree + 1)
-        self.coef, res, *_ = np.linalg.lstsq(A, y, rcond=None)
+        self.coef, *_ = np.linalg.lstsq(A, y, rcond=None)
         dof = max(len(y) - self.degree - 1, 1)
         self.s2 = max(float(np.sum((A @ self.coef - y) ** 2)) / dof, 1e-6)
         self.cov = self.s2 * np.linalg.pinv(A.T @ A)
@@ -102,7 +102,7 @@ def test_models_that_raise_or_return_nan_are_dropped_by_name(caplog):
 
 
 def test_every_model_failing_is_one_error():
-    with pytest.raises(ValueError, match="every model failed.*a: RuntimeError: diverged"):
+    with pytest.raises(ValueError, match=r"every model failed.*a: RuntimeError: diverged"):
         learn_hypotheses(X, models={"a": Raises()}, measure=Y)
 
 
@@ -183,3 +183,51 @@ def test_bad_settings_and_inputs_give_one_line_errors():
         learn_hypotheses(X, models={"a": Linear()}, measure=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="measurement at candidate"):
         learn_hypotheses(X, models={"a": Linear()}, measure=np.full(60, np.nan))
+
+
+MODELS_PY = """
+import math
+from torch.distributions import LogNormal, Normal
+from atomlens.active.structured import parametric_only
+
+def models(seed):
+    kw = dict(noise_prior=LogNormal(-3.0, 0.5), restarts=1, rng=seed)
+    return {
+        "line": parametric_only(lambda x, p: p["a"] + p["b"] * x,
+                                {"a": Normal(0.0, 2.0), "b": Normal(0.0, 2.0)}, **kw),
+        "parabola": parametric_only(lambda x, p: p["c"] * x**2, {"c": Normal(0.0, 2.0)}, **kw),
+        "broken": parametric_only(lambda x, p: p["c"] * x / 0.0 * 0.0, {"c": Normal(0.0, 1.0)},
+                                  **kw),
+    }
+"""
+
+
+def test_cli_writes_record_winner_and_figures(tmp_path):
+    from typer.testing import CliRunner
+
+    from atomlens.cli import app
+
+    x = np.linspace(0.0, 2.0, 41)
+    np.savez(tmp_path / "data.npz", candidates=x, values=0.5 * x**2)
+    (tmp_path / "models.py").write_text(MODELS_PY)
+    args = ["hypotheses", str(tmp_path / "data.npz"), "--models", str(tmp_path / "models.py")]
+    args += ["--steps", "3", "--warmup", "1", "--seed-points", "3", "--reward", "lowest"]
+    run = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert run.exit_code == 0, run.output
+    assert (
+        "winner: parabola (c=0.5" in run.output
+        and "dropped: broken: ValueError: model 'broken': the log density is NaN" in run.output
+    )
+    winner = json.loads((tmp_path / "run" / "winner.json").read_text())
+    assert winner["winner"] == "parabola" and set(winner["dropped"]) == {"broken"}
+    for name in (
+        "record.json",
+        "steps.csv",
+        "reconstruction.csv",
+        "rewards.png",
+        "reconstruction.png",
+    ):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    bad = CliRunner().invoke(app, [*args[:2], "--models", "nope.py", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2
+    assert "error: nope.py: no such file; pass --models as a .py file" in bad.output

@@ -61,7 +61,7 @@ def test_gp_alone_interpolates_a_smooth_function():
     x = np.linspace(0.0, 1.0, 10)
     gp = gp_only(mean_prior=Normal(0.0, 2.0), rng=0, restarts=2).fit(x, np.sin(3 * x))
     xs = np.linspace(0.05, 0.95, 7)
-    mean, var = gp.predict(xs)
+    mean, _ = gp.predict(xs)
     np.testing.assert_allclose(mean, np.sin(3 * xs), atol=0.02)
     assert gp.sample(xs, 3, rng=0).shape == (3, 7)
 
@@ -104,7 +104,7 @@ def test_bad_inputs_give_one_line_errors():
         model.fit(np.arange(4.0), np.arange(3.0))
     with pytest.raises(ValueError, match="`y` holds NaN"):
         model.fit(np.arange(2.0), [1.0, np.nan])
-    with pytest.raises(ValueError, match="model 'bad'.*NaN or infinite"):
+    with pytest.raises(ValueError, match=r"model 'bad'.*NaN or infinite"):
         StructuredGP(lambda x, p: x * np.nan, {"a": Normal(0.0, 1.0)}, name="bad", rng=0).fit(
             np.arange(3.0), np.arange(3.0)
         )

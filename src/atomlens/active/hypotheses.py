@@ -63,7 +63,10 @@ __all__ = [
     "HypothesisSettings",
     "SurrogateModel",
     "learn_hypotheses",
+    "load_models",
     "load_record",
+    "read_candidates",
+    "run_hypotheses_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -395,6 +398,8 @@ def learn_hypotheses(
     for k, m in models.items():
         if not (hasattr(m, "fit") and hasattr(m, "predict")):
             raise TypeError(f"`models`[{k!r}] has no fit/predict; pass a StructuredGP or alike.")
+        if getattr(m, "_named", True) is False:  # errors and logs call it by its key
+            m.name = str(k)
     if callable(measure):
         measure_fn = measure
     else:
@@ -694,3 +699,160 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+def read_candidates(path: str | os.PathLike[str], /) -> tuple[np.ndarray, np.ndarray]:
+    """Read candidates and their (hidden) values from ``.npz`` or ``.csv``.
+
+    Parameters
+    ----------
+    path : path
+        ``.npz`` with arrays ``candidates`` (M,) or (M, D) and ``values`` (M,); or ``.csv``
+        with a column ``value`` and the coordinates in the other columns.
+
+    Returns
+    -------
+    candidates : ndarray of shape (M, D)
+    values : ndarray of shape (M,)
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file; pass a .npz or .csv of candidates.")
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            missing = {"candidates", "values"} - set(z.files)
+            if missing:
+                raise ValueError(
+                    f"{p}: lacks the arrays {sorted(missing)}; save candidates (M, D) and "
+                    "values (M,) with np.savez."
+                )
+            X, y = np.asarray(z["candidates"], float), np.asarray(z["values"], float)
+    elif p.suffix == ".csv":
+        # deferred: pandas only for CSV input
+        import pandas as pd
+
+        df = pd.read_csv(p)
+        if "value" not in df.columns or df.shape[1] < 2:
+            raise ValueError(
+                f"{p}: needs a column 'value' and at least one coordinate column, got "
+                f"{list(df.columns)}."
+            )
+        y = df["value"].to_numpy(float)
+        X = df.drop(columns="value").to_numpy(float)
+    else:
+        raise ValueError(f"{p}: unsupported extension {p.suffix!r}; pass a .npz or .csv file.")
+    X = X[:, None] if X.ndim == 1 else X
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"{p}: {X.shape[0]} candidates but {y.shape[0]} values.")
+    return X, y
+
+
+def load_models(path: str | os.PathLike[str], /, *, seed: int = 0) -> dict[str, SurrogateModel]:
+    """The candidate models defined in a Python file.
+
+    The file defines ``MODELS``, a dict of name → model, or ``models(seed)`` returning
+    one. It is run as Python: load only files you trust.
+
+    Parameters
+    ----------
+    path : path
+        The ``.py`` file.
+    seed : int
+        Passed to ``models(seed)``.
+
+    Returns
+    -------
+    dict
+    """
+    # deferred: importlib machinery only to load a user's models file
+    import importlib.util
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file; pass `models` as a .py file defining MODELS.")
+    if p.suffix != ".py":
+        raise ValueError(f"{p}: `models` must be a Python file (.py) defining MODELS.")
+    spec = importlib.util.spec_from_file_location(f"atomlens_user_models_{p.stem}", p)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if hasattr(module, "models") and callable(module.models):
+        found = module.models(seed)
+    elif hasattr(module, "MODELS"):
+        found = module.MODELS
+    else:
+        raise ValueError(f"{p}: defines neither MODELS nor models(seed); add one of them.")
+    if not isinstance(found, Mapping) or not found:
+        raise ValueError(f"{p}: MODELS must be a non-empty dict of name → model.")
+    return dict(found)
+
+
+def run_hypotheses_files(
+    data: str | os.PathLike[str],
+    /,
+    *,
+    models: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    settings: HypothesisSettings | None = None,
+    overwrite: bool = False,
+    progress: bool | Callable[..., Any] = False,
+) -> HypothesisResult:
+    """Hypothesis learning from files: what ``atomlens hypotheses`` runs.
+
+    Writes into ``out``: ``record.json`` and ``steps.csv`` (as the run goes), then
+    ``winner.json`` (winner, parameters with 90 % intervals, counts, average rewards,
+    dropped models, log evidences), ``reconstruction.csv`` (the candidates with every
+    surviving model's mean and σ), ``rewards.png`` and ``reconstruction.png``.
+
+    Parameters
+    ----------
+    data : path
+        Candidates and their values (:func:`read_candidates`); a value is revealed only
+        when its candidate is measured.
+    models : path
+        The ``.py`` file of candidate models (:func:`load_models`).
+    out : path
+        The output directory; an unfinished run there resumes.
+    settings : HypothesisSettings, optional
+        Steps, warm-up, seed points, bandit rule and seed.
+    overwrite : bool
+        Start afresh in an ``out`` that holds another run.
+    progress : bool or callable
+        A tqdm progress bar.
+
+    Returns
+    -------
+    HypothesisResult
+    """
+    s = settings if settings is not None else HypothesisSettings()
+    X, y = read_candidates(data)
+    found = load_models(models, seed=s.seed)
+    result = learn_hypotheses(
+        X, models=found, measure=y, settings=s, out=out, overwrite=overwrite, progress=progress
+    )
+    out_dir = Path(out)
+    winner = {
+        "winner": result.winner,
+        "parameters": result.parameters,
+        "counts": result.counts,
+        "values": result.values,
+        "dropped": result.dropped,
+        "log_evidence": result.record["result"]["log_evidence"],
+    }
+    _write_atomic(out_dir / "winner.json", json.dumps(winner, indent=1, default=_json_default))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    coords = [f"x{i}" for i in range(X.shape[1])]
+    names = list(result.predictions)
+    w.writerow([*coords, "measured", *(f"{c}_{n}" for n in names for c in ("mean", "std"))])
+    measured = set(result.measured.tolist())
+    for i in range(X.shape[0]):
+        row = [*X[i].tolist(), int(i in measured)]
+        for n in names:
+            row += [float(result.predictions[n][0][i]), float(result.predictions[n][1][i])]
+        w.writerow(row)
+    _write_atomic(out_dir / "reconstruction.csv", buf.getvalue())
+    # deferred: matplotlib only once the run is done
+    from atomlens.report.hypotheses_figures import save_hypothesis_figures
+
+    save_hypothesis_figures(out_dir, candidates=X, result=result)
+    return result

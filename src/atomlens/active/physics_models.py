@@ -1,7 +1,8 @@
 """Physical models to start a structured GP or a hypothesis from.
 
 Every model is a mean function ``f(x, params) → y`` for
-:class:`~atomlens.active.structured.StructuredGP`: ``x`` a float64 tensor (shape (N,) for one input, (N, 2) for positions (x, y) [Å]),
+:class:`~atomlens.active.structured.StructuredGP`: ``x`` a float64 tensor (shape (N,) for
+one input, (N, 2) for positions (x, y) [Å]),
 ``params`` a dict of 0-d tensors, built from torch operations so gradients flow. Units
 are whatever your data uses; the docstrings give the usual ones. Give each parameter a
 prior in the same units (see the tutorial ``docs/tutorials/hypotheses.md``).

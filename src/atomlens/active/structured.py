@@ -247,6 +247,7 @@ class StructuredGP:
             raise TypeError(f"`nuts` must be NUTSSettings, got {type(nuts).__name__}.")
         self.posterior_samples = posterior_samples
         self.name = name or getattr(mean_fn, "__name__", "model")
+        self._named = name is not None  # else the loop names it by its key
         self._seed = _torch_seed(rng)
         self._fitted = False
 
@@ -302,9 +303,12 @@ class StructuredGP:
         for name, prior in self._params:
             lp = lp + prior.log_prob(theta[name])
         resid = self._y - self._mean(self._X, theta)
+        if not bool(torch.isfinite(resid).all()):
+            return torch.full((), -math.inf, dtype=_DTYPE)
         n = resid.shape[0]
         if self.kernel is None:
-            return lp + Normal(torch.zeros((), dtype=_DTYPE), theta["noise"]).log_prob(resid).sum()
+            noise = Normal(torch.zeros((), dtype=_DTYPE), theta["noise"], validate_args=False)
+            return lp + noise.log_prob(resid).sum()
         K = self._kernel(self._X, self._X, theta)
         K = K + (theta["noise"] ** 2 + _JITTER * (1 + K.diagonal().mean().detach())) * torch.eye(
             n, dtype=_DTYPE
