@@ -129,7 +129,7 @@ def _as_inputs(X: Any, *, name: str) -> torch.Tensor:
         raise ValueError(f"`{name}` must be an array of shape (N,) or (N, D), got {arr.shape}.")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` holds NaN or infinite values; remove those points.")
-    return torch.as_tensor(arr, dtype=_DTYPE)
+    return torch.tensor(arr, dtype=_DTYPE)  # a copy: the caller's array may be read-only
 
 
 class StructuredGP:
