@@ -81,6 +81,7 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
     settings = dict(steps=12, warmup=3, n_seed=4)
     budget = settings["n_seed"] + settings["warmup"] * 3 + settings["steps"]
     rows, t_step = [], []
+    plus = {"right": [], "wrong": []}  # rewards earned by the right and the wrong models
     for truth, (fn, params) in TRUTHS.items():
         for seed in seeds:
             rng = np.random.default_rng(1000 + 10 * seed + list(TRUTHS).index(truth))
@@ -93,6 +94,9 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
                 settings=HypothesisSettings(**settings, seed=seed, reward=reward),
             )
             t_step.append((time.perf_counter() - t0) / (budget - settings["n_seed"]))
+            for st in r.record["steps"]:
+                if st["reward"] is not None:
+                    plus["right" if st["model"] == truth else "wrong"].append(st["reward"] > 0)
             # the baseline: the same number of points at random, best Laplace evidence
             pts = rng.choice(X.size, budget, replace=False)
             evid, t_base = {}, {}
@@ -131,6 +135,10 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
         "base_t_ok": sum(abs(r["t_base"] - T_TRUE) <= 0.1 for r in base_right),
         "base_t_err": [abs(r["t_base"] - T_TRUE) for r in base_right],
         "s_per_step": float(np.median(t_step)),
+        "plus_right": float(np.mean(plus["right"])),
+        "plus_wrong": float(np.mean(plus["wrong"])),
+        "n_right": len(plus["right"]),
+        "n_wrong": len(plus["wrong"]),
     }
 
 
@@ -324,6 +332,10 @@ def main() -> None:
             f"      t within ±0.1 in {r['t_ok']}/{r['right']} right runs (median |Δt| {err:.3f}; "
             f"target all: {'met' if r['t_ok'] == r['right'] and r['right'] else 'MISSED'}) | "
             f"baseline {r['base_t_ok']}/{r['base_right']} (median |Δt| {berr:.3f})"
+        )
+        print(
+            f"      share of +1 rewards: right model {r['plus_right']:.2f} "
+            f"({r['n_right']} pulls), wrong models {r['plus_wrong']:.2f} ({r['n_wrong']} pulls)"
         )
         print(f"      {r['s_per_step']:.2f} s per measurement (median over runs)")
     ok2 = dom["winner"] == DOMAIN_TRUTH[0] and all(dom["inside"].values())
