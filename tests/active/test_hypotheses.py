@@ -231,3 +231,17 @@ def test_cli_writes_record_winner_and_figures(tmp_path):
     bad = CliRunner().invoke(app, [*args[:2], "--models", "nope.py", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2
     assert "error: nope.py: no such file; pass --models as a .py file" in bad.output
+
+
+def test_figures_of_a_2d_run(tmp_path):
+    from atomlens.report.hypotheses_figures import save_hypothesis_figures
+
+    g = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).reshape(-1, 2)  # (x, y) [Å]
+    y = 0.5 * g[:, 0]
+    settings = HypothesisSettings(steps=2, warmup=1, n_seed=3, seed=0)
+    r = learn_hypotheses(g, models={"a": Linear(), "b": Linear(2)}, measure=y, settings=settings)
+    files = save_hypothesis_figures(tmp_path, candidates=g, result=r)
+    assert [f.name for f in files] == ["rewards.png", "reconstruction.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)
+    with pytest.raises(NotADirectoryError, match="is not a directory"):
+        save_hypothesis_figures(tmp_path / "none", candidates=g, result=r)

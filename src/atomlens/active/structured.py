@@ -181,7 +181,7 @@ class StructuredGP:
     --------
     >>> import torch
     >>> from torch.distributions import Normal
-    >>> line = StructuredGP(lambda x, p: p["a"] * x, {"a": Normal(0.0, 5.0)}, rng=0)
+    >>> line = StructuredGP(lambda x, p: p["a"] * x, {"a": Normal(0.0, 5.0)}, restarts=1, rng=0)
     >>> x = np.linspace(0, 1, 8)
     >>> round(line.fit(x, 2 * x).parameters()["a"]["estimate"], 2)
     2.0
