@@ -1,0 +1,247 @@
+"""Hypothesis learning: the bandit's arithmetic on a scripted reward sequence, failing
+models dropped by name, the record, resume, and the structured GP in the loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from atomlens.active.hypotheses import Bandit, HypothesisSettings, learn_hypotheses, load_record
+
+
+class ScriptedRng:
+    """A stand-in for numpy's Generator: ``random()`` returns the scripted values."""
+
+    def __init__(self, randoms, integers=()):
+        self._r, self._i = list(randoms), list(integers)
+
+    def random(self):
+        return self._r.pop(0)
+
+    def integers(self, n):
+        return self._i.pop(0)
+
+
+def test_bandit_update_is_exact_on_a_scripted_reward_sequence():
+    b = Bandit(["a", "b", "c"], policy="epsilon", epsilon=0.2)
+    for name, reward in [("a", 1), ("b", -1), ("c", 1), ("a", -1), ("b", 1), ("c", 1), ("c", -1)]:
+        b.update(name, reward)
+    assert b.counts == {"a": 2, "b": 2, "c": 3}
+    assert b.sums == {"a": 0.0, "b": 0.0, "c": 1.0}
+    assert b.value("c") == pytest.approx(1 / 3)
+    assert b.choose(ScriptedRng([0.5])) == ("c", "greedy")  # 0.5 ≥ ε: the best
+    assert b.choose(ScriptedRng([0.1], [1])) == ("b", "explore")  # 0.1 < ε: uniform pick
+    b.update("c", -1)  # c: 0/4, now a three-way tie at 0
+    assert b.best() == "a"  # ties: the first in the given order
+    assert b.winner() == "c"  # ties in value: the most pulls
+    b.drop("c")
+    assert b.best() == "a" and b.winner() == "a"
+
+
+def test_softmax_probabilities_follow_the_temperature():
+    b = Bandit(["a", "b"], policy="softmax", temperature=0.5)
+    b.update("a", 1)
+    b.update("b", -1)
+    rng = np.random.default_rng(0)
+    picks = [b.choose(rng)[0] for _ in range(4000)]
+    p_a = 1 / (1 + np.exp(-(1 - (-1)) / 0.5))
+    assert picks.count("a") / len(picks) == pytest.approx(p_a, abs=0.02)
+
+
+class Linear:
+    """A cheap model: least squares on [1, x] with the textbook predictive variance."""
+
+    def __init__(self, degree=1):
+        self.degree = degree
+
+    def fit(self, X, y):
+        A = np.vander(np.asarray(X)[:, 0], self.degree + 1)
+        self.coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        dof = max(len(y) - self.degree - 1, 1)
+        self.s2 = max(float(np.sum((A @ self.coef - y) ** 2)) / dof, 1e-6)
+        self.cov = self.s2 * np.linalg.pinv(A.T @ A)
+        return self
+
+    def predict(self, X, noise=False):
+        A = np.vander(np.asarray(X)[:, 0], self.degree + 1)
+        var = np.einsum("ij,jk,ik->i", A, self.cov, A) + (self.s2 if noise else 0.0)
+        return A @ self.coef, var
+
+
+class Raises(Linear):
+    def fit(self, X, y):
+        raise RuntimeError("diverged")
+
+
+class NaNs(Linear):
+    def predict(self, X, noise=False):
+        m, v = super().predict(X, noise)
+        return m * np.nan, v
+
+
+X = np.linspace(0.0, 1.0, 60)
+Y = 1.0 + 2.0 * X + 0.05 * np.sin(40 * X)
+
+
+def test_models_that_raise_or_return_nan_are_dropped_by_name(caplog):
+    models = {"raises": Raises(), "nan": NaNs(), "line": Linear()}
+    settings = HypothesisSettings(steps=4, warmup=1, n_seed=4, seed=0)
+    with caplog.at_level("WARNING"):
+        result = learn_hypotheses(X, models=models, measure=Y, settings=settings)
+    assert result.dropped == {
+        "raises": "RuntimeError: diverged",
+        "nan": "ValueError: predict returned NaN or infinite values",
+    }
+    assert "model 'raises' dropped" in caplog.text and "model 'nan' dropped" in caplog.text
+    assert result.winner == "line"
+    assert result.counts["line"] == 5 and result.counts["raises"] == result.counts["nan"] == 0
+    assert len(result.measured) == 4 + 5  # the dropped models' turns measured nothing
+    np.testing.assert_allclose(result.mean, 1.0 + 2.0 * X, atol=0.05)
+
+
+def test_every_model_failing_is_one_error():
+    with pytest.raises(ValueError, match=r"every model failed.*a: RuntimeError: diverged"):
+        learn_hypotheses(X, models={"a": Raises()}, measure=Y)
+
+
+def test_record_matches_the_result_and_a_stopped_run_resumes_exactly(tmp_path):
+    models = lambda: {"line": Linear(1), "quad": Linear(2)}  # noqa: E731
+    settings = HypothesisSettings(steps=6, warmup=1, n_seed=3, seed=4, policy="softmax")
+    full = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "a")
+    rec = load_record(tmp_path / "a")
+    assert rec["finished"] and rec["result"]["winner"] == full.winner
+    assert [s["model"] for s in rec["steps"]].count("line") == full.counts["line"]
+    sums = {n: sum(s["reward"] for s in rec["steps"] if s["model"] == n) for n in rec["models"]}
+    assert {n: sums[n] / max(full.counts[n], 1) for n in sums} == pytest.approx(full.values)
+    assert (tmp_path / "a" / "steps.csv").read_text().count("\n") == 1 + len(rec["steps"])
+
+    calls = []
+
+    def stops(i):
+        calls.append(i)
+        if len(calls) == 3 + 4:  # seed points, then four steps
+            raise KeyboardInterrupt
+        return float(Y[i])
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_hypotheses(X, models=models(), measure=stops, settings=settings, out=tmp_path / "b")
+    assert len(load_record(tmp_path / "b")["steps"]) == 3
+    resumed = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "b")
+    np.testing.assert_array_equal(resumed.measured, full.measured)
+    assert resumed.counts == full.counts and resumed.winner == full.winner
+    with pytest.raises(FileExistsError, match="holds a finished run"):
+        learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "b")
+    other = HypothesisSettings(steps=5, warmup=1, n_seed=3, seed=4)
+    with pytest.raises(FileExistsError, match="other settings"):
+        learn_hypotheses(X, models=models(), measure=Y, settings=other, out=tmp_path / "b")
+    json.loads((tmp_path / "b" / "record.json").read_text())
+
+
+def test_structured_gps_in_the_loop_pick_the_model_that_made_the_data():
+    import torch
+    from torch.distributions import LogNormal, Normal
+
+    from atomlens.active.structured import parametric_only
+
+    x = np.linspace(0.0, 2.0, 41)
+    y = 0.5 * x**2 + np.random.default_rng(0).normal(0.0, 0.02, x.size)
+    models = {
+        "line": parametric_only(
+            lambda x, p: p["a"] + p["b"] * x,
+            {"a": Normal(0.0, 2.0), "b": Normal(0.0, 2.0)},
+            noise_prior=LogNormal(-3.0, 0.5),
+            restarts=1,
+            rng=0,
+        ),
+        "parabola": parametric_only(
+            lambda x, p: p["c"] * x**2,
+            {"c": Normal(0.0, 2.0)},
+            noise_prior=LogNormal(-3.0, 0.5),
+            restarts=1,
+            rng=0,
+        ),
+    }
+    settings = HypothesisSettings(steps=4, warmup=1, n_seed=3, seed=1, reward="lowest")
+    r = learn_hypotheses(x, models=models, measure=y, settings=settings)
+    assert r.winner == "parabola"
+    assert r.parameters["c"]["estimate"] == pytest.approx(0.5, abs=0.02)
+    assert torch.get_default_dtype() == torch.float32  # nothing global was changed
+
+
+def test_bad_settings_and_inputs_give_one_line_errors():
+    with pytest.raises(ValueError, match="`epsilon` must be within"):
+        HypothesisSettings(epsilon=2)
+    with pytest.raises(ValueError, match="both 0"):
+        HypothesisSettings(steps=0, warmup=0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        HypothesisSettings.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="exceed the 10 candidates"):
+        learn_hypotheses(np.arange(10.0), models={"a": Linear()}, measure=np.arange(10.0))
+    with pytest.raises(ValueError, match="`measure` holds 3 values for 60"):
+        learn_hypotheses(X, models={"a": Linear()}, measure=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="measurement at candidate"):
+        learn_hypotheses(X, models={"a": Linear()}, measure=np.full(60, np.nan))
+
+
+MODELS_PY = """
+import math
+from torch.distributions import LogNormal, Normal
+from atomlens.active.structured import parametric_only
+
+def models(seed):
+    kw = dict(noise_prior=LogNormal(-3.0, 0.5), restarts=1, rng=seed)
+    return {
+        "line": parametric_only(lambda x, p: p["a"] + p["b"] * x,
+                                {"a": Normal(0.0, 2.0), "b": Normal(0.0, 2.0)}, **kw),
+        "parabola": parametric_only(lambda x, p: p["c"] * x**2, {"c": Normal(0.0, 2.0)}, **kw),
+        "broken": parametric_only(lambda x, p: p["c"] * x / 0.0 * 0.0, {"c": Normal(0.0, 1.0)},
+                                  **kw),
+    }
+"""
+
+
+def test_cli_writes_record_winner_and_figures(tmp_path):
+    from typer.testing import CliRunner
+
+    from atomlens.cli import app
+
+    x = np.linspace(0.0, 2.0, 41)
+    np.savez(tmp_path / "data.npz", candidates=x, values=0.5 * x**2)
+    (tmp_path / "models.py").write_text(MODELS_PY)
+    args = ["hypotheses", str(tmp_path / "data.npz"), "--models", str(tmp_path / "models.py")]
+    args += ["--steps", "3", "--warmup", "1", "--seed-points", "3", "--reward", "lowest"]
+    run = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert run.exit_code == 0, run.output
+    assert (
+        "winner: parabola (c=0.5" in run.output
+        and "dropped: broken: ValueError: model 'broken': the log density is NaN" in run.output
+    )
+    winner = json.loads((tmp_path / "run" / "winner.json").read_text())
+    assert winner["winner"] == "parabola" and set(winner["dropped"]) == {"broken"}
+    for name in (
+        "record.json",
+        "steps.csv",
+        "reconstruction.csv",
+        "rewards.png",
+        "reconstruction.png",
+    ):
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+    bad = CliRunner().invoke(app, [*args[:2], "--models", "nope.py", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2
+    assert "error: nope.py: no such file; pass --models as a .py file" in bad.output
+
+
+def test_figures_of_a_2d_run(tmp_path):
+    from atomlens.report.hypotheses_figures import save_hypothesis_figures
+
+    g = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).reshape(-1, 2)  # (x, y) [Å]
+    y = 0.5 * g[:, 0]
+    settings = HypothesisSettings(steps=2, warmup=1, n_seed=3, seed=0)
+    r = learn_hypotheses(g, models={"a": Linear(), "b": Linear(2)}, measure=y, settings=settings)
+    files = save_hypothesis_figures(tmp_path, candidates=g, result=r)
+    assert [f.name for f in files] == ["rewards.png", "reconstruction.png"]
+    assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)
+    with pytest.raises(NotADirectoryError, match="is not a directory"):
+        save_hypothesis_figures(tmp_path / "none", candidates=g, result=r)
