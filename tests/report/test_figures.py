@@ -159,5 +159,5 @@ def test_figures_are_shaped_like_the_image(tmp_path):
     from atomlens.report.figures import figure_size
 
     save_atoms_png(tmp_path / "wide.png", np.zeros((224, 1312)), pixel_size=0.1)
-    read_png(tmp_path / "wide.png", size=(770, 231))  # 7 × 2.1 in (1.5 in at least, + 0.6 for a title)
+    read_png(tmp_path / "wide.png", size=(770, 231))  # 7 × (1.5 at least + 0.6 title) in
     assert figure_size((224, 1312)) == (7.0, 2.1) and figure_size((2000, 100))[1] == 10.6
