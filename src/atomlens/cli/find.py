@@ -69,12 +69,14 @@ def find(
     positions: Annotated[
         str,
         typer.Option(
-            help="Each atom's reported position: network (the network's; a column the "
-            "border cuts: the mean of the fit's and its cut disk's centre), fit (a Gaussian "
-            "fit on the raw image, which a thin amorphous film or aberration tails pull off) "
-            "or mean (of the two).",
+            help="Each atom's reported position: auto (the fit's where its model holds: "
+            "converged, residual consistent with the noise, plausible width, agreeing with "
+            "the network; the network's otherwise; position_source says which), network "
+            "(the network's; a column the border cuts: the mean of the fit's and its cut "
+            "disk's centre), fit (a Gaussian fit on the raw image, which a thin amorphous "
+            "film or aberration tails pull off) or mean (of the two).",
         ),
-    ] = "network",
+    ] = "auto",
     contrast: Annotated[
         str,
         typer.Option(

@@ -127,8 +127,8 @@ def load_samples(
         with np.load(p, allow_pickle=False) as z:
             if "patches" not in z:
                 raise ValueError(
-                    f"{p} has no `patches`; give the descriptors.npz `atomlens analyze --image` "
-                    "writes."
+                    f"{p} has no `patches`; give the descriptors.npz that `analyze` writes "
+                    "when it is given the image."
                 )
             data = z["patches"]
             # the row of each patch's atom in the analysed atoms table, and its position
