@@ -15,13 +15,16 @@ falls fastest as measurements come in, so each measurement is a bandit arm pull.
    the order the models were given); it is fit to all the data for its parameters and
    reconstruction.
 
-Reward (``reward="decrease"``, the paper's rule and the default): +1 when the model's
+Reward (``reward="lowest"``, the default): +1 when, after the refit, the model's
 uncertainty over all candidates (the median predictive standard deviation,
-``metric="median"``, or the mean, ``"mean"``) is strictly lower after the refit than
-before the measurement, −1 otherwise (an unchanged value earns −1).
-``reward="lowest"``: +1 when, after the refit, the model's uncertainty is strictly lower
-than every other running model's at its latest fit, −1 otherwise (a variant measured in
-``benchmarks/hypotheses.py``: the decrease alone is about as often +1 for a wrong model).
+``metric="median"``, or the mean, ``"mean"``) is strictly lower than every other running
+model's at its latest fit, −1 otherwise. ``reward="decrease"`` (the paper's rule): +1
+when the model's uncertainty is strictly lower after the refit than before the
+measurement, −1 otherwise (an unchanged value earns −1). Why the default is not the
+paper's: every model's uncertainty usually falls when it gets a point, so the decrease
+paid the right and the wrong models alike (+1 in 74 % and 73 % of their pulls) and chose
+the right model in 2 of 9 runs of ``benchmarks/hypotheses.py``'s toy; ``"lowest"`` paid
+the right one 97 % and the wrong ones 31 %, and chose right in 8 of 9.
 
 Bandit: the value of a model is its average reward so far (sum of rewards / pulls).
 ``policy="epsilon"``: with probability ``epsilon`` a model drawn uniformly from those
@@ -123,7 +126,7 @@ class HypothesisSettings:
     temperature: float = 0.5
     metric: Literal["median", "mean"] = "median"
     noise: bool = False
-    reward: Literal["decrease", "lowest"] = "decrease"
+    reward: Literal["decrease", "lowest"] = "lowest"
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -40,7 +40,14 @@ def hypotheses(
     policy: Annotated[Policy, typer.Option(help="Bandit rule.")] = Policy.epsilon,
     epsilon: Annotated[float, typer.Option(help="Exploration probability (epsilon).")] = 0.1,
     temperature: Annotated[float, typer.Option(help="Softmax temperature.")] = 0.5,
-    reward: Annotated[Reward, typer.Option(help="Reward rule.")] = Reward.decrease,
+    reward: Annotated[
+        Reward,
+        typer.Option(
+            help="Reward rule: lowest (+1 when the model's uncertainty is the lowest of "
+            "all) or decrease (+1 when it fell: the paper's rule, which paid right and "
+            "wrong models alike on our benchmark)."
+        ),
+    ] = Reward.lowest,
     overwrite: Annotated[bool, typer.Option(help="Replace another run in --out.")] = False,
 ) -> None:
     """Learn which candidate model explains DATA: a bandit spends measurements on the
