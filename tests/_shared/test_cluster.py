@@ -11,7 +11,10 @@ def test_an_address_gives_a_client_closed_after_the_block_and_a_client_passes_th
     from distributed import Client, LocalCluster
 
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=":0",  # any free port: runs beside another may hold 8787
     ) as cluster:
         with dask_client(cluster.scheduler_address) as client:
             assert client.submit(sum, [1, 2]).result() == 3

@@ -12,7 +12,10 @@ def client():
 
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port: runs beside another may hold 8787
         ) as cluster,
         Client(cluster) as c,
     ):
