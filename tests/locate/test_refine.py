@@ -83,3 +83,28 @@ def test_width_prior_keeps_each_group_its_own_width():
     assert np.median(fit.width[groups == 0]) == pytest.approx(1.8, rel=0.05)
     assert np.median(fit.width[groups == 1]) == pytest.approx(2.8, rel=0.05)
     assert np.sqrt(np.mean((fit.xy - xy) ** 2)) < 0.1
+
+
+def test_an_8_bit_image_keeps_its_noise_model_and_its_columns_significant():
+    # 8-bit data in arbitrary units (#38): counts × 2.5 + read noise, rounded and clipped
+    # to 0–255 (0.4 % of the pixels saturated), with empty spots among the starts. Before
+    # the fix the variance model was inflated (clipped coefficients, runaway fits of the
+    # empty spots): reduced χ² 0.016, column significance 3.8, position RMSE 0.48 px.
+    rng = np.random.default_rng(0)
+    counts, xy = _spots(rng, counts=3000.0, background=20.0)
+    im = np.clip(np.round(2.5 * counts + rng.normal(0, 3.0, counts.shape)), 0, 255)
+    g = np.arange(11) * 14.0 + 21.0  # cell centres, ≥ 9.9 px (4 σ) from every column
+    empty = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)[::3]
+    start = np.vstack([xy + rng.uniform(-0.7, 0.7, xy.shape), empty])
+    fit = refine_gaussian(im, start, radius_px=7.5, width_px=2.5)
+    n = len(xy)
+    assert fit.fitted[:n].all()
+    # measured: median reduced χ² 0.996, significance 31.6–35, empty spots 0.18 ± 0.91
+    assert np.median(fit.chi2[:n]) == pytest.approx(1.0, abs=0.1)
+    snr = fit.signal / fit.signal_sigma
+    assert snr[:n].min() > 25
+    assert abs(snr[n:].mean()) < 0.5 and 0.6 < snr[n:].std() < 1.4
+    # and the fit's σ describes its error (measured 0.90)
+    rmse = np.sqrt(np.mean((fit.xy[:n] - xy) ** 2))
+    assert rmse < 0.1
+    assert np.sqrt(np.mean(fit.sigma_xy[:n] ** 2)) / rmse == pytest.approx(1.0, abs=0.2)
