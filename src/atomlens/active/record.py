@@ -230,6 +230,8 @@ class RunRecord:
             "why": why,
         }
         line = dict(row, model=summary, maps=maps_file)
+        if math.isnan(acquisition):
+            line["acquisition"] = None  # JSON has no NaN
         self._steps.append(json.dumps(line, default=json_default))
         _write_atomic(self.path / "steps.jsonl", ("\n".join(self._steps) + "\n").encode())
         self._rows.append({k: repr(v) if isinstance(v, float) else str(v) for k, v in row.items()})
@@ -239,9 +241,9 @@ class RunRecord:
         w.writerows(self._rows)
         _write_atomic(self.path / "path.csv", buf.getvalue().encode())
 
-    def finish(self, result: Any) -> None:
-        """Write the figures of a finished run (``path.png``, ``best_so_far.png``,
-        ``maps.png``) and the last maps as ``maps/final.npz``."""
+    def finish(self, result: Any, *, figures: bool = True) -> None:
+        """Write the last maps as ``maps/final.npz`` and the figures of a finished run
+        (``path.png``, ``best_so_far.png``, ``maps.png``)."""
         if result.mean is not None:
             buf = io.BytesIO()
             np.savez(
@@ -250,3 +252,21 @@ class RunRecord:
                 variance=np.asarray(result.variance, np.float32),
             )
             _write_atomic(self.path / "maps" / "final.npz", buf.getvalue())
+        if figures:
+            # Matplotlib is heavy: the figures are drawn only at the end of a recorded run
+            from atomlens.report.active_figures import explore_figures
+
+            image = None
+            if (self.path / "overview.npy").is_file():
+                image = np.load(self.path / "overview.npy", allow_pickle=False)
+            pngs = explore_figures(
+                image=image,
+                positions=self.positions,
+                indices=result.indices,
+                values=result.values,
+                n_seed=int(self.meta["settings"]["n_seed"]),
+                mean=result.mean,
+                variance=result.variance,
+            )
+            for name, data in pngs.items():
+                _write_atomic(self.path / name, data)

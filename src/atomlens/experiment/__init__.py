@@ -9,10 +9,13 @@ closed-form objectives for Bayesian optimisation of instrument settings.
 - :class:`SpectrumImageReplay` / :func:`read_spectrum_image`: a pre-acquired ``(H, W, E)``
   cube served one spectrum at a time;
 - :class:`InstrumentAdapter`: what a real microscope driver must implement;
+- :func:`open_source` / :func:`explore_files`: data files to explore, behind
+  ``atomlens explore``;
 - :mod:`atomlens.experiment.objectives`: closed-form 2-D objectives with a misleading local
   optimum and a two-objective problem, for benchmarks of Bayesian optimisation.
 """
 
+from atomlens.experiment.files import explore_files, open_source
 from atomlens.experiment.microscope import (
     InstrumentAdapter,
     SimulatedMicroscope,
@@ -28,7 +31,9 @@ __all__ = [
     "SimulatedMicroscope",
     "SpectrumImageReplay",
     "SpectrumModel",
+    "explore_files",
     "load_sample",
+    "open_source",
     "read_spectrum_image",
     "save_sample",
     "simulate_sample",

@@ -265,7 +265,7 @@ def simulate_sample(
 ) -> SimulatedMicroscope:
     """A graphene sample with Si dopants (and vacancies) and its simulated microscope.
 
-    The dopants sit at random lattice sites at least 8 Å from each other and from the
+    The dopants sit at random lattice sites at least 8 Å from each other and 5 Å from the
     border; vacancies, if any, at random sites next to them (one neighbour missing) first.
 
     Parameters
@@ -309,7 +309,7 @@ def simulate_sample(
     )
     xy = base.truth[["x_A", "y_A"]].to_numpy(float)
     side = shape * px
-    ok = ((xy > 8.0) & (xy < side - 8.0)).all(1)
+    ok = ((xy > 5.0) & (xy < side - 5.0)).all(1)
     chosen: list[int] = []
     for i in gen.permutation(np.flatnonzero(ok)):
         if all(np.hypot(*(xy[i] - xy[j])) > 8.0 for j in chosen):
