@@ -124,7 +124,7 @@ class SpectrumModel(ConfigDict):
     amplitude: float = 60.0
     onset_eV: float = 99.5
     shift_per_missing_neighbour_eV: float = 0.6
-    probe_width_A: float = 0.8
+    probe_width_A: float = 1.2
     dwell_s: float = 0.1
     dose_per_spectrum: float = 1e6
 
