@@ -47,7 +47,9 @@ def test_gp_posterior_equals_the_closed_form():
     np.testing.assert_allclose(v2, np.diag(c2), atol=1e-10)
     # joint samples: mean and covariance of 20 000 draws
     draws = gp.sample(xs, 20000, rng=1)
-    np.testing.assert_allclose(draws.mean(0), ref_mean, atol=5 * np.sqrt(np.diag(ref_cov).max() / 20000))
+    np.testing.assert_allclose(
+        draws.mean(0), ref_mean, atol=5 * np.sqrt(np.diag(ref_cov).max() / 20000)
+    )
     np.testing.assert_allclose(np.cov(draws.T), ref_cov, atol=0.03)
     assert isinstance(gp, Surrogate)
 
@@ -74,7 +76,7 @@ def test_dkl_learns_brightness_from_patches_where_coordinates_cannot():
     y = bright**2
     train = np.arange(60)
     m = DKL(fit_iterations=200, seed=0).fit(X[train], y[train])
-    mean, var = m.predict(X[60:])
+    mean, _ = m.predict(X[60:])
     r2 = 1 - ((mean - y[60:]) ** 2).sum() / ((y[60:] - y[60:].mean()) ** 2).sum()
     assert r2 > 0.8
     assert m.embed(X[:3]).shape == (3, 2)
@@ -94,7 +96,7 @@ def test_sparse_gp_and_vector_targets():
     assert np.abs(mean - np.sin(6 * xs[:, 0])).max() < 0.15
     Y = np.column_stack([y, -y])
     ind = IndependentGPs(lambda k: ExactGP(seed=k, fit_iterations=50), 2).fit(x[:40], Y[:40])
-    mean, var = ind.predict(xs)
+    mean, _ = ind.predict(xs)
     assert mean.shape == (50, 2)
     np.testing.assert_allclose(mean[:, 0], -mean[:, 1], atol=0.05)
 
@@ -109,6 +111,6 @@ def test_bad_training_data_give_one_line_errors():
         gp.fit(np.zeros((0, 2)), np.zeros(0))
     with pytest.raises(RuntimeError, match="not fitted"):
         gp.predict(np.zeros((1, 2)))
-    gp.fit(np.zeros((2, 2)) + [[0], [1]], np.array([0.0, 1.0]))
+    gp.fit(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match=r"shape \(M, 2\)"):
         gp.predict(np.zeros((4, 3)))

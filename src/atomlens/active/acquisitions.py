@@ -290,7 +290,9 @@ def score(
     ndarray of shape (M,)
     """
     if acquisition not in ACQUISITIONS:
-        raise ValueError(f"`acquisition` must be one of {', '.join(ACQUISITIONS)}; got {acquisition!r}.")
+        raise ValueError(
+            f"`acquisition` must be one of {', '.join(ACQUISITIONS)}; got {acquisition!r}."
+        )
     if acquisition == "thompson":
         return model.sample(X, 1, rng=rng)[0]
     mean, var = prediction if prediction is not None else model.predict(X)

@@ -67,7 +67,9 @@ def _candidates(dims: int, n: int, seed: int) -> np.ndarray:
 
 def _check_budget(steps: int, n_seed: int, batch: int) -> None:
     if int(steps) < 1:
-        raise ValueError(f"`steps` (the evaluation budget after the seeds) must be >= 1, got {steps}.")
+        raise ValueError(
+            f"`steps` (the evaluation budget after the seeds) must be >= 1, got {steps}."
+        )
     if int(n_seed) < 1 or int(batch) < 1:
         raise ValueError("`n_seed` and `batch` must be >= 1.")
 

@@ -520,7 +520,9 @@ def run(
             model, pred = None, None
         else:
             if settings.stop_value is not None and max(values) >= settings.stop_value:
-                logger.info("stopping: best %.6g >= stop_value %.6g", max(values), settings.stop_value)
+                logger.info(
+                    "stopping: best %.6g >= stop_value %.6g", max(values), settings.stop_value
+                )
                 break
             q = min(settings.batch, total - step)
             t0 = time.perf_counter()
@@ -538,8 +540,10 @@ def run(
             acq_values.append(float(a))
             if record is not None:
                 s = len(measured) - 1
-                write_maps = pred is not None and k == 0 and (
-                    (s - settings.n_seed) % settings.maps_every == 0 or s + q >= total
+                write_maps = (
+                    pred is not None
+                    and k == 0
+                    and ((s - settings.n_seed) % settings.maps_every == 0 or s + q >= total)
                 )
                 record.append(
                     step=s,
@@ -646,4 +650,3 @@ def counterfactual(
         raise ValueError(f"{record.path} records target values, not spectra; nothing to rescore.")
     spectra = np.asarray(done["raw"], dtype=np.float64)
     return np.atleast_1d(np.asarray(scalarizer(spectra, record.energy), dtype=np.float64))
-

@@ -2,16 +2,18 @@
 
 A record directory holds:
 
-| file | content |
-|---|---|
-| ``run.json`` | settings, scalarizer, number of candidates, a checksum of their features |
-| ``candidates.npy`` | candidate positions ``(N, 2)`` as ``(x, y)`` [px] (instrument runs) |
-| ``overview.npy`` | the overview image (H, W), if any |
-| ``energy.npy`` | the spectra's energy axis (E,) [eV], if spectra are measured |
-| ``path.csv`` | one row per measurement: ``step, round, index, x_px, y_px, value, best_so_far, acquisition, why`` |
-| ``steps.jsonl`` | one JSON line per measurement: the same plus the model summary and the maps file |
-| ``raw.npy`` | the raw measurements in step order: spectra (S, E) or values (S,) |
-| ``maps/step-NNNN.npz`` | ``mean`` and ``variance`` (N,) over all candidates of the model that chose step NNNN |
+- ``run.json``: settings, scalarizer, number of candidates, a checksum of their features;
+- ``candidates.npy``: candidate positions ``(N, 2)`` as ``(x, y)`` [px] (instrument runs);
+- ``overview.npy``: the overview image (H, W), if any;
+- ``energy.npy``: the spectra's energy axis (E,) [eV], if spectra are measured;
+- ``path.csv``: one row per measurement, ``step, round, index, x_px, y_px, value,
+  best_so_far, acquisition, why``;
+- ``steps.jsonl``: one JSON line per measurement, the same plus the model summary and the
+  maps file;
+- ``raw.npy``: the raw measurements in step order, spectra (S, E) or values (S,);
+- ``maps/step-NNNN.npz``: ``mean`` and ``variance`` (N,) over all candidates of the model
+  that chose step NNNN (``maps/final.npz``: the last model's);
+- ``path.png``, ``best_so_far.png``, ``maps.png``: the figures, when the run ends.
 
 Every file is replaced atomically (written beside, then renamed), ``path.csv`` last: a step is
 finished when its row is in ``path.csv``, and :meth:`RunRecord.finished` reads only finished

@@ -1,11 +1,11 @@
 """The ``atomlens`` command line: thin wrappers over the public Python functions.
 
 One module per command group (``simulate``, ``evaluate``, ``train``, ``find``, ``analyze``,
-``elit``: adapt, select and stream, ``explore``, ``demo``: demo and models); :mod:`atomlens.cli.app` holds
-the Typer app, the global options and the error handling. Each command parses its options,
-calls one library function and prints. The command modules import only Typer at the top:
-everything heavy (torch, pandas, the library) is imported inside the command functions,
-after parsing, so that ``atomlens --help`` is instant.
+``elit``: adapt, select and stream, ``explore``, ``demo``: demo and models);
+:mod:`atomlens.cli.app` holds the Typer app, the global options and the error handling.
+Each command parses its options, calls one library function and prints. The command modules
+import only Typer at the top: everything heavy (torch, pandas, the library) is imported
+inside the command functions, after parsing, so that ``atomlens --help`` is instant.
 """
 
 from atomlens.cli import analyze, demo, elit, evaluate, explore, find, simulate, train

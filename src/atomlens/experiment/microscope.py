@@ -317,7 +317,9 @@ def simulate_sample(
         if len(chosen) == n_dopants:
             break
     if len(chosen) < n_dopants:
-        raise ValueError(f"{n_dopants} dopants 8 Å apart do not fit a {shape} px image; enlarge it.")
+        raise ValueError(
+            f"{n_dopants} dopants 8 Å apart do not fit a {shape} px image; enlarge it."
+        )
     vac = []
     for i in chosen[: int(n_vacancies)]:
         d = np.hypot(*(xy - xy[i]).T)
@@ -401,4 +403,3 @@ def load_sample(path: str | os.PathLike[str], /) -> SimulatedMicroscope:
         spectrum=SpectrumModel.from_dict(meta["spectrum"]),
         seed=int(meta["seed"]),
     )
-

@@ -81,4 +81,3 @@ def tradeoff(x: Any, /) -> tuple[float, float]:
         / (100 * u**3 + 500 * u**2 + 4 * u + 20)
     )
     return -branin / 100.0, -currin / 10.0
-

@@ -55,7 +55,9 @@ class SpectrumImageReplay:
         self.cube = c
         e = np.arange(c.shape[2], dtype=np.float64) if energy is None else np.asarray(energy, float)
         if e.shape != (c.shape[2],):
-            raise ValueError(f"`energy` must have {c.shape[2]} channels like the cube, got {e.shape}.")
+            raise ValueError(
+                f"`energy` must have {c.shape[2]} channels like the cube, got {e.shape}."
+            )
         self.energy = e
         img = c.sum(-1) if image is None else np.asarray(image)
         if img.shape != c.shape[:2]:
