@@ -24,9 +24,9 @@ def test_maximize_finds_a_smooth_maximum_faster_than_random():
         return -((x[0] - 0.3) ** 2 + (x[1] + 1.0) ** 2)
 
     bounds = [(0.0, 1.0), (-2.0, 0.0)]
-    res = maximize(f, bounds, steps=10, seed=0, fit_iterations=50, n_candidates=1024)
-    rnd = maximize(f, bounds, steps=10, seed=0, acquisition="random", n_candidates=1024)
-    assert res.X.shape == (15, 2) and (res.rounds[:5] == 0).all()
+    res = maximize(f, bounds, steps=8, seed=0, fit_iterations=30, n_candidates=1024)
+    rnd = maximize(f, bounds, steps=8, seed=0, acquisition="random", n_candidates=1024)
+    assert res.X.shape == (13, 2) and (res.rounds[:5] == 0).all()
     assert res.best_so_far[-1] > -0.003
     assert res.best_so_far[-1] > rnd.best_so_far[-1]
     with pytest.raises(ValueError, match="`steps`"):

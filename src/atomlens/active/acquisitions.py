@@ -78,8 +78,8 @@ def upper_confidence_bound(mean: Any, variance: Any, /, *, beta: float = 4.0) ->
 
     Examples
     --------
-    >>> upper_confidence_bound([0.0, 1.0], [1.0, 0.0], beta=4.0).tolist()
-    [2.0, 1.0]
+    >>> upper_confidence_bound([0.0, 1.0], [1.0, 0.25], beta=4.0).tolist()
+    [2.0, 2.0]
     """
     if not (beta >= 0 and math.isfinite(beta)):
         raise ValueError(f"`beta` must be a finite number >= 0, got {beta!r}.")
