@@ -103,6 +103,36 @@ def test_table_source_dkl_batches_and_baselines():
     assert len(set(rnd.indices.tolist())) == len(set(grid.indices.tolist())) == 13
 
 
+class Interrupted(TableSource):
+    def __init__(self, *args, fail_at=None, **kw):
+        super().__init__(*args, **kw)
+        self.calls, self.fail_at = 0, fail_at
+
+    def measure_index(self, i):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return super().measure_index(i)
+
+
+def test_a_run_interrupted_inside_a_batch_resumes_on_the_same_path(tmp_path):
+    gen = np.random.default_rng(1)
+    feats = gen.normal(size=(150, 3))
+    targets = np.sin(2 * feats[:, 0]) + feats[:, 1]
+    settings = ExploreSettings(model="gp", steps=9, n_seed=3, batch=3, fit_iterations=20)
+    full = run(TableSource(feats, targets), settings=settings, out=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(Interrupted(feats, targets, fail_at=8), settings=settings, out=tmp_path / "b")
+    again = run(TableSource(feats, targets), settings=settings, out=tmp_path / "b", resume=True)
+    np.testing.assert_array_equal(again.indices, full.indices)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "path.csv"), pd.read_csv(tmp_path / "b" / "path.csv")
+    )
+    np.testing.assert_array_equal(
+        replay(TableSource(feats, targets), tmp_path / "b").indices, full.indices
+    )
+
+
 class NaNInstrument(ToyInstrument):
     def measure(self, x, y):
         return np.full_like(E, np.nan)

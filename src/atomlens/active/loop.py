@@ -513,8 +513,15 @@ def run(
     model = None
     pred = None
     seeds = _seed_indices(n, settings)
+    # a run interrupted inside a batch finishes that batch, as chosen before the interruption
+    pending_round, skip = None, 0
+    if record is not None and resume and len(measured) > len(seeds):
+        rounds = record.finished()["round"]
+        last = rounds[-1]
+        if rounds.count(last) < min(settings.batch, total - last):
+            pending_round, skip = last, rounds.count(last)
     while len(measured) < total:
-        step = len(measured)
+        step = len(measured) if pending_round is None else pending_round
         if step < len(seeds):
             picks, acq, reason = seeds[step : step + 1], np.array([np.nan]), "seed"
             model, pred = None, None
@@ -526,9 +533,14 @@ def run(
                 break
             q = min(settings.batch, total - step)
             t0 = time.perf_counter()
-            picks, acq, model, pred = _choose(problem, settings, step, measured, values, q)
+            picks, acq, model, pred = _choose(
+                problem, settings, step, measured[:step], values[:step], q
+            )
             timings.append((time.perf_counter() - t0) / q)
             reason = settings.acquisition
+            picks, acq = picks[skip:], acq[skip:]
+        first_of_round = skip == 0
+        pending_round, skip = None, 0
         for k, (i, a) in enumerate(zip(picks, acq, strict=True)):
             i = int(i)
             r = problem.measure(i)
@@ -543,6 +555,7 @@ def run(
                 write_maps = (
                     pred is not None
                     and k == 0
+                    and first_of_round
                     and ((s - settings.n_seed) % settings.maps_every == 0 or s + q >= total)
                 )
                 record.append(

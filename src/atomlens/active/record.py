@@ -168,14 +168,15 @@ class RunRecord:
 
     # -- reading ---------------------------------------------------------------------------------
     def finished(self) -> dict[str, Any]:
-        """The finished steps: ``indices``, ``values``, ``raw``, ``why``, ``acquisition``
-        (lists in step order)."""
+        """The finished steps: ``indices``, ``values``, ``raw``, ``why``, ``acquisition``,
+        ``round`` (lists in step order)."""
         rows = self._rows
         return {
             "indices": [int(r["index"]) for r in rows],
             "values": [float(r["value"]) for r in rows],
             "raw": list(self._raw[: len(rows)]),
             "why": [r["why"] for r in rows],
+            "round": [int(r["round"]) for r in rows],
             "acquisition": [float(r["acquisition"]) for r in rows],
         }
 
