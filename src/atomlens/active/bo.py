@@ -197,8 +197,7 @@ def hypervolume(Y: np.ndarray, /, ref: Sequence[float]) -> float:
     Y = Y[(Y > r).all(1)]
     if len(Y) == 0:
         return 0.0
-    Y = Y[pareto_mask(Y)]
-    Y = Y[np.argsort(-Y[:, 0])]
+    Y = Y[np.lexsort((-Y[:, 1], -Y[:, 0]))]  # f1 descending; a sweep skips dominated points
     hv, prev_y = 0.0, r[1]
     for f1, f2 in Y:
         if f2 > prev_y:
