@@ -19,6 +19,10 @@ data path, and imports point down it only:
 - :mod:`atomlens.elit` -- label-free selection, adaptation and the stream loop
 - :mod:`atomlens.analysis` -- bonds, rings, lattice and strain, descriptors, tracking, ASE
 - :mod:`atomlens.vae` -- invariant VAEs of patches and spectra, im2spec/spec2im
+- :mod:`atomlens.active` -- automated experiments: GP, DKL, acquisitions, Bayesian
+  optimisation, the active-learning loop and its run record
+- :mod:`atomlens.experiment` -- the simulated microscope, replay of spectrum images, the
+  instrument adapter interface
 - :mod:`atomlens.report` -- figures and HTML reports
 - :func:`atomlens.find` -- image, stack or files in, atoms table out (ensemble consensus)
 - :func:`atomlens.find_atoms` -- image in, atoms out (one network)
@@ -38,9 +42,11 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",
+    "active",
     "analysis",
     "elit",
     "ensemble",
+    "experiment",
     "find",
     "find_atoms",
     "fourier",

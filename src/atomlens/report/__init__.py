@@ -1,5 +1,11 @@
 """Figures and reports. Matplotlib is imported inside the functions, with the Agg backend."""
 
+from atomlens.report.active_figures import (
+    explore_figures,
+    plot_best_so_far,
+    plot_explore_maps,
+    plot_explore_path,
+)
 from atomlens.report.analysis_figures import (
     plot_clusters,
     plot_strain_map,
@@ -9,9 +15,13 @@ from atomlens.report.analysis_figures import (
 from atomlens.report.figures import figure_to_png, plot_atoms, save_atoms_png
 
 __all__ = [
+    "explore_figures",
     "figure_to_png",
     "plot_atoms",
+    "plot_best_so_far",
     "plot_clusters",
+    "plot_explore_maps",
+    "plot_explore_path",
     "plot_strain_map",
     "save_atoms_png",
     "save_clusters_png",
