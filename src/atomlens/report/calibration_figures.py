@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens._shared.atomic import atomic_directory
+from atomlens.report.figures import figure_to_png
 
 __all__ = ["plot_reliability", "plot_z_histogram", "save_evaluation_figures"]
 
@@ -142,8 +143,6 @@ def save_evaluation_figures(report: Any, directory: str | PathLike[str], /) -> d
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-
-    from atomlens.report.figures import figure_to_png
 
     final = Path(directory)
     if report.z is None and report.reliability is None:
