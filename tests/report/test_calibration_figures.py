@@ -17,8 +17,8 @@ from atomlens.report import plot_reliability, plot_z_histogram, save_evaluation_
 
 
 def _scene(rng: np.random.Generator, n: int = 3000, n_false: int = 600):
-    """True atoms on a 99 Å square, predictions off by N(0, σ) per axis, plus false atoms;
-    ``p_real`` is calibrated by construction (real with probability ``p_real``)."""
+    """True atoms on a 99 Å square, predictions off by N(0, σ) per axis, plus false atoms
+    beyond them; ``p_real`` mostly high for the true and low for the false ones."""
     xy = rng.uniform(5, 995, (n, 2))
     sig = rng.uniform(0.01, 0.05, (n, 1)) * np.ones((1, 2))  # [Å]
     truth = pd.DataFrame({"x_A": xy[:, 0] * 0.1, "y_A": xy[:, 1] * 0.1})
