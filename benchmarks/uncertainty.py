@@ -13,13 +13,19 @@ ranges) and under three shifts (lower dose, a wider probe, strong scan jitter), 
 - Spearman correlation between ``sigma`` and the actual position error of true atoms
   (target ≥ 0.5), and the ratio RMS(sigma) / RMSE;
 - σ against the real errors per axis: the share of true atoms with a σ, the RMS of
-  z = error / σ (ideal 1) and the share with |z| ≤ 1 (ideal 68 %);
+  z = error / σ (ideal 1) and the share with |z| ≤ 1 (ideal 68 %), over all true atoms and
+  separately for the positions ``positions="auto"`` took from the Gaussian fit and from the
+  network (``position_source``; the σ model has one set of coefficients per source), with
+  the share of each;
 - F1 of the consensus against the median and the worst single member.
 
 The ensemble is trained on first use (``atomlens train --members 4``, 600 steps each) and
-cached in ``benchmarks/.models/``.
+cached in ``benchmarks/.models/``; ``--model graphene`` scores the bundled graphene ensemble
+instead (its σ model fitted on shifted simulations, ``scripts/calibrate_sigma.py``). An
+ensemble whose ``calibration.json`` has no σ model uses σ scaled by its one ``sigma_scale``
+(:attr:`atomlens.ensemble.Calibration.sigma`); the header says which.
 
-    python benchmarks/uncertainty.py [--quick] [--model DIR] [--images N]
+    python benchmarks/uncertainty.py [--quick] [--model DIR|NAME] [--images N]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu, spearmanr
 
 from atomlens import find_atoms
+from atomlens.bundled import bundled_directory
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points, score_atoms
 from atomlens.pipeline import find
@@ -85,6 +92,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
     ds = SimulatedDataset(ranges, seed=seed)
     p_all, pr_all, real_all, epi_all, sig_all, err_all = [], [], [], [], [], []
     z_all = []
+    src_all = []
     sc_all = []
     counts = {"ens": [0, 0, 0]} | {m: [0, 0, 0] for m in range(len(ens))}
     for i in range(n_images):
@@ -119,6 +127,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         err_all.append(np.hypot(d[:, 0], d[:, 1]))
         sig_xy = cand[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[mt.pred_index][ok]
         z_all.append(d / sig_xy)  # per axis; NaN where an atom has no σ
+        src_all.append(cand["position_source"].to_numpy(str)[mt.pred_index][ok])
         # detection counts at p_min = 0.5 for the ensemble, and for each member alone,
         # away from the same 1 Å border. (Until 2026-12-03 this counted a core truth
         # matched by a prediction just outside the core as a true positive without the
@@ -139,6 +148,14 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
     good = np.isfinite(sig)
     z = np.concatenate(z_all)
     has = np.isfinite(z).all(axis=1)
+    src = np.concatenate(src_all)
+    by_source = {}
+    for name in ("fit", "network"):
+        sel = has & (src == name)
+        by_source[name] = (
+            float(np.mean(src == name)) if len(src) else float("nan"),
+            float(np.sqrt(np.mean(z[sel] ** 2))) if sel.any() else float("nan"),
+        )
     member_f1 = [f1(*counts[m]) for m in range(len(ens))]
     return {
         "n": len(p),
@@ -154,6 +171,7 @@ def evaluate(ens: Ensemble, ranges: ConditionRanges, n_images: int, seed: int) -
         "sigma_share": float(has.mean()) if len(has) else float("nan"),
         "z_rms": float(np.sqrt(np.mean(z[has] ** 2))) if has.any() else float("nan"),
         "z_cover": float(np.mean(np.abs(z[has]) <= 1)) if has.any() else float("nan"),
+        "by_source": by_source,
         "f1_ens": f1(*counts["ens"]),
         "f1_median": float(np.median(member_f1)),
         "f1_worst": float(min(member_f1)),
@@ -164,8 +182,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 images per condition")
     ap.add_argument("--images", type=int, default=8, help="test images per condition")
-    ap.add_argument("--model", type=Path, default=DEFAULT, help="ensemble directory")
+    ap.add_argument(
+        "--model", type=Path, default=DEFAULT, help="ensemble directory or bundled model name"
+    )
     args = ap.parse_args()
+    if not (args.model / "config.json").exists() and bundled_directory(str(args.model)):
+        args.model = bundled_directory(str(args.model))
     if not (args.model / "config.json").exists():
         if args.model != DEFAULT:
             sys.exit(f"{args.model} is not a model directory")
@@ -209,11 +231,15 @@ def main() -> None:
             f"calibrated on {len(sims)} validation images (seed 40000): σ scale "
             f"{ens.calibration.sigma_scale:.2f}"
         )
-    print(f"{len(ens)}-member ensemble {args.model.name}; {n} images of 256² px per condition")
+    cal = ens.calibration
+    how = "fitted σ model" if cal is not None and cal.sigma_model else "σ × one sigma_scale"
+    print(
+        f"{len(ens)}-member ensemble {args.model.name} ({how}); {n} images of 256² px per condition"
+    )
     print(
         f"{'condition':30} {'cand.':>6} {'FP':>4} {'ECE':>6} {'ECE cal':>7} {'AUROC 1-p':>9} "
         f"{'AUROC epi':>9} {'AUROC 1-s':>9} {'AUROC 1-pr':>10} {'ρ(σ,err)':>8} {'σ/RMSE':>6} "
-        f"{'σ share':>7} {'z RMS':>5} {'|z|≤1':>5} | "
+        f"{'σ share':>7} {'z RMS':>5} {'|z|≤1':>5} {'fit %':>5} {'z fit':>5} {'z net':>5} | "
         f"{'F1 ens':>7} "
         f"{'median':>7} {'worst':>7}"
     )
@@ -224,7 +250,9 @@ def main() -> None:
             f"{r['auroc_p']:9.3f} {r['auroc_epi']:9.3f} {r['auroc_score']:9.3f} "
             f"{r['auroc_pr']:10.3f} "
             f"{r['spearman']:8.3f} {r['sigma_ratio']:6.2f} "
-            f"{r['sigma_share']:7.3f} {r['z_rms']:5.2f} {r['z_cover']:5.2f} | "
+            f"{r['sigma_share']:7.3f} {r['z_rms']:5.2f} {r['z_cover']:5.2f} "
+            f"{100 * r['by_source']['fit'][0]:5.1f} {r['by_source']['fit'][1]:5.2f} "
+            f"{r['by_source']['network'][1]:5.2f} | "
             f"{r['f1_ens']:7.4f} {r['f1_median']:7.4f} {r['f1_worst']:7.4f}",
             flush=True,
         )
@@ -234,7 +262,8 @@ def main() -> None:
         "in-distribution images); σ is the calibrated σ. AUROC: uncertainty ranks false "
         "above true detections (0.5 = chance); ρ: Spearman of radial σ vs radial error over "
         "true atoms. z = error / σ per axis over true atoms with a σ (ideal: RMS 1, 68 % "
-        "within |z| ≤ 1)."
+        "within |z| ≤ 1); fit % = share of them at the fit's position (positions auto), "
+        "z fit / z net = RMS of z of those and of the network's."
     )
 
 

@@ -70,11 +70,12 @@ FAULTS = (
     ),
     Fault(
         "sigma-inverted",
-        "the calibration divides σ by its scale instead of multiplying",
-        "src/atomlens/ensemble/calibration.py",
-        'out[f"sigma_{ax}_A"] = out[f"sigma_{ax}_A"] * self.sigma_scale',
-        'out[f"sigma_{ax}_A"] = out[f"sigma_{ax}_A"] / self.sigma_scale',
-        ("tests/pipeline/test_accuracy.py", "tests/ensemble"),
+        "the σ model divides each source's base (the fit's σ, the bound) by its scale `a` "
+        "instead of multiplying",
+        "src/atomlens/locate/sigma.py",
+        "        return np.sqrt((a * np.asarray(base, float)) ** 2 + (b * sp) ** 2 + c * c)\n",
+        "        return np.sqrt((np.asarray(base, float) / a) ** 2 + (b * sp) ** 2 + c * c)\n",
+        ("tests/locate", "tests/pipeline/test_accuracy.py", "tests/ensemble"),
     ),
     Fault(
         "guards-off",

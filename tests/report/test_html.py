@@ -111,7 +111,7 @@ def test_report_summary_has_size_sigmas_and_the_lattice_constant(page):
     summary = _rows(page, "<h2>Summary</h2>")
     assert summary["image"] == "64 × 64 px = 1.60 × 1.60 nm"
     assert summary["pixel size"] == "0.25 Å/px"
-    # over how many atoms: a median over the refined ones only once passed for all of them
+    # the median over the atoms that have a σ, and how many they are
     assert (summary["median σx"], summary["median σy"]) == (
         "1.00 pm (over 49 of 49 atoms)",
         "2.00 pm (over 49 of 49 atoms)",

@@ -25,17 +25,39 @@ def evaluate(
         float | None, typer.Option("--radius-px", help="Match radius [px] (uses x_px, y_px).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures",
+            help="Write reliability.png (p_real) and z_hist.png (error/σ) into this new directory.",
+        ),
+    ] = None,
 ) -> None:
     """Score predicted atoms against the truth: P/R/F1 (overall and per class, with the
     confusion matrix of the classes) and localisation errors; every atom counts, the border
-    band included."""
+    band included. A prediction with σ and p_real (from `find`) also gets σ's coverage, the
+    AUROC and ECE of p_real, and with --figures their diagrams."""
     try:
         from atomlens.metrics import evaluate_files
         from atomlens.metrics.detection import DEFAULT_RADIUS_A
 
+        if (
+            figures is not None
+            and figures.exists()
+            and (not figures.is_dir() or any(figures.iterdir()))
+        ):
+            raise FileExistsError(
+                f"{figures} exists and is not an empty directory; choose a new `figures` directory."
+            )
         if radius_A is None and radius_px is None:
             radius_A = DEFAULT_RADIUS_A
         report = evaluate_files(pred, truth, radius_A=radius_A, radius_px=radius_px)
+        written: dict[str, Path] = {}
+        if figures is not None:
+            # deferred: matplotlib, only when figures are asked for
+            from atomlens.report.calibration_figures import save_evaluation_figures
+
+            written = save_evaluation_figures(report, figures)
     except USER_ERRORS as exc:
         fail(exc)
     if json_out:
@@ -44,3 +66,5 @@ def evaluate(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         typer.echo(report.format())
+        for path in written.values():
+            typer.echo(f"wrote {path}")

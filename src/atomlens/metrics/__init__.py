@@ -4,6 +4,7 @@
 - :func:`localisation_errors` -- RMSE, median, 95th percentile and bias of matched pairs
 - :func:`score_detections`, :func:`evaluate_files` -- score atoms tables (or CSV files)
   against the truth, overall and per class
+- :func:`reliability_table` -- the reliability of a probability such as ``p_real`` and its ECE
 - :func:`score_atoms`, :func:`inside_margin` -- the border-aware score of validation,
   calibration and benchmarks (atoms within a margin of the border count neither way)
 - :func:`crlb_gaussian_position`, :func:`mortensen_lsq_std` -- how precisely a Gaussian spot
@@ -14,7 +15,12 @@ from __future__ import annotations
 
 from atomlens.metrics.border import inside_margin, score_atoms
 from atomlens.metrics.crlb import crlb_gaussian_position, mortensen_lsq_std
-from atomlens.metrics.detection import DetectionReport, evaluate_files, score_detections
+from atomlens.metrics.detection import (
+    DetectionReport,
+    evaluate_files,
+    reliability_table,
+    score_detections,
+)
 from atomlens.metrics.matching import (
     LocalisationErrors,
     Matching,
@@ -32,6 +38,7 @@ __all__ = [
     "localisation_errors",
     "match_points",
     "mortensen_lsq_std",
+    "reliability_table",
     "score_atoms",
     "score_detections",
 ]

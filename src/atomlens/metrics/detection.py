@@ -29,7 +29,7 @@ from atomlens.metrics.matching import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DetectionReport", "evaluate_files", "score_detections"]
+__all__ = ["DetectionReport", "evaluate_files", "reliability_table", "score_detections"]
 
 #: Matching radius [Å] of ``atomlens evaluate`` without ``--radius-A``/``--radius-px``, and
 #: of the score ``atomlens demo`` prints (the same scorer, so the two agree).
@@ -91,9 +91,17 @@ class DetectionReport:
         ``sigma_share`` (matched atoms with a σ), ``z_rms`` (ideal 1), ``within_1sigma``
         (ideal 68 %), ``within_2sigma`` (ideal 95 %), ``n``; and, when it has ``p_real``
         and both true and false detections, ``auroc_p_real`` (how well ``p_real`` ranks
-        the true detections above the false ones). None otherwise.
+        the true detections above the false ones) and ``ece_p_real`` (the expected
+        calibration error of ``p_real``: the count-weighted mean gap between
+        ``mean_p_real`` and ``share_real`` over the bins of :attr:`reliability`). None
+        otherwise.
     z : ndarray or None
         The per-axis z of the matched atoms with σ, (n, 2), for a histogram.
+    reliability : pandas.DataFrame or None
+        When the prediction has ``p_real``: its reliability table over
+        :data:`RELIABILITY_BINS` equal-width bins of ``p_real`` (empty bins left out), with
+        columns ``p_lo, p_hi`` (the bin), ``n`` (predicted atoms in it), ``mean_p_real``
+        and ``share_real`` (the share of them matched to a true atom). None otherwise.
     """
 
     tp: int
@@ -113,6 +121,7 @@ class DetectionReport:
     matching: Matching | None = field(default=None, repr=False)
     uncertainty: dict[str, float] | None = None
     z: np.ndarray | None = field(default=None, repr=False)
+    reliability: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain Python types, ready for :func:`json.dumps`.
@@ -120,8 +129,9 @@ class DetectionReport:
         Returns
         -------
         dict
-            All attributes except ``matching``; NaN becomes None, error statistics become
-            dicts, ``per_class`` becomes ``{class: {column: value}}`` and ``confusion``
+            All attributes except ``matching`` and ``z``; NaN becomes None, error statistics
+            become dicts, ``reliability`` a list of its rows as dicts, ``per_class``
+            becomes ``{class: {column: value}}`` and ``confusion``
             becomes ``{true_class: {predicted_class: count}}``.
         """
         per_class = None
@@ -155,6 +165,14 @@ class DetectionReport:
             "uncertainty": (
                 {k: _plain(v) for k, v in self.uncertainty.items()}
                 if self.uncertainty is not None
+                else None
+            ),
+            "reliability": (
+                [
+                    {k: _plain(v) for k, v in row.items()}
+                    for row in self.reliability.to_dict(orient="records")
+                ]
+                if self.reliability is not None
                 else None
             ),
         }
@@ -201,6 +219,8 @@ class DetectionReport:
             )
             if u.get("auroc_p_real") is not None and not _is_nan(u["auroc_p_real"]):
                 line += f"; AUROC of p_real {u['auroc_p_real']:.3f}"
+            if u.get("ece_p_real") is not None and not _is_nan(u["ece_p_real"]):
+                line += f"; ECE of p_real {u['ece_p_real']:.3f}"
             lines.append(line)
         if self.per_class is not None:
             acc = "n/a" if _is_nan(self.class_accuracy) else f"{self.class_accuracy:.3f}"
@@ -416,10 +436,11 @@ def _score(
         )
         class_accuracy = float(np.trace(counts)) / m.tp if m.tp else float("nan")
 
-    uncertainty, z = _uncertainty(pred, truth, m, pixel_size)
+    uncertainty, z, reliability = _uncertainty(pred, truth, m, pixel_size)
     report = DetectionReport(
         uncertainty=uncertainty,
         z=z,
+        reliability=reliability,
         tp=m.tp,
         fp=m.fp,
         fn=m.fn,
@@ -440,15 +461,76 @@ def _score(
     return report
 
 
+def reliability_table(
+    p: np.ndarray, real: np.ndarray, /, *, bins: int = 10
+) -> tuple[pd.DataFrame, float]:
+    """Reliability of a probability: per equal-width bin of ``p``, the share that is real.
+
+    Parameters
+    ----------
+    p : ndarray of shape (N,)
+        Predicted probabilities in [0, 1] (NaN left out).
+    real : ndarray of shape (N,)
+        Whether each prediction is real (bool).
+    bins : int
+        Number of equal-width bins over [0, 1]; the last one includes 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-empty bin: ``p_lo, p_hi, n, mean_p_real, share_real``.
+    float
+        The expected calibration error: ``Σ n·|share_real − mean_p_real| / Σ n`` (NaN
+        without predictions).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, ece = reliability_table(np.array([0.05, 0.95, 0.95, 0.9]), np.array([0, 1, 1, 0]))
+    >>> t[["p_lo", "n", "share_real"]].to_numpy().tolist()
+    [[0.0, 1.0, 0.0], [0.9, 3.0, 0.6666666666666666]]
+    >>> round(ece, 4)
+    0.2125
+    """
+    p = np.asarray(p, float)
+    real = np.asarray(real, bool)
+    ok = np.isfinite(p)
+    p, real = p[ok], real[ok]
+    idx = np.clip((p * bins).astype(int), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            rows.append(
+                {
+                    "p_lo": b / bins,
+                    "p_hi": (b + 1) / bins,
+                    "n": int(sel.sum()),
+                    "mean_p_real": float(p[sel].mean()),
+                    "share_real": float(real[sel].mean()),
+                }
+            )
+    table = pd.DataFrame(rows, columns=["p_lo", "p_hi", "n", "mean_p_real", "share_real"])
+    n = table["n"].to_numpy(float)
+    gap = np.abs(table["share_real"] - table["mean_p_real"]).to_numpy(float)
+    ece = float((n * gap).sum() / n.sum()) if n.sum() else float("nan")
+    return table, ece
+
+
+#: Bins of the reliability table of ``p_real`` in :class:`DetectionReport`.
+RELIABILITY_BINS: int = 10
+
+
 def _uncertainty(
     pred: pd.DataFrame, truth: pd.DataFrame, m: Matching, pixel_size: float | None
-) -> tuple[dict[str, float] | None, np.ndarray | None]:
-    """Coverage of σ and the AUROC of ``p_real`` (see :class:`DetectionReport`)."""
+) -> tuple[dict[str, float] | None, np.ndarray | None, pd.DataFrame | None]:
+    """Coverage of σ, the AUROC of ``p_real`` and its reliability table (see
+    :class:`DetectionReport`)."""
     if not _has(pred, ["sigma_x_A", "sigma_y_A"]):
-        return None, None
+        return None, None, None
     p_c, t_c = _coords(pred, "Å", pixel_size), _coords(truth, "Å", pixel_size)
     if p_c is None or t_c is None:
-        return None, None
+        return None, None, None
     d = p_c[m.pred_index] - t_c[m.true_index]
     sig = pred[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[m.pred_index]
     has = np.isfinite(sig).all(axis=1) & (sig > 0).all(axis=1)
@@ -462,6 +544,7 @@ def _uncertainty(
         "within_2sigma": float(np.mean(az <= 2)) if len(az) else nan,
         "n": int(has.sum()),
     }
+    reliability = None
     if "p_real" in pred.columns:
         pr = pred["p_real"].to_numpy(float)
         real = np.zeros(len(pred), bool)
@@ -475,7 +558,8 @@ def _uncertainty(
             out["auroc_p_real"] = float(u / (len(good) * len(bad)))
         else:
             out["auroc_p_real"] = nan
-    return out, z
+        reliability, out["ece_p_real"] = reliability_table(pr, real, bins=RELIABILITY_BINS)
+    return out, z, reliability
 
 
 def score_detections(

@@ -242,8 +242,9 @@ def find(
     calibrated : bool
         Apply the ensemble's ``calibration.json`` when it has one: adds ``p_real`` (the
         probability that the atom is real, from the per-atom evidence or, failing that,
-        the share of real atoms at that ``p_detect`` in validation) and scales σ to the error
-        seen there (raw σ kept as ``sigma_raw_x_A``/``sigma_raw_y_A``).
+        the share of real atoms at that ``p_detect`` in validation) and its σ model
+        (:class:`atomlens.locate.SigmaModel`, fitted on shifted simulations) for
+        ``sigma_x_A``/``sigma_y_A``; without it the uncalibrated default σ model.
     mode : {"auto", "vectorized", "sequential"}
         How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
     tile, batch_size : int

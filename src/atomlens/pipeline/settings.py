@@ -37,9 +37,10 @@ class FindSettings(ConfigDict):
         (``"auto"``: the calibration's F1-best threshold). None: ``p_real`` only reported.
     refine : bool
         Fit every atom with a Gaussian on the raw image (σ, intensity, width).
-    positions : {"network", "fit", "mean"}
-        The position reported for a refined atom: the network's, the fit's, or their mean
-        (:func:`atomlens.locate.locate_atoms`).
+    positions : {"auto", "network", "fit", "mean"}
+        The position reported for each atom: "auto" (the default) the fit's where its model
+        holds and the network's otherwise, recorded per atom in ``position_source``; or the
+        network's, the fit's, or their mean (:func:`atomlens.locate.locate_atoms`).
     contrast : {"auto", "bright", "dark"}
         Whether the atoms are bright (HAADF, ADF) or dark (BF, ABF) in the images. "auto"
         takes it per file from the file's signal type, or else assumes the model's and

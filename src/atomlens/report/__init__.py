@@ -12,6 +12,11 @@ from atomlens.report.analysis_figures import (
     save_clusters_png,
     save_strain_map_png,
 )
+from atomlens.report.calibration_figures import (
+    plot_reliability,
+    plot_z_histogram,
+    save_evaluation_figures,
+)
 from atomlens.report.figures import figure_to_png, plot_atoms, save_atoms_png
 
 __all__ = [
@@ -22,8 +27,11 @@ __all__ = [
     "plot_clusters",
     "plot_explore_maps",
     "plot_explore_path",
+    "plot_reliability",
     "plot_strain_map",
+    "plot_z_histogram",
     "save_atoms_png",
     "save_clusters_png",
+    "save_evaluation_figures",
     "save_strain_map_png",
 ]
