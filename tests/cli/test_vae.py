@@ -37,6 +37,14 @@ def test_vae_writes_latents_joined_to_the_atoms_and_a_model_that_reloads(files):
     assert len(lat) == len(atoms) == 36
     pd.testing.assert_frame_equal(lat[atoms.columns], atoms, check_dtype=False)
     assert set(lat["class"]) <= {0, 1} and lat["class_prob"].between(0.5, 1).all()
+    # an atoms table with its own class (find's) keeps it; the VAE's becomes vae_class
+    atoms.assign(**{"class": "C"}).to_csv(d / "atoms-c.csv", index=False)
+    args2 = ["vae", str(d / "atoms-c.csv"), *args[2:], "--kind", "jrvae", "--epochs", "1"]
+    r = CliRunner().invoke(app, [*args2, "--out", str(d / "with-class")])
+    assert r.exit_code == 0, r.output
+    both = pd.read_csv(d / "with-class" / "latents.csv")
+    assert set(both["class"]) == {"C"} and set(both["vae_class"]) <= {0, 1}
+    assert "class.1" not in both and "vae_class_prob" in both
     for name in ("traversal.png", "reconstructions.png", "latent_map.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert {p.name for p in (out / "model").iterdir()} == {"config.json", "weights.safetensors"}

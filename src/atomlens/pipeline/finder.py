@@ -123,7 +123,9 @@ def decide_contrast(
             mc.upper(),
         )
     elif dec.atoms != model_polarity(mc):
-        logger.info("%s: %s atoms as set; inverting it for the %s model", name, dec.atoms, mc)
+        # debug: asked for explicitly, and a file's decision is made (and said) once per
+        # file before each frame passes here again
+        logger.debug("%s: %s atoms as set; inverting it for the %s model", name, dec.atoms, mc)
     return dec
 
 

@@ -205,7 +205,7 @@ def train_ensemble(
     if n_calibration > 0:
         val = calibration_images(recipe, n_images=n_calibration, seed=cfg.seed)
         ens.calibration = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
-        logger.info("calibration: %s", ens.calibration)
+        logger.debug("calibration: %s", ens.calibration)
     # assemble beside the members, then move the files in: config.json last (the marker)
     tmp = root / ".ensemble.partial"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -124,7 +124,15 @@ def vae_files(
         data, config=cfg, labels=lab, conditions=cond, checkpoint=ckpt, progress=progress
     )
     lat = model.encode(data, conditions=cond)
-    table = lat if atoms is None else pd.concat([atoms.reset_index(drop=True), lat], axis=1)
+    # the atoms' own columns keep their names ("class" is the atom's): the VAE's take vae_
+    clash = {} if atoms is None else {c: f"vae_{c}" for c in lat.columns if c in atoms.columns}
+    if "class" in clash and "class_prob" in lat:  # the two go together
+        clash["class_prob"] = "vae_class_prob"
+    table = (
+        lat
+        if atoms is None
+        else pd.concat([atoms.reset_index(drop=True), lat.rename(columns=clash)], axis=1)
+    )
     # figures are drawn by the report package, which imports matplotlib
     from atomlens.report.vae_figures import save_latent_map_png, save_sample_grid_png
 
