@@ -191,7 +191,7 @@ def test_a_round_on_labels_shifted_by_1A_is_undone(tiny_model, frames, monkeypat
         # the cap off, so that the implausibility guard alone must catch it
         (_on_background, 1.5, "implausible hold-out atoms rose"),
         # no atoms left: all "implausible" (1.0), and the cap would catch it as well
-        (_no_atoms, CFG.max_change, "implausible hold-out atoms rose from 0.022 to 1.000"),
+        (_no_atoms, CFG.max_change, "implausible hold-out atoms rose from 0.02"),
     ],
     ids=["labels-on-background", "no-atoms"],
 )
@@ -226,9 +226,9 @@ def test_the_change_cap_is_what_undoes_a_round_that_moves_the_consensus(
     cfg = replace(CFG, max_implausible_rise=1.0, max_change=cap)
     res, seen = _run(ens, frames, cfg, caplog)
     change = 1 - res.history["consensus_f1_vs_previous"].iloc[1]
-    assert change > 0.5, res.history  # measured 0.99: far past the cap of 0.25
+    assert change > 0.5, res.history  # measured 0.95–0.99 (as the fit changed): far past 0.25
     if cap < 1:
-        _assert_undone(res, ens, before, seen, caplog, "consensus changed by 0.99 > 0.25")
+        _assert_undone(res, ens, before, seen, caplog, "consensus changed by 0.9")
     else:
         assert list(res.history["kept"]) == [True, True], res.history
         assert _undone_reasons(caplog) == []
