@@ -245,3 +245,28 @@ def test_figures_of_a_2d_run(tmp_path):
     assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)
     with pytest.raises(NotADirectoryError, match="is not a directory"):
         save_hypothesis_figures(tmp_path / "none", candidates=g, result=r)
+
+
+def test_the_loop_measures_through_an_instrument_of_the_automated_experiment():
+    """Hypotheses learnt from a spectrum image replayed by atomlens.experiment: each
+    measurement is the band intensity of the spectrum at the candidate's pixel, and the
+    model that generated the cube (a line in x, not a parabola's curvature) wins."""
+    from atomlens.active.hypotheses import instrument_measure
+    from atomlens.active.scalarizers import BandIntensity
+    from atomlens.experiment import SpectrumImageReplay
+
+    energy = np.linspace(0.0, 10.0, 21)
+    xs = np.arange(60)
+    height = 1.0 + 2.0 * X + 0.05 * np.sin(40 * X)  # the property along the row, as Y
+    cube = np.zeros((3, 60, len(energy)))
+    cube[1] = height[:, None] * np.exp(-0.5 * ((energy - 5.0) / 0.5) ** 2)[None, :]
+    replay = SpectrumImageReplay(cube, energy=energy, pixel_size=0.5)
+    band = BandIntensity((3.0, 7.0))
+    measure = instrument_measure(replay, np.column_stack([xs, np.ones(60)]), band)
+    assert measure(10) == pytest.approx(band(cube[1, 10], energy))
+    settings = HypothesisSettings(steps=6, warmup=1, n_seed=3, seed=1)
+    models = {"quad": Linear(2), "line": Linear(1)}
+    result = learn_hypotheses(X, models=models, measure=measure, settings=settings)
+    assert result.winner == "line", result.values
+    with pytest.raises(ValueError, match=r"`positions_px` must be \(M, 2\)"):
+        instrument_measure(replay, xs, band)

@@ -65,6 +65,7 @@ __all__ = [
     "HypothesisResult",
     "HypothesisSettings",
     "SurrogateModel",
+    "instrument_measure",
     "learn_hypotheses",
     "load_models",
     "load_record",
@@ -607,6 +608,55 @@ def learn_hypotheses(
         values_measured=np.asarray(values, dtype=float),
         record=record,
     )
+
+
+def instrument_measure(
+    instrument: Any,
+    positions_px: Any,
+    scalarizer: Callable[[np.ndarray, np.ndarray], float],
+    /,
+) -> Callable[[int], float]:
+    """``measure(index)`` for :func:`learn_hypotheses` from an instrument of the automated
+    experiment: the spectrum at candidate ``index``'s position, reduced to one number.
+
+    Parameters
+    ----------
+    instrument : object
+        Anything with ``measure(x, y) → spectrum`` and an ``energy`` axis:
+        :class:`atomlens.experiment.SimulatedMicroscope`,
+        :class:`atomlens.experiment.SpectrumImageReplay`, or a real microscope's
+        :class:`atomlens.experiment.InstrumentAdapter`.
+    positions_px : array_like of shape (M, 2)
+        Where each candidate is measured: (x, y) [px of the instrument's overview].
+    scalarizer : callable
+        ``scalarizer(spectrum, energy) → value``, e.g.
+        :class:`atomlens.active.scalarizers.BandIntensity`.
+
+    Returns
+    -------
+    callable
+        ``measure(index) → float``.
+
+    Raises
+    ------
+    ValueError
+        ``positions_px`` is not (M, 2) or holds NaN; later, a spectrum that scalarizes to a
+        non-finite value (the index and position are named).
+    """
+    pos = np.asarray(positions_px, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 2 or len(pos) == 0:
+        raise ValueError(f"`positions_px` must be (M, 2) pixel positions, got shape {pos.shape}.")
+    if not np.isfinite(pos).all():
+        raise ValueError("`positions_px` holds NaN or infinite positions.")
+
+    def measure(index: int) -> float:
+        x, y = pos[int(index)]
+        value = float(scalarizer(instrument.measure(float(x), float(y)), instrument.energy))
+        if not np.isfinite(value):
+            raise ValueError(f"candidate {index} at x={x:g}, y={y:g} px gave {value}.")
+        return value
+
+    return measure
 
 
 def _skipped(step: int, name: str, bandit: Bandit, names: list[str], rng) -> dict[str, Any]:
