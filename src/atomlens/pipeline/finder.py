@@ -366,8 +366,10 @@ def find_frame(
         if low.any():
             rejected = pd.concat([rejected, atoms[low]], ignore_index=True)
             atoms = atoms[~low].reset_index(drop=True)
-            logger.info("%d candidates below p_real %.2f rejected", int(low.sum()), p_real_min)
-    logger.info(
+            logger.debug("%d candidates below p_real %.2f rejected", int(low.sum()), p_real_min)
+    # debug: one line per frame between the progress bar's updates; the counts are in the
+    # result, and the command line prints them once for the whole run
+    logger.debug(
         "found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), settings.p_min
     )
     return FindResult(atoms, rejected, pred, ps, dec)
