@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atomlens.report.figures import figure_to_png
+from atomlens.report.figures import figure_size, figure_to_png
 
 __all__ = [
     "plot_latent_map",
@@ -54,19 +54,23 @@ def plot_latent_map(
     if v.shape != (len(atoms),):
         raise ValueError(f"`values` must hold one value per atom ({len(atoms)}), got {v.shape}.")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 4.6), dpi=100)
+        _, ax = plt.subplots(figsize=figure_size(np.shape(image), width_in=5.2), dpi=100)
     ax.imshow(image, cmap="gray")
-    discrete = np.issubdtype(v.dtype, np.integer)
-    sc = ax.scatter(
-        atoms["x_px"],
-        atoms["y_px"],
-        c=v,
-        s=14,
-        cmap="tab10" if discrete else "viridis",
-        vmin=0 if discrete else None,
-        vmax=9 if discrete else None,
-    )
-    ax.figure.colorbar(sc, ax=ax, shrink=0.8)
+    if np.issubdtype(v.dtype, np.integer):  # classes: a colour and a count each
+        cmap = plt.get_cmap("tab10")
+        for k in np.unique(v):
+            sel = v == k
+            ax.scatter(
+                atoms["x_px"][sel],
+                atoms["y_px"][sel],
+                s=14,
+                color=cmap(int(k) % 10),
+                label=f"class {k} ({int(sel.sum())})",
+            )
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.7)
+    else:
+        sc = ax.scatter(atoms["x_px"], atoms["y_px"], c=v, s=14, cmap="viridis")
+        ax.figure.colorbar(sc, ax=ax, shrink=0.8)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
