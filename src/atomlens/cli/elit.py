@@ -13,16 +13,17 @@ import typer
 from atomlens.cli.app import STATE, USER_ERRORS, fail, flag_names, stop
 from atomlens.cli.parse import model_or_default, p_real_cut
 
+#: ``--model`` of adapt, select and stream: the same default as ``find`` (model_or_default)
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="Ensemble directory or bundled name (default: haadf-generic)."),
+]
+
 
 def adapt(
     frames: Annotated[list[str], typer.Argument(help="Unlabeled frames: files, folders, globs.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the adapted ensemble.")],
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
-        ),
-    ] = None,
+    model: ModelOption = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
@@ -180,12 +181,7 @@ def adapt(
 
 def select_members(
     frames: Annotated[list[str], typer.Argument(help="Frames: files, folders or globs.")],
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
-        ),
-    ] = None,
+    model: ModelOption = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
@@ -251,12 +247,7 @@ def stream_frames(
     source: Annotated[
         str, typer.Argument(help="A folder being filled with frames, or a (stack) file.")
     ],
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model", help="Ensemble directory or bundled name (default: haadf-generic)."
-        ),
-    ] = None,
+    model: ModelOption = None,
     pixel_size: Annotated[
         float | None, typer.Option(help="Pixel size [Å/px]; overrides the files' calibration.")
     ] = None,
