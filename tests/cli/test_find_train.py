@@ -263,3 +263,7 @@ def test_find_takes_a_pixel_size_per_file(tiny_model_dir, tmp_path):
     r = runner.invoke(app, [*args[:-1], str(tmp_path / "p"), "--pixel-size", "other.npy=0.1"])
     assert r.exit_code == 2 and "names other.npy, which is none of the input files" in r.output
     assert "--pixel-size" in r.output and not (tmp_path / "p").exists()
+    twice = ["--pixel-size", "fine.npy=0.1", "--pixel-size", "fine=0.2"]
+    r = runner.invoke(app, [*args[:-1], str(tmp_path / "q"), *twice])
+    assert r.exit_code == 2 and "gives fine.npy two values" in r.output
+    assert not (tmp_path / "q").exists()

@@ -192,6 +192,9 @@ def per_file_pixel_sizes(
     used = set()
     for f in files:
         hit = [k for k in (str(f), f.name, f.stem) if k in keys]
+        if len({keys[k] for k in hit}) > 1:
+            given = ", ".join(f"{k}={keys[k]:g}" for k in hit)
+            raise ValueError(f"`pixel_size` gives {f.name} two values ({given}); name it once.")
         used.update(hit)
         out.append(keys[hit[0]] if hit else default)
     unused = sorted(set(keys) - used)
