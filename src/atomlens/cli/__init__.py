@@ -27,6 +27,7 @@ __all__ = ["app", "main"]
 
 # the commands, in the order `atomlens --help` lists them
 app.command()(simulate.simulate)
+app.command()(simulate.materials)
 app.command()(evaluate.evaluate)
 app.command()(train.train)
 app.command()(find.find)

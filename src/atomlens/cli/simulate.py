@@ -25,7 +25,11 @@ class Mode(str, Enum):
 def simulate(
     out: Annotated[Path, typer.Option(help="Output directory (must not exist or be empty).")],
     material: Annotated[
-        str, typer.Option(help="graphene, hbn, mos2, ws2, srtio3, or a structure file (CIF, …).")
+        str,
+        typer.Option(
+            help="A built-in material (graphene, srtio3, au, si, gan, …: `atomlens materials` "
+            "lists them; si[110] names the zone axis too), or a structure file (CIF, …)."
+        ),
     ] = "graphene",
     zone_axis: Annotated[
         str | None, typer.Option(help="Zone axis u,v,w (default: the material's own, [001]).")
@@ -139,3 +143,14 @@ def simulate(
             f"wrote {out}/: {size}×{size} px at {pixel_size:g} Å/px, {len(sim.truth)} columns "
             f"({per_class}), {len(sim.vacancies)} vacancies; mean {sim.image.mean():.3g} counts/px"
         )
+
+
+def materials() -> None:
+    """List the built-in materials: name, common zone axes (the default first), what it is."""
+    from atomlens.simulate import material_table
+
+    rows = material_table()
+    w = max(len(r["name"]) for r in rows)
+    z = max(len(r["zone_axes"]) for r in rows)
+    for r in rows:
+        typer.echo(f"{r['name']:<{w}}  {r['zone_axes']:<{z}}  {r['description']}")

@@ -23,7 +23,13 @@ from atomlens.simulate.imaging import Background
 from atomlens.simulate.io import write_simulation
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
 from atomlens.simulate.scene import SimulatedImage, film_counts, simulate_image
-from atomlens.simulate.structures import MATERIALS, ProjectedCell, load_material, project
+from atomlens.simulate.structures import (
+    MATERIALS,
+    ProjectedCell,
+    load_material,
+    material_table,
+    project,
+)
 
 __all__ = [
     "MATERIALS",
@@ -42,6 +48,7 @@ __all__ = [
     "defects_for_materials",
     "film_counts",
     "load_material",
+    "material_table",
     "parse_defect",
     "project",
     "simulate_image",

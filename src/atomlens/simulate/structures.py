@@ -48,6 +48,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from atomlens._shared.validate import validate_positive
+from atomlens.simulate.crystals import CRYSTALS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ __all__ = [
     "graphene",
     "hbn",
     "load_material",
+    "material_table",
     "mx2",
     "perovskite",
     "project",
@@ -765,12 +767,18 @@ class MaterialSpec:
         Default zone axis [u v w].
     description : str
         One line for listings.
+    zone_axes : tuple of (int, int, int)
+        The zone axes it is commonly seen down (the default first).
+    column_tol_A : float
+        ``tol_A`` of :func:`project` for it [Å].
     """
 
     name: str
     builder: Callable[[], Atoms]
     zone_axis: tuple[int, int, int]
     description: str
+    zone_axes: tuple[tuple[int, int, int], ...] = ()
+    column_tol_A: float = 0.15
 
 
 #: Built-in materials, by lower-case name.
@@ -796,9 +804,69 @@ MATERIALS: dict[str, MaterialSpec] = {
             functools.partial(perovskite, formula="SrTiO3"),
             (0, 0, 1),
             "cubic SrTiO3 perovskite, a = 3.905 Å",
+            ((0, 0, 1), (1, 1, 0), (1, 1, 1)),
+        ),
+        *(
+            MaterialSpec(
+                c.name, c.builder, c.zone_axes[0], c.description, c.zone_axes, c.column_tol_A
+            )
+            for c in CRYSTALS.values()
         ),
     )
 }
+
+
+def _split_zone(text: str) -> tuple[str, tuple[int, int, int] | None]:
+    """``"si[110]"`` → ("si", (1, 1, 0)); ``"gan[2,1,0]"`` and ``"au[-1,1,0]"`` too; a
+    name without brackets → (name, None)."""
+    t = text.strip().lower()
+    if not (t.endswith("]") and "[" in t):
+        return t, None
+    name, _, inner = t[:-1].partition("[")
+    if name.strip() not in MATERIALS:
+        return t, None
+    inner = inner.strip()
+    try:
+        if "," in inner or " " in inner:
+            parts = [int(v) for v in inner.replace(",", " ").split()]
+        else:  # digits with optional minus signs: "110", "1-10", "-111"
+            parts, sign = [], 1
+            for ch in inner:
+                if ch == "-":
+                    sign = -1
+                else:
+                    parts.append(sign * int(ch))
+                    sign = 1
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        raise ValueError(
+            f"zone axis in {text!r} must be three integers, e.g. '{name}[110]' or '{name}[1,-1,0]'."
+        )
+    return name.strip(), _validate_zone_axis(parts)
+
+
+def material_table() -> list[dict[str, str]]:
+    """The built-in materials: one row per material with ``name``, ``zone_axes`` (the
+    common ones, the default first, e.g. ``"[110] [111] [001]"``) and ``description``.
+
+    Any of them is also accepted as ``"name[uvw]"`` by :func:`load_material` (e.g.
+    ``"si[110]"``, ``"gan[2,1,0]"``), and any zone axis works, not only those listed.
+
+    Examples
+    --------
+    >>> rows = material_table()
+    >>> next(r for r in rows if r["name"] == "si")["zone_axes"]
+    '[110] [111] [001]'
+    """
+    return [
+        {
+            "name": key,
+            "zone_axes": " ".join(_format_zone(z) for z in (spec.zone_axes or (spec.zone_axis,))),
+            "description": spec.description,
+        }
+        for key, spec in MATERIALS.items()
+    ]
 
 
 @functools.lru_cache(maxsize=256)
@@ -809,7 +877,9 @@ def _registry_cell(
     atoms = spec.builder()
     slab = not all(atoms.pbc)
     name = key if slab else f"{key}{_format_zone(zone_axis)}"
-    return project(atoms, zone_axis=zone_axis, thickness_A=thickness_A, name=name)
+    return project(
+        atoms, zone_axis=zone_axis, thickness_A=thickness_A, name=name, tol_A=spec.column_tol_A
+    )
 
 
 def load_material(
@@ -864,10 +934,21 @@ def load_material(
             f"material must be a material name, a file path or an ase.Atoms, got "
             f"{type(material).__name__}."
         )
-    if isinstance(material, str) and material.strip().lower() in MATERIALS:
-        key = material.strip().lower()
-        uvw = MATERIALS[key].zone_axis if zone_axis is None else _validate_zone_axis(zone_axis)
-        return _registry_cell(key, uvw, thickness_A)
+    if isinstance(material, str):
+        key, named_axis = _split_zone(material)
+        if key in MATERIALS:
+            if named_axis is not None and zone_axis is not None:
+                if _validate_zone_axis(zone_axis) != named_axis:
+                    raise ValueError(
+                        f"material {material!r} names zone axis {list(named_axis)} and "
+                        f"`zone_axis` {list(zone_axis)}; give it once."
+                    )
+            uvw = (
+                _validate_zone_axis(zone_axis)
+                if zone_axis is not None
+                else named_axis or MATERIALS[key].zone_axis
+            )
+            return _registry_cell(key, uvw, thickness_A)
 
     path = Path(material)
     if not path.exists():

@@ -1,0 +1,78 @@
+"""The built-in crystals give the projected column spacings a microscopist knows."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from atomlens.simulate import MATERIALS, load_material, material_table, simulate_image
+from atomlens.simulate.structures import tile_cell
+
+
+def _nearest_column_A(cell) -> float:
+    xy, _ = tile_cell(cell, radius_A=15.0)
+    d, _ = cKDTree(xy).query(xy, k=2)
+    return float(d[:, 1].min())
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_A"),
+    [
+        ("au[001]", 4.078 / 2),  # fcc [001]: a/2
+        ("au[110]", 4.078 * math.sqrt(3 / 8)),  # fcc [110]: centred a × a/√2
+        ("si[110]", 5.431 / 4),  # the dumbbell
+        ("gaas[110]", 5.653 / 4),
+        ("fe[001]", 2.866 / math.sqrt(2)),  # bcc [001]: centred square of side a
+        ("mg[001]", 3.209 / math.sqrt(3)),  # hcp [0001]: honeycomb of A and B columns
+        ("mgo[001]", 4.212 / 2),  # rock salt [001]: Mg and O columns alternate
+        ("srtio3[110]", 3.905 / (2 * math.sqrt(2))),  # O columns beside the Ti–O ones
+    ],
+)
+def test_projected_column_spacing(name, expected_A):
+    assert _nearest_column_A(load_material(name)) == pytest.approx(expected_A, abs=0.005)
+
+
+def test_every_listed_axis_projects_and_columns_are_resolvable():
+    for key, spec in MATERIALS.items():
+        for axis in spec.zone_axes or (spec.zone_axis,):
+            cell = load_material(key, zone_axis=axis)
+            assert len(cell.positions) >= 1
+            # columns closer than 0.5 Å are one blur to any STEM: none are listed apart
+            # except the wurtzite [10-10] pairs (0.6 Å), which are real
+            assert _nearest_column_A(cell) > 0.55, (key, axis)
+
+
+def test_column_contents_per_thickness():
+    """Atoms per column per Å of thickness = the crystal's density × the column's area."""
+    si = load_material("si[110]")
+    assert sorted(set(si.column_labels())) == ["Si"]
+    area = abs(si.a[0] * si.b[1] - si.a[1] * si.b[0]) / len(si.positions)  # [Å²] per column
+    per_column = si.counts.sum() / len(si.positions) / si.thickness_A
+    assert per_column == pytest.approx(8 / 5.431**3 * area, rel=1e-6)
+    assert sorted(set(load_material("gan[110]").column_labels())) == ["Ga", "N"]
+
+
+def test_name_with_zone_axis():
+    assert load_material("si[110]") is load_material("si", zone_axis=(1, 1, 0))
+    assert load_material("SI[1,1,0]") is load_material("si", zone_axis=(1, 1, 0))
+    assert load_material("au[1-10]").name == "au[1-10]"
+    assert load_material("si[110]", zone_axis=(1, 1, 0)).name == "si[110]"
+    with pytest.raises(ValueError, match="names zone axis"):
+        load_material("si[110]", zone_axis=(0, 0, 1))
+    with pytest.raises(ValueError, match="three integers"):
+        load_material("si[11]")
+
+
+def test_table_lists_every_material_with_its_axes():
+    rows = material_table()
+    assert [r["name"] for r in rows] == list(MATERIALS)
+    assert next(r for r in rows if r["name"] == "gan")["zone_axes"].startswith("[110]")
+
+
+def test_a_new_crystal_simulates_with_truth():
+    sim = simulate_image("si[110]", shape=128, pixel_size=0.1, rng=0)
+    d, _ = cKDTree(sim.truth[["x_A", "y_A"]].to_numpy()).query(
+        sim.truth[["x_A", "y_A"]].to_numpy(), k=2
+    )
+    assert np.median(d[:, 1]) == pytest.approx(5.431 / 4, abs=0.01)
