@@ -35,6 +35,69 @@ RECIPES = {
             "film_thickness_A": (0.0, 4.0),
         },
     },
+    "haadf-any": {
+        "description": "HAADF bright columns of any crystal down its common zone axes, one "
+        "class 'atom'",
+        "members": 4,
+        "steps_cpu": 900,
+        "steps_gpu": 8000,
+        "seed": 2028,
+        # held out of this list for benchmarks/generic_models.py: the wurtzites and spinels
+        # (whole families), Ag, Pd and Mo, and every [111] axis
+        "recipe": {
+            "materials": [
+                "graphene",
+                "hbn",
+                "mos2",
+                "ws2",
+                "bilayer-graphene",
+                "srtio3",
+                "srtio3[110]",
+                "batio3[001]",
+                "batio3[110]",
+                "laalo3[110]",
+                "pbtio3[001]",
+                "dysco3[001]",
+                "dysco3[110]",
+                "au[001]",
+                "au[110]",
+                "cu[110]",
+                "pt[001]",
+                "ni[110]",
+                "al[001]",
+                "fe[001]",
+                "fe[110]",
+                "w[001]",
+                "w[110]",
+                "mg[001]",
+                "mg[110]",
+                "ti[001]",
+                "co[110]",
+                "si[110]",
+                "si[001]",
+                "ge[110]",
+                "gaas[110]",
+                "inp[110]",
+                "zns[001]",
+                "mgo[001]",
+                "mgo[110]",
+                "nio[110]",
+                "nacl[001]",
+                "ceo2[110]",
+                "ceo2[001]",
+                "mos2-2h[110]",
+                "wse2-2h[210]",
+            ],
+            "pixel_size": 0.2,
+            "defects": {},
+            "classes": "atom",
+            "dose_range": (3e3, 1e6),
+            "film_thickness_A": (0.0, 4.0),
+            "probe_fwhm_A": (0.6, 1.3),
+        },
+        # real scans streak along the fast-scan direction
+        "augmentation": {"line_noise": 0.5},
+    },
     "graphene": {
         "description": "HAADF graphene; carbon and substitutional Si as separate classes",
         "members": 4,
@@ -57,6 +120,9 @@ def _recipe(name: str) -> dict:
     from atomlens.simulate import parse_defect
 
     recipe = dict(RECIPES[name]["recipe"])
+    for key in ("dose_range", "film_thickness_A", "probe_fwhm_A"):
+        if key in recipe:
+            recipe[key] = tuple(recipe[key])
     recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
     if "classes" in recipe:
         from atomlens.simulate import ClassMap
@@ -111,7 +177,7 @@ def main() -> None:
         recalibrate(args.name, install=args.install)
         return
 
-    from atomlens.train import TrainConfig, train_ensemble
+    from atomlens.train import Augmentation, TrainConfig, train_ensemble
 
     r = RECIPES[args.name]
     out = args.out or ROOT / "build" / "bundled" / args.name
@@ -122,7 +188,11 @@ def main() -> None:
         members=r["members"],
         out=out,
         config=TrainConfig(
-            steps=steps, val_every=150, seed=r["seed"], device="cuda" if args.gpu else "cpu"
+            steps=steps,
+            val_every=150,
+            seed=r["seed"],
+            device="cuda" if args.gpu else "cpu",
+            augmentation=Augmentation(**r.get("augmentation", {})),
         ),
         mode="vectorized" if args.gpu else "sequential",
         progress=True,
@@ -144,6 +214,7 @@ def main() -> None:
             "steps_per_member": steps,
             "seed": r["seed"],
             "recipe": {k: v for k, v in r["recipe"].items()},
+            "augmentation": r.get("augmentation", {}),
         }
         ens.config = replace(ens.config, provenance=prov)
         ens.save(dest, overwrite=True)

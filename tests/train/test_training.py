@@ -103,6 +103,39 @@ def test_augmentation_moves_image_and_masks_together():
     assert (m2[:, 1][bright] > 0.5).float().mean() > 0.8
 
 
+def test_line_noise_streaks_rows_and_leaves_the_masks():
+    """Scan-line noise: constant along each row, different between rows, masks untouched."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(3, 1, 32, 32, generator=g) * 10 + 100
+    masks = torch.zeros(3, 2, 32, 32)
+    masks[:, 0] = 1
+    off = Augmentation(
+        flips=False,
+        scale=0.0,
+        scan_jitter_px=0.0,
+        blur_px=0.0,
+        gamma=0.0,
+        background=0.0,
+        noise=0.0,
+    )
+    base, _ = augment_batch(img, masks, aug=off, generator=torch.Generator().manual_seed(1))
+    x, m = augment_batch(
+        img,
+        masks,
+        aug=Augmentation(**{**off.to_dict(), "line_noise": 1.0}),
+        generator=torch.Generator().manual_seed(1),
+    )
+    torch.testing.assert_close(m, masks)
+    row_means = (x - base).mean(dim=3)
+    assert float(row_means.std(dim=2).min()) > 0.5  # rows differ by a fraction of σ ≈ 2.9
+    # within a row the change is a gain and an offset: a straight line in the input
+    for i in range(3):
+        for r in (0, 17):
+            a = torch.stack([base[i, 0, r], torch.ones(32)], 1)
+            coef = torch.linalg.lstsq(a, x[i, 0, r][:, None]).solution
+            torch.testing.assert_close(a @ coef, x[i, 0, r][:, None], atol=1e-3, rtol=0)
+
+
 def test_loss_is_lower_for_the_right_answer():
     t = torch.zeros(1, 2, 8, 8)
     t[:, 1, 2:4, 2:4] = 1

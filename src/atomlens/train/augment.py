@@ -35,6 +35,11 @@ class Augmentation:
         Largest linear background ramp added, as a fraction of the image's mean.
     noise : float
         Largest extra Gaussian noise, as a fraction of the image's standard deviation.
+    line_noise : float
+        Largest scan-line noise, as a fraction of the image's standard deviation: each row
+        (the fast-scan direction) gets its own offset and a gain drawn around 1, as real
+        scans show (the streaks of the Si [110] and DyScO3 images). Rows, not columns:
+        the flips and rotations that follow turn it to any direction.
     """
 
     flips: bool = True
@@ -44,6 +49,7 @@ class Augmentation:
     gamma: float = 0.2
     background: float = 0.3
     noise: float = 0.3
+    line_noise: float = 0.0
 
     def to_dict(self) -> dict[str, float | bool]:
         """JSON-ready dictionary."""
@@ -73,6 +79,13 @@ def augment_batch(
     g = generator
     b, _, h, w = image.shape
     x, m = image.float(), masks.float()
+    if aug.line_noise > 0:  # before the flips, so that it runs along rows or columns
+        x = x - x.amin(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        level = _u(g, b, 0, aug.line_noise)[:, None, None, None]
+        offset = torch.randn(b, 1, h, 1, generator=g) * level * std
+        gain = 1 + torch.randn(b, 1, h, 1, generator=g) * level * 0.2
+        x = x * gain + offset
     # Geometry: one sampling grid per image for zoom + scan jitter, applied to both.
     if aug.scale > 0 or aug.scan_jitter_px > 0:
         zoom = _u(g, b, 1 - aug.scale, 1 + aug.scale) if aug.scale > 0 else torch.ones(b)
