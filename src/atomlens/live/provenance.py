@@ -120,7 +120,9 @@ def read_log(path: str | os.PathLike[str], /) -> LogRead:
     if p.is_dir():
         p = p / LOG_NAME
     if not p.is_file():
-        raise FileNotFoundError(f"{p} is not a provenance log; give a run folder of `atomlens live`.")
+        raise FileNotFoundError(
+            f"{p} is not a provenance log; give a run folder of `atomlens live`."
+        )
     data = p.read_bytes()
     lines = data.split(b"\n")
     entries: list[dict[str, Any]] = []
@@ -301,9 +303,11 @@ def to_prov_json(entries: list[dict[str, Any]], /, *, run: str = "run") -> dict[
             mid = f"run:model-{model.get('sha256') or model.get('version', 'unknown')}"[:120]
             doc["entity"].setdefault(
                 mid,
-                {"prov:type": "atomlens:model", **{f"atomlens:{k}": _literal(v)
-                                                    for k, v in model.items()}},
-            )  # fmt: skip
+                {
+                    "prov:type": "atomlens:model",
+                    **{f"atomlens:{k}": _literal(v) for k, v in model.items()},
+                },
+            )
             doc["used"][f"_:m{e['seq']}"] = {"prov:activity": aid, "prov:entity": mid}
         wrote = set((e.get("outputs") or {}).get("wrote", []))
         for k, (name, sha) in enumerate(sorted((e.get("files") or {}).items())):

@@ -190,7 +190,9 @@ class SteeredRun:
         self.settings = settings if settings is not None else ExploreSettings()
         if not isinstance(self.settings, ExploreSettings):
             raise TypeError(f"`settings` must be ExploreSettings, got {type(settings).__name__}.")
-        self.scalarizer = parse_scalarizer(scalarizer) if isinstance(scalarizer, str) else scalarizer
+        self.scalarizer = (
+            parse_scalarizer(scalarizer) if isinstance(scalarizer, str) else scalarizer
+        )
         if not callable(getattr(self.scalarizer, "to_dict", None)):
             raise TypeError("`scalarizer` must be a built-in scalarizer or its text form.")
         self.out = Path(out)
@@ -274,8 +276,10 @@ class SteeredRun:
             values=self.values,
             exclude=sorted(self.vetoed),
         )
-        why = "seed" if model is None and math.isnan(acq) and step < self.settings.n_seed else (
-            self.settings.acquisition
+        why = (
+            "seed"
+            if model is None and math.isnan(acq) and step < self.settings.n_seed
+            else (self.settings.acquisition)
         )
         x, y = (float(v) for v in self.positions[idx])
         summary = model.summary() if model is not None else None
@@ -294,8 +298,14 @@ class SteeredRun:
             "agent",
             "propose",
             inputs={"step": step, "excluded": sorted(self.vetoed)},
-            outputs={"index": idx, "x_px": x, "y_px": y, "acquisition": acq, "why": why,
-                     "surrogate": summary},  # fmt: skip
+            outputs={
+                "index": idx,
+                "x_px": x,
+                "y_px": y,
+                "acquisition": acq,
+                "why": why,
+                "surrogate": summary,
+            },
             model=self._model_version(),
         )
         return prop
@@ -328,15 +338,21 @@ class SteeredRun:
         self.measured.append(i)
         self.values.append(v)
         self.raw.append(raw)
-        reason = why if why is not None else ("human" if actor == "human" else self.settings.acquisition)
+        reason = (
+            why if why is not None else ("human" if actor == "human" else self.settings.acquisition)
+        )
         self.why.append(reason)
         x, y = (float(c) for c in self.positions[i])
         self.log.append(
             actor,  # type: ignore[arg-type]
             "measure",
             inputs={"step": len(self.measured) - 1, "index": i, "x_px": x, "y_px": y},
-            outputs={"value": v, "raw": raw.tolist(), "why": reason,
-                     "best_so_far": max(self.values)},  # fmt: skip
+            outputs={
+                "value": v,
+                "raw": raw.tolist(),
+                "why": reason,
+                "best_so_far": max(self.values),
+            },
             model=self._model_version(),
         )
         return v
@@ -386,8 +402,11 @@ class SteeredRun:
         self.log.append(
             actor,  # type: ignore[arg-type]
             "policy",
-            inputs={**changes, "scalarizer": None if scalarizer is None else new_scal.to_dict(),
-                    "reason": reason},  # fmt: skip
+            inputs={
+                **changes,
+                "scalarizer": None if scalarizer is None else new_scal.to_dict(),
+                "reason": reason,
+            },
             model=self._model_version(),
         )
 
@@ -396,8 +415,9 @@ class SteeredRun:
         is made and None returned, or the new proposal after a veto or a policy change."""
         if action is None or action.kind == "accept":
             if action is not None:
-                self.log.append("human", "accept", inputs={"step": proposal.step,
-                                                           "index": proposal.index})  # fmt: skip
+                self.log.append(
+                    "human", "accept", inputs={"step": proposal.step, "index": proposal.index}
+                )
             self.measure(proposal.index, actor="agent", why=proposal.why)
             return None
         if action.kind == "veto":
@@ -443,8 +463,11 @@ class SteeredRun:
                 bar.update(1)
         if bar is not None:
             bar.close()
-        self.log.append("system", "explore_end", outputs={"measured": list(self.measured),
-                                                          "best": max(self.values)})  # fmt: skip
+        self.log.append(
+            "system",
+            "explore_end",
+            outputs={"measured": list(self.measured), "best": max(self.values)},
+        )
         return np.asarray(self.measured, dtype=int)
 
 
