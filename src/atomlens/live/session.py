@@ -707,9 +707,9 @@ class LiveSession:
             a["reason"] = str(request.get("reason", ""))[:500]
         elif action == "measure":
             x, y = _number(request, "x"), _number(request, "y")
-            run = self.steered
-            if run is not None:
-                run.nearest(x, y)  # checks the position now, not later on the loop
+            if self.steered is None:
+                raise ValueError("the automated experiment is still starting; try again.")
+            self.steered.nearest(x, y)  # checks the position now, not later on the loop
             a.update(x=x, y=y)
         else:
             from atomlens.active.acquisitions import ACQUISITIONS
