@@ -41,9 +41,9 @@ def test_an_edited_or_removed_entry_breaks_the_chain(tmp_path):
     for k in range(4):
         log.append("agent", "measure", outputs={"value": k})
     lines = (tmp_path / "provenance.jsonl").read_text().splitlines()
-    edited = lines[:2] + [lines[2].replace('"value":2', '"value":9')] + lines[3:]
+    edited = [*lines[:2], lines[2].replace('"value":2', '"value":9'), *lines[3:]]
     (tmp_path / "provenance.jsonl").write_text("\n".join(edited) + "\n")
-    with pytest.raises(ValueError, match="entry 3 .* does not follow entry 2"):
+    with pytest.raises(ValueError, match=r"entry 3 .* does not follow entry 2"):
         read_log(tmp_path)
     (tmp_path / "provenance.jsonl").write_text("\n".join(lines[:1] + lines[2:]) + "\n")
     with pytest.raises(ValueError, match="does not follow"):

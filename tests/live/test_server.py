@@ -8,14 +8,14 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx2")
 
-from starlette.testclient import TestClient  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
-from atomlens.live.server import LiveServer, make_app, needs_token  # noqa: E402
-from atomlens.live.session import LiveSession  # noqa: E402
-from atomlens.live.steer import SteeredRun  # noqa: E402
-from tests.active.test_loop import ToyInstrument  # noqa: E402
-from tests.live.test_steer import SCAL, SETTINGS  # noqa: E402
+from atomlens.live.server import LiveServer, make_app, needs_token
+from atomlens.live.session import LiveSession
+from atomlens.live.steer import SteeredRun
+from tests.active.test_loop import ToyInstrument
+from tests.live.test_steer import SCAL, SETTINGS
 
 
 @pytest.fixture
