@@ -510,17 +510,15 @@ class LiveSession:
         all_ids = extra + ids
         human = [labels.get(i, []) if i is not None else [] for i in all_ids]
         n_human = sum(len(h) for h in human)
+        start = {
+            "frames": [i for i in all_ids if i is not None],
+            "human_labels": human,
+            "pixel_size_A": pixel_size,
+        }
         self._logq.put(
             (
-                ("agent", "adapt_start"),
-                {
-                    "inputs": {
-                        "frames": [i for i in all_ids if i is not None],
-                        "human_labels": human,
-                        "pixel_size_A": pixel_size,
-                    },
-                    "model": self.model_info or None,
-                },
+                "entry",
+                (("agent", "adapt_start"), {"inputs": start, "model": self.model_info or None}),
             )
         )
         t0 = time.perf_counter()
@@ -541,12 +539,8 @@ class LiveSession:
             }
             for r in hist.to_dict("records")
         ]
-        self._logq.put(
-            (
-                ("agent", "adapt_end"),
-                {"outputs": {"history": rows, "seconds": time.perf_counter() - t0}},
-            )
-        )
+        end = {"history": rows, "seconds": time.perf_counter() - t0}
+        self._logq.put(("entry", (("agent", "adapt_end"), {"outputs": end})))
         self.hub.publish({"type": "adaptation", "history": rows})
         return result
 
