@@ -137,10 +137,10 @@ def test_a_veto_changes_the_next_measured_point(browser, tmp_path):
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(server.url)
-        for _ in range(2):  # the seed points
-            page.wait_for_function("document.getElementById('proposal').dataset.index !== ''")
+        for k in range(2):  # the seed points
+            page.wait_for_function(f"document.getElementById('proposal').dataset.step === '{k}'")
             page.click("#accept")
-            _wait(lambda n=len(session.steered.measured): len(session.steered.measured) > n)
+            _wait(lambda k=k: len(session.steered.measured) > k, what=f"seed point {k}")
         page.wait_for_function("document.getElementById('proposal').dataset.step === '2'")
         first = int(page.get_attribute("#proposal", "data-index"))
         page.click("#veto")
