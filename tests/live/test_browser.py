@@ -40,8 +40,9 @@ def _shot(page, name):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         yield b
         b.close()
 
@@ -62,15 +63,24 @@ def _write(folder: Path, name: str, image: np.ndarray) -> None:
     os.replace(f"{tmp}.npy" if not str(tmp).endswith(".npy") else tmp, folder / name)
 
 
-def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):
+def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):  # noqa: F811
     folder = tmp_path / "in"
     folder.mkdir()
-    adapt_cfg = AdaptConfig(rounds=1, steps=2, crop=64, batch_size=2, calibration_images=0,
-                            holdout=0.0, device="cpu")  # fmt: skip
-    cfg = StreamConfig(on_drift="none", drift_ratio=2.0, idle_timeout_s=60, poll_s=0.05,
-                       settle_s=0.05, window=3, adapt=adapt_cfg)  # fmt: skip
-    session, server = live(str(folder), model=ens4, out=tmp_path / "run", port=0,
-                           pixel_size=PS, stream_config=cfg)  # fmt: skip
+    adapt_cfg = AdaptConfig(
+        rounds=1, steps=2, crop=64, batch_size=2, calibration_images=0, holdout=0.0, device="cpu"
+    )
+    cfg = StreamConfig(
+        on_drift="none",
+        drift_ratio=2.0,
+        idle_timeout_s=60,
+        poll_s=0.05,
+        settle_s=0.05,
+        window=3,
+        adapt=adapt_cfg,
+    )
+    session, server = live(
+        str(folder), model=ens4, out=tmp_path / "run", port=0, pixel_size=PS, stream_config=cfg
+    )
     try:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(server.url)
@@ -79,15 +89,18 @@ def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):
             simulate_image("graphene", shape=SIDE, pixel_size=PS, rng=s).image for s in range(3)
         ]
         drifted = [
-            simulate_image("graphene", shape=SIDE, pixel_size=PS, rng=10 + s, conditions=SHIFTED).image
+            simulate_image(
+                "graphene", shape=SIDE, pixel_size=PS, rng=10 + s, conditions=SHIFTED
+            ).image
             for s in range(3)
-        ]  # fmt: skip
+        ]
         seen = []
         for k, im in enumerate(good + drifted):
             t0 = time.monotonic()
             _write(folder, f"f{k:02d}.npy", im)
-            page.wait_for_function(f"document.getElementById('frame-count').dataset.n >= {k + 1}",
-                                   timeout=2_000)  # fmt: skip
+            page.wait_for_function(
+                f"document.getElementById('frame-count').dataset.n >= {k + 1}", timeout=2_000
+            )
             seen.append(time.monotonic() - t0)
             if k == 2:
                 base_max = float(page.get_attribute("#ood", "data-max"))
@@ -104,15 +117,20 @@ def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):
         box = page.locator("#frame").bounding_box()
         scale = 360 / SIDE
         a = min(atoms, key=lambda r: (r[0] - SIDE / 2) ** 2 + (r[1] - SIDE / 2) ** 2)
-        page.mouse.click(box["x"] + a[0] * scale * box["width"] / 360,
-                         box["y"] + a[1] * scale * box["height"] / 360)  # fmt: skip
+        page.mouse.click(
+            box["x"] + a[0] * scale * box["width"] / 360,
+            box["y"] + a[1] * scale * box["height"] / 360,
+        )
         _wait(lambda: session.labels.get(0), what="the label")
         lab = session.labels[0][0]
         assert lab["kind"] == "false" and abs(lab["x_px"] - a[0]) < 1e-6
         page.click("#adapt")
         _write(folder, "f06.npy", good[0])  # the adaptation starts after the next frame
-        _wait(lambda: any(e["action"] == "adapt_end" for e in session.log.entries), 120,
-              "the adaptation")  # fmt: skip
+        _wait(
+            lambda: any(e["action"] == "adapt_end" for e in session.log.entries),
+            120,
+            "the adaptation",
+        )
         start = next(e for e in session.log.entries if e["action"] == "adapt_start")
         assert start["inputs"]["frames"][0] == 0  # the labelled frame is trained on
         assert start["inputs"]["human_labels"][0] == [lab]
@@ -128,12 +146,22 @@ def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):
 
 
 def test_a_veto_changes_the_next_measured_point(browser, tmp_path):
-    cfg = {"simulate": {"shape": 120, "n_dopants": 2, "seed": 0}, "scalarizer": "band:99:110:85:97",
-           "settings": {"model": "gp", "steps": 4, "n_seed": 2, "grid_step_px": 8, "patch_px": 8,
-                        "fit_iterations": 15}}  # fmt: skip
+    cfg = {
+        "simulate": {"shape": 120, "n_dopants": 2, "seed": 0},
+        "scalarizer": "band:99:110:85:97",
+        "settings": {
+            "model": "gp",
+            "steps": 4,
+            "n_seed": 2,
+            "grid_step_px": 8,
+            "patch_px": 8,
+            "fit_iterations": 15,
+        },
+    }
     (tmp_path / "explore.json").write_text(json.dumps(cfg))
-    session, server = live(None, out=tmp_path / "run", explore=tmp_path / "explore.json",
-                           port=0, hold_s=None)  # fmt: skip
+    session, server = live(
+        None, out=tmp_path / "run", explore=tmp_path / "explore.json", port=0, hold_s=None
+    )
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(server.url)
@@ -163,12 +191,19 @@ def test_a_veto_changes_the_next_measured_point(browser, tmp_path):
 
 
 def test_the_token_is_enforced_off_loopback(browser, tmp_path):
-    cfg = {"simulate": {"shape": 120, "n_dopants": 2, "seed": 0},
-           "settings": {"model": "gp", "steps": 1, "n_seed": 1, "grid_step_px": 8,
-                        "patch_px": 8}}  # fmt: skip
+    cfg = {
+        "simulate": {"shape": 120, "n_dopants": 2, "seed": 0},
+        "settings": {"model": "gp", "steps": 1, "n_seed": 1, "grid_step_px": 8, "patch_px": 8},
+    }
     (tmp_path / "explore.json").write_text(json.dumps(cfg))
-    session, server = live(None, out=tmp_path / "run", explore=tmp_path / "explore.json",
-                           host="0.0.0.0", port=0, hold_s=None)  # fmt: skip
+    session, server = live(
+        None,
+        out=tmp_path / "run",
+        explore=tmp_path / "explore.json",
+        host="0.0.0.0",
+        port=0,
+        hold_s=None,
+    )
     try:
         assert server.token
         page = browser.new_page()

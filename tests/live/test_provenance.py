@@ -19,8 +19,12 @@ from atomlens.live.provenance import ProvenanceLog, read_log, to_prov_json
 def test_entries_are_appended_in_order_with_a_chain(tmp_path):
     log = ProvenanceLog(tmp_path / "provenance.jsonl")
     log.append("system", "start", inputs={"a": 1})
-    log.append("agent", "propose", outputs={"index": 3, "acquisition": float("nan")},
-               model={"version": "gp", "sha256": "ab" * 32})  # fmt: skip
+    log.append(
+        "agent",
+        "propose",
+        outputs={"index": 3, "acquisition": float("nan")},
+        model={"version": "gp", "sha256": "ab" * 32},
+    )
     log.append("human", "veto", inputs={"index": 3})
     read = read_log(tmp_path)
     assert [e["seq"] for e in read.entries] == [0, 1, 2] and read.torn == 0
@@ -95,8 +99,12 @@ def test_append_line_refuses_two_lines(tmp_path):
 def test_prov_json_reads_back_with_the_reference_package(tmp_path):
     prov_model = pytest.importorskip("prov.model")
     log = ProvenanceLog(tmp_path / "provenance.jsonl")
-    log.append("system", "explore_start", outputs={"wrote": ["overview.npy"]},
-               files={"overview.npy": "0f" * 32})  # fmt: skip
+    log.append(
+        "system",
+        "explore_start",
+        outputs={"wrote": ["overview.npy"]},
+        files={"overview.npy": "0f" * 32},
+    )
     log.append("agent", "propose", outputs={"index": 4}, model={"version": "gp/ucb", "beta": 4.0})
     log.append("human", "veto", inputs={"index": 4, "reason": "a contamination spot"})
     doc = to_prov_json(read_log(tmp_path).entries, run="t")
@@ -105,8 +113,11 @@ def test_prov_json_reads_back_with_the_reference_package(tmp_path):
     records = bundle.get_records()
     activities = [r for r in records if isinstance(r, prov_model.ProvActivity)]
     assert len(activities) == 3
-    assoc = {str(r.get_attribute("prov:agent").pop()) for r in records
-             if isinstance(r, prov_model.ProvAssociation)}  # fmt: skip
+    assoc = {
+        str(r.get_attribute("prov:agent").pop())
+        for r in records
+        if isinstance(r, prov_model.ProvAssociation)
+    }
     assert any("operator" in a for a in assoc) and any("agent" in a for a in assoc)
     gen = [r for r in records if isinstance(r, prov_model.ProvGeneration)]
     used = [r for r in records if isinstance(r, prov_model.ProvUsage)]

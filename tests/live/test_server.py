@@ -98,12 +98,15 @@ def test_bad_requests_get_4xx_and_a_message(session):
         (b'{"action": "policy", "acquisition": "greedy"}', 400, "unknown `acquisition`"),
         (b'{"action": "policy", "beta": -1}', 400, "`beta` must be >= 0"),
         (b'{"action": "policy", "scalarizer": "eval:1"}', 400, "not understood"),
-        (b'{"action": "label", "frame": 0, "kind": "false", "x_px": 1, "y_px": 1}', 400,
-         "no frames to label"),
+        (
+            b'{"action": "label", "frame": 0, "kind": "false", "x_px": 1, "y_px": 1}',
+            400,
+            "no frames to label",
+        ),
         (b'{"action": "adapt"}', 400, "no frame stream"),
         (b'{"action": "veto", "index": "3"}', 400, "`index` must be an integer"),
         (b"x" * 20000, 413, "16 KiB"),
-    ]  # fmt: skip
+    ]
     for body, code, text in cases:
         r = client.post("/api/control", content=body)
         assert r.status_code == code, body[:40]

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from atomlens._shared.config import check_keys
+from atomlens.live.provenance import file_sha256, read_log, to_prov_json
+from atomlens.live.server import LiveServer
+from atomlens.live.session import LiveSession
+from atomlens.live.steer import SteeredRun
 
 __all__ = ["ExploreConfig", "live", "read_explore_config", "write_prov_json"]
 
@@ -52,6 +56,7 @@ def read_explore_config(path: str | os.PathLike[str], /) -> tuple[Any, Any, str]
         Not JSON, unknown keys, neither or both of ``sample`` and ``simulate``, bad
         settings.
     """
+    # the active-learning stack and the simulator load only for an experiment
     from atomlens.active.loop import ExploreSettings
     from atomlens.experiment import load_sample, simulate_sample
 
@@ -76,8 +81,6 @@ def read_explore_config(path: str | os.PathLike[str], /) -> tuple[Any, Any, str]
 
 
 def _weights_sha256(model: Any) -> dict[str, Any]:
-    from atomlens.live.provenance import file_sha256
-
     d = Path(str(model))
     files = sorted(d.glob("*.safetensors")) if d.is_dir() else []
     info: dict[str, Any] = {"version": d.name if d.is_dir() else str(model)}
@@ -89,8 +92,6 @@ def _weights_sha256(model: Any) -> dict[str, Any]:
 
 def write_prov_json(run: str | os.PathLike[str], /) -> Path:
     """Write the run's log as W3C PROV-JSON into ``run/prov.json`` (atomically)."""
-    from atomlens.live.provenance import read_log, to_prov_json
-
     run = Path(run)
     doc = to_prov_json(read_log(run).entries, run=run.name)
     tmp = run / ".prov.json.tmp"
@@ -165,10 +166,6 @@ def live(
         raise ImportError(
             "the live page needs Starlette and uvicorn: pip install 'atomlens[live]'"
         ) from None
-    from atomlens.live.server import LiveServer
-    from atomlens.live.session import LiveSession
-    from atomlens.live.steer import SteeredRun
-
     if source is None and explore is None:
         raise ValueError("give a SOURCE of frames, an `explore` configuration, or both.")
     if source is not None and not Path(source).exists():
@@ -185,6 +182,7 @@ def live(
     st = None
     info: dict[str, Any] = {}
     if source is not None:
+        # the stream (torch, the ensemble) loads only for a source of frames
         from atomlens.bundled import resolve_model_path
         from atomlens.elit.stream import StreamConfig, stream
 

@@ -32,6 +32,8 @@ import threading
 from importlib import resources
 from typing import Any
 
+from atomlens.live.provenance import read_log, to_prov_json
+
 __all__ = ["LOOPBACK", "LiveServer", "make_app", "needs_token"]
 
 logger = logging.getLogger(__name__)
@@ -115,8 +117,6 @@ def make_app(session: Any, /, *, token: str | None = None) -> Any:
                 {"error": f"only {', '.join(_FILES)} are served, not {name!r}"}, status_code=404
             )
         if name == "prov.json":
-            from atomlens.live.provenance import read_log, to_prov_json
-
             doc = to_prov_json(read_log(session.out).entries, run=session.out.name)
             return JSONResponse(doc)
         return Response((session.out / name).read_bytes(), media_type="application/x-ndjson")

@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from atomlens._shared.atomic import check_output_directory
 from atomlens.live.provenance import LOG_NAME, ProvenanceLog, file_sha256
+from atomlens.live.steer import Action
 
 __all__ = ["CONTROL_ACTIONS", "Hub", "LiveSession", "png_data_url"]
 
@@ -228,8 +230,6 @@ class LiveSession:
         source_dir: str | Path | None = None,
         overwrite: bool = False,
     ) -> None:
-        from atomlens._shared.atomic import check_output_directory
-
         if stream is None and explore is None:
             raise ValueError("give a frame `stream`, an `explore` run, or both.")
         if hold_s is not None and not (math.isfinite(hold_s) and hold_s >= 0):
@@ -583,8 +583,6 @@ class LiveSession:
     def _next_action(self, prop: Any) -> Any:
         """The operator's action on ``prop``: the first queued action that refers to it (or
         to no proposal), or None when ``hold_s`` passes without one (the agent goes on)."""
-        from atomlens.live.steer import Action
-
         deadline = None if self.hold_s is None else time.monotonic() + self.hold_s
         while not self._stop.is_set():
             left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
@@ -706,6 +704,7 @@ class LiveSession:
             self.steered.nearest(x, y)  # checks the position now, not later on the loop
             a.update(x=x, y=y)
         else:
+            # the active-learning stack (torch, GPyTorch) is loaded by the experiment
             from atomlens.active.acquisitions import ACQUISITIONS
             from atomlens.active.scalarizers import parse_scalarizer
 

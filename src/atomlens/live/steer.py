@@ -382,6 +382,7 @@ class SteeredRun:
         ValueError
             An unknown acquisition, a negative β or a scalarizer not understood.
         """
+        # the active-learning stack (torch, GPyTorch) loads with the first steered run
         from atomlens.active.scalarizers import parse_scalarizer
 
         changes: dict[str, Any] = {}
@@ -526,6 +527,7 @@ def replay_run(run: str | Path, /) -> ReplayResult:
         The log holds no automated experiment, or its files changed since they were
         logged.
     """
+    # the active-learning stack (torch, GPyTorch) loads with the replay
     from atomlens.active.loop import ExploreSettings, candidates, propose
     from atomlens.active.scalarizers import scalarizer_from_dict
 
