@@ -147,15 +147,15 @@
       c.dataset.n = ys.length; c.dataset.last = last === null ? "" : last;
       c.dataset.max = ys.length ? Math.max(...ys.filter((v) => v !== null)) : "";
       const k = q("counts"), recent = state.ood.slice(-200);
-      drawLine(k, [{ y: recent.map((p) => p.n_atoms), colour: "#393" }, { y: recent.map((p) => p.latency_ms), colour: "#c63" }],
-        { label: "atoms (green) and latency ms (orange) per frame" });
-      k.dataset.n = recent.length;
+      drawLine(k, [{ y: recent.map((p) => p.n_atoms), colour: "#393" }], { label: "atoms per frame" });
+      drawLine(q("latency"), [{ y: recent.map((p) => p.latency_ms), colour: "#c63" }], { label: "latency per frame [ms]" });
+      k.dataset.n = recent.length; q("latency").dataset.n = recent.length;
     });
   }
   function addDecision(d) {
     const li = document.createElement("li");
     const brief = Object.entries(d.brief || {}).slice(0, 5).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join(", ");
-    li.textContent = `frame ${d.frame}: ${d.event} ${brief}`;
+    li.textContent = `${d.frame === null ? "start" : "frame " + d.frame}: ${d.event} ${brief}`;
     const ul = q("decisions"); ul.insertBefore(li, ul.firstChild);
     while (ul.children.length > 100) ul.removeChild(ul.lastChild);
     if (d.brief && d.brief.drift_ratio) state.driftRatio = d.brief.drift_ratio;
