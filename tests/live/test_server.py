@@ -17,6 +17,8 @@ from atomlens.live.steer import SteeredRun
 from tests.active.test_loop import ToyInstrument
 from tests.live.test_steer import SCAL, SETTINGS
 
+LOCAL = "http://127.0.0.1:8765"
+
 
 @pytest.fixture
 def session(tmp_path):
@@ -70,7 +72,7 @@ def test_a_server_off_loopback_makes_a_token():
 
 
 def test_nothing_outside_the_run_folder_is_served(session):
-    client = TestClient(make_app(session))
+    client = TestClient(make_app(session), base_url=LOCAL)
     assert client.get("/static/app.js").status_code == 200
     for path in (
         "/static/../../secret.txt",
@@ -88,7 +90,7 @@ def test_nothing_outside_the_run_folder_is_served(session):
 
 
 def test_bad_requests_get_4xx_and_a_message(session):
-    client = TestClient(make_app(session), raise_server_exceptions=False)
+    client = TestClient(make_app(session), base_url=LOCAL, raise_server_exceptions=False)
     cases = [
         (b"{not json", 400, "not JSON"),
         (b"[1, 2]", 400, "JSON object"),
@@ -108,7 +110,7 @@ def test_bad_requests_get_4xx_and_a_message(session):
         (b"x" * 20000, 413, "16 KiB"),
     ]
     for body, code, text in cases:
-        r = client.post("/api/control", content=body)
+        r = client.post("/api/control", content=body, headers=JSON)
         assert r.status_code == code, body[:40]
         msg = r.json()["error"]
         assert "Traceback" not in r.text and "\n" not in msg
@@ -119,3 +121,32 @@ def test_bad_requests_get_4xx_and_a_message(session):
     session.hub.snapshot = lambda: 1 / 0
     r = client.get("/api/state")
     assert r.status_code == 500 and r.json() == {"error": "internal error; see the server's log"}
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_other_sites_cannot_drive_the_server(session):
+    client = TestClient(make_app(session), base_url=LOCAL)
+    # a form or plain-text post from another site's page (no preflight): refused
+    r = client.post(
+        "/api/control", content=b'{"action": "pause"}', headers={"Content-Type": "text/plain"}
+    )
+    assert r.status_code == 415 and not session.paused
+    r = client.post(
+        "/api/control", json={"action": "pause"}, headers={"Origin": "http://evil.example"}
+    )
+    assert r.status_code == 401 and not session.paused
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/ws", headers={"Origin": "http://evil.example"}) as ws,
+    ):
+        ws.receive_text()
+    # a DNS-rebound name for 127.0.0.1: refused without a token
+    rebound = TestClient(make_app(session), base_url="http://attacker.example:8765")
+    assert rebound.get("/api/state").status_code == 401
+    # the page itself: same origin
+    r = client.post(
+        "/api/control", json={"action": "pause"}, headers={"Origin": "http://127.0.0.1:8765"}
+    )
+    assert r.status_code == 200 and session.paused

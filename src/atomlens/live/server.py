@@ -20,6 +20,11 @@ failure is ``500`` with a one-line message, never a traceback):
 token; bound to any other address it requires one (generated and printed at start by
 ``atomlens live``) on every route: ``?token=`` in the page's and the WebSocket's URL or an
 ``X-Atomlens-Token`` header. Tokens are compared in constant time.
+
+**Other sites.** A page from another web site open in the operator's browser could send
+requests to the server; they are refused: a request whose ``Origin`` is not the server's
+own address, a control that is not ``application/json`` (a form or plain-text post), and,
+without a token, a request whose ``Host`` is not a loopback name (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -76,7 +81,22 @@ def make_app(session: Any, /, *, token: str | None = None) -> Any:
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket, WebSocketDisconnect
 
+    def same_origin(conn: Any) -> bool:
+        """No other web site's page may drive the server through the operator's browser:
+        a request that names an ``Origin`` must come from the page itself, and without a
+        token the ``Host`` must be a loopback name (no DNS rebinding)."""
+        host = conn.headers.get("host", "")
+        origin = conn.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != host:
+            return False
+        if token is None:
+            name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+            return name in LOOPBACK
+        return True
+
     def authorised(conn: Any) -> bool:
+        if not same_origin(conn):
+            return False
         if token is None:
             return True
         given = conn.query_params.get("token") or conn.headers.get("x-atomlens-token") or ""
@@ -84,7 +104,10 @@ def make_app(session: Any, /, *, token: str | None = None) -> Any:
 
     def refuse() -> JSONResponse:
         return JSONResponse(
-            {"error": "a token is required: open the URL `atomlens live` printed (…?token=…)"},
+            {
+                "error": "a token is required, from this page's own address: open the URL "
+                "`atomlens live` printed (…?token=…)"
+            },
             status_code=401,
         )
 
@@ -124,6 +147,12 @@ def make_app(session: Any, /, *, token: str | None = None) -> Any:
     async def control(request: Request) -> Response:
         if not authorised(request):
             return refuse()
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # a form or text/plain post is what another site's page could send unasked
+            return JSONResponse(
+                {"error": "send the control as JSON (Content-Type: application/json)"},
+                status_code=415,
+            )
         body = await request.body()
         if len(body) > _MAX_BODY:
             return JSONResponse({"error": "the request body is over 16 KiB"}, status_code=413)
