@@ -52,9 +52,8 @@ from atomlens.live.steer import Action, SteeredRun, replay_run
 
 SCAL = "band:99:110:85:97"
 R_DONE_A = 4.0
-R_STUCK_A = 6.0
 R_FOUND_A = 1.5
-STALL = 4
+STALL = 3
 
 
 def settings(steps: int) -> ExploreSettings:
@@ -74,11 +73,15 @@ def settings(steps: int) -> ExploreSettings:
 class Operator:
     """The documented rules (module notes) as a callable operator."""
 
-    def __init__(self, threshold: float, px: float) -> None:
+    def __init__(self, threshold: float, px: float, overview: np.ndarray, margin: int) -> None:
+        from scipy.ndimage import gaussian_filter
+
         self.threshold, self.px = threshold, px
+        self.seen = gaussian_filter(np.asarray(overview, float), 1.5)  # what the operator sees
+        self.margin = margin
         self.found: list[np.ndarray] = []
-        self.exploring = False
-        self.actions = {"veto": 0, "switch": 0}
+        self.last_click = -STALL
+        self.actions = {"veto": 0, "click": 0}
 
     def __call__(self, run: SteeredRun, prop) -> Action | None:
         for i, v in zip(run.measured, run.values, strict=True):
@@ -87,22 +90,29 @@ class Operator:
                 np.hypot(*(p - f)) > R_DONE_A / self.px for f in self.found
             ):
                 self.found.append(p)
-                if self.exploring:
-                    self.exploring = False
-                    self.actions["switch"] += 1
-                    return Action("policy", acquisition="ucb", reason="a new target: exploit")
         here = np.array([prop.x, prop.y])
         if any(np.hypot(*(here - f)) <= R_DONE_A / self.px for f in self.found):
             self.actions["veto"] += 1
             return Action("veto", reason="that target is done")
-        if not self.exploring and len(run.values) > STALL + 4:
+        n = len(run.values)
+        if n >= run.settings.n_seed + STALL and n - self.last_click >= STALL:
             best = np.maximum.accumulate(run.values)
-            last = run.path[-STALL:]
-            span = np.hypot(*(last.max(0) - last.min(0)))
-            if best[-1] == best[-1 - STALL] and span <= R_STUCK_A / self.px:
-                self.exploring = True
-                self.actions["switch"] += 1
-                return Action("policy", acquisition="ue", reason="the path is stuck")
+            if best[-1] == best[-1 - STALL]:
+                yy, xx = np.indices(self.seen.shape)
+                free = np.ones(self.seen.shape, bool)
+                for q in [*run.path, *self.found]:
+                    free &= np.hypot(xx - q[0], yy - q[1]) > R_DONE_A / self.px
+                m = self.margin
+                free[:m], free[-m:], free[:, :m], free[:, -m:] = False, False, False, False
+                y, x = np.unravel_index(np.argmax(np.where(free, self.seen, -np.inf)), free.shape)
+                self.actions["click"] += 1
+                self.last_click = n
+                return Action(
+                    "measure",
+                    x=float(x),
+                    y=float(y),
+                    reason="no progress: the brightest column not yet visited",
+                )
         return None
 
 
@@ -115,7 +125,7 @@ def hae(seeds: list[int], steps: int, out: Path) -> None:
     print(f"hAE: GP + UCB (β 0.25), {steps} steps after 4 seed points, samples {seeds}")
     print(
         f"{'sample':>6} {'dopants':>7} {'agent alone':>11} {'with operator':>13} "
-        f"{'vetoes':>6} {'switches':>8} {'replays exact':>13}"
+        f"{'vetoes':>6} {'clicks':>8} {'replays exact':>13}"
     )
     totals = [0, 0]
     for seed in seeds:
@@ -131,7 +141,7 @@ def hae(seeds: list[int], steps: int, out: Path) -> None:
         )
         alone.run()
         mic2 = simulate_sample(shape=200, n_dopants=4, seed=seed)
-        op = Operator(thr, mic.pixel_size)
+        op = Operator(thr, mic.pixel_size, mic.overview(), settings(steps).patch_px // 2)
         helped = SteeredRun(
             mic2,
             scalarizer=SCAL,
@@ -148,7 +158,7 @@ def hae(seeds: list[int], steps: int, out: Path) -> None:
         trapped = " (trapped)" if a < len(mic.dopants_px) else ""
         print(
             f"{seed:>6} {len(mic.dopants_px):>7} {a:>11} {b:>13} {op.actions['veto']:>6} "
-            f"{op.actions['switch']:>8} {ra.exact and rb.exact!s:>13}{trapped}"
+            f"{op.actions['click']:>8} {ra.exact and rb.exact!s:>13}{trapped}"
         )
     print(
         f"total targets found: agent alone {totals[0]}, with the operator {totals[1]} "
