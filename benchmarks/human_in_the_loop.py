@@ -228,9 +228,10 @@ def load(n_frames: int, out: Path) -> None:
     dom = [0]
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True,
+            executable_path=shutil.which("chromium"),
+            headless=True,
             args=["--no-sandbox", "--disable-gpu"],
-        )  # fmt: skip
+        )
         page = browser.new_page(viewport={"width": 1600, "height": 1100})
 
         def at(k: int) -> None:
@@ -295,6 +296,52 @@ def load(n_frames: int, out: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def explore_page(out: Path, steps: int) -> None:
+    """A screenshot of the page during a steered run (sample 0, the agent alone, one veto
+    and one click sent through the page's control route)."""
+    import httpx2
+    from playwright.sync_api import sync_playwright
+
+    from atomlens.live.server import LiveServer
+    from atomlens.live.session import LiveSession
+
+    tmp = Path(tempfile.mkdtemp(prefix="atomlens-live-page-"))
+    mic = simulate_sample(shape=200, n_dopants=4, seed=0)
+
+    def make(log):
+        return SteeredRun(mic, scalarizer=SCAL, settings=settings(steps), out=tmp / "run", log=log)
+
+    session = LiveSession(tmp / "run", explore=make, hold_s=0.0)
+    server = LiveServer(session, port=0).start()
+    api = f"http://127.0.0.1:{server.port}/api/control"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu"],
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(server.url)
+        session.start()
+        while session.steered is None or len(session.steered.measured) < steps // 2:
+            time.sleep(0.2)
+        session.control({"action": "pause"})
+        httpx2.post(api, json={"action": "measure", "x": 60.0, "y": 140.0})
+        time.sleep(1.0)
+        session.control({"action": "resume"})
+        session.explore_done.wait(600)
+        time.sleep(1.0)
+        page.screenshot(path=str(out / "explore-page.png"), full_page=True)
+        browser.close()
+    session.stop()
+    server.stop()
+    print(
+        f"  explore page: {len(session.steered.measured)} measurements, screenshot "
+        f"{out / 'explore-page.png'}"
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="logs and screenshots")
@@ -313,6 +360,7 @@ def main() -> None:
         hae(args.seeds, args.steps, args.out)
     if args.part in ("both", "load"):
         load(args.frames, args.out)
+        explore_page(args.out, args.steps)
     (args.out / "args.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}))
 
 
