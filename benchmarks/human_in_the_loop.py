@@ -1,35 +1,42 @@
 """Human in the loop: a scripted operator gets a trapped agent out, and the live page costs
 the loop nothing.
 
-**hAE.** A simulated microscope (graphene with Si dopants, :func:`atomlens.experiment.
-simulate_sample`) and a greedy agent (GP, UCB with a small β = 0.25, the Si L₂,₃ band as
-the value): once it has found one dopant it keeps measuring around it — its path is
-*trapped*. How the configuration was found: the script runs the agent alone on the
-samples of ``--seeds`` and reports, per sample, how many dopants it found; the samples
-where it found fewer than all of them are the trapped ones (printed). The same budget is
-then run with a scripted operator who follows documented rules, as a person at the page
-would (hAE, Pratiush et al., Digital Discovery 2025):
+**hAE.** A simulated microscope (graphene 40 × 40 Å with four Si dopants,
+:func:`atomlens.experiment.simulate_sample`) and a greedy agent: a GP on the candidates'
+coordinates, UCB with a small β = 0.25, the Si L₂,₃ band above its background as the value,
+24 measurements after 4 random seed points. Once it has found a dopant it keeps measuring
+around it: its path is *trapped*. How the configuration was found: the GP on coordinates
+knows nothing of what the overview shows, and a small β makes it exploit; the script runs
+the agent alone on the samples of ``--seeds`` and prints, per sample, how many of the four
+dopants it found; a sample where it found fewer is marked trapped (all three were). The
+same budget is then run by a scripted operator who follows two documented rules, as a
+person at the page would (hAE, Pratiush et al., Digital Discovery 2025):
 
-1. a point whose value exceeds half the value on a dopant counts as a found target; from
-   then on the operator **vetoes** any proposal within ``R`` = 2 Å of a found target
-   ("that one is done");
-2. when the best value has not improved for 4 steps while the last 4 points lie within
-   3 Å of each other (the path stays in a small region), the operator **switches the
-   acquisition** to maximum uncertainty (``ue``) until a new target is found, then back
-   to UCB.
+1. a measured point whose value exceeds half the (noise-free) value on a dopant counts as
+   a found target; from then on the operator **vetoes** every proposal within 4 Å of a
+   found target ("that one is done"; the dopants are at least 8 Å apart);
+2. when the best value has not improved for 3 steps (and the last click is 3 steps
+   back), the operator **clicks to measure** the brightest spot of the overview (smoothed
+   by a 1.5 px Gaussian, as the eye does) more than 4 Å from every point measured so far:
+   Si columns are brighter than C in HAADF (Z contrast), which the person sees and the
+   agent's GP on coordinates does not.
 
-A dopant is found when a measured point lies within 1.2 Å (the probe width) of it. Both
-runs are replayed from their provenance logs (:func:`atomlens.live.replay_run`) and must
+A dopant counts as found when a measured point lies within 1.5 Å of it (where its edge
+signal has fallen to about half: the probe weight is exp(−r²/2w²), w = 1.2 Å). Both runs
+are replayed from their provenance logs (:func:`atomlens.live.replay_run`) and must
 reproduce exactly.
 
-**Load.** ``--frames`` simulated frames stream through :func:`atomlens.elit.stream.stream`
-with the bundled graphene ensemble, once bare and once through the live session with a
-page open in headless chromium: per-frame wall time of the loop (median, the added share,
-target < 5 %), the server's memory (RSS) after 20 % and after all frames (flat), the
-page's number of DOM elements at the same two points (bounded), and screenshots in
-``--out``.
+**Load.** ``--frames`` frames of 64² px stream through :func:`atomlens.elit.stream.stream`
+with the bundled graphene ensemble, through the live session with the page open in headless
+chromium, between two bare runs of a quarter as many frames: the page's hand-off per frame
+(the time the loop waits while the session takes the record; target < 5 % of the loop's
+own time per frame), the loop's wall time per frame against the bare runs, the server's
+memory (RSS) after 20 % and after all frames (flat), the page's number of DOM elements at
+the same two points (bounded). Screenshots (``load-page.png``, ``explore-page.png``) and
+the runs' logs go to ``--out``.
 
     python benchmarks/human_in_the_loop.py --out bench-live [--quick] [--frames 1000]
+        [--part both|hae|load]
 """
 
 from __future__ import annotations
