@@ -8,7 +8,8 @@ coordinates, UCB with a small β = 0.25, the Si L₂,₃ band above its backgrou
 around it: its path is *trapped*. How the configuration was found: the GP on coordinates
 knows nothing of what the overview shows, and a small β makes it exploit; the script runs
 the agent alone on the samples of ``--seeds`` and prints, per sample, how many of the four
-dopants it found; a sample where it found fewer is marked trapped (all three were). The
+dopants it found and ``near best``, the share of its own (non-seed) measurements within
+4 Å of its best point; a sample where it found fewer than four is marked trapped. The
 same budget is then run by a scripted operator who follows two documented rules, as a
 person at the page would (hAE, Pratiush et al., Digital Discovery 2025):
 
@@ -132,7 +133,7 @@ def hae(seeds: list[int], steps: int, out: Path) -> None:
     print(f"hAE: GP + UCB (β 0.25), {steps} steps after 4 seed points, samples {seeds}")
     print(
         f"{'sample':>6} {'dopants':>7} {'agent alone':>11} {'with operator':>13} "
-        f"{'vetoes':>6} {'clicks':>8} {'replays exact':>13}"
+        f"{'vetoes':>6} {'clicks':>8} {'replays exact':>13} {'near best':>10}"
     )
     totals = [0, 0]
     for seed in seeds:
@@ -163,9 +164,12 @@ def hae(seeds: list[int], steps: int, out: Path) -> None:
         totals[0] += a
         totals[1] += b
         trapped = " (trapped)" if a < len(mic.dopants_px) else ""
+        agent = alone.path[alone.settings.n_seed :]
+        best = alone.path[int(np.argmax(alone.values))]
+        near = float(np.mean(np.hypot(*(agent - best).T) <= R_DONE_A / mic.pixel_size))
         print(
             f"{seed:>6} {len(mic.dopants_px):>7} {a:>11} {b:>13} {op.actions['veto']:>6} "
-            f"{op.actions['click']:>8} {ra.exact and rb.exact!s:>13}{trapped}"
+            f"{op.actions['click']:>8} {ra.exact and rb.exact!s:>13} {near:>10.0%}{trapped}"
         )
     print(
         f"total targets found: agent alone {totals[0]}, with the operator {totals[1]} "
