@@ -238,7 +238,10 @@
       case "decision": addDecision(m); drawOod(); break;
       case "adaptation": addAdaptation(m); break;
       case "explore_static": state.exploreStatic = m; drawExplore(); break;
-      case "explore": state.explore = m; drawExplore(); break;
+      case "explore":
+        // between proposals (while measuring) the last model's maps stay on the page
+        if (!m.mean && state.explore && state.explore.mean) { m.mean = state.explore.mean; m.sd = state.explore.sd; }
+        state.explore = m; drawExplore(); break;
       case "error": say(m.message); break;
     }
   }
