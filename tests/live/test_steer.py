@@ -84,3 +84,9 @@ def test_bad_actions_and_files_are_refused(tmp_path):
     (tmp_path / "r" / "overview.npy").write_bytes(b"changed")
     with pytest.raises(ValueError, match="missing or changed since the run logged it"):
         replay_run(tmp_path / "r")
+
+
+def test_an_operator_that_never_lets_a_point_be_measured_is_stopped(tmp_path):
+    r = SteeredRun(ToyInstrument(), scalarizer=SCAL, settings=SETTINGS, out=tmp_path / "r")
+    with pytest.raises(RuntimeError, match="without letting a point be measured"):
+        r.run(lambda run, prop: Action("policy", beta=1.0) if prop.step == 0 else None)

@@ -457,9 +457,17 @@ class SteeredRun:
             bar = tqdm(total=self.total, initial=len(self.measured), desc="explore", unit="step")
         while not self.done:
             prop: Proposal | None = self.propose()
+            answers = 0
             while prop is not None:
                 act = operator(self, prop) if operator is not None else None
                 prop = self.apply(prop, act)
+                answers += 1
+                if answers > 2 * len(self.positions):
+                    raise RuntimeError(
+                        f"the operator answered {answers} proposals of step {len(self.measured)} "
+                        "without letting a point be measured; it must accept, veto or measure "
+                        "eventually (a policy change on every proposal never ends)."
+                    )
             if bar is not None:
                 bar.update(1)
         if bar is not None:
