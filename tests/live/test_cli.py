@@ -39,3 +39,12 @@ def test_bad_inputs_end_with_one_line(tmp_path):
     assert len(res.output.strip().splitlines()) == 1
     res = runner.invoke(app, ["live", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_replay_also_takes_a_run_record_of_explore(tmp_path):
+    from atomlens.active.loop import run as explore_run
+
+    explore_run(ToyInstrument(), scalarizer=SCAL, settings=SETTINGS, out=tmp_path / "e")
+    res = CliRunner().invoke(app, ["replay", str(tmp_path / "e")])
+    assert res.exit_code == 0, res.output
+    assert "8 measurements, 5 agent proposals" in res.output and "exactly" in res.output

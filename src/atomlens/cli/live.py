@@ -83,15 +83,26 @@ def live(
 
 
 def replay(
-    run: Annotated[Path, typer.Argument(help="A run folder of `atomlens live --explore`.")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder of `atomlens live --explore`, or a run record of "
+            "`atomlens explore` (an instrument run)."
+        ),
+    ],
 ) -> None:
-    """Re-decide every proposal of a live run from its provenance log, apply the logged
-    human actions, and say whether the path and the decisions are reproduced (exit 1 if
-    not)."""
+    """Re-decide every proposal of a run from its record alone and say whether the path and
+    the decisions are reproduced (exit 1 if not): a live run from its provenance log, with
+    the logged human actions applied in order; an `atomlens explore` record from its
+    run.json, path.csv and overview."""
     try:
-        from atomlens.live.steer import replay_run
+        from atomlens.live.provenance import LOG_NAME
+        from atomlens.live.steer import replay_record, replay_run
 
-        res = replay_run(run)
+        if not (run / LOG_NAME).is_file() and (run / "run.json").is_file():
+            res = replay_record(run)
+        else:
+            res = replay_run(run)
     except USER_ERRORS as exc:
         fail(exc)
     typer.echo(

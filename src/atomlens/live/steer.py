@@ -45,6 +45,7 @@ __all__ = [
     "Proposal",
     "ReplayResult",
     "SteeredRun",
+    "replay_record",
     "replay_run",
 ]
 
@@ -609,4 +610,56 @@ def replay_run(run: str | Path, /) -> ReplayResult:
         mismatches=mismatches,
         max_acquisition_error=worst,
         human_actions=n_human,
+    )
+
+
+def replay_record(run: str | Path, /) -> ReplayResult:
+    """Re-decide every step of a run record of ``atomlens explore`` /
+    :func:`atomlens.active.run` (an instrument run: ``run.json``, ``overview.npy``,
+    ``energy.npy``) with :func:`atomlens.active.replay`, from the record alone.
+
+    The candidates' features are rebuilt from the recorded overview, which the record keeps
+    in float32: a surrogate on image patches (DKL) sees them rounded and may decide
+    otherwise where two candidates were nearly tied; the result says so.
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``run.json`` in ``run``.
+    ValueError
+        A table run (features and targets): replay it from Python with its ``TableSource``.
+    """
+    # the active-learning stack (torch, GPyTorch) loads with the replay
+    from atomlens.active.loop import replay
+    from atomlens.active.record import RunRecord
+
+    run = Path(run)
+    rec = RunRecord.read(run)
+    if rec.energy is None or not (run / "overview.npy").is_file():
+        raise ValueError(
+            f"{run} records a table run (features and targets); replay it from Python: "
+            "atomlens.active.replay(TableSource(features, targets), run)."
+        )
+    image = np.load(run / "overview.npy", allow_pickle=False).astype(np.float64)
+    res = replay(_Overview(image, rec.energy, 1.0), run)
+    done = rec.finished()
+    recorded = np.asarray(done["indices"], dtype=int)
+    mism = [
+        {"step": k, "logged": int(a), "replayed": int(b)}
+        for k, (a, b) in enumerate(zip(recorded, res.indices, strict=True))
+        if a != b
+    ]
+    logged = np.asarray(done["acquisition"], dtype=float)
+    again = np.asarray(res.acquisition_values, dtype=float)
+    ok = np.isfinite(logged) & np.isfinite(again)
+    worst = float(
+        np.max(np.abs(again[ok] - logged[ok]) / np.maximum(np.abs(logged[ok]), 1e-12), initial=0.0)
+    )
+    return ReplayResult(
+        indices=np.asarray(res.indices, dtype=int),
+        recorded=recorded,
+        proposals=int(np.sum([w != "seed" for w in done["why"]])),
+        mismatches=mism,
+        max_acquisition_error=worst,
+        human_actions=0,
     )
