@@ -302,7 +302,8 @@ def load(n_frames: int, out: Path) -> None:
     print(
         f"  hub: {session.hub.published} messages published, {session.hub.dropped} dropped for "
         f"a slow page; frames rendered {len(session.render_seconds)} of {n_frames} (the render "
-        "thread takes the newest)"
+        f"thread takes the newest), {1e3 * med(session.render_seconds):.1f} ms each (median, on "
+        "its own thread)"
     )
     shutil.rmtree(tmp, ignore_errors=True)
 
