@@ -309,8 +309,8 @@ def load(n_frames: int, out: Path) -> None:
 
 
 def explore_page(out: Path, steps: int) -> None:
-    """A screenshot of the page during a steered run (sample 0, the agent alone, one veto
-    and one click sent through the page's control route)."""
+    """A screenshot of the page after a steered run (sample 0, the agent with one click
+    sent through the page's control route half-way)."""
     import httpx2
     from playwright.sync_api import sync_playwright
 

@@ -204,6 +204,7 @@
     } else { box.textContent = m.step >= m.budget ? "budget spent" : "measuring…"; box.dataset.index = ""; }
     q("explore-step").textContent = `step ${m.step} of ${m.budget}; ${m.settings.acquisition}, β ${m.settings.beta}`;
     q("explore-step").dataset.step = m.step;
+    if (!state.formTouched) { q("acq").value = m.settings.acquisition; q("beta").value = m.settings.beta; }
     gridMap(q("mean"), m.mean, st); gridMap(q("sd"), m.sd, st);
     drawLine(q("best"), [{ y: m.best_so_far, colour: "#c33", dots: true }], {});
     q("best").dataset.n = m.best_so_far.length;
@@ -216,7 +217,9 @@
   const proposalIndex = () => { const v = q("proposal").dataset.index; return v === "" ? null : Number(v); };
   q("accept").addEventListener("click", () => control({ action: "accept", index: proposalIndex() }));
   q("veto").addEventListener("click", () => control({ action: "veto", index: proposalIndex() }));
+  for (const id of ["acq", "beta", "scalarizer"]) q(id).addEventListener("input", () => { state.formTouched = true; });
   q("policy").addEventListener("click", () => {
+    state.formTouched = false;
     const body = { action: "policy", acquisition: q("acq").value, beta: Number(q("beta").value) };
     if (q("scalarizer").value.trim()) body.scalarizer = q("scalarizer").value.trim();
     control(body);
