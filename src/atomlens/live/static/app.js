@@ -82,7 +82,8 @@
       ctx.beginPath(); ctx.moveTo(x - 5, y - 5); ctx.lineTo(x + 5, y + 5); ctx.moveTo(x + 5, y - 5); ctx.lineTo(x - 5, y + 5); ctx.stroke();
     }
     c.dataset.index = f.index;
-    q("frame-caption").textContent = `${f.name}: ${f.n_atoms} atoms, ${f.latency_ms} ms, OOD ratio ${f.ratio === null ? "–" : f.ratio.toFixed(2)}`;
+    q("frame-caption").textContent = `${f.name}: ${f.n_atoms} atoms, ${f.latency_ms} ms, OOD ratio ${f.ratio === null ? "–" : f.ratio.toFixed(2)}; ` +
+      `colour: ${ip < 0 ? "none" : f.columns[ip]} (red 0 → green 1)`;
     const e = q("epistemic"), ectx = e.getContext("2d");
     if (f.epistemic) { const im = await loadImage(f.epistemic); ectx.clearRect(0, 0, e.width, e.height);
       ectx.drawImage(im, 0, 0, f.width * scale, f.height * scale); }
