@@ -233,8 +233,21 @@ def load(n_frames: int, out: Path) -> None:
             pass
         return timed
 
-    bare_a = bare(max(20, n_frames // 4))
+    def headless(n: int) -> Timed:
+        """The session and its server, no page open (the browser on another machine)."""
+        frames = [pool[k % len(pool)] for k in range(n)]
+        t = Timed(stream(model, frames, pixel_size=0.2, config=cfg))
+        sess = LiveSession(tmp / "headless", stream=t, hold_s=None)
+        srv = LiveServer(sess, port=0).start()
+        sess.start()
+        sess.stream_done.wait()
+        sess.stop()
+        srv.stop()
+        return t
+
     tmp = Path(tempfile.mkdtemp(prefix="atomlens-live-load-"))
+    bare_a = bare(max(20, n_frames // 4))
+    no_page = headless(max(20, n_frames // 4))
     marks: dict[int, tuple[float, int]] = {}
     dom = [0]
     with sync_playwright() as p:
@@ -271,12 +284,13 @@ def load(n_frames: int, out: Path) -> None:
         [i + o for t in (bare_a, bare_b) for i, o in zip(t.inner[5:], t.outer[5:], strict=False)]
     )
     l_wall = med([i + o for i, o in zip(timed.inner[5:], timed.outer[5:], strict=False)])
+    n_wall = med([i + o for i, o in zip(no_page.inner[5:], no_page.outer[5:], strict=False)])
     hand = np.array(timed.outer[5:])
     find_l = med(timed.inner[5:])
     print(
         f"load: {n_frames} frames of 64² px through the page, bundled graphene ensemble, "
         f"{torch.get_num_threads()} thread(s); bare runs of {len(bare_a.inner)} frames before "
-        "and after"
+        f"and after, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"  the page's hand-off per frame (slot + log queue): median {1e3 * med(hand):.3f} ms, "
@@ -287,8 +301,10 @@ def load(n_frames: int, out: Path) -> None:
     )
     print(
         f"  loop wall time per frame, median: bare {1e3 * b_wall:.1f} ms, with the page "
-        f"{1e3 * l_wall:.1f} ms, ratio {l_wall / b_wall:.3f} (the render and log threads share "
-        "the CPU; on a shared machine 0.7–1.5 is noise)"
+        f"{1e3 * l_wall:.1f} ms, ratio {l_wall / b_wall:.3f}; the server without a page open "
+        f"({len(no_page.inner)} frames) {1e3 * n_wall:.1f} ms, ratio {n_wall / b_wall:.3f} (the "
+        "render and log threads, and here the browser, share the CPU with the loop; on a "
+        "shared machine 0.7–1.5 is noise)"
     )
     k1, k2 = n_frames // 5, n_frames
     print(
