@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "check_output_directory"]
+__all__ = ["append_line", "atomic_directory", "check_output_directory"]
 
 
 def check_output_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False) -> None:
@@ -77,3 +77,39 @@ def _fresh_directory(parent: Path, prefix: str, /) -> Path:
             continue
         return path
     raise FileExistsError(f"could not create a new directory {prefix}… in {parent}")
+
+
+def append_line(path: str | os.PathLike[str], line: bytes, /) -> None:
+    """Append one line to ``path`` so that it is either all there or recognisably torn.
+
+    The line (which must not contain a newline; one is added) goes out in a single
+    ``write`` on a file opened with ``O_APPEND`` and is flushed to disk (``fsync``) before
+    this returns. A process killed during the write can leave at most a last line without
+    its newline; the next append starts a new line first, so a torn line never merges with
+    a complete one, and readers drop a last line that has no newline.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (created if missing).
+    line : bytes
+        One line, without a newline.
+    """
+    if b"\n" in line:
+        raise ValueError("append_line writes one line; `line` holds a newline.")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        lead = b""
+        if size:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    lead = b"\n"  # after a torn line: start afresh
+        data = lead + line + b"\n"
+        written = os.write(fd, data)
+        while written < len(data):  # a short write (full disk, signal): finish it
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -39,7 +39,9 @@ __all__ = [
     "ExploreSettings",
     "Instrument",
     "TableSource",
+    "candidates",
     "counterfactual",
+    "propose",
     "replay",
     "run",
 ]
@@ -357,11 +359,13 @@ def _choose(
     measured: list[int],
     values: list[float],
     q: int,
+    exclude: Any = (),
 ) -> tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray] | None]:
     """The next ``q`` picks after ``measured``: (indices, acquisition values, model, pred)."""
     n = len(problem.features)
     available = np.ones(n, bool)
     available[measured] = False
+    available[list(exclude)] = False
     if available.sum() < q:
         raise ValueError(
             f"only {int(available.sum())} unmeasured candidates are left; lower `steps`."
@@ -412,6 +416,76 @@ def _choose(
         prediction=pred,
     )
     return picks, acq, model, pred
+
+
+def candidates(source: Any, /, *, scalarizer: Any, settings: ExploreSettings) -> Any:
+    """The candidates :func:`run` chooses among, for a loop driven step by step (the live
+    page of :mod:`atomlens.live` steers one).
+
+    Parameters
+    ----------
+    source : Instrument or TableSource
+    scalarizer : callable or None
+        Required for an instrument.
+    settings : ExploreSettings
+
+    Returns
+    -------
+    object
+        With ``features`` (N, F), ``positions`` (N, 2) ``(x, y)`` [px] or None, ``image``
+        (H, W) or None, ``energy`` (E,) [eV] or None, ``measure(i)`` (the raw measurement of
+        candidate ``i``) and ``value(raw)`` (its scalarised value).
+    """
+    return _problem(source, scalarizer, settings)
+
+
+def propose(
+    problem: Any,
+    /,
+    *,
+    settings: ExploreSettings,
+    step: int,
+    measured: list[int],
+    values: list[float],
+    exclude: Any = (),
+) -> tuple[int, float, Any, tuple[np.ndarray, np.ndarray] | None]:
+    """The point :func:`run` would measure at ``step`` after ``measured`` (a seed point
+    first, then the acquisition's best), leaving out the candidates in ``exclude``.
+
+    Parameters
+    ----------
+    problem : object
+        From :func:`candidates`.
+    settings : ExploreSettings
+        The settings in force at this step.
+    step : int
+        Measurements made so far (seeds the model and the random choices).
+    measured : list of int
+        Candidates measured so far, in order.
+    values : list of float
+        Their values.
+    exclude : sequence of int
+        Candidates the agent may not propose (e.g. vetoed by the operator).
+
+    Returns
+    -------
+    index : int
+        The candidate.
+    acquisition : float
+        Its acquisition value (NaN for a seed, random or grid pick).
+    model : object or None
+        The fitted surrogate (None for a seed or a model-free pick).
+    prediction : (ndarray (N,), ndarray (N,)) or None
+        Mean and variance over all candidates.
+    """
+    seeds = _seed_indices(len(problem.features), settings)
+    left = [int(i) for i in seeds if int(i) not in set(measured) | {int(e) for e in exclude}]
+    if step < len(seeds) and left:
+        return left[0], math.nan, None, None
+    picks, acq, model, pred = _choose(
+        problem, settings, step, list(measured), list(values), 1, exclude
+    )
+    return int(picks[0]), float(acq[0]), model, pred
 
 
 def run(

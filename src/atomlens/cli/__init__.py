@@ -2,7 +2,7 @@
 
 One module per command group (``simulate``, ``evaluate``, ``train``, ``find``, ``analyze``,
 ``elit``: adapt, select and stream, ``vae``: vae, im2spec and spec2im, ``explore``,
-``hypotheses``, ``demo``: demo and models); :mod:`atomlens.cli.app` holds the Typer app,
+``hypotheses``, ``live``: live and replay, ``demo``: demo and models); :mod:`atomlens.cli.app` holds the Typer app,
 the global options and the error handling. Each command parses its options, calls one library
 function and prints. The command modules import only Typer at the top: everything heavy
 (torch, pandas, the library) is imported inside the command functions, after parsing, so
@@ -17,6 +17,7 @@ from atomlens.cli import (
     explore,
     find,
     hypotheses,
+    live,
     simulate,
     train,
     vae,
@@ -40,5 +41,7 @@ app.command()(vae.im2spec)
 app.command()(vae.spec2im)
 app.command()(explore.explore)
 app.command()(hypotheses.hypotheses)
+app.command()(live.live)
+app.command()(live.replay)
 app.command()(demo.demo)
 app.command()(demo.models)

@@ -106,6 +106,7 @@ def adapt(
     on_round: Callable[[int, Any, bool], None] | None = None,
     simulated: Any = None,
     checkpoint: str | Path | None = None,
+    human_labels: Any = None,
 ) -> AdaptResult:
     """Adapt an ensemble to unlabeled frames by iterative training on its own confident
     atoms (see the module notes for the rounds and the guards).
@@ -141,6 +142,14 @@ def adapt(
         directory. Nothing is written when omitted. ``default_checkpoint(out)`` is the
         directory beside ``out`` that ``atomlens adapt --out`` uses (remove it once the
         result is saved), and ``finished_rounds(checkpoint)`` the history so far.
+    human_labels : sequence of sequence of dict, optional
+        One list per frame (in the order of ``frames``) of labels from a person: atoms
+        marked ``{"kind": "false", "x_px", "y_px"}`` or added ``{"kind": "missed", "x_px",
+        "y_px", "class"}`` in the frame's pixels. They replace the pseudo-labels where they
+        are (:func:`atomlens.elit.pseudo_labels.apply_human_labels`) and a labelled frame
+        is drawn ``config.human_weight`` times as often; the history's ``human_labels``
+        counts them per round. Held-out frames (the last ones) are never trained on, so
+        their labels are not used: put labelled frames first.
 
     Returns
     -------
@@ -151,6 +160,7 @@ def adapt(
     c = ens.config
     frames = [np.asarray(f, dtype=np.float32) for f in frames]
     train, hold, crop = _split(frames, pixel_size, c, cfg)
+    human = _human_for_training(human_labels, len(frames), len(train))
     ref_nn = material_nn_distances(c)
     ckpt = None
     if checkpoint is not None:
@@ -188,6 +198,7 @@ def adapt(
                 simulated=simulated,
                 out=Path(tmp),
                 progress=progress,
+                human=human,
             )
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
@@ -223,7 +234,27 @@ def adapt(
     return AdaptResult(current, history, cal_set)
 
 
-_NO_LABELS = {"pseudo_labels": np.nan, "ignored_share": np.nan}  # round 0
+_NO_LABELS = {"pseudo_labels": np.nan, "ignored_share": np.nan, "human_labels": 0}  # round 0
+
+
+def _human_for_training(human_labels: Any, n_frames: int, n_train: int) -> list[Any] | None:
+    """The human labels of the training frames (None without any); those of held-out
+    frames are dropped with a warning."""
+    if human_labels is None:
+        return None
+    human = [list(h or []) for h in human_labels]
+    if len(human) != n_frames:
+        raise ValueError(
+            f"`human_labels` has {len(human)} lists for {n_frames} frames; give one per frame."
+        )
+    dropped = sum(len(h) for h in human[n_train:])
+    if dropped:
+        logger.warning(
+            "adapt: %d human label(s) are on held-out frames and are not trained on; put "
+            "labelled frames first",
+            dropped,
+        )
+    return human[:n_train] if any(human[:n_train]) else None
 
 
 def _split(
@@ -270,6 +301,7 @@ def _history_row(
         "round": rnd,
         "pseudo_labels": counts["pseudo_labels"],
         "ignored_share": counts["ignored_share"],
+        "human_labels": counts.get("human_labels", 0),
         "consensus_atoms": now["consensus_atoms"],
         "consensus_f1_vs_previous": change,
         "epistemic_train": now["epistemic_train"],

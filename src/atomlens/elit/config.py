@@ -100,6 +100,11 @@ class AdaptConfig:
         (:func:`atomlens.elit.recalibrate.styled_validation`): the old calibration
         described the old members under the old conditions. 0 drops the calibration
         instead; so does a set of frames that shows no crystal lattice (with a warning).
+    human_weight : int
+        How much a frame with labels from a person (``adapt(human_labels=…)``: atoms marked
+        false, atoms added) counts against frames with pseudo-labels only: it is drawn this
+        many times as often for the training crops. Where a person labelled, their label
+        replaces the pseudo-label and the ignore mask, whatever the weight.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -128,6 +133,7 @@ class AdaptConfig:
     match_sampling: bool = True
     film: Literal["estimated", "drawn"] = "estimated"
     calibration_images: int = 12
+    human_weight: int = 3
     seed: int = 0
     device: str = "auto"
 
@@ -175,7 +181,7 @@ class AdaptConfig:
             raise ValueError(
                 f"calibration_images must be an int ≥ 0, got {self.calibration_images!r}."
             )
-        for name in ("steps", "batch_size", "crop"):
+        for name in ("steps", "batch_size", "crop", "human_weight"):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Integral) and v >= 1):
                 raise ValueError(f"{name} must be an int ≥ 1, got {v!r}.")

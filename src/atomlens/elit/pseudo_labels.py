@@ -12,7 +12,10 @@ from scipy.spatial import cKDTree
 from atomlens.elit.config import AdaptConfig
 from atomlens.simulate.labels import render_masks
 
-__all__ = ["pseudo_labels"]
+__all__ = ["HUMAN_KINDS", "apply_human_labels", "pseudo_labels"]
+
+#: What a person can say about an atom: it is ``"false"`` (not an atom) or ``"missed"``.
+HUMAN_KINDS = ("false", "missed")
 
 
 def pseudo_labels(
@@ -68,3 +71,83 @@ def pseudo_labels(
         ignore |= (fg > config.background_max) & (masks[1:].sum(axis=0) == 0)
     masks[:, ignore] = 0.0
     return masks, {"pseudo": int(keep.sum()), "ignored": float(ignore.mean())}
+
+
+def apply_human_labels(
+    masks: np.ndarray,
+    labels: Any,
+    /,
+    *,
+    class_names: tuple[str, ...],
+    pixel_size: float,
+    label_radius_A: float = 0.5,
+    ignore_radius_A: float = 0.8,
+) -> tuple[np.ndarray, int]:
+    """Put a person's labels over one frame's pseudo-label masks.
+
+    An atom marked **false** becomes background over a disk of the larger of the two
+    radii (so that its pseudo-label disk and any ignored ring around it are replaced); a
+    **missed** atom becomes a label disk of its class (the rest of that disk, a pseudo-label
+    or ignored pixels, is replaced). A person's label wins over the ensemble's wherever
+    they overlap; how much the frame counts in training: ``AdaptConfig.human_weight``.
+
+    Parameters
+    ----------
+    masks : ndarray of shape (K + 1, H, W)
+        :func:`pseudo_labels`' masks (background first; all zero where ignored); not
+        modified.
+    labels : sequence of dict
+        ``{"kind": "false" | "missed", "x_px": float, "y_px": float, "class": str}``
+        (``class`` for a missed atom; the first class if omitted), in the frame's pixels
+        (x = column, y = row).
+    class_names : tuple of str
+        The model's classes.
+    pixel_size : float
+        The frame's [Å/px].
+    label_radius_A, ignore_radius_A : float
+        Label disk and ignore radius [Å].
+
+    Returns
+    -------
+    masks : ndarray of shape (K + 1, H, W)
+    applied : int
+        Labels that fell inside the frame.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind`` or class.
+
+    Examples
+    --------
+    >>> m = np.zeros((2, 9, 9), np.float32); m[1, 3:6, 3:6] = 1
+    >>> out, n = apply_human_labels(m, [{"kind": "false", "x_px": 4, "y_px": 4}],
+    ...                             class_names=("C",), pixel_size=1.0)
+    >>> n, float(out[1].sum()), float(out[0, 4, 4])
+    (1, 0.0, 1.0)
+    """
+    out = np.array(masks, dtype=np.float32, copy=True)
+    h, w = out.shape[-2:]
+    yy, xx = np.indices((h, w))
+    applied = 0
+    for lab in labels:
+        kind = lab.get("kind")
+        if kind not in HUMAN_KINDS:
+            raise ValueError(f"a human label's `kind` must be false or missed, got {kind!r}.")
+        x, y = float(lab["x_px"]), float(lab["y_px"])
+        if not (-0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5):
+            continue
+        r2 = (xx - x) ** 2 + (yy - y) ** 2
+        if kind == "false":
+            disk = r2 <= (max(label_radius_A, ignore_radius_A) / pixel_size) ** 2
+            out[:, disk] = 0.0
+            out[0, disk] = 1.0
+        else:
+            name = str(lab.get("class") or class_names[0])
+            if name not in class_names:
+                raise ValueError(f"a human label's class {name!r} is not one of {class_names}.")
+            disk = r2 <= (label_radius_A / pixel_size) ** 2
+            out[:, disk] = 0.0
+            out[1 + class_names.index(name), disk] = 1.0
+        applied += 1
+    return out, applied

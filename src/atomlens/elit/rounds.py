@@ -16,7 +16,7 @@ import torch
 
 from atomlens._shared.device import resolve_device
 from atomlens.elit.config import AdaptConfig
-from atomlens.elit.pseudo_labels import pseudo_labels
+from atomlens.elit.pseudo_labels import apply_human_labels, pseudo_labels
 from atomlens.elit.sources import MixedSource, simulated_source
 from atomlens.ensemble import Ensemble, Model
 from atomlens.inference import resample
@@ -111,7 +111,12 @@ def _styled_record(styled: Any) -> dict[str, Any]:
 
 
 def _labels(
-    found: list[Any], frames: list[np.ndarray], config: AdaptConfig, model_config: Any
+    found: list[Any],
+    frames: list[np.ndarray],
+    config: AdaptConfig,
+    model_config: Any,
+    human: list[Any] | None = None,
+    pixel_size: float | None = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The frames' label masks, and the history's ``pseudo_labels`` and ``ignored_share``.
     With simulated images only there are no pseudo-labels to make (the masks are empty)."""
@@ -132,7 +137,20 @@ def _labels(
         labels.append(m)
         n_pseudo += info["pseudo"]
         ignored.append(info["ignored"])
-    return labels, {"pseudo_labels": n_pseudo, "ignored_share": float(np.mean(ignored))}
+    n_human = 0
+    for i, marks in enumerate(human or []):
+        if marks:
+            labels[i], n = apply_human_labels(
+                labels[i],
+                marks,
+                class_names=tuple(c.class_names),
+                pixel_size=float(pixel_size if pixel_size is not None else found[i].pixel_size),
+                label_radius_A=c.label_radius_A,
+                ignore_radius_A=config.ignore_radius_A,
+            )
+            n_human += n
+    counts = {"pseudo_labels": n_pseudo, "ignored_share": float(np.mean(ignored))}
+    return labels, {**counts, "human_labels": n_human}
 
 
 def _source(
@@ -262,6 +280,7 @@ def train_round(
     simulated: Any,
     out: Path,
     progress: bool = False,
+    human: list[Any] | None = None,
 ) -> tuple[Ensemble, dict[str, Any]]:
     """Round ``rnd``'s candidate ensemble, trained on the training ``frames``.
 
@@ -292,6 +311,10 @@ def train_round(
         A scratch directory for the members' training runs.
     progress : bool
         Progress bars of the training runs.
+    human : list of list of dict, optional
+        Labels from a person per training frame (:func:`atomlens.elit.adapt.adapt`'s
+        ``human_labels``): they replace the pseudo-labels where they are, and a labelled
+        frame is drawn ``config.human_weight`` times as often.
 
     Returns
     -------
@@ -300,7 +323,12 @@ def train_round(
         The history's ``pseudo_labels`` and ``ignored_share`` of the round.
     """
     seed = config.seed + 1000 * rnd
-    labels, counts = _labels(found, frames, config, model_config)
+    labels, counts = _labels(found, frames, config, model_config, human, pixel_size)
+    if human and config.simulated_share < 1:
+        # a labelled frame is drawn human_weight times as often (PairSource draws uniformly)
+        extra = [i for i, h in enumerate(human) if h] * (config.human_weight - 1)
+        frames = list(frames) + [frames[i] for i in extra]
+        labels = labels + [labels[i] for i in extra]
     source = _source(
         frames,
         labels,

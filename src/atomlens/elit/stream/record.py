@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -58,6 +58,10 @@ class FrameRecord:
         [Å/px].
     atoms : pandas.DataFrame
         The atoms (:attr:`atomlens.pipeline.finder.FindResult.atoms`).
+    frame : ndarray of shape (H, W) or None
+        The frame as it was found on (for a display such as :mod:`atomlens.live`).
+    prediction : Prediction or None
+        The ensemble's prediction on it (mean and uncertainty maps), for the same.
     """
 
     index: int
@@ -72,6 +76,8 @@ class FrameRecord:
     members: tuple[int, ...]
     pixel_size: float
     atoms: pd.DataFrame
+    frame: Any = field(default=None, repr=False)
+    prediction: Any = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
         """The record without its atoms, as one row of ``frames.csv``."""

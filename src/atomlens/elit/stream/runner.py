@@ -54,7 +54,8 @@ class Stream:
     decisions : list of dict
         Every decision so far: ``event`` (``"baseline"``, ``"drift"``, ``"recovered"``,
         ``"switch"``, ``"select_kept"``, ``"adapt_launched"``, ``"adapt_busy"``,
-        ``"adapt_finished"``, ``"adapt_failed"``, ``"frame_skipped"``, ``"p_real_off"``,
+        ``"adapt_finished"``, ``"adapt_failed"``, ``"adapt_requested"``, ``"frame_skipped"``,
+        ``"p_real_off"``,
         ``"p_real_on"``), ``frame`` (index,
         or None before the first; what happens after the last frame has ``at_end``),
         ``time`` (Unix time [s]) and the evidence (scores, ratios, drift_ratio, members, …).
@@ -108,6 +109,13 @@ class Stream:
         self._window: deque[tuple[int, np.ndarray, float, bool]] = deque(maxlen=config.window)
         self._last_index: int | None = None
         self._started = False
+        self._adapt_requested = False
+
+    def request_adaptation(self) -> None:
+        """Adapt on the recent window's frames after the next frame, drift or not (the
+        "adapt now" of :mod:`atomlens.live`); an ``adapt_requested`` decision records it.
+        Thread-safe: it only sets a flag the loop reads."""
+        self._adapt_requested = True
 
     @property
     def baseline(self) -> float | None:
@@ -382,10 +390,18 @@ class Stream:
             members=self._members,
             pixel_size=ps,
             atoms=res.atoms,
+            frame=frame,
+            prediction=res.prediction,
         )
         self._window.append((item.index, frame, score, over))
         if self.baseline is not None:
             self._update_drift(item.index, ps, ratio, over)
+        if self._adapt_requested:
+            self._adapt_requested = False
+            self._decide("adapt_requested", item.index, frames=[i for i, *_ in self._window])
+            self._launch_adapt(
+                [f for _i, f, *_ in self._window], [i for i, *_ in self._window], ps, item.index
+            )
         return rec
 
     def _close(self, finished: bool) -> None:
