@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["FRAME_COLUMNS", "FrameRecord"]
+__all__ = ["FRAME_COLUMNS", "LATENCY_STAGES", "FrameRecord"]
+
+#: The stages of a frame's latency, each a ``<stage>_s`` column of ``frames.csv``: those of
+#: :attr:`atomlens.pipeline.FindResult.seconds` and the OOD ``score``.
+LATENCY_STAGES = ("normalise", "network", "peaks", "consensus", "refinement", "sigma", "score")
 
 #: The columns of ``frames.csv`` (:meth:`FrameRecord.row`), in order.
 FRAME_COLUMNS = [
@@ -23,6 +27,7 @@ FRAME_COLUMNS = [
     "generation",
     "members",
     "pixel_size_A",
+    *(f"{stage}_s" for stage in LATENCY_STAGES),
 ]
 
 
@@ -58,6 +63,8 @@ class FrameRecord:
         [Å/px].
     atoms : pandas.DataFrame
         The atoms (:attr:`atomlens.pipeline.finder.FindResult.atoms`).
+    seconds : dict of str to float
+        ``latency_s`` per stage [s] (:data:`LATENCY_STAGES`).
     """
 
     index: int
@@ -72,6 +79,7 @@ class FrameRecord:
     members: tuple[int, ...]
     pixel_size: float
     atoms: pd.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The record without its atoms, as one row of ``frames.csv``."""
@@ -87,4 +95,5 @@ class FrameRecord:
             "generation": self.generation,
             "members": " ".join(str(m) for m in self.members),
             "pixel_size_A": self.pixel_size,
+            **{f"{k}_s": self.seconds.get(k, 0.0) for k in LATENCY_STAGES},
         }
