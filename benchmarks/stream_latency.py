@@ -106,6 +106,8 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
         extra = {
             "on_drift": "adapt",
             "adapt": AdaptConfig(rounds=args.adapt_rounds, steps=args.adapt_steps, device=device),
+            # the latency while it runs is the point: the run ends with the last frame
+            "finish_adaptation": False,
         }
     cfg = StreamConfig(
         drift_ratio=args.drift_ratio, patience=args.patience, window=args.patience, **extra
