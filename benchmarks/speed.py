@@ -140,7 +140,8 @@ def atomlens_find(ens: Ensemble, path: Path, out: Path) -> tuple[dict[str, float
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "atoms.csv.part"
-    res.atoms.to_csv(tmp, index=False)
+    # as `atomlens find` writes its atoms.csv (pipeline.files): 6 significant digits
+    res.atoms.to_csv(tmp, index=False, float_format="%.6g")
     os.replace(tmp, out / "atoms.csv")
     seconds = dict(res.seconds)
     seconds["write"] = time.perf_counter() - t
