@@ -194,17 +194,16 @@ class Ensemble:
         _, params, buffers, fn = self._stacked
         return lambda x: fn(params, buffers, x)
 
-    def _sequential(self, device: torch.device) -> list[UNet]:
-        """The members for inference on ``device``: on a CPU, copies in channels-last
-        memory format (oneDNN's convolutions run about 1.9× faster on them than on the
-        default layout, ``benchmarks/speed.py``), made again when a weight has changed."""
+    def _sequential(self, device: torch.device) -> list[torch.nn.Module]:
+        """The members for inference on ``device``: on a CPU, their
+        :meth:`atomlens.nn.UNet.for_inference` copies (channels-last, no concatenations:
+        ``benchmarks/speed.py``), made again when a weight has changed."""
         nets = [net.to(device).eval() for net in self.networks]
         if device.type != "cpu":
             return nets
         key = tuple((id(p), p._version) for net in nets for p in net.parameters())
         if self._fast is None or self._fast[0] != key:
-            fast = [copy.deepcopy(net).to(memory_format=torch.channels_last) for net in nets]
-            self._fast = (key, fast)
+            self._fast = (key, [net.for_inference() for net in nets])
         return self._fast[1]
 
     def predict_members(
