@@ -1,30 +1,224 @@
-"""Speed of finding atoms: inference, localisation, refinement and training, on one CPU core.
+"""Speed of finding atoms on a CPU: atomlens ``find`` against a bare AtomAI-shaped ensemble.
 
-Prints seconds per 1024×1024 image for the network (default U-Net, image at 0.1 Å/px
-resampled to the model's 0.2 Å/px) and for localisation; atoms refined per second by the
-batched fit against a per-atom loop of scipy's ``curve_fit`` (what a notebook does) and
-against the target (10,000 atoms in under 1 s); matching found to true atoms
-(``match_points``) on 20,000 scattered points against 2 s, and on 10⁵ lattice points;
-training steps per second. Medians of repeats. On a GPU too when one is present.
+Per frame of simulated graphene (512² and 2048² px at 0.2 Å/px, the bundled ``graphene``
+ensemble's own sampling, so nothing is resampled), with 1 and 2 CPU threads, side by
+side from one run (interleaved repeats, medians):
 
-    python benchmarks/speed.py [--quick]
+- atomlens: ``find`` on the frame's ``.npy`` file with the 4-member bundled ensemble,
+  everything included (reading, normalisation, the members' maps, peaks, consensus,
+  Gaussian refinement, σ, the calibration's ``p_real``), and the atoms table written to
+  CSV; its time per stage (``FindResult.seconds``);
+- the reference: an ensemble of 4 AtomAI-shaped U-Nets (AtomAI's ``Unet`` as its
+  documentation describes it, written here, not installed: 16/32/64/128 filters, 1, 2, 2
+  conv layers per level and a dilated bottleneck of 3, batch norm, ReLU, bilinear
+  up-sampling, 594 k parameters each) doing bare inference only: the normalised frame
+  through each network in one whole-frame pass (as AtomAI predicts), ``torch.no_grad``,
+  softmax; no atoms, no uncertainty, nothing written. Weights are random (the
+  arithmetic is the same);
+- the ratio atomlens / reference (target ≤ 1.0: atomlens no slower), and the same
+  reference run in channels-last layout (what atomlens does to its own networks), as a
+  second, harder comparison;
+- F1 and RMSE of the atoms found against the simulated truth.
+
+``--more`` adds the older figures: refinement throughput against a per-atom
+``curve_fit`` loop, matching speed and training steps per second.
+
+    python benchmarks/speed.py [--quick] [--sides 512,2048] [--threads 1,2] [--repeats 3] [--more]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.optimize import curve_fit
+from torch import nn
 
-from atomlens.ensemble import Model, ModelConfig
+from atomlens.ensemble import Ensemble, Model, ModelConfig
 from atomlens.locate import locate_atoms, refine_gaussian
+from atomlens.metrics import score_atoms
 from atomlens.nn import UNet, UNetConfig
-from atomlens.simulate import ImagingConditions, simulate_image
+from atomlens.pipeline import find
+from atomlens.simulate import ImagingConditions, Substitution, simulate_image
 from atomlens.train import SimulatedSource, TrainConfig, Trainer
+
+STAGES = ("read", "normalise", "network", "peaks", "consensus", "refinement", "sigma", "write")
+
+
+class _Block(nn.Sequential):
+    """AtomAI's ConvBlock: n × (3×3 conv, batch norm, ReLU); dilated when asked."""
+
+    def __init__(self, cin: int, cout: int, n: int, dilations: tuple[int, ...] = ()) -> None:
+        layers: list[nn.Module] = []
+        for i in range(n):
+            d = dilations[i] if dilations else 1
+            layers += [
+                nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=d, dilation=d),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+        super().__init__(*layers)
+
+
+class _Dilated(nn.Module):
+    """AtomAI's DilatedBlock: dilated convolutions in sequence, their outputs summed."""
+
+    def __init__(self, cin: int, cout: int, dilations: tuple[int, ...] = (2, 4, 6)) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            _Block(cin if i == 0 else cout, cout, 1, (d,)) for i, d in enumerate(dilations)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = 0
+        for layer in self.layers:
+            x = layer(x)
+            out = out + x
+        return out
+
+
+class _Up(nn.Module):
+    """AtomAI's UpsampleBlock: bilinear 2× up-sampling, then a 1×1 convolution."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="bilinear"))
+
+
+class ReferenceUNet(nn.Module):
+    """The AtomAI-shaped U-Net (594 k parameters for 16 filters)."""
+
+    def __init__(self, n_out: int = 3, f: int = 16) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = _Block(1, f, 1), _Block(f, 2 * f, 2), _Block(2 * f, 4 * f, 2)
+        self.bottleneck = _Dilated(4 * f, 8 * f)
+        self.u1, self.c4 = _Up(8 * f, 4 * f), _Block(8 * f, 4 * f, 2)
+        self.u2, self.c5 = _Up(4 * f, 2 * f), _Block(4 * f, 2 * f, 2)
+        self.u3, self.c6 = _Up(2 * f, f), _Block(2 * f, f, 1)
+        self.head = nn.Conv2d(f, n_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1 = self.c1(x)
+        c2 = self.c2(F.max_pool2d(c1, 2))
+        c3 = self.c3(F.max_pool2d(c2, 2))
+        b = self.bottleneck(F.max_pool2d(c3, 2))
+        u = self.c4(torch.cat([self.u1(b), c3], 1))
+        u = self.c5(torch.cat([self.u2(u), c2], 1))
+        u = self.c6(torch.cat([self.u3(u), c1], 1))
+        return self.head(u)
+
+
+def reference_ensemble(n: int = 4, n_out: int = 3) -> list[ReferenceUNet]:
+    torch.manual_seed(0)
+    return [ReferenceUNet(n_out).eval() for _ in range(n)]
+
+
+def reference_predict(nets: list[nn.Module], image: np.ndarray, channels_last: bool) -> None:
+    """Bare inference as AtomAI does it: normalise, one whole-frame pass per member."""
+    a = image.astype(np.float32)
+    lo, hi = np.percentile(a, (1, 99.8))
+    x = torch.from_numpy(((a - lo) / (hi - lo)).astype(np.float32))[None, None]
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for net in nets:
+            torch.softmax(net(x), dim=1)
+
+
+def atomlens_find(ens: Ensemble, path: Path, out: Path) -> tuple[dict[str, float], object]:
+    res = find(path, model=ens, pixel_size=0.2)
+    t = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "atoms.csv.part"
+    # as `atomlens find` writes its atoms.csv (pipeline.files): 6 significant digits
+    res.atoms.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, out / "atoms.csv")
+    seconds = dict(res.seconds)
+    seconds["write"] = time.perf_counter() - t
+    return seconds, res
+
+
+def compare(ens: Ensemble, sides: list[int], threads: list[int], repeats: int) -> None:
+    refs = reference_ensemble(len(ens), ens.config.architecture.n_classes + 1)
+    refs_cl = [ReferenceUNet(ens.config.architecture.n_classes + 1).eval() for _ in range(len(ens))]
+    for a, b in zip(refs, refs_cl, strict=True):
+        b.load_state_dict(a.state_dict())
+        b.to(memory_format=torch.channels_last)
+    n_ref = sum(p.numel() for p in refs[0].parameters())
+    n_al = ens.networks[0].n_parameters()
+    print(
+        f"atomlens find: bundled graphene ensemble, {len(ens)} members × {n_al / 1e3:.0f} k "
+        f"parameters, everything (read, maps, peaks, consensus, refinement, σ, p_real, write)"
+    )
+    print(
+        f"reference: {len(refs)} AtomAI-shaped U-Nets × {n_ref / 1e3:.0f} k parameters, bare "
+        "whole-frame inference; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'frame':>6} {'thr':>3} | {'atomlens s':>10} {'ref s':>7} {'ratio':>6} "
+        f"{'ref c-l s':>9} {'ratio':>6} | "
+        + " ".join(f"{s[:7]:>7}" for s in STAGES)
+        + " | atoms   F1     RMSE pm"
+    )
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in sides:
+            sim = simulate_image(
+                "graphene",
+                shape=side,
+                pixel_size=0.2,
+                rng=side,
+                conditions=ImagingConditions(dose_e_per_A2=1e5),
+                defects=[Substitution("C", "Si", 0.01)],
+            )
+            path = Path(tmp) / f"graphene-{side}.npy"
+            np.save(path, sim.image)
+            for n_threads in threads:
+                torch.set_num_threads(n_threads)
+                # warm-up: the first pass of each allocates and picks its kernels
+                atomlens_find(ens, path, Path(tmp) / "out")
+                reference_predict(refs, sim.image, False)
+                reference_predict(refs_cl, sim.image, True)
+                t_al, t_ref, t_cl, stages = [], [], [], []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    reference_predict(refs, sim.image, False)
+                    t_ref.append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    seconds, res = atomlens_find(ens, path, Path(tmp) / "out")
+                    t_al.append(time.perf_counter() - t)
+                    stages.append(seconds)
+                    t = time.perf_counter()
+                    reference_predict(refs_cl, sim.image, True)
+                    t_cl.append(time.perf_counter() - t)
+                al, ref, cl = (statistics.median(v) for v in (t_al, t_ref, t_cl))
+                med = {s: statistics.median(d.get(s, 0.0) for d in stages) for s in STAGES}
+                sc = score_atoms(res.atoms, sim.truth, shape=sim.image.shape, pixel_size=0.2)
+                f1 = 2 * sc["tp"] / max(2 * sc["tp"] + sc["fp"] + sc["fn"], 1)
+                rmse = float(np.sqrt(np.mean(sc["sq_err_A2"]))) * 100
+                print(
+                    f"{side:>5}² {n_threads:>3} | {al:10.2f} {ref:7.2f} {al / ref:6.2f} "
+                    f"{cl:9.2f} {al / cl:6.2f} | "
+                    + " ".join(f"{med[s]:7.2f}" for s in STAGES)
+                    + f" | {len(res.atoms):5d} {f1:.4f} {rmse:6.2f}",
+                    flush=True,
+                )
+    print(
+        "seconds per frame, medians of interleaved repeats; ratio = atomlens / reference "
+        "(target ≤ 1.0); 'ref c-l': the reference in channels-last layout; stages are "
+        "atomlens's (FindResult.seconds; 'write' is the atoms table's CSV)"
+    )
 
 
 def timed(fn, repeats: int) -> float:
@@ -76,13 +270,12 @@ def matching_speed(repeats: int) -> None:
     print(f"; {len(lattice):,} lattice points in {t:.2f} s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller images")
-    args = ap.parse_args()
+def more(quick: bool) -> None:
+    """The older figures: network and localisation per 1024² image, refinement
+    throughput, matching and training speed, on one thread."""
     torch.set_num_threads(1)
-    reps = 1 if args.quick else 3
-    side = 512 if args.quick else 1024
+    reps = 1 if quick else 3
+    side = 512 if quick else 1024
 
     sim = simulate_image(
         "graphene",
@@ -96,7 +289,7 @@ def main() -> None:
         UNet(arch).eval(), ModelConfig(architecture=arch, pixel_size_A=0.2, class_names=("C",))
     )
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"1 CPU core; image {side}×{side} px at 0.1 Å/px, {len(sim.truth)} columns")
+    print(f"\n1 CPU thread; image {side}×{side} px at 0.1 Å/px, {len(sim.truth)} columns")
     probs = None
     for dev in devices:
         model.predict(sim.image[:256, :256], pixel_size=0.1, device=dev)  # warm-up
@@ -136,15 +329,11 @@ def main() -> None:
     matching_speed(reps)
 
     # training steps
-    from dataclasses import replace
-
     from atomlens.simulate import ConditionRanges
 
     src = SimulatedSource(ConditionRanges(shape=128, pixel_size_A=(0.18, 0.22)), seed=0)
     for dev in devices:
-        n_steps = 5 if args.quick else 20
-        import tempfile
-
+        n_steps = 5 if quick else 20
         with tempfile.TemporaryDirectory() as tmp:
             m = Model(UNet(arch), model.config)
             tr = Trainer(
@@ -159,7 +348,22 @@ def main() -> None:
             f"{n_steps / dt:.2f} steps/s; simulating a batch alone takes {t_sim:.2f} s "
             f"({t_sim / (dt / n_steps):.0%} of a step)"
         )
-        del replace
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="512² only, 1 thread, 1 repeat")
+    ap.add_argument("--sides", default="512,2048", help="frame sides [px], comma-separated")
+    ap.add_argument("--threads", default="1,2", help="CPU thread counts, comma-separated")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--more", action="store_true", help="also the older figures")
+    args = ap.parse_args()
+    sides = [512] if args.quick else [int(v) for v in args.sides.split(",")]
+    threads = [1] if args.quick else [int(v) for v in args.threads.split(",")]
+    repeats = 1 if args.quick else args.repeats
+    compare(Ensemble.load("graphene"), sides, threads, repeats)
+    if args.more:
+        more(args.quick)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,15 @@ a 10 Å amorphous carbon film). Printed side by side from one run:
 - F1 against the simulated truth before the onset, and after it before and after the
   switch (the switch changes the members, not the data).
 
+With ``--adapt`` the loop adapts on drift instead (``on_drift="adapt"``: training in a
+background thread while frames keep coming) and the latency is printed separately for
+the frames taken while the adaptation ran; ``--members 4`` is the bundled ensemble alone.
+Each frame's latency is also split by stage (``FrameRecord.seconds``).
+
 On CUDA too when it is available (``--device cuda`` or ``auto``).
 
     python benchmarks/stream_latency.py [--quick] [--frames N] [--onset K] [--threads N]
+        [--members N] [--adapt]
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import numpy as np
 import torch
 
 from atomlens.bundled import resolve_model_path
+from atomlens.elit.adapt import AdaptConfig
 from atomlens.elit.stream import StreamConfig, stream
+from atomlens.elit.stream.record import LATENCY_STAGES
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import match_points
 from atomlens.nn import UNet
@@ -93,7 +101,17 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
             handed[i] = time.time()
             yield f
 
-    cfg = StreamConfig(drift_ratio=args.drift_ratio, patience=args.patience, window=args.patience)
+    extra = {}
+    if args.adapt:
+        extra = {
+            "on_drift": "adapt",
+            "adapt": AdaptConfig(rounds=args.adapt_rounds, steps=args.adapt_steps, device=device),
+            # the latency while it runs is the point: the run ends with the last frame
+            "finish_adaptation": False,
+        }
+    cfg = StreamConfig(
+        drift_ratio=args.drift_ratio, patience=args.patience, window=args.patience, **extra
+    )
     st = stream(ens, source(), pixel_size=ps, config=cfg, device=device)
     recs, walls = [], []
     t = time.perf_counter()
@@ -115,13 +133,26 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
         ("stream loop wall (with its decisions)", walls),
         (f"  before the onset (frames 0–{args.onset - 1})", lat[: args.onset]),
     ]
-    if switch:
+    if switch and switch[0]["frame"] + 1 < len(recs):
         k = switch[0]["frame"] + 1
         rows.append((f"  after the switch (frames {k}–, {len(recs[k].members)} members)", lat[k:]))
+    launched = [d for d in st.decisions if d["event"] == "adapt_launched"]
+    if launched:
+        a = launched[0]["frame"] + 1
+        done = [d for d in st.decisions if d["event"] in ("adapt_finished", "adapt_failed")]
+        b = done[0]["frame"] if done and done[0]["frame"] is not None else len(recs)
+        b = b if not done or not done[0].get("at_end") else len(recs)
+        rows.append((f"  while adapting (frames {a}–{b - 1})", lat[a:b]))
+        rows.append(("  not adapting", lat[:a] + lat[b:]))
     for name, v in rows:
         if v:
             m = statistics.median(v)
             print(f"  {name:44} {m * 1e3:10.0f} {pct(v, 95) * 1e3:10.0f} {m / med_find:8.2f}")
+    stages = "  ".join(
+        f"{k} {statistics.median(r.seconds.get(k, 0.0) for r in recs) * 1e3:.0f}"
+        for k in LATENCY_STAGES
+    )
+    print(f"  stream latency per stage, median ms: {stages}")
     base = [d for d in st.decisions if d["event"] == "baseline"]
     before = np.median([r.ratio for r in recs[: args.onset]])
     after = np.median([r.ratio for r in recs[args.onset :]])
@@ -130,6 +161,14 @@ def run(device: str, ens: Ensemble, sims: list, args: argparse.Namespace) -> Non
         f"nats; OOD ratio before the onset median {before:.2f}, after {after:.2f} "
         f"(drift ratio {args.drift_ratio})"
     )
+    for d in st.decisions:
+        if d["event"].startswith("adapt_"):
+            sec = d.get("seconds")
+            print(
+                f"  {d['event']} at frame {d['frame']}"
+                + (f" after {sec:.0f} s" if sec is not None else "")
+                + (" (waited for at the end)" if d.get("at_end") else "")
+            )
     if not drift or not switch:
         print(f"  no switch: drift decisions {[d['frame'] for d in drift]}")
     else:
@@ -166,6 +205,9 @@ def main() -> None:
     ap.add_argument("--find-frames", type=int, default=5, help="frames timed with find() alone")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    ap.add_argument("--adapt", action="store_true", help="adapt on drift, in the background")
+    ap.add_argument("--adapt-rounds", type=int, default=1, help="with --adapt")
+    ap.add_argument("--adapt-steps", type=int, default=60, help="with --adapt, per round")
     args = ap.parse_args()
     if args.quick:
         args.side, args.frames, args.onset, args.find_frames = 256, 10, 5, 3
@@ -192,7 +234,8 @@ def main() -> None:
         f"stream latency: {args.members}-member ensemble = bundled graphene (4 members) + "
         f"{args.members - 4} copies of them with 1 % weight noise; {args.side}² px graphene "
         f"frames at {args.pixel_size} Å/px (model at {ens.config.pixel_size_A} Å/px); "
-        f"on_drift='select', patience {args.patience}, drift ratio ×{args.drift_ratio}; "
+        f"on_drift='{'adapt' if args.adapt else 'select'}', patience {args.patience}, "
+        f"drift ratio ×{args.drift_ratio}; "
         f"{args.threads} CPU thread(s), load average {load:.1f}"
     )
     for dev in devices:

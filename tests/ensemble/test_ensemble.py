@@ -273,3 +273,21 @@ def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
     table_only = np.interp(test["p_detect"], cal.p_detect, cal.p_real)
     assert np.ptp(table_only) == 0  # p_detect cannot tell them apart
     assert abs(p[real].mean() - 1) < 0.1 and p[~real].mean() < 0.5
+
+
+def test_inference_copies_follow_the_members_weights_and_leave_them_as_they_are(tiny_model):
+    """On a CPU the members run as channels-last copies (faster convolutions): their maps
+    are the plain networks', a changed weight is picked up, and the members themselves stay
+    contiguous (safetensors refuses anything else)."""
+    ens = _members_of(tiny_model, 2)
+    ps = tiny_model.config.pixel_size_A  # nothing resampled: the maps are the network's
+    im = simulate_image("graphene", shape=96, pixel_size=ps, rng=5).image
+    x, _ = ens.prepare(im, pixel_size=ps)
+    with torch.no_grad():
+        plain = torch.softmax(ens.networks[0](torch.from_numpy(x)[None]), dim=1)[0].numpy()
+    maps = ens.predict_members(im, pixel_size=ps, mode="sequential")
+    np.testing.assert_allclose(maps[0], plain, atol=1e-5)
+    ens.networks[0].load_state_dict(ens.networks[1].state_dict())  # member 0 := member 1
+    again = ens.predict_members(im, pixel_size=ps, mode="sequential")
+    np.testing.assert_allclose(again[0], maps[1], atol=1e-6)
+    assert all(p.is_contiguous() for net in ens.networks for p in net.parameters())

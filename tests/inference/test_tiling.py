@@ -77,3 +77,41 @@ def test_tiled_model_finds_the_same_atoms_as_one_pass(tiny_model):
             assert np.max(m.distance, where=~cut, initial=0.0) < 0.2  # px
             assert np.max(m.distance, where=cut, initial=0.0) < 0.3
             assert np.mean(m.distance) < 0.025
+
+
+def test_auto_tile_covers_a_side_with_the_fewest_tiles_and_no_extra_overlap():
+    from atomlens.inference import AUTO_TILE, auto_tile, tile_starts
+
+    # up to AUTO_TILE px: the whole side, rounded up to the network's multiple
+    assert auto_tile(512, overlap=96) == 512 and auto_tile(300, overlap=96) == 304
+    for length in (513, 1000, 1024, 2048, 4100):
+        t = auto_tile(length, overlap=96)
+        n = len(tile_starts(length, t, 96))
+        assert t % 8 == 0 and t <= AUTO_TILE
+        # as few tiles as tiles of AUTO_TILE px would need …
+        assert n == len(tile_starts(length, AUTO_TILE, 96))
+        # … and no larger than those n tiles need to overlap by 96 px (+ the rounding)
+        assert n * t - (n - 1) * 96 < length + 8 * n
+    assert auto_tile(2048, overlap=96) == 488  # 5 tiles: 1.42× the pixels; of 256 px, 13: 2.64×
+
+
+@pytest.mark.parametrize("shape", [(300, 300), (200, 517), (1100, 90)])
+def test_automatic_tiles_blend_without_seams(shape):
+    """``tile=None``: one pass up to 512 px a side, balanced tiles beyond; the same maps
+    as one pass of a local network either way."""
+    rng = np.random.default_rng(1)
+    im = rng.random((1, *shape)).astype(np.float32)
+    whole = _local_net(torch.from_numpy(im)[None])[0].numpy()
+    seen = []
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return _local_net(x)
+
+    tiled = predict_tiled(im, predict_batch=net, n_out=2, tile=None, overlap=18)
+    np.testing.assert_allclose(tiled[:, 5:-5, 5:-5], whole[:, 5:-5, 5:-5], atol=1e-5)
+    if max(shape) <= 512:
+        assert len(seen) == 1  # the whole image in one pass
+    else:  # no tile over 512 px, as few as that allows, batched into one pass
+        # 517 px: 2 tiles of 272 (overlap 18); 1100 px: 3 of 384
+        assert seen == {(200, 517): [(2, 1, 200, 272)], (1100, 90): [(3, 1, 384, 96)]}[shape]

@@ -36,3 +36,20 @@ def test_config_round_trip_and_errors():
         UNetConfig(depth=0)
     with pytest.raises(ValueError, match="multiples of 8"):
         UNet(UNetConfig(depth=3, width=4))(torch.zeros(1, 1, 20, 20))
+
+
+@pytest.mark.parametrize("norm", ["group", "batch", "none"])
+def test_the_inference_copy_computes_the_same_logits(norm):
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(n_classes=2, width=8, depth=2, norm=norm, dropout=0.1)).eval()
+    x = torch.randn(2, 1, 64, 48)
+    fast = net.for_inference()
+    with torch.no_grad():
+        a, b = net(x), fast(x)
+    assert b.shape == a.shape == (2, 3, 64, 48)
+    torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    # a copy: the network itself is left as it was (contiguous, trainable)
+    assert all(p.is_contiguous() for p in net.parameters())
+    with torch.no_grad():
+        net.head.bias.add_(1.0)
+        assert not torch.allclose(fast(x), net(x), atol=0.1)

@@ -97,32 +97,52 @@ def find(
     """Find atoms in IMAGES; write OUT/atoms.csv, atoms.parquet, rejected.csv, maps.h5,
     overlay.png, uncertainty.png and report.html."""
     try:
-        # paths first, before torch is imported (seconds): a typo is reported at once
+        # paths and options first, before torch is imported (seconds): a typo is reported
+        # at once
         from atomlens._shared.atomic import check_output_directory
+        from atomlens.bundled import resolve_model_path
         from atomlens.io import expand_inputs
 
         out = default_out(images, "atoms") if out is None else out
         expand_inputs(images)
         check_output_directory(out, overwrite=overwrite)
-        model = model_or_default(model)
+        model = resolve_model_path(model_or_default(model))
 
-        from atomlens._shared.cluster import dask_client
-        from atomlens.ensemble import Ensemble
+        from atomlens._shared.device import check_device
+        from atomlens._shared.validate import validate_pixel_size
         from atomlens.locate.atoms import check_positions
-        from atomlens.pipeline import find_files
         from atomlens.pipeline.contrast import check_contrast
+        from atomlens.pipeline.settings import FindSettings
 
         check_positions(positions, name="--positions")
         check_contrast(contrast, name="--contrast")
-        ens = Ensemble.load(model)
+        check_device(device, name="--device")
         p_real_cut_value = p_real_cut(p_real_min)
+        FindSettings(
+            threshold=threshold,
+            min_separation_A=min_separation,
+            p_min=p_min,
+            p_real_min=p_real_cut_value,
+            positions=positions,
+            contrast=contrast,
+        )
+        sizes = pixel_sizes(pixel_size)
+        for value in sizes.values() if isinstance(sizes, dict) else [sizes]:
+            if value is not None:
+                validate_pixel_size(value, name="--pixel-size")
+
+        from atomlens._shared.cluster import dask_client
+        from atomlens.ensemble import Ensemble
+        from atomlens.pipeline import find_files
+
+        ens = Ensemble.load(model)
         with dask_client(scheduler, name="--scheduler") as client:
             res = find_files(
                 images,
                 model=ens if client is None else model,
                 client=client,
                 out=out,
-                pixel_size=pixel_sizes(pixel_size),
+                pixel_size=sizes,
                 signal=signal,
                 device=device,
                 threshold=threshold,

@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from atomlens._shared.timing import stage
 from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.ensemble.prediction import Prediction
 from atomlens.locate.atoms import (
@@ -172,9 +173,10 @@ def consensus_atoms(
     lab_px = max(label_radius_A / ps, 1.0)
     found = []
     for m in maps:
-        xy, sc = detect_starts(
-            1.0 - m[0], min_distance_px=min_sep_px, threshold=threshold, label_radius_px=lab_px
-        )
+        with stage("peaks"):
+            xy, sc = detect_starts(
+                1.0 - m[0], min_distance_px=min_sep_px, threshold=threshold, label_radius_px=lab_px
+            )
         found.append(np.column_stack([xy, sc]) if len(xy) else np.zeros((0, 3)))
     if n == 1:
         merged, count = found[0][:, None, :], np.ones(len(found[0]), dtype=np.int64)

@@ -15,6 +15,7 @@ import torch
 
 from atomlens._shared.atomic import atomic_directory
 from atomlens._shared.device import resolve_device
+from atomlens._shared.timing import stage
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.ensemble.calibration import Calibration
 from atomlens.ensemble.config import ModelConfig, ModelFileError
@@ -66,6 +67,7 @@ class Ensemble:
             raise ValueError(f"{len(prov)} member records for {len(self.networks)} networks.")
         self.member_provenance = prov
         self._stacked: tuple[Any, ...] | None = None
+        self._fast: tuple[Any, ...] | None = None
         #: Reliability of p_detect and scale of σ from validation (``calibration.json``).
         self.calibration: Calibration | None = None
 
@@ -192,6 +194,18 @@ class Ensemble:
         _, params, buffers, fn = self._stacked
         return lambda x: fn(params, buffers, x)
 
+    def _sequential(self, device: torch.device) -> list[torch.nn.Module]:
+        """The members for inference on ``device``: on a CPU, their
+        :meth:`atomlens.nn.UNet.for_inference` copies (channels-last, no concatenations:
+        ``benchmarks/speed.py``), made again when a weight has changed."""
+        nets = [net.to(device).eval() for net in self.networks]
+        if device.type != "cpu":
+            return nets
+        key = tuple((id(p), p._version) for net in nets for p in net.parameters())
+        if self._fast is None or self._fast[0] != key:
+            self._fast = (key, [net.for_inference() for net in nets])
+        return self._fast[1]
+
     def predict_members(
         self,
         image: np.ndarray,
@@ -200,7 +214,8 @@ class Ensemble:
         pixel_size: float,
         device: str | torch.device = "cpu",
         mode: Mode = "auto",
-        tile: int = 256,
+        tile: int | None = None,
+        overlap: int | None = None,
         batch_size: int = 8,
         progress: bool | Callable[..., object] = False,
     ) -> np.ndarray:
@@ -211,13 +226,19 @@ class Ensemble:
         the other on each tile batch (no weights are reloaded). ``"auto"`` picks vectorised
         on CUDA and sequential on CPU, where batching members does not reduce the
         arithmetic and measured slower (``benchmarks/ensemble_speed.py``).
+
+        ``tile`` is the tile side [px at the model's sampling]; None (the default) takes
+        the whole image up to 512 px a side and otherwise the fewest tiles of at most that
+        (:func:`atomlens.inference.auto_tile`). ``overlap`` [px] defaults to the network's
+        receptive field.
         """
         dev = resolve_device(device)
         if mode not in ("auto", "vectorized", "sequential"):
             raise ValueError(f"mode must be 'auto', 'vectorized' or 'sequential', got {mode!r}.")
         if mode == "auto":
             mode = "vectorized" if dev.type == "cuda" else "sequential"
-        x, _ = self.prepare(image, pixel_size=pixel_size)
+        with stage("normalise"):
+            x, _ = self.prepare(image, pixel_size=pixel_size)
         arch = self.config.architecture
         k1 = arch.n_classes + 1
         n = len(self)
@@ -225,10 +246,12 @@ class Ensemble:
         if mode == "vectorized":
             forward = self._vectorized(dev)
         else:
-            nets = [net.to(dev).eval() for net in self.networks]
+            nets = self._sequential(dev)
+            fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
             def forward(batch: torch.Tensor) -> torch.Tensor:
-                return torch.stack([net(batch) for net in nets])
+                batch = batch.contiguous(memory_format=fmt)
+                return torch.stack([net(batch).contiguous() for net in nets])
 
         def run(batch: torch.Tensor) -> torch.Tensor:
             with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
@@ -242,7 +265,7 @@ class Ensemble:
             n_out=n * k1,
             image_shape=np.shape(image)[-2:],
             tile=tile,
-            overlap=arch.receptive_field_px(),
+            overlap=overlap if overlap is not None else arch.receptive_field_px(),
             batch_size=batch_size,
             device=dev,
             progress=progress,
@@ -259,7 +282,7 @@ class Ensemble:
         *,
         n_out: int,
         image_shape: tuple[int, ...],
-        tile: int,
+        tile: int | None,
         overlap: int,
         batch_size: int,
         device: torch.device,
@@ -267,21 +290,23 @@ class Ensemble:
     ) -> tuple[np.ndarray, bool]:
         """``run`` over overlapping tiles of the network input ``x``, its ``n_out`` maps
         resampled back to the image's ``(H, W)``; and whether they were resampled."""
-        probs = predict_tiled(
-            x,
-            predict_batch=run,
-            n_out=n_out,
-            multiple=self.config.architecture.multiple,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-            progress=progress,
-        )
+        with stage("network"), torch.inference_mode():  # no autograd records: less memory
+            probs = predict_tiled(
+                x,
+                predict_batch=run,
+                n_out=n_out,
+                multiple=self.config.architecture.multiple,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                device=device,
+                progress=progress,
+            )
         h, w = (int(v) for v in image_shape)
         if probs.shape[-2:] == (h, w):
             return probs, False
-        return resize_to(probs, (h, w)), True
+        with stage("normalise"):
+            return resize_to(probs, (h, w)), True
 
     def predict(
         self,
@@ -381,7 +406,7 @@ class Model(Ensemble):
         *,
         pixel_size: float,
         device: str | torch.device = "cpu",
-        tile: int = 256,
+        tile: int | None = None,
         overlap: int | None = None,
         batch_size: int = 8,
         progress: bool | Callable[..., object] = False,
@@ -400,8 +425,10 @@ class Model(Ensemble):
         device : str or torch.device
             ``"cpu"``, ``"cuda"`` or ``"auto"``.
         tile, overlap : int
-            Tile side and overlap at the model's sampling [px]; the overlap defaults to the
-            receptive field (capped at half a tile).
+            Tile side and overlap at the model's sampling [px]; the tile defaults to the
+            whole image up to 512 px a side, else the fewest tiles of at most that
+            (:func:`atomlens.inference.auto_tile`), the overlap to the receptive field
+            (capped at half a tile).
         batch_size : int
             Tiles per forward pass.
         progress : bool or callable
@@ -412,16 +439,19 @@ class Model(Ensemble):
         ndarray of shape (K + 1, H, W), float32
             Background first, then ``config.class_names``.
         """
-        x, _factor = self.prepare(image, pixel_size=pixel_size)
+        with stage("normalise"):
+            x, _factor = self.prepare(image, pixel_size=pixel_size)
         dev = resolve_device(device)
-        net = self.network.to(dev).eval()
+        (net,) = self._sequential(dev)
         arch = self.config.architecture
         ov = overlap if overlap is not None else arch.receptive_field_px()
         use_amp = dev.type == "cuda"
+        fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
         def run(batch: torch.Tensor) -> torch.Tensor:
             with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
-                return torch.softmax(net(batch).float(), dim=1)
+                logits = net(batch.contiguous(memory_format=fmt)).float().contiguous()
+                return torch.softmax(logits, dim=1)
 
         probs, resized = self._on_image_grid(
             x,

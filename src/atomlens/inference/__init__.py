@@ -11,13 +11,23 @@ from atomlens.inference.rescale import (
     resample,
     resize_to,
 )
-from atomlens.inference.tiling import blend_window, predict_tiled, tile_starts
+from atomlens.inference.tiling import (
+    AUTO_TILE,
+    PIXELS_PER_PASS,
+    auto_tile,
+    blend_window,
+    predict_tiled,
+    tile_starts,
+)
 
 __all__ = [
+    "AUTO_TILE",
     "MAX_MODEL_MAPS_BYTES",
     "MAX_UPSAMPLING",
+    "PIXELS_PER_PASS",
     "UNRESOLVED_ABOVE_A_PER_PX",
     "PercentileNormalizer",
+    "auto_tile",
     "blend_window",
     "check_resampling",
     "image_to_model_coords",

@@ -9,9 +9,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["blend_window", "predict_tiled", "tile_starts"]
+__all__ = [
+    "AUTO_TILE",
+    "PIXELS_PER_PASS",
+    "auto_tile",
+    "blend_window",
+    "predict_tiled",
+    "tile_starts",
+]
 
 Progress = bool | Callable[..., object]
+
+#: Largest tile side [px] ``tile=None`` chooses. On a CPU a network's time per pixel grows
+#: with the tile beyond about 512² px (its activations leave the caches: 1.34, 1.39, 1.79
+#: and 3.1 µs/px at 256, 512, 1024 and 2048 px for the default U-Net on one core), while
+#: smaller tiles repeat more of their overlap; ``benchmarks/speed.py`` measures both.
+AUTO_TILE = 512
+
+#: Pixels per forward pass: tiles are batched up to this (and ``batch_size``).
+PIXELS_PER_PASS = 512 * 512
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -28,6 +44,44 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
         return [0]
     n = math.ceil((length - overlap) / (tile - overlap))
     return [round(i * (length - tile) / (n - 1)) for i in range(n)] if n > 1 else [0]
+
+
+def auto_tile(length: int, /, *, overlap: int, multiple: int = 8, largest: int = AUTO_TILE) -> int:
+    """Tile side [px] covering ``length`` px with the fewest tiles of at most ``largest`` px.
+
+    The whole length (rounded up to ``multiple``) when it fits in one tile; otherwise the
+    smallest side with which that many tiles, overlapping by ``overlap`` px, cover it, so
+    that no tile repeats more of its neighbours than the overlap needs.
+
+    Parameters
+    ----------
+    length : int
+        Image side [px].
+    overlap : int
+        Overlap between neighbouring tiles [px].
+    multiple : int
+        The network needs sides that are multiples of this [px].
+    largest : int
+        Largest tile side [px].
+
+    Returns
+    -------
+    int
+        The tile side [px], a multiple of ``multiple``.
+
+    Examples
+    --------
+    >>> auto_tile(500, overlap=64), auto_tile(2048, overlap=64)
+    (504, 464)
+    >>> tile_starts(2048, 464, 64)
+    [0, 396, 792, 1188, 1584]
+    """
+    largest = max(int(math.ceil(largest / multiple) * multiple), 2 * multiple)
+    if length <= largest:
+        return int(math.ceil(length / multiple) * multiple)
+    overlap = min(overlap, largest // 2)
+    n = math.ceil((length - overlap) / (largest - overlap))
+    return int(math.ceil((length + (n - 1) * overlap) / n / multiple) * multiple)
 
 
 def _ramp(n: int, overlap: int, *, start: bool = True, end: bool = True) -> np.ndarray:
@@ -88,7 +142,7 @@ def predict_tiled(
     predict_batch: Callable[[torch.Tensor], torch.Tensor],
     n_out: int,
     multiple: int = 8,
-    tile: int = 256,
+    tile: int | None = 256,
     overlap: int = 64,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
@@ -107,16 +161,18 @@ def predict_tiled(
         Output channels.
     multiple : int
         The network needs sides that are multiples of this [px].
-    tile : int
+    tile : int or None
         Tile side [px]; rounded up to a multiple of ``multiple``. Images smaller than a tile
-        are padded (reflected) to the next multiple and predicted in one pass.
+        are padded (reflected) to the next multiple and predicted in one pass. None: per
+        side, the whole side up to :data:`AUTO_TILE` px, else the fewest tiles of at most
+        that which overlap by no more than ``overlap`` (:func:`auto_tile`).
     overlap : int
         Overlap between neighbouring tiles [px]; predictions are blended across it with a
         window that ignores the outer half of each overlap, so tiled and whole-image
         predictions agree exactly when the overlap is at least the network's receptive
         field (less is usually fine: the field's outer part carries little weight).
     batch_size : int
-        Tiles per forward pass.
+        Tiles per forward pass, at most :data:`PIXELS_PER_PASS` px of them.
     device : str or torch.device
         Where to run.
     progress : bool or callable
@@ -131,10 +187,17 @@ def predict_tiled(
     if a.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {a.shape}.")
     _c, h, w = a.shape
-    tile = int(math.ceil(tile / multiple) * multiple)
-    overlap = int(min(max(overlap, 0), tile // 2))
-    th = tile if h > tile else int(math.ceil(h / multiple) * multiple)
-    tw = tile if w > tile else int(math.ceil(w / multiple) * multiple)
+    if tile is None:
+        overlap = max(int(overlap), 0)
+        th = auto_tile(h, overlap=overlap, multiple=multiple)
+        tw = auto_tile(w, overlap=overlap, multiple=multiple)
+        overlap = int(min(overlap, min(th, tw) // 2))
+    else:
+        tile = int(math.ceil(tile / multiple) * multiple)
+        overlap = int(min(max(overlap, 0), tile // 2))
+        th = tile if h > tile else int(math.ceil(h / multiple) * multiple)
+        tw = tile if w > tile else int(math.ceil(w / multiple) * multiple)
+    batch_size = max(1, min(int(batch_size), PIXELS_PER_PASS // (th * tw)))
     t = _pad_to(torch.from_numpy(a)[None], max(h, th), max(w, tw))[0]
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     corners = [(y, x) for y in ys for x in xs]

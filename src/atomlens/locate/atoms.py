@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from atomlens._shared.timing import stage
 from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.io.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
@@ -405,22 +406,24 @@ def atoms_from_starts(
         else:
             d_nn = 4 * min_sep_px
         if fit_radius_A is None:
-            pre = refine_gaussian(
-                img,
-                start,
-                radius_px=max(2.0, 0.45 * d_nn),
-                width_px=max(1.0, 0.2 * d_nn),
-                neighbours=False,
-                weighted=False,
-                rounds=1,
-                iterations=4,
-            )
+            with stage("refinement"):
+                pre = refine_gaussian(
+                    img,
+                    start,
+                    radius_px=max(2.0, 0.45 * d_nn),
+                    width_px=max(1.0, 0.2 * d_nn),
+                    neighbours=False,
+                    weighted=False,
+                    rounds=1,
+                    iterations=4,
+                )
             s = float(np.nanmedian(pre.width[pre.fitted])) if pre.fitted.any() else 0.2 * d_nn
             radius = float(np.clip(3.0 * s, 2.0, max(2.0, 0.9 * d_nn)))
         else:
             radius = max(2.0, fit_radius_A / ps)
             s = radius / 3.0
-        fit = refine_gaussian(img, start, radius_px=radius, width_px=s, groups=cls_idx)
+        with stage("refinement"):
+            fit = refine_gaussian(img, start, radius_px=radius, width_px=s, groups=cls_idx)
         final = fit.xy
         cols.update(
             intensity=np.where(fit.fitted, fit.intensity, 2 * np.pi * fit.signal * fit.width**2),
@@ -495,7 +498,8 @@ def atoms_from_starts(
         classes=classes[inside],
         extra={k: np.asarray(v)[inside] for k, v in cols.items()},
     )
-    table = choose_positions(table, positions, pixel_size=ps, sigma_model=sigma_model)
+    with stage("sigma"):
+        table = choose_positions(table, positions, pixel_size=ps, sigma_model=sigma_model)
     return table.sort_values(["y_px", "x_px"], ignore_index=True)
 
 

@@ -465,6 +465,8 @@ def _variance_model(
     limit = 1.0 + np.maximum(1.0, 4.0 * np.sqrt(2.0 / np.maximum(n_pix - 5, 1)))
     keep = has.copy()
     coef = np.array([scale, 0.0, 0.0])
+    m_all = model.astype(np.float64)
+    m2_all = m_all * m_all
     for _ in range(4):
         sel = use & keep[:, None]
         m = model[sel].astype(np.float64)
@@ -474,13 +476,12 @@ def _variance_model(
         ms = float(np.sqrt(np.mean(m * m))) if m.size else 1.0
         ms = ms if ms > 0 else 1.0
         u = m / ms
-        x = np.stack([np.ones_like(u), u, u * u], axis=1)
         var = np.maximum(coef[0] + coef[1] * m + coef[2] * m * m, floor)
         for _ in range(3):
-            coef = _nonneg_lstsq(x, r2, 1.0 / var**2) / np.array([1.0, ms, ms * ms])
+            g, b = _quadratic_normal_equations(u, r2, 1.0 / var**2)
+            coef = _nonneg_lstsq(g, b) / np.array([1.0, ms, ms * ms])
             var = np.maximum(coef[0] + coef[1] * m + coef[2] * m * m, floor)
-        m_all = model.astype(np.float64)
-        var_all = np.maximum(coef[0] + coef[1] * m_all + coef[2] * m_all * m_all, floor)
+        var_all = np.maximum(coef[0] + coef[1] * m_all + coef[2] * m2_all, floor)
         chi2 = np.where(use, r2_all / var_all, 0.0).sum(axis=1) / np.maximum(n_pix - 5, 1)
         new_keep = has & (chi2 <= limit)
         if new_keep.sum() < max(1, 0.2 * has.sum()) or (new_keep == keep).all():
@@ -496,21 +497,36 @@ def _variance_model(
     return float(max(coef[0], floor)), float(coef[1]), float(coef[2]), floor
 
 
-def _nonneg_lstsq(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted least squares of ``y`` on the columns of ``x`` (3 of them) with
-    non-negative coefficients: the best of the fits on every subset of columns."""
-    xw = x * w[:, None]
-    g, b = xw.T @ x, xw.T @ y  # 3 × 3 normal equations: one pass over the pixels
-    best, best_cost = np.zeros(x.shape[1]), 0.0
-    for mask in range(1, 2 ** x.shape[1]):
-        idx = [i for i in range(x.shape[1]) if mask >> i & 1]
+def _quadratic_normal_equations(
+    u: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normal equations ``(G, b)`` of the weighted least squares of ``y`` on the columns
+    ``1, u, u²``: the weighted moments of ``u`` up to the fourth and of ``y`` times ``u``
+    up to the second, summed pixel by pixel (a matrix product of the (P, 3) design took
+    40 ms a call on 5·10⁵ pixels under a loaded BLAS, twice the whole fit's other work)."""
+    wu = w * u
+    wu2 = wu * u
+    wy = w * y
+    s = [float(w.sum()), float(wu.sum()), float(wu2.sum())]
+    s += [float((wu2 * u).sum()), float((wu2 * u * u).sum())]
+    g = np.array([[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]])
+    b = np.array([float(wy.sum()), float((wy * u).sum()), float((wy * u * u).sum())])
+    return g, b
+
+
+def _nonneg_lstsq(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with non-negative coefficients from its normal equations ``G p = b``
+    (3 unknowns): the best of the fits on every subset of the unknowns."""
+    best, best_cost = np.zeros(len(b)), 0.0
+    for mask in range(1, 2 ** len(b)):
+        idx = [i for i in range(len(b)) if mask >> i & 1]
         try:
             sol = np.linalg.solve(g[np.ix_(idx, idx)], b[idx])
         except np.linalg.LinAlgError:
             continue
         if (sol < 0).any():
             continue
-        p = np.zeros(x.shape[1])
+        p = np.zeros(len(b))
         p[idx] = sol
         cost = p @ g @ p - 2 * p @ b  # the weighted squared error less a constant
         if cost < best_cost:

@@ -12,43 +12,40 @@ output files, and the Dask fan-out.
 - :func:`find_frames` -- the frames of a stack on a Dask cluster.
 """
 
-from atomlens.pipeline.contrast import ContrastDecision, atom_contrast
-from atomlens.pipeline.distributed import find_frames
-from atomlens.pipeline.files import BatchResult, find_files, save_find_results
-from atomlens.pipeline.finder import (
-    FindResult,
-    find,
-    find_atoms,
-    find_frame,
-    find_table,
-    p_real_threshold,
-)
-from atomlens.pipeline.inputs import (
-    check_field_of_view,
-    check_resampling,
-    read_frame_list,
-    read_frames,
-    with_estimated_pixel_size,
-)
-from atomlens.pipeline.settings import FindSettings
+import importlib
+from typing import Any
 
-__all__ = [
-    "BatchResult",
-    "ContrastDecision",
-    "FindResult",
-    "FindSettings",
-    "atom_contrast",
-    "check_field_of_view",
-    "check_resampling",
-    "find",
-    "find_atoms",
-    "find_files",
-    "find_frame",
-    "find_frames",
-    "find_table",
-    "p_real_threshold",
-    "read_frame_list",
-    "read_frames",
-    "save_find_results",
-    "with_estimated_pixel_size",
-]
+# Loaded on first use (as atomlens.active does): the settings and the input checks stay
+# light, so that the command line validates its options before torch is imported.
+_WHERE = {
+    "BatchResult": "files",
+    "ContrastDecision": "contrast",
+    "FindResult": "finder",
+    "FindSettings": "settings",
+    "atom_contrast": "contrast",
+    "check_field_of_view": "inputs",
+    "check_resampling": "inputs",
+    "find": "finder",
+    "find_atoms": "finder",
+    "find_files": "files",
+    "find_frame": "finder",
+    "find_frames": "distributed",
+    "find_table": "finder",
+    "p_real_threshold": "finder",
+    "read_frame_list": "inputs",
+    "read_frames": "inputs",
+    "save_find_results": "files",
+    "with_estimated_pixel_size": "inputs",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

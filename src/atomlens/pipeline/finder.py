@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from atomlens._shared.timing import record_stages, stage
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.bundled import default_model
 from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensus_atoms, decompose
@@ -69,6 +70,12 @@ class FindResult:
     contrast : ContrastDecision or None
         Whether the atoms were taken as bright or dark, and why (of the first frame when
         there are several; :func:`atomlens.pipeline.atom_contrast`).
+    seconds : dict of str to float
+        Time per stage [s], summed over frames: ``read`` (files only), ``normalise``
+        (normalisation and resampling to and from the model's sampling), ``network``,
+        ``peaks``, ``consensus`` (the members' maps and detections combined, classes,
+        checks), ``refinement`` (the Gaussian fits), ``sigma`` (σ, positions and the
+        calibration's ``p_real``) and ``write`` (:func:`atomlens.pipeline.find_files`).
     """
 
     atoms: pd.DataFrame
@@ -76,6 +83,7 @@ class FindResult:
     prediction: Prediction | None
     pixel_size: float
     contrast: ContrastDecision | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def decide_contrast(
@@ -195,7 +203,7 @@ def find(
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
-    tile: int = 256,
+    tile: int | None = None,
     batch_size: int = 8,
     signal: str | int | None = None,
     progress: bool | Callable[..., object] = False,
@@ -250,7 +258,8 @@ def find(
     mode : {"auto", "vectorized", "sequential"}
         How members are evaluated (:meth:`atomlens.ensemble.Ensemble.predict_members`).
     tile, batch_size : int
-        Tile side [px at the model's sampling] and tiles per forward pass.
+        Tile side [px at the model's sampling] (None: the whole image up to 512 px a side,
+        else the fewest tiles of at most that) and tiles per forward pass.
     signal : str or int, optional
         Which image of multi-signal files (:func:`atomlens.io.read`).
     progress : bool or callable
@@ -317,7 +326,7 @@ def find_frame(
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
-    tile: int = 256,
+    tile: int | None = None,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
     signal_type: str | None = None,
@@ -325,6 +334,40 @@ def find_frame(
     """:func:`find` on one image array with an ensemble and settings already checked (what
     :func:`find` runs for each frame); ``signal_type`` (the file's detector) helps
     ``settings.contrast="auto"`` decide."""
+    with record_stages() as seconds, stage("consensus"):
+        res = _find_frame(
+            image,
+            ensemble,
+            settings=settings,
+            pixel_size=pixel_size,
+            device=device,
+            keep_members=keep_members,
+            calibrated=calibrated,
+            mode=mode,
+            tile=tile,
+            batch_size=batch_size,
+            progress=progress,
+            signal_type=signal_type,
+        )
+    return replace(res, seconds=seconds)
+
+
+def _find_frame(
+    image: np.ndarray,
+    ensemble: Ensemble,
+    /,
+    *,
+    settings: FindSettings,
+    pixel_size: float,
+    device: str | torch.device,
+    keep_members: bool,
+    calibrated: bool,
+    mode: str,
+    tile: int | None,
+    batch_size: int,
+    progress: bool | Callable[..., object],
+    signal_type: str | None,
+) -> FindResult:
     ps = validate_pixel_size(pixel_size)
     ens = ensemble
     p_real_min = p_real_threshold(ens, settings.p_real_min, calibrated=calibrated)
@@ -360,7 +403,8 @@ def find_frame(
         sigma_model=ens.calibration.sigma if calibrated and ens.calibration else None,
     )
     if calibrated and ens.calibration is not None:
-        atoms, rejected = ens.calibration.apply_both(atoms, rejected)
+        with stage("sigma"):
+            atoms, rejected = ens.calibration.apply_both(atoms, rejected)
     if p_real_min is not None:
         low = atoms["p_real"].to_numpy(float) < p_real_min
         if low.any():
@@ -387,8 +431,10 @@ def _stacked(
     first frame decides ``contrast="auto"`` for all (one warning, one polarity)."""
     atoms, rejected = [], []
     first: ContrastDecision | None = None
+    seconds: dict[str, float] = {}
     for frame, keys in frames:
         res = find_frame(frame, ens, settings=cfg, pixel_size=ps, signal_type=signal_type, **opts)
+        _add_seconds(seconds, res.seconds)
         if first is None:
             first = res.contrast
             cfg = replace(cfg, contrast=first.atoms) if first is not None else cfg
@@ -398,8 +444,18 @@ def _stacked(
                 t.insert(pos, k, v)
             out.append(t)
     return FindResult(
-        pd.concat(atoms, ignore_index=True), pd.concat(rejected, ignore_index=True), None, ps, first
+        pd.concat(atoms, ignore_index=True),
+        pd.concat(rejected, ignore_index=True),
+        None,
+        ps,
+        first,
+        seconds,
     )
+
+
+def _add_seconds(total: dict[str, float], more: dict[str, float]) -> None:
+    for k, v in more.items():
+        total[k] = total.get(k, 0.0) + v
 
 
 def _find_files(
@@ -410,45 +466,52 @@ def _find_files(
     signal: str | int | None,
     opts: dict[str, Any],
 ) -> FindResult:
-    images = read_frames(inputs, model=ens, pixel_size=pixel_size, signal=signal)
-    several = len(images) > 1
-    results = []
-    for im in images:
-        frames = []
-        for i in range(im.n_frames):
-            f = im.frame(i)
-            if im.is_stack:
-                check_frame(f, im.path, f"frame {i}")
-            keys = {"file": str(im.path)} if several else {}
-            if im.is_stack or several:
-                keys["frame"] = i
-            frames.append((f, keys))
-        try:
-            if frames and not frames[0][1]:  # one single image: its own result, maps and all
-                results.append(
-                    find_frame(
-                        frames[0][0],
-                        ens,
-                        settings=cfg,
-                        pixel_size=im.pixel_size,
-                        signal_type=im.signal_type,
-                        **opts,
+    with record_stages() as read:
+        with stage("read"):
+            images = read_frames(inputs, model=ens, pixel_size=pixel_size, signal=signal)
+        several = len(images) > 1
+        results = []
+        for im in images:
+            frames = []
+            for i in range(im.n_frames):
+                with stage("read"):
+                    f = im.frame(i)
+                if im.is_stack:
+                    check_frame(f, im.path, f"frame {i}")
+                keys = {"file": str(im.path)} if several else {}
+                if im.is_stack or several:
+                    keys["frame"] = i
+                frames.append((f, keys))
+            try:
+                if frames and not frames[0][1]:  # one single image: its own result, maps and all
+                    results.append(
+                        find_frame(
+                            frames[0][0],
+                            ens,
+                            settings=cfg,
+                            pixel_size=im.pixel_size,
+                            signal_type=im.signal_type,
+                            **opts,
+                        )
                     )
-                )
-            else:
-                results.append(_stacked(frames, ens, cfg, im.pixel_size, opts, im.signal_type))
-        except ValueError as exc:
-            if str(exc).startswith(str(im.path)):
-                raise
-            raise ValueError(f"{im.path}: {exc}") from None
+                else:
+                    results.append(_stacked(frames, ens, cfg, im.pixel_size, opts, im.signal_type))
+            except ValueError as exc:
+                if str(exc).startswith(str(im.path)):
+                    raise
+                raise ValueError(f"{im.path}: {exc}") from None
+    seconds = dict(read)
+    for r in results:
+        _add_seconds(seconds, r.seconds)
     if len(results) == 1:
-        return results[0]
+        return replace(results[0], seconds=seconds)
     return FindResult(
         pd.concat([r.atoms for r in results], ignore_index=True),
         pd.concat([r.rejected for r in results], ignore_index=True),
         None,
         results[0].pixel_size,
         results[0].contrast,
+        seconds,
     )
 
 
@@ -482,7 +545,7 @@ def find_atoms(
     refine: bool = True,
     positions: Positions = "auto",
     contrast: str = "auto",
-    tile: int = 256,
+    tile: int | None = None,
     batch_size: int = 8,
     progress: bool | Callable[..., object] = False,
 ) -> pd.DataFrame:
@@ -508,7 +571,8 @@ def find_atoms(
         the fit's centre and its cut disk's (:func:`atomlens.locate.locate_atoms`;
         ``benchmarks/refine_positions.py``).
     tile, batch_size : int
-        Tile side [px at the model's sampling] and tiles per forward pass.
+        Tile side [px at the model's sampling] (None: the whole image up to 512 px a side,
+        else the fewest tiles of at most that) and tiles per forward pass.
     progress : bool or callable
         Progress bar over tiles.
 

@@ -5,7 +5,11 @@ executor (a one-thread ``ThreadPoolExecutor`` unless one is passed, or a
 from __future__ import annotations
 
 import copy
+import functools
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +29,21 @@ logger = logging.getLogger(__name__)
 
 def _is_dask(executor: Any) -> bool:
     return type(executor).__module__.split(".")[0] == "distributed"
+
+
+def _yielding(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in this thread at a lower CPU priority (nice + 10, Linux
+    only: there a thread has its own), so that the live loop's frames are not queued behind
+    an adaptation for the CPU: on 2 cores a training thread at equal priority took half of
+    them from every frame (``benchmarks/stream_latency.py --adapt``). The threads torch
+    starts from here inherit it."""
+    if sys.platform.startswith("linux"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+        except OSError:  # not permitted here: the adaptation runs at the loop's priority
+            logger.debug("could not lower the adaptation thread's priority")
+    return fn(*args, **kwargs)
 
 
 def check_adapted(new: Any, current: Ensemble, /) -> None:
@@ -131,7 +150,9 @@ class BackgroundAdaptation:
         extra = {"pure": False} if _is_dask(ex) else {}
         # a copy: the loop keeps predicting with the live ensemble while this one trains
         ens = copy.deepcopy(ensemble)
-        ens._stacked = None  # the copy re-stacks its own weights if it needs them
+        ens._stacked = ens._fast = None  # the copy makes its own inference copies if needed
+        if ex is self._own_executor:  # our thread: it yields the CPU to the loop
+            fn = functools.partial(_yielding, fn)
         self._future = ex.submit(fn, ens, list(frames), pixel_size=pixel_size, config=cfg, **extra)
         self.info = {"frame": at, "t0": time.perf_counter(), "members": members, "frames": indices}
         return type(ex).__name__

@@ -8,7 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["FRAME_COLUMNS", "FrameRecord"]
+__all__ = ["FRAME_COLUMNS", "LATENCY_STAGES", "FrameRecord"]
+
+#: The stages of a frame's latency, each a ``<stage>_s`` column of ``frames.csv``: those of
+#: :attr:`atomlens.pipeline.FindResult.seconds` and the OOD ``score``.
+LATENCY_STAGES = ("normalise", "network", "peaks", "consensus", "refinement", "sigma", "score")
 
 #: The columns of ``frames.csv`` (:meth:`FrameRecord.row`), in order.
 FRAME_COLUMNS = [
@@ -23,6 +27,7 @@ FRAME_COLUMNS = [
     "generation",
     "members",
     "pixel_size_A",
+    *(f"{stage}_s" for stage in LATENCY_STAGES),
 ]
 
 
@@ -62,6 +67,8 @@ class FrameRecord:
         The frame as it was found on (for a display such as :mod:`atomlens.live`).
     prediction : Prediction or None
         The ensemble's prediction on it (mean and uncertainty maps), for the same.
+    seconds : dict of str to float
+        ``latency_s`` per stage [s] (:data:`LATENCY_STAGES`).
     """
 
     index: int
@@ -78,6 +85,7 @@ class FrameRecord:
     atoms: pd.DataFrame
     frame: Any = field(default=None, repr=False)
     prediction: Any = field(default=None, repr=False)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The record without its atoms, as one row of ``frames.csv``."""
@@ -93,4 +101,5 @@ class FrameRecord:
             "generation": self.generation,
             "members": " ".join(str(m) for m in self.members),
             "pixel_size_A": self.pixel_size,
+            **{f"{k}_s": self.seconds.get(k, 0.0) for k in LATENCY_STAGES},
         }

@@ -368,8 +368,10 @@ class Stream:
         except ValueError as exc:
             self._skip(item, str(exc))
             return None
+        t_score = time.perf_counter()
         score = self._score_of(res)
         latency = time.perf_counter() - t0
+        seconds = {**res.seconds, "score": latency - (t_score - t0)}
         if cfg.baseline == "first" and self.baseline is None:
             scores = self._baseline.add_first(frame, ps, score)
             if scores is not None:
@@ -392,6 +394,7 @@ class Stream:
             atoms=res.atoms,
             frame=frame,
             prediction=res.prediction,
+            seconds=seconds,
         )
         self._window.append((item.index, frame, score, over))
         if self.baseline is not None:

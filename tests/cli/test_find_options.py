@@ -1,0 +1,37 @@
+"""``atomlens find`` reports a bad option before torch is imported (seconds)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--device", "tpu"], "--device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+        (["--threshold", "2"], "threshold must be within (0, 1), got 2.0"),
+        (["--p-min", "0"], "p_min must be within (0, 1]"),
+        (["--positions", "peak"], "--positions must be one of"),
+        (["--contrast", "grey"], "--contrast must be 'auto', 'bright'"),
+        (["--pixel-size", "-1"], "--pixel-size must be a positive, finite size in Å/px"),
+        (["--model", "no-model"], "model directory no-model does not exist"),
+    ],
+)
+def test_a_bad_option_is_reported_before_torch_is_imported(tmp_path, option, says):
+    np.save(tmp_path / "scan.npy", np.zeros((8, 8), np.float32))
+    args = ["find", "scan.npy", "--model", "graphene", "--out", "out", *option]
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom atomlens.cli import app\n"
+        f"r = CliRunner().invoke(app, {args!r})\n"
+        "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    first, output = run.stdout.split("\n", 1)
+    assert first == "2 False", run.stdout + run.stderr
+    assert "error:" in output and says in " ".join(output.split()), output
