@@ -2,11 +2,11 @@
 
 One module per command group (``simulate``, ``evaluate``, ``train``, ``find``, ``analyze``,
 ``elit``: adapt, select and stream, ``vae``: vae, im2spec and spec2im, ``explore``,
-``hypotheses``, ``live``: live and replay, ``demo``: demo and models); :mod:`atomlens.cli.app` holds the Typer app,
-the global options and the error handling. Each command parses its options, calls one library
-function and prints. The command modules import only Typer at the top: everything heavy
-(torch, pandas, the library) is imported inside the command functions, after parsing, so
-that ``atomlens --help`` is instant.
+``hypotheses``, ``live``: live and replay, ``demo``: demo and models);
+:mod:`atomlens.cli.app` holds the Typer app, the global options and the error handling. Each
+command parses its options, calls one library function and prints. The command modules
+import only Typer at the top: everything heavy (torch, pandas, the library) is imported
+inside the command functions, after parsing, so that ``atomlens --help`` is instant.
 """
 
 from atomlens.cli import (
