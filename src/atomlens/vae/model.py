@@ -92,6 +92,13 @@ class VAEModel(nn.Module):
             )
         else:
             self.decoder = MLPDecoder(n_dec_in, n_pix, hidden=config.hidden)
+        if n_classes:
+            # every class starts drawing the same: otherwise the class whose random weights
+            # happen to draw best takes every sample at the first step, and the others never
+            # learn (the decoders differ only as they learn the classes they are given)
+            first = self.decoder.latent if config.invariant else self.decoder.body[0]
+            with torch.no_grad():
+                first.weight[:, config.latent_dim : config.latent_dim + n_classes] = 0.0
         prior = [
             {"angle_rad": config.angle_prior_rad, "log_scale": config.scale_prior}.get(
                 n, config.shift_prior_px
