@@ -30,7 +30,7 @@ from atomlens.vae.nets import CoordDecoder, Encoder, MLPDecoder, transform_grid
 
 __all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "VAEModel"]
 
-FORMAT = "atomlens-vae/1"
+FORMAT = "atomlens-vae/2"  # 2: the encoder works in units of the priors
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -208,12 +208,26 @@ class VAEModel(nn.Module):
             loc = self._decode(z, c, cond)
             pyro.sample("x", dist.Normal(loc, cfg.sigma).to_event(1), obs=x[:, self.mask])
 
+    def posterior(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The encoder's posterior ``(loc, scale)`` of the latents and class logits.
+
+        The encoder works in units of each latent's prior: a shift of prior standard
+        deviation 10 px is an output of 1, as a content latent's is. In latent units a
+        network that starts near 0 would shift by a fraction of the prior at first, and a
+        content latent would learn to draw the shift instead (a shift-VAE's ``z1`` took the
+        peak centre, its ``dx_px`` a quarter of it).
+        """
+        loc, scale, logits = self.encoder(x, cond)
+        return loc * self.prior_scale, scale * self.prior_scale, logits
+
     def guide(
         self, x: torch.Tensor, y: torch.Tensor | None = None, cond: torch.Tensor | None = None
     ) -> None:
         """Pyro guide: the encoder's Gaussian posterior (and class posterior, enumerated)."""
         with pyro.plate("data", x.shape[0]):
-            loc, scale, logits = self.encoder(x, cond)
+            loc, scale, logits = self.posterior(x, cond)
             if self.config.discrete and y is None:
                 pyro.sample(
                     "c", dist.OneHotCategorical(logits=logits), infer={"enumerate": "parallel"}
@@ -284,7 +298,7 @@ class VAEModel(nn.Module):
         cond = self.condition_tensor(conditions, len(x))
         locs, probs = [], []
         for i in range(0, len(x), batch_size):
-            loc, _, logits = self.encoder(
+            loc, _, logits = self.posterior(
                 x[i : i + batch_size], None if cond is None else cond[i : i + batch_size]
             )
             locs.append(loc)
