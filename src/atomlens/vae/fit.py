@@ -239,7 +239,8 @@ def _hold_weight(epoch: int, epochs: int) -> float:
 def _starting_classes(arr: np.ndarray, lab: np.ndarray | None, cfg: VAEConfig) -> torch.Tensor:
     """The Gaussian mixture's class probabilities the class head is held to early on
     (:func:`atomlens.vae.classinit.initial_classes`; labelled samples keep their labels)."""
-    from atomlens.vae.classinit import initial_classes  # deferred: imports scikit-learn
+    # deferred: classinit imports scikit-learn, needed by the joint kinds only
+    from atomlens.vae.classinit import initial_classes
 
     resp = torch.as_tensor(
         initial_classes(arr, classes=cfg.classes, labels=lab, seed=cfg.seed), dtype=torch.float32
