@@ -60,8 +60,9 @@ class VAEConfig(ConfigDict):
     class_init : bool
         ``jrvae``, ``ssrvae``: start the class head from a Gaussian mixture of
         rotation-invariant features of the samples (:mod:`atomlens.vae.classinit`; with
-        labels, its components are named after them). Without it the class usually
-        collapses onto one value and the content latents learn the classes instead.
+        labels, its components are named after them), held by a cross-entropy term that
+        fades out by half-way through training. Without it the benchmark's two motifs were
+        still told apart, less confidently (mean class probability 0.64 against 0.86).
     class_kl : {"marginal", "elbo"}
         ``jrvae``, ``ssrvae``: the class's KL term. ``"elbo"``: the plain ELBO's
         ``KL(q(c|x) ‖ p(c))`` of every sample, which charges the class for the information it
