@@ -20,6 +20,8 @@ from atomlens.vae import (
     r2_score,
     spectra_at_atoms,
 )
+from atomlens.vae.classinit import initial_classes, ring_features
+from atomlens.vae.fit import _marginal_class_kl
 from atomlens.vae.synthetic import motif_patches, peak_spectra, spectrum_image
 
 DEG80 = np.radians(80)
@@ -113,32 +115,84 @@ def test_same_seed_same_model():
     pd.testing.assert_frame_equal(a.encode(s), b.encode(s))
 
 
-@pytest.mark.xfail(strict=True, reason="width latent not yet learnt at test size (|r| 0.09)")
 def test_shift_vae_separates_centre_from_width():
+    # measured: centre |r| 0.995, width |r| 0.975 (seed 0); before the encoder gave shifts in
+    # prior units, z1 took the centre and the width was not learnt (|r| 0.09)
     s, truth = peak_spectra(
         400, length=64, centre_range=(-10, 10), width_range=(2, 5), lorentzian_fraction=0.0, rng=0
     )
     cfg = VAEConfig(kind="shiftvae", latent_dim=1, epochs=15, batch_size=32, shift_prior_px=6)
     lat = fit_vae(s, config=cfg).encode(s)
     assert abs(np.corrcoef(lat["dx_px"], truth["centre"])[0, 1]) >= 0.95
-    assert abs(np.corrcoef(lat["z1"], truth["width"])[0, 1]) >= 0.9
+    assert abs(np.corrcoef(lat["z1"], truth["width"])[0, 1]) >= 0.95
+    # the shift latent is the shift in channels, not a fraction of it
+    assert np.polyfit(truth["centre"], lat["dx_px"], 1)[0] == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="ARI 0.77 at test size (6 labels, 6 epochs), below 0.9")
-def test_ssrvae_learns_classes_from_few_labels():
+@pytest.fixture(scope="module")
+def two_motifs():
     a, _ = motif_patches(
         "si_c3", 150, size_px=14, pixel_size=0.3, rng=1, angles_rad=(-DEG80, DEG80)
     )
     b, _ = motif_patches("c_c3", 150, size_px=14, pixel_size=0.3, rng=2, angles_rad=(-DEG80, DEG80))
-    x = np.concatenate([a, b])
-    truth = np.r_[np.zeros(150, int), np.ones(150, int)]
+    return np.concatenate([a, b]), np.r_[np.zeros(150, int), np.ones(150, int)]
+
+
+def test_ssrvae_learns_classes_from_few_labels(two_motifs):
+    # measured: ARI 1.0 for seeds 0–2 (batches of 32 for 6 epochs, too few steps: 0.88)
+    x, truth = two_motifs
     labels = np.full(300, -1)
     labels[[0, 1, 2, 150, 151, 152]] = truth[[0, 1, 2, 150, 151, 152]]
-    cfg = VAEConfig(kind="ssrvae", latent_dim=1, epochs=6, batch_size=32, hidden=64)
+    cfg = VAEConfig(kind="ssrvae", latent_dim=1, epochs=6, batch_size=16, hidden=64)
     lat = fit_vae(x, config=cfg, labels=labels).encode(x)
     assert adjusted_rand_index(lat["class"], truth) >= 0.9
     assert (lat["class"].to_numpy() == truth).mean() >= 0.95  # the labels fix the names
     assert set(lat.columns) >= {"class", "class_prob"}
+
+
+def test_ring_features_do_not_see_rotation_and_the_mixture_finds_the_motifs(two_motifs):
+    x, truth = two_motifs
+    f = ring_features(x[:5])
+    np.testing.assert_allclose(
+        ring_features(np.rot90(x[:5], 1, axes=(1, 2))), f, rtol=1e-9, atol=1e-9
+    )
+    assert f.shape == (5, 7 * 7)  # 14 px: rings 0…6 px, orders 0…6
+    resp = initial_classes(x, classes=2)
+    np.testing.assert_allclose(resp.sum(1), 1.0)
+    assert adjusted_rand_index(resp.argmax(1), truth) == pytest.approx(1.0)
+    # with labels, the components are named after them
+    labels = np.full(300, -1)
+    labels[[0, 150]] = [1, 0]  # deliberately the other way round from `truth`
+    named = initial_classes(x, classes=2, labels=labels).argmax(1)
+    assert (named == 1 - truth).mean() == 1.0
+
+
+def test_marginal_class_kl_charges_imbalance_not_information():
+    # confident and balanced: the plain ELBO charges log 2 a sample, the marginal term 0
+    logits = torch.tensor([[9.0, -9.0], [-9.0, 9.0]] * 4)
+    per_sample_kl = np.log(2) * 8
+    assert float(_marginal_class_kl(logits, 2)) == pytest.approx(-per_sample_kl, abs=1e-3)
+    # confident and all one class: both charge log 2 a sample, the correction is 0
+    same = torch.tensor([[9.0, -9.0]] * 8)
+    assert float(_marginal_class_kl(same, 2)) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_joint_classes_start_identical():
+    m = VAEModel(VAEConfig(kind="jrvae", latent_dim=2, classes=3, hidden=16), (8, 8))
+    lat = pd.DataFrame({"z1": [0.3] * 3, "z2": [-0.2] * 3, "class": [0, 1, 2]})
+    a, b, c = m.decode(lat)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_noise_free_spectrum_image_is_the_same_scene():
+    image, cube, atoms = spectrum_image(cells=6, rng=4)
+    clean, clean_cube, clean_atoms = spectrum_image(cells=6, rng=4, noise_free=True)
+    pd.testing.assert_frame_equal(atoms, clean_atoms)
+    # Poisson counts scatter about the expected counts by √λ
+    z = (image - clean) / np.sqrt(clean)
+    assert abs(z.mean()) < 0.05 and z.std() == pytest.approx(1.0, abs=0.05)
+    assert (cube - clean_cube).std() == pytest.approx(0.02, rel=0.05)
 
 
 def test_cvae_uses_its_condition():
@@ -151,15 +205,16 @@ def test_cvae_uses_its_condition():
     assert np.argmax(right) > np.argmax(left)
 
 
-@pytest.mark.xfail(strict=True, reason="held-out R² 0.74 at test size, below 0.8")
 def test_im2spec_and_spec2im_on_a_simulated_spectrum_image():
+    # measured: held-out R² 0.846 / 0.817 / 0.853 (seeds 0–2); 150 epochs of 2 batches were
+    # too few steps (0.74). The noise ceiling here is 0.974.
     image, cube, atoms = spectrum_image(cells=14, rng=0)
     inner = atoms[(atoms.x_A > 3) & (atoms.y_A > 3) & (atoms.x_A < 40) & (atoms.y_A < 40)]
     patches = patches_at_atoms(image, inner, pixel_size=0.3, patch_A=6.0, samples=15)
     spectra = spectra_at_atoms(cube, inner)
     tr, te = np.arange(len(inner)) % 5 != 0, np.arange(len(inner)) % 5 == 0
     m = fit_translator(
-        patches[tr], spectra[tr], config=TranslatorConfig(epochs=150, latent_dim=3, hidden=64)
+        patches[tr], spectra[tr], config=TranslatorConfig(epochs=400, latent_dim=3, hidden=64)
     )
     assert r2_score(m.predict(patches[te]), spectra[te]) >= 0.8
 
@@ -187,8 +242,9 @@ def test_bad_samples_get_one_line_errors(data, config, match):
 
 def test_bad_config_lists_every_problem():
     with pytest.raises(ValueError, match="`kind` must be one of") as err:
-        VAEConfig(kind="gan", latent_dim=0, sigma=-1)
+        VAEConfig(kind="gan", latent_dim=0, sigma=-1, class_kl="sample")
     assert "`latent_dim`" in str(err.value) and "`sigma`" in str(err.value)
+    assert "`class_kl` must be 'marginal' or 'elbo'" in str(err.value)
     with pytest.raises(ValueError, match="unknown VAEConfig keys"):
         VAEConfig.from_dict({"kind": "vae", "latnt_dim": 3})
 

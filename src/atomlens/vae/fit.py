@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 TENSORS_FILE = "state.safetensors"
+#: Weight (per sample) of the class head's cross-entropy to the starting classes at first,
+#: and the part of training over which it falls to 0.
+HOLD_WEIGHT = 10.0
+HOLD_FRACTION = 0.5
 
 
 def validate_samples(data: Any, /, *, name: str = "data") -> np.ndarray:
@@ -149,6 +153,8 @@ def fit_vae(
         start, history = _resume(ckpt, model, opt, fingerprint)
         logger.info("resuming from %s at epoch %d of %d", ckpt, start, cfg.epochs)
 
+    resp = _starting_classes(arr, lab, cfg) if cfg.discrete and cfg.class_init else None
+
     labelled = np.nonzero(lab >= 0)[0] if lab is not None else np.zeros(0, int)
     unlabelled = np.nonzero(lab < 0)[0] if lab is not None else np.arange(n)
     epochs = range(start, cfg.epochs)
@@ -171,6 +177,14 @@ def fit_vae(
             loss = elbo.differentiable_loss(model.model, model.guide, x[idx], None, c)
             total += float(loss.detach())
             count += len(idx)
+            if cfg.discrete:
+                _, _, logits = model.encoder(x[idx])
+                if cfg.class_kl == "marginal":
+                    loss = loss + _marginal_class_kl(logits, cfg.classes)
+                hold = _hold_weight(epoch, cfg.epochs) if resp is not None else 0.0
+                if hold > 0:
+                    ce = -(resp[idx] * torch.log_softmax(logits, -1)).sum()
+                    loss = loss + hold * ce
             if len(labelled):
                 pick = torch.as_tensor(labelled)[
                     torch.randint(len(labelled), (min(len(labelled), cfg.batch_size),), generator=g)
@@ -185,11 +199,59 @@ def fit_vae(
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{history[-1]:.1f}")
         logger.debug("epoch %d: loss %.3f", epoch + 1, history[-1])
+        if cfg.discrete and logger.isEnabledFor(logging.DEBUG):
+            with torch.no_grad():
+                _, _, lg = model.encoder(x)
+            logger.debug(
+                "classes %s", torch.bincount(lg.argmax(-1), minlength=cfg.classes).tolist()
+            )
         if ckpt is not None:
             _save_checkpoint(ckpt, model, opt, epoch + 1, history, fingerprint)
     model.eval()
     model.history = history
     return model
+
+
+def _marginal_class_kl(logits: torch.Tensor, classes: int) -> torch.Tensor:
+    """What turns the ELBO's class term ``Σᵢ KL(q(c|xᵢ) ‖ p(c))`` into ``B KL(q̄(c) ‖ p(c))``.
+
+    The per-sample term is ``B (I(x; c) + KL(q̄ ‖ p))`` over a batch of ``B``: it charges the
+    class for the information it carries, and a continuous content latent that learns the
+    same split is charged no more, so the class is dropped. Keeping only the marginal part
+    (the class may carry up to ``log K`` nats for free: Dupont's joint-VAE capacity at its
+    end value) leaves the prior's balance of classes in force.
+    """
+    logq = torch.log_softmax(logits, -1)
+    log_k = torch.log(torch.tensor(float(classes)))
+    per_sample = (logq.exp() * (logq + log_k)).sum()
+    qbar = logq.exp().mean(0)
+    marginal = len(logits) * (qbar * (torch.log(qbar + 1e-12) + log_k)).sum()
+    return marginal - per_sample
+
+
+def _hold_weight(epoch: int, epochs: int) -> float:
+    """Weight of the class head's cross-entropy to the starting classes in ``epoch``:
+    ``HOLD_WEIGHT`` at first, falling linearly to 0 halfway through training."""
+    half = max(1.0, HOLD_FRACTION * epochs)
+    return HOLD_WEIGHT * max(0.0, 1.0 - epoch / half)
+
+
+def _starting_classes(arr: np.ndarray, lab: np.ndarray | None, cfg: VAEConfig) -> torch.Tensor:
+    """The Gaussian mixture's class probabilities the class head is held to early on
+    (:func:`atomlens.vae.classinit.initial_classes`; labelled samples keep their labels)."""
+    # deferred: classinit imports scikit-learn, needed by the joint kinds only
+    from atomlens.vae.classinit import initial_classes
+
+    resp = torch.as_tensor(
+        initial_classes(arr, classes=cfg.classes, labels=lab, seed=cfg.seed), dtype=torch.float32
+    )
+    if lab is not None:
+        known = torch.as_tensor(lab >= 0)
+        resp[known] = torch.nn.functional.one_hot(
+            torch.as_tensor(lab[lab >= 0]), cfg.classes
+        ).float()
+    logger.debug("starting classes (mixture): %s", resp.sum(0).round().tolist())
+    return resp
 
 
 def _save_checkpoint(

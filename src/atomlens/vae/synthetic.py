@@ -153,6 +153,7 @@ def spectrum_image(
     length: int = 96,
     peak_counts: float = 200.0,
     noise: float = 0.02,
+    noise_free: bool = False,
     rng: int | np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """A HAADF image and a spectrum image in which every atom's surroundings set its spectrum.
@@ -164,6 +165,27 @@ def spectrum_image(
     Gaussian peak of centre ``−15 + 30 (u − 0.5)`` channels (from the middle), height
     ``v_left + v_right`` and HWHM 4 channels, plus noise; every pixel carries the spectrum of
     the nearest heavy column.
+
+    Parameters
+    ----------
+    cells : int
+        Heavy columns per side.
+    spacing_A : float
+        Lattice spacing [Å].
+    pixel_size : float
+        [Å/px].
+    length : int
+        Energy channels.
+    peak_counts : float
+        Expected counts at the centre of a column of weight 1.
+    noise : float
+        Standard deviation of the Gaussian noise of the spectra.
+    noise_free : bool
+        Return the expected counts and the spectra without noise instead: the same atoms
+        and fields as with noise for the same ``rng`` seed (the noise is drawn last), so the
+        known answer a prediction of noisy data is scored against.
+    rng : int, Generator or None
+        Seed.
 
     Returns
     -------
@@ -193,13 +215,10 @@ def spectrum_image(
     wts = np.concatenate([u, v_light])
     profile = GaussianProbe(0.8).image_profile()
     unit = peak_counts / float(profile(np.zeros(1))[0])
-    image = g.poisson(
-        2.0
-        + unit
-        * render_columns(
-            pos, weights=wts, profile=profile, shape=(size, size), pixel_size=pixel_size
-        )
-    ).astype(np.float64)
+    expected = 2.0 + unit * render_columns(
+        pos, weights=wts, profile=profile, shape=(size, size), pixel_size=pixel_size
+    )
+    image = expected if noise_free else g.poisson(expected).astype(np.float64)
     v_right = v_light
     left_x = hx - spacing_A / 2
     v_left = 0.1 + 0.4 * field(1, left_x, hy)
@@ -209,7 +228,9 @@ def spectrum_image(
     yy, xx = np.indices((size, size))
     nearest_x = np.clip(np.floor(xx * pixel_size / spacing_A).astype(int), 0, cells - 1)
     nearest_y = np.clip(np.floor(yy * pixel_size / spacing_A).astype(int), 0, cells - 1)
-    cube = spec[nearest_y * cells + nearest_x] + g.normal(0, noise, (size, size, length))
+    cube = spec[nearest_y * cells + nearest_x]
+    if not noise_free:
+        cube = cube + g.normal(0, noise, (size, size, length))
     atoms = pd.DataFrame(
         {
             "x_px": hx / pixel_size,
