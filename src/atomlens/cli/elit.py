@@ -95,7 +95,7 @@ def adapt(
         typer.Option(
             help="Simulated images in the FRAMES' look (exact atoms) on which the adapted "
             "ensemble is calibrated, so that `atomlens find` reports p_real for the new "
-            "conditions; 0: no calibration."
+            "conditions; 0: keep the old calibration."
         ),
     ] = 12,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,

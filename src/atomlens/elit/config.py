@@ -98,8 +98,26 @@ class AdaptConfig:
         simulated images in the look of the held-out frames (of the training frames when
         none is held out or the held-out ones show no lattice), with their exact atoms
         (:func:`atomlens.elit.recalibrate.styled_validation`): the old calibration
-        described the old members under the old conditions. 0 drops the calibration
-        instead; so does a set of frames that shows no crystal lattice (with a warning).
+        described the old members under the old conditions. When those images show too
+        few false candidates to fit the logistic ``p_real``, the old one is carried over
+        with its intercept refitted (``fit_calibration(prior=…)``), so that ``p_real``
+        still tells atoms apart. 0, or frames that show no crystal lattice (with a
+        warning), carry the old calibration over unchanged: it is never dropped.
+    regions : bool
+        Read every frame's regions once (:func:`atomlens.fourier.regions.region_map`:
+        crystal, amorphous contamination, vacuum, saturated): pseudo-labels are drawn only
+        from the crystal region, shrunk by ``region_margin_A`` (everything else is left out
+        of the loss as unknown, not taught as "no atom"); sure atoms whose nearest
+        neighbour is at a distance the material does not have are no labels; and the
+        guard counts the consensus atoms outside the crystal on the held-out frames
+        (``max_outside_rise``). On by default.
+    region_margin_A : float
+        Pseudo-labels keep this far inside the crystal region [Å] (its edge is only known
+        to within the map's window).
+    max_outside_rise : float
+        Undo a round that raises the consensus atoms outside the crystal regions of the
+        held-out frames by more than this per 1000 atoms inside them, plus two Poisson
+        standard errors of the count.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -128,6 +146,9 @@ class AdaptConfig:
     match_sampling: bool = True
     film: Literal["estimated", "drawn"] = "estimated"
     calibration_images: int = 12
+    regions: bool = True
+    region_margin_A: float = 1.0
+    max_outside_rise: float = 1.0
     seed: int = 0
     device: str = "auto"
 
@@ -179,6 +200,8 @@ class AdaptConfig:
             v = getattr(self, name)
             if not (isinstance(v, numbers.Integral) and v >= 1):
                 raise ValueError(f"{name} must be an int ≥ 1, got {v!r}.")
+        if not (isinstance(self.region_margin_A, numbers.Real) and self.region_margin_A >= 0):
+            raise ValueError(f"region_margin_A must be a number ≥ 0, got {self.region_margin_A!r}.")
         positive = ("lr", "epistemic_max", "ignore_radius_A", "nn_tolerance")
         for name in positive:
             v = getattr(self, name)
@@ -187,7 +210,7 @@ class AdaptConfig:
         if not (isinstance(self.holdout, numbers.Real) and 0 <= self.holdout < 1):
             raise ValueError(f"holdout must be within [0, 1), got {self.holdout!r}.")
         # above 1 they switch their rule off (never stop early, never undo a round)
-        for name in ("max_implausible_rise", "max_change", "stop_f1"):
+        for name in ("max_implausible_rise", "max_change", "stop_f1", "max_outside_rise"):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and v >= 0):
                 raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")

@@ -111,23 +111,36 @@ def _styled_record(styled: Any) -> dict[str, Any]:
 
 
 def _labels(
-    found: list[Any], frames: list[np.ndarray], config: AdaptConfig, model_config: Any
+    found: list[Any],
+    frames: list[np.ndarray],
+    config: AdaptConfig,
+    model_config: Any,
+    crystal: list[np.ndarray] | None = None,
+    ref_nn: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The frames' label masks, and the history's ``pseudo_labels`` and ``ignored_share``.
-    With simulated images only there are no pseudo-labels to make (the masks are empty)."""
+    With simulated images only there are no pseudo-labels to make (the masks are empty).
+    ``crystal`` (one mask per frame) and ``ref_nn``: where labels may be drawn and the
+    material's nearest-neighbour distances (:func:`atomlens.elit.pseudo_labels.pseudo_labels`)."""
     c = model_config
     if config.simulated_share >= 1:
         k1 = len(c.class_names) + 1
         labels = [np.zeros((k1, *f.shape), dtype=np.float32) for f in frames]
         return labels, {"pseudo_labels": np.nan, "ignored_share": float("nan")}
     labels, n_pseudo, ignored = [], 0, []
-    for r in found:
+    for i, r in enumerate(found):
+        extra: dict[str, Any] = {}
+        if crystal is not None:
+            extra["crystal"] = crystal[i]
+        if ref_nn is not None:
+            extra["ref_nn"] = ref_nn
         m, info = pseudo_labels(
             r,
             n_classes=len(c.class_names),
             class_names=tuple(c.class_names),
             config=config,
             label_radius_A=c.label_radius_A,
+            **extra,
         )
         labels.append(m)
         n_pseudo += info["pseudo"]
@@ -262,6 +275,8 @@ def train_round(
     simulated: Any,
     out: Path,
     progress: bool = False,
+    crystal: list[np.ndarray] | None = None,
+    ref_nn: np.ndarray | None = None,
 ) -> tuple[Ensemble, dict[str, Any]]:
     """Round ``rnd``'s candidate ensemble, trained on the training ``frames``.
 
@@ -292,6 +307,12 @@ def train_round(
         A scratch directory for the members' training runs.
     progress : bool
         Progress bars of the training runs.
+    crystal : list of ndarray of bool (H, W), optional
+        Where each training frame's pseudo-labels may be drawn (its crystal region); the
+        rest is left out of the loss. None: everywhere.
+    ref_nn : ndarray, optional
+        The material's nearest-neighbour distances [Å]: sure atoms at other distances are
+        no labels.
 
     Returns
     -------
@@ -300,7 +321,7 @@ def train_round(
         The history's ``pseudo_labels`` and ``ignored_share`` of the round.
     """
     seed = config.seed + 1000 * rnd
-    labels, counts = _labels(found, frames, config, model_config)
+    labels, counts = _labels(found, frames, config, model_config, crystal, ref_nn)
     source = _source(
         frames,
         labels,
