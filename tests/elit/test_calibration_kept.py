@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from atomlens.elit.adapt import AdaptConfig, adapt
+from atomlens.elit.recalibrate import styled_validation
 from atomlens.metrics import match_points
 from atomlens.pipeline import find
-from atomlens.elit.recalibrate import styled_validation
 from atomlens.simulate import Background, ImagingConditions, simulate_image
 from atomlens.train import fit_calibration
 from tests.common import perturbed_ensemble

@@ -240,9 +240,7 @@ def region_map(
             # vacuum: darker than the crystal, with little texture; amorphous: brighter
             vacuum = (mean < m_c - margin) & (t_fine < 0.3 * t_c)
             bright = mean > m_c + margin
-            crystal = (share >= level) & ~(
-                vacuum | bright | saturated
-            )
+            crystal = (share >= level) & ~(vacuum | bright | saturated)
         crystal = ndi.binary_opening(crystal, iterations=2)
     else:  # no crystal to compare with: vacuum is what has almost no texture
         vacuum = t_fine < 0.05 * float(np.median(t_fine))
