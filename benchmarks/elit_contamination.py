@@ -147,6 +147,11 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=AdaptConfig.rounds)
     ap.add_argument("--steps", type=int, default=AdaptConfig.steps)
+    ap.add_argument("--crop", type=int, default=AdaptConfig.crop)
+    ap.add_argument("--batch-size", type=int, default=AdaptConfig.batch_size)
+    ap.add_argument("--train-layers", choices=["all", "decoder"], default=AdaptConfig.train_layers)
+    ap.add_argument("--calibration-images", type=int, default=AdaptConfig.calibration_images)
+    ap.add_argument("--only", nargs="*", help="conditions to run (names' first words)")
     ap.add_argument("--no-regions", action="store_true", help="adapt without region maps")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -154,10 +159,22 @@ def main() -> None:
     ens = as_ensemble("graphene")
     conds = dict(list(CONDITIONS.items())[:1]) if args.quick else CONDITIONS
     n_frames, n_test = (2, 1) if args.quick else (args.frames, args.test)
-    cfg = AdaptConfig(rounds=args.rounds, steps=args.steps, regions=not args.no_regions)
+    if args.only:
+        conds = {k: v for k, v in conds.items() if k.split()[0] in args.only}
+    cfg = AdaptConfig(
+        rounds=args.rounds,
+        steps=args.steps,
+        crop=args.crop,
+        batch_size=args.batch_size,
+        train_layers=args.train_layers,
+        calibration_images=args.calibration_images,
+        regions=not args.no_regions,
+    )
     print(f"bundled graphene ensemble ({len(ens)} members); adapt: rounds {cfg.rounds}, "
-          f"steps {cfg.steps}, regions {cfg.regions}; {n_frames} frames to adapt on, "
-          f"{n_test} to score, 256² px at {PS} Å/px")  # fmt: skip
+          f"steps {cfg.steps}, crop {cfg.crop}, batch {cfg.batch_size}, layers "
+          f"{cfg.train_layers}, calibration images {cfg.calibration_images}, regions "
+          f"{cfg.regions}; {n_frames} frames to adapt on (the last held out), {n_test} to "
+          f"score, 256² px at {PS} Å/px; torch threads {torch.get_num_threads()}")  # fmt: skip
     rows, guard, times = [], [], []
     for k, (name, cond) in enumerate(conds.items()):
         frames = [s.image for s in scenes(cond, n_frames, 1000 * k)]

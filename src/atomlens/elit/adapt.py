@@ -121,7 +121,8 @@ def adapt(
     config : AdaptConfig, optional
         Settings.
     progress : bool
-        Progress bars of the training runs.
+        An overall bar over the rounds (with its ETA; it ends early when the consensus is
+        stable or a round is undone) and the bars of the training runs.
     on_round : callable, optional
         Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
         every round on labelled data in a benchmark.
@@ -174,7 +175,17 @@ def adapt(
         cfg=cfg,
         simulated=simulated,
     )
-    with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
+    from tqdm.auto import tqdm  # deferred: the bar only when adapting
+
+    bar = tqdm(
+        total=cfg.rounds,
+        initial=first - 1,
+        desc="ELIT rounds",
+        unit="round",
+        disable=not progress,
+        leave=False,
+    )
+    with bar, tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             candidate, counts = train_round(
                 current,
@@ -200,6 +211,8 @@ def adapt(
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept:
                 candidate.calibration = _round_calibration(candidate, ens, cal_set)
+            bar.update(1)
+            bar.set_postfix(kept=kept, consensus_f1=f"{change:.3f}")
             if on_round is not None:
                 on_round(rnd, candidate, kept)
             if not kept:

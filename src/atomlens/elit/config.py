@@ -22,6 +22,10 @@ class AdaptConfig:
         pseudo-labels.
     steps : int
         Optimiser steps per member per round.
+    train_layers : {"all", "decoder"}
+        With ``mode="finetune"``, what is fine-tuned: every layer, or the decoder and the
+        head only (the encoder frozen: :func:`atomlens.elit.rounds.freeze_encoder`), about
+        half the work of a step on the CPU.
     lr : float
         Peak learning rate (smaller than training from scratch when fine-tuning).
     batch_size, crop : int
@@ -127,6 +131,7 @@ class AdaptConfig:
     rounds: int = 3
     mode: Literal["finetune", "retrain"] = "finetune"
     steps: int = 150
+    train_layers: Literal["all", "decoder"] = "all"
     lr: float = 1e-3
     batch_size: int = 8
     crop: int = 128
@@ -179,6 +184,10 @@ class AdaptConfig:
             raise ValueError(
                 "simulated_background must be 'simulated' or 'frames', got "
                 f"{self.simulated_background!r}."
+            )
+        if self.train_layers not in ("all", "decoder"):
+            raise ValueError(
+                f"`train_layers` must be 'all' or 'decoder', got {self.train_layers!r}."
             )
         if self.pixel_noise not in ("borrowed", "modelled"):
             raise ValueError(

@@ -26,7 +26,7 @@ from atomlens.train.recipe import TrainingSetup
 from atomlens.train.together import together_matches_alone, train_together
 from atomlens.train.trainer import lr_factor
 
-__all__ = ["round_schedule", "styled_source", "train_members", "train_round"]
+__all__ = ["freeze_encoder", "round_schedule", "styled_source", "train_members", "train_round"]
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +243,8 @@ def train_members(
         )
         if cfg.mode == "finetune":
             net = copy.deepcopy(ensemble.networks[i]).cpu()
+            if cfg.train_layers == "decoder":
+                freeze_encoder(net)
         else:
             torch.manual_seed(tc.seed)
             net = UNet(c.architecture)
@@ -251,6 +253,8 @@ def train_members(
     if together is None:
         on_gpu = resolve_device(cfg.device).type == "cuda"
         together = on_gpu and together_matches_alone(c.architecture)
+    if cfg.mode == "finetune" and cfg.train_layers == "decoder":
+        together = False  # the batched members' stacked weights have no frozen part
     if together:
         results = train_together(setups, outs, checkpoint=out / "together", progress=progress)
     else:
@@ -258,7 +262,22 @@ def train_members(
             Trainer(s.model, s.config, s.data, out=o, progress=progress).fit()
             for s, o in zip(setups, outs, strict=True)
         ]
-    return [r.model.network.eval() for r in results]
+    nets = [r.model.network.eval() for r in results]
+    for n in nets:
+        n.requires_grad_(True)
+    return nets
+
+
+def freeze_encoder(net: torch.nn.Module) -> torch.nn.Module:
+    """Freeze a U-Net's encoder (its ``down`` blocks and ``bottleneck``) in place: only the
+    decoder and the head are fine-tuned. The backward pass then stops at the decoder (about
+    half the work of a step on the CPU), and what the members learned of atoms in general
+    stays as it was; the decoder re-learns how those features map to atoms under the new
+    conditions."""
+    for name, p in net.named_parameters():
+        if name.startswith(("down.", "bottleneck.")):
+            p.requires_grad_(False)
+    return net
 
 
 def train_round(

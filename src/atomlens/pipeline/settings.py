@@ -101,7 +101,7 @@ class FindSettings(ConfigDict):
             )
         if self.regions not in REGION_RULES:
             bad.append(
-                "regions must be 'off', 'keep' (report each atom's region), 'flag' (low "
+                "`regions` must be 'off', 'keep' (report each atom's region), 'flag' (low "
                 f"p_real outside the crystal) or 'drop', got {self.regions!r}"
             )
         if bad:
