@@ -276,7 +276,8 @@ def _regions(
         return None, None
     from scipy.ndimage import binary_erosion  # deferred: only with regions
 
-    from atomlens.fourier.regions import region_map  # deferred: only with regions
+    # deferred: the region map's module only with regions
+    from atomlens.fourier.regions import region_map
 
     maps = [region_map(f) for f in train]
     r = int(round(cfg.region_margin_A / pixel_size))

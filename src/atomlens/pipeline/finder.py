@@ -117,7 +117,8 @@ def apply_regions(
     atoms, rejected : pandas.DataFrame
     region_map : RegionMap or None
     """
-    from atomlens.fourier.regions import region_map  # deferred: only with regions
+    # deferred: the region map's module only when regions are asked for
+    from atomlens.fourier.regions import region_map
 
     if min(raw.shape) < 32:
         return atoms.assign(region="unknown"), rejected.assign(region="unknown"), None
