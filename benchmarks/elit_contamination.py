@@ -198,6 +198,10 @@ def main() -> None:
             elit_rounds.pseudo_labels = REAL_PSEUDO_LABELS
         guard += [(name + " (labels 1 Å off)", *r) for r in bad]
         times.append(dt_bad)
+        print(f"{name}: F1 {before['f1']:.4f} → {after['f1']:.4f}, outside per 1000 "
+              f"{before['out_per_1000']:.1f} → {after['out_per_1000']:.1f} (dropped "
+              f"{before['out_dropped_per_1000']:.1f} → {after['out_dropped_per_1000']:.1f}), "
+              f"adapt {dt:.0f} s, harmful round {dt_bad:.0f} s", flush=True)  # fmt: skip
 
     print()
     print(f"{'condition':18s} {'F1 before':>9s} {'F1 after':>9s} {'after≥before':>12s} "
