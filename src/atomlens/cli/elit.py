@@ -110,7 +110,7 @@ def adapt(
         str,
         typer.Option(
             help="all: fine-tune every layer; decoder: the decoder and head only (the "
-            "encoder frozen; about half the work per step on a CPU)."
+            "encoder frozen; about 0.7× the time per step on a CPU)."
         ),
     ] = "all",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
