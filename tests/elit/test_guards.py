@@ -27,7 +27,14 @@ PS = 0.12  # Å/px, as in test_adapt.py: a sampling and dose shift for the tiny 
 SHIFT = ImagingConditions(dose_e_per_A2=1.5e3)
 # one round of 30 steps on 3 frames (2 trained on, 1 held out): ≈ 2–4 s on one core.
 # No calibration images: the guards do not need them, and they cost more than the round.
-CFG = AdaptConfig(rounds=1, steps=30, crop=64, batch_size=4, calibration_images=0, seed=0)
+# No region maps: these tests plant labels to test the guards alone (the region maps, their
+# labels and their guard: test_regions_elit.py). With them, at this dose the map calls part
+# of the crystal amorphous, the round learns from fewer labels, and the harmless round's
+# implausible hold-out atoms went 0.023 → 0.057 (measured 2026-12-05; kept by the guard,
+# but past this file's tighter "plainly harmless" bar of +0.03).
+CFG = AdaptConfig(
+    rounds=1, steps=30, crop=64, batch_size=4, calibration_images=0, regions=False, seed=0
+)
 GUARD_LOG = "atomlens.elit.adapt"
 REAL_PSEUDO_LABELS = elit_rounds.pseudo_labels
 

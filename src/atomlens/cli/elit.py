@@ -95,9 +95,24 @@ def adapt(
         typer.Option(
             help="Simulated images in the FRAMES' look (exact atoms) on which the adapted "
             "ensemble is calibrated, so that `atomlens find` reports p_real for the new "
-            "conditions; 0: no calibration."
+            "conditions; 0: keep the old calibration."
         ),
     ] = 12,
+    regions: Annotated[
+        bool,
+        typer.Option(
+            help="Read each frame's regions (crystal, amorphous contamination, vacuum, "
+            "saturated): pseudo-labels only from the crystal, the rest left out of the loss, "
+            "and a round that adds atoms outside the crystal of the held-out frames is undone."
+        ),
+    ] = True,
+    train_layers: Annotated[
+        str,
+        typer.Option(
+            help="all: fine-tune every layer; decoder: the decoder and head only (the "
+            "encoder frozen; about 0.7× the time per step on a CPU)."
+        ),
+    ] = "all",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -137,6 +152,8 @@ def adapt(
             film=film,
             background_max=background_max,
             calibration_images=calibration_images,
+            regions=regions,
+            train_layers=train_layers,
             device=device,
         )
         if simulated_background != "frames" and (

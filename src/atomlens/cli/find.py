@@ -87,6 +87,15 @@ def find(
             "dark: as given.",
         ),
     ] = "auto",
+    regions: Annotated[
+        str,
+        typer.Option(
+            help="Read each image's regions (crystal, amorphous contamination, vacuum, "
+            "saturated) from its local lattice and add a region column: keep (report only), "
+            "flag (atoms outside the crystal get p_real ≤ 0.05) or drop (they go to "
+            "rejected.csv); off: no region map.",
+        ),
+    ] = "off",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     scheduler: Annotated[
         str | None,
@@ -151,6 +160,7 @@ def find(
                 p_real_min=p_real_cut_value,
                 positions=positions,
                 contrast=contrast,
+                regions=regions,
                 overwrite=overwrite,
                 progress=not STATE["quiet"],
             )

@@ -122,7 +122,8 @@ def adapt(
     config : AdaptConfig, optional
         Settings.
     progress : bool
-        Progress bars of the training runs.
+        An overall bar over the rounds (with its ETA; it ends early when the consensus is
+        stable or a round is undone) and the bars of the training runs.
     on_round : callable, optional
         Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
         every round on labelled data in a benchmark.
@@ -168,10 +169,11 @@ def adapt(
             checkpoint, ensemble=ens, frames=frames, pixel_size=pixel_size, config=cfg
         )
     current, hist, first = _resume(ens, ckpt, cfg)
+    crystal, hold_regions = _regions(train, hold, pixel_size, cfg)
     if first <= cfg.rounds:  # the next round's pseudo-labels come from these
         found = _find(current, train, hold, pixel_size)
     if hist is None:
-        now = measure(*found, ref_nn, cfg.nn_tolerance)
+        now = measure(*found, ref_nn, cfg.nn_tolerance, hold_regions)
         hist = [_history_row(0, _NO_LABELS, now, np.nan, True)]
     styled, look, cal_set, cal_from = _frames_look(
         ens,
@@ -183,7 +185,17 @@ def adapt(
         cfg=cfg,
         simulated=simulated,
     )
-    with tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
+    from tqdm.auto import tqdm  # deferred: the bar only when adapting
+
+    bar = tqdm(
+        total=cfg.rounds,
+        initial=first - 1,
+        desc="ELIT rounds",
+        unit="round",
+        disable=not progress,
+        leave=False,
+    )
+    with bar, tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
             candidate, counts = train_round(
                 current,
@@ -199,17 +211,19 @@ def adapt(
                 out=Path(tmp),
                 progress=progress,
                 human=human,
+                crystal=crystal,
+                ref_nn=ref_nn if cfg.regions else None,
             )
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
-            now = measure(*new, ref_nn, cfg.nn_tolerance)
+            now = measure(*new, ref_nn, cfg.nn_tolerance, hold_regions)
             kept, why = judge_round(now, change, hist[-1], cfg)  # hist[-1]: the last kept round
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
-            if kept and cal_set is not None:
-                candidate.calibration = fit_calibration(
-                    candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes
-                )
+            if kept:
+                candidate.calibration = _round_calibration(candidate, ens, cal_set)
+            bar.update(1)
+            bar.set_postfix(kept=kept, consensus_f1=f"{change:.3f}")
             if on_round is not None:
                 on_round(rnd, candidate, kept)
             if not kept:
@@ -226,7 +240,11 @@ def adapt(
                 break
     history = pd.DataFrame(hist)
     if current is not ens:
-        calibration = {"images": cfg.calibration_images, "styled_after": cal_from}
+        calibration = (
+            {"images": cfg.calibration_images, "styled_after": cal_from}
+            if cal_set is not None
+            else {"carried_over": True}
+        )
         has_cal = current.calibration is not None
         current.config = _adapted_config(
             c, cfg, history, len(frames), look, calibration if has_cal else None
@@ -279,6 +297,37 @@ def _split(
     return train, hold, crop
 
 
+def _regions(
+    train: list[np.ndarray], hold: list[np.ndarray], pixel_size: float, cfg: AdaptConfig
+) -> tuple[list[np.ndarray] | None, list[Any] | None]:
+    """Where each training frame's pseudo-labels may be drawn (its crystal region shrunk by
+    ``region_margin_A``) and the held-out frames' region maps, read once; ``(None, None)``
+    with ``regions=False``."""
+    if not cfg.regions:
+        return None, None
+    from scipy.ndimage import binary_erosion  # deferred: only with regions
+
+    # deferred: the region map's module only with regions
+    from atomlens.fourier.regions import region_map
+
+    maps = [region_map(f) for f in train]
+    r = int(round(cfg.region_margin_A / pixel_size))
+    crystal = [
+        binary_erosion(m.labels == 0, iterations=r, border_value=1) if r > 0 else m.labels == 0
+        for m in maps
+    ]
+    for i, (m, c) in enumerate(zip(maps, crystal, strict=True)):
+        sh = m.share()
+        logger.info(
+            "adapt: training frame %d: crystal %.0f %%, amorphous %.0f %%, vacuum %.0f %%, "
+            "saturated %.0f %%; labels drawn from %.0f %%",
+            i,
+            *(100 * sh[k] for k in ("crystal", "amorphous", "vacuum", "saturated")),
+            100 * float(c.mean()),
+        )
+    return crystal, [region_map(f) for f in hold]
+
+
 def _resume(
     ens: Any, ckpt: AdaptCheckpoint | None, cfg: AdaptConfig
 ) -> tuple[Any, list[dict[str, Any]] | None, int]:
@@ -307,6 +356,7 @@ def _history_row(
         "epistemic_train": now["epistemic_train"],
         "epistemic_holdout": now["epistemic_holdout"],
         "holdout_implausible": now["holdout_implausible"],
+        "holdout_outside_per_1000": now["holdout_outside_per_1000"],
         "kept": kept,
     }
 
@@ -382,11 +432,24 @@ def _calibration_set(
         except ValueError as err:
             why = f"{name}: {err}"
     logger.warning(
-        "adapt: the adapted ensemble cannot be recalibrated for the frames (%s); it has no "
-        "calibration and find() reports no p_real with it",
+        "adapt: the adapted ensemble cannot be recalibrated for the frames (%s); it keeps "
+        "the calibration of the ensemble it started from",
         why,
     )
     return None, None
+
+
+def _round_calibration(candidate: Any, original: Any, cal_set: Any) -> Any:
+    """A kept round's calibration: refitted on the styled images ``cal_set`` (the logistic
+    ``p_real`` carried over from ``original``'s, its intercept refitted, when they show
+    too few false candidates to fit one), or ``original``'s carried over unchanged when
+    there are none (frames that show no lattice); None only when ``original`` has none."""
+    prior = original.calibration
+    if cal_set is None:
+        return prior
+    return fit_calibration(
+        candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes, prior=prior
+    )
 
 
 def _adapted_config(

@@ -3,7 +3,10 @@
 A round is judged by its consensus atoms (``p_detect ≥ 0.5``): how far they moved on the
 training frames (F1 against the previous round's consensus) and, on the held-out frames,
 the share whose nearest neighbour is implausible for the material (closer or further than
-``nn_tolerance`` × any nearest-neighbour distance of a noise-free simulation of it).
+``nn_tolerance`` × any nearest-neighbour distance of a noise-free simulation of it), and
+how many lie outside the frames' crystal regions per 1000 inside them (atoms in amorphous
+contamination, vacuum or a saturated patch are false by construction: a round that adds
+them has learned to see atoms in the film).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "judge_round",
     "material_nn_distances",
     "measure",
+    "outside_crystal",
 ]
 
 
@@ -86,12 +90,39 @@ def implausible_share(atoms_list: list[pd.DataFrame], ref_nn: np.ndarray, tol: f
     return float(np.mean(rel > tol))
 
 
-def measure(rt: list[Any], rh: list[Any], ref_nn: np.ndarray, tol: float) -> dict[str, Any]:
+def outside_crystal(atoms_list: list[pd.DataFrame], regions: list[Any]) -> tuple[int, int]:
+    """Atoms outside and inside the crystal regions (one
+    :class:`atomlens.fourier.regions.RegionMap` per frame), summed over the frames."""
+    out = inside = 0
+    for a, rm in zip(atoms_list, regions, strict=True):
+        where = rm.at(a[["x_px", "y_px"]].to_numpy(float))
+        n_in = int(np.sum(where == "crystal"))
+        inside += n_in
+        out += len(a) - n_in
+    return out, inside
+
+
+def measure(
+    rt: list[Any],
+    rh: list[Any],
+    ref_nn: np.ndarray,
+    tol: float,
+    hold_regions: list[Any] | None = None,
+) -> dict[str, Any]:
     """What the history records of a state: consensus atoms, epistemic uncertainty on
     training (``rt``) and hold-out (``rh``) frames, implausible hold-out atoms (and how
-    many there are)."""
+    many there are) and, with the hold-out frames' region maps, the hold-out atoms outside
+    their crystal regions per 1000 inside."""
     hold_atoms = accepted_atoms(rh)
+    if hold_regions is not None and rh:
+        n_out, n_in = outside_crystal(hold_atoms, hold_regions)
+        per_1000 = 1000.0 * n_out / max(n_in, 1)
+    else:
+        n_out, n_in, per_1000 = 0, 0, np.nan
     return {
+        "holdout_outside_per_1000": per_1000,
+        "n_outside": n_out,
+        "n_inside": n_in,
         "consensus_atoms": sum(len(a) for a in accepted_atoms(rt)),
         "epistemic_train": float(np.mean([r.prediction.mutual_information.mean() for r in rt])),
         "epistemic_holdout": float(np.mean([r.prediction.mutual_information.mean() for r in rh]))
@@ -140,6 +171,17 @@ def judge_round(
             f"implausible hold-out atoms rose from {prev_drift:.3f} to {drift:.3f} "
             f"(allowed +{allowed:.3f})"
         )
+    out, prev_out = now.get("holdout_outside_per_1000"), previous.get("holdout_outside_per_1000")
+    if out is not None and prev_out is not None and np.isfinite(out) and np.isfinite(prev_out):
+        # a count: two Poisson standard errors of the previous one, per 1000 crystal atoms
+        n_in = max(int(now.get("n_inside", 0)), 1)
+        noise = 2000.0 * np.sqrt(max(prev_out * n_in / 1000.0, 1.0)) / n_in
+        allowed_out = config.max_outside_rise + noise
+        if out > prev_out + allowed_out:
+            return False, (
+                f"atoms outside the crystal regions of the held-out frames rose from "
+                f"{prev_out:.1f} to {out:.1f} per 1000 inside (allowed +{allowed_out:.1f})"
+            )
     if 1 - change > config.max_change:
         return False, f"consensus changed by {1 - change:.2f} > {config.max_change}"
     return True, ""

@@ -1,5 +1,12 @@
 """Pseudo-labels for :func:`atomlens.elit.adapt.adapt`: the atoms every member found become
-label disks, and what the ensemble is unsure about is left out of the loss."""
+label disks, and what the ensemble is unsure about is left out of the loss.
+
+Only where a label can be right: outside the frame's crystal regions (amorphous
+contamination, vacuum, a saturated detector; :func:`atomlens.fourier.regions.region_map`)
+nothing is known, so those pixels are left out of the loss ("unknown", not "no atom") and
+no candidate there becomes a label; and an atom whose nearest neighbour is at a distance
+the material does not have is no label either (its disk is left out).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,8 @@ def pseudo_labels(
     class_names: tuple[str, ...],
     config: AdaptConfig,
     label_radius_A: float = 0.5,
+    crystal: np.ndarray | None = None,
+    ref_nn: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Label masks ``(K + 1, H, W)`` from one frame's :class:`atomlens.pipeline.FindResult`,
     zero where ignored, and counts.
@@ -42,12 +51,45 @@ def pseudo_labels(
         Thresholds.
     label_radius_A : float
         Radius of the label disks [Å] (the model's ``label_radius_A``).
+    crystal : ndarray of bool (H, W), optional
+        Where labels may be drawn (the frame's crystal region); every other pixel is left
+        out of the loss and no candidate outside it is a pseudo-label. None: everywhere.
+    ref_nn : ndarray, optional
+        The material's nearest-neighbour distances [Å]
+        (:func:`atomlens.elit.guards.material_nn_distances`): a sure atom whose nearest
+        sure neighbour is not within ``config.nn_tolerance`` of one of them is no label
+        (its disk is left out). None or empty: no such check.
+
+    Returns
+    -------
+    masks : ndarray (K + 1, H, W)
+        Label masks, all zero where ignored.
+    counts : dict
+        ``pseudo`` (atoms labelled), ``ignored`` (share of pixels left out),
+        ``outside_crystal`` (sure candidates outside the crystal region) and
+        ``implausible`` (sure atoms dropped for their nearest-neighbour distance).
     """
 
     ps = result.pixel_size
     cand = pd.concat([result.atoms, result.rejected], ignore_index=True)
     shape = result.prediction.mean.shape[-2:]
     keep = cand["p_detect"].to_numpy(float) >= config.p_keep - 1e-9
+    xy_all = cand[["x_px", "y_px"]].to_numpy(float)
+    outside = np.zeros(len(cand), bool)
+    if crystal is not None:
+        h, w = crystal.shape
+        ix = np.clip(np.round(xy_all[:, 0]).astype(int), 0, w - 1)
+        iy = np.clip(np.round(xy_all[:, 1]).astype(int), 0, h - 1)
+        outside = ~crystal[iy, ix]
+    implausible = np.zeros(len(cand), bool)
+    if ref_nn is not None and len(ref_nn) and keep.sum() > 1:
+        sure_xy = cand[keep][["x_A", "y_A"]].to_numpy(float)
+        d = cKDTree(sure_xy).query(sure_xy, k=2)[0][:, 1]
+        modes = np.unique(np.round(np.asarray(ref_nn, float), 2))
+        rel = np.min(np.abs(d[:, None] / modes[None, :] - 1.0), axis=1)
+        implausible[np.flatnonzero(keep)[rel > config.nn_tolerance]] = True
+    dropped = keep & (outside | implausible)
+    keep = keep & ~dropped
     sure = cand[keep]
     idx = np.array([class_names.index(c) for c in sure["class"].astype(str)], dtype=int)
     lab_r = label_radius_A
@@ -59,7 +101,9 @@ def pseudo_labels(
         radius_px=lab_r / ps,
     ).astype(np.float32)
     ignore = result.prediction.mutual_information > config.epistemic_max
-    disputed = cand[~keep][["x_px", "y_px"]].to_numpy(float)
+    if crystal is not None:
+        ignore |= ~crystal
+    disputed = cand[~keep & ~outside][["x_px", "y_px"]].to_numpy(float)
     if len(disputed):
         yy, xx = np.indices(shape)
         r = config.ignore_radius_A / ps
@@ -70,7 +114,12 @@ def pseudo_labels(
         fg = 1.0 - result.prediction.mean[0]
         ignore |= (fg > config.background_max) & (masks[1:].sum(axis=0) == 0)
     masks[:, ignore] = 0.0
-    return masks, {"pseudo": int(keep.sum()), "ignored": float(ignore.mean())}
+    return masks, {
+        "pseudo": int(keep.sum()),
+        "ignored": float(ignore.mean()),
+        "outside_crystal": int((dropped & outside).sum()),
+        "implausible": int((dropped & implausible & ~outside).sum()),
+    }
 
 
 def apply_human_labels(

@@ -123,6 +123,7 @@ def find_files(
     p_real_min: float | str | None = None,
     positions: Positions = "auto",
     contrast: str = "auto",
+    regions: str = "off",
     overwrite: bool = False,
     maps: bool = True,
     report: bool = True,
@@ -165,7 +166,7 @@ def find_files(
     settings : FindSettings, optional
         The locate settings at once; then leave ``threshold`` … ``positions`` at their
         defaults.
-    device, threshold, min_separation_A, p_min, p_real_min, positions, contrast
+    device, threshold, min_separation_A, p_min, p_real_min, positions, contrast, regions
         As in :func:`atomlens.pipeline.find`; ``contrast="auto"`` is decided once per file
         (from its signal type, or else its first frame) and recorded in ``files`` and the
         report.
@@ -196,6 +197,7 @@ def find_files(
         p_real_min=p_real_min,
         positions=positions,
         contrast=contrast,
+        regions=regions,
     )
     check_output_directory(out, overwrite=overwrite)
     if client is not None and not isinstance(model, str | PathLike):

@@ -76,6 +76,9 @@ class FindResult:
         ``peaks``, ``consensus`` (the members' maps and detections combined, classes,
         checks), ``refinement`` (the Gaussian fits), ``sigma`` (σ, positions and the
         calibration's ``p_real``) and ``write`` (:func:`atomlens.pipeline.find_files`).
+    regions : RegionMap or None
+        The image's region map (:func:`atomlens.fourier.regions.region_map`) with
+        ``FindSettings.regions`` other than "off", for a single image; else None.
     """
 
     atoms: pd.DataFrame
@@ -84,6 +87,65 @@ class FindResult:
     pixel_size: float
     contrast: ContrastDecision | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    regions: Any = None
+
+
+#: The highest ``p_real`` an atom outside the crystal keeps with ``regions="flag"``.
+OUTSIDE_P_REAL = 0.05
+
+
+def apply_regions(
+    raw: np.ndarray,
+    atoms: pd.DataFrame,
+    rejected: pd.DataFrame,
+    /,
+    *,
+    rule: str,
+    contrast: str = "bright",
+) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Each atom's and candidate's ``region`` from the image's region map, and the rule
+    (``FindSettings.regions``) applied: "keep" reports it, "flag" caps ``p_real`` at
+    :data:`OUTSIDE_P_REAL` outside the crystal (where there is a ``p_real``), "drop"
+    moves the atoms outside the crystal to ``rejected``. Frames under 32 px a side have no
+    map: their region is "unknown" and nothing is flagged or dropped.
+
+    Parameters
+    ----------
+    raw : ndarray (H, W)
+        The image.
+    atoms, rejected : pandas.DataFrame
+        What :func:`find_frame` found.
+    rule : {"keep", "flag", "drop"}
+        What to do with atoms outside the crystal.
+    contrast : {"bright", "dark"}
+        How the atoms look (the frame is inverted for the map when dark).
+
+    Returns
+    -------
+    atoms, rejected : pandas.DataFrame
+    region_map : RegionMap or None
+    """
+    # deferred: the region map's module only when regions are asked for
+    from atomlens.fourier.regions import region_map
+
+    if min(raw.shape) < 32:
+        return atoms.assign(region="unknown"), rejected.assign(region="unknown"), None
+    rm = region_map(raw, contrast="dark" if contrast == "dark" else "bright")
+    atoms = atoms.assign(region=rm.at(atoms[["x_px", "y_px"]].to_numpy(float)))
+    rejected = rejected.assign(region=rm.at(rejected[["x_px", "y_px"]].to_numpy(float)))
+    outside = (atoms["region"] != "crystal").to_numpy()
+    if rule == "flag":
+        for name, t in (("atoms", atoms), ("rejected", rejected)):
+            if "p_real" not in t.columns:
+                continue
+            out = (t["region"] != "crystal").to_numpy()
+            p = t["p_real"].to_numpy(float)
+            t = t.assign(p_real=np.where(out, np.minimum(p, OUTSIDE_P_REAL), p))
+            atoms, rejected = (t, rejected) if name == "atoms" else (atoms, t)
+    elif rule == "drop" and outside.any():
+        rejected = pd.concat([rejected, atoms[outside]], ignore_index=True)
+        atoms = atoms[~outside].reset_index(drop=True)
+    return atoms, rejected, rm
 
 
 def decide_contrast(
@@ -200,6 +262,7 @@ def find(
     refine: bool = True,
     positions: Positions = "auto",
     contrast: str = "auto",
+    regions: str = "off",
     keep_members: bool = False,
     calibrated: bool = True,
     mode: str = "auto",
@@ -247,6 +310,11 @@ def find(
         its signal type, or else the model's, with a warning when the image looks the
         other way; an image whose contrast differs from the model's is inverted for the
         network.
+    regions : {"off", "keep", "flag", "drop"}
+        Each atom's region (crystal, amorphous, vacuum, saturated) from the image's region
+        map, in a ``region`` column, and what to do with atoms outside the crystal:
+        nothing ("keep"), ``p_real`` of at most 0.05 ("flag") or to ``rejected`` ("drop");
+        "off": no map (:class:`FindSettings`).
     keep_members : bool
         Keep the members' maps in the returned prediction.
     calibrated : bool
@@ -278,6 +346,7 @@ def find(
         refine=refine,
         positions=positions,
         contrast=contrast,
+        regions=regions,
     )
     if hasattr(image, "axes_manager") and hasattr(image, "data"):  # a HyperSpy signal
         signal_image = from_hyperspy(image, pixel_size=pixel_size)
@@ -405,6 +474,12 @@ def _find_frame(
     if calibrated and ens.calibration is not None:
         with stage("sigma"):
             atoms, rejected = ens.calibration.apply_both(atoms, rejected)
+        atoms, rejected = ens.calibration.apply_both(atoms, rejected)
+    regions = None
+    if settings.regions != "off":
+        atoms, rejected, regions = apply_regions(
+            raw, atoms, rejected, rule=settings.regions, contrast=dec.atoms
+        )
     if p_real_min is not None:
         low = atoms["p_real"].to_numpy(float) < p_real_min
         if low.any():
@@ -416,7 +491,7 @@ def _find_frame(
     logger.debug(
         "found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), settings.p_min
     )
-    return FindResult(atoms, rejected, pred, ps, dec)
+    return FindResult(atoms, rejected, pred, ps, dec, regions)
 
 
 def _stacked(

@@ -11,7 +11,10 @@ from atomlens._shared.config import ConfigDict
 from atomlens.locate.atoms import POSITIONS, Positions
 from atomlens.pipeline.contrast import CONTRASTS
 
-__all__ = ["FindSettings"]
+__all__ = ["REGION_RULES", "FindSettings"]
+
+#: What ``FindSettings.regions`` can be.
+REGION_RULES = ("off", "keep", "flag", "drop")
 
 
 def _is_number(v: Any) -> bool:
@@ -47,6 +50,13 @@ class FindSettings(ConfigDict):
         warns when the image looks the other way (:func:`atomlens.pipeline.atom_contrast`).
         An image whose contrast differs from the model's is inverted for the network; the
         Gaussian fit uses its own.
+    regions : {"off", "keep", "flag", "drop"}
+        Read the image's regions (:func:`atomlens.fourier.regions.region_map`: crystal,
+        amorphous contamination, vacuum, saturated) and report each atom's in a ``region``
+        column ("keep"); also give atoms outside the crystal ``p_real`` of at most
+        :data:`atomlens.pipeline.finder.OUTSIDE_P_REAL` ("flag"; with ``p_real_min`` they
+        are then rejected); or move them to ``rejected`` ("drop"). "off" (the default):
+        no region map, no column.
 
     Raises
     ------
@@ -61,6 +71,7 @@ class FindSettings(ConfigDict):
     refine: bool = True
     positions: Positions = "auto"
     contrast: Literal["auto", "bright", "dark"] = "auto"
+    regions: Literal["off", "keep", "flag", "drop"] = "off"
 
     def __post_init__(self) -> None:
         bad = []
@@ -87,6 +98,11 @@ class FindSettings(ConfigDict):
             bad.append(
                 "contrast must be 'auto', 'bright' (atoms bright: HAADF, ADF) or 'dark' "
                 f"(atoms dark: BF, ABF), got {self.contrast!r}"
+            )
+        if self.regions not in REGION_RULES:
+            bad.append(
+                "`regions` must be 'off', 'keep' (report each atom's region), 'flag' (low "
+                f"p_real outside the crystal) or 'drop', got {self.regions!r}"
             )
         if bad:
             raise ValueError("; ".join(bad) + ".")

@@ -43,6 +43,7 @@ def fit_calibration(
     radius_A: float = 0.5,
     margin_A: float = 1.0,
     min_false: int = 8,
+    prior: Calibration | None = None,
 ) -> Calibration:
     """Measure the reliability of ``p_detect`` and the scale of σ on images with known atoms.
 
@@ -60,6 +61,14 @@ def fit_calibration(
     min_false : int
         Fit the logistic ``p_real`` only when validation has at least this many false and
         this many real candidates.
+    prior : Calibration, optional
+        A calibration of the same kind of ensemble measured before (e.g. the one an adapted
+        ensemble started from). When validation has too few false candidates to fit the
+        logistic ``p_real`` and ``prior`` has one, its features, standardisation and
+        coefficients are carried over and only its intercept is refitted on these
+        candidates (maximum a posteriori, a unit normal prior around the old intercept),
+        instead of leaving ``p_real`` to the table, which gives every candidate the same
+        ``p_real`` when nearly all are real. Its σ model is carried over as well.
 
     Returns
     -------
@@ -133,6 +142,19 @@ def fit_calibration(
             "intercept": float(lr.intercept_[0]),
             "min_separation_A": min_sep,
         }
+    elif prior is not None and prior.coef is not None:
+        x = np.concatenate(feat_all)
+        logistic = _carried_logistic(prior, x, real)
+        logger.info(
+            "logistic p_real carried over (%d false candidates < %d): intercept %.3g → %.3g",
+            int((~real).sum()),
+            min_false,
+            float(prior.intercept or 0.0),
+            logistic["intercept"],
+        )
+    if prior is not None and prior.sigma_model is not None:
+        logistic["sigma_model"] = prior.sigma_model
+        logistic["sigma_validation"] = prior.sigma_validation
     cal = Calibration(
         p_detect=[float(v) for v in values],
         p_real=p_real,
@@ -145,6 +167,33 @@ def fit_calibration(
     thresholds = [round(0.1 * k, 1) for k in range(10)]
     f1 = _f1_by_p_real(cal, scenes, thresholds)
     return replace(cal, p_real_thresholds=thresholds, f1=f1)
+
+
+def _carried_logistic(prior: Calibration, x: np.ndarray, real: np.ndarray) -> dict[str, Any]:
+    """``prior``'s logistic ``p_real`` with its intercept refitted on candidates with
+    features ``x`` and truth ``real``: the maximum a posteriori intercept under a unit normal
+    prior around the old one (finite when every candidate is real)."""
+    from scipy.optimize import minimize_scalar  # deferred: only when carrying over
+
+    z = (x - np.asarray(prior.feature_mean)) / np.asarray(prior.feature_scale)
+    lin = z @ np.asarray(prior.coef)
+    b0 = float(prior.intercept or 0.0)
+    y = real.astype(float)
+
+    def loss(b: float) -> float:
+        t = lin + b
+        # −log-likelihood of the candidates, stable for large |t|, plus the prior
+        return float(np.sum(np.logaddexp(0.0, t) - y * t) + 0.5 * (b - b0) ** 2)
+
+    b = float(minimize_scalar(loss, bracket=(b0 - 1.0, b0 + 1.0)).x) if len(y) else b0
+    return {
+        "features": list(prior.features or FEATURES),
+        "feature_mean": list(prior.feature_mean or []),
+        "feature_scale": list(prior.feature_scale or []),
+        "coef": list(prior.coef or []),
+        "intercept": b,
+        "min_separation_A": prior.min_separation_A,
+    }
 
 
 def _f1_by_p_real(
