@@ -276,7 +276,7 @@ def test_simulated_share_draws_the_conditions_the_model_was_trained_on(tiny_mode
     assert src.ranges.shape == 64
 
 
-def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model):
+def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model, caplog):
     """Under a thick amorphous film every member errs the same way, so pseudo-labels teach
     the errors; simulated images carrying the frames' own film (exact labels) teach the
     look of the new data instead."""
@@ -299,7 +299,11 @@ def test_adapt_on_frame_styled_simulations_learns_a_film_it_never_saw(tiny_model
         simulated_background="frames",
         seed=0,
     )
-    res = adapt(ens, frames, pixel_size=PS, config=cfg)
+    with caplog.at_level("INFO", logger="atomlens.elit"):
+        res = adapt(ens, frames, pixel_size=PS, config=cfg)
+    # an estimated film has no thickness: the log said "estimated film [0, 0, 0] Å" (#31)
+    assert "estimated film (the frames' own background, no thickness read)" in caplog.text
+    assert "film [0" not in caplog.text
     after = _f1(res.ensemble, held)
     assert bool(res.history["kept"].iloc[1])
     assert res.ensemble.config.provenance["elit"]["config"]["simulated_background"] == "frames"

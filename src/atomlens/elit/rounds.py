@@ -80,13 +80,19 @@ def styled_source(
         config.film,
     )
     look = _styled_record(styled)
+    # only a drawn film has a thickness: an estimated one is the frames' own background
+    # (the log said "estimated film [0, 0, 0] Å" on frames under 10 Å of film)
+    film = (
+        f"drawn film {look['film_thickness_A']} Å"
+        if look["film"] == "drawn"
+        else f"{look['film']} film (the frames' own background, no thickness read)"
+    )
     logger.info(
-        "adapt: %d frame(s) lend their look; extra blur %s px; %s film %s Å; noise "
+        "adapt: %d frame(s) lend their look; extra blur %s px; %s; noise "
         "models %s; simulated at %s Å/px (the frames' sampling over the model's: %s)",
         look["frames"],
         look["extra_blur_px"],
-        look["film"],
-        look["film_thickness_A"] or "-",
+        film,
         look["noise_models"] or "borrowed",
         look["pixel_size_A"],
         look["sampling"],
