@@ -171,7 +171,7 @@ def apply_human_labels(
     --------
     >>> m = np.zeros((2, 9, 9), np.float32); m[1, 3:6, 3:6] = 1
     >>> out, n = apply_human_labels(m, [{"kind": "false", "x_px": 4, "y_px": 4}],
-    ...                             class_names=("C",), pixel_size=1.0)
+    ...                             class_names=("C",), pixel_size=0.25)
     >>> n, float(out[1].sum()), float(out[0, 4, 4])
     (1, 0.0, 1.0)
     """

@@ -689,7 +689,10 @@ class LiveSession:
             )
             return {"ok": True}
         if self._make_explore is None:
-            raise ValueError(f"`{action}` steers an automated experiment; start with --explore.")
+            raise ValueError(
+                f"{action!r} steers an automated experiment, and none runs: start the "
+                "session with `explore`."
+            )
         a: dict[str, Any] = {"action": action}
         if action in ("accept", "veto"):
             idx = request.get("index")
