@@ -17,8 +17,7 @@ Everything is imported lazily: ``import atomlens.live`` loads neither torch nor 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from atomlens._shared.lazy import lazy_exports
 
 _WHERE = {
     "Action": "steer",
@@ -39,12 +38,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

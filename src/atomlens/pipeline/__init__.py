@@ -12,8 +12,7 @@ output files, and the Dask fan-out.
 - :func:`find_frames` -- the frames of a stack on a Dask cluster.
 """
 
-import importlib
-from typing import Any
+from atomlens._shared.lazy import lazy_exports
 
 # Loaded on first use (as atomlens.active does): the settings and the input checks stay
 # light, so that the command line validates its options before torch is imported.
@@ -40,12 +39,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
