@@ -112,3 +112,24 @@ def scored_errors(found, truth, *, shape, pixel_size: float):
     np.testing.assert_allclose(((d * pixel_size) ** 2).ravel(), s["sq_err_A2"], atol=1e-12)
     rmse_pm = 100 * float(np.sqrt(np.mean(s["sq_err_A2"])))
     return s, rmse_pm, d
+
+
+def run_cli_in_fresh_python(args: list[str], *, cwd) -> tuple[int, bool, str]:
+    """``atomlens ARGS`` in a new Python process (so that nothing is imported yet): its
+    exit code, whether torch got imported, and its output."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom atomlens.cli import app\n"
+        f"r = CliRunner().invoke(app, {args!r})\n"
+        "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    first, _, output = run.stdout.partition("\n")
+    if not first:
+        raise AssertionError(run.stdout + run.stderr)
+    exit_code, torch_imported = first.split()
+    return int(exit_code), torch_imported == "True", output

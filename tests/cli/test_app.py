@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from atomlens.cli import app
 from atomlens.cli.app import exposed_flags, flag_names
+from tests.common import run_cli_in_fresh_python
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "atomlens"
 
@@ -111,22 +112,11 @@ def test_the_library_does_not_name_command_line_flags():
 )
 def test_a_wrong_path_is_reported_before_torch_is_imported(tmp_path, args):
     """A typo in a path costs no wait for torch (seconds): the error comes first."""
-    import subprocess
-    import sys
-
     np.save(tmp_path / "scan.npy", np.zeros((8, 8), np.float32))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
-    code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom atomlens.cli import app\n"
-        f"r = CliRunner().invoke(app, {args!r})\n"
-        "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    first, output = run.stdout.split("\n", 1)
-    assert first == "2 False", run.stdout + run.stderr
+    code, torch_imported, output = run_cli_in_fresh_python(args, cwd=tmp_path)
+    assert (code, torch_imported) == (2, False), output
     assert "error:" in output and ("missing" in output or "--overwrite" in output), output
 
 

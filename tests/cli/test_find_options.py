@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+
+from tests.common import run_cli_in_fresh_python
 
 
 @pytest.mark.parametrize(
@@ -24,14 +23,6 @@ import pytest
 def test_a_bad_option_is_reported_before_torch_is_imported(tmp_path, option, says):
     np.save(tmp_path / "scan.npy", np.zeros((8, 8), np.float32))
     args = ["find", "scan.npy", "--model", "graphene", "--out", "out", *option]
-    code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom atomlens.cli import app\n"
-        f"r = CliRunner().invoke(app, {args!r})\n"
-        "print(r.exit_code, 'torch' in sys.modules)\nprint(r.output)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    first, output = run.stdout.split("\n", 1)
-    assert first == "2 False", run.stdout + run.stderr
+    code, torch_imported, output = run_cli_in_fresh_python(args, cwd=tmp_path)
+    assert (code, torch_imported) == (2, False), output
     assert "error:" in output and says in " ".join(output.split()), output
