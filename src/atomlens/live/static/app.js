@@ -126,8 +126,8 @@
     im.dataset.index = f.index; im.addEventListener("click", () => showFrame(f));
     box.appendChild(im);
     while (box.children.length > KEEP) box.removeChild(box.firstChild);
-    const n = Number(q("frame-count").dataset.n) + 1;
-    q("frame-count").dataset.n = n; q("frame-count").textContent = `${n} frames`;
+    q("frame-count").dataset.n = Number(q("frame-count").dataset.n) + 1;
+    showCount();
     q("members").textContent = `members in use: ${f.members.join(", ")} (generation ${f.generation})`;
     q("frames-panel").hidden = false; q("health-panel").hidden = false;
     showFrame(f);
@@ -136,6 +136,14 @@
   // ---------------------------------------------------------------- health
   function addOod(p) {
     state.ood.push(p); if (state.ood.length > OOD_KEEP) state.ood.shift();
+    state.found = Math.max(state.found || 0, p.frame + 1);
+    showCount();
+  }
+  // frames found (every frame sends its OOD point) and, when fewer, how many were drawn:
+  // the server draws at most one frame per render interval
+  function showCount() {
+    const drawn = Number(q("frame-count").dataset.n), found = Math.max(state.found || 0, drawn);
+    q("frame-count").textContent = drawn < found ? `${found} frames (${drawn} drawn)` : `${found} frames`;
   }
   let oodQueued = false;
   function drawOod() {
