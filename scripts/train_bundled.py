@@ -98,6 +98,29 @@ RECIPES = {
         # real scans streak along the fast-scan direction
         "augmentation": {"line_noise": 0.5},
     },
+    "abf-any": {
+        "description": "ABF/BF dark columns of any crystal down its common zone axes, light "
+        "columns (O, N) included, one class 'atom'",
+        "members": 4,
+        "steps_cpu": 900,
+        "steps_gpu": 8000,
+        "seed": 2029,
+        # haadf-any's crystals and held-out set; bright field records what is not scattered
+        # (columns dark on a bright background) and its contrast grows slowly with Z
+        # (roughly Z^(1/3) in ABF), so light columns show beside heavy ones
+        "recipe": {
+            "materials": "haadf-any",
+            "pixel_size": 0.2,
+            "defects": {},
+            "classes": "atom",
+            "dose_range": (3e3, 1e6),
+            "film_thickness_A": (0.0, 4.0),
+            "probe_fwhm_A": (0.6, 1.3),
+            "modes": ("bf",),
+            "gamma": (0.3, 0.8),
+        },
+        "augmentation": {"line_noise": 0.5},
+    },
     "graphene": {
         "description": "HAADF graphene; carbon and substitutional Si as separate classes",
         "members": 4,
@@ -120,7 +143,12 @@ def _recipe(name: str) -> dict:
     from atomlens.simulate import parse_defect
 
     recipe = dict(RECIPES[name]["recipe"])
-    for key in ("dose_range", "film_thickness_A", "probe_fwhm_A"):
+    if isinstance(recipe["materials"], str):  # another recipe's crystals
+        recipe["materials"] = RECIPES[recipe["materials"]]["recipe"]["materials"]
+    for key in ("modes",):
+        if key in recipe:
+            recipe[key] = tuple(recipe[key])
+    for key in ("dose_range", "film_thickness_A", "probe_fwhm_A", "gamma"):
         if key in recipe:
             recipe[key] = tuple(recipe[key])
     recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
@@ -177,29 +205,35 @@ def main() -> None:
         recalibrate(args.name, install=args.install)
         return
 
+    from atomlens.ensemble import Ensemble
     from atomlens.train import Augmentation, TrainConfig, train_ensemble
 
     r = RECIPES[args.name]
     out = args.out or ROOT / "build" / "bundled" / args.name
     steps = r["steps_gpu"] if args.gpu else r["steps_cpu"]
-    recipe = _recipe(args.name)
-    t = time.perf_counter()
-    ens = train_ensemble(
-        members=r["members"],
-        out=out,
-        config=TrainConfig(
-            steps=steps,
-            val_every=150,
-            seed=r["seed"],
-            device="cuda" if args.gpu else "cpu",
-            augmentation=Augmentation(**r.get("augmentation", {})),
-        ),
-        mode="vectorized" if args.gpu else "sequential",
-        progress=True,
-        **recipe,
-    )
-    dt = time.perf_counter() - t
-    print(f"trained {args.name}: {len(ens)} members × {steps} steps in {dt:.0f} s")
+    if (out / "config.json").exists() and args.install:
+        # trained before (and perhaps benchmarked): install it as it is
+        ens = Ensemble.load(out)
+        print(f"{out} holds a finished {args.name}; installing it without training")
+    else:
+        recipe = _recipe(args.name)
+        t = time.perf_counter()
+        ens = train_ensemble(
+            members=r["members"],
+            out=out,
+            config=TrainConfig(
+                steps=steps,
+                val_every=150,
+                seed=r["seed"],
+                device="cuda" if args.gpu else "cpu",
+                augmentation=Augmentation(**r.get("augmentation", {})),
+            ),
+            mode="vectorized" if args.gpu else "sequential",
+            progress=True,
+            **recipe,
+        )
+        dt = time.perf_counter() - t
+        print(f"trained {args.name}: {len(ens)} members × {steps} steps in {dt:.0f} s")
     if args.install:
         from dataclasses import replace
 
