@@ -83,3 +83,32 @@ def test_si_dumbbells_the_network_misplaces_are_said_and_the_fit_places(tmp_path
     net_pm = _rmse_pm(auto[["x_px", "y_px"]].to_numpy(), truth, ps, 256)
     fit_pm = _rmse_pm(fit[["x_px", "y_px"]].to_numpy(), truth, ps, 256)
     assert net_pm > 8.0 and fit_pm < 3.0, (net_pm, fit_pm)  # measured 12.9 and 2.0
+
+
+def test_a_pixel_size_the_lattice_contradicts_is_said():
+    """A crystal's strongest lattice spacing lies within 1–8 Å; at a pixel size 10× off
+    (a calibration in nm read as Å) it does not, and ``suitability`` says so with the fix."""
+    from atomlens.pipeline.sanity import STRONGEST_SPACING_RANGE_A, strongest_spacing_A
+
+    lo, hi = STRONGEST_SPACING_RANGE_A
+    for material, spacing_A in [("graphene", 2.13), ("srtio3", 2.76), ("au[001]", 2.04)]:
+        sim = simulate_image(material, shape=256, pixel_size=0.1, rng=1)
+        d = strongest_spacing_A(sim.image, 0.1)
+        assert lo <= d <= hi
+        # the strongest reflection is one of the crystal's low-order ones
+        assert min(abs(d - spacing_A), abs(d - spacing_A * 2**0.5), abs(d - 3.9)) < 0.2, d
+        for wrong in (0.01, 1.0):
+            said = suitability(sim.image, sim.truth, model_name="m", name="x", pixel_size=wrong)
+            assert any("pixel size is likely wrong" in s for s in said), said
+        assert suitability(sim.image, sim.truth, model_name="m", name="x", pixel_size=0.1) == []
+    noise = np.random.default_rng(1).poisson(50, (256, 256)).astype(float)
+    assert strongest_spacing_A(noise, 0.1) is None
+
+
+def test_find_files_says_when_the_given_pixel_size_is_10x_off(tmp_path, caplog):
+    sim = simulate_image("graphene", shape=512, pixel_size=0.1, rng=3)
+    np.save(tmp_path / "g.npy", sim.image)
+    res = find_files(tmp_path / "g.npy", pixel_size=0.01, out=tmp_path / "out", maps=False)
+    (warnings,) = [f["warnings"] for f in res.files]
+    assert any("strongest lattice spacing is 0.2" in w for w in warnings), warnings
+    assert "pixel size is likely wrong" in caplog.text

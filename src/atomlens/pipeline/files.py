@@ -27,6 +27,7 @@ from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
 from atomlens.pipeline.finder import FindResult, decide_contrast, find_frame
 from atomlens.pipeline.inputs import read_frames
+from atomlens.pipeline.model_choice import default_model_for
 from atomlens.pipeline.sanity import suitability
 from atomlens.pipeline.settings import FindSettings
 from atomlens.report.figures import save_atoms_png, save_uncertainty_png
@@ -111,7 +112,7 @@ def find_files(
     inputs: str | PathLike[str] | Sequence[str | PathLike[str]],
     /,
     *,
-    model: Ensemble | str | PathLike[str],
+    model: Ensemble | str | PathLike[str] | None = None,
     out: str | PathLike[str],
     pixel_size: float | Mapping[str, float] | None = None,
     signal: str | int | None = None,
@@ -152,8 +153,10 @@ def find_files(
     ----------
     inputs : path, str or sequence of them
         Files, folders or glob patterns (:func:`atomlens.pipeline.read_frames`).
-    model : Ensemble, Model or path
-        The model or ensemble, its directory or a bundled name.
+    model : Ensemble, Model or path, optional
+        The model or ensemble, its directory or a bundled name; by default the bundled
+        one :func:`atomlens.pipeline.default_model_for` picks for ``inputs`` and
+        ``contrast`` (``haadf-generic``, or ``abf-any`` for bright-field files), logged.
     out : path
         Output directory (refused if it exists and is not empty, unless ``overwrite``).
     pixel_size : float or mapping of str to float, optional
@@ -200,6 +203,10 @@ def find_files(
         regions=regions,
     )
     check_output_directory(out, overwrite=overwrite)
+    if model is None:
+        choice = default_model_for(inputs, contrast=cfg.contrast, signal=signal)
+        logger.warning("no model given: %s", choice.reason)
+        model = choice.path
     if client is not None and not isinstance(model, str | PathLike):
         raise TypeError("with a Dask client, pass the model as a directory the workers can read.")
     files = expand_inputs([inputs] if isinstance(inputs, str | PathLike) else inputs)
@@ -254,7 +261,11 @@ def find_files(
                         w.write(im, i, stem, res)
                     if i == 0:  # one look per file: a stack is one sample
                         warnings = suitability(
-                            frame, res.atoms, model_name=_model_name(ens), name=str(im.path)
+                            frame,
+                            res.atoms,
+                            model_name=_model_name(ens),
+                            name=str(im.path),
+                            pixel_size=im.pixel_size,
                         )
                         for text in warnings:
                             logger.warning("%s", text)

@@ -15,8 +15,10 @@ __all__ = [
     "LATTICE_AGREEMENT_MIN",
     "POSITIONS_GAP_MAX",
     "P_REAL_MEDIAN_MIN",
+    "STRONGEST_SPACING_RANGE_A",
     "lattice_agreement",
     "positions_disagreement",
+    "strongest_spacing_A",
     "suitability",
 ]
 
@@ -46,6 +48,15 @@ P_REAL_MEDIAN_MIN = 0.2
 #: ADF 1.7, DyScO3 2.2, gold 2.8, the perovskite ``03_afterimage`` 4.3, Si [110] 5.8
 #: (dumbbell spacing 1.91 Å by the network, 1.44 Å by the fit; Si's is 1.36 Å).
 POSITIONS_GAP_MAX = AUTO_IMAGE_GAP_MAX
+
+#: Where the strongest Bragg spacing of a crystal image lies [Å] when its pixel size is
+#: right. Measured (December 2026, ``_bragg_peaks``): every built-in crystal down each of
+#: its listed zone axes and the held-out ones of ``benchmarks/generic_models.py`` (88
+#: crystal/axis pairs), simulated at 0.1 and 0.3 Å/px in HAADF and at 0.1 Å/px in BF,
+#: 1.25 Å (Ni [111]) to 6.2 Å (2H-MoS2 and WSe2 [110]); the real images at the pixel
+#: sizes their sources give, 1.97 (SrTiO3 ABF) to 3.5 Å (the perovskite ``03_afterimage``).
+#: A calibration read in the wrong unit (nm for Å: 10×) moves it far outside.
+STRONGEST_SPACING_RANGE_A = (1.0, 8.0)
 
 
 def _bragg_peaks(image: np.ndarray, n_peaks: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +126,20 @@ def lattice_agreement(
     return float(np.sum(wgt * s) / np.sum(wgt))
 
 
+def strongest_spacing_A(image: np.ndarray, pixel_size: float, /) -> float | None:
+    """The spacing [Å] of the image's strongest lattice reflection at ``pixel_size``
+    [Å/px], or None when it shows no reflection (no lattice).
+
+    A generic model cannot know the material, so it cannot estimate the pixel size; but a
+    crystal's strongest projected spacing lies within :data:`STRONGEST_SPACING_RANGE_A`,
+    and a calibration that puts it outside is most likely wrong.
+    """
+    k, _ = _bragg_peaks(image, 1)
+    if not len(k):
+        return None
+    return float(pixel_size / np.hypot(*k[0]))
+
+
 def positions_disagreement(atoms: pd.DataFrame, /) -> float | None:
     """How far the Gaussian fit's positions lie from the network's on an image where
     ``positions="auto"`` kept the network's throughout: the median over refined atoms of
@@ -156,7 +181,13 @@ def positions_disagreement(atoms: pd.DataFrame, /) -> float | None:
 
 
 def suitability(
-    image: np.ndarray, atoms: pd.DataFrame, /, *, model_name: str, name: str
+    image: np.ndarray,
+    atoms: pd.DataFrame,
+    /,
+    *,
+    model_name: str,
+    name: str,
+    pixel_size: float | None = None,
 ) -> list[str]:
     """Warnings that the model may not suit the image (empty when none).
 
@@ -170,8 +201,21 @@ def suitability(
         How to name the model in the message (e.g. "graphene, trained on graphene").
     name : str
         The file or frame, for the message.
+    pixel_size : float, optional
+        The pixel size [Å/px] the atoms were found at: checked against the image's
+        strongest lattice spacing (:func:`strongest_spacing_A`).
     """
     out = []
+    d = None if pixel_size is None else strongest_spacing_A(image, pixel_size)
+    lo, hi = STRONGEST_SPACING_RANGE_A
+    if d is not None and not lo <= d <= hi:
+        out.append(
+            f"{name}: at {pixel_size:g} Å/px the image's strongest lattice spacing is "
+            f"{d:.3g} Å, where crystals' strongest projected spacings lie within "
+            f"{lo:g}–{hi:g} Å: the pixel size is likely wrong (a calibration in nm read as Å "
+            f"is 10× off; about {pixel_size * 2.5 / d:.2g} Å/px would put it at a typical "
+            "2.5 Å); pass the right `pixel_size` (--pixel-size)"
+        )
     fix = "check overlay.png; another model, or the right `pixel_size`, may suit it"
     agree = lattice_agreement(image, atoms)
     if agree is not None and agree < LATTICE_AGREEMENT_MIN:
