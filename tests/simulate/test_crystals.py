@@ -2,11 +2,19 @@
 
 import math
 
+import ase.io
 import numpy as np
 import pytest
+from ase.build import bulk
 from scipy.spatial import cKDTree
 
-from atomlens.simulate import MATERIALS, load_material, material_table, simulate_image
+from atomlens.simulate import (
+    MATERIALS,
+    ImagingConditions,
+    load_material,
+    material_table,
+    simulate_image,
+)
 from atomlens.simulate.structures import tile_cell
 
 
@@ -76,3 +84,45 @@ def test_a_new_crystal_simulates_with_truth():
         sim.truth[["x_A", "y_A"]].to_numpy(), k=2
     )
     assert np.median(d[:, 1]) == pytest.approx(5.431 / 4, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("builder", "zone", "expected_A"),
+    [
+        (lambda: bulk("Si", "diamond", a=5.431, cubic=True), (1, 1, 0), 5.431 / 4),  # the dumbbell
+        (lambda: bulk("Au", "fcc", a=4.078, cubic=True), (0, 0, 1), 4.078 / 2),
+        (lambda: bulk("Fe", "bcc", a=2.866, cubic=True), (1, 1, 1), 2.866 * math.sqrt(2 / 3)),
+    ],
+)
+def test_structure_from_a_cif_and_zone_axis(tmp_path, builder, zone, expected_A):
+    """A CIF written by another program (here ASE) and a zone axis give the projected
+    column spacing a microscopist knows (bcc [111]: a hexagonal net of side a·√(2/3))."""
+    path = tmp_path / "crystal.cif"
+    ase.io.write(path, builder(), format="cif")
+    assert _nearest_column_A(load_material(path, zone_axis=zone)) == pytest.approx(
+        expected_A, abs=0.005
+    )
+
+
+def test_abf_shows_light_columns_as_dips():
+    """Bright field with ABF's slow Z dependence (γ 0.5) shows SrTiO3 [110]'s pure O columns
+    as dips below the background, a third or more as deep as the Sr ones; HAADF's γ 1.7
+    makes them far fainter relative to Sr."""
+
+    def dips(mode, gamma):
+        cond = ImagingConditions(mode=mode, gamma=gamma, dose_e_per_A2=1e6)
+        sim = simulate_image("srtio3[110]", shape=128, pixel_size=0.1, conditions=cond, rng=3)
+        t = sim.truth[sim.truth.x_px.between(8, 119) & sim.truth.y_px.between(8, 119)]
+        ex = sim.expected
+        at = ex[np.round(t.y_px).astype(int), np.round(t.x_px).astype(int)]
+        depth = np.abs(at - np.percentile(ex, 50 if mode == "bf" else 5))
+        o = t["composition"].str.fullmatch(r"O\d*").to_numpy()
+        sr = (t["class"] == "SrO").to_numpy()  # Sr and O share these columns
+        assert o.sum() >= 10 and sr.sum() >= 10
+        if mode == "bf":
+            assert (at[o] < np.median(ex)).all()  # every O column is a dip
+        return np.median(depth[o]) / np.median(depth[sr])
+
+    abf, haadf = dips("bf", 0.5), dips("haadf", 1.7)
+    assert abf > 0.33
+    assert abf > 2 * haadf

@@ -898,7 +898,10 @@ def load_material(
         ``"ws2"``, ``"srtio3"``), an ``ase.Atoms``, or the path of a file that
         :func:`ase.io.read` understands (CIF, POSCAR, xyz with a cell, ...).
     zone_axis : tuple of int, optional
-        Zone axis [u v w]; default: the material's default (registry) or (0, 0, 1).
+        Zone axis [u v w] in the cell vectors of the material as given (a CIF's cell: the
+        conventional one for a cubic crystal from a database, but [110] of a primitive fcc
+        cell is another direction); default: the material's default (registry) or
+        (0, 0, 1).
     thickness_A : float, optional
         Thickness [Å] for crystals; see :func:`project`.
 
