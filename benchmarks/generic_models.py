@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 from atomlens import find
 from atomlens.ensemble import Ensemble
 from atomlens.metrics import score_atoms
+from atomlens.pipeline import find as find_result
 from atomlens.simulate import Background, GaussianProbe, ImagingConditions, simulate_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,10 +141,11 @@ def lattice_sites(
     return found / total, off / max(n, 1), used
 
 
-def held_out(models: dict[str, Ensemble], n_images: int) -> None:
+def held_out(models: dict[str, Ensemble], n_images: int, *, bf: bool = False) -> None:
+    what = "bright field (γ 0.5)" if bf else "HAADF (γ 1.7)"
     print(
-        f"\nheld-out simulated structures: {n_images} images of 256² px at 0.1 Å/px per "
-        "case and dose, probe 0.8 Å, 1 Å film; F1 over every column, RMSE of the matched"
+        f"\nheld-out simulated structures, {what}: {n_images} images of 256² px at 0.1 Å/px "
+        "per case and dose, probe 0.8 Å, 1 Å film; F1 over every column, RMSE of the matched"
     )
     names = list(models)
     head = " | ".join(f"{n[:24]:>24} F1  RMSE pm /CRLB" for n in names)
@@ -156,6 +158,8 @@ def held_out(models: dict[str, Ensemble], n_images: int) -> None:
                 err2, crlb2 = [], []
                 for seed in range(n_images):
                     cond = ImagingConditions(
+                        mode="bf" if bf else "haadf",
+                        gamma=0.5 if bf else 1.7,
                         probe=GaussianProbe(fwhm_A=0.8),
                         dose_e_per_A2=dose,
                         background=Background(film_thickness_A=1.0),
@@ -163,7 +167,9 @@ def held_out(models: dict[str, Ensemble], n_images: int) -> None:
                     sim = simulate_image(
                         case, shape=256, pixel_size=0.1, conditions=cond, rng=5000 + seed
                     )
-                    atoms = find(sim.image, model=ens, pixel_size=0.1)
+                    atoms = find(
+                        sim.image, model=ens, pixel_size=0.1, contrast="dark" if bf else "bright"
+                    )
                     s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
                     tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
                     err2.append(s["sq_err_A2"])
@@ -177,7 +183,7 @@ def held_out(models: dict[str, Ensemble], n_images: int) -> None:
             print(f"{case:>14} {dose:6.0e} | " + " | ".join(cells), flush=True)
 
 
-def real(models: dict[str, Ensemble]) -> None:
+def real(models: dict[str, Ensemble], figures: Path | None) -> None:
     if not REAL.exists():
         print(f"\nreal images: {REAL} is not here; skipped")
         return
@@ -190,8 +196,11 @@ def real(models: dict[str, Ensemble]) -> None:
         if not path.exists():
             continue
         for name, ens in models.items():
-            atoms = find(path, model=ens, pixel_size=ps)
+            res = find_result(path, model=ens, pixel_size=ps)
+            atoms = res.atoms
             conf = atoms[atoms["p_real"] >= 0.5]
+            if figures is not None:
+                _overlay(figures, path, name, what, res)
             sites, off, used = lattice_sites(conf[["x_A", "y_A"]].to_numpy(float))
             line = (
                 f"{what:>18} {name[:24]:>24}: {len(atoms):5d} atoms, fits "
@@ -207,12 +216,92 @@ def real(models: dict[str, Ensemble]) -> None:
             print(line, flush=True)
 
 
+def _overlay(figures: Path, path: Path, name: str, what: str, res) -> None:
+    from atomlens.io import read
+    from atomlens.report.figures import save_atoms_png
+
+    figures.mkdir(parents=True, exist_ok=True)
+    im = np.asarray(read(path).data, float)
+    stem = f"{path.stem}-{name}.png".replace("/", "_")
+    save_atoms_png(
+        figures / stem,
+        im,
+        atoms=res.atoms,
+        title=f"{what}: {name}, {len(res.atoms)} atoms",
+        pixel_size=res.pixel_size,
+    )
+
+
+def real_abf(models: dict[str, Ensemble], adf_model: Ensemble, figures: Path | None) -> None:
+    """The real SrTiO3 [110] ABF image against the simultaneous ADF image's columns. ADF
+    shows SrO (bright) and Ti (faint) columns, told apart by their smoothed ADF intensity
+    (Otsu); in [110] the pure O columns sit halfway between two Ti columns 2.76 Å (a/√2)
+    apart, where ADF shows nothing. An ABF atom within 0.4 Å of such a site is an O column
+    found, one on an ADF column (< 0.5 Å) a cation column, anything else a false atom."""
+    from skimage.filters import threshold_otsu
+
+    from atomlens.io import read
+
+    adf_path = REAL / "srtio3_atomap/SrTiO3_ADF.hspy"
+    abf_path = REAL / "srtio3_atomap/SrTiO3_ABF.hspy"
+    if not abf_path.exists():
+        return
+    adf = find(adf_path, model=adf_model)
+    adf = adf[adf["p_real"] >= 0.5]
+    im = read(adf_path)
+    smooth = ndimage.gaussian_filter(np.asarray(im.data, float), 0.3 / im.pixel_size)
+    h, w = smooth.shape
+    iy = adf["y_px"].round().astype(int).clip(0, h - 1)
+    col = smooth[iy, adf["x_px"].round().astype(int).clip(0, w - 1)]
+    xy_adf = adf[["x_A", "y_A"]].to_numpy(float)
+    ti = xy_adf[col < threshold_otsu(col)]
+    pairs = np.array(sorted(cKDTree(ti).query_pairs(2.76 + 0.3)))
+    d_pair = np.hypot(*(ti[pairs[:, 1]] - ti[pairs[:, 0]]).T)
+    pairs = pairs[np.abs(d_pair - 2.76) < 0.3]
+    o_sites = (ti[pairs[:, 0]] + ti[pairs[:, 1]]) / 2
+    lo, hi = xy_adf.min(axis=0) + 3.0, xy_adf.max(axis=0) - 3.0  # away from the border
+
+    def inner(xy):
+        return ((xy >= lo) & (xy <= hi)).all(axis=1)
+
+    n_adf, o_sites = int(inner(xy_adf).sum()), o_sites[inner(o_sites)]
+    print(
+        f"\nreal SrTiO3 [110] ABF, against the ADF image of the same area 3 Å or more inside "
+        f"its border: {n_adf} ADF columns ({int(inner(ti).sum())} Ti by their intensity), "
+        f"{len(o_sites)} O sites halfway between Ti columns 2.76 Å apart. ABF atoms with "
+        "p_real ≥ 0.5 there: on ADF columns (< 0.5 Å), on O sites (< 0.4 Å), elsewhere"
+    )
+    tree, o_tree = cKDTree(xy_adf), cKDTree(o_sites)
+    for name, ens in models.items():
+        res = find_result(abf_path, model=ens, contrast="dark")
+        atoms = res.atoms[res.atoms["p_real"] >= 0.5]
+        xy = atoms[["x_A", "y_A"]].to_numpy(float)
+        xy = xy[inner(xy)]
+        on = tree.query(xy)[0] < 0.5
+        d_o, j_o = o_tree.query(xy)
+        at_o = (d_o < 0.4) & ~on
+        found = len(np.unique(j_o[at_o]))
+        other = int((~on & ~at_o).sum())
+        print(
+            f"{name[:24]:>24}: {len(xy):4d} atoms; on ADF columns {int(on.sum()):4d} "
+            f"({on.sum() / n_adf:6.1%} of them); O sites found {found:4d} "
+            f"({found / max(len(o_sites), 1):6.1%}); elsewhere {other:4d} "
+            f"({other / max(len(xy), 1):5.1%} of the atoms)",
+            flush=True,
+        )
+        if figures is not None:
+            _overlay(figures, abf_path, name, "SrTiO3 [110] ABF", res)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=None, help="comma-separated names or paths")
     ap.add_argument("--images", type=int, default=2, help="images per held-out case and dose")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-simulated", action="store_true")
+    ap.add_argument("--bf-models", default=None, help="bright-field models, names or paths")
+    ap.add_argument("--skip-bf", action="store_true")
+    ap.add_argument("--figures", type=Path, default=None, help="write overlays here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     names = (
@@ -230,7 +319,20 @@ def main() -> None:
     if not args.skip_simulated:
         held_out(models, args.images)
     if not args.skip_real:
-        real(models)
+        real(models, args.figures)
+    if not args.skip_bf:
+        local = ROOT / "build/bundled/abf-any"
+        bf_names = (
+            args.bf_models.split(",")
+            if args.bf_models
+            else [str(local) if (local / "config.json").exists() else "abf-any"]
+        )
+        bf_models = {"haadf-generic": models.get("haadf-generic") or Ensemble.load("haadf-generic")}
+        bf_models |= {Path(n).name: Ensemble.load(n) for n in bf_names}
+        if not args.skip_simulated:
+            held_out(bf_models, args.images, bf=True)
+        if not args.skip_real:
+            real_abf(bf_models, next(iter(models.values())), args.figures)
     print(f"\n{time.perf_counter() - t:.0f} s")
 
 
