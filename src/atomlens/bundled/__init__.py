@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "BUNDLED_DIR",
+    "DEFAULT_BF_MODEL",
     "DEFAULT_MODEL",
     "bundled_directory",
     "bundled_models",
@@ -69,6 +70,9 @@ def resolve_model_path(model: str | PathLike[str], /) -> Path:
 
 
 DEFAULT_MODEL = "haadf-generic"
+#: The bundled model for bright-field (BF, ABF) images when none is named
+#: (:func:`atomlens.pipeline.default_model_for`).
+DEFAULT_BF_MODEL = "abf-any"
 
 
 def default_model() -> Path:

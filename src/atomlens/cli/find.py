@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from atomlens.cli.app import STATE, USER_ERRORS, fail, stop
-from atomlens.cli.parse import default_out, model_or_default, p_real_cut, pixel_sizes
+from atomlens.cli.parse import default_out, p_real_cut, pixel_sizes
 
 
 def find(
@@ -31,7 +31,8 @@ def find(
         Path | None,
         typer.Option(
             "--model",
-            help="Model directory from `train` or a bundled name (default: haadf-generic).",
+            help="Model directory from `train` or a bundled name (default: haadf-generic; "
+            "abf-any with --contrast dark or files from a BF/ABF detector).",
         ),
     ] = None,
     pixel_size: Annotated[
@@ -115,7 +116,17 @@ def find(
         out = default_out(images, "atoms") if out is None else out
         expand_inputs(images)
         check_output_directory(out, overwrite=overwrite)
-        model = resolve_model_path(model_or_default(model))
+        if model is None:
+            import logging
+
+            from atomlens.pipeline.contrast import check_contrast
+            from atomlens.pipeline.model_choice import default_model_for
+
+            check_contrast(contrast, name="--contrast")
+            choice = default_model_for(images, contrast=contrast, signal=signal)
+            logging.getLogger("atomlens").warning("no --model given: %s", choice.reason)
+            model = choice.path
+        model = resolve_model_path(model)
 
         from atomlens._shared.device import check_device
         from atomlens._shared.validate import validate_pixel_size

@@ -6,6 +6,8 @@ output files, and the Dask fan-out.
   once (:func:`atom_contrast` decides "auto");
 - :func:`read_frames` -- files, folders, globs and stacks → images with a pixel size
   (estimated from the lattice where a file has none);
+- :func:`default_model_for` -- the bundled model when none is named (``abf-any`` for
+  bright-field images);
 - :func:`find` -- an image, a stack or files with a model, ensemble or bundled name →
   :class:`FindResult` (``atomlens.find`` returns its atoms table);
 - :func:`find_files` -- what ``atomlens find`` runs: tables, maps, figures and a report;
@@ -18,12 +20,14 @@ from atomlens._shared.lazy import lazy_exports
 # light, so that the command line validates its options before torch is imported.
 _WHERE = {
     "BatchResult": "files",
+    "ModelChoice": "model_choice",
     "ContrastDecision": "contrast",
     "FindResult": "finder",
     "FindSettings": "settings",
     "atom_contrast": "contrast",
     "check_field_of_view": "inputs",
     "check_resampling": "inputs",
+    "default_model_for": "model_choice",
     "find": "finder",
     "find_atoms": "finder",
     "find_files": "files",

@@ -34,7 +34,14 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["CONTRASTS", "ContrastDecision", "atom_contrast", "check_contrast", "model_polarity"]
+__all__ = [
+    "CONTRASTS",
+    "ContrastDecision",
+    "atom_contrast",
+    "check_contrast",
+    "model_polarity",
+    "signal_polarity",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +98,9 @@ def model_polarity(model_contrast: str, /) -> Polarity:
     return "bright" if model_contrast == "haadf" else "dark"
 
 
-def _signal_polarity(signal_type: str | None) -> Polarity | None:
+def signal_polarity(signal_type: str | None, /) -> Polarity | None:
+    """The atoms' polarity a detector's ``signal_type`` names (BF, ABF: "dark"; ADF,
+    HAADF, DF: "bright"), or None when it names neither."""
     if not signal_type:
         return None
     s = re.sub(r"[^A-Z]", "", signal_type.upper())
@@ -152,7 +161,7 @@ def atom_contrast(
     check_contrast(contrast)
     if contrast != "auto":
         return ContrastDecision(contrast, "as set")  # type: ignore[arg-type]
-    pol = _signal_polarity(signal_type)
+    pol = signal_polarity(signal_type)
     if pol is not None:
         return ContrastDecision(pol, f"from the file's signal type {signal_type}")
     sk = _skewness(image, pixel_size)

@@ -19,7 +19,7 @@ import torch
 
 from atomlens._shared.timing import record_stages, stage
 from atomlens._shared.validate import validate_pixel_size
-from atomlens.bundled import default_model
+from atomlens.bundled import DEFAULT_MODEL
 from atomlens.ensemble import Ensemble, Model, Prediction, as_ensemble, consensus_atoms, decompose
 from atomlens.io import check_frame, from_hyperspy
 from atomlens.locate import locate_atoms
@@ -31,6 +31,7 @@ from atomlens.pipeline.contrast import (
     network_input,
 )
 from atomlens.pipeline.inputs import check_field_of_view, check_resampling, read_frames
+from atomlens.pipeline.model_choice import default_model_for
 from atomlens.pipeline.settings import FindSettings
 
 __all__ = [
@@ -291,7 +292,9 @@ def find(
         estimated from its lattice, as ``atomlens find`` does).
     model : Ensemble, Model, path or str, optional
         The ensemble or model, its directory or a bundled name; by default the bundled
-        ``haadf-generic``.
+        ``haadf-generic``, or ``abf-any`` for bright-field images (``contrast="dark"`` or
+        files whose detector says BF/ABF; :func:`atomlens.pipeline.default_model_for`,
+        which logs the choice).
     pixel_size : float, optional
         [Å/px]; required for arrays, overrides a file's calibration.
     settings : FindSettings, optional
@@ -348,6 +351,11 @@ def find(
         contrast=contrast,
         regions=regions,
     )
+    if model is None:
+        choice = default_model_for(image, contrast=cfg.contrast, signal=signal)
+        if choice.name != DEFAULT_MODEL:
+            logger.warning("no model given: %s", choice.reason)
+        model = choice.path
     if hasattr(image, "axes_manager") and hasattr(image, "data"):  # a HyperSpy signal
         signal_image = from_hyperspy(image, pixel_size=pixel_size)
         if signal_image.pixel_size is None:
@@ -366,7 +374,7 @@ def find(
         if pixel_size is None:
             raise ValueError("pixel_size (Å/px) is required for an array.")
         ps = validate_pixel_size(pixel_size)
-    ens = as_ensemble(model if model is not None else default_model())
+    ens = as_ensemble(model)
     opts = {
         "device": device,
         "keep_members": keep_members,
