@@ -126,3 +126,26 @@ def test_abf_shows_light_columns_as_dips():
     abf, haadf = dips("bf", 0.5), dips("haadf", 1.7)
     assert abf > 0.33
     assert abf > 2 * haadf
+
+
+def test_columns_the_image_does_not_show_are_not_labelled():
+    """``label_min_share`` leaves columns fainter than that share of the brightest (Σ Z^γ)
+    out of labels and truth: SrTiO3 [110]'s pure O columns (0.13 of SrO's at γ 1.7) in
+    HAADF, not in ABF-like bright field (γ 0.5, 0.6 of SrO's); Si's equal columns stay."""
+
+    def classes(material, mode, gamma, share):
+        cond = ImagingConditions(mode=mode, gamma=gamma)
+        sim = simulate_image(
+            material, shape=96, pixel_size=0.1, conditions=cond, rng=2, label_min_share=share
+        )
+        labelled = int((sim.masks[1:].sum(axis=0) > 0).sum())
+        return set(sim.truth["class"]), labelled
+
+    every, px_every = classes("srtio3[110]", "haadf", 1.7, 0.0)
+    shown, px_shown = classes("srtio3[110]", "haadf", 1.7, 0.25)
+    assert every == {"SrO", "Ti", "O"} and shown == {"SrO", "Ti"}
+    assert px_shown < 0.75 * px_every  # the O disks are gone from the masks too
+    assert classes("srtio3[110]", "bf", 0.5, 0.25)[0] == {"SrO", "Ti", "O"}
+    assert classes("si[110]", "haadf", 1.7, 0.25)[1] == classes("si[110]", "haadf", 1.7, 0.0)[1]
+    with pytest.raises(ValueError, match="label_min_share"):
+        simulate_image("graphene", shape=32, label_min_share=1.0)

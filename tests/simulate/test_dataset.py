@@ -70,6 +70,7 @@ def test_conditions_are_drawn_within_ranges():
         ({"probe": "laser"}, "probe"),
         ({"defects": {"hbn": ()}}, "not in materials"),
         ({"modes": ("tem",)}, "modes"),
+        ({"label_min_share": -0.1}, "label_min_share"),
     ],
 )
 def test_bad_ranges_raise(kw, match):

@@ -73,6 +73,9 @@ class ConditionRanges:
         Label disk radius [Å].
     label_kind : {"disk", "gaussian"}
         Label shape.
+    label_min_share : float
+        Columns fainter than this share of the brightest (Σ Z^γ) are neither labelled nor
+        in the truth (:func:`atomlens.simulate.simulate_image`).
     """
 
     materials: tuple[str, ...] = ("graphene",)
@@ -102,6 +105,7 @@ class ConditionRanges:
     classes: ClassMap = field(default_factory=ClassMap)
     label_radius_A: float = 0.5
     label_kind: Literal["disk", "gaussian"] = "disk"
+    label_min_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.materials:
@@ -142,6 +146,10 @@ class ConditionRanges:
             "defocus_A": {"allow_negative": True, "allow_zero": True},
         }.items():
             object.__setattr__(self, name, validate_range(getattr(self, name), name=name, **kw))
+        if not 0.0 <= float(self.label_min_share) < 1.0:
+            raise ValueError(
+                f"label_min_share must be within [0, 1), got {self.label_min_share!r}."
+            )
         if not (0 <= self.max_strain <= 0.1):
             raise ValueError(f"max_strain must be within 0–0.1, got {self.max_strain!r}.")
         if not (16 <= int(self.shape) <= 4096):
@@ -324,6 +332,7 @@ class SimulatedDataset(IterableDataset):
             classes=self.ranges.classes,
             label_radius_A=self.ranges.label_radius_A,
             label_kind=self.ranges.label_kind,
+            label_min_share=self.ranges.label_min_share,
             rng=image_ss,
             **kw,
         )
