@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from atomlens.bundled import DEFAULT_BF_MODEL, DEFAULT_MODEL, bundled_directory, default_model
+from atomlens.io import expand_inputs, read
 from atomlens.pipeline.contrast import signal_polarity
 
 __all__ = ["ModelChoice", "default_model_for"]
@@ -50,8 +51,6 @@ class ModelChoice:
 def _signal_types(
     inputs: str | PathLike[str] | Sequence[str | PathLike[str]], signal: str | int | None
 ) -> dict[str, str | None]:
-    from atomlens.io import expand_inputs, read
-
     items = [inputs] if isinstance(inputs, str | PathLike) else list(inputs)
     # headers only: stacks and large files are read lazily
     return {str(f): read(f, signal=signal).signal_type for f in expand_inputs(items)}
