@@ -324,6 +324,7 @@ def main() -> None:
     ap.add_argument("--skip-simulated", action="store_true")
     ap.add_argument("--bf-models", default=None, help="bright-field models, names or paths")
     ap.add_argument("--skip-bf", action="store_true")
+    ap.add_argument("--skip-haadf", action="store_true", help="the bright-field part only")
     ap.add_argument("--figures", type=Path, default=None, help="write overlays here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -339,9 +340,9 @@ def main() -> None:
     )
     models = {Path(n).name: Ensemble.load(n) for n in names}
     t = time.perf_counter()
-    if not args.skip_simulated:
+    if not args.skip_simulated and not args.skip_haadf:
         held_out(models, args.images)
-    if not args.skip_real:
+    if not args.skip_real and not args.skip_haadf:
         real(models, args.figures)
     if not args.skip_bf:
         local = ROOT / "build/bundled/abf-any"
