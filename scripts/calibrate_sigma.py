@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MATERIALS = {
     "graphene": ["graphene"],
     "haadf-generic": ["graphene", "hbn", "mos2", "ws2", "srtio3"],
+    # a light 2D lattice, an oxide, a heavy metal and two dumbbell crystals of its recipe
+    "haadf-any": ["graphene", "hbn", "srtio3[110]", "au[110]", "si[110]", "gaas[110]"],
 }
 
 

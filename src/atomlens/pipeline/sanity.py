@@ -216,7 +216,10 @@ def suitability(
             f"is 10× off; about {pixel_size * 2.5 / d:.2g} Å/px would put it at a typical "
             "2.5 Å); pass the right `pixel_size` (--pixel-size)"
         )
-    fix = "check overlay.png; another model, or the right `pixel_size`, may suit it"
+    fix = (
+        "check overlay.png; another model (`atomlens models`: haadf-any for crystals down "
+        "any zone axis, abf-any for bright field), or the right `pixel_size`, may suit it"
+    )
     agree = lattice_agreement(image, atoms)
     if agree is not None and agree < LATTICE_AGREEMENT_MIN:
         out.append(
