@@ -76,10 +76,20 @@ CASES = (("hbn", None), ("ws2", None), ("mos2", None), ("srtio3", None), ("srtio
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=3, help="images per row")
-    ap.add_argument("--only", help="one bundled model by name")
+    ap.add_argument("--only", help="one bundled model by name, or a model directory")
     args = ap.parse_args()
     seeds = range(90_000, 90_000 + args.images)
-    for name, info in bundled_models().items():
+    models = bundled_models()
+    if args.only and args.only not in models:  # a model directory not installed (yet)
+        cfg = Ensemble.load(args.only).config
+        models = {
+            args.only: {
+                "members": len(Ensemble.load(args.only)),
+                "pixel_size_A": cfg.pixel_size_A,
+                "classes": cfg.class_names,
+            }
+        }
+    for name, info in models.items():
         if args.only and name != args.only:
             continue
         t0 = time.perf_counter()

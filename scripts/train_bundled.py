@@ -19,6 +19,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Crystals and zone axes of the generic models (``haadf-any``, ``abf-any``) besides the
+#: 2D lattices; held out of them for benchmarks/generic_models.py: the wurtzites and
+#: spinels (whole families), Ag, Pd and Mo, and every [111] axis.
+CRYSTALS_ANY = [
+    "srtio3",
+    "srtio3[110]",
+    "batio3[001]",
+    "batio3[110]",
+    "laalo3[110]",
+    "pbtio3[001]",
+    "dysco3[001]",
+    "dysco3[110]",
+    "au[001]",
+    "au[110]",
+    "cu[110]",
+    "pt[001]",
+    "ni[110]",
+    "al[001]",
+    "fe[001]",
+    "fe[110]",
+    "w[001]",
+    "w[110]",
+    "mg[001]",
+    "mg[110]",
+    "ti[001]",
+    "co[110]",
+    "si[110]",
+    "si[001]",
+    "ge[110]",
+    "gaas[110]",
+    "inp[110]",
+    "zns[001]",
+    "mgo[001]",
+    "mgo[110]",
+    "nio[110]",
+    "nacl[001]",
+    "ceo2[110]",
+    "ceo2[001]",
+    "mos2-2h[110]",
+    "wse2-2h[210]",
+]
+
 RECIPES = {
     "haadf-generic": {
         "description": "HAADF bright columns of any lattice, one class 'atom'",
@@ -43,50 +85,17 @@ RECIPES = {
         "steps_gpu": 8000,
         "seed": 2028,
         # held out of this list for benchmarks/generic_models.py: the wurtzites and spinels
-        # (whole families), Ag, Pd and Mo, and every [111] axis
+        # (whole families), Ag, Pd and Mo, and every [111] axis. The 2D lattices are listed
+        # more than once (drawn 12 times in 48): with each drawn once in 41, the first
+        # model lost F1 0.02 and 4 pm on graphene against haadf-generic.
         "recipe": {
             "materials": [
-                "graphene",
-                "hbn",
-                "mos2",
-                "ws2",
+                *["graphene"] * 4,
+                *["hbn"] * 3,
+                *["mos2"] * 2,
+                *["ws2"] * 2,
                 "bilayer-graphene",
-                "srtio3",
-                "srtio3[110]",
-                "batio3[001]",
-                "batio3[110]",
-                "laalo3[110]",
-                "pbtio3[001]",
-                "dysco3[001]",
-                "dysco3[110]",
-                "au[001]",
-                "au[110]",
-                "cu[110]",
-                "pt[001]",
-                "ni[110]",
-                "al[001]",
-                "fe[001]",
-                "fe[110]",
-                "w[001]",
-                "w[110]",
-                "mg[001]",
-                "mg[110]",
-                "ti[001]",
-                "co[110]",
-                "si[110]",
-                "si[001]",
-                "ge[110]",
-                "gaas[110]",
-                "inp[110]",
-                "zns[001]",
-                "mgo[001]",
-                "mgo[110]",
-                "nio[110]",
-                "nacl[001]",
-                "ceo2[110]",
-                "ceo2[001]",
-                "mos2-2h[110]",
-                "wse2-2h[210]",
+                *CRYSTALS_ANY,
             ],
             "pixel_size": 0.2,
             "defects": {},
@@ -94,6 +103,10 @@ RECIPES = {
             "dose_range": (3e3, 1e6),
             "film_thickness_A": (0.0, 4.0),
             "probe_fwhm_A": (0.6, 1.3),
+            # columns HAADF does not show (O beside Sr, N beside Ga) are not labelled: the
+            # first model, taught them, found some of the O columns of the real SrTiO3 ADF
+            # image and not others
+            "label_min_share": 0.25,
         },
         # real scans streak along the fast-scan direction
         "augmentation": {"line_noise": 0.5},
@@ -105,11 +118,12 @@ RECIPES = {
         "steps_cpu": 900,
         "steps_gpu": 8000,
         "seed": 2029,
-        # haadf-any's crystals and held-out set; bright field records what is not scattered
-        # (columns dark on a bright background) and its contrast grows slowly with Z
-        # (roughly Z^(1/3) in ABF), so light columns show beside heavy ones
+        # haadf-any's crystals and held-out set (each 2D lattice drawn once); bright field
+        # records what is not scattered (columns dark on a bright background) and its
+        # contrast grows slowly with Z (roughly Z^(1/3) in ABF), so light columns show
+        # beside heavy ones
         "recipe": {
-            "materials": "haadf-any",
+            "materials": ["graphene", "hbn", "mos2", "ws2", "bilayer-graphene", *CRYSTALS_ANY],
             "pixel_size": 0.2,
             "defects": {},
             "classes": "atom",
@@ -143,8 +157,6 @@ def _recipe(name: str) -> dict:
     from atomlens.simulate import parse_defect
 
     recipe = dict(RECIPES[name]["recipe"])
-    if isinstance(recipe["materials"], str):  # another recipe's crystals
-        recipe["materials"] = RECIPES[recipe["materials"]]["recipe"]["materials"]
     for key in ("modes",):
         if key in recipe:
             recipe[key] = tuple(recipe[key])

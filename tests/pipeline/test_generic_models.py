@@ -34,7 +34,7 @@ def _f1(model, material, *, mode, gamma, shown_share=0.0):
 @pytest.mark.parametrize("material", ["ag[110]", "mo[110]", "au[111]"])
 def test_haadf_any_finds_a_held_out_crystal(material):
     """Ag, Mo and every [111] axis were left out of haadf-any's recipe (measured F1 1.000,
-    RMSE 0.2–0.3 pm at this dose in benchmarks/generic_models.py; haadf-generic 0.79–0.97)."""
+    RMSE 0.2–0.4 pm at this dose in benchmarks/generic_models.py; haadf-generic 0.79–0.97)."""
     f1, rmse_pm = _f1("haadf-any", material, mode="haadf", gamma=1.7, shown_share=0.25)
     assert f1 >= 0.98, f1
     assert rmse_pm < 2.0, rmse_pm
