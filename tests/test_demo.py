@@ -16,7 +16,9 @@ def test_bundled_models_are_listed_and_small():
     assert "graphene" in models
     g = models["graphene"]
     assert g["classes"] == ["C", "Si"] and g["members"] >= 4
-    assert sum(m["megabytes"] for m in models.values()) <= 25
+    # four ensembles of 4 members at 7.4 MB each (2026-12-05: abf-any and haadf-any joined
+    # graphene and haadf-generic); a wheel stays far below PyPI's 100 MB
+    assert sum(m["megabytes"] for m in models.values()) <= 32
 
 
 def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
@@ -107,7 +109,8 @@ def test_commands_take_a_bundled_model_by_name(tmp_path, monkeypatch):
     r = CliRunner().invoke(
         app, ["find", str(f), "--model", "nonesuch", "--pixel-size", "0.2", "--out", "o"]
     )
-    assert r.exit_code == 2 and "bundled model (graphene" in r.output, r.output
+    names = ", ".join(bundled_models())
+    assert r.exit_code == 2 and f"bundled model ({names})" in r.output, r.output
 
 
 def test_find_without_a_model_uses_the_default_bundled_one_or_says_what_to_pass(

@@ -214,7 +214,7 @@ def suitability(
             f"{d:.3g} Å, where crystals' strongest projected spacings lie within "
             f"{lo:g}–{hi:g} Å: the pixel size is likely wrong (a calibration in nm read as Å "
             f"is 10× off; about {pixel_size * 2.5 / d:.2g} Å/px would put it at a typical "
-            "2.5 Å); pass the right `pixel_size` (--pixel-size)"
+            "2.5 Å); pass the right `pixel_size`"
         )
     fix = (
         "check overlay.png; another model (`atomlens models`: haadf-any for crystals down "
