@@ -73,7 +73,11 @@ PIXEL_A = 0.2
 DOSES = (1e3, 1e4, 1e5, 1e6, 1e7)
 #: main just before the σ work of #38 was merged
 BEFORE_REF = "2cfc474"
-MODELS = {"graphene": ("graphene",), "haadf-generic": ("graphene", "mos2", "srtio3")}
+MODELS = {
+    "graphene": ("graphene",),
+    "haadf-generic": ("graphene", "mos2", "srtio3"),
+    "haadf-any": ("graphene", "mos2", "srtio3"),
+}
 MICROSCOPE = {
     # energy [eV], semiangle [mrad], detector [mrad], potential sampling [Å], slice [Å]
     "graphene": (80e3, 30.0, (60.0, 180.0), 0.07, 2.0),
