@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 
 from atomlens import find
 from atomlens.ensemble import Ensemble
-from atomlens.metrics import score_atoms
+from atomlens.metrics import score_atoms, shown_columns
 from atomlens.pipeline import find as find_result
 from atomlens.simulate import Background, GaussianProbe, ImagingConditions, simulate_image
 
@@ -53,9 +53,9 @@ HELD_OUT = [
     "mgo[111]",
     "srtio3[111]",
 ]
-#: A HAADF image shows a column whose Σ Z^γ is at least this share of the brightest
-#: column's: the real SrTiO3 [110] ADF image shows its Ti columns (0.37 of SrO's) and not
-#: its pure O columns (0.13).
+#: A HAADF image shows a column whose Σ Z^γ is at least this share of the bright columns'
+#: (:func:`atomlens.metrics.shown_columns`): the real SrTiO3 [110] ADF image shows its Ti
+#: columns (0.37 of SrO's) and not its pure O columns (0.13).
 SHOWN = 0.25
 REAL_IMAGES = [
     # file, pixel size [Å/px] a user passes (None: the file says), what it is
@@ -153,7 +153,7 @@ def held_out(models: dict[str, Ensemble], n_images: int, *, bf: bool = False) ->
     print(
         f"\nheld-out simulated structures, {what}: {n_images} images of 256² px at 0.1 Å/px "
         "per case and dose, probe 0.8 Å, 1 Å film; F1 over every column and over the columns "
-        f"HAADF shows (Σ Z^γ ≥ {SHOWN:g} × the brightest's; in bright field every column), "
+        f"HAADF shows (Σ Z^γ ≥ {SHOWN:g} × the bright ones'; in bright field every column), "
         "RMSE of the matched and its ratio to the Cramér–Rao bound (HAADF only)"
     )
     names = list(models)
@@ -182,20 +182,17 @@ def held_out(models: dict[str, Ensemble], n_images: int, *, bf: bool = False) ->
                     s = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
                     tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
                     # the columns HAADF shows; an atom on one it does not is neither
-                    t = sim.truth
-                    shown = t["z_gamma_sum"] >= SHOWN * t["z_gamma_sum"].max()
-                    if not bf and not shown.all():
-                        near, _ = cKDTree(t.loc[~shown, ["x_px", "y_px"]].to_numpy()).query(
-                            atoms[["x_px", "y_px"]].to_numpy()
-                        )
+                    shown = shown_columns(sim.truth, min_share=SHOWN) if not bf else None
+                    if shown is not None and not shown.all():
                         s = score_atoms(
-                            atoms[near * 0.1 > 0.5],
-                            t[shown],
+                            atoms,
+                            sim.truth,
                             shape=sim.image.shape,
                             pixel_size=0.1,
+                            ignore=~shown,
                         )
-                    crlb = sim.crlb_A()[shown.to_numpy()] if not bf else None
                     tp_s, fp_s, fn_s = tp_s + s["tp"], fp_s + s["fp"], fn_s + s["fn"]
+                    crlb = sim.crlb_A() if not bf else None
                     err2.append(s["sq_err_A2"])
                     # the bound is derived for HAADF (bright columns) only
                     crlb2.append(

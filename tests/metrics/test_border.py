@@ -106,3 +106,34 @@ def test_score_atoms_sees_a_shift_of_every_atom_in_its_errors(shift_px):
     err = s["sq_err_A2"].reshape(-1, 2)
     np.testing.assert_allclose(err[:, 0], (shift_px * PS) ** 2)
     np.testing.assert_allclose(err[:, 1], 0.0, atol=1e-24)
+
+
+def test_ignored_true_atoms_and_the_atoms_on_them_count_neither_way():
+    truth = _table([[20, 20], [40, 20], [60, 20], [80, 20]])
+    found = _table([[20.5, 20], [40, 20.5], [70, 40]])  # on T0, on T1, and a false one
+    ignore = np.array([False, True, False, False])  # T1 is a column the image does not show
+    s = score_atoms(found, truth, shape=(100, 100), pixel_size=0.1, ignore=ignore)
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 2)  # T0 found; F2 false; T2, T3 missed
+    assert s["true_index"].tolist() == [0]
+    plain = score_atoms(found, truth, shape=(100, 100), pixel_size=0.1)
+    assert (plain["tp"], plain["fp"], plain["fn"]) == (2, 1, 2)
+    with pytest.raises(ValueError, match="one flag per true atom"):
+        score_atoms(found, truth, shape=(100, 100), pixel_size=0.1, ignore=[True])
+
+
+def test_shown_columns_follow_the_z_contrast():
+    """SrTiO3 [110] in HAADF (γ 1.7): the SrO and Ti columns show, the pure O columns (0.13
+    of SrO's Σ Z^γ) do not; in bright field's γ 0.5 every column shows."""
+    from atomlens.metrics import shown_columns
+    from atomlens.simulate import ImagingConditions, Substitution, simulate_image
+
+    for gamma, shown in ((1.7, {"SrO", "Ti"}), (0.5, {"SrO", "Ti", "O"})):
+        sim = simulate_image(
+            "srtio3[110]", shape=64, conditions=ImagingConditions(gamma=gamma), rng=0
+        )
+        assert set(sim.truth["class"][shown_columns(sim.truth)]) == shown
+    # a few heavy dopants (Si at 4× a C column's Σ Z^γ) do not hide the lattice
+    sim = simulate_image(
+        "graphene", shape=192, defects=[Substitution("C", "Si", density=0.03)], rng=1
+    )
+    assert (sim.truth["class"] == "Si").any() and shown_columns(sim.truth).all()

@@ -129,7 +129,7 @@ def test_abf_shows_light_columns_as_dips():
 
 
 def test_columns_the_image_does_not_show_are_not_labelled():
-    """``label_min_share`` leaves columns fainter than that share of the brightest (Σ Z^γ)
+    """``label_min_share`` leaves columns fainter than that share of the bright ones (Σ Z^γ)
     out of labels and truth: SrTiO3 [110]'s pure O columns (0.13 of SrO's at γ 1.7) in
     HAADF, not in ABF-like bright field (γ 0.5, 0.6 of SrO's); Si's equal columns stay."""
 

@@ -6,14 +6,15 @@
   against the truth, overall and per class
 - :func:`reliability_table` -- the reliability of a probability such as ``p_real`` and its ECE
 - :func:`score_atoms`, :func:`inside_margin` -- the border-aware score of validation,
-  calibration and benchmarks (atoms within a margin of the border count neither way)
+  calibration and benchmarks (atoms within a margin of the border count neither way);
+  :func:`shown_columns` -- the columns a HAADF image shows, to leave the others out
 - :func:`crlb_gaussian_position`, :func:`mortensen_lsq_std` -- how precisely a Gaussian spot
   can be located
 """
 
 from __future__ import annotations
 
-from atomlens.metrics.border import inside_margin, score_atoms
+from atomlens.metrics.border import inside_margin, score_atoms, shown_columns
 from atomlens.metrics.crlb import crlb_gaussian_position, mortensen_lsq_std
 from atomlens.metrics.detection import (
     DetectionReport,
@@ -41,4 +42,5 @@ __all__ = [
     "reliability_table",
     "score_atoms",
     "score_detections",
+    "shown_columns",
 ]

@@ -46,6 +46,7 @@ def score_atoms(
     pixel_size: float,
     radius_A: float = 0.5,
     margin_A: float = 1.0,
+    ignore: np.ndarray | None = None,
 ) -> dict:
     """Match found atoms to the truth away from the border: the one border rule of
     atomlens's validation, calibration and benchmarks.
@@ -68,6 +69,9 @@ def score_atoms(
         Matching radius [Å].
     margin_A : float
         Width of the border band left out [Å].
+    ignore : ndarray of bool, optional
+        True atoms that count neither way, and nor do the found atoms matched to them:
+        e.g. columns the image does not show (:func:`shown_columns`).
 
     Returns
     -------
@@ -81,6 +85,12 @@ def score_atoms(
     t_xy = truth[["x_px", "y_px"]].to_numpy(float)
     match = match_points(p_xy, t_xy, radius=radius_A / pixel_size)
     p_core, t_core = inside_margin(p_xy, shape, m), inside_margin(t_xy, shape, m)
+    if ignore is not None:
+        ignore = np.asarray(ignore, bool)
+        if ignore.shape != (len(t_xy),):
+            raise ValueError(f"ignore must hold one flag per true atom ({len(t_xy)}).")
+        p_core[match.pred_index[ignore[match.true_index]]] = False
+        t_core = t_core & ~ignore
     matched_p = np.zeros(len(p_xy), bool)
     matched_p[match.pred_index] = True
     matched_t = np.zeros(len(t_xy), bool)
@@ -94,3 +104,17 @@ def score_atoms(
         "sq_err_A2": (d**2).ravel(),
         "true_index": match.true_index[keep],
     }
+
+
+def shown_columns(truth: pd.DataFrame, /, *, min_share: float = 0.25) -> np.ndarray:
+    """Which true columns a HAADF image shows: Σ Z^γ (``z_gamma_sum`` of the simulator's
+    truth) at least ``min_share`` of the bright columns' (their 90th percentile, so that a
+    few heavy dopants, such as Si in graphene at 4× a C column, do not count).
+
+    The default 0.25 lies between what the real SrTiO3 [110] ADF image shows (its Ti
+    columns, 0.37 of SrO's) and what it does not (its pure O columns, 0.13); it is the
+    share below which ``haadf-any`` is not taught columns (``label_min_share``). Use the
+    complement as ``ignore`` in :func:`score_atoms`; in bright field every column shows.
+    """
+    z = truth["z_gamma_sum"].to_numpy(float)
+    return z >= float(min_share) * np.percentile(z, 90) if len(z) else np.zeros(0, bool)

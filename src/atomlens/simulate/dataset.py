@@ -74,8 +74,8 @@ class ConditionRanges:
     label_kind : {"disk", "gaussian"}
         Label shape.
     label_min_share : float
-        Columns fainter than this share of the brightest (Σ Z^γ) are neither labelled nor
-        in the truth (:func:`atomlens.simulate.simulate_image`).
+        Columns fainter than this share of the bright ones (Σ Z^γ, 90th percentile) are
+        neither labelled nor in the truth (:func:`atomlens.simulate.simulate_image`).
     """
 
     materials: tuple[str, ...] = ("graphene",)
