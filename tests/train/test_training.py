@@ -212,6 +212,9 @@ def test_ctrl_c_saves_the_step_it_stops_at(tmp_path):
 
     full = train_tiny_model(tmp_path / "full", steps=6, val_every=3).model
     real_step = tr.Trainer._step
+    # the handler the run must put back: Python's default, or SIG_IGN where the suite was
+    # started in the background by a non-interactive shell (nohup, `&`)
+    before = signal.getsignal(signal.SIGINT)
 
     def step(self, step, *args):
         out = real_step(self, step, *args)
@@ -227,7 +230,7 @@ def test_ctrl_c_saves_the_step_it_stops_at(tmp_path):
         tr.Trainer._step = real_step
     state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     resumed = train_tiny_model(tmp_path / "resumed", steps=6, val_every=3).model
     for (k, a), b in zip(
         full.network.state_dict().items(), resumed.network.state_dict().values(), strict=True
