@@ -91,3 +91,15 @@ def test_find_logs_the_choice(tmp_path, caplog):
 def test_a_missing_file_is_named(tmp_path, bad):
     with pytest.raises(FileNotFoundError, match=bad):
         default_model_for(tmp_path / bad)
+
+
+def test_adapt_and_select_take_the_same_default_for_their_frames(tmp_path, caplog):
+    """The ELIT commands' default (``model_or_default`` with the frames) follows the same
+    rule as ``find``; without frames (``stream``: they arrive later) the HAADF default."""
+    from atomlens.cli.parse import model_or_default
+
+    _hspy(tmp_path / "abf.hspy", "ABF")
+    with caplog.at_level(logging.WARNING):
+        assert model_or_default(None, [str(tmp_path / "abf.hspy")]).name == "abf-any"
+        assert model_or_default(None).name == DEFAULT_MODEL
+    assert "signal type ABF" in caplog.text

@@ -137,7 +137,7 @@ def adapt(
         from atomlens.ensemble import Ensemble
         from atomlens.pipeline import read_frame_list
 
-        ens = Ensemble.load(model_or_default(model))
+        ens = Ensemble.load(model_or_default(model, frames))
         images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         cfg = AdaptConfig(
             rounds=rounds,
@@ -220,7 +220,7 @@ def select_members(
         from atomlens.ensemble import Ensemble
         from atomlens.pipeline import read_frame_list
 
-        ens = Ensemble.load(model_or_default(model))
+        ens = Ensemble.load(model_or_default(model, frames))
         images, ps = read_frame_list(frames, model=ens, pixel_size=pixel_size)
         sel = select(ens, images, pixel_size=ps, n_best=n_best, device=device)
     except USER_ERRORS as exc:

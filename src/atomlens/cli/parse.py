@@ -44,11 +44,20 @@ def p_real_cut(value: str | None) -> float | str | None:
         ) from None
 
 
-def model_or_default(model: Path | None) -> Path:
-    """``--model``, or the bundled default model (``haadf-generic``) with a warning: every
-    command that runs a model takes the same default."""
+def model_or_default(model: Path | None, inputs: list[str] | None = None) -> Path:
+    """``--model``, or the bundled default model with a warning: every command that runs a
+    model takes the same default, ``haadf-generic``, or ``abf-any`` when every input file's
+    detector says BF/ABF (:func:`atomlens.pipeline.default_model_for`; ``inputs`` are the
+    command's files, None where they are not known yet, as for ``stream``)."""
     if model is not None:
         return model
+    if inputs:
+        # light: file headers only, no torch
+        from atomlens.pipeline.model_choice import default_model_for
+
+        choice = default_model_for(inputs)
+        logging.getLogger("atomlens").warning("no --model given: %s", choice.reason)
+        return choice.path
     from atomlens.bundled import DEFAULT_MODEL, default_model  # light: file paths only
 
     logging.getLogger("atomlens").warning(
