@@ -93,12 +93,12 @@ def main() -> None:
     seeds = range(90_000, 90_000 + args.images)
     models = bundled_models()
     if args.only and args.only not in models:  # a model directory not installed (yet)
-        cfg = Ensemble.load(args.only).config
+        ens = Ensemble.load(args.only)
         models = {
             args.only: {
-                "members": len(Ensemble.load(args.only)),
-                "pixel_size_A": cfg.pixel_size_A,
-                "classes": cfg.class_names,
+                "members": len(ens),
+                "pixel_size_A": ens.config.pixel_size_A,
+                "classes": ens.config.class_names,
             }
         }
     for name, info in models.items():

@@ -286,10 +286,9 @@ def real_abf(models: dict[str, Ensemble], adf_model: Ensemble, figures: Path | N
     d_pair = np.hypot(*(ti[pairs[:, 1]] - ti[pairs[:, 0]]).T)
     pairs = pairs[np.abs(d_pair - 2.76) < 0.3]
     o_sites = (ti[pairs[:, 0]] + ti[pairs[:, 1]]) / 2
-    lo, hi = xy_adf.min(axis=0) + 3.0, xy_adf.max(axis=0) - 3.0  # away from the border
 
-    def inner(xy):
-        return ((xy >= lo) & (xy <= hi)).all(axis=1)
+    def inner(xy):  # 3 Å or more inside the ADF columns' extent, away from the border
+        return _inside(xy, xy_adf, margin_A=3.0)
 
     n_adf, o_sites = int(inner(xy_adf).sum()), o_sites[inner(o_sites)]
     print(

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from atomlens.metrics.border import inside_margin, score_atoms, shown_columns
+from atomlens.metrics.border import bright_level, inside_margin, score_atoms, shown_columns
 from atomlens.metrics.crlb import crlb_gaussian_position, mortensen_lsq_std
 from atomlens.metrics.detection import (
     DetectionReport,
@@ -33,6 +33,7 @@ __all__ = [
     "DetectionReport",
     "LocalisationErrors",
     "Matching",
+    "bright_level",
     "crlb_gaussian_position",
     "evaluate_files",
     "inside_margin",

@@ -117,4 +117,12 @@ def shown_columns(truth: pd.DataFrame, /, *, min_share: float = 0.25) -> np.ndar
     complement as ``ignore`` in :func:`score_atoms`; in bright field every column shows.
     """
     z = truth["z_gamma_sum"].to_numpy(float)
-    return z >= float(min_share) * np.percentile(z, 90) if len(z) else np.zeros(0, bool)
+    return z >= float(min_share) * bright_level(z) if len(z) else np.zeros(0, bool)
+
+
+def bright_level(z_gamma: np.ndarray, /) -> float:
+    """The bright columns' Σ Z^γ: its 90th percentile over the columns, so that a few heavy
+    dopants (Si in graphene at 4× a C column) do not set it. The one reference of
+    :func:`shown_columns` and of :func:`atomlens.simulate.simulate_image`'s
+    ``label_min_share``."""
+    return float(np.percentile(np.asarray(z_gamma, float), 90))

@@ -16,7 +16,7 @@ from ase import Atoms
 from atomlens import __version__
 from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.io.atoms_table import make_atoms_table
-from atomlens.metrics import crlb_gaussian_position
+from atomlens.metrics import bright_level, crlb_gaussian_position
 from atomlens.simulate.classes import ClassMap, column_compositions, column_species
 from atomlens.simulate.conditions import ImagingConditions
 from atomlens.simulate.defects import (
@@ -320,9 +320,8 @@ def simulate_image(
     labels = np.asarray(cmap.labels(counts, elements, pristine_ext), dtype=object)
     shown = present.copy()
     if label_min_share > 0 and present.any():
-        # against the bright columns' level (90th percentile), not the brightest one: a few
-        # heavy dopants must not hide the lattice (Si in graphene is 4× a C column)
-        shown &= z_gamma >= float(label_min_share) * float(np.percentile(z_gamma[present], 90))
+        # against the bright columns' level, not the brightest one (dopants)
+        shown &= z_gamma >= float(label_min_share) * bright_level(z_gamma[present])
     keep = inside & shown
     edge_px = r_core / px
     near_edge = (
