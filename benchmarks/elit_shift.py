@@ -15,7 +15,17 @@ and the oracle under the 8 Å film read 0.015 instead of 0.007):
 - the consensus after 1, 2 and 3 ELIT rounds (fine-tuning on pseudo-labels; a round the
   guard undoes keeps the previous round's score and is marked ``*``);
 - an oracle: the same members fine-tuned on the same frames with their true atoms, for as
-  many steps as the three ELIT rounds together.
+  many steps as the three ELIT rounds together;
+- a simulation oracle ("sim oracle"): the same members fine-tuned, for as many steps, on
+  fresh simulated images at the shifted condition itself with their exact atoms (a new
+  image for every crop, as ELIT's simulated share gets): what training at the true
+  condition can do when it is known, where the few-frame oracle only sees its four frames.
+
+Rows named "abTEM" come from outside atomlens's simulator: graphene frames from abTEM's
+multislice (``abtem_frames.py``; the ``bench`` extra), at 10⁶ e⁻/Å² on the physical scale
+(about the counts of condition A) and 10⁵, and with ``--harsh`` at 10⁴. Their test frames
+tile cells with other Si sites than the unlabeled frames; the simulation oracle has no
+condition to simulate there ("nan"). ``--no-abtem`` leaves them out.
 
 ``--adapt-steps`` (steps per member per round) is ``adapt``'s own default, 150; the tables
 before 2026-11-29 used 60 to save time, which under the 8 Å film left ELIT still climbing
@@ -36,10 +46,12 @@ A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
 ``--match-sampling/--no-match-sampling`` and ``--film drawn|estimated`` set how);
 ``--background-max`` sets adapt's option of that name; ``--select-only`` scores the
 members, the ensemble and ``select`` only (a few minutes); ``--frame-set N`` draws other
-frames, to see how much a figure moves with them.
+frames, to see how much a figure moves with them; ``--frozen`` draws the frozen set
+(``FROZEN_FRAME_SET``), kept for reporting: no rule or setting was tuned on it (runs on it
+are logged in ``benchmarks/FROZEN.md``).
 
     python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
-        [--frame-set N]
+        [--frame-set N | --frozen] [--no-abtem]
         [--simulated-share 0.5] [--simulated-background frames] [--background-max 0.1]
         [--members 4] [--steps 300]
 """
@@ -78,6 +90,9 @@ DEFAULT = HERE / ".models" / "elit-A"
 PS = 0.1  # Å/px of condition A
 A = ImagingConditions(dose_e_per_A2=1e5, probe=GaussianProbe(fwhm_A=0.85))
 DEFECTS = (Substitution("C", "Si", 0.01),)
+#: the frame set kept for reporting (``--frozen``): no rule or setting was tuned on it
+FROZEN_FRAME_SET = 41
+ABTEM_CACHE = HERE / ".cache" / "elit_shift_abtem"
 
 # name → (conditions, pixel size [Å/px])
 SHIFTS: dict[str, tuple[ImagingConditions, float]] = {
@@ -105,6 +120,15 @@ SHIFTS: dict[str, tuple[ImagingConditions, float]] = {
         PS,
     ),
 }
+
+
+# frames from abTEM's multislice, outside the simulator's family: name → dose [e⁻/Å²] on
+# the physical scale (about 1/12 of the simulator's counts at one nominal dose)
+ABTEM: dict[str, float] = {
+    "abTEM multislice (1e6)": 1e6,
+    "abTEM multislice (1e5)": 1e5,
+}
+ABTEM_HARSH: dict[str, float] = {"abTEM multislice (1e4)": 1e4}
 
 
 # stronger shifts, for a model that the shifts above barely hurt (--harsh)
@@ -210,22 +234,75 @@ def f1_p_real(model: Ensemble, test: list, p_real_min: float | str = "auto") -> 
     return float(np.mean(f1s))
 
 
-def oracle(ens: Ensemble, sims: list, ps: float, steps: int, cfg: AdaptConfig) -> Ensemble:
-    """The members fine-tuned on the frames with their true atoms."""
-    import copy
-
+def pairs(ens: Ensemble, sims: list, ps: float, crop: int, seed: int) -> PairSource:
+    """Crops of ``sims`` (images with true atoms at ``ps`` Å/px) at the model's sampling."""
     c = ens.config
     tables = [s.truth.assign(**{"class": s.truth["class"].astype(str)}) for s in sims]
-    src = PairSource(
+    return PairSource(
         [s.image for s in sims],
         tables,
         pixel_size=ps,
         model_pixel_size=c.pixel_size_A,
         class_names=c.class_names,
-        crop=cfg.crop,
-        seed=99,
+        crop=crop,
+        seed=seed,
         label_radius_A=c.label_radius_A,
     )
+
+
+class ShiftedSimulations:
+    """Training batches of fresh simulated images at one condition (the shifted one), with
+    their exact atoms: each crop comes from a new frame of the test frames' size (so that
+    drift and jitter, given in px per frame, are the same) at ``ps`` Å/px, resampled to the
+    model's sampling as ``find`` resamples a frame."""
+
+    def __init__(
+        self, ens: Ensemble, cond: ImagingConditions, ps: float, size: int, crop: int, seed: int
+    ):
+        self.ens, self.cond, self.ps, self.crop, self.seed = ens, cond, ps, crop, seed
+        self.class_names = tuple(ens.config.class_names)
+        self.in_channels = 1
+        self.side = size
+
+    def batch(self, step: int, /, *, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ms = [], []
+        for i in range(batch_size):
+            sim = simulate_image(
+                "graphene",
+                shape=self.side,
+                pixel_size=self.ps,
+                rng=np.random.SeedSequence([self.seed, int(step), i]),
+                conditions=self.cond,
+                defects=DEFECTS,
+            )
+            crops = pairs(self.ens, [sim], self.ps, self.crop, seed=self.seed + step)
+            x, m = crops.batch(i, batch_size=1)
+            xs.append(x)
+            ms.append(m)
+        return torch.cat(xs), torch.cat(ms)
+
+    def describe(self) -> dict:
+        return {"source": "shifted simulations", "seed": self.seed, "pixel_size_A": self.ps}
+
+
+def oracle(ens: Ensemble, sims: list, ps: float, steps: int, cfg: AdaptConfig) -> Ensemble:
+    """The members fine-tuned on the frames with their true atoms."""
+    return fine_tuned(ens, pairs(ens, sims, ps, cfg.crop, seed=99), steps, cfg)
+
+
+def sim_oracle(
+    ens: Ensemble, cond: ImagingConditions, ps: float, size: int, steps: int, cfg: AdaptConfig
+) -> Ensemble:
+    """The members fine-tuned on fresh simulations at the shifted condition itself."""
+    src = ShiftedSimulations(ens, cond, ps, size, cfg.crop, seed=77)
+    return fine_tuned(ens, src, steps, cfg)
+
+
+def fine_tuned(ens: Ensemble, src, steps: int, cfg: AdaptConfig) -> Ensemble:
+    """Each member trained ``steps`` more steps on ``src`` with ELIT's batch and rate."""
+    import copy
+
+    c = ens.config
     nets = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, net in enumerate(ens.networks):
@@ -269,6 +346,12 @@ def main() -> None:
         default=0,
         help="draw another set of unlabeled and test frames (0: the documented tables)",
     )
+    ap.add_argument(
+        "--frozen",
+        action="store_true",
+        help=f"the frozen frame set ({FROZEN_FRAME_SET}), kept for reporting",
+    )
+    ap.add_argument("--no-abtem", action="store_true", help="leave out the abTEM multislice rows")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="two shifts, fewer frames")
     ap.add_argument("--harsh", action="store_true", help="stronger shifts (dose ÷100, …)")
@@ -326,6 +409,10 @@ def main() -> None:
         help="members, ensemble and select only (no ELIT, no oracle): a quick check of select",
     )
     args = ap.parse_args()
+    if args.frozen:
+        if args.frame_set:
+            ap.error("give --frozen or --frame-set, not both")
+        args.frame_set = FROZEN_FRAME_SET
     if args.frame_set < 0:
         ap.error(f"--frame-set must be 0 or more, got {args.frame_set}")
     if args.test < 1:
@@ -337,7 +424,13 @@ def main() -> None:
     t_all = time.perf_counter()
     ens = train_base(args.model, args.members, args.steps)
     table = HARSH if args.harsh else SHIFTS
-    shifts = dict(list(table.items())[:3]) if args.quick else table
+    shifts: dict = dict(list(table.items())[:3]) if args.quick else dict(table)
+    abtem_rows = {k: ("abtem", d) for k, d in (ABTEM_HARSH if args.harsh else ABTEM).items()}
+    if not (args.no_abtem or (args.quick and not args.only)):
+        shifts.update(abtem_rows)
+    # a row's frames are drawn by its place in the whole table, so that --only and --quick
+    # draw the same frames as the full run (before 2026-12-05, by its place among the rows run)
+    place = {name: i for i, name in enumerate({**table, **abtem_rows})}
     if args.only:  # condition A stays: the other rows are compared with it
         shifts = {
             k: v
@@ -364,11 +457,12 @@ def main() -> None:
         f"condition A; {n_frames} unlabeled + {n_test} test frames of {args.size}² px per "
         f"shift; ELIT {cfg.steps} steps/member/round (fine-tune, "
         f"{cfg.simulated_summary()} at condition A, background_max {cfg.background_max}), "
-        f"oracle {3 * cfg.steps}"
+        f"oracle and sim oracle {3 * cfg.steps}; frame set {args.frame_set}"
+        + (" (frozen)" if args.frame_set == FROZEN_FRAME_SET else "")
     )
     cols = ["worst", "median", "best", "ensemble", "selected"]
     if not args.select_only:
-        cols += ["ELIT 1", "ELIT 2", "ELIT 3", "oracle"]
+        cols += ["ELIT 1", "ELIT 2", "ELIT 3", "oracle", "sim oracle"]
     head = f"{'condition':28s} " + " ".join(f"{c:>14s}" for c in cols)
     rows = []
     n_atoms: dict[str, float] = {}  # mean true atoms per test frame
@@ -376,17 +470,31 @@ def main() -> None:
     for k, (name, (cond, ps)) in enumerate(shifts.items()):
         t0 = time.perf_counter()
 
-        def sim(seed: int, cond=cond, ps=ps):
-            return simulate_image(
-                "graphene",
-                shape=args.size,
-                pixel_size=ps,
-                rng=seed,
-                conditions=cond,
-                defects=DEFECTS,
-            )
+        base = 1000 * place[name] + 100_000 * args.frame_set
+        if cond == "abtem":
+            import abtem_frames
 
-        base = 1000 * k + 100_000 * args.frame_set
+            dose, ps = float(ps), PS
+            # two cells for the unlabeled frames, two others (other Si sites) for the test
+            cells = [abtem_frames.cell(10 * args.frame_set + j, ABTEM_CACHE) for j in range(4)]
+
+            def sim(seed: int, dose=dose, cells=cells):
+                img, truth = cells[(seed % 2) + (2 if seed % 1000 >= 500 else 0)]
+                return abtem_frames.frame(
+                    img, truth, seed=seed, dose=dose, shape=args.size, pixel_size=PS
+                )
+        else:
+
+            def sim(seed: int, cond=cond, ps=ps):
+                return simulate_image(
+                    "graphene",
+                    shape=args.size,
+                    pixel_size=ps,
+                    rng=seed,
+                    conditions=cond,
+                    defects=DEFECTS,
+                )
+
         unl = [sim(base + i) for i in range(n_frames)]
         test = [(sim(base + 500 + i), ps) for i in range(n_test)]
         frames = [s.image for s in unl]
@@ -447,6 +555,11 @@ def main() -> None:
                 res.setdefault(f"ELIT {rnd}", (last[0], last[1], "*"))
             orc = oracle(ens, unl, ps, 3 * cfg.steps, cfg)
             res["oracle"] = (*score(orc, test), "")
+            if cond == "abtem":  # no condition of the simulator to train at
+                res["sim oracle"] = (float("nan"), float("nan"), "")
+            else:
+                so = sim_oracle(ens, cond, ps, args.size, 3 * cfg.steps, cfg)
+                res["sim oracle"] = (*score(so, test), "")
             if "ELIT 3" not in p_real:  # round 3 undone: the last kept round's
                 p_real["ELIT 3"] = f1_p_real(out.ensemble, test)
                 cal = out.ensemble.calibration
@@ -462,7 +575,7 @@ def main() -> None:
         print(f"{name:28s} {cells}   ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     print("\ncells: F1/RMSE [pm]; * = round undone by the guard (previous round's figures);")
-    print("#i = the member select chose.")
+    print("#i = the member select chose; nan: no simulated condition (abTEM rows).")
     print("\ntargets (issue 5): where the median member loses ≥ 0.05 F1 against condition A,")
     print("ELIT 3 within 0.01 F1 of the oracle; selected ≥ median member in every row.")
     print("(labelled pick: the member best on the unlabeled frames by their true atoms, on the")
@@ -471,12 +584,19 @@ def main() -> None:
     for name, res, _, _ in rows:
         hurt = base_median - res["median"][0] >= 0.05
         gap = res["oracle"][0] - res["ELIT 3"][0] if "oracle" in res else float("nan")
+        sgap = res["sim oracle"][0] - res["ELIT 3"][0] if "sim oracle" in res else float("nan")
         sel_ok = res["selected"][0] >= res["median"][0] - 1e-9
         elit = (
             ""
             if args.select_only
             else f"oracle − ELIT3 {gap:+.4f} "
             + (f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})" if hurt else "")
+            + (f"; sim oracle − ELIT3 {sgap:+.4f}" if np.isfinite(sgap) else "")
+            + (
+                f" (≤ 0.01: {'met' if sgap <= 0.01 else 'NOT met'})"
+                if hurt and np.isfinite(sgap)
+                else ""
+            )
         )
         print(
             f"  {name:28s} median loses {base_median - res['median'][0]:+.4f}  {elit}"

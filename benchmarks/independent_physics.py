@@ -94,7 +94,7 @@ TARGETS = (
 # --- structures --------------------------------------------------------------------------
 
 
-def _commensurate(atoms, reps: tuple[int, int]):
+def commensurate(atoms, reps: tuple[int, int]):
     """``atoms`` repeated and strained (< 1 % per axis) so that x and y span whole pixels."""
     atoms = atoms * (reps[0], reps[1], 1)
     cell = atoms.cell.lengths()
@@ -114,7 +114,7 @@ def structure(material: str):
     from ase.lattice.cubic import SimpleCubicFactory
 
     if material == "graphene":
-        a = _commensurate(abtem.orthogonalize_cell(ase_graphene(a=2.46, vacuum=2.0)), (5, 3))
+        a = commensurate(abtem.orthogonalize_cell(ase_graphene(a=2.46, vacuum=2.0)), (5, 3))
         z = a.get_positions()
         c = z[:, :2].mean(axis=0)
         order = np.argsort(np.hypot(*(z[:, :2] - c).T))
@@ -124,7 +124,7 @@ def structure(material: str):
         a.center(vacuum=2.0, axis=2)
         return a
     if material == "mos2":
-        a = _commensurate(
+        a = commensurate(
             abtem.orthogonalize_cell(mx2("MoS2", "2H", a=3.16, thickness=3.17, vacuum=2.0)),
             (4, 2),
         )
@@ -143,7 +143,7 @@ def structure(material: str):
             element_basis = (0, 1, 2, 2, 2)
 
         a = _Perovskite()(symbol=("Sr", "Ti", "O"), latticeconstant=3.905, size=(3, 3, 3))
-        a = _commensurate(a, (1, 1))
+        a = commensurate(a, (1, 1))
         a.center(vacuum=2.0, axis=2)
         return a
     raise ValueError(material)
@@ -176,14 +176,14 @@ def columns(atoms) -> pd.DataFrame:
     return t
 
 
-def _fourier_resample(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def fourier_resample(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A periodic band-limited image resampled to ``shape`` (Fourier interpolation)."""
     from scipy.signal import resample  # the FFT method, right for odd and even sizes
 
     return resample(resample(img, shape[0], axis=0), shape[1], axis=1)
 
 
-def _haadf(atoms, material: str) -> np.ndarray:
+def haadf_image(atoms, material: str) -> np.ndarray:
     """Noiseless HAADF image of ``atoms`` (fraction of the beam on the detector per pixel,
     rows y) at 0.2 Å/px."""
     import abtem  # deferred: only when simulating
@@ -208,7 +208,7 @@ def _haadf(atoms, material: str) -> np.ndarray:
     m = smat.scan(scan=scan, detectors=det).compute(progress_bar=False)
     img = np.asarray(m.array, float).T  # abTEM's first axis is x
     shape = (round(ly / PIXEL_A), round(lx / PIXEL_A))
-    img = _fourier_resample(img, shape)
+    img = fourier_resample(img, shape)
     # source size: a Gaussian blur in Fourier space
     ky = np.fft.fftfreq(shape[0], d=PIXEL_A)
     kx = np.fft.fftfreq(shape[1], d=PIXEL_A)
@@ -222,7 +222,7 @@ BOUND_STEP_A = 0.02
 
 
 def simulate(material: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """Noiseless HAADF image (see :func:`_haadf`) and the true columns, each with the
+    """Noiseless HAADF image (see :func:`haadf_image`) and the true columns, each with the
     Fisher information of its x position per unit dose, ``fisher_per_dose``
     [1/(Å² · e⁻/Å²)]: for each species, the column nearest the cell's centre is moved by
     :data:`BOUND_STEP_A` in x and the image simulated again; ``Σ (∂f/∂x)² / f · a²`` over
@@ -230,7 +230,7 @@ def simulate(material: str) -> tuple[np.ndarray, pd.DataFrame]:
     species gets that value (the sites are 3- or 4-fold symmetric, so x and y are alike;
     columns beside a defect differ a little)."""
     atoms = structure(material)
-    img = _haadf(atoms, material)
+    img = haadf_image(atoms, material)
     truth = columns(atoms)
     xy = atoms.get_positions()[:, :2]
     centre = atoms.cell.lengths()[:2] / 2
@@ -244,7 +244,7 @@ def simulate(material: str) -> tuple[np.ndarray, pd.DataFrame]:
         pos = moved.get_positions()
         pos[near, 0] += BOUND_STEP_A
         moved.set_positions(pos)
-        dfdx = (_haadf(moved, material) - img) / BOUND_STEP_A
+        dfdx = (haadf_image(moved, material) - img) / BOUND_STEP_A
         fisher[rows] = float(np.sum(dfdx**2 / img)) * PIXEL_A**2
     truth["fisher_per_dose"] = fisher
     return img, truth
