@@ -39,8 +39,10 @@ there, and which member is better in F1 is decided by the few such columns of th
 frames). The ensemble is trained on first use and cached in ``benchmarks/.models/elit-A``.
 
 With ``--harsh``, stronger shifts (dose ÷100, probe ×2, a 20 Å film) for when the ones
-above cost the members little. ``--simulated-share S`` mixes simulated images of condition
-A (exact labels) into every ELIT batch (1: only those, no pseudo-labels);
+above cost the members little; ``--all-shifts`` runs both tables' rows in one run (each
+row on the same frames as in its own table). ``--simulated-share S`` mixes simulated
+images of condition A (exact labels) into every ELIT batch (1: only those, no
+pseudo-labels);
 ``--simulated-background frames`` gives them the unlabeled frames' own background and noise
 (``atomlens.elit.sources.FrameStyledSource``; ``--pixel-noise``, ``--match-blur/--no-match-blur``,
 ``--match-sampling/--no-match-sampling`` and ``--film drawn|estimated`` set how);
@@ -355,6 +357,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="two shifts, fewer frames")
     ap.add_argument("--harsh", action="store_true", help="stronger shifts (dose ÷100, …)")
+    ap.add_argument(
+        "--all-shifts",
+        action="store_true",
+        help="the rows of both tables in one run (condition A once)",
+    )
     ap.add_argument("--only", nargs="+", help="only the shifts whose name contains one of these")
     ap.add_argument(
         "--simulated-share",
@@ -423,14 +430,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
     ens = train_base(args.model, args.members, args.steps)
-    table = HARSH if args.harsh else SHIFTS
-    shifts: dict = dict(list(table.items())[:3]) if args.quick else dict(table)
-    abtem_rows = {k: ("abtem", d) for k, d in (ABTEM_HARSH if args.harsh else ABTEM).items()}
-    if not (args.no_abtem or (args.quick and not args.only)):
-        shifts.update(abtem_rows)
-    # a row's frames are drawn by its place in the whole table, so that --only and --quick
-    # draw the same frames as the full run (before 2026-12-05, by its place among the rows run)
-    place = {name: i for i, name in enumerate({**table, **abtem_rows})}
+    # each table: its simulated shifts, then its abTEM rows
+    tables = []
+    if not args.harsh or args.all_shifts:
+        tables.append({**SHIFTS, **{k: ("abtem", d) for k, d in ABTEM.items()}})
+    if args.harsh or args.all_shifts:
+        tables.append({**HARSH, **{k: ("abtem", d) for k, d in ABTEM_HARSH.items()}})
+    # a row's frames are drawn by its place in its whole table, so that --only, --quick and
+    # --all-shifts draw the same frames as the full run (before 2026-12-05, by its place
+    # among the rows run)
+    place = {name: i for t in tables for i, name in enumerate(t)}
+    shifts: dict = {}
+    for t in tables:
+        sim_rows = [r for r in t.items() if r[1][0] != "abtem"]
+        shifts.update(sim_rows[:3] if args.quick else sim_rows)
+        if not (args.no_abtem or (args.quick and not args.only)):
+            shifts.update(r for r in t.items() if r[1][0] == "abtem")
     if args.only:  # condition A stays: the other rows are compared with it
         shifts = {
             k: v
