@@ -86,6 +86,15 @@ def test_score_atoms_margin_and_radius_are_in_angstrom():
     assert s["true_index"].tolist() == [0]
 
 
+def test_score_atoms_matches_within_half_an_angstrom_by_default():
+    # one atom 0.45 Å from its column, one 0.55 Å: by default only the first is a pair
+    truth = _table([[30, 30], [60, 30]])
+    found = _table([[34.5, 30], [65.5, 30]])
+    s = score_atoms(found, truth, shape=(100, 100), pixel_size=0.1)
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 1)
+    assert s["true_index"].tolist() == [0]
+
+
 def test_score_atoms_with_nothing_found_or_nothing_true():
     s = score_atoms(FOUND.iloc[:0], TRUTH, shape=SHAPE, pixel_size=PS)
     assert (s["tp"], s["fp"], s["fn"]) == (0, 0, 3)  # T0, T1, T3

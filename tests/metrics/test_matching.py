@@ -123,15 +123,40 @@ def test_minimises_total_distance_among_maximum_matchings() -> None:
     assert m.distance.sum() == pytest.approx(0.2)
 
 
-def test_matches_brute_force_on_clustered_points() -> None:
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_matches_brute_force_on_clustered_points(scale) -> None:
+    # scale 10: a radius of 8 (0.8 Å at 0.1 Å/px is such a radius in px), where a cost
+    # for forbidden pairs written in the wrong unit no longer exceeds the real pairs'
     rng = np.random.default_rng(3)
     for _ in range(30):
-        pred = rng.uniform(0, 2, (rng.integers(1, 6), 2))
-        true = rng.uniform(0, 2, (rng.integers(1, 6), 2))
-        m = match_points(pred, true, radius=0.8)
-        tp, total = _brute_force(pred, true, 0.8)
+        pred = rng.uniform(0, 2, (rng.integers(1, 6), 2)) * scale
+        true = rng.uniform(0, 2, (rng.integers(1, 6), 2)) * scale
+        m = match_points(pred, true, radius=0.8 * scale)
+        tp, total = _brute_force(pred, true, 0.8 * scale)
         assert m.tp == tp
         assert m.distance.sum() == pytest.approx(total)
+
+
+def test_many_separate_clusters_each_match_as_alone() -> None:
+    # several clusters that each need the assignment algorithm, far apart: the pairs (by
+    # index, not only their count) are those of each cluster matched on its own
+    rng = np.random.default_rng(11)
+    preds, trues, want_tp, want_total = [], [], 0, 0.0
+    for k in range(8):
+        offset = np.array([100.0 * k, 0.0])
+        p = rng.uniform(0, 2, (rng.integers(2, 5), 2))
+        t = rng.uniform(0, 2, (rng.integers(2, 5), 2))
+        tp, total = _brute_force(p, t, 0.8)
+        want_tp, want_total = want_tp + tp, want_total + total
+        preds.append(p + offset)
+        trues.append(t + offset)
+    pred, true = np.concatenate(preds), np.concatenate(trues)
+    m = match_points(pred, true, radius=0.8)
+    assert m.tp == want_tp
+    assert m.distance.sum() == pytest.approx(want_total)
+    d = np.hypot(*(pred[m.pred_index] - true[m.true_index]).T)
+    np.testing.assert_allclose(m.distance, d)  # each distance is its own pair's
+    assert (d <= 0.8).all()
 
 
 @pytest.mark.parametrize(
@@ -168,8 +193,16 @@ def test_localisation_errors_statistics() -> None:
     assert (e.mean_dx, e.mean_dy) == (pytest.approx(0.0), pytest.approx(0.25))
     scaled = e.scaled(10.0)
     assert isinstance(scaled, LocalisationErrors)
-    assert scaled.rmse == pytest.approx(10 * e.rmse)
+    for name in ("rmse", "median", "p95", "mean_dx", "mean_dy", "rmse_x", "rmse_y"):
+        assert getattr(scaled, name) == pytest.approx(10 * getattr(e, name)), name
     assert scaled.n == e.n
+
+
+def test_p95_is_the_95th_percentile_of_the_radial_error() -> None:
+    radial = np.arange(1.0, 101.0)  # 1 … 100: the 95th and 96th percentiles differ
+    e = localisation_errors(np.c_[radial, np.zeros(100)])
+    assert e.p95 == pytest.approx(np.percentile(radial, 95))
+    assert e.p95 != pytest.approx(np.percentile(radial, 96))
 
 
 @pytest.mark.parametrize(
