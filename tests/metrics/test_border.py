@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.metrics import inside_margin, score_atoms
+from atomlens.metrics import inside_margin, score_atoms, shown_columns
 
 
 def _table(xy) -> pd.DataFrame:
@@ -130,10 +130,27 @@ def test_ignored_true_atoms_and_the_atoms_on_them_count_neither_way():
         score_atoms(found, truth, shape=(100, 100), pixel_size=0.1, ignore=[True])
 
 
+def test_bright_level_is_the_90th_percentile_and_the_share_is_inclusive():
+    from atomlens.metrics import bright_level
+
+    z = np.arange(1.0, 101.0)
+    assert bright_level(z) == pytest.approx(np.percentile(z, 90))
+    assert bright_level(z) != pytest.approx(np.percentile(z, 91))
+    # a column at exactly min_share of the bright level shows
+    level = bright_level(z)
+    truth = pd.DataFrame({"z_gamma_sum": np.r_[z, 0.25 * level]})
+    assert shown_columns(truth)[-1]
+
+
+def test_shown_columns_of_no_columns_is_empty():
+    empty = pd.DataFrame({"z_gamma_sum": np.zeros(0)})
+    shown = shown_columns(empty)
+    assert shown.shape == (0,) and shown.dtype == bool
+
+
 def test_shown_columns_follow_the_z_contrast():
     """SrTiO3 [110] in HAADF (γ 1.7): the SrO and Ti columns show, the pure O columns (0.13
     of SrO's Σ Z^γ) do not; in bright field's γ 0.5 every column shows."""
-    from atomlens.metrics import shown_columns
     from atomlens.simulate import ImagingConditions, Substitution, simulate_image
 
     for gamma, shown in ((1.7, {"SrO", "Ti"}), (0.5, {"SrO", "Ti", "O"})):

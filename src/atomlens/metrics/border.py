@@ -89,7 +89,7 @@ def score_atoms(
         ignore = np.asarray(ignore, bool)
         if ignore.shape != (len(t_xy),):
             raise ValueError(f"ignore must hold one flag per true atom ({len(t_xy)}).")
-        p_core[match.pred_index[ignore[match.true_index]]] = False
+        # a found atom on an ignored column is matched, so it is no false positive either
         t_core = t_core & ~ignore
     matched_p = np.zeros(len(p_xy), bool)
     matched_p[match.pred_index] = True
