@@ -136,10 +136,10 @@ def test_bright_level_is_the_90th_percentile_and_the_share_is_inclusive():
     z = np.arange(1.0, 101.0)
     assert bright_level(z) == pytest.approx(np.percentile(z, 90))
     assert bright_level(z) != pytest.approx(np.percentile(z, 91))
-    # a column at exactly min_share of the bright level shows
-    level = bright_level(z)
-    truth = pd.DataFrame({"z_gamma_sum": np.r_[z, 0.25 * level]})
-    assert shown_columns(truth)[-1]
+    # a column at exactly min_share of the bright level (4.0: ten bright columns) shows
+    truth = pd.DataFrame({"z_gamma_sum": [4.0] * 10 + [1.0]})
+    assert bright_level(truth["z_gamma_sum"].to_numpy()) == 4.0
+    assert shown_columns(truth, min_share=0.25).all()
 
 
 def test_shown_columns_of_no_columns_is_empty():
