@@ -12,12 +12,11 @@ frame's sampling and moved by a sub-pixel offset without loss; a *frame* tiles o
 to the detector; atomlens's simulator uses 0.01 Å², so about 12× the counts at one nominal
 dose). Truth: every column of the frame, class ``C`` or ``Si``.
 
-The cells are cached under ``cache`` (about 40 s each on 2 CPU cores the first time).
+The cells are cached under ``cache`` (3–15 s each on 2 CPU cores the first time).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,25 +50,16 @@ def _cell_structure(seed: int):
 def cell(seed: int, cache: Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Noiseless image (detected fraction per pixel at 0.2 Å/px) and true columns
     (``x_px, y_px`` at 0.2 Å/px, ``class``) of the cell drawn by ``seed``."""
-    f_img, f_truth = cache / f"cell-{seed}.npy", cache / f"cell-{seed}.csv"
-    if f_img.exists() and f_truth.exists():
-        return np.load(f_img), pd.read_csv(f_truth)
-    t0 = time.perf_counter()
-    atoms = _cell_structure(seed)
-    img = ip.haadf_image(atoms, "graphene")
-    cols = ip.columns(atoms)
-    truth = pd.DataFrame(
-        {"x_px": cols["x_px"], "y_px": cols["y_px"], "class": cols["species"].astype(str)}
-    )
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(f_img, img)
-    truth.to_csv(f_truth, index=False)
-    print(
-        f"abTEM cell {seed}: {img.shape} px, {len(truth)} columns, "
-        f"{time.perf_counter() - t0:.0f} s (cached in {cache})",
-        flush=True,
-    )
-    return img, truth
+
+    def make() -> tuple[np.ndarray, pd.DataFrame]:
+        atoms = _cell_structure(seed)
+        cols = ip.columns(atoms)
+        truth = pd.DataFrame(
+            {"x_px": cols["x_px"], "y_px": cols["y_px"], "class": cols["species"].astype(str)}
+        )
+        return ip.haadf_image(atoms, "graphene"), truth
+
+    return ip.cached(f"abtem-cell-{seed}", cache, make)
 
 
 def frame(

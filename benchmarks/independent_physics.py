@@ -58,6 +58,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import ClassVar
@@ -250,21 +251,28 @@ def simulate(material: str) -> tuple[np.ndarray, pd.DataFrame]:
     return img, truth
 
 
-def load_or_simulate(material: str, cache: Path) -> tuple[np.ndarray, pd.DataFrame]:
-    f_img, f_truth = cache / f"{material}.npy", cache / f"{material}_truth.csv"
+def cached(
+    name: str, cache: Path, make: Callable[[], tuple[np.ndarray, pd.DataFrame]]
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The image and truth ``name`` from ``cache``, or ``make()`` them and cache them."""
+    f_img, f_truth = cache / f"{name}.npy", cache / f"{name}_truth.csv"
     if f_img.exists() and f_truth.exists():
         return np.load(f_img), pd.read_csv(f_truth)
     t0 = time.perf_counter()
-    img, truth = simulate(material)
+    img, truth = make()
     cache.mkdir(parents=True, exist_ok=True)
     np.save(f_img, img)
     truth.to_csv(f_truth, index=False)
     print(
-        f"simulated {material}: {img.shape} px, {len(truth)} columns, "
+        f"simulated {name}: {img.shape} px, {len(truth)} columns, "
         f"{time.perf_counter() - t0:.0f} s (cached in {cache})",
         flush=True,
     )
     return img, truth
+
+
+def load_or_simulate(material: str, cache: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    return cached(material, cache, lambda: simulate(material))
 
 
 def column_bound(truth: pd.DataFrame, dose: float) -> np.ndarray:
