@@ -452,6 +452,14 @@ def main() -> None:
             for i, (k, v) in enumerate(shifts.items())
             if i == 0 or any(o in k for o in args.only)
         }
+    if any(c == "abtem" for c, _ in shifts.values()):
+        import importlib.util
+
+        if importlib.util.find_spec("abtem") is None:  # say so before the first row, not mid-run
+            ap.error(
+                "the abTEM rows need abTEM: pip install -c constraints.txt -e '.[bench]', "
+                "or pass --no-abtem"
+            )
     n_frames, n_test = (3, 2) if args.quick else (args.frames, args.test)
     cfg = AdaptConfig(
         rounds=3,

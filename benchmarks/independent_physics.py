@@ -261,8 +261,12 @@ def cached(
     t0 = time.perf_counter()
     img, truth = make()
     cache.mkdir(parents=True, exist_ok=True)
-    np.save(f_img, img)
-    truth.to_csv(f_truth, index=False)
+    # written beside, then renamed: an interrupted run leaves no half-written cache entry
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        np.save(Path(tmp) / "img.npy", img)
+        truth.to_csv(Path(tmp) / "truth.csv", index=False)
+        (Path(tmp) / "img.npy").replace(f_img)
+        (Path(tmp) / "truth.csv").replace(f_truth)  # last: the entry counts once both exist
     print(
         f"simulated {name}: {img.shape} px, {len(truth)} columns, "
         f"{time.perf_counter() - t0:.0f} s (cached in {cache})",
