@@ -107,15 +107,39 @@ def test_every_model_failing_is_one_error():
 
 
 def test_record_matches_the_result_and_a_stopped_run_resumes_exactly(tmp_path):
+    """The run record is the automated experiment's RunRecord: path.csv names the model of
+    every step, steps.jsonl the bandit's state; a run stopped mid-way resumes to the same
+    path, counts and winner."""
+    from atomlens.active.record import RunRecord
+
     models = lambda: {"line": Linear(1), "quad": Linear(2)}  # noqa: E731
     settings = HypothesisSettings(steps=6, warmup=1, n_seed=3, seed=4, policy="softmax")
     full = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "a")
     rec = load_record(tmp_path / "a")
     assert rec["finished"] and rec["result"]["winner"] == full.winner
+    assert rec["steps"] == full.record["steps"] and rec["seed_indices"] == list(full.measured[:3])
     assert [s["model"] for s in rec["steps"]].count("line") == full.counts["line"]
     sums = {n: sum(s["reward"] for s in rec["steps"] if s["model"] == n) for n in rec["models"]}
     assert {n: sums[n] / max(full.counts[n], 1) for n in sums} == pytest.approx(full.values)
-    assert (tmp_path / "a" / "steps.csv").read_text().count("\n") == 1 + len(rec["steps"])
+
+    run = RunRecord.read(tmp_path / "a")
+    assert run.meta["kind"] == "hypotheses"
+    table = run.path_table()
+    assert list(table["index"]) == list(full.measured)
+    np.testing.assert_allclose(table["value"], Y[full.measured])
+    assert list(table["why"][:3]) == ["seed"] * 3
+    assert [w.split()[1] for w in table["why"][3:]] == [s["model"] for s in rec["steps"]]
+    assert set(w.split()[0] for w in table["why"][3:5]) == {"warmup"}
+    np.testing.assert_array_equal(run.inputs[:, 0], X)
+    # the acquisition is the chosen model's σ at the point: the largest of its map's
+    for k, line in enumerate(run.step_lines()[3:], start=3):
+        with np.load(tmp_path / "a" / line["maps"]) as maps:
+            open_ = np.setdiff1d(np.arange(X.size), full.measured[:k])
+            sd = np.sqrt(maps["variance"].astype(float))
+            assert line["acquisition"] == pytest.approx(sd[open_].max(), rel=1e-6)
+            assert line["index"] == open_[np.argmax(sd[open_])]
+    bandit = (tmp_path / "a" / "bandit.csv").read_text().splitlines()
+    assert len(bandit) == 1 + len(rec["steps"]) and bandit[0].startswith("step,phase,model")
 
     calls = []
 
@@ -128,15 +152,61 @@ def test_record_matches_the_result_and_a_stopped_run_resumes_exactly(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         learn_hypotheses(X, models=models(), measure=stops, settings=settings, out=tmp_path / "b")
     assert len(load_record(tmp_path / "b")["steps"]) == 3
+    assert not load_record(tmp_path / "b")["finished"]
     resumed = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "b")
     np.testing.assert_array_equal(resumed.measured, full.measured)
     assert resumed.counts == full.counts and resumed.winner == full.winner
+    assert load_record(tmp_path / "b")["steps"] == rec["steps"]
     with pytest.raises(FileExistsError, match="holds a finished run"):
         learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path / "b")
     other = HypothesisSettings(steps=5, warmup=1, n_seed=3, seed=4)
-    with pytest.raises(FileExistsError, match="other settings"):
+    (tmp_path / "b" / "winner.json").unlink()
+    with pytest.raises(ValueError, match=r"records another run \(differs in settings\)"):
         learn_hypotheses(X, models=models(), measure=Y, settings=other, out=tmp_path / "b")
-    json.loads((tmp_path / "b" / "record.json").read_text())
+    again = learn_hypotheses(
+        X, models=models(), measure=Y, settings=other, out=tmp_path / "b", overwrite=True
+    )
+    assert len(RunRecord.read(tmp_path / "b").finished()["indices"]) == len(again.measured)
+
+
+def test_a_run_resumes_after_a_model_was_dropped(tmp_path):
+    """The dropped model stays dropped after a resume, and its warm-up turns measure
+    nothing, as in the uninterrupted run."""
+    models = lambda: {"raises": Raises(), "line": Linear(1), "quad": Linear(2)}  # noqa: E731
+    settings = HypothesisSettings(steps=4, warmup=2, n_seed=3, seed=2)
+    full = learn_hypotheses(X, models=models(), measure=Y, settings=settings)
+    calls = []
+
+    def stops(i):
+        calls.append(i)
+        if len(calls) == 3 + 3:
+            raise KeyboardInterrupt
+        return float(Y[i])
+
+    with pytest.raises(KeyboardInterrupt):
+        learn_hypotheses(X, models=models(), measure=stops, settings=settings, out=tmp_path)
+    resumed = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path)
+    np.testing.assert_array_equal(resumed.measured, full.measured)
+    assert resumed.dropped == full.dropped == {"raises": "RuntimeError: diverged"}
+    assert resumed.counts == full.counts and resumed.counts["raises"] == 0
+
+
+def test_replay_reproduces_a_recorded_run_and_finds_where_it_parts(tmp_path):
+    from atomlens.active.hypotheses import replay_hypotheses
+
+    models = lambda: {"line": Linear(1), "quad": Linear(2)}  # noqa: E731
+    settings = HypothesisSettings(steps=5, warmup=1, n_seed=3, seed=7)
+    full = learn_hypotheses(X, models=models(), measure=Y, settings=settings, out=tmp_path)
+    same = replay_hypotheses(tmp_path, models=models())
+    assert same.exact and same.winner == full.winner
+    np.testing.assert_array_equal(same.indices, full.measured)
+    # other models decide otherwise: the replay stops where the path parts, and says so
+    other = replay_hypotheses(tmp_path, models={"line": Linear(3), "quad": Linear(2)})
+    assert not other.exact and len(other.mismatches) == 1
+    k = other.mismatches[0]["step"]
+    assert k >= 3 and other.mismatches[0]["logged"] == full.measured[k]
+    with pytest.raises(ValueError, match="run from Python and records no models file"):
+        replay_hypotheses(tmp_path)
 
 
 def test_structured_gps_in_the_loop_pick_the_model_that_made_the_data():
@@ -221,13 +291,21 @@ def test_cli_writes_record_winner_and_figures(tmp_path):
     winner = json.loads((tmp_path / "run" / "winner.json").read_text())
     assert winner["winner"] == "parabola" and set(winner["dropped"]) == {"broken"}
     for name in (
-        "record.json",
-        "steps.csv",
+        "run.json",
+        "path.csv",
+        "steps.jsonl",
+        "bandit.csv",
         "reconstruction.csv",
         "rewards.png",
         "reconstruction.png",
     ):
         assert (tmp_path / "run" / name).stat().st_size > 0, name
+    again = CliRunner().invoke(app, ["replay", str(tmp_path / "run")])
+    assert again.exit_code == 0, again.output
+    assert "the path and the winner are reproduced exactly" in again.output
+    (tmp_path / "models.py").write_text(MODELS_PY.replace('p["c"] * x**2', 'p["c"] * x**3'))
+    changed = CliRunner().invoke(app, ["replay", str(tmp_path / "run")])
+    assert changed.exit_code == 2 and "changed since the run" in changed.output
     bad = CliRunner().invoke(app, [*args[:2], "--models", "nope.py", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2
     assert "error: nope.py: no such file; pass --models as a .py file" in bad.output

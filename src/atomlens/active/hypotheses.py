@@ -36,11 +36,17 @@ uniformly.
 A model whose fit or prediction raises, or returns NaN/inf, is dropped with the reason
 recorded under its name; the loop goes on with the others.
 
-The record (``record.json`` in ``out``, rewritten atomically after every measurement, and
-``steps.csv``) holds the settings, the seed points and every step: the model, why it was
-chosen, the point, the value, the uncertainty before and after, the reward and the
-counts, reward sums and values of every model, with the random generator's state, so an
-interrupted run resumes from it exactly.
+The run record is the automated experiment's (:class:`atomlens.active.record.RunRecord`,
+the same files :func:`atomlens.active.run` writes, with ``"kind": "hypotheses"`` in
+``run.json``): one row of ``path.csv`` per measurement, whose ``why`` names the phase and the
+model (``seed``, ``warmup peak``, ``greedy onset``, ``explore plateau``, ``softmax peak``)
+and whose ``acquisition`` is the chosen model's predictive standard deviation at the point;
+one line of ``steps.jsonl`` per measurement holding the uncertainty before and after, the
+reward, the counts, reward sums and values of every model, the dropped models and the random
+generator's state, so an interrupted run resumes from it exactly; the chosen model's mean and
+variance before each step in ``maps/``; ``bandit.csv``, the counts and average rewards per
+model per step as a table; and ``winner.json`` once the run has ended.
+:func:`replay_hypotheses` re-decides every step from the record.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ import numpy as np
 
 __all__ = [
     "Bandit",
+    "HypothesisReplay",
     "HypothesisResult",
     "HypothesisSettings",
     "SurrogateModel",
@@ -70,12 +77,18 @@ __all__ = [
     "load_models",
     "load_record",
     "read_candidates",
+    "replay_hypotheses",
     "run_hypotheses_files",
 ]
 
 logger = logging.getLogger(__name__)
 
-RECORD_VERSION = 1
+#: Version of the hypothesis record (2: the automated experiment's RunRecord; 1 was
+#: ``record.json`` and ``steps.csv``).
+RECORD_VERSION = 2
+
+#: The figures a finished command-line run writes.
+_FIGURES = ("rewards.png", "reconstruction.png")
 
 
 class SurrogateModel(Protocol):
@@ -265,7 +278,7 @@ class HypothesisResult:
     values_measured : ndarray of shape (K,)
         Their measured values.
     record : dict
-        The full run record (as written to ``record.json``).
+        The run as one dict (what :func:`load_record` reads back from ``out``).
     """
 
     winner: str
@@ -281,29 +294,28 @@ class HypothesisResult:
     record: dict[str, Any] = field(repr=False)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _steps_csv(record: Mapping[str, Any]) -> str:
+def _bandit_csv(names: Sequence[str], steps: Sequence[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
-    names = record["models"]
     cols = ["step", "phase", "model", "why", "index", "value", "before", "after", "reward"]
     cols += [f"count_{n}" for n in names] + [f"value_{n}" for n in names]
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
-    for s in record["steps"]:
+    for st in steps:
         w.writerow(
-            [s[c] for c in cols[:9]]
-            + [s["counts"][n] for n in names]
-            + [s["values"][n] for n in names]
+            [st[c] for c in cols[:9]]
+            + [st["counts"][n] for n in names]
+            + [st["values"][n] for n in names]
         )
     return buf.getvalue()
 
@@ -312,30 +324,84 @@ def _candidates_hash(X: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
+def _record_dict(meta: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The run as one dict (``HypothesisResult.record``) from ``run.json`` and the
+    ``steps.jsonl`` lines of a :class:`~atomlens.active.record.RunRecord`."""
+    seeds = [ln for ln in lines if ln["why"] == "seed"]
+    steps = [dict(ln["model"], index=ln["index"], value=ln["value"]) for ln in lines]
+    steps = [st for st in steps if st["phase"] != "seed"]
+    for k, st in enumerate(steps):
+        st["step"] = k
+    last = lines[-1]["model"] if lines else {}
+    return {
+        "kind": "hypotheses",
+        "version": meta.get("version"),
+        "settings": meta["settings"],
+        "models": list(meta["models"]),
+        "model_settings": meta.get("model_settings"),
+        "candidates": meta["candidates"],
+        "seed_indices": [ln["index"] for ln in seeds],
+        "seed_values": [ln["value"] for ln in seeds],
+        "steps": steps,
+        "dropped": dict(last.get("dropped", {})),
+        "result": None,
+        "finished": False,
+    }
+
+
 def load_record(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read the run record ``record.json`` of a hypothesis-learning run.
+    """Read the run record of a hypothesis-learning run as one dict.
+
+    The record on disk is the automated experiment's
+    (:class:`~atomlens.active.record.RunRecord`: ``run.json``, ``path.csv``,
+    ``steps.jsonl``, ``raw.npy``, ``maps/``) plus ``bandit.csv`` and, once the run has
+    ended, ``winner.json``.
 
     Parameters
     ----------
     out : str or path-like
-        The run's output directory (or the record file itself).
+        The run's output directory.
 
     Returns
     -------
     dict
-        The record.
+        ``settings``, ``models``, ``seed_indices``, ``seed_values``, ``steps`` (one dict per
+        measurement after the seed points: ``step``, ``phase``, ``model``, ``why``,
+        ``index``, ``x``, ``value``, ``before``, ``after``, ``reward``, ``counts``,
+        ``values``), ``dropped``, ``finished`` and ``result`` (``winner.json``, or None).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``out`` holds no run record.
+    ValueError
+        ``out`` holds the record of another kind of run (``atomlens explore``) or of an
+        older version.
     """
+    from atomlens.active.record import RunRecord
+
     path = Path(out)
-    if path.is_dir():
-        path = path / "record.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no run record here; pass the `out` of a run.")
-    rec = json.loads(path.read_text(encoding="utf-8"))
-    if rec.get("version") != RECORD_VERSION:
+    rec = RunRecord.read(path)
+    _check_kind(rec.meta, path)
+    d = _record_dict(rec.meta, rec.step_lines())
+    winner = path / "winner.json"
+    if winner.is_file():
+        d["result"] = json.loads(winner.read_text(encoding="utf-8"))
+        d["finished"] = True
+    return d
+
+
+def _check_kind(meta: Mapping[str, Any], path: Path) -> None:
+    if meta.get("kind") != "hypotheses":
         raise ValueError(
-            f"{path}: record version {rec.get('version')!r}, expected {RECORD_VERSION}."
+            f"{path} records an automated-experiment run (atomlens explore), not hypothesis "
+            "learning; read it with atomlens.active.RunRecord.read."
         )
-    return rec
+    if meta.get("version") != RECORD_VERSION:
+        raise ValueError(
+            f"{path}: hypothesis record version {meta.get('version')!r}, expected "
+            f"{RECORD_VERSION}; rerun with this version of atomlens."
+        )
 
 
 def learn_hypotheses(
@@ -349,6 +415,9 @@ def learn_hypotheses(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool | Callable[..., Any] = False,
+    positions_px: Any = None,
+    overview: Any = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> HypothesisResult:
     """Run hypothesis learning over a set of candidate points.
 
@@ -361,20 +430,32 @@ def learn_hypotheses(
         variance)`` (e.g. :class:`~atomlens.active.structured.StructuredGP`). Their order
         breaks ties.
     measure : callable or array_like of shape (M,)
-        ``measure(index) → value`` (an instrument or a simulator), or the values of all
-        candidates, revealed only when measured.
+        ``measure(index) → value`` (an instrument through :func:`instrument_measure`, or a
+        simulator), or the values of all candidates, revealed only when measured.
     settings : HypothesisSettings, optional
         Steps, warm-up, seed points, bandit rule, reward metric and seed.
     seed_indices : sequence of int, optional
         Candidates to measure first instead of ``settings.n_seed`` random ones.
     out : str or path-like, optional
-        Directory for ``record.json`` and ``steps.csv`` (written after every measurement).
-        If it holds the record of an unfinished run with the same settings, candidates and
-        models, that run resumes.
+        Directory of the run record, written after every measurement: the automated
+        experiment's :class:`~atomlens.active.record.RunRecord` (``run.json``,
+        ``path.csv``, ``steps.jsonl``, ``raw.npy``, ``inputs.npy``, the chosen model's mean
+        and variance before each step in ``maps/``) plus ``bandit.csv`` (counts and average
+        rewards per model per step) and, at the end, ``winner.json`` and
+        ``maps/final.npz``. If it holds an unfinished run with the same settings,
+        candidates and models, that run resumes where it stopped.
     overwrite : bool
         Start afresh in an ``out`` that holds another run.
     progress : bool or callable
         A tqdm progress bar (``True``) or a tqdm-compatible callable.
+    positions_px : array_like of shape (M, 2), optional
+        Where each candidate lies on ``overview`` (x, y) [px], for the record's ``x_px``,
+        ``y_px`` and figures (instrument runs).
+    overview : ndarray of shape (H, W), optional
+        The overview image the positions refer to, saved with the record.
+    provenance : mapping, optional
+        JSON-able facts saved in ``run.json`` under ``provenance`` (e.g. the models file
+        and its checksum, so that :func:`replay_hypotheses` can find it).
 
     Returns
     -------
@@ -383,8 +464,14 @@ def learn_hypotheses(
     Raises
     ------
     ValueError
-        Bad inputs; a measurement that is NaN; every model dropped.
+        Bad inputs; a measurement that is NaN; every model dropped; ``out`` recording
+        another run.
+    FileExistsError
+        ``out`` holds other files, or a finished run, and ``overwrite`` is not set.
     """
+    # the record of the automated experiment, shared with atomlens.active.run
+    from atomlens.active.record import RunRecord
+
     s = settings if settings is not None else HypothesisSettings()
     if not isinstance(s, HypothesisSettings):
         raise TypeError(f"`settings` must be HypothesisSettings, got {type(s).__name__}.")
@@ -417,6 +504,13 @@ def learn_hypotheses(
         def measure_fn(i: int) -> float:
             return float(targets[i])
 
+    pos = None
+    if positions_px is not None:
+        pos = np.asarray(positions_px, dtype=np.float64)
+        if pos.shape != (M, 2) or not np.isfinite(pos).all():
+            raise ValueError(
+                f"`positions_px` must be ({M}, 2) finite pixel positions, got {pos.shape}."
+            )
     needed = s.warmup * len(names) + s.steps
     if seed_indices is not None:
         seeds = [int(i) for i in seed_indices]
@@ -433,7 +527,8 @@ def learn_hypotheses(
             "`steps` or `warmup`, or give more candidates."
         )
 
-    header = {
+    meta = {
+        "kind": "hypotheses",
         "version": RECORD_VERSION,
         "settings": s.to_dict(),
         "models": names,
@@ -442,38 +537,87 @@ def learn_hypotheses(
             for n, m in models.items()
         },
         "candidates": {"n": M, "dims": X.shape[1], "sha256_16": _candidates_hash(X)},
+        "seed_indices": seeds,
+        "provenance": dict(provenance) if provenance is not None else None,
     }
+    rec = None
+    lines: list[dict[str, Any]] = []
     out_dir = Path(out) if out is not None else None
-    record = _open_record(out_dir, header, overwrite=overwrite)
+    if out_dir is not None:
+        resume = (out_dir / "run.json").is_file() and not overwrite
+        if resume and (out_dir / "winner.json").is_file():
+            raise FileExistsError(
+                f"{out_dir} holds a finished run; choose another `out` or pass `overwrite=True`."
+            )
+        if overwrite:
+            for old in ("winner.json", "bandit.csv", "reconstruction.csv", *_FIGURES):
+                (out_dir / old).unlink(missing_ok=True)
+        rec = RunRecord.open(
+            out_dir,
+            meta=meta,
+            positions=pos,
+            image=overview,
+            energy=None,
+            resume=resume,
+            overwrite=overwrite,
+            inputs=X,
+        )
+        lines = rec.step_lines()
+    record = _record_dict(meta, lines)
+
     rng = np.random.default_rng(s.seed)
     bandit = Bandit(names, policy=s.policy, epsilon=s.epsilon, temperature=s.temperature)
-
-    # ---- seed points (or the resumed state) ---------------------------------------------
-    if record.get("seed_indices") is None:
-        idx = (
-            seeds if seeds is not None else [int(i) for i in rng.choice(M, s.n_seed, replace=False)]
+    first = seeds if seeds is not None else [int(i) for i in rng.choice(M, s.n_seed, replace=False)]
+    measured = [int(ln["index"]) for ln in lines]
+    values = [float(ln["value"]) for ln in lines]
+    if measured[: len(first)] != first[: len(measured)]:
+        raise ValueError(
+            f"{out_dir}: the recorded seed points are not this run's; pass `overwrite`."
         )
-        vals = [_checked(measure_fn(i), i) for i in idx]
-        record["seed_indices"], record["seed_values"] = idx, vals
-        record["rng_state"] = rng.bit_generator.state
-        _save(out_dir, record)
-    measured = list(record["seed_indices"])
-    values = list(record["seed_values"])
-    for step in record["steps"]:
-        measured.append(step["index"])
-        values.append(step["value"])
-        bandit.update(step["model"], step["reward"])
-    for name in record["dropped"]:
+    done = 0  # plan entries finished
+    latest: dict[str, float] = {}  # name → its uncertainty at its latest fit
+    state = lines[-1]["model"] if lines else {}
+    if state.get("phase", "seed") != "seed":
+        done = int(state["plan"]) + 1
+        bandit.counts = {n: int(state["counts"][n]) for n in names}
+        bandit.sums = {n: float(state["sums"][n]) for n in names}
+        rng.bit_generator.state = state["rng_state"]
+    for name in state.get("dropped", {}):
         bandit.drop(name)
-    rng.bit_generator.state = (
-        record["steps"][-1]["rng_state"] if record["steps"] else record["rng_state"]
-    )
-    done = len(record["steps"])
-    if done:
-        logger.info("resuming %s after %d steps", out_dir, done)
+    for st in record["steps"]:
+        if st["after"] is not None:
+            latest[st["model"]] = st["after"]
+    if lines:
+        logger.info("resuming %s after %d measurements", out_dir, len(lines))
+
+    def write(i: int, value: float, why: str, acq: float, summary: dict, maps) -> None:
+        line = {"index": i, "value": value, "why": why, "model": summary}
+        lines.append(line)
+        if rec is not None:
+            step = len(rec.finished()["indices"])
+            rec.append(
+                step=step,
+                round_=step,
+                index=i,
+                value=value,
+                raw=value,
+                why=why,
+                acquisition=acq,
+                summary=summary,
+                maps=maps,
+            )
+            if summary["phase"] != "seed":
+                steps = _record_dict(meta, lines)["steps"]
+                _write_atomic(out_dir / "bandit.csv", _bandit_csv(names, steps))
+
+    for i in first[len(measured) :]:
+        value = _checked(measure_fn(i), i)
+        measured.append(i)
+        values.append(value)
+        write(i, value, "seed", math.nan, {"phase": "seed"}, None)
 
     cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # name → (n data, mean, std)
-    latest = {st["model"]: st["after"] for st in record["steps"] if st.get("after") is not None}
+    dropped: dict[str, str] = dict(state.get("dropped", {}))
 
     def fit_predict(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The model's (mean, std) over all candidates on all data so far, or None if it
@@ -495,14 +639,13 @@ def learn_hypotheses(
         except Exception as exc:  # any failure of a user's model drops that model only
             reason = f"{type(exc).__name__}: {exc}"
             logger.warning("model %r dropped: %s", name, reason)
-            record["dropped"][name] = reason
+            dropped[name] = reason
             bandit.drop(name)
             cache.pop(name, None)
             if not bandit.active:
-                _save(out_dir, record)
                 raise ValueError(
                     "every model failed and was dropped: "
-                    + "; ".join(f"{k}: {v}" for k, v in record["dropped"].items())
+                    + "; ".join(f"{k}: {v}" for k, v in dropped.items())
                 ) from exc
             return None
         std = np.sqrt(np.clip(var, 0.0, None))
@@ -512,11 +655,11 @@ def learn_hypotheses(
     def summary(std: np.ndarray) -> float:
         return float(np.median(std) if s.metric == "median" else np.mean(std))
 
-    def one_step(name: str, phase: str, why: str) -> None:
+    def one_step(k: int, name: str, phase: str, why: str) -> None:
         before = fit_predict(name)
         if before is None:
             return
-        _, std = before
+        mean_b, std = before
         open_ = np.ones(M, bool)
         open_[measured] = False
         masked = np.where(open_, std, -np.inf)
@@ -526,8 +669,9 @@ def learn_hypotheses(
         values.append(value)
         after = fit_predict(name)
         u_before = summary(std)
+        reward = None
         if after is None:
-            u_after, reward = float("nan"), -1.0
+            u_after = None
         else:
             u_after = summary(after[1])
             latest[name] = u_after
@@ -537,38 +681,34 @@ def learn_hypotheses(
                 others = [latest[n] for n in bandit.active if n != name and n in latest]
                 reward = 1.0 if all(u_after < o for o in others) else -1.0
             bandit.update(name, reward)
-        record["steps"].append(
-            {
-                "step": len(record["steps"]),
-                "phase": phase,
-                "model": name,
-                "why": why,
-                "index": i,
-                "x": X[i].tolist(),
-                "value": value,
-                "before": u_before,
-                "after": u_after,
-                "reward": reward if after is not None else None,
-                "counts": dict(bandit.counts),
-                "values": {n: bandit.value(n) for n in names},
-                "rng_state": rng.bit_generator.state,
-            }
-        )
-        _save(out_dir, record)
+        state = {
+            "phase": phase,
+            "model": name,
+            "why": why,
+            "plan": k,
+            "x": X[i].tolist(),
+            "before": u_before,
+            "after": u_after,
+            "reward": reward,
+            "counts": dict(bandit.counts),
+            "sums": dict(bandit.sums),
+            "values": {n: bandit.value(n) for n in names},
+            "dropped": dict(dropped),
+            "rng_state": rng.bit_generator.state,
+        }
+        write(i, value, f"{why} {name}", float(std[i]), state, (mean_b, std**2))
 
     plan = [("warmup", n) for _ in range(s.warmup) for n in names] + [("bandit", None)] * s.steps
     bar = _progress(progress, total=len(plan), initial=min(done, len(plan)))
     try:
-        for phase, name in plan[done:]:
+        for k in range(done, len(plan)):
+            phase, name = plan[k]
             if phase == "warmup":
-                if name not in bandit.active:
-                    record["steps"].append(_skipped(len(record["steps"]), name, bandit, names, rng))
-                    _save(out_dir, record)
-                else:
-                    one_step(name, "warmup", "warmup")
+                if name in bandit.active:  # a dropped model's turn measures nothing
+                    one_step(k, name, "warmup", "warmup")
             else:
                 chosen, why = bandit.choose(rng)
-                one_step(chosen, "bandit", why)
+                one_step(k, chosen, "bandit", why)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -585,16 +725,26 @@ def learn_hypotheses(
     model = models[winner]
     params = model.parameters() if hasattr(model, "parameters") else {}
     evidence = {n: float(getattr(models[n], "log_evidence_", float("nan"))) for n in predictions}
+    record = _record_dict(meta, lines)
+    record["dropped"] = dict(dropped)
     record["result"] = {
         "winner": winner,
         "parameters": params,
         "counts": dict(bandit.counts),
         "values": {n: bandit.value(n) for n in names},
+        "dropped": dict(dropped),
         "log_evidence": evidence,
     }
     record["finished"] = True
-    _save(out_dir, record)
     mean, std = predictions[winner]
+    if out_dir is not None:
+        buf = io.BytesIO()
+        np.savez(buf, mean=mean.astype(np.float32), variance=(std**2).astype(np.float32))
+        _write_atomic(out_dir / "maps" / "final.npz", buf.getvalue())
+        # written last: a run with winner.json is finished
+        _write_atomic(
+            out_dir / "winner.json", json.dumps(record["result"], indent=1, default=_json_default)
+        )
     return HypothesisResult(
         winner=winner,
         parameters=params,
@@ -603,7 +753,7 @@ def learn_hypotheses(
         predictions=predictions,
         counts=dict(bandit.counts),
         values={n: bandit.value(n) for n in names},
-        dropped=dict(record["dropped"]),
+        dropped=dict(dropped),
         measured=np.asarray(measured, dtype=int),
         values_measured=np.asarray(values, dtype=float),
         record=record,
@@ -659,25 +809,6 @@ def instrument_measure(
     return measure
 
 
-def _skipped(step: int, name: str, bandit: Bandit, names: list[str], rng) -> dict[str, Any]:
-    """A warm-up turn of a dropped model: nothing measured, recorded so steps stay aligned."""
-    return {
-        "step": step,
-        "phase": "warmup",
-        "model": name,
-        "why": "dropped",
-        "index": None,
-        "x": None,
-        "value": None,
-        "before": None,
-        "after": None,
-        "reward": None,
-        "counts": dict(bandit.counts),
-        "values": {n: bandit.value(n) for n in names},
-        "rng_state": rng.bit_generator.state,
-    }
-
-
 def _checked(value: Any, i: int) -> float:
     v = float(value)
     if not math.isfinite(v):
@@ -696,52 +827,6 @@ def _progress(progress: bool | Callable[..., Any], *, total: int, initial: int):
 
         return tqdm(total=total, initial=initial, desc="hypotheses", unit="step")
     return progress(total=total, initial=initial)
-
-
-def _open_record(out: Path | None, header: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
-    fresh = {
-        **header,
-        "seed_indices": None,
-        "seed_values": None,
-        "steps": [],
-        "dropped": {},
-        "finished": False,
-    }
-    if out is None:
-        return fresh
-    path = out / "record.json"
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory; choose another `out`.")
-    if path.is_file() and not overwrite:
-        old = load_record(out)
-        same = all(old.get(k) == header[k] for k in ("settings", "models", "candidates"))
-        if not same:
-            raise FileExistsError(
-                f"{out} holds a run with other settings, models or candidates; choose another "
-                "`out` or pass `overwrite=True`."
-            )
-        if old.get("finished"):
-            raise FileExistsError(
-                f"{out} holds a finished run; choose another `out` or pass `overwrite=True`."
-            )
-        old["steps"] = [st for st in old["steps"]]
-        return old
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"{out} exists and is not empty; choose another `out` or pass `overwrite=True`."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for name in ("record.json", "steps.csv"):
-            (out / name).unlink(missing_ok=True)
-    return fresh
-
-
-def _save(out: Path | None, record: Mapping[str, Any]) -> None:
-    if out is None:
-        return
-    _write_atomic(out / "record.json", json.dumps(record, indent=1, default=_json_default))
-    _write_atomic(out / "steps.csv", _steps_csv(record))
 
 
 def _json_default(o: Any) -> Any:
@@ -851,10 +936,12 @@ def run_hypotheses_files(
 ) -> HypothesisResult:
     """Hypothesis learning from files: what ``atomlens hypotheses`` runs.
 
-    Writes into ``out``: ``record.json`` and ``steps.csv`` (as the run goes), then
-    ``winner.json`` (winner, parameters with 90 % intervals, counts, average rewards,
-    dropped models, log evidences), ``reconstruction.csv`` (the candidates with every
-    surviving model's mean and σ), ``rewards.png`` and ``reconstruction.png``.
+    Writes into ``out`` the run record as it goes (see :func:`learn_hypotheses`; ``run.json``
+    names the data and models files with their checksums, so ``atomlens replay OUT``
+    re-decides the run), then ``winner.json`` (winner, parameters with 90 % intervals,
+    counts, average rewards, dropped models, log evidences), ``reconstruction.csv`` (the
+    candidates with every surviving model's mean and σ), ``rewards.png`` and
+    ``reconstruction.png``.
 
     Parameters
     ----------
@@ -879,19 +966,23 @@ def run_hypotheses_files(
     s = settings if settings is not None else HypothesisSettings()
     X, y = read_candidates(data)
     found = load_models(models, seed=s.seed)
+    provenance = {
+        "data_file": str(Path(data).resolve()),
+        "data_sha256": _file_sha256(Path(data)),
+        "models_file": str(Path(models).resolve()),
+        "models_sha256": _file_sha256(Path(models)),
+    }
     result = learn_hypotheses(
-        X, models=found, measure=y, settings=s, out=out, overwrite=overwrite, progress=progress
+        X,
+        models=found,
+        measure=y,
+        settings=s,
+        out=out,
+        overwrite=overwrite,
+        progress=progress,
+        provenance=provenance,
     )
     out_dir = Path(out)
-    winner = {
-        "winner": result.winner,
-        "parameters": result.parameters,
-        "counts": result.counts,
-        "values": result.values,
-        "dropped": result.dropped,
-        "log_evidence": result.record["result"]["log_evidence"],
-    }
-    _write_atomic(out_dir / "winner.json", json.dumps(winner, indent=1, default=_json_default))
     buf = io.StringIO()
     w = csv.writer(buf)
     coords = [f"x{i}" for i in range(X.shape[1])]
@@ -909,3 +1000,143 @@ def run_hypotheses_files(
 
     save_hypothesis_figures(out_dir, candidates=X, result=result)
     return result
+
+
+@dataclass
+class HypothesisReplay:
+    """What :func:`replay_hypotheses` found.
+
+    Attributes
+    ----------
+    indices : ndarray of shape (K,)
+        The candidates the replay measured, in order (it stops at the first that differs
+        from the record).
+    recorded : ndarray of shape (N,)
+        The recorded ones.
+    mismatches : list of dict
+        ``{"step", "logged", "replayed"}`` for the step where the paths part.
+    winner, recorded_winner : str or None
+        The replay's winner, and the one in ``winner.json`` (None for an unfinished run).
+    """
+
+    indices: np.ndarray
+    recorded: np.ndarray
+    mismatches: list[dict[str, Any]]
+    winner: str | None
+    recorded_winner: str | None
+
+    @property
+    def exact(self) -> bool:
+        """The whole recorded path, and the winner, reproduced."""
+        return (
+            not self.mismatches
+            and len(self.indices) == len(self.recorded)
+            and self.winner == self.recorded_winner
+        )
+
+
+class _PathParts(Exception):
+    """The replay asked for a measurement the record does not have at that step."""
+
+
+def replay_hypotheses(
+    out: str | os.PathLike[str],
+    /,
+    *,
+    models: Mapping[str, SurrogateModel] | str | os.PathLike[str] | None = None,
+) -> HypothesisReplay:
+    """Re-decide every step of a recorded hypothesis-learning run from its own
+    measurements, and say whether the same points, in the same order, and the same winner
+    come out.
+
+    Every model is refitted at every step as in the run; the measurements are the
+    recorded ones, so nothing is measured again.
+
+    Parameters
+    ----------
+    out : str or path-like
+        The run's record (the ``out`` of :func:`learn_hypotheses` or ``atomlens
+        hypotheses``).
+    models : mapping, path or None
+        The candidate models, or the ``.py`` file defining them; by default the models file
+        recorded in ``run.json`` by ``atomlens hypotheses`` (its checksum must match).
+
+    Returns
+    -------
+    HypothesisReplay
+
+    Raises
+    ------
+    FileNotFoundError
+        No record in ``out``, or the recorded models file is gone.
+    ValueError
+        Not a hypothesis-learning record; a models file that changed since the run; no
+        models given for a run started from Python.
+    """
+    from atomlens.active.record import RunRecord
+
+    path = Path(out)
+    rec = RunRecord.read(path)
+    _check_kind(rec.meta, path)
+    meta = rec.meta
+    X = rec.inputs
+    if X is None or _candidates_hash(X) != meta["candidates"]["sha256_16"]:
+        raise ValueError(f"{path}: inputs.npy is missing or not the recorded candidates.")
+    s = HypothesisSettings.from_dict(meta["settings"])
+    if models is None:
+        prov = meta.get("provenance") or {}
+        if "models_file" not in prov:
+            raise ValueError(
+                f"{path} was run from Python and records no models file; pass `models`."
+            )
+        file = Path(prov["models_file"])
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{file}: the run's models file is gone; pass `models` (--models) where it is."
+            )
+        if _file_sha256(file) != prov.get("models_sha256"):
+            raise ValueError(
+                f"{file} changed since the run (its checksum differs); a replay needs the "
+                "models the run used."
+            )
+        models = load_models(file, seed=s.seed)
+    elif not isinstance(models, Mapping):
+        models = load_models(models, seed=s.seed)
+    done = rec.finished()
+    recorded = [int(i) for i in done["indices"]]
+    vals = [float(v) for v in done["values"]]
+    asked: list[int] = []
+
+    def measure(i: int) -> float:
+        k = len(asked)
+        asked.append(int(i))
+        if k >= len(recorded) or recorded[k] != int(i):
+            raise _PathParts
+        return vals[k]
+
+    mismatches: list[dict[str, Any]] = []
+    winner = None
+    try:
+        winner = learn_hypotheses(
+            X, models=models, measure=measure, settings=s, seed_indices=meta["seed_indices"]
+        ).winner
+    except _PathParts:
+        k = len(asked) - 1
+        if k < len(recorded):
+            mismatches.append({"step": k, "logged": recorded[k], "replayed": asked[k]})
+        asked.pop()
+    win_file = path / "winner.json"
+    recorded_winner = (
+        json.loads(win_file.read_text(encoding="utf-8"))["winner"] if win_file.is_file() else None
+    )
+    return HypothesisReplay(
+        indices=np.asarray(asked, dtype=int),
+        recorded=np.asarray(recorded, dtype=int),
+        mismatches=mismatches,
+        winner=winner,
+        recorded_winner=recorded_winner,
+    )
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -4,6 +4,8 @@ A record directory holds:
 
 - ``run.json``: settings, scalarizer, number of candidates, a checksum of their features;
 - ``candidates.npy``: candidate positions ``(N, 2)`` as ``(x, y)`` [px] (instrument runs);
+- ``inputs.npy``: the candidates as the models see them ``(N, D)``, in the caller's units
+  (hypothesis-learning runs, :mod:`atomlens.active.hypotheses`);
 - ``overview.npy``: the overview image (H, W), if any;
 - ``energy.npy``: the spectra's energy axis (E,) [eV], if spectra are measured;
 - ``path.csv``: one row per measurement, ``step, round, index, x_px, y_px, value,
@@ -14,6 +16,13 @@ A record directory holds:
 - ``maps/step-NNNN.npz``: ``mean`` and ``variance`` (N,) over all candidates of the model
   that chose step NNNN (``maps/final.npz``: the last model's);
 - ``path.png``, ``best_so_far.png``, ``maps.png``: the figures, when the run ends.
+
+A hypothesis-learning run (``run.json`` with ``"kind": "hypotheses"``) writes the same files;
+its ``why`` names the phase and the model (``seed``, ``warmup plateau``, ``greedy peak``,
+``explore onset``, ``softmax peak``), its ``acquisition`` is the chosen model's predictive
+standard deviation at the point, each ``steps.jsonl`` line holds the bandit's state (see
+:func:`atomlens.active.hypotheses.learn_hypotheses`), and ``winner.json`` is written when the
+run ends.
 
 Every file is replaced atomically (written beside, then renamed), ``path.csv`` last: a step is
 finished when its row is in ``path.csv``, and :meth:`RunRecord.finished` reads only finished
@@ -74,6 +83,7 @@ class RunRecord:
         self.path = path
         self.meta = meta
         self.positions: np.ndarray | None = None
+        self.inputs: np.ndarray | None = None
         self.energy: np.ndarray | None = None
         self._rows: list[dict[str, Any]] = []
         self._steps: list[str] = []
@@ -92,8 +102,12 @@ class RunRecord:
         energy: np.ndarray | None,
         resume: bool = False,
         overwrite: bool = False,
+        inputs: np.ndarray | None = None,
     ) -> RunRecord:
         """Start a record in ``path``, or with ``resume`` continue the one there.
+
+        ``inputs`` (N, D), when given, are saved as ``inputs.npy``: the candidates as the
+        models see them (hypothesis learning).
 
         Raises
         ------
@@ -120,13 +134,18 @@ class RunRecord:
             raise FileNotFoundError(f"{path} holds no run record (run.json) to resume.")
         check_output_directory(path, overwrite=overwrite)
         path.mkdir(parents=True, exist_ok=True)
-        for old in ("path.csv", "steps.jsonl", "raw.npy", "run.json"):
+        for old in ("path.csv", "steps.jsonl", "raw.npy", "run.json", "inputs.npy"):
             (path / old).unlink(missing_ok=True)
         (path / "maps").mkdir(exist_ok=True)
+        for old in (path / "maps").glob("*.npz"):  # an overwritten run's maps
+            old.unlink()
         rec = cls(path, meta)
         if positions is not None:
             _write_atomic(path / "candidates.npy", _npy_bytes(np.asarray(positions)))
             rec.positions = np.asarray(positions)
+        if inputs is not None:
+            _write_atomic(path / "inputs.npy", _npy_bytes(np.asarray(inputs, np.float64)))
+            rec.inputs = np.asarray(inputs, np.float64)
         if image is not None:
             _write_atomic(path / "overview.npy", _npy_bytes(np.asarray(image, np.float32)))
         if energy is not None:
@@ -153,6 +172,8 @@ class RunRecord:
             rec.positions = np.load(path / "candidates.npy", allow_pickle=False)
         if (path / "energy.npy").is_file():
             rec.energy = np.load(path / "energy.npy", allow_pickle=False)
+        if (path / "inputs.npy").is_file():
+            rec.inputs = np.load(path / "inputs.npy", allow_pickle=False)
         with open(path / "path.csv", newline="") as f:
             rec._rows = list(csv.DictReader(f))
         steps = path / "steps.jsonl"
@@ -179,6 +200,12 @@ class RunRecord:
             "round": [int(r["round"]) for r in rows],
             "acquisition": [float(r["acquisition"]) for r in rows],
         }
+
+    def step_lines(self) -> list[dict[str, Any]]:
+        """The finished steps' ``steps.jsonl`` lines, parsed: the ``path.csv`` row plus
+        ``model`` (the model's summary, or for a hypothesis-learning run the bandit's state)
+        and ``maps`` (the maps file, or None)."""
+        return [json.loads(line) for line in self._steps[: len(self._rows)]]
 
     def path_table(self) -> Any:
         """``path.csv`` as a pandas DataFrame."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -87,19 +88,30 @@ def replay(
         Path,
         typer.Argument(
             help="A run folder of `atomlens live --explore`, or a run record of "
-            "`atomlens explore` (an instrument run)."
+            "`atomlens explore` (an instrument run) or of `atomlens hypotheses`."
         ),
     ],
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            help="The models file of an `atomlens hypotheses` run, if it is no longer where "
+            "the run recorded it."
+        ),
+    ] = None,
 ) -> None:
     """Re-decide every proposal of a run from its record alone and say whether the path and
     the decisions are reproduced (exit 1 if not): a live run from its provenance log, with
     the logged human actions applied in order; an `atomlens explore` record from its
-    run.json, path.csv and overview."""
+    run.json, path.csv and overview; an `atomlens hypotheses` record from its measurements
+    and the models file it names."""
     try:
         from atomlens.live.provenance import LOG_NAME
         from atomlens.live.steer import replay_record, replay_run
 
         if not (run / LOG_NAME).is_file() and (run / "run.json").is_file():
+            if _records_hypotheses(run):
+                _replay_hypotheses(run, models)
+                return
             res = replay_record(run)
         else:
             res = replay_run(run)
@@ -112,6 +124,28 @@ def replay(
     )
     if res.exact:
         typer.echo("the path and every decision are reproduced exactly")
+        return
+    typer.echo(f"NOT reproduced: {res.mismatches[:5]}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _records_hypotheses(run: Path) -> bool:
+    try:
+        return json.loads((run / "run.json").read_text()).get("kind") == "hypotheses"
+    except (OSError, ValueError):
+        return False
+
+
+def _replay_hypotheses(run: Path, models: Path | None) -> None:
+    from atomlens.active.hypotheses import replay_hypotheses
+
+    res = replay_hypotheses(run, models=models)
+    typer.echo(
+        f"{run}: {len(res.recorded)} measurements recorded, {len(res.indices)} re-decided; "
+        f"winner {res.winner} (recorded {res.recorded_winner})"
+    )
+    if res.exact:
+        typer.echo("the path and the winner are reproduced exactly")
         return
     typer.echo(f"NOT reproduced: {res.mismatches[:5]}", err=True)
     raise typer.Exit(code=1)

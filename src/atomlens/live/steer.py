@@ -635,6 +635,11 @@ def replay_record(run: str | Path, /) -> ReplayResult:
 
     run = Path(run)
     rec = RunRecord.read(run)
+    if rec.meta.get("kind") == "hypotheses":
+        raise ValueError(
+            f"{run} records hypothesis learning; replay it with `atomlens replay {run}` or "
+            "atomlens.active.hypotheses.replay_hypotheses."
+        )
     if rec.energy is None or not (run / "overview.npy").is_file():
         raise ValueError(
             f"{run} records a table run (features and targets); replay it from Python: "
