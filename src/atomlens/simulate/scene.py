@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from typing import Any, Literal
@@ -158,6 +158,7 @@ def simulate_image(
     label_radius_A: float = 0.5,
     label_kind: Literal["disk", "gaussian"] = "disk",
     label_min_share: float = 0.0,
+    displacement: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     rng: int | np.random.Generator | np.random.SeedSequence | None = None,
 ) -> SimulatedImage:
     """Simulate a STEM image of a crystal with exact truth and labels.
@@ -195,6 +196,12 @@ def simulate_image(
         labelled nor in the truth: what the image does not show (at 0.25, HAADF's
         γ 1.7 drops SrTiO3 [110]'s pure O columns, 0.13 of SrO's, and N beside Ga; ABF's
         γ 0.3–0.8 keeps them). 0 labels every column.
+    displacement : callable, optional
+        A field that moves columns off their lattice sites:
+        ``displacement(xy_A, classes) → (N, 2)`` [Å], given every column's specimen position
+        ``(x, y)`` [Å] (after rotation and strain, before scan distortion) and its class name
+        (as in the truth's ``class``). E.g. a polarisation field that shifts only the
+        B-site columns of a perovskite. The truth holds the displaced positions.
     rng : int, SeedSequence, Generator or None
         The one source of every random choice (lattice offset, rotation, defects, film,
         jitter, noise).
@@ -264,6 +271,10 @@ def simulate_image(
     z = np.asarray(elements, dtype=float)
     z_gamma = counts @ ((z / 6.0) ** cond.gamma)  # Σ (Z/6)^γ per column
     present = counts.sum(axis=1) > 0
+    labels = np.asarray(cmap.labels(counts, elements, pristine_ext), dtype=object)
+    moved = 0.0
+    if displacement is not None:
+        xy_A, moved = _displaced(xy_A, labels, displacement)
 
     # --- scan distortion: where each column lands in the image ---------------------------------
     spec_px = xy_A / px
@@ -317,7 +328,6 @@ def simulate_image(
         & (img_px[:, 1] >= -0.5)
         & (img_px[:, 1] < h - 0.5)
     )
-    labels = np.asarray(cmap.labels(counts, elements, pristine_ext), dtype=object)
     shown = present.copy()
     if label_min_share > 0 and present.any():
         # against the bright columns' level, not the brightest one (dopants)
@@ -379,6 +389,7 @@ def simulate_image(
         "pixel_size_A": px,
         "rotation_deg": theta_deg,
         "strain": [exx, eyy, exy],
+        "max_displacement_A": moved,
         "defects": [_defect_dict(d) for d in defects],
         "classes": {"by": cmap.by, "rename": dict(cmap.rename), "names": list(class_names)},
         "label_radius_A": float(label_radius_A),
@@ -402,6 +413,21 @@ def simulate_image(
         conditions=cond,
         metadata=metadata,
     )
+
+
+def _displaced(
+    xy_A: np.ndarray, labels: np.ndarray, displacement: Callable[..., Any]
+) -> tuple[np.ndarray, float]:
+    """Columns moved by a user's displacement field, and the largest move [Å]."""
+    d = np.asarray(displacement(xy_A.copy(), labels.copy()), dtype=np.float64)
+    if d.shape != xy_A.shape:
+        raise ValueError(
+            f"displacement returned shape {d.shape}; it must return one (dx, dy) [Å] per "
+            f"column, shape {xy_A.shape}."
+        )
+    if not np.isfinite(d).all():
+        raise ValueError("displacement returned NaN or infinite values; return finite (dx, dy).")
+    return xy_A + d, float(np.hypot(d[:, 0], d[:, 1]).max(initial=0.0))
 
 
 def film_counts(
