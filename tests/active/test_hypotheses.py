@@ -207,6 +207,11 @@ def test_replay_reproduces_a_recorded_run_and_finds_where_it_parts(tmp_path):
     assert k >= 3 and other.mismatches[0]["logged"] == full.measured[k]
     with pytest.raises(ValueError, match="run from Python and records no models file"):
         replay_hypotheses(tmp_path)
+    # the automated experiment's replay knows the record is not its own
+    from atomlens.active import replay
+
+    with pytest.raises(ValueError, match="records hypothesis learning; replay it with"):
+        replay(None, tmp_path)
 
 
 def test_structured_gps_in_the_loop_pick_the_model_that_made_the_data():

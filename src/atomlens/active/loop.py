@@ -684,8 +684,19 @@ def replay(source: Any, out: str | Path, /, *, scalarizer: Any = None) -> Explor
     -------
     ExploreResult
         The replayed path (``indices``); equal to the record's when the run reproduces.
+
+    Raises
+    ------
+    ValueError
+        ``out`` records hypothesis learning (replay it with
+        :func:`atomlens.active.hypotheses.replay_hypotheses`).
     """
     record = RunRecord.read(out)
+    if record.meta.get("kind") == "hypotheses":
+        raise ValueError(
+            f"{record.path} records hypothesis learning; replay it with "
+            "atomlens.active.hypotheses.replay_hypotheses."
+        )
     settings = ExploreSettings.from_dict(record.meta["settings"])
     scal = scalarizer if scalarizer is not None else record.scalarizer()
     problem = _problem(source, scal, settings)
