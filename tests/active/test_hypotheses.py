@@ -353,3 +353,60 @@ def test_the_loop_measures_through_an_instrument_of_the_automated_experiment():
     assert result.winner == "line", result.values
     with pytest.raises(ValueError, match=r"`positions_px` must be \(M, 2\)"):
         instrument_measure(replay, xs, band)
+
+
+def test_the_simulated_microscope_in_the_loop_and_its_record(tmp_path):
+    """Hypotheses about the Si edge's signal along a line through one dopant of the
+    simulated microscope (atomlens.experiment): a flat background against a peak whose
+    width is the probe's. The peak wins, centred on the dopant with the probe's width
+    (1.2 Å), and the record is an instrument run's: pixel positions and the overview."""
+    import torch
+    from torch.distributions import LogNormal, Normal, Uniform
+
+    from atomlens.active.hypotheses import instrument_measure
+    from atomlens.active.record import RunRecord
+    from atomlens.active.scalarizers import BandIntensity
+    from atomlens.active.structured import parametric_only
+    from atomlens.experiment import simulate_sample
+
+    mic = simulate_sample(shape=96, n_dopants=1, seed=0)
+    dx, dy = mic.dopants_px[0]
+    xs = np.linspace(dx - 20, dx + 20, 41)
+    pos = np.column_stack([xs, np.full_like(xs, dy)])
+    measure = instrument_measure(mic, pos, BandIntensity((99.0, 115.0)))
+    kw = dict(noise_prior=LogNormal(np.log(20.0), 1.0), restarts=2, rng=0)
+    b = Normal(1000.0, 1000.0)
+
+    def peak(x, p):
+        return p["b"] + p["a"] * torch.exp(-((x - p["c"]) ** 2) / (2 * p["s"] ** 2))
+
+    models = {
+        "flat": parametric_only(lambda x, p: p["b"] + 0 * x, {"b": b}, **kw),
+        "peak": parametric_only(
+            peak,
+            {
+                "b": b,
+                "a": LogNormal(np.log(100.0), 1.5),
+                "c": Uniform(-4, 4),
+                "s": LogNormal(0, 0.7),
+            },
+            **kw,
+        ),
+    }
+    x_A = (xs - dx) * mic.pixel_size
+    settings = HypothesisSettings(steps=4, warmup=1, n_seed=3, seed=0)
+    r = learn_hypotheses(
+        x_A,
+        models=models,
+        measure=measure,
+        settings=settings,
+        out=tmp_path,
+        positions_px=pos,
+        overview=mic.overview(),
+    )
+    assert r.winner == "peak"
+    assert abs(r.parameters["c"]["estimate"]) < 0.3  # Å from the dopant
+    assert r.parameters["s"]["estimate"] == pytest.approx(mic.spectrum.probe_width_A, abs=0.3)
+    table = RunRecord.read(tmp_path).path_table()
+    np.testing.assert_allclose(table[["x_px", "y_px"]], pos[r.measured])
+    assert np.load(tmp_path / "overview.npy").shape == mic.overview().shape
