@@ -410,3 +410,40 @@ def test_the_simulated_microscope_in_the_loop_and_its_record(tmp_path):
     table = RunRecord.read(tmp_path).path_table()
     np.testing.assert_allclose(table[["x_px", "y_px"]], pos[r.measured])
     assert np.load(tmp_path / "overview.npy").shape == mic.overview().shape
+
+
+class Shrinking:
+    """A model whose predictive σ is ``c / (points seen)`` everywhere: more data, less doubt."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def fit(self, X, y):
+        self.n = len(y)
+        return self
+
+    def predict(self, X, noise=False):
+        m = len(np.asarray(X))
+        return np.zeros(m), np.full(m, (self.c / self.n) ** 2)
+
+
+def test_the_lowest_reward_compares_models_on_the_same_data():
+    """B is always surer than A on the same points. 'lowest' pays B every pull and A never;
+    'lowest-stale' pays A too, whenever A's newest fit meets B's older one."""
+    settings = dict(steps=6, warmup=1, n_seed=3, seed=0, epsilon=0.0)
+    fair = learn_hypotheses(
+        X,
+        models={"A": Shrinking(1.0), "B": Shrinking(0.9)},
+        measure=Y,
+        settings=HypothesisSettings(**settings, reward="lowest"),
+    )
+    rewards = {n: [s["reward"] for s in fair.record["steps"] if s["model"] == n] for n in "AB"}
+    assert set(rewards["A"]) == {-1.0} and set(rewards["B"]) == {1.0}
+    assert fair.winner == "B"
+    stale = learn_hypotheses(
+        X,
+        models={"A": Shrinking(1.0), "B": Shrinking(0.9)},
+        measure=Y,
+        settings=HypothesisSettings(**settings, reward="lowest-stale"),
+    )
+    assert 1.0 in [s["reward"] for s in stale.record["steps"] if s["model"] == "A"]

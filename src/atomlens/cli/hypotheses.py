@@ -19,6 +19,7 @@ class Policy(str, Enum):
 class Reward(str, Enum):
     decrease = "decrease"
     lowest = "lowest"
+    lowest_stale = "lowest-stale"
 
 
 def hypotheses(
@@ -44,8 +45,9 @@ def hypotheses(
         Reward,
         typer.Option(
             help="Reward rule: lowest (+1 when the model's uncertainty is the lowest of "
-            "all) or decrease (+1 when it fell: the paper's rule, which paid right and "
-            "wrong models alike on our benchmark)."
+            "all, every model refit on the same data), lowest-stale (against the others' "
+            "latest fits, cheaper) or decrease (+1 when it fell: the paper's rule, which "
+            "paid right and wrong models alike on our benchmark)."
         ),
     ] = Reward.lowest,
     overwrite: Annotated[bool, typer.Option(help="Replace another run in --out.")] = False,
