@@ -158,3 +158,49 @@ def test_physics_models_known_values_and_continuity():
         v.requires_grad_(True)
     pm.power_law_plateau(torch.tensor([0.0, 2.0], dtype=torch.float64), p).sum().backward()
     assert all(torch.isfinite(v.grad) for v in p.values())
+
+
+def test_map_intervals_match_the_exact_posterior_of_a_band_seen_by_few_points():
+    # a band between two walls (P0 = 10, s = 18 Å, w = 2 Å fixed by tight priors) from 30
+    # random points with noise 1.5: only a few points sit on its walls, so the posterior of
+    # its centre c and angle phi has heavier tails than the curvature at the mode says.
+    # The exact posterior on a (c, phi) grid is the reference. Measured worst endpoint error
+    # over these six datasets, as a fraction of the exact 90 % width: 0.46 with the Laplace
+    # Gaussian alone (c's interval once 34 % too narrow), 0.12 with the weighted draws.
+    tight = 1e-3
+    priors = {
+        "P0": LogNormal(math.log(10.0), tight),
+        "c": Uniform(0.0, 64.0),
+        "s": LogNormal(math.log(18.0), tight),
+        "w": LogNormal(math.log(2.0), tight),
+        "phi": Uniform(-math.pi / 2, math.pi / 2),
+    }
+    c_grid, phi_grid = np.linspace(25.0, 35.0, 501), np.linspace(0.1, 0.5, 501)
+    worst = 0.0
+    for k in range(6):
+        rng = np.random.default_rng(500 + k)
+        X = rng.uniform(0.0, 64.0, (30, 2))
+        truth = _t(P0=10.0, c=30.0, s=18.0, w=2.0, phi=0.3)
+        y = _np(pm.domain_band(torch.as_tensor(X), truth)) + rng.normal(0.0, 1.5, 30)
+        params = (
+            parametric_only(
+                pm.domain_band,
+                priors,
+                noise_prior=LogNormal(math.log(1.5), tight),
+                restarts=4,
+                rng=k,
+            )
+            .fit(X, y)
+            .parameters()
+        )
+        u = X[:, 0] * np.cos(phi_grid)[:, None] + X[:, 1] * np.sin(phi_grid)[:, None]  # (phi, N)
+        d = u[None] - c_grid[:, None, None]  # (c, phi, N)
+        pred = 10.0 * (np.tanh((d + 9.0) / 2.0) - np.tanh((d - 9.0) / 2.0) - 1.0)
+        log_post = -0.5 * (((y - pred) / 1.5) ** 2).sum(-1)  # flat priors on c and phi
+        post = np.exp(log_post - log_post.max())
+        for name, grid, marginal in (("c", c_grid, post.sum(1)), ("phi", phi_grid, post.sum(0))):
+            cdf = np.cumsum(marginal) / marginal.sum()
+            low, high = np.interp([0.05, 0.95], cdf, grid)
+            error = abs(params[name]["low"] - low) + abs(params[name]["high"] - high)
+            worst = max(worst, error / (high - low))
+    assert worst < 0.2
