@@ -76,6 +76,27 @@ def test_auto_takes_the_network_under_a_film():
     )
 
 
+def test_auto_is_no_worse_than_the_network_under_a_thin_film_and_probe_tails():
+    """A 1 Å film and a 5 Å defocus: too little for the image-wide check, but the fit is
+    pulled where the film is lumpy. There the members disagree, and the network's σ grew
+    with them; the test of the fit against it must not loosen (it took the fit for 5 % of
+    atoms, 9 pm off, and auto's RMSE was 1.7× the network's)."""
+    from atomlens.metrics import score_atoms
+    from atomlens.simulate import AberratedProbe
+
+    cond = ImagingConditions(
+        dose_e_per_A2=1e5, probe=AberratedProbe(defocus_A=5.0), background=Background(1.0)
+    )
+    sim = simulate_image("graphene", shape=256, pixel_size=0.1, rng=90000, conditions=cond)
+    rmse = {}
+    for positions in ("network", "auto"):
+        atoms = find(sim.image, model="haadf-generic", pixel_size=0.1, positions=positions).atoms
+        r = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=0.1)
+        rmse[positions] = float(np.sqrt(np.mean(r["sq_err_A2"])))
+    # measured: network 2.5 pm; auto 4.6 pm before the per-atom test used the typical σ
+    assert rmse["auto"] <= 1.05 * rmse["network"], rmse
+
+
 def test_sigma_for_border_and_unrefined_atoms_at_low_dose():
     atoms, a, t, _crlb, _inner = _graphene(1e3)
     unref = ~atoms["refined"].astype(bool)
