@@ -19,7 +19,8 @@
    winner refit by NUTS on the same points).
 3. Time per step (fit + prediction over the candidates) for MAP and NUTS, with split-R̂.
 
-    python benchmarks/hypotheses.py [--quick]
+    python benchmarks/hypotheses.py [--quick] [--parts timing,1d,2d] [--rewards R,...]
+                                    [--truths-2d T,...] [--seeds-2d S,...]
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def toy_models(seed: int, restarts: int) -> dict[str, StructuredGP]:
     }
 
 
+def _lowest_at_end(r) -> str:
+    """The model whose median predictive σ over the candidates is lowest on all the data
+    (ties: the first), beside the bandit's winner."""
+    return min(r.predictions, key=lambda n: float(np.median(r.predictions[n][1])))
+
+
 def _truth(fn, params, X) -> np.ndarray:
     p = {k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()}
     return fn(torch.tensor(np.asarray(X, dtype=float)), p).numpy()
@@ -114,6 +121,7 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
                     "truth": truth,
                     "seed": seed,
                     "chosen": r.winner,
+                    "lowest_end": _lowest_at_end(r),
                     "t": r.parameters["t"]["estimate"],
                     "t_int": (r.parameters["t"]["low"], r.parameters["t"]["high"]),
                     "counts": r.counts,
@@ -129,6 +137,7 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
                 flush=True,
             )
     right = [r for r in rows if r["chosen"] == r["truth"]]
+    lowest_right = sum(r["lowest_end"] == r["truth"] for r in rows)
     base_right = [r for r in rows if r["base"] == r["truth"]]
     return {
         "runs": len(rows),
@@ -138,6 +147,7 @@ def toy(seeds: list[int], restarts: int, reward: str) -> dict:
         "t_cover": sum(r["t_int"][0] <= T_TRUE <= r["t_int"][1] for r in right),
         "t_width": [r["t_int"][1] - r["t_int"][0] for r in right],
         "base_right": len(base_right),
+        "lowest_right": lowest_right,
         "base_t_ok": sum(abs(r["t_base"] - T_TRUE) <= 0.1 for r in base_right),
         "base_t_err": [abs(r["t_base"] - T_TRUE) for r in base_right],
         "s_per_step": float(np.median(t_step)),
@@ -291,6 +301,7 @@ def domains(seed: int, restarts: int, reward: str, steps: int, truths: list[str]
         rows.append(
             {
                 "truth": truth,
+                "seed": seed,
                 "nuts_params": nuts_params,
                 "nuts_inside": nuts_inside,
                 "nuts_rhat": max(m.rhat_.values()),
@@ -300,6 +311,7 @@ def domains(seed: int, restarts: int, reward: str, steps: int, truths: list[str]
                 "err_sd": data["err_sd"],
                 "sigma": data["sigma"],
                 "winner": r.winner,
+                "lowest_end": _lowest_at_end(r),
                 "counts": r.counts,
                 "params": r.parameters,
                 "inside": inside,
@@ -315,7 +327,8 @@ def _print_domain(dom: dict) -> None:
     truth = dom["truth"]
     params = DOMAIN_TRUTHS[truth][1]
     print(
-        f"  truth {truth} {params}: {dom['candidates']} Ti–O columns over {dom['span']:.0f} Å, "
+        f"  seed {dom['seed']}, truth {truth} {params}: {dom['candidates']} Ti–O columns over "
+        f"{dom['span']:.0f} Å, "
         f"measured offsets off the true field by {dom['err_sd']:.2f} pm (sd; median σ "
         f"{dom['sigma']:.2f} pm); {dom['points']} points; chose {dom['winner']} "
         f"(pulls {dom['counts']}) in {dom['seconds']:.0f} s",
@@ -376,6 +389,16 @@ def main() -> None:
         default=None,
         help=f"2D truths, comma-separated (default all: {','.join(DOMAIN_TRUTHS)}; --quick: band)",
     )
+    ap.add_argument(
+        "--seeds-2d",
+        default="0",
+        help="seeds of the 2D images and loops, comma-separated (default 0)",
+    )
+    ap.add_argument(
+        "--rewards",
+        default="decrease,lowest-stale,lowest",
+        help="reward rules of the 1D toy, comma-separated (default all three)",
+    )
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if parts - {"timing", "1d", "2d"}:
@@ -410,7 +433,7 @@ def main() -> None:
         )
 
     results = {}
-    for reward in ("decrease", "lowest-stale", "lowest") if "1d" in parts else ():
+    for reward in args.rewards.split(",") if "1d" in parts else ():
         print(f"== 1. 1D toy, reward '{reward}', {len(seeds)} seeds × 3 truths ==", flush=True)
         results[reward] = toy(seeds, restarts, reward)
 
@@ -427,7 +450,8 @@ def main() -> None:
             f"{DOSE_2D:.0e} e⁻/Å² and measured back by atomlens.find ==",
             flush=True,
         )
-        doms = domains(0, restarts, "lowest", steps=8 if args.quick else 12, truths=truths)
+        for seed in (int(v) for v in args.seeds_2d.split(",")):
+            doms += domains(seed, restarts, "lowest", steps=8 if args.quick else 12, truths=truths)
 
     print("\n== summary: figure | target | comparison ==")
     for reward, r in results.items():
@@ -436,7 +460,8 @@ def main() -> None:
         met = "met" if r["right"] >= math.ceil(8 * r["runs"] / 9) else "MISSED"
         print(
             f"  1D reward '{reward}': right model {r['right']}/{r['runs']} (target ≥ 8 of 9: "
-            f"{met}) | random design + best evidence {r['base_right']}/{r['runs']}"
+            f"{met}) | random design + best evidence {r['base_right']}/{r['runs']} | lowest "
+            f"σ at the end {r['lowest_right']}/{r['runs']}"
         )
         print(
             f"      t within ±0.1 in {r['t_ok']}/{r['right']} right runs (median |Δt| {err:.3f}; "
@@ -472,7 +497,8 @@ def _summary_2d(doms: list[dict], right2: list[dict], map_ok: int, nuts_ok: int,
     print(
         f"  2D: right structure in {len(right2)}/{len(doms)} truths "
         f"({', '.join(d['truth'] + '→' + d['winner'] for d in doms)}; target all: "
-        f"{'met' if len(right2) == len(doms) else 'MISSED'})"
+        f"{'met' if len(right2) == len(doms) else 'MISSED'}) | lowest σ at the end "
+        f"{sum(d['lowest_end'] == d['truth'] for d in doms)}/{len(doms)}"
     )
     print(
         f"      all parameters inside their 90 % intervals: MAP+Laplace {map_ok}/{len(right2)} "

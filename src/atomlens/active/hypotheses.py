@@ -1108,7 +1108,7 @@ def replay_hypotheses(
         file = Path(prov["models_file"])
         if not file.is_file():
             raise FileNotFoundError(
-                f"{file}: the run's models file is gone; pass `models` (--models) where it is."
+                f"{file}: the run's models file is gone; pass `models` where it is now."
             )
         if _file_sha256(file) != prov.get("models_sha256"):
             raise ValueError(
