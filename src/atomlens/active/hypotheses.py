@@ -73,6 +73,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from atomlens.active.record import RunRecord
+
 __all__ = [
     "Bandit",
     "HypothesisReplay",
@@ -387,8 +389,6 @@ def load_record(out: str | os.PathLike[str]) -> dict[str, Any]:
         ``out`` holds the record of another kind of run (``atomlens explore``) or of an
         older version.
     """
-    from atomlens.active.record import RunRecord
-
     path = Path(out)
     rec = RunRecord.read(path)
     _check_kind(rec.meta, path)
@@ -478,9 +478,6 @@ def learn_hypotheses(
     FileExistsError
         ``out`` holds other files, or a finished run, and ``overwrite`` is not set.
     """
-    # the record of the automated experiment, shared with atomlens.active.run
-    from atomlens.active.record import RunRecord
-
     s = settings if settings is not None else HypothesisSettings()
     if not isinstance(s, HypothesisSettings):
         raise TypeError(f"`settings` must be HypothesisSettings, got {type(s).__name__}.")
@@ -1089,8 +1086,6 @@ def replay_hypotheses(
         Not a hypothesis-learning record; a models file that changed since the run; no
         models given for a run started from Python.
     """
-    from atomlens.active.record import RunRecord
-
     path = Path(out)
     rec = RunRecord.read(path)
     _check_kind(rec.meta, path)
