@@ -24,14 +24,14 @@ but the model being pulled has the most data, so whichever model leads keeps lea
 ``reward="decrease"`` (the paper's rule): +1 when the model's uncertainty is strictly lower
 after the refit than before the measurement, −1 otherwise (an unchanged value earns −1).
 
-Why the default is not the paper's, from ``benchmarks/hypotheses.py``: every model's
-uncertainty usually falls when it gets a point, so the decrease paid the right and the
-wrong models alike (+1 in 74 % and 73 % of their pulls) and chose the right model in 2 of
-9 runs of the 1D toy. ``"lowest-stale"`` paid the right one 97 % and the wrong ones 31 % and
-chose right in 8 of 9, but on the 2D domain structures it chose a bubble for stripes: the
-stripes model lost its warm-up turns on few points and was never compared again on more.
-``"lowest"`` (right 84 %, wrong 22 %) chose right in 8 of 9 and in 4 of 4, at 1.8× the
-time per step in 1D.
+Why the default is not the paper's, from ``benchmarks/hypotheses.py`` (2026-12-05): every
+model's uncertainty usually falls when it gets a point, so the decrease paid the right and
+the wrong models alike (+1 in 72 % and 74 % of their pulls) and chose the right model in 4
+of 9 runs of the 1D toy. ``"lowest-stale"`` paid the right one 95 % and the wrong ones 45 %
+and chose right in 7 of 9; on the 2D domain structures it once took stripes for a bubble:
+the stripes model lost its warm-up turns on few points and was never compared again on
+more. ``"lowest"`` paid the right one 92 % and the wrong ones 19 %, chose right in 8 of 9
+and in 11 of 12 2D runs (four structures × three seeds), at 1.8× the time per step in 1D.
 
 Bandit: the value of a model is its average reward so far (sum of rewards / pulls).
 ``policy="epsilon"``: with probability ``epsilon`` a model drawn uniformly from those
