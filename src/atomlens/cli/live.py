@@ -122,10 +122,15 @@ def replay(
         f"{res.human_actions} human actions applied; largest acquisition difference "
         f"{res.max_acquisition_error:.2g} (relative)"
     )
-    if res.exact:
-        typer.echo("the path and every decision are reproduced exactly")
+    _verdict(res.exact, "the path and every decision are reproduced exactly", res.mismatches)
+
+
+def _verdict(exact: bool, ok: str, mismatches: list) -> None:
+    """Say the replay reproduced the run, or where it did not (exit 1)."""
+    if exact:
+        typer.echo(ok)
         return
-    typer.echo(f"NOT reproduced: {res.mismatches[:5]}", err=True)
+    typer.echo(f"NOT reproduced: {mismatches[:5]}", err=True)
     raise typer.Exit(code=1)
 
 
@@ -137,6 +142,7 @@ def _records_hypotheses(run: Path) -> bool:
 
 
 def _replay_hypotheses(run: Path, models: Path | None) -> None:
+    # the active-learning stack (torch, GPyTorch) loads only for a replay
     from atomlens.active.hypotheses import replay_hypotheses
 
     res = replay_hypotheses(run, models=models)
@@ -144,8 +150,4 @@ def _replay_hypotheses(run: Path, models: Path | None) -> None:
         f"{run}: {len(res.recorded)} measurements recorded, {len(res.indices)} re-decided; "
         f"winner {res.winner} (recorded {res.recorded_winner})"
     )
-    if res.exact:
-        typer.echo("the path and the winner are reproduced exactly")
-        return
-    typer.echo(f"NOT reproduced: {res.mismatches[:5]}", err=True)
-    raise typer.Exit(code=1)
+    _verdict(res.exact, "the path and the winner are reproduced exactly", res.mismatches)
