@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["append_line", "atomic_directory", "check_output_directory"]
+__all__ = ["append_line", "atomic_directory", "check_output_directory", "write_atomic"]
 
 
 def check_output_directory(path: str | os.PathLike[str], /, *, overwrite: bool = False) -> None:
@@ -113,3 +114,17 @@ def append_line(path: str | os.PathLike[str], line: bytes, /) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, /) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` through a temporary file beside it and a
+    rename: readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -65,7 +65,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +72,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from atomlens._shared.atomic import write_atomic as _write_atomic
+from atomlens._shared.checksum import file_sha256
+from atomlens._shared.config import json_default
 from atomlens.active.record import RunRecord
 
 __all__ = [
@@ -303,17 +305,6 @@ class HypothesisResult:
     measured: np.ndarray
     values_measured: np.ndarray
     record: dict[str, Any] = field(repr=False)
-
-
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _bandit_csv(names: Sequence[str], steps: Sequence[Mapping[str, Any]]) -> str:
@@ -600,7 +591,7 @@ def learn_hypotheses(
         line = {"index": i, "value": value, "why": why, "model": summary}
         lines.append(line)
         if rec is not None:
-            step = len(rec.finished()["indices"])
+            step = len(lines) - 1  # the recorded steps, this one included
             rec.append(
                 step=step,
                 round_=step,
@@ -756,7 +747,7 @@ def learn_hypotheses(
         _write_atomic(out_dir / "maps" / "final.npz", buf.getvalue())
         # written last: a run with winner.json is finished
         _write_atomic(
-            out_dir / "winner.json", json.dumps(record["result"], indent=1, default=_json_default)
+            out_dir / "winner.json", json.dumps(record["result"], indent=1, default=json_default)
         )
     return HypothesisResult(
         winner=winner,
@@ -840,16 +831,6 @@ def _progress(progress: bool | Callable[..., Any], *, total: int, initial: int):
 
         return tqdm(total=total, initial=initial, desc="hypotheses", unit="step")
     return progress(total=total, initial=initial)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON-able: {type(o).__name__}")
 
 
 def read_candidates(path: str | os.PathLike[str], /) -> tuple[np.ndarray, np.ndarray]:
@@ -981,9 +962,9 @@ def run_hypotheses_files(
     found = load_models(models, seed=s.seed)
     provenance = {
         "data_file": str(Path(data).resolve()),
-        "data_sha256": _file_sha256(Path(data)),
+        "data_sha256": file_sha256(Path(data)),
         "models_file": str(Path(models).resolve()),
-        "models_sha256": _file_sha256(Path(models)),
+        "models_sha256": file_sha256(Path(models)),
     }
     result = learn_hypotheses(
         X,
@@ -1105,7 +1086,7 @@ def replay_hypotheses(
             raise FileNotFoundError(
                 f"{file}: the run's models file is gone; pass `models` where it is now."
             )
-        if _file_sha256(file) != prov.get("models_sha256"):
+        if file_sha256(file) != prov.get("models_sha256"):
             raise ValueError(
                 f"{file} changed since the run (its checksum differs); a replay needs the "
                 "models the run used."
@@ -1147,7 +1128,3 @@ def replay_hypotheses(
         winner=winner,
         recorded_winner=recorded_winner,
     )
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

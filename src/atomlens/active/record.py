@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from atomlens._shared.atomic import check_output_directory
+from atomlens._shared.atomic import write_atomic as _write_atomic
 from atomlens._shared.config import json_default
 from atomlens.active.scalarizers import scalarizer_from_dict
 
@@ -59,12 +60,6 @@ PATH_COLUMNS = (
     "acquisition",
     "why",
 )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

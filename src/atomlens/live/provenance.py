@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from atomlens._shared.atomic import append_line
+from atomlens._shared.checksum import file_sha256
 from atomlens._shared.config import json_default
 
 __all__ = [
@@ -51,15 +52,6 @@ LOG_NAME = "provenance.jsonl"
 
 Actor = Literal["agent", "human", "system"]
 _ACTORS = ("agent", "human", "system")
-
-
-def file_sha256(path: str | os.PathLike[str], /) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _clean(obj: Any) -> Any:

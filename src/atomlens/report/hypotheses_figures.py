@@ -4,7 +4,6 @@ band (1D) or the winner's mean and uncertainty maps (2D positions, y pointing do
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from atomlens._shared.atomic import write_atomic
 from atomlens.report.figures import figure_to_png
 
 __all__ = [
@@ -121,12 +121,6 @@ def plot_hypothesis_reconstruction(
     return ax
 
 
-def _write_png(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_hypothesis_figures(
     out: str | PathLike[str],
     /,
@@ -164,7 +158,7 @@ def save_hypothesis_figures(
     written = []
     fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=_DPI)
     plot_hypothesis_rewards(result.record, ax=ax)
-    _write_png(out / "rewards.png", figure_to_png(fig))
+    write_atomic(out / "rewards.png", figure_to_png(fig))
     written.append(out / "rewards.png")
     if X.shape[1] == 1:
         fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=_DPI)
@@ -190,6 +184,6 @@ def save_hypothesis_figures(
             a.invert_yaxis()
             a.set_title(title, fontsize=10)
             fig.colorbar(sc, ax=a, shrink=0.8)
-    _write_png(out / "reconstruction.png", figure_to_png(fig))
+    write_atomic(out / "reconstruction.png", figure_to_png(fig))
     written.append(out / "reconstruction.png")
     return written
