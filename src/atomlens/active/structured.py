@@ -637,7 +637,10 @@ class StructuredGP:
                 mid = 0.5 * (lo + hi)
                 lo, hi = (mid, hi) if _ess(flattened(mid)) >= min_ess else (lo, mid)
             log_w = flattened(lo)
-            logger.info(
+            # debug, not info: a hypothesis loop refits every model at every step, and at
+            # info this line came dozens of times between the progress bar's updates;
+            # ``ess_`` gives it to a caller
+            logger.debug(
                 "%s: the posterior is far from the Laplace approximation (%.1f of %d "
                 "importance draws count); its intervals are widened toward the proposal. "
                 "More restarts or method='nuts' may help.",
