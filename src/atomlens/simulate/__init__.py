@@ -4,8 +4,9 @@ The data path: a material (name, ASE ``Atoms`` or CIF + zone axis) is projected 
 columns (:mod:`~atomlens.simulate.structures`), tiled over the field of view, rotated and
 strained, given defects (:mod:`~atomlens.simulate.defects`) and classes
 (:mod:`~atomlens.simulate.classes`), imaged with a probe (:mod:`~atomlens.simulate.probe`)
-under a dose with noise, background and scan distortions (:mod:`~atomlens.simulate.imaging`,
-:mod:`~atomlens.simulate.distortions`), and labelled (:mod:`~atomlens.simulate.labels`).
+under a dose with noise, background, detector effects and scan distortions
+(:mod:`~atomlens.simulate.imaging`, :mod:`~atomlens.simulate.distortions`), and labelled
+(:mod:`~atomlens.simulate.labels`).
 :func:`simulate_image` does all of it for one image; :class:`SimulatedDataset` draws
 endless random images for training.
 """
@@ -19,7 +20,7 @@ from atomlens.simulate.defects import (
     parse_defect,
 )
 from atomlens.simulate.distortions import ScanDistortion
-from atomlens.simulate.imaging import Background
+from atomlens.simulate.imaging import Background, Detector
 from atomlens.simulate.io import write_simulation
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
 from atomlens.simulate.scene import SimulatedImage, film_counts, simulate_image
@@ -37,6 +38,7 @@ __all__ = [
     "Background",
     "ClassMap",
     "ConditionRanges",
+    "Detector",
     "GaussianProbe",
     "ImagingConditions",
     "ProjectedCell",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from atomlens._shared.config import check_keys
 from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanDistortion
-from atomlens.simulate.imaging import Background
+from atomlens.simulate.imaging import Background, Detector
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
 
 __all__ = ["ImagingConditions", "probe_from_dict"]
@@ -59,6 +59,9 @@ class ImagingConditions:
         Amorphous film and slow background variations.
     distortion : ScanDistortion
         Scan distortions.
+    detector : Detector
+        Detector effects besides shot and read noise: gain drift and line-to-line gain
+        jitter, hot and dead pixels, saturation (all off by default).
     """
 
     mode: Literal["haadf", "bf"] = "haadf"
@@ -72,6 +75,7 @@ class ImagingConditions:
     read_noise: float = 0.0
     background: Background = field(default_factory=Background)
     distortion: ScanDistortion = field(default_factory=ScanDistortion)
+    detector: Detector = field(default_factory=Detector)
 
     def __post_init__(self) -> None:
         if self.mode not in ("haadf", "bf"):
@@ -92,6 +96,8 @@ class ImagingConditions:
             raise TypeError("background must be an atomlens.simulate.Background.")
         if not isinstance(self.distortion, ScanDistortion):
             raise TypeError("distortion must be an atomlens.simulate.ScanDistortion.")
+        if not isinstance(self.detector, Detector):
+            raise TypeError("detector must be an atomlens.simulate.Detector.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description (round-trips through :meth:`from_dict`)."""
@@ -113,4 +119,6 @@ class ImagingConditions:
             d["distortion"] = ScanDistortion(
                 **check_keys(ScanDistortion, d["distortion"], "distortion")
             )
+        if "detector" in d and isinstance(d["detector"], dict):
+            d["detector"] = Detector(**check_keys(Detector, d["detector"], "detector"))
         return cls(**d)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,7 +17,7 @@ from atomlens.simulate.classes import ClassMap
 from atomlens.simulate.conditions import ImagingConditions
 from atomlens.simulate.defects import Defect, Substitution, Vacancy
 from atomlens.simulate.distortions import ScanDistortion, default_flyback_decay
-from atomlens.simulate.imaging import Background
+from atomlens.simulate.imaging import Background, Detector
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
 from atomlens.simulate.scene import SimulatedImage, simulate_image
 from atomlens.simulate.structures import load_material
@@ -63,6 +63,15 @@ class ConditionRanges:
         Amorphous film thickness [Å], relative gradient and relative variation.
     line_jitter_px, drift_px, flyback_px : (float, float)
         Scan distortions [px]; drift is drawn in both directions with this magnitude.
+    hot_pixel_share, dead_pixel_share : (float, float)
+        Share of pixels stuck at the frame's top value / reading 0 [fraction of pixels]
+        (:class:`~atomlens.simulate.Detector`); off by default.
+    gain_drift_per_100_rows : (float, float)
+        Magnitude of the detector gain's relative drift per 100 scan lines [1/(100 rows)],
+        drawn in either direction with equal odds; off by default.
+    line_gain_jitter : (float, float)
+        Relative standard deviation of the gain from one scan line to the next [fraction];
+        off by default.
     max_strain : float
         Largest strain component, drawn uniformly in ±max_strain.
     modes : sequence of {"haadf", "bf"}
@@ -100,6 +109,10 @@ class ConditionRanges:
     line_jitter_px: Range = (0.0, 0.3)
     drift_px: Range = (0.0, 3.0)
     flyback_px: Range = (0.0, 2.0)
+    hot_pixel_share: Range = (0.0, 0.0)
+    dead_pixel_share: Range = (0.0, 0.0)
+    gain_drift_per_100_rows: Range = (0.0, 0.0)
+    line_gain_jitter: Range = (0.0, 0.0)
     max_strain: float = 0.02
     modes: tuple[str, ...] = ("haadf",)
     classes: ClassMap = field(default_factory=ClassMap)
@@ -142,6 +155,10 @@ class ConditionRanges:
             "line_jitter_px": {"allow_zero": True},
             "drift_px": {"allow_zero": True},
             "flyback_px": {"allow_zero": True},
+            "hot_pixel_share": {"allow_zero": True},
+            "dead_pixel_share": {"allow_zero": True},
+            "gain_drift_per_100_rows": {"allow_zero": True},
+            "line_gain_jitter": {"allow_zero": True},
             "cs_mm": {"allow_zero": True},
             "defocus_A": {"allow_negative": True, "allow_zero": True},
         }.items():
@@ -150,6 +167,16 @@ class ConditionRanges:
             raise ValueError(
                 f"label_min_share must be within [0, 1), got {self.label_min_share!r}."
             )
+        for name, top in (
+            ("hot_pixel_share", 0.5),
+            ("dead_pixel_share", 0.5),
+            ("line_gain_jitter", 0.3),
+        ):
+            if getattr(self, name)[1] >= top:
+                raise ValueError(
+                    f"{name} must stay below {top}, got {getattr(self, name)!r}; e.g. "
+                    f"(0.0, {top / 100:g})."
+                )
         if not (0 <= self.max_strain <= 0.1):
             raise ValueError(f"max_strain must be within 0–0.1, got {self.max_strain!r}.")
         if not (16 <= int(self.shape) <= 4096):
@@ -268,6 +295,7 @@ class ConditionRanges:
                 flyback_px=fly,
                 flyback_decay_px=default_flyback_decay(fly),
             ),
+            detector=self._draw_detector(u, rng),
         )
         return {
             "material": material,
@@ -276,6 +304,20 @@ class ConditionRanges:
             "strain": tuple(float(s) for s in rng.uniform(-self.max_strain, self.max_strain, 3)),
             "defects": self.defects.get(material, ()),
         }
+
+    def _draw_detector(self, u: Callable[[Range], float], rng: np.random.Generator) -> Detector:
+        # Nothing is drawn for a range fixed at one value (u does not draw then, the sign is
+        # drawn only for a drift that can be non-zero): streams of ranges that leave the
+        # detector off stay the same image for image.
+        drift = u(self.gain_drift_per_100_rows)
+        if self.gain_drift_per_100_rows[1] > 0:
+            drift *= float(rng.choice([-1.0, 1.0]))
+        return Detector(
+            hot_pixel_share=u(self.hot_pixel_share),
+            dead_pixel_share=u(self.dead_pixel_share),
+            gain_drift_per_100_rows=drift,
+            line_gain_jitter=u(self.line_gain_jitter),
+        )
 
 
 class SimulatedDataset(IterableDataset):

@@ -11,6 +11,11 @@ scattered, ``λ = D·a²·(T₀ − s)``: columns are dark on a bright backgroun
 
 STEM pixels are point samples of the probe position, so nothing is integrated over the pixel
 area.
+
+The detector then adds what real frames show besides shot and read noise
+(:class:`Detector`, all off by default): a gain that drifts slowly during the scan and jitters
+from line to line, hot pixels stuck at the top of the range, dead pixels that read zero, and
+saturation (:func:`apply_detector`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanField
 from atomlens.simulate.probe import RadialProfile
 
-__all__ = ["Background", "add_noise", "render_columns", "render_film"]
+__all__ = ["Background", "Detector", "add_noise", "apply_detector", "render_columns", "render_film"]
 
 #: Areal number density of amorphous carbon per Å of film thickness [atoms/Å³] (2 g/cm³).
 AMORPHOUS_CARBON_DENSITY = 0.1
@@ -280,3 +285,201 @@ def add_noise(
     if read_noise > 0:
         counts += rng.normal(0.0, read_noise, expected.shape).astype(np.float32)
     return counts
+
+
+@dataclass(frozen=True)
+class Detector:
+    """What the detector and its electronics do to the recorded counts (all off by default).
+
+    The recorded value of pixel ``(row i, column j)`` is
+    ``g(i, j) · counts(i, j)`` with the gain
+    ``g = (1 + gain_drift_per_100_rows · (i + j/W)/100) · (1 + ε_i)``, ``ε_i`` drawn per scan
+    line with standard deviation ``line_gain_jitter``; then the counts are clipped at
+    ``saturation_counts``, and hot pixels (a random ``hot_pixel_share`` of all pixels) read the
+    saturation level while dead pixels (``dead_pixel_share``) read 0. The gain multiplies the
+    detected signal after shot noise (an amplifier does not change the electron statistics)
+    and before read noise is added.
+
+    Parameters
+    ----------
+    hot_pixel_share : float
+        Share of pixels stuck at the top of the range, in [0, 0.5) [fraction of pixels];
+        each pixel is hot independently with this probability.
+    dead_pixel_share : float
+        Share of pixels that read 0 whatever the signal, in [0, 0.5) [fraction of pixels].
+    saturation_counts : float or None
+        Highest value the detector records [counts]: brighter pixels are clipped to it, and
+        hot pixels read it. ``None``: nothing is clipped and hot pixels read the frame's
+        highest recorded value.
+    gain_drift_per_100_rows : float
+        Relative change of the gain per 100 scan lines [1/(100 rows)], linear in scan time:
+        0.02 makes row 100 read 2 % more than row 0 for the same signal (negative: the
+        gain falls). The gain starts at 1 on the first pixel and must stay positive over
+        the frame.
+    line_gain_jitter : float
+        Standard deviation of an independent relative gain change per scan line
+        [fraction], e.g. 0.01 for 1 % line-to-line flicker.
+
+    Examples
+    --------
+    >>> Detector().is_identity
+    True
+    >>> Detector(hot_pixel_share=1e-4, gain_drift_per_100_rows=0.01).is_identity
+    False
+    """
+
+    hot_pixel_share: float = 0.0
+    dead_pixel_share: float = 0.0
+    saturation_counts: float | None = None
+    gain_drift_per_100_rows: float = 0.0
+    line_gain_jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("hot_pixel_share", "dead_pixel_share"):
+            v = validate_positive(getattr(self, name), name=name, allow_zero=True)
+            if v >= 0.5:
+                raise ValueError(
+                    f"{name} is a share of pixels and must be within [0, 0.5), got {v!r}; "
+                    "e.g. 1e-4 for one pixel in ten thousand."
+                )
+        if self.saturation_counts is not None:
+            validate_positive(self.saturation_counts, name="saturation_counts", unit="counts")
+        try:
+            g = float(self.gain_drift_per_100_rows)
+        except (TypeError, ValueError):
+            g = math.nan
+        if not math.isfinite(g):
+            raise ValueError(
+                "gain_drift_per_100_rows must be a finite relative change per 100 rows, got "
+                f"{self.gain_drift_per_100_rows!r}; e.g. 0.01 for +1 % per 100 rows."
+            )
+        v = validate_positive(self.line_gain_jitter, name="line_gain_jitter", allow_zero=True)
+        if v >= 0.3:
+            raise ValueError(
+                f"line_gain_jitter is a relative standard deviation and must stay below 0.3 "
+                f"(30 %) so that the gain stays positive, got {v!r}; e.g. 0.01 for 1 %."
+            )
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the detector records the counts as they are."""
+        return not any(
+            (
+                self.hot_pixel_share,
+                self.dead_pixel_share,
+                self.saturation_counts is not None,
+                self.gain_drift_per_100_rows,
+                self.line_gain_jitter,
+            )
+        )
+
+    def gain(self, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """The gain at every pixel of a frame of ``shape`` (H, W), drawing the line jitter.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Frame shape (H, W) [px].
+        rng : numpy.random.Generator
+            Source of the line jitter (not used when ``line_gain_jitter`` is 0).
+
+        Returns
+        -------
+        ndarray of shape (H, W)
+            Relative gain (1 = no change).
+
+        Raises
+        ------
+        ValueError
+            If the drift makes the gain reach 0 within the frame.
+        """
+        h, w = shape
+        t_rows = np.arange(h)[:, None] + np.arange(w)[None, :] / w  # scan time [rows]
+        gain = 1.0 + float(self.gain_drift_per_100_rows) * t_rows / 100.0
+        if float(gain.min()) <= 0.05:
+            raise ValueError(
+                f"gain_drift_per_100_rows={self.gain_drift_per_100_rows!r} drives the gain to "
+                f"{float(gain.min()):.3g} within a frame of {h} rows; it must stay above 0.05. "
+                "Use a smaller drift (|drift| · rows/100 < 0.95)."
+            )
+        if self.line_gain_jitter:
+            jitter = rng.normal(0.0, float(self.line_gain_jitter), h)
+            gain = gain * (1.0 + np.clip(jitter, -0.9, None))[:, None]
+        return gain
+
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-serialisable description."""
+        return {
+            k: (None if getattr(self, k) is None else float(getattr(self, k)))
+            for k in self.__dataclass_fields__
+        }
+
+
+def apply_detector(
+    counts: np.ndarray,
+    /,
+    *,
+    detector: Detector,
+    read_noise: float = 0.0,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """What the detector records from ``counts`` detected electrons.
+
+    Gain (drift and line jitter), read noise, saturation, then hot and dead pixels, as
+    described in :class:`Detector`. :func:`add_noise` followed by this function with
+    ``read_noise=0`` there and the read noise here is the full detector model; with an
+    identity ``detector`` and no read noise ``counts`` come back unchanged and nothing is
+    drawn from ``rng``.
+
+    Parameters
+    ----------
+    counts : ndarray of shape (H, W)
+        Detected counts (after shot noise) [counts].
+    detector : Detector
+        The detector's effects.
+    read_noise : float
+        Standard deviation of the read noise, added after the gain [counts].
+    rng : numpy.random.Generator
+        Source of the line jitter, read noise and hot/dead pixel positions.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+        Recorded values [counts].
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> out = apply_detector(np.full((200, 200), 10.0), detector=Detector(hot_pixel_share=0.01,
+    ...                      saturation_counts=1000.0), rng=rng)
+    >>> round(float(np.mean(out == 1000.0)), 2)
+    0.01
+    """
+    if not isinstance(detector, Detector):
+        raise TypeError(f"detector must be an atomlens.simulate.Detector, got {detector!r}.")
+    validate_positive(read_noise, name="read_noise", unit="counts", allow_zero=True)
+    out = np.asarray(counts, dtype=np.float32)
+    if out.ndim != 2:
+        raise ValueError(f"counts must be an ndarray of shape (H, W), got shape {out.shape}.")
+    if detector.gain_drift_per_100_rows or detector.line_gain_jitter:
+        out = (out * detector.gain(out.shape, rng)).astype(np.float32)
+    else:
+        out = out.copy()
+    if read_noise > 0:
+        out += rng.normal(0.0, read_noise, out.shape).astype(np.float32)
+    if detector.saturation_counts is not None:
+        out = np.minimum(out, np.float32(detector.saturation_counts))
+    if detector.hot_pixel_share or detector.dead_pixel_share:
+        u = rng.random(out.shape)
+        hot = u < detector.hot_pixel_share
+        dead = (u >= detector.hot_pixel_share) & (
+            u < detector.hot_pixel_share + detector.dead_pixel_share
+        )
+        top = (
+            float(out.max(initial=0.0))
+            if detector.saturation_counts is None
+            else float(detector.saturation_counts)
+        )
+        out[hot] = np.float32(top)
+        out[dead] = np.float32(0.0)
+    return out

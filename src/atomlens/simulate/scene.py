@@ -30,6 +30,7 @@ from atomlens.simulate.imaging import (
     AMORPHOUS_CARBON_DENSITY,
     _core_and_tail_radius,
     add_noise,
+    apply_detector,
     render_columns,
     render_film,
 )
@@ -50,9 +51,11 @@ class SimulatedImage:
     Attributes
     ----------
     image : ndarray of shape (H, W), float32
-        Recorded counts (Poisson shot noise and read noise included).
+        Recorded counts (Poisson shot noise, read noise and the detector effects of
+        ``conditions.detector`` included).
     expected : ndarray of shape (H, W), float64
-        Expected counts λ per pixel (the noise-free image).
+        Expected counts λ per pixel (the noise-free image), before the detector's gain,
+        hot and dead pixels and saturation.
     truth : pandas.DataFrame
         One row per atomic column inside the field of view, with the atoms-table columns
         ``x_px, y_px, x_A, y_A, class`` (image positions, i.e. after scan distortion) and
@@ -318,7 +321,15 @@ def simulate_image(
         expected = electrons_per_px * fraction
     else:
         expected = electrons_per_px * (cond.bf_transmission - fraction)
-    image = add_noise(expected, read_noise=cond.read_noise, rng=g_noise)
+    if cond.detector.is_identity:
+        image = add_noise(expected, read_noise=cond.read_noise, rng=g_noise)
+    else:  # read noise comes after the detector's gain
+        image = apply_detector(
+            add_noise(expected, read_noise=0.0, rng=g_noise),
+            detector=cond.detector,
+            read_noise=cond.read_noise,
+            rng=g_noise,
+        )
     film_mean = AMORPHOUS_CARBON_DENSITY * cond.background.film_thickness_A * sigma_c * scale
 
     # --- truth ---------------------------------------------------------------------------------
