@@ -56,6 +56,12 @@ def test_demo_finds_the_atoms_and_the_dopants(tmp_path, monkeypatch):
     assert set(pd.read_csv(out / "atoms.csv")["file"]) == {"image.tif"}
     assert set(pd.read_parquet(out / "atoms.parquet")["file"]) == {"image.tif"}
     assert "atomlens-demo-" not in (out / "report.html").read_text(encoding="utf-8")
+    page = (res.out / "report.html").read_text(encoding="utf-8")
+    # the report holds the demo's score against its truth and σ's calibration on it
+    assert "<h2>Against truth.csv</h2>" in page and "z_hist.png" in page
+    u = res.report.uncertainty
+    assert f"<td>z RMS, z = error / σ per axis (ideal 1)</td><td class=n>{u['z_rms']:.2f}" in page
+    assert 0.8 <= u["z_rms"] <= 1.25 and 0.6 <= u["within_1sigma"] <= 0.76, u
 
 
 def test_the_demo_prints_what_evaluate_prints_for_its_files(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from atomlens._shared.atomic import check_output_directory
 from atomlens.metrics import DetectionReport, evaluate_files
 from atomlens.metrics.detection import DEFAULT_RADIUS_A
 from atomlens.pipeline.files import find_files
+from atomlens.report.calibration_html import add_evaluation_to_report
 from atomlens.simulate import (
     AberratedProbe,
     Background,
@@ -146,6 +147,8 @@ def run_demo(
     _name_the_kept_image(final, str(image_path), "image.tif")
     sim.truth.to_csv(final / "truth.csv", index=False, float_format="%.6g")
     report = evaluate_files(final / "atoms.csv", final / "truth.csv", radius_A=DEFAULT_RADIUS_A)
+    if (final / "report.html").exists():
+        add_evaluation_to_report(final / "report.html", report, truth_name="truth.csv")
     si = report.per_class.loc["Si"] if "Si" in report.per_class.index else None
     si_found = f"{int(si.tp)}/{int(si.n_true)}" if si is not None else "0/0"
     return DemoResult(

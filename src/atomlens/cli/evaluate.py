@@ -32,11 +32,20 @@ def evaluate(
             help="Write reliability.png (p_real) and z_hist.png (error/σ) into this new directory.",
         ),
     ] = None,
+    report_html: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Add the scores, z histogram and p_real reliability diagram to this "
+            "report.html of `find` (the file is updated in place).",
+        ),
+    ] = None,
 ) -> None:
     """Score predicted atoms against the truth: P/R/F1 (overall and per class, with the
     confusion matrix of the classes) and localisation errors; every atom counts, the border
     band included. A prediction with σ and p_real (from `find`) also gets σ's coverage, the
-    AUROC and ECE of p_real, and with --figures their diagrams."""
+    AUROC and ECE of p_real, and with --figures (or in find's report.html with
+    --report) their diagrams."""
     try:
         from atomlens.metrics import evaluate_files
         from atomlens.metrics.detection import DEFAULT_RADIUS_A
@@ -58,6 +67,11 @@ def evaluate(
             from atomlens.report.calibration_figures import save_evaluation_figures
 
             written = save_evaluation_figures(report, figures)
+        if report_html is not None:
+            # deferred: matplotlib, only when a report is updated
+            from atomlens.report.calibration_html import add_evaluation_to_report
+
+            written["report"] = add_evaluation_to_report(report_html, report, truth_name=truth.name)
     except USER_ERRORS as exc:
         fail(exc)
     if json_out:

@@ -454,6 +454,7 @@ def _write_figures(
             "signal": im.signal_type or "—",
             **settings,
         },
+        sigma_validation=getattr(getattr(ens, "calibration", None), "sigma_validation", None),
         provenance={
             "model": ens.config.to_dict() if hasattr(ens.config, "to_dict") else {},
             "members": getattr(ens, "member_provenance", None),

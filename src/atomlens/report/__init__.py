@@ -13,13 +13,18 @@ from atomlens.report.analysis_figures import (
     save_strain_map_png,
 )
 from atomlens.report.calibration_figures import (
+    evaluation_pngs,
     plot_reliability,
     plot_z_histogram,
     save_evaluation_figures,
 )
+from atomlens.report.calibration_html import add_evaluation_to_report, evaluation_html
 from atomlens.report.figures import figure_to_png, plot_atoms, save_atoms_png
 
 __all__ = [
+    "add_evaluation_to_report",
+    "evaluation_html",
+    "evaluation_pngs",
     "explore_figures",
     "figure_to_png",
     "plot_atoms",

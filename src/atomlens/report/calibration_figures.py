@@ -14,7 +14,12 @@ import pandas as pd
 from atomlens._shared.atomic import atomic_directory
 from atomlens.report.figures import figure_to_png
 
-__all__ = ["plot_reliability", "plot_z_histogram", "save_evaluation_figures"]
+__all__ = [
+    "evaluation_pngs",
+    "plot_reliability",
+    "plot_z_histogram",
+    "save_evaluation_figures",
+]
 
 #: The files :func:`save_evaluation_figures` writes.
 EVALUATION_FIGURES: tuple[str, ...] = ("reliability.png", "z_hist.png")
@@ -139,11 +144,6 @@ def save_evaluation_figures(report: Any, directory: str | PathLike[str], /) -> d
     FileExistsError
         If ``directory`` exists and is not empty.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     final = Path(directory)
     if report.z is None and report.reliability is None:
         raise ValueError(
@@ -154,8 +154,34 @@ def save_evaluation_figures(report: Any, directory: str | PathLike[str], /) -> d
         raise FileExistsError(
             f"{final} exists and is not an empty directory; choose a new `figures` directory."
         )
+    pngs = evaluation_pngs(report)
+    with atomic_directory(final) as tmp:
+        for name, data in pngs.items():
+            (tmp / name).write_bytes(data)
+    return {name: final / name for name in pngs}
+
+
+def evaluation_pngs(report: Any, /) -> dict[str, bytes]:
+    """The PNG bytes of ``z_hist.png`` and ``reliability.png`` of an evaluation (see
+    :func:`save_evaluation_figures`); a figure whose data the report lacks is left out.
+
+    Parameters
+    ----------
+    report : atomlens.metrics.DetectionReport
+        An evaluation.
+
+    Returns
+    -------
+    dict of str to bytes
+        By file name, z histogram first.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
     pngs: dict[str, bytes] = {}
-    if report.z is not None:
+    if report.z is not None and np.isfinite(np.asarray(report.z, float)).any():
         fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
         plot_z_histogram(report.z, ax=ax)
         pngs["z_hist.png"] = figure_to_png(fig)
@@ -163,7 +189,4 @@ def save_evaluation_figures(report: Any, directory: str | PathLike[str], /) -> d
         fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
         plot_reliability(report.reliability, ax=ax)
         pngs["reliability.png"] = figure_to_png(fig)
-    with atomic_directory(final) as tmp:
-        for name, data in pngs.items():
-            (tmp / name).write_bytes(data)
-    return {name: final / name for name in pngs}
+    return pngs

@@ -17,6 +17,13 @@ import pandas as pd
 
 import atomlens
 from atomlens.io.tables import unrefined_phrase
+from atomlens.report.calibration_html import (
+    EVALUATION_END,
+    EVALUATION_START,
+    evaluation_html,
+    html_table,
+    uncertainty_html,
+)
 from atomlens.report.figures import figure_size, figure_to_png, plot_atoms, plot_uncertainty
 
 __all__ = [
@@ -132,19 +139,6 @@ def _figures(
     return out
 
 
-def _table(rows: list[tuple[str, Any]], header: tuple[str, str] | None = None) -> str:
-    h = (
-        f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
-        if header
-        else ""
-    )
-    body = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td class='n'>{html.escape(str(v))}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table>{h}{body}</table>"
-
-
 def render_report(
     image: np.ndarray,
     atoms: pd.DataFrame,
@@ -156,6 +150,8 @@ def render_report(
     title: str = "atomlens report",
     settings: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    sigma_validation: Mapping[str, Mapping[str, float]] | None = None,
+    evaluation: Any = None,
 ) -> str:
     """The HTML text of a report (see :func:`write_report`)."""
     figs = _figures(np.asarray(image, float), atoms, rejected, epistemic, pixel_size)
@@ -210,11 +206,13 @@ def render_report(
 <h1>{html.escape(title)}</h1>
 <p class="sub">atomlens {html.escape(atomlens.__version__)} · {html.escape(stamp)}</p>
 <div class="grid">{fig_html}</div>
-<h2>Counts per class</h2>{_table(count_rows, ("class", "atoms"))}
-<h2>Summary</h2>{_table(summary)}
+<h2>Counts per class</h2>{html_table(count_rows, ("class", "atoms"))}
+<h2>Summary</h2>{html_table(summary)}
 <h2>Nearest-neighbour distances</h2>
 <figure><img alt="nearest-neighbour histogram" src="{figs["nn"]}"></figure>
-<h2>Settings</h2>{_table(settings_rows, ("setting", "value"))}
+{uncertainty_html(atoms, sigma_validation=sigma_validation)}
+{evaluation_html(evaluation) if evaluation is not None else EVALUATION_START + EVALUATION_END}
+<h2>Settings</h2>{html_table(settings_rows, ("setting", "value"))}
 <h2>Model provenance</h2><details><summary>show</summary><pre>{html.escape(prov)}</pre>
 </details>
 </body></html>
@@ -241,7 +239,11 @@ def write_report(
         ``sigma_x_A``, ``sigma_y_A``, ``p_real``).
     **kwargs
         ``pixel_size`` [Å/px] (required), ``rejected``, ``epistemic`` (map), ``title``,
-        ``settings`` and ``provenance`` (dicts shown as tables/JSON): see
+        ``settings`` and ``provenance`` (dicts shown as tables/JSON), ``sigma_validation``
+        (the σ model's validation, :attr:`atomlens.ensemble.Calibration.sigma_validation`)
+        and ``evaluation`` (a :class:`atomlens.metrics.DetectionReport` of these atoms
+        against a truth, shown with its z histogram and reliability diagram; one can be
+        added later with :func:`atomlens.report.add_evaluation_to_report`): see
         :func:`render_report`.
 
     Returns
