@@ -6,7 +6,8 @@ strained, given defects (:mod:`~atomlens.simulate.defects`) and classes
 (:mod:`~atomlens.simulate.classes`), imaged with a probe (:mod:`~atomlens.simulate.probe`)
 under a dose with noise, background, detector effects and scan distortions
 (:mod:`~atomlens.simulate.imaging`, :mod:`~atomlens.simulate.distortions`), and labelled
-(:mod:`~atomlens.simulate.labels`).
+(:mod:`~atomlens.simulate.labels`). Two rotated grains and a nanoparticle on a support film
+are geometries of the same image (:mod:`~atomlens.simulate.geometry`).
 :func:`simulate_image` does all of it for one image; :class:`SimulatedDataset` draws
 endless random images for training.
 """
@@ -20,6 +21,7 @@ from atomlens.simulate.defects import (
     parse_defect,
 )
 from atomlens.simulate.distortions import ScanDistortion
+from atomlens.simulate.geometry import Bicrystal, Nanoparticle
 from atomlens.simulate.imaging import Background, Detector
 from atomlens.simulate.io import write_simulation
 from atomlens.simulate.probe import AberratedProbe, GaussianProbe
@@ -36,11 +38,13 @@ __all__ = [
     "MATERIALS",
     "AberratedProbe",
     "Background",
+    "Bicrystal",
     "ClassMap",
     "ConditionRanges",
     "Detector",
     "GaussianProbe",
     "ImagingConditions",
+    "Nanoparticle",
     "ProjectedCell",
     "ScanDistortion",
     "SimulatedDataset",

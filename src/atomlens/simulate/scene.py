@@ -26,6 +26,7 @@ from atomlens.simulate.defects import (
     apply_defects,
     expand_elements,
 )
+from atomlens.simulate.geometry import Bicrystal, Nanoparticle, join_grains
 from atomlens.simulate.imaging import (
     AMORPHOUS_CARBON_DENSITY,
     _core_and_tail_radius,
@@ -63,7 +64,8 @@ class SimulatedImage:
         ``n_atoms``, ``z_gamma_sum`` (Σ Z^γ), ``counts`` (expected detector counts the column
         scatters, D·σ), ``is_defect``, ``near_edge`` (closer to the border than the probe's
         core radius), ``x_spec_A, y_spec_A`` (specimen positions before scan distortion [Å])
-        and ``site`` (index of the column in the projected cell).
+        and ``site`` (index of the column in the projected cell); with a
+        :class:`~atomlens.simulate.Bicrystal` geometry also ``grain`` (0 or 1).
     vacancies : pandas.DataFrame
         Sites emptied by vacancies (atoms-table columns and ``composition`` of the perfect
         column there).
@@ -162,6 +164,7 @@ def simulate_image(
     label_kind: Literal["disk", "gaussian"] = "disk",
     label_min_share: float = 0.0,
     displacement: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    geometry: Bicrystal | Nanoparticle | None = None,
     rng: int | np.random.Generator | np.random.SeedSequence | None = None,
 ) -> SimulatedImage:
     """Simulate a STEM image of a crystal with exact truth and labels.
@@ -205,6 +208,13 @@ def simulate_image(
         ``(x, y)`` [Å] (after rotation and strain, before scan distortion) and its class name
         (as in the truth's ``class``). E.g. a polarisation field that shifts only the
         B-site columns of a perovskite. The truth holds the displaced positions.
+    geometry : Bicrystal or Nanoparticle, optional
+        What the specimen is besides one crystal filling the frame
+        (:mod:`~atomlens.simulate.geometry`): two grains rotated against each other at a
+        straight boundary (the truth gains a ``grain`` column, 0 or 1; ``rotation_deg`` is the
+        first grain's), or a finite particle of the crystal (on the support film of
+        ``conditions.background``; the truth holds the particle's columns only). ``None``:
+        the crystal fills the field of view.
     rng : int, SeedSequence, Generator or None
         The one source of every random choice (lattice offset, rotation, defects, film,
         jitter, noise).
@@ -218,6 +228,14 @@ def simulate_image(
     >>> sim = simulate_image("graphene", shape=64, pixel_size=0.1, rng=0)
     >>> sim.image.shape, sim.class_names
     ((64, 64), ('C',))
+
+    Two grains of gold seen down [110], 20° apart at a vertical boundary:
+
+    >>> from atomlens.simulate import Bicrystal
+    >>> sim = simulate_image("au[110]", shape=64, pixel_size=0.1, rotation_deg=0.0, rng=0,
+    ...                      geometry=Bicrystal(misorientation_deg=20.0))
+    >>> sorted(set(sim.truth["grain"]))
+    [0, 1]
     """
     h, w = _shape(shape)
     px = validate_pixel_size(pixel_size)
@@ -236,6 +254,8 @@ def simulate_image(
     for d in defects:
         if not isinstance(d, Vacancy | Substitution):
             raise TypeError(f"defects must hold Vacancy or Substitution objects, got {d!r}.")
+    if geometry is not None and not isinstance(geometry, Bicrystal | Nanoparticle):
+        raise TypeError(f"geometry must be None, a Bicrystal or a Nanoparticle, got {geometry!r}.")
 
     cell = (
         material
@@ -263,6 +283,27 @@ def simulate_image(
     radius = (half_diag_A + margin_A) / (1.0 - max(abs(exx), abs(eyy), abs(exy)) * 1.5)
     xy_cell, site = tile_cell(cell, center_A=tuple(origin), radius_A=radius)
     xy_A = (xy_cell - origin) @ deform.T + centre_px * px  # specimen positions [Å]
+    grain: np.ndarray | None = None
+    geometry_meta: dict[str, Any] = {}
+    if isinstance(geometry, Bicrystal):
+        # the second grain: the same crystal turned further, with its own lattice offset
+        theta2 = math.radians(theta_deg + float(geometry.misorientation_deg))
+        rot2 = np.array(
+            [[math.cos(theta2), -math.sin(theta2)], [math.sin(theta2), math.cos(theta2)]]
+        )
+        deform2 = np.array([[1.0 + exx, exy], [exy, 1.0 + eyy]]) @ rot2
+        frac2 = g_geom.uniform(0.0, 1.0, 2)
+        origin2 = frac2[0] * cell.a + frac2[1] * cell.b
+        xy2_cell, site2 = tile_cell(cell, center_A=tuple(origin2), radius_A=radius)
+        xy2_A = (xy2_cell - origin2) @ deform2.T + centre_px * px
+        keep1, keep2 = join_grains(xy_A, xy2_A, bicrystal=geometry, center_A=centre_px * px)
+        xy_A = np.concatenate([xy_A[keep1], xy2_A[keep2]])
+        site = np.concatenate([site[keep1], site2[keep2]])
+        grain = np.repeat(np.array([0, 1], dtype=np.int64), [int(keep1.sum()), int(keep2.sum())])
+        geometry_meta = {"rotation_deg_second": theta_deg + float(geometry.misorientation_deg)}
+    elif isinstance(geometry, Nanoparticle):
+        inside_particle = geometry.contains(xy_A - centre_px * px, crystal_angle_deg=theta_deg)
+        xy_A, site = xy_A[inside_particle], site[inside_particle]
 
     # --- defects and classes -------------------------------------------------------------------
     pristine = np.asarray(cell.counts)[site]
@@ -366,6 +407,7 @@ def simulate_image(
             "x_spec_A": xy_A[keep, 0],
             "y_spec_A": xy_A[keep, 1],
             "site": site[keep],
+            **({} if grain is None else {"grain": grain[keep]}),
         },
     )
     vac = inside & ~present
@@ -413,6 +455,8 @@ def simulate_image(
         "conditions": cond.to_dict(),
         "atomlens_version": __version__,
     }
+    if geometry is not None:
+        metadata["geometry"] = {**geometry.to_dict(), **geometry_meta}
     return SimulatedImage(
         image=image,
         expected=expected,
