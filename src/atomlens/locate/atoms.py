@@ -20,6 +20,7 @@ from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 
 __all__ = [
     "AUTO_CHI2_MAX",
+    "AUTO_CHI2_MIN",
     "AUTO_GAP_MAX",
     "AUTO_IMAGE_GAP_MAX",
     "AUTO_WIDTH_RANGE",
@@ -39,6 +40,11 @@ __all__ = [
 #: :data:`AUTO_WIDTH_RANGE` of its class's median, it agrees with the network's position
 #: within three combined σ, and its σ is smaller than the network's.
 AUTO_CHI2_MAX = 2.0
+#: ... and at least this: a reduced χ² far below 1 (under 0.1 % of fits of 20 free pixels
+#: under their noise model) says the fit took up the noise (a few counts on a disk of
+#: empty pixels: 0.01 on abTEM graphene at 10³ e⁻/Å²), and its σ, scaled by it, claimed
+#: a tenth of its error.
+AUTO_CHI2_MIN = 0.3
 AUTO_WIDTH_RANGE = (0.8, 1.25)
 #: ... and the two positions agree within this many combined σ (the larger axis), and
 #: on the image as a whole the median of that is at most :data:`AUTO_IMAGE_GAP_MAX`.
@@ -524,14 +530,14 @@ def choose_positions(
     checks. Run again with another ``sigma_model`` it re-decides without re-fitting.
 
     ``"auto"`` takes the fit's position where its model holds and it is the more precise:
-    the fit converged (``refined``), its reduced χ² is at most :data:`AUTO_CHI2_MAX`, its
-    width is within :data:`AUTO_WIDTH_RANGE` of its class's median, it agrees with the
-    network's position within :data:`AUTO_GAP_MAX` combined σ (the fit's and the image's
-    median network σ: an atom the members disagree on does not loosen the test), its σ is
-    smaller than that median, and on the image as a whole the two agree (median gap ≤
-    :data:`AUTO_IMAGE_GAP_MAX` σ: a film or probe tails that pull every fit fail this).
-    Elsewhere the network's. A column the border cuts takes the mean of the two when the
-    fit holds on the image.
+    the fit converged (``refined``), its reduced χ² is between :data:`AUTO_CHI2_MIN` and
+    :data:`AUTO_CHI2_MAX`, its width is within :data:`AUTO_WIDTH_RANGE` of its class's
+    median, it agrees with the network's position within :data:`AUTO_GAP_MAX` combined σ
+    (the fit's and the image's median network σ: an atom the members disagree on does not
+    loosen the test), its σ is smaller than that median, and on the image as a whole the two
+    agree (median gap ≤ :data:`AUTO_IMAGE_GAP_MAX` σ: a film or probe tails that pull every
+    fit fail this). Elsewhere the network's. A column the border cuts takes the mean of the
+    two when the fit holds on the image.
 
     Returns
     -------
@@ -596,7 +602,9 @@ def choose_positions(
                 float(np.median(ok_gap)),
             )
         chi2 = out.get("fit_chi2", pd.Series(np.nan, out.index)).to_numpy(float)
-        chi2_ok = np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX
+        chi2_ok = (np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX) & (
+            np.nan_to_num(chi2, nan=0.0) >= AUTO_CHI2_MIN
+        )
         width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
         cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
         width_ok = np.zeros(n, dtype=bool)
