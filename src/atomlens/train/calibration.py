@@ -27,7 +27,9 @@ __all__ = [
     "SIGMA_DOSES",
     "fit_calibration",
     "fit_sigma_model",
+    "fit_sigma_tables",
     "sigma_calibration_images",
+    "sigma_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -400,6 +402,35 @@ def fit_sigma_model(
         Per condition left out (and ``"all"`` pooled): ``z_rms``, ``within_1sigma``,
         ``within_2sigma`` and ``n`` (per-axis errors counted).
     """
+    by_cond = sigma_tables(
+        ensemble, images, radius_A=radius_A, margin_A=margin_A, progress=progress
+    )
+    return fit_sigma_tables(by_cond)
+
+
+def sigma_tables(
+    ensemble: Any,
+    images: list[tuple[str, Any]],
+    /,
+    *,
+    radius_A: float = 0.5,
+    margin_A: float = 1.0,
+    progress: bool = False,
+) -> dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]]:
+    """The matched atoms of each calibration image, by condition: what
+    :func:`fit_sigma_tables` fits (find runs once per image; the fit can then be repeated).
+
+    Parameters
+    ----------
+    ensemble, images, radius_A, margin_A, progress
+        As :func:`fit_sigma_model`.
+
+    Returns
+    -------
+    dict of str to list of (pandas.DataFrame, ndarray, float)
+        Per condition: for each image the matched atoms (uncalibrated, both positions and
+        σ's parts), their true positions [px] and the pixel size [Å/px].
+    """
     from tqdm.auto import tqdm  # deferred: only for this long fit
 
     by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]] = {}
@@ -413,6 +444,14 @@ def fit_sigma_model(
         keep = inside_margin(t[mt.true_index], np.shape(sim.image), margin_A / ps)
         rows = a.iloc[mt.pred_index[keep]].reset_index(drop=True)
         by_cond.setdefault(name, []).append((rows, t[mt.true_index[keep]], ps))
+    return by_cond
+
+
+def fit_sigma_tables(
+    by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]], /
+) -> tuple[SigmaModel, dict[str, dict[str, float]]]:
+    """The σ model fitted on :func:`sigma_tables`, and its leave-one-condition-out
+    validation (see :func:`fit_sigma_model`)."""
     validation: dict[str, dict[str, float]] = {}
     z_all = []
     for name in by_cond:
