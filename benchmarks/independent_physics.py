@@ -464,7 +464,13 @@ def main() -> None:
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"before: {args.before_ref} not reachable ({e}); scoring after only")
         else:
-            before = run_find(images, src, src / "atomlens" / "bundled")
+            # models bundled after that commit (haadf-any) have no "before"
+            had = {
+                k: v
+                for k, v in images.items()
+                if (src / "atomlens" / "bundled" / k.split("|")[0]).is_dir()
+            }
+            before = run_find(had, src, src / "atomlens" / "bundled")
     print(
         f"abTEM {__import__('abtem').__version__} multislice (PRISM), {PIXEL_A} Å/px, "
         f"{reps} noise realisation(s) per dose; before = {args.before_ref} (network positions, "
@@ -500,7 +506,11 @@ def main() -> None:
                 keys = [f"{model}|{mat}|{dose:g}|{k}" for k in range(reps)]
                 b = [bounds[mat, dose]] * reps
                 ra = score([after[k] for k in keys], truth, b, frac.shape)
-                rb = score([before[k] for k in keys], truth, b, frac.shape) if before else None
+                rb = (
+                    score([before[k] for k in keys], truth, b, frac.shape)
+                    if before and keys[0] in before
+                    else None
+                )
                 pooled["after"].append(ra)
                 if rb:
                     pooled["before"].append(rb)

@@ -252,10 +252,15 @@ def test_a_harmless_round_is_kept(tiny_model, frames, monkeypatch, caplog):
     assert len(calls) == 2
     assert list(h["kept"]) == [True, True] and _undone_reasons(caplog) == [], h
     # measured: F1 0.980 against round 0 (the cap needs ≥ 0.75) and implausible hold-out
-    # atoms 0.022 → 0.034 (allowed +0.051 for its 88 atoms; asserted tighter, < +0.03, so
-    # that the round is plainly harmless, not just inside the guard)
+    # atoms 0.023 → 0.057, 2 → 5 of its 88 (allowed +0.051). It was 0.022 → 0.034 until
+    # the Gaussian fit gave counted data at least Poisson variance (2026-12-05): at this
+    # dose (1.5e3 e⁻/Å², 0.22 counts/px) its learnt variance had been 0.22 × Poisson; on
+    # 6 frames of 192² px at 1e3 / 1.5e3 / 3e3 the positions' RMSE went 7.26 / 5.40 /
+    # 3.60 → 6.97 / 5.43 / 3.60 pm. Three atoms of 88 is within the binomial noise of
+    # one hold-out frame (±0.03), so the bar is that noise, asserted below the guard's
+    # allowance, not a bar the round must clear by more.
     assert h["consensus_f1_vs_previous"].iloc[1] > 0.9, h
-    assert h["holdout_implausible"].iloc[1] - h["holdout_implausible"].iloc[0] < 0.03, h
+    assert h["holdout_implausible"].iloc[1] - h["holdout_implausible"].iloc[0] < 0.04, h
     assert res.ensemble is seen[0][1] and _weights_differ(res.ensemble, before)
     _assert_weights_equal(ens, before)  # the input is not modified
     assert res.ensemble.config.provenance["elit"]["rounds"] == 1
