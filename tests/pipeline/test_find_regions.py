@@ -33,6 +33,10 @@ def test_find_reports_flags_and_drops_atoms_outside_the_crystal(tiny_model, scen
     assert "region" not in off.atoms.columns and off.regions is None
     assert len(keep.atoms) == len(off.atoms)
     regions = keep.atoms["region"]
+    # the result holds the map the regions were read from (it was lost on the way out)
+    np.testing.assert_array_equal(
+        keep.regions.at(keep.atoms[["x_px", "y_px"]].to_numpy(float)), regions.to_numpy()
+    )
     assert set(regions) <= {"crystal", "amorphous", "vacuum", "saturated"}
     outside = (regions != "crystal").to_numpy()
     assert outside.any() and (~outside).any()
@@ -54,3 +58,35 @@ def test_find_reports_flags_and_drops_atoms_outside_the_crystal(tiny_model, scen
 def test_a_bad_regions_rule_is_named():
     with pytest.raises(ValueError, match="`regions` must be 'off', 'keep'"):
         FindSettings(regions="hide")
+
+
+def test_find_files_report_shows_the_region_map_and_the_atoms_per_region(
+    tiny_model, scene, tmp_path
+):
+    import re
+
+    import tifffile
+
+    from atomlens.pipeline import find_files
+
+    tifffile.imwrite(
+        tmp_path / "scene.tif",
+        scene.image.astype(np.float32),
+        imagej=True,
+        resolution=(1 / (PS / 10), 1 / (PS / 10)),
+        metadata={"unit": "nm"},
+    )
+    find_files(
+        [tmp_path / "scene.tif"],
+        model=perturbed_ensemble(tiny_model),
+        out=tmp_path / "o",
+        regions="keep",
+    )
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "<img alt='regions'" in page
+    atoms = __import__("pandas").read_csv(tmp_path / "o" / "atoms.csv")
+    row = re.search(r"<td>regions \(share of pixels, atoms\)</td><td[^>]*>(.*?)</td>", page)
+    assert row, "no regions row in the summary"
+    # each region's atom count is the table's
+    for name, n in atoms["region"].value_counts().items():
+        assert f"{name} " in row.group(1) and f"({n} atoms" in row.group(1), (name, n, row.group(1))

@@ -499,7 +499,7 @@ def _find_frame(
     logger.debug(
         "found %d atoms (%d more below p_detect %.2f)", len(atoms), len(rejected), settings.p_min
     )
-    return FindResult(atoms, rejected, pred, ps, dec, regions)
+    return FindResult(atoms, rejected, pred, ps, dec, regions=regions)
 
 
 def _stacked(

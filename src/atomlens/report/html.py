@@ -64,12 +64,53 @@ def nearest_neighbour_distances_A(atoms: pd.DataFrame, /) -> np.ndarray:
     return d[:, 1]
 
 
+#: How the report tints each region of a region map (none: left as it is).
+REGION_COLOURS: dict[str, str | None] = {
+    "crystal": None,
+    "amorphous": "#ff8c00",
+    "vacuum": "#1f77ff",
+    "saturated": "#e41a1c",
+}
+
+
+def _region_figure(image: np.ndarray, regions: Any, atoms: pd.DataFrame, pixel_size: float) -> str:
+    """The image with every region but the crystal tinted, and the atoms on it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=figure_size(image.shape, width_in=6.6), dpi=100)
+    plot_atoms(image, atoms=None, ax=ax, title="regions", pixel_size=pixel_size)
+    labels = np.asarray(regions.labels)
+    rgba = np.zeros((*labels.shape, 4))
+    share = regions.share()
+    handles = []
+    for k, name in enumerate(regions.names):
+        colour = REGION_COLOURS.get(name, "#999999")
+        if colour is not None:
+            rgba[labels == k] = (*to_rgb(colour), 0.45)
+        handles.append(
+            Patch(
+                facecolor=colour or "none",
+                edgecolor="k",
+                alpha=0.6 if colour else 1.0,
+                label=f"{name} {share.get(name, 0.0):.1%}",
+            )
+        )
+    ax.imshow(rgba, interpolation="nearest")
+    if len(atoms):
+        ax.scatter(atoms["x_px"], atoms["y_px"], s=6, c="w", linewidths=0)
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.8)
+    return _png(fig)
+
+
 def _figures(
     image: np.ndarray,
     atoms: pd.DataFrame,
     rejected: pd.DataFrame | None,
     epistemic: np.ndarray | None,
     pixel_size: float,
+    regions: Any = None,
 ) -> dict[str, str]:
     import matplotlib
 
@@ -121,6 +162,9 @@ def _figures(
         )
         out["uncertainty"] = _png(fig)
 
+    if regions is not None:
+        out["regions"] = _region_figure(image, regions, atoms, pixel_size)
+
     nn = nearest_neighbour_distances_A(atoms)
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     if len(nn):
@@ -139,6 +183,21 @@ def _figures(
     return out
 
 
+def _region_phrase(regions: Any, atoms: pd.DataFrame, rejected: pd.DataFrame | None) -> str:
+    """ "crystal 93.1 % (812 atoms), amorphous 6.9 % (12 atoms; 30 dropped)", …"""
+    share = regions.share()
+    parts = []
+    for name in regions.names:
+        n = int((atoms["region"] == name).sum()) if "region" in atoms else 0
+        moved = ""
+        if rejected is not None and "region" in rejected and name != "crystal":
+            k = int((rejected["region"] == name).sum())
+            moved = f"; {k} rejected" if k else ""
+        if share.get(name, 0.0) > 0 or n:
+            parts.append(f"{name} {share.get(name, 0.0):.1%} ({n} atoms{moved})")
+    return ", ".join(parts)
+
+
 def render_report(
     image: np.ndarray,
     atoms: pd.DataFrame,
@@ -152,9 +211,10 @@ def render_report(
     provenance: dict[str, Any] | None = None,
     sigma_validation: Mapping[str, Mapping[str, float]] | None = None,
     evaluation: Any = None,
+    regions: Any = None,
 ) -> str:
     """The HTML text of a report (see :func:`write_report`)."""
-    figs = _figures(np.asarray(image, float), atoms, rejected, epistemic, pixel_size)
+    figs = _figures(np.asarray(image, float), atoms, rejected, epistemic, pixel_size, regions)
     counts = atoms["class"].astype(str).value_counts() if len(atoms) else pd.Series(dtype=int)
     count_rows = [(k, int(v)) for k, v in counts.items()] + [("all", len(atoms))]
     if rejected is not None:
@@ -181,6 +241,10 @@ def render_report(
         summary.append(
             ("Gaussian fit", unrefined_phrase(counts.to_dict(), bad.value_counts().to_dict()))
         )
+    if regions is not None:
+        summary.append(
+            ("regions (share of pixels, atoms)", _region_phrase(regions, atoms, rejected))
+        )
     nn = nearest_neighbour_distances_A(atoms)
     if len(nn):
         summary.append(("median nearest-neighbour distance", f"{np.median(nn):.3f} Å"))
@@ -190,10 +254,13 @@ def render_report(
         "because too few ensemble members found them.",
         "uncertainty": "Epistemic uncertainty (the members' disagreement, mutual information "
         "in nats): bright where the ensemble does not know.",
+        "regions": "Regions from the image's own lattice texture: crystal untinted, "
+        "amorphous film or contamination orange, vacuum blue, saturated red; the atoms "
+        "as white dots.",
     }
     fig_html = "".join(
         f"<figure><img alt='{k}' src='{figs[k]}'><figcaption>{captions[k]}</figcaption></figure>"
-        for k in ("classes", "confidence", "uncertainty")
+        for k in ("classes", "confidence", "uncertainty", "regions")
         if k in figs
     )
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -243,7 +310,9 @@ def write_report(
         (the σ model's validation, :attr:`atomlens.ensemble.Calibration.sigma_validation`)
         and ``evaluation`` (a :class:`atomlens.metrics.DetectionReport` of these atoms
         against a truth, shown with its z histogram and reliability diagram; one can be
-        added later with :func:`atomlens.report.add_evaluation_to_report`): see
+        added later with :func:`atomlens.report.add_evaluation_to_report`) and
+        ``regions`` (the image's :class:`atomlens.fourier.regions.RegionMap`, shown tinted
+        over the image with each region's share of pixels and atoms): see
         :func:`render_report`.
 
     Returns
