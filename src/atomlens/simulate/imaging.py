@@ -30,7 +30,15 @@ from atomlens._shared.validate import validate_positive
 from atomlens.simulate.distortions import ScanField
 from atomlens.simulate.probe import RadialProfile
 
-__all__ = ["Background", "Detector", "add_noise", "apply_detector", "render_columns", "render_film"]
+__all__ = [
+    "Background",
+    "Detector",
+    "add_noise",
+    "apply_detector",
+    "record",
+    "render_columns",
+    "render_film",
+]
 
 #: Areal number density of amorphous carbon per Å of film thickness [atoms/Å³] (2 g/cm³).
 AMORPHOUS_CARBON_DENSITY = 0.1
@@ -483,3 +491,43 @@ def apply_detector(
         out[hot] = np.float32(top)
         out[dead] = np.float32(0.0)
     return out
+
+
+def record(
+    expected: np.ndarray,
+    /,
+    *,
+    detector: Detector,
+    read_noise: float = 0.0,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """An image as recorded from ``expected`` counts: shot noise, then the detector's
+    effects and read noise (:func:`add_noise`, :func:`apply_detector`).
+
+    With an identity ``detector`` it is :func:`add_noise` alone, drawing from ``rng``
+    exactly as before the detector model existed (seeded images stay the same).
+
+    Parameters
+    ----------
+    expected : ndarray of shape (H, W)
+        Expected detected counts per pixel [counts].
+    detector : Detector
+        The detector's effects.
+    read_noise : float
+        Standard deviation of the read noise, after the gain [counts].
+    rng : numpy.random.Generator
+        Source of every random draw.
+
+    Returns
+    -------
+    ndarray of shape (H, W), float32
+    """
+    if detector.is_identity:
+        return add_noise(expected, read_noise=read_noise, rng=rng)
+    # read noise comes after the detector's gain
+    return apply_detector(
+        add_noise(expected, read_noise=0.0, rng=rng),
+        detector=detector,
+        read_noise=read_noise,
+        rng=rng,
+    )

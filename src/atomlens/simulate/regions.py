@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.simulate.conditions import ImagingConditions
-from atomlens.simulate.imaging import Background, add_noise, apply_detector, render_film
+from atomlens.simulate.imaging import Background, record, render_film
 from atomlens.simulate.scene import MaterialLike, simulate_image
 
 __all__ = ["REGION_NAMES", "RegionScene", "SceneLayout", "simulate_regions"]
@@ -273,15 +273,7 @@ def simulate_regions(
         meta["contamination_thickness_A"] = thick
     expected = expected * (1 - holes)
     g_noise = np.random.default_rng(s_noise)
-    if cond.detector.is_identity:
-        image = add_noise(expected, read_noise=cond.read_noise, rng=g_noise)
-    else:  # read noise comes after the detector's gain
-        image = apply_detector(
-            add_noise(expected, read_noise=0.0, rng=g_noise),
-            detector=cond.detector,
-            read_noise=cond.read_noise,
-            rng=g_noise,
-        )
+    image = record(expected, detector=cond.detector, read_noise=cond.read_noise, rng=g_noise)
     regions = np.zeros((h, w), np.uint8)
     regions[cont >= 0.5] = 1
     regions[holes >= 0.5] = 2

@@ -30,8 +30,7 @@ from atomlens.simulate.geometry import Bicrystal, Nanoparticle, join_grains
 from atomlens.simulate.imaging import (
     AMORPHOUS_CARBON_DENSITY,
     _core_and_tail_radius,
-    add_noise,
-    apply_detector,
+    record,
     render_columns,
     render_film,
 )
@@ -362,15 +361,7 @@ def simulate_image(
         expected = electrons_per_px * fraction
     else:
         expected = electrons_per_px * (cond.bf_transmission - fraction)
-    if cond.detector.is_identity:
-        image = add_noise(expected, read_noise=cond.read_noise, rng=g_noise)
-    else:  # read noise comes after the detector's gain
-        image = apply_detector(
-            add_noise(expected, read_noise=0.0, rng=g_noise),
-            detector=cond.detector,
-            read_noise=cond.read_noise,
-            rng=g_noise,
-        )
+    image = record(expected, detector=cond.detector, read_noise=cond.read_noise, rng=g_noise)
     film_mean = AMORPHOUS_CARBON_DENSITY * cond.background.film_thickness_A * sigma_c * scale
 
     # --- truth ---------------------------------------------------------------------------------
