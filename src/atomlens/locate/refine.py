@@ -504,32 +504,66 @@ def _variance_model(
     use = use & np.isfinite(res) & np.isfinite(model)
     n_pix = use.sum(axis=1)
     has = n_pix > 0
-    r2_all = np.square(res.astype(np.float64))
-    scale = float(np.median(r2_all[use])) / 0.455 if use.any() else 1.0  # median of χ²₁
-    scale = scale if scale > 0 else (float(r2_all[use].mean()) if use.any() else 0.0) or 1.0
+    # The used pixels only, as 1-D arrays; row-major, so each atom's pixels are contiguous
+    # and start where the cumulative count says.
+    r2 = np.square(res[use].astype(np.float64))
+    m = model[use].astype(np.float64)
+    first = (np.cumsum(n_pix) - n_pix)[has]
+    atom = np.repeat(np.arange(len(n_pix)), n_pix)
+    scale = float(np.median(r2)) / 0.455 if r2.size else 1.0  # median of χ²₁
+    scale = scale if scale > 0 else (float(r2.mean()) if r2.size else 0.0) or 1.0
     floor = 1e-3 * scale
     # a reduced χ² of an atom beyond this is misfit, not noise (≥ 4 standard deviations)
     limit = 1.0 + np.maximum(1.0, 4.0 * np.sqrt(2.0 / np.maximum(n_pix - 5, 1)))
     keep = has.copy()
     coef = np.array([scale, 0.0, 0.0])
-    m_all = model.astype(np.float64)
-    m2_all = m_all * m_all
+    # The per-pixel factors of the weighted normal equations of y = r² on 1, m, m², built
+    # once: each IRLS step is then one pass of the weights over them (one einsum) where
+    # products and sums of temporaries took 17 passes; with the used pixels gathered once,
+    # the whole variance model 1.7× faster (measured, 4000 atoms). np.einsum, not a matrix
+    # product: OpenBLAS's threaded gemv and ddot took 10-50× longer whenever another
+    # process held a core (0.3 → 8-15 ms, measured), einsum does not thread. m stays
+    # unscaled here; the moments are scaled after summing.
+    mom = np.empty((8, m.size))
+    mom[0] = 1.0
+    mom[1] = m
+    np.multiply(m, m, out=mom[2])
+    np.multiply(mom[2], m, out=mom[3])
+    np.multiply(mom[2], mom[2], out=mom[4])
+    mom[5] = r2
+    np.multiply(r2, m, out=mom[6])
+    np.multiply(r2, mom[2], out=mom[7])
+
+    def variance(c: np.ndarray) -> np.ndarray:
+        v = np.multiply(m, c[2])
+        v += c[1]
+        v *= m
+        v += c[0]
+        return np.maximum(v, floor, out=v)
+
+    var = variance(coef)
     for _ in range(4):
-        sel = use & keep[:, None]
-        m = model[sel].astype(np.float64)
-        r2 = r2_all[sel]
+        sel = None if keep.all() else keep[atom].astype(np.float64)
+        count = m.size if sel is None else float(sel.sum())
         # m in units of its rms for conditioning (m² of 10⁵ counts is 10¹⁰);
         # non-negativity is unchanged by the scaling
-        ms = float(np.sqrt(np.mean(m * m))) if m.size else 1.0
+        m2_sum = mom[2].sum() if sel is None else np.einsum("j,j->", sel, mom[2])
+        ms = float(np.sqrt(m2_sum / count)) if count else 1.0
         ms = ms if ms > 0 else 1.0
-        u = m / ms
-        var = np.maximum(coef[0] + coef[1] * m + coef[2] * m * m, floor)
+        powers = ms ** np.array([0, 1, 2, 3, 4, 0, 1, 2])
         for _ in range(3):
-            g, b = _quadratic_normal_equations(u, r2, 1.0 / var**2)
-            coef = _nonneg_lstsq(g, b) / np.array([1.0, ms, ms * ms])
-            var = np.maximum(coef[0] + coef[1] * m + coef[2] * m * m, floor)
-        var_all = np.maximum(coef[0] + coef[1] * m_all + coef[2] * m2_all, floor)
-        chi2 = np.where(use, r2_all / var_all, 0.0).sum(axis=1) / np.maximum(n_pix - 5, 1)
+            w = np.square(var, out=var)
+            np.reciprocal(w, out=w)  # 1 / var²
+            if sel is not None:
+                w *= sel
+            s = np.einsum("ij,j->i", mom, w) / powers
+            g = np.array([[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]])
+            coef = _nonneg_lstsq(g, s[5:]) / np.array([1.0, ms, ms * ms])
+            var = variance(coef)
+        chi2 = np.zeros(len(n_pix))
+        if r2.size:
+            chi2[has] = np.add.reduceat(r2 / var, first)
+        chi2 /= np.maximum(n_pix - 5, 1)
         new_keep = has & (chi2 <= limit)
         if new_keep.sum() < max(1, 0.2 * has.sum()) or (new_keep == keep).all():
             break  # too few left to trust (then keep them all), or converged
@@ -542,23 +576,6 @@ def _variance_model(
     if keep.any() and np.median(ratio[keep]) > 0:
         coef = coef * float(np.median(ratio[keep]))
     return float(max(coef[0], floor)), float(coef[1]), float(coef[2]), floor
-
-
-def _quadratic_normal_equations(
-    u: np.ndarray, y: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normal equations ``(G, b)`` of the weighted least squares of ``y`` on the columns
-    ``1, u, u²``: the weighted moments of ``u`` up to the fourth and of ``y`` times ``u``
-    up to the second, summed pixel by pixel (a matrix product of the (P, 3) design took
-    40 ms a call on 5·10⁵ pixels under a loaded BLAS, twice the whole fit's other work)."""
-    wu = w * u
-    wu2 = wu * u
-    wy = w * y
-    s = [float(w.sum()), float(wu.sum()), float(wu2.sum())]
-    s += [float((wu2 * u).sum()), float((wu2 * u * u).sum())]
-    g = np.array([[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]])
-    b = np.array([float(wy.sum()), float((wy * u).sum()), float((wy * u * u).sum())])
-    return g, b
 
 
 def _nonneg_lstsq(g: np.ndarray, b: np.ndarray) -> np.ndarray:
