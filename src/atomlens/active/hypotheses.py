@@ -472,6 +472,28 @@ def learn_hypotheses(
     s = settings if settings is not None else HypothesisSettings()
     if not isinstance(s, HypothesisSettings):
         raise TypeError(f"`settings` must be HypothesisSettings, got {type(s).__name__}.")
+    X = _checked_candidates(candidates)
+    _check_models(models)
+    measure_fn = _measure_function(measure, len(X))
+    pos = _checked_positions(positions_px, len(X))
+    seeds = _checked_seeds(seed_indices, len(X), settings=s, n_models=len(models))
+    meta = _run_meta(X, models=models, settings=s, seeds=seeds, provenance=provenance)
+    out_dir = Path(out) if out is not None else None
+    rec = None
+    if out_dir is not None:
+        rec = _open_record(
+            out_dir, meta=meta, positions=pos, overview=overview, inputs=X, overwrite=overwrite
+        )
+    run = _HypothesisRun(
+        X, models=models, measure=measure_fn, settings=s, meta=meta, rec=rec, out_dir=out_dir
+    )
+    run.start(seeds)
+    run.play(progress)
+    return run.finish()
+
+
+def _checked_candidates(candidates: Any) -> np.ndarray:
+    """The candidates as an (M, D) float array; a 1D array is one column."""
     X = np.asarray(candidates, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
@@ -479,289 +501,448 @@ def learn_hypotheses(
         raise ValueError(f"`candidates` must have shape (M,) or (M, D) with M ≥ 1, got {X.shape}.")
     if not np.all(np.isfinite(X)):
         raise ValueError("`candidates` holds NaN or infinite coordinates; remove those points.")
-    M = X.shape[0]
+    return X
+
+
+def _check_models(models: Any) -> None:
+    """Raise unless ``models`` is a non-empty mapping of models with ``fit`` and
+    ``predict``; a model that asks for a name (``_named`` False) gets its key."""
     if not isinstance(models, Mapping) or not models:
         raise ValueError("`models` must be a non-empty mapping of names to models.")
-    names = [str(k) for k in models]
     for k, m in models.items():
         if not (hasattr(m, "fit") and hasattr(m, "predict")):
             raise TypeError(f"`models`[{k!r}] has no fit/predict; pass a StructuredGP or alike.")
         if getattr(m, "_named", True) is False:  # errors and logs call it by its key
             m.name = str(k)
+
+
+def _measure_function(measure: Any, M: int) -> Callable[[int], float]:
+    """``measure`` itself if it is callable, else a look-up in the M values it holds."""
     if callable(measure):
-        measure_fn = measure
-    else:
-        targets = np.asarray(measure, dtype=float).reshape(-1)
-        if targets.shape[0] != M:
-            raise ValueError(
-                f"`measure` holds {targets.shape[0]} values for {M} candidates; pass one per "
-                "candidate or a callable."
-            )
+        return measure
+    targets = np.asarray(measure, dtype=float).reshape(-1)
+    if targets.shape[0] != M:
+        raise ValueError(
+            f"`measure` holds {targets.shape[0]} values for {M} candidates; pass one per "
+            "candidate or a callable."
+        )
 
-        def measure_fn(i: int) -> float:
-            return float(targets[i])
+    def measure_fn(i: int) -> float:
+        return float(targets[i])
 
-    pos = None
-    if positions_px is not None:
-        pos = np.asarray(positions_px, dtype=np.float64)
-        if pos.shape != (M, 2) or not np.isfinite(pos).all():
-            raise ValueError(
-                f"`positions_px` must be ({M}, 2) finite pixel positions, got {pos.shape}."
-            )
-    needed = s.warmup * len(names) + s.steps
+    return measure_fn
+
+
+def _checked_positions(positions_px: Any, M: int) -> np.ndarray | None:
+    """The candidates' pixel positions as an (M, 2) float array, or None."""
+    if positions_px is None:
+        return None
+    pos = np.asarray(positions_px, dtype=np.float64)
+    if pos.shape != (M, 2) or not np.isfinite(pos).all():
+        raise ValueError(
+            f"`positions_px` must be ({M}, 2) finite pixel positions, got {pos.shape}."
+        )
+    return pos
+
+
+def _checked_seeds(
+    seed_indices: Sequence[int] | None, M: int, *, settings: HypothesisSettings, n_models: int
+) -> list[int] | None:
+    """The given seed points as a list (None: draw them), after checking that they and the
+    measurements the settings ask for fit in the M candidates."""
+    seeds = None
     if seed_indices is not None:
         seeds = [int(i) for i in seed_indices]
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) >= M:
             raise ValueError(
                 f"`seed_indices` must be distinct indices into the {M} candidates, got {seeds}."
             )
-    else:
-        seeds = None
-    n_first = len(seeds) if seeds is not None else s.n_seed
+    needed = settings.warmup * n_models + settings.steps
+    n_first = len(seeds) if seeds is not None else settings.n_seed
     if n_first + needed > M:
         raise ValueError(
             f"{n_first} seed points + {needed} measurements exceed the {M} candidates; lower "
             "`steps` or `warmup`, or give more candidates."
         )
+    return seeds
 
-    meta = {
+
+def _run_meta(
+    X: np.ndarray,
+    *,
+    models: Mapping[str, SurrogateModel],
+    settings: HypothesisSettings,
+    seeds: list[int] | None,
+    provenance: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What ``run.json`` records of a run: a resumed run must match it."""
+    return {
         "kind": "hypotheses",
         "version": RECORD_VERSION,
-        "settings": s.to_dict(),
-        "models": names,
+        "settings": settings.to_dict(),
+        "models": [str(k) for k in models],
         "model_settings": {
             n: (m.describe() if hasattr(m, "describe") else type(m).__name__)
             for n, m in models.items()
         },
-        "candidates": {"n": M, "dims": X.shape[1], "sha256_16": _candidates_hash(X)},
+        "candidates": {"n": X.shape[0], "dims": X.shape[1], "sha256_16": _candidates_hash(X)},
         "seed_indices": seeds,
         "provenance": dict(provenance) if provenance is not None else None,
     }
-    rec = None
-    lines: list[dict[str, Any]] = []
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        resume = (out_dir / "run.json").is_file() and not overwrite
-        if resume and (out_dir / "winner.json").is_file():
-            raise FileExistsError(
-                f"{out_dir} holds a finished run; choose another `out` or pass `overwrite=True`."
-            )
-        if overwrite:
-            for old in ("winner.json", "bandit.csv", "reconstruction.csv", *_FIGURES):
-                (out_dir / old).unlink(missing_ok=True)
-        rec = RunRecord.open(
-            out_dir,
-            meta=meta,
-            positions=pos,
-            image=overview,
-            energy=None,
-            resume=resume,
-            overwrite=overwrite,
-            inputs=X,
+
+
+def _open_record(
+    out_dir: Path,
+    *,
+    meta: Mapping[str, Any],
+    positions: np.ndarray | None,
+    overview: Any,
+    inputs: np.ndarray,
+    overwrite: bool,
+) -> RunRecord:
+    """The run record in ``out_dir``: an unfinished run's to resume, or a new one (the
+    files of a run it replaces removed first)."""
+    resume = (out_dir / "run.json").is_file() and not overwrite
+    if resume and (out_dir / "winner.json").is_file():
+        raise FileExistsError(
+            f"{out_dir} holds a finished run; choose another `out` or pass `overwrite=True`."
         )
-        lines = rec.step_lines()
-    record = _record_dict(meta, lines)
+    if overwrite:
+        for old in ("winner.json", "bandit.csv", "reconstruction.csv", *_FIGURES):
+            (out_dir / old).unlink(missing_ok=True)
+    return RunRecord.open(
+        out_dir,
+        meta=meta,
+        positions=positions,
+        image=overview,
+        energy=None,
+        resume=resume,
+        overwrite=overwrite,
+        inputs=inputs,
+    )
 
-    rng = np.random.default_rng(s.seed)
-    bandit = Bandit(names, policy=s.policy, epsilon=s.epsilon, temperature=s.temperature)
-    first = seeds if seeds is not None else [int(i) for i in rng.choice(M, s.n_seed, replace=False)]
-    measured = [int(ln["index"]) for ln in lines]
-    values = [float(ln["value"]) for ln in lines]
-    if measured[: len(first)] != first[: len(measured)]:
-        raise ValueError(
-            f"{out_dir}: the recorded seed points are not this run's; pass `overwrite`."
+
+def _write_final(out_dir: Path, mean: np.ndarray, std: np.ndarray, result: Mapping) -> None:
+    """The winner's reconstruction (``maps/final.npz``), then ``winner.json``."""
+    buf = io.BytesIO()
+    np.savez(buf, mean=mean.astype(np.float32), variance=(std**2).astype(np.float32))
+    _write_atomic(out_dir / "maps" / "final.npz", buf.getvalue())
+    # written last: a run with winner.json is finished
+    _write_atomic(out_dir / "winner.json", json.dumps(result, indent=1, default=json_default))
+
+
+class _HypothesisRun:
+    """One run of :func:`learn_hypotheses` as it goes: the measurements so far, the bandit
+    and its random generator, each model's latest fit and uncertainty, and the record.
+
+    Parameters
+    ----------
+    X : ndarray of shape (M, D)
+        The candidates.
+    models : mapping of str to model
+        The hypotheses.
+    measure : callable
+        ``measure(index) → value``.
+    settings : HypothesisSettings
+        The run's settings.
+    meta : dict
+        What ``run.json`` records (:func:`_run_meta`).
+    rec : RunRecord or None
+        The record to write to, and to resume from.
+    out_dir : pathlib.Path or None
+        Its directory.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        *,
+        models: Mapping[str, SurrogateModel],
+        measure: Callable[[int], float],
+        settings: HypothesisSettings,
+        meta: Mapping[str, Any],
+        rec: RunRecord | None,
+        out_dir: Path | None,
+    ) -> None:
+        s = settings
+        self.X, self.models, self.measure_fn, self.s = X, models, measure, s
+        self.meta, self.rec, self.out_dir = meta, rec, out_dir
+        self.names: list[str] = list(meta["models"])
+        self.lines: list[dict[str, Any]] = rec.step_lines() if rec is not None else []
+        self.rng = np.random.default_rng(s.seed)
+        self.bandit = Bandit(
+            self.names, policy=s.policy, epsilon=s.epsilon, temperature=s.temperature
         )
-    done = 0  # plan entries finished
-    latest: dict[str, float] = {}  # name → its uncertainty at its latest fit
-    state = lines[-1]["model"] if lines else {}
-    if state.get("phase", "seed") != "seed":
-        done = int(state["plan"]) + 1
-        bandit.counts = {n: int(state["counts"][n]) for n in names}
-        bandit.sums = {n: float(state["sums"][n]) for n in names}
-        rng.bit_generator.state = state["rng_state"]
-    for name in state.get("dropped", {}):
-        bandit.drop(name)
-    for st in record["steps"]:
-        if st["after"] is not None:
-            latest[st["model"]] = st["after"]
-    if lines:
-        logger.info("resuming %s after %d measurements", out_dir, len(lines))
+        self.measured = [int(ln["index"]) for ln in self.lines]
+        self.values = [float(ln["value"]) for ln in self.lines]
+        self.done = 0  # plan entries finished
+        self.latest: dict[str, float] = {}  # name → its uncertainty at its latest fit
+        self.dropped: dict[str, str] = {}  # name → why
+        self.cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # name → (n data, mean, std)
 
-    def write(i: int, value: float, why: str, acq: float, summary: dict, maps) -> None:
-        line = {"index": i, "value": value, "why": why, "model": summary}
-        lines.append(line)
-        if rec is not None:
-            step = len(lines) - 1  # the recorded steps, this one included
-            rec.append(
-                step=step,
-                round_=step,
-                index=i,
-                value=value,
-                raw=value,
-                why=why,
-                acquisition=acq,
-                summary=summary,
-                maps=maps,
+    # ---- the start: seed points, or where a recorded run stopped --------------------------
+
+    def start(self, seeds: list[int] | None) -> None:
+        """Draw the seed points (or take the given ones), take up the recorded run where it
+        stopped, and measure the seed points it has not measured."""
+        M = len(self.X)
+        first = (
+            seeds
+            if seeds is not None
+            else [int(i) for i in self.rng.choice(M, self.s.n_seed, replace=False)]
+        )
+        self._resume(first)
+        for i in first[len(self.measured) :]:
+            value = _checked(self.measure_fn(i), i)
+            self.measured.append(i)
+            self.values.append(value)
+            self._write(i, value, "seed", math.nan, {"phase": "seed"}, None)
+
+    def _resume(self, first: list[int]) -> None:
+        """The bandit, the random generator, the dropped models and the latest
+        uncertainties as the record left them."""
+        if self.measured[: len(first)] != first[: len(self.measured)]:
+            raise ValueError(
+                f"{self.out_dir}: the recorded seed points are not this run's; pass `overwrite`."
             )
-            if summary["phase"] != "seed":
-                steps = _record_dict(meta, lines)["steps"]
-                _write_atomic(out_dir / "bandit.csv", _bandit_csv(names, steps))
+        state = self.lines[-1]["model"] if self.lines else {}
+        if state.get("phase", "seed") != "seed":
+            self.done = int(state["plan"]) + 1
+            self.bandit.counts = {n: int(state["counts"][n]) for n in self.names}
+            self.bandit.sums = {n: float(state["sums"][n]) for n in self.names}
+            self.rng.bit_generator.state = state["rng_state"]
+        self.dropped = dict(state.get("dropped", {}))
+        for name in self.dropped:
+            self.bandit.drop(name)
+        for st in _record_dict(self.meta, self.lines)["steps"]:
+            if st["after"] is not None:
+                self.latest[st["model"]] = st["after"]
+        if self.lines:
+            logger.info("resuming %s after %d measurements", self.out_dir, len(self.lines))
 
-    for i in first[len(measured) :]:
-        value = _checked(measure_fn(i), i)
-        measured.append(i)
-        values.append(value)
-        write(i, value, "seed", math.nan, {"phase": "seed"}, None)
+    # ---- the models: fit, predict, drop ---------------------------------------------------
 
-    cache: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # name → (n data, mean, std)
-    dropped: dict[str, str] = dict(state.get("dropped", {}))
-
-    def fit_predict(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def fit_predict(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The model's (mean, std) over all candidates on all data so far, or None if it
         failed (then it is dropped)."""
-        n = len(measured)
-        if name in cache and cache[name][0] == n:
-            return cache[name][1], cache[name][2]
-        model = models[name]
+        n = len(self.measured)
+        if name in self.cache and self.cache[name][0] == n:
+            return self.cache[name][1], self.cache[name][2]
+        model = self.models[name]
         try:
-            model.fit(X[measured], np.asarray(values))
-            mean, var = model.predict(X, noise=True) if s.noise else model.predict(X)
-            mean, var = np.asarray(mean, dtype=float), np.asarray(var, dtype=float)
-            if mean.shape != (M,) or var.shape != (M,):
-                raise ValueError(
-                    f"predict returned shapes {mean.shape}, {var.shape} for {M} points"
-                )
-            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
-                raise ValueError("predict returned NaN or infinite values")
+            mean, var = self._fit_and_predict(model)
         except Exception as exc:  # any failure of a user's model drops that model only
-            reason = f"{type(exc).__name__}: {exc}"
-            logger.warning("model %r dropped: %s", name, reason)
-            dropped[name] = reason
-            bandit.drop(name)
-            cache.pop(name, None)
-            if not bandit.active:
-                raise ValueError(
-                    "every model failed and was dropped: "
-                    + "; ".join(f"{k}: {v}" for k, v in dropped.items())
-                ) from exc
+            self._drop(name, exc)
             return None
         std = np.sqrt(np.clip(var, 0.0, None))
-        cache[name] = (n, mean, std)
+        self.cache[name] = (n, mean, std)
         return mean, std
 
-    def summary(std: np.ndarray) -> float:
-        return float(np.median(std) if s.metric == "median" else np.mean(std))
+    def _fit_and_predict(self, model: SurrogateModel) -> tuple[np.ndarray, np.ndarray]:
+        """``model`` fit to the measurements, its (mean, variance) over the candidates;
+        raises on a wrong shape or a non-finite value."""
+        M = len(self.X)
+        model.fit(self.X[self.measured], np.asarray(self.values))
+        mean, var = model.predict(self.X, noise=True) if self.s.noise else model.predict(self.X)
+        mean, var = np.asarray(mean, dtype=float), np.asarray(var, dtype=float)
+        if mean.shape != (M,) or var.shape != (M,):
+            raise ValueError(f"predict returned shapes {mean.shape}, {var.shape} for {M} points")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+            raise ValueError("predict returned NaN or infinite values")
+        return mean, var
 
-    def one_step(k: int, name: str, phase: str, why: str) -> None:
-        before = fit_predict(name)
+    def _drop(self, name: str, exc: Exception) -> None:
+        """Drop the model ``name`` that raised ``exc``; raise if none is left."""
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.warning("model %r dropped: %s", name, reason)
+        self.dropped[name] = reason
+        self.bandit.drop(name)
+        self.cache.pop(name, None)
+        if not self.bandit.active:
+            raise ValueError(
+                "every model failed and was dropped: "
+                + "; ".join(f"{k}: {v}" for k, v in self.dropped.items())
+            ) from exc
+
+    def uncertainty(self, std: np.ndarray) -> float:
+        """The metric rewarded: median or mean predictive standard deviation."""
+        return float(np.median(std) if self.s.metric == "median" else np.mean(std))
+
+    # ---- one step: acquire, measure, reward, write ----------------------------------------
+
+    def play(self, progress: bool | Callable[..., Any]) -> None:
+        """The warm-up turns and bandit steps the record has not done, in order."""
+        s = self.s
+        plan = [("warmup", n) for _ in range(s.warmup) for n in self.names]
+        plan += [("bandit", None)] * s.steps
+        bar = _progress(progress, total=len(plan), initial=min(self.done, len(plan)))
+        try:
+            for k in range(self.done, len(plan)):
+                self._turn(k, *plan[k])
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+
+    def _turn(self, k: int, phase: str, name: str | None) -> None:
+        """Plan entry ``k``: a warm-up turn of model ``name``, or a step of the bandit's choice."""
+        if phase == "warmup":
+            if name in self.bandit.active:  # a dropped model's turn measures nothing
+                self.step(k, name, "warmup", "warmup")
+        else:
+            chosen, why = self.bandit.choose(self.rng)
+            self.step(k, chosen, "bandit", why)
+
+    def step(self, k: int, name: str, phase: str, why: str) -> None:
+        """Model ``name`` measures where it is least sure, is refit, earns its reward, and
+        the step is written."""
+        before = self.fit_predict(name)
         if before is None:
             return
         mean_b, std = before
-        open_ = np.ones(M, bool)
-        open_[measured] = False
-        masked = np.where(open_, std, -np.inf)
-        i = int(np.argmax(masked))  # ties: the lowest candidate index
-        value = _checked(measure_fn(i), i)
-        measured.append(i)
-        values.append(value)
-        after = fit_predict(name)
-        u_before = summary(std)
-        reward = None
-        if after is None:
-            u_after = None
-        else:
-            u_after = summary(after[1])
-            latest[name] = u_after
-            if s.reward == "decrease":
-                reward = 1.0 if u_after < u_before else -1.0
-            elif s.reward == "lowest-stale":
-                others = [latest[n] for n in bandit.active if n != name and n in latest]
-                reward = 1.0 if all(u_after < o for o in others) else -1.0
-            else:  # "lowest": every other running model refit on the same data
-                others = []
-                for n in list(bandit.active):
-                    if n != name and (fit := fit_predict(n)) is not None:
-                        latest[n] = summary(fit[1])
-                        others.append(latest[n])
-                reward = 1.0 if all(u_after < o for o in others) else -1.0
-            bandit.update(name, reward)
-        state = {
+        open_ = np.ones(len(self.X), bool)
+        open_[self.measured] = False
+        i = int(np.argmax(np.where(open_, std, -np.inf)))  # ties: the lowest candidate index
+        value = _checked(self.measure_fn(i), i)
+        self.measured.append(i)
+        self.values.append(value)
+        after = self.fit_predict(name)
+        u_before = self.uncertainty(std)
+        u_after = reward = None
+        if after is not None:
+            u_after = self.uncertainty(after[1])
+            self.latest[name] = u_after
+            reward = self._reward(name, u_before, u_after)
+            self.bandit.update(name, reward)
+        summary = self._summary(k, i, name, phase, why, (u_before, u_after, reward))
+        self._write(i, value, f"{why} {name}", float(std[i]), summary, (mean_b, std**2))
+
+    def _reward(self, name: str, u_before: float, u_after: float) -> float:
+        """+1 or −1 by the settings' reward rule (see the module docstring)."""
+        if self.s.reward == "decrease":
+            return 1.0 if u_after < u_before else -1.0
+        if self.s.reward == "lowest-stale":
+            others = [self.latest[n] for n in self.bandit.active if n != name and n in self.latest]
+        else:  # "lowest": every other running model refit on the same data
+            others = []
+            for n in list(self.bandit.active):
+                if n != name and (fit := self.fit_predict(n)) is not None:
+                    self.latest[n] = self.uncertainty(fit[1])
+                    others.append(self.latest[n])
+        return 1.0 if all(u_after < o for o in others) else -1.0
+
+    def _summary(
+        self,
+        k: int,
+        i: int,
+        name: str,
+        phase: str,
+        why: str,
+        outcome: tuple[float, float | None, float | None],
+    ) -> dict[str, Any]:
+        """The ``steps.jsonl`` entry of a step: enough to resume after it exactly."""
+        u_before, u_after, reward = outcome
+        return {
             "phase": phase,
             "model": name,
             "why": why,
             "plan": k,
-            "x": X[i].tolist(),
+            "x": self.X[i].tolist(),
             "before": u_before,
             "after": u_after,
             "reward": reward,
-            "counts": dict(bandit.counts),
-            "sums": dict(bandit.sums),
-            "values": {n: bandit.value(n) for n in names},
-            "dropped": dict(dropped),
-            "rng_state": rng.bit_generator.state,
+            "counts": dict(self.bandit.counts),
+            "sums": dict(self.bandit.sums),
+            "values": {n: self.bandit.value(n) for n in self.names},
+            "dropped": dict(self.dropped),
+            "rng_state": self.rng.bit_generator.state,
         }
-        write(i, value, f"{why} {name}", float(std[i]), state, (mean_b, std**2))
 
-    plan = [("warmup", n) for _ in range(s.warmup) for n in names] + [("bandit", None)] * s.steps
-    bar = _progress(progress, total=len(plan), initial=min(done, len(plan)))
-    try:
-        for k in range(done, len(plan)):
-            phase, name = plan[k]
-            if phase == "warmup":
-                if name in bandit.active:  # a dropped model's turn measures nothing
-                    one_step(k, name, "warmup", "warmup")
-            else:
-                chosen, why = bandit.choose(rng)
-                one_step(k, chosen, "bandit", why)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None and hasattr(bar, "close"):
-            bar.close()
-
-    # ---- the end: every surviving model on all the data, the winner ------------------------
-    predictions = {}
-    for name in list(bandit.active):
-        r = fit_predict(name)
-        if r is not None:
-            predictions[name] = r
-    winner = bandit.winner()
-    model = models[winner]
-    params = model.parameters() if hasattr(model, "parameters") else {}
-    evidence = {n: float(getattr(models[n], "log_evidence_", float("nan"))) for n in predictions}
-    record = _record_dict(meta, lines)
-    record["dropped"] = dict(dropped)
-    record["result"] = {
-        "winner": winner,
-        "parameters": params,
-        "counts": dict(bandit.counts),
-        "values": {n: bandit.value(n) for n in names},
-        "dropped": dict(dropped),
-        "log_evidence": evidence,
-    }
-    record["finished"] = True
-    mean, std = predictions[winner]
-    if out_dir is not None:
-        buf = io.BytesIO()
-        np.savez(buf, mean=mean.astype(np.float32), variance=(std**2).astype(np.float32))
-        _write_atomic(out_dir / "maps" / "final.npz", buf.getvalue())
-        # written last: a run with winner.json is finished
-        _write_atomic(
-            out_dir / "winner.json", json.dumps(record["result"], indent=1, default=json_default)
+    def _write(
+        self,
+        i: int,
+        value: float,
+        why: str,
+        acq: float,
+        summary: dict[str, Any],
+        maps: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """Add a measurement to the lines and, with a record, to ``path.csv``,
+        ``steps.jsonl``, ``maps/`` and ``bandit.csv``."""
+        self.lines.append({"index": i, "value": value, "why": why, "model": summary})
+        if self.rec is None:
+            return
+        step = len(self.lines) - 1  # the recorded steps, this one included
+        self.rec.append(
+            step=step,
+            round_=step,
+            index=i,
+            value=value,
+            raw=value,
+            why=why,
+            acquisition=acq,
+            summary=summary,
+            maps=maps,
         )
-    return HypothesisResult(
-        winner=winner,
-        parameters=params,
-        mean=mean,
-        std=std,
-        predictions=predictions,
-        counts=dict(bandit.counts),
-        values={n: bandit.value(n) for n in names},
-        dropped=dict(dropped),
-        measured=np.asarray(measured, dtype=int),
-        values_measured=np.asarray(values, dtype=float),
-        record=record,
-    )
+        if summary["phase"] != "seed":
+            steps = _record_dict(self.meta, self.lines)["steps"]
+            _write_atomic(self.out_dir / "bandit.csv", _bandit_csv(self.names, steps))
+
+    # ---- the end: every surviving model on all the data, the winner -----------------------
+
+    def finish(self) -> HypothesisResult:
+        """Every surviving model fit to all the data, the winner and its parameters; with a
+        record, ``maps/final.npz`` and ``winner.json``."""
+        predictions = {}
+        for name in list(self.bandit.active):
+            r = self.fit_predict(name)
+            if r is not None:
+                predictions[name] = r
+        winner = self.bandit.winner()
+        model = self.models[winner]
+        params = model.parameters() if hasattr(model, "parameters") else {}
+        record = self._final_record(winner, params, predictions)
+        mean, std = predictions[winner]
+        if self.out_dir is not None:
+            _write_final(self.out_dir, mean, std, record["result"])
+        return HypothesisResult(
+            winner=winner,
+            parameters=params,
+            mean=mean,
+            std=std,
+            predictions=predictions,
+            counts=dict(self.bandit.counts),
+            values={n: self.bandit.value(n) for n in self.names},
+            dropped=dict(self.dropped),
+            measured=np.asarray(self.measured, dtype=int),
+            values_measured=np.asarray(self.values, dtype=float),
+            record=record,
+        )
+
+    def _final_record(
+        self,
+        winner: str,
+        params: dict[str, Any],
+        predictions: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ) -> dict[str, Any]:
+        """``HypothesisResult.record`` of the finished run; ``result`` is ``winner.json``."""
+        models = self.models
+        evidence = {
+            n: float(getattr(models[n], "log_evidence_", float("nan"))) for n in predictions
+        }
+        record = _record_dict(self.meta, self.lines)
+        record["dropped"] = dict(self.dropped)
+        record["result"] = {
+            "winner": winner,
+            "parameters": params,
+            "counts": dict(self.bandit.counts),
+            "values": {n: self.bandit.value(n) for n in self.names},
+            "dropped": dict(self.dropped),
+            "log_evidence": evidence,
+        }
+        record["finished"] = True
+        return record
 
 
 def instrument_measure(
