@@ -100,46 +100,156 @@ class _Patches:
     (N, L) vectors: L² exponentials become 2L (measured 3× faster than per-pixel exp)."""
 
     def __init__(self, cx: np.ndarray, cy: np.ndarray, r: int, shape: tuple[int, int]) -> None:
-        h, w = shape
-        o = np.arange(-r, r + 1)
-        self.cols = cx[:, None] + o  # (N, L)
-        self.rows = cy[:, None] + o
-        inside = ((self.rows >= 0) & (self.rows < h))[:, :, None] & (
-            (self.cols >= 0) & (self.cols < w)
-        )[:, None, :]
-        self.inside = inside.reshape(len(cx), -1)
-        self.flat = np.where(
-            self.inside, (self.rows[:, :, None] * w + self.cols[:, None, :]).reshape(len(cx), -1), 0
-        )
-        self.n, self.side = len(cx), 2 * r + 1
+        self.n, self.side, self.shape = len(cx), 2 * r + 1, shape
+        self._o = np.arange(-r, r + 1)
+        self.cx, self.cy = cx.copy(), cy.copy()
+        self.cols = cx[:, None] + self._o  # (N, L)
+        self.rows = cy[:, None] + self._o
+        self.inside, self.flat = self._index(self.rows, self.cols)
 
-    def gauss(self, th: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Unit-height Gaussian e (N, P) and the offsets dx (N, L), dy (N, L)."""
+    def _index(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = self.shape
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        inside = inside.reshape(len(rows), -1)
+        flat = np.where(inside, (rows[:, :, None] * w + cols[:, None, :]).reshape(len(rows), -1), 0)
+        return inside, flat
+
+    def move(self, cx: np.ndarray, cy: np.ndarray) -> None:
+        """Re-centre the patches on (cx, cy), re-indexing only those whose centre changed
+        (between iterations of the fit almost none do)."""
+        moved = np.flatnonzero((cx != self.cx) | (cy != self.cy))
+        if not len(moved):
+            return
+        self.cx[moved], self.cy[moved] = cx[moved], cy[moved]
+        self.cols[moved] = cx[moved, None] + self._o
+        self.rows[moved] = cy[moved, None] + self._o
+        self.inside[moved], self.flat[moved] = self._index(self.rows[moved], self.cols[moved])
+
+    def factors(self, th: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The Gaussians' separable factors ex (N, L) and ey (N, L), and the offsets of the
+        patch's columns dx (N, L) and rows dy (N, L) from the centres."""
         dx = self.cols - th[:, _X, None]
         dy = self.rows - th[:, _Y, None]
         k = -0.5 / th[:, _S, None] ** 2
         ey = np.exp((k * dy * dy).astype(_F))
         ex = np.exp((k * dx * dx).astype(_F))
-        e = (ey[:, :, None] * ex[:, None, :]).reshape(self.n, -1)
-        return e, dx.astype(_F), dy.astype(_F)
+        return ex, ey, dx.astype(_F), dy.astype(_F)
 
-    def jacobian(
-        self, th: np.ndarray, e: np.ndarray, dx: np.ndarray, dy: np.ndarray, out: np.ndarray
-    ) -> np.ndarray:
-        """∂model/∂θ as (N, 5, P), written into ``out`` (parameter-major: contiguous rows,
-        and reusing one buffer avoids re-faulting 100+ MB per iteration; 5× faster than a
-        fresh (N, P, 5) array, measured)."""
-        n, L = self.n, self.side
-        inv_s2 = 1.0 / th[:, _S] ** 2
-        ae3 = ((th[:, _A] * inv_s2).astype(_F)[:, None] * e).reshape(n, L, L)  # A e / s²
-        np.multiply(ae3, dx[:, None, :], out=out[:, _X].reshape(n, L, L))
-        np.multiply(ae3, dy[:, :, None], out=out[:, _Y].reshape(n, L, L))
-        out[:, _A] = e
-        r2 = (dy * dy)[:, :, None] + (dx * dx)[:, None, :]
-        np.multiply(ae3, r2, out=out[:, _S].reshape(n, L, L))
-        out[:, _S] /= th[:, _S, None].astype(_F)
-        out[:, _B] = 1.0
-        return out
+    def outer(self, ey: np.ndarray, ex: np.ndarray) -> np.ndarray:
+        """The (N, P) patch values of the separable ``ey ⊗ ex``."""
+        return (ey[:, :, None] * ex[:, None, :]).reshape(self.n, -1)
+
+    def gauss(self, th: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unit-height Gaussian e (N, P) and the offsets dx (N, L), dy (N, L)."""
+        ex, ey, dx, dy = self.factors(th)
+        return self.outer(ey, ex), dx, dy
+
+
+# Row (i) and column (j) factor products of the Gaussian's Jacobian, see _Normal.
+_RR00, _RR01, _RR02, _RR11, _RR12, _RR22, _R0, _R1, _R2, _R1_ = range(10)
+_C11, _C10, _C12, _C00, _C02, _C22, _K1, _K0, _K2, _K1_ = range(10)
+
+
+class _Normal:
+    """Normal equations ``JᵀWJ`` (N, 5, 5) and ``JᵀW r`` (N, 5) of N patch fits.
+
+    Every column of the Jacobian is separable, a row factor times a column factor (or two
+    such terms for the width): with c = A / s², e = ey ⊗ ex,
+
+    - ∂/∂x = c · ey ⊗ (ex dx), ∂/∂y = c · (ey dy) ⊗ ex, ∂/∂A = ey ⊗ ex,
+    - ∂/∂s = c / s · ((ey dy²) ⊗ ex + ey ⊗ (ex dx²)), ∂/∂b = 1 ⊗ 1,
+
+    so every entry of JᵀWJ is a sum of ``ρᵀ W κ`` over products ρ of the row factors and
+    κ of the column factors: 10 of each, one batched ``rows @ W @ cols`` over (N, L, L)
+    instead of the (N, 5, P) Jacobian, its weighted copy and their product (the normal
+    equations 1.4× faster, measured on 4000 atoms, 81 px; the same float32 rounding).
+    """
+
+    def __init__(self, n: int, side: int) -> None:
+        self.rows = np.empty((n, 10, side), _F)
+        self.cols = np.empty((n, side, 10), _F)
+        self.rows[:, _R1_] = 1.0
+        self.cols[:, :, _K1_] = 1.0
+        self.rows4 = np.empty((n, 4, side), _F)  # ey, ey dy, ey dy², 1
+        self.cols4 = np.empty((n, side, 4), _F)  # ex dx, ex, ex dx², 1
+        self.rows4[:, 3] = 1.0
+        self.cols4[:, :, 3] = 1.0
+        self.wr = np.empty((n, side, side), _F)
+        self._iu = np.triu_indices(5, 1)
+
+    def __call__(
+        self,
+        th: np.ndarray,
+        f: tuple[np.ndarray, ...],
+        weights: np.ndarray,
+        res: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        ex, ey, dx, dy = f
+        n, side = ex.shape
+        rows, cols, rows4, cols4 = self.rows, self.cols, self.rows4, self.cols4
+        r0, r1, r2 = rows4[:, 0], rows4[:, 1], rows4[:, 2]
+        r0[:] = ey
+        np.multiply(ey, dy, out=r1)
+        np.multiply(r1, dy, out=r2)
+        c1, c0, c2 = cols4[:, :, 0], cols4[:, :, 1], cols4[:, :, 2]
+        c0[:] = ex
+        np.multiply(ex, dx, out=c1)
+        np.multiply(c1, dx, out=c2)
+        rows[:, _R0], rows[:, _R1], rows[:, _R2] = r0, r1, r2
+        for k, (a, b) in {
+            _RR00: (r0, r0),
+            _RR01: (r0, r1),
+            _RR02: (r0, r2),
+            _RR11: (r1, r1),
+            _RR12: (r1, r2),
+            _RR22: (r2, r2),
+        }.items():
+            np.multiply(a, b, out=rows[:, k])
+        cols[:, :, _K0], cols[:, :, _K1], cols[:, :, _K2] = c0, c1, c2
+        for k, (a, b) in {
+            _C11: (c1, c1),
+            _C10: (c1, c0),
+            _C12: (c1, c2),
+            _C00: (c0, c0),
+            _C02: (c0, c2),
+            _C22: (c2, c2),
+        }.items():
+            np.multiply(a, b, out=cols[:, :, k])
+        w = weights.reshape(n, side, side)
+        m = np.matmul(rows, np.matmul(w, cols)).astype(np.float64)  # (N, 10, 10)
+        c = th[:, _A] / th[:, _S] ** 2
+        cs = c / th[:, _S]
+        jtj = np.empty((n, 5, 5))
+        jtj[:, _X, _X] = c * c * m[:, _RR00, _C11]
+        jtj[:, _X, _Y] = c * c * m[:, _RR01, _C10]
+        jtj[:, _X, _A] = c * m[:, _RR00, _C10]
+        jtj[:, _X, _S] = c * cs * (m[:, _RR02, _C10] + m[:, _RR00, _C12])
+        jtj[:, _X, _B] = c * m[:, _R0, _K1]
+        jtj[:, _Y, _Y] = c * c * m[:, _RR11, _C00]
+        jtj[:, _Y, _A] = c * m[:, _RR01, _C00]
+        jtj[:, _Y, _S] = c * cs * (m[:, _RR12, _C00] + m[:, _RR01, _C02])
+        jtj[:, _Y, _B] = c * m[:, _R1, _K0]
+        jtj[:, _A, _A] = m[:, _RR00, _C00]
+        jtj[:, _A, _S] = cs * (m[:, _RR02, _C00] + m[:, _RR00, _C02])
+        jtj[:, _A, _B] = m[:, _R0, _K0]
+        jtj[:, _S, _S] = cs * cs * (m[:, _RR22, _C00] + 2 * m[:, _RR02, _C02] + m[:, _RR00, _C22])
+        jtj[:, _S, _B] = cs * (m[:, _R2, _K0] + m[:, _R0, _K2])
+        jtj[:, _B, _B] = m[:, _R1_, _K1_]
+        jtj[:, self._iu[1], self._iu[0]] = jtj[:, self._iu[0], self._iu[1]]
+        if res is None:
+            return jtj, None
+        np.multiply(w, res.reshape(n, side, side), out=self.wr)
+        q = np.matmul(rows4, np.matmul(self.wr, cols4)).astype(np.float64)  # (N, 4, 4)
+        jtr = np.column_stack(
+            [
+                c * q[:, 0, 0],
+                c * q[:, 1, 1],
+                q[:, 0, 1],
+                cs * (q[:, 2, 1] + q[:, 0, 2]),
+                q[:, 3, 3],
+            ]
+        )
+        return jtj, jtr
 
 
 def _total_cost(th, res, weights, prior_s, prior_w) -> np.ndarray:
@@ -261,10 +371,15 @@ def refine_gaussian(
     # Neighbour rendering: each atom's Gaussian over a wider square (±3 s0 or more).
     rr = int(math.ceil(max(radius_px, 3.0 * s0)))
 
+    wide: _Patches | None = None
+
     def others_at_patches(th: np.ndarray, own: np.ndarray) -> np.ndarray:
-        wide = _Patches(
-            np.round(th[:, _X]).astype(np.int64), np.round(th[:, _Y]).astype(np.int64), rr, (h, w)
-        )
+        nonlocal wide
+        wx, wy = np.round(th[:, _X]).astype(np.int64), np.round(th[:, _Y]).astype(np.int64)
+        if wide is None:
+            wide = _Patches(wx, wy, rr, (h, w))
+        else:
+            wide.move(wx, wy)
         vals = th[:, _A, None].astype(_F) * wide.gauss(th)[0] * wide.inside
         model = np.bincount(wide.flat.ravel(), weights=vals.ravel(), minlength=h * w)
         return np.where(valid, model[flat].astype(_F) - own, _F(0))
@@ -289,13 +404,12 @@ def refine_gaussian(
     gain, read_var = float("nan"), float("nan")
     eye = np.eye(5)
 
-    def peak(th: np.ndarray) -> tuple[np.ndarray, ...]:
-        e, dx, dy = patches.gauss(th)
-        return th[:, _A, None].astype(_F) * e, e, dx, dy
+    def peak(th: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        f = patches.factors(th)  # ex, ey, dx, dy
+        return patches.outer(th[:, _A, None].astype(_F) * f[1], f[0]), f
 
-    own, e, ddx, ddy = peak(theta)
-    jac_buf = np.empty((n, 5, data.shape[1]), dtype=_F)
-    jw_buf = np.empty_like(jac_buf)
+    own, fac = peak(theta)
+    normal = _Normal(n, patches.side)
     span = float(np.ptp(data[valid])) if valid.any() else 1.0
     for rnd in range(max(1, rounds)):
         # Atoms whose fit went astray (the centre left its disk, or a runaway height: a
@@ -335,27 +449,31 @@ def refine_gaussian(
                 target = data - others
                 res = target - own - theta[:, _B, None].astype(_F)
                 cost = _total_cost(theta, res, weights, prior_s, prior_w)
-            jac = patches.jacobian(theta, e, ddx, ddy, jac_buf)
-            jw = np.multiply(jac, weights[:, None, :], out=jw_buf)  # (N, 5, P)
-            jtj = np.matmul(jw, jac.transpose(0, 2, 1)).astype(np.float64)
-            jtr = np.matmul(jw, res[..., None]).astype(np.float64)
+            jtj, jtr = normal(theta, fac, weights, res)
             if prior_s is not None:
                 jtj[:, _S, _S] += prior_w
-                jtr[:, _S, 0] += prior_w * (prior_s - theta[:, _S])
+                jtr[:, _S] += prior_w * (prior_s - theta[:, _S])
             damp = jtj + lam[:, None, None] * (jtj * eye) + 1e-12 * eye
             try:
-                step = np.linalg.solve(damp, jtr)[..., 0]
+                step = np.linalg.solve(damp, jtr[..., None])[..., 0]
             except np.linalg.LinAlgError:
                 step = np.zeros((n, 5))
             trial = theta + step
             trial[:, _S] = np.clip(trial[:, _S], s_lo, s_hi)
             trial[:, _A] = np.maximum(trial[:, _A], 1e-12)
-            t_own, t_e, t_ddx, t_ddy = peak(trial)
-            t_res = target - t_own - trial[:, _B, None].astype(_F)
+            t_own, t_fac = peak(trial)
+            t_res = np.subtract(target, t_own)
+            t_res -= trial[:, _B, None].astype(_F)
             new_cost = _total_cost(trial, t_res, weights, prior_s, prior_w)
             better = np.isfinite(new_cost) & (new_cost <= cost)
-            theta[better], own[better], e[better] = trial[better], t_own[better], t_e[better]
-            res[better], ddx[better], ddy[better] = t_res[better], t_ddx[better], t_ddy[better]
+            theta[better] = trial[better]
+            if better.all():  # (at 10⁵ e⁻/Å² nearly every step is taken: no copies)
+                own, res, fac = t_own, t_res, t_fac
+            else:
+                np.copyto(own, t_own, where=better[:, None])
+                np.copyto(res, t_res, where=better[:, None])
+                keep = better[:, None]
+                fac = tuple(np.where(keep, t, f) for t, f in zip(t_fac, fac, strict=True))
             cost = np.where(better, new_cost, cost)
             lam = np.clip(np.where(better, lam * 0.3, lam * 10.0), 1e-7, 1e7)
 
@@ -371,9 +489,7 @@ def refine_gaussian(
         weights = np.where(valid, 1.0 / np.maximum(var, floor), 0.0).astype(_F)
 
     # Uncertainty from the final curvature, scaled by the reduced chi-square.
-    jac = patches.jacobian(theta, e, ddx, ddy, jac_buf)
-    jw = np.multiply(jac, weights[:, None, :], out=jw_buf)
-    jtj = np.matmul(jw, jac.transpose(0, 2, 1)).astype(np.float64)
+    jtj = normal(theta, fac, weights)[0]
     dof = np.maximum(n_valid - 5, 1)
     chi2 = (weights * res * res).sum(axis=1, dtype=np.float64) / dof
     if prior_s is not None:
