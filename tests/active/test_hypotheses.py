@@ -8,7 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from atomlens.active.hypotheses import Bandit, HypothesisSettings, learn_hypotheses, load_record
+from atomlens.active.hypotheses import (
+    Bandit,
+    HypothesisSettings,
+    learn_hypotheses,
+    load_record,
+    run_hypotheses_files,
+)
 
 
 class ScriptedRng:
@@ -328,6 +334,74 @@ def test_figures_of_a_2d_run(tmp_path):
     assert all(f.read_bytes().startswith(b"\x89PNG") for f in files)
     with pytest.raises(NotADirectoryError, match="is not a directory"):
         save_hypothesis_figures(tmp_path / "none", candidates=g, result=r)
+
+
+def test_the_2d_maps_carry_the_axis_and_colour_bar_labels(tmp_path):
+    """The candidates' and the measured quantity's units reach the maps' axes and colour
+    bars when given; without them the labels say what is known and no unit."""
+    import matplotlib.pyplot as plt
+
+    from atomlens.report.hypotheses_figures import plot_hypothesis_maps, save_hypothesis_figures
+
+    g = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).reshape(-1, 2)  # (x, y) [Å]
+    settings = HypothesisSettings(steps=2, warmup=1, n_seed=3, seed=0)
+    r = learn_hypotheses(
+        g, models={"a": Linear(), "b": Linear(2)}, measure=g[:, 0], settings=settings
+    )
+    ax_mean, ax_std = plot_hypothesis_maps(
+        g,
+        mean=r.mean,
+        std=r.std,
+        measured=r.measured,
+        winner=r.winner,
+        axis_labels=("x [Å]", "y [Å]"),
+        value_label="Ti offset [pm]",
+    )
+    for ax in (ax_mean, ax_std):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("x [Å]", "y [Å]")
+        assert ax.yaxis_inverted()  # image convention: y down
+    assert ax_mean.collections[0].colorbar.ax.get_ylabel() == "mean Ti offset [pm]"
+    assert ax_std.collections[0].colorbar.ax.get_ylabel() == "σ of Ti offset [pm]"
+    assert ax_mean.get_title() == f"{r.winner}: mean"
+    plt.close(ax_mean.figure)
+    ax_mean, ax_std = plot_hypothesis_maps(g, mean=r.mean, std=r.std)
+    assert (ax_mean.get_xlabel(), ax_mean.get_ylabel()) == ("x", "y")
+    assert ax_std.collections[0].colorbar.ax.get_ylabel() == "σ of measured value"
+    plt.close(ax_mean.figure)
+    with pytest.raises(ValueError, match=r"`axis_labels` must be 2 strings"):
+        save_hypothesis_figures(tmp_path, candidates=g, result=r, axis_labels="x [Å]")
+    with pytest.raises(ValueError, match=r"must be 2D positions \(M, 2\) for maps"):
+        plot_hypothesis_maps(g[:, :1], mean=r.mean, std=r.std)
+    files = save_hypothesis_figures(
+        tmp_path, candidates=g, result=r, axis_labels=["x [Å]", "y [Å]"], value_label="P [pm]"
+    )
+    assert files[1].read_bytes().startswith(b"\x89PNG")
+    # from files: a wrong count is refused before the run, not after it
+    np.savez(tmp_path / "data.npz", candidates=g, values=g[:, 0])
+    with pytest.raises(ValueError, match=r"`axis_labels` must be 2 strings, one per candidate"):
+        run_hypotheses_files(
+            tmp_path / "data.npz", models="unread.py", out=tmp_path / "run", axis_labels=["x"]
+        )
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_1d_reconstruction_carries_the_given_labels():
+    import matplotlib.pyplot as plt
+
+    from atomlens.report.hypotheses_figures import plot_hypothesis_reconstruction
+
+    settings = HypothesisSettings(steps=2, warmup=1, n_seed=3, seed=0)
+    r = learn_hypotheses(X, models={"line": Linear(1)}, measure=Y, settings=settings)
+    ax = plot_hypothesis_reconstruction(
+        X,
+        predictions=r.predictions,
+        measured_x=X[r.measured],
+        measured_y=r.values_measured,
+        axis_label="V [V]",
+        value_label="I [nA]",
+    )
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("V [V]", "I [nA]")
+    plt.close(ax.figure)
 
 
 def test_the_loop_measures_through_an_instrument_of_the_automated_experiment():

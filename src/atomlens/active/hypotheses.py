@@ -1108,6 +1108,8 @@ def run_hypotheses_files(
     settings: HypothesisSettings | None = None,
     overwrite: bool = False,
     progress: bool | Callable[..., Any] = False,
+    axis_labels: Sequence[str] | None = None,
+    value_label: str | None = None,
 ) -> HypothesisResult:
     """Hypothesis learning from files: what ``atomlens hypotheses`` runs.
 
@@ -1133,6 +1135,12 @@ def run_hypotheses_files(
         Start afresh in an ``out`` that holds another run.
     progress : bool or callable
         A tqdm progress bar.
+    axis_labels : sequence of str, optional
+        The figures' label of each candidate column, with its unit, e.g. ``("x [Å]", "y
+        [Å]")``; by default ``x`` (and ``y``), the units not being known.
+    value_label : str, optional
+        The measured quantity with its unit, e.g. ``"Ti offset [pm]"``, for the figures'
+        value axis and colour bars.
 
     Returns
     -------
@@ -1140,6 +1148,11 @@ def run_hypotheses_files(
     """
     s = settings if settings is not None else HypothesisSettings()
     X, y = read_candidates(data)
+    if axis_labels is not None and (isinstance(axis_labels, str) or len(axis_labels) != X.shape[1]):
+        raise ValueError(
+            f"`axis_labels` must be {X.shape[1]} strings, one per candidate column of {data}, "
+            f"got {axis_labels!r}."
+        )
     found = load_models(models, seed=s.seed)
     provenance = {
         "data_file": str(Path(data).resolve()),
@@ -1173,7 +1186,9 @@ def run_hypotheses_files(
     # deferred: matplotlib only once the run is done
     from atomlens.report.hypotheses_figures import save_hypothesis_figures
 
-    save_hypothesis_figures(out_dir, candidates=X, result=result)
+    save_hypothesis_figures(
+        out_dir, candidates=X, result=result, axis_labels=axis_labels, value_label=value_label
+    )
     return result
 
 
