@@ -148,9 +148,14 @@ def main() -> None:
         )
         diffs.append((dose, ps, "pre", compare(old_pre, new_pre, truth)))
         diffs.append((dose, ps, "fit", compare(old_fit, new_fit, truth)))
+        # the noise floor: the old code against itself from starts moved by 10⁻⁶ px
+        jig_pre, jig_fit = find_calls(old_mod.refine_gaussian, img, start + 1e-6)[:2]
+        diffs.append((dose, ps, "pre*", compare(old_pre, jig_pre, truth)))
+        diffs.append((dose, ps, "fit*", compare(old_fit, jig_fit, truth)))
     keys = list(diffs[0][3])
     print("\nnew vs old: max |Δxy| [px] over atoms fitted by both, 'fitted' mismatches,")
-    print("max relative difference of the rest; RMSE vs truth [px] of each one's fitted atoms")
+    print("max relative difference of the rest; RMSE vs truth [px] of each one's fitted atoms.")
+    print("pre*/fit*: the old code against itself from starts moved by 1e-6 px (noise floor)")
     print(f"{'dose':>6} {'Å/px':>4} {'call':>4} " + " ".join(f"{k:>9}" for k in keys))
     for dose, ps, call, d in diffs:
         cells = " ".join(f"{d[k]:9d}" if isinstance(d[k], int) else f"{d[k]:9.2e}" for k in keys)

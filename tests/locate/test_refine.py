@@ -108,3 +108,35 @@ def test_an_8_bit_image_keeps_its_noise_model_and_its_columns_significant():
     rmse = np.sqrt(np.mean((fit.xy[:n] - xy) ** 2))
     assert rmse < 0.1
     assert np.sqrt(np.mean(fit.sigma_xy[:n] ** 2)) / rmse == pytest.approx(1.0, abs=0.2)
+
+
+def test_separable_normal_equations_equal_the_jacobians():
+    # JᵀWJ and JᵀWr from the Gaussian's row and column factors (_Normal) against the
+    # explicit (N, P, 5) Jacobian, on patches cut by the border and uneven weights
+    from atomlens.locate.refine import _Normal, _Patches  # private: tested directly
+
+    rng = np.random.default_rng(5)
+    n, r = 7, 3
+    cx, cy = rng.integers(0, 12, n), rng.integers(0, 12, n)
+    patches = _Patches(cx, cy, r, (12, 12))
+    xy = np.column_stack([cx, cy]) + rng.uniform(-0.5, 0.5, (n, 2))
+    th = np.column_stack(
+        [xy, rng.uniform(5, 50, n), rng.uniform(1.0, 2.5, n), rng.uniform(0, 3, n)]
+    )
+    weights = (rng.uniform(0.2, 2.0, (n, (2 * r + 1) ** 2)) * patches.inside).astype(np.float32)
+    res = rng.normal(0, 2, weights.shape).astype(np.float32)
+    jtj, jtr = _Normal(n, 2 * r + 1)(th, patches.factors(th), weights, res)
+    dx = (patches.cols - th[:, 0, None])[:, None, :]
+    dy = (patches.rows - th[:, 1, None])[:, :, None]
+    a, s = th[:, 2, None, None], th[:, 3, None, None]
+    e = np.exp(-(dx**2 + dy**2) / (2 * s**2))
+    jac = np.stack(
+        [a * e * dx / s**2, a * e * dy / s**2, e, a * e * (dx**2 + dy**2) / s**3, np.ones_like(e)],
+        axis=-1,
+    ).reshape(n, -1, 5)
+    w = weights.astype(np.float64)
+    want_jtj = np.einsum("npa,np,npb->nab", jac, w, jac)
+    want_jtr = np.einsum("npa,np,np->na", jac, w, res.astype(np.float64))
+    scale = np.abs(want_jtj).max(axis=(1, 2))[:, None, None]
+    np.testing.assert_allclose(jtj / scale, want_jtj / scale, atol=1e-5)
+    np.testing.assert_allclose(jtr / scale[:, 0], want_jtr / scale[:, 0], atol=1e-5)
