@@ -320,6 +320,13 @@ def test_cli_writes_record_winner_and_figures(tmp_path):
     bad = CliRunner().invoke(app, [*args[:2], "--models", "nope.py", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2
     assert "error: nope.py: no such file; pass --models as a .py file" in bad.output
+    # figure labels: one per input axis, checked before the run, named as the flag
+    labels = ["--axis-label", "x [Å]", "--axis-label", "y [Å]", "--value-label", "E [eV]"]
+    two = CliRunner().invoke(app, [*args, *labels, "--out", str(tmp_path / "two")])
+    assert two.exit_code == 2 and "--axis-label must be 1 strings" in two.output, two.output
+    assert not (tmp_path / "two" / "path.csv").exists()
+    one = CliRunner().invoke(app, [*args, *labels[:2], *labels[4:], "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0 and (tmp_path / "one" / "reconstruction.png").stat().st_size > 0
 
 
 def test_figures_of_a_2d_run(tmp_path):

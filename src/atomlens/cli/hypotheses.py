@@ -50,6 +50,17 @@ def hypotheses(
             "paid right and wrong models alike on our benchmark)."
         ),
     ] = Reward.lowest,
+    axis_label: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Label of each input axis in the figures, with its unit, e.g. "
+            "--axis-label 'x [Å]' --axis-label 'y [Å]' (once per axis)."
+        ),
+    ] = None,
+    value_label: Annotated[
+        str | None,
+        typer.Option(help="Label of the measured value in the figures, e.g. 'Ti offset [pm]'."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace another run in --out.")] = False,
 ) -> None:
     """Learn which candidate model explains DATA: a bandit spends measurements on the
@@ -58,6 +69,7 @@ def hypotheses(
         from atomlens.active.hypotheses import HypothesisSettings, run_hypotheses_files
 
         STATE["flags"]["n_seed"] = "--seed-points"  # the library's name for it
+        STATE["flags"]["axis_labels"] = "--axis-label"
         settings = HypothesisSettings(
             steps=steps,
             warmup=warmup,
@@ -75,6 +87,8 @@ def hypotheses(
             settings=settings,
             overwrite=overwrite,
             progress=not STATE["quiet"],
+            axis_labels=axis_label or None,
+            value_label=value_label,
         )
     except USER_ERRORS as exc:
         fail(exc)
