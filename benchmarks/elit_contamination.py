@@ -137,7 +137,18 @@ def run_adapt(ens, frames, cfg, test, maps, f1_before):
 
     t0 = time.perf_counter()
     res = adapt(ens, frames, pixel_size=PS, config=cfg, on_round=on_round, progress=False)
-    return res, rounds, time.perf_counter() - t0 - 0.0
+    dt = time.perf_counter() - t0
+    # each round's F1 on the styled images (simulated in the frames' look, atoms known)
+    # and the last kept state's, beside the test frames' F1
+    h = res.history
+    styled, last = [], float(h["styled_f1"].iloc[0]) if "styled_f1" in h else np.nan
+    for r in rounds:
+        row = h[h["round"] == r[0]]
+        s = float(row["styled_f1"].iloc[0]) if len(row) and "styled_f1" in h else np.nan
+        styled.append((*r, last, s))
+        if r[1]:
+            last = s
+    return res, styled, dt
 
 
 def main() -> None:
@@ -213,13 +224,15 @@ def main() -> None:
               f"{b['out_dropped_per_1000']:15.1f} {a['out_dropped_per_1000']:7.1f} "
               f"{kept:11d} {dt:8.0f}")  # fmt: skip
     print()
-    print(f"{'round':36s} {'F1 last kept':>12s} {'F1 round':>9s} {'truth':>7s} {'guard':>7s}")
+    print(f"{'round':36s} {'F1 last kept':>12s} {'F1 round':>9s} {'truth':>7s} {'guard':>7s}"
+          f" | {'styled F1 last kept':>19s} {'round':>7s} {'Δ':>8s}")  # fmt: skip
     agree = 0
-    for name, rnd, kept, f_prev, f in guard:
+    for name, rnd, kept, f_prev, f, s_prev, s in guard:
         truth = f >= f_prev - 0.001
         agree += truth == kept
         verdict = f"{'accept' if truth else 'refuse':>7s} {'kept' if kept else 'undone':>7s}"
-        print(f"{name + f' r{rnd}':36s} {f_prev:12.4f} {f:9.4f} {verdict}")
+        print(f"{name + f' r{rnd}':36s} {f_prev:12.4f} {f:9.4f} {verdict} | {s_prev:19.4f} "
+              f"{s:7.4f} {s - s_prev:+8.4f}")  # fmt: skip
     n = max(len(guard), 1)
     worst_out = max(
         max(a["out_dropped_per_1000"], b["out_dropped_per_1000"]) for _, b, a, _, _ in rows

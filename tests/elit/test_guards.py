@@ -19,8 +19,11 @@ from scipy.spatial import cKDTree
 
 from atomlens.elit import AdaptConfig, adapt
 from atomlens.elit import rounds as elit_rounds
-from atomlens.elit.guards import judge_round
+from atomlens.elit.guards import judge_round, styled_f1
+from atomlens.metrics import match_points
+from atomlens.pipeline import find
 from atomlens.simulate import ImagingConditions, simulate_image
+from atomlens.train.validation import ValidationSet
 from tests.common import perturbed_ensemble
 
 PS = 0.12  # Å/px, as in test_adapt.py: a sampling and dose shift for the tiny model
@@ -298,3 +301,27 @@ def test_an_undone_round_rolls_back_to_the_last_kept_round(tiny_model, frames, m
     _assert_weights_equal(res.ensemble, seen[0][3])
     assert _weights_differ(res.ensemble, before) and _weights_differ(seen[1][1], seen[0][3])
     assert res.ensemble.config.provenance["elit"]["rounds"] == 1
+
+
+def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
+    sims = [
+        simulate_image("graphene", shape=128, pixel_size=PS, rng=40 + i, conditions=SHIFT)
+        for i in range(2)
+    ]
+    val = ValidationSet([s.image for s in sims], [s.truth for s in sims], [PS, PS])
+    f1 = styled_f1(tiny_model, val)
+    # by hand: the consensus (p_detect ≥ 0.5) of each image against its truth within 0.5 Å
+    by_hand = []
+    for s in sims:
+        a = find(s.image, model=tiny_model, pixel_size=PS, p_min=1e-6, calibrated=False).atoms
+        a = a[a["p_detect"] >= 0.5]
+        t = s.truth[["x_px", "y_px"]].to_numpy(float)
+        m = match_points(a[["x_px", "y_px"]].to_numpy(float), t, radius=0.5 / PS)
+        by_hand.append(2 * len(m.pred_index) / (len(a) + len(t)))
+    assert f1 == pytest.approx(np.mean(by_hand)) and 0.5 < f1 <= 1.0
+    # the truth moved by 1 Å: hardly anything matches
+    moved = ValidationSet(
+        val.images, [t.assign(x_px=t["x_px"] + 1.0 / PS) for t in val.truths], [PS, PS]
+    )
+    assert styled_f1(tiny_model, moved) < 0.3 * f1
+    assert np.isnan(styled_f1(tiny_model, None))

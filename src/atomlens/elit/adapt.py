@@ -59,6 +59,7 @@ from atomlens.elit.guards import (
     judge_round,
     material_nn_distances,
     measure,
+    styled_f1,
 )
 from atomlens.elit.pseudo_labels import pseudo_labels
 from atomlens.elit.recalibrate import styled_validation
@@ -83,7 +84,9 @@ class AdaptResult:
         One row per round (0 = before adapting): pseudo-labels, ignored share of pixels,
         consensus atoms, F1 of the consensus against the previous round's, mean epistemic
         uncertainty of the training and hold-out frames, the hold-out nearest-neighbour
-        share of implausible atoms, and whether the round was kept.
+        share of implausible atoms, the hold-out atoms outside the crystal per 1000 inside,
+        the F1 of the consensus on the calibration images (``styled_f1``: simulated in the
+        frames' look, atoms known; NaN without them), and whether the round was kept.
     validation : ValidationSet or None
         The simulated images in the frames' look, with their exact atoms, on which every
         kept round was calibrated (``AdaptConfig.calibration_images``); None when there
@@ -185,6 +188,8 @@ def adapt(
         cfg=cfg,
         simulated=simulated,
     )
+    if cal_set is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
+        hist[-1]["styled_f1"] = styled_f1(current, cal_set)
     from tqdm.auto import tqdm  # deferred: the bar only when adapting
 
     bar = tqdm(
@@ -217,6 +222,9 @@ def adapt(
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
             now = measure(*new, ref_nn, cfg.nn_tolerance, hold_regions)
+            # recorded, not yet judged by: how the round does on simulated images in the
+            # frames' look, whose atoms are known
+            now["styled_f1"] = styled_f1(candidate, cal_set)
             kept, why = judge_round(now, change, hist[-1], cfg)  # hist[-1]: the last kept round
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
@@ -357,6 +365,7 @@ def _history_row(
         "epistemic_holdout": now["epistemic_holdout"],
         "holdout_implausible": now["holdout_implausible"],
         "holdout_outside_per_1000": now["holdout_outside_per_1000"],
+        "styled_f1": now.get("styled_f1", np.nan),
         "kept": kept,
     }
 

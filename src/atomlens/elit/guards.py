@@ -30,6 +30,7 @@ __all__ = [
     "material_nn_distances",
     "measure",
     "outside_crystal",
+    "styled_f1",
 ]
 
 
@@ -131,6 +132,26 @@ def measure(
         "holdout_implausible": implausible_share(hold_atoms, ref_nn, tol) if rh else np.nan,
         "n_holdout": sum(len(a) for a in hold_atoms),
     }
+
+
+def styled_f1(ensemble: Any, validation: Any) -> float:
+    """Mean F1 of the consensus atoms (``p_detect`` ≥ 0.5) against the exact atoms of
+    simulated images in the frames' look (:func:`atomlens.elit.recalibrate.styled_validation`),
+    matched within their ``match_radius_A``; NaN without images."""
+    if validation is None or not len(validation.images):
+        return float("nan")
+    f1 = []
+    for im, truth, ps in zip(
+        validation.images, validation.truths, validation.pixel_sizes, strict=True
+    ):
+        a = accepted_atoms(find_candidates(ensemble, [im], ps))[0]
+        m = match_points(
+            a[["x_px", "y_px"]].to_numpy(float),
+            truth[["x_px", "y_px"]].to_numpy(float),
+            radius=validation.match_radius_A / ps,
+        )
+        f1.append(2 * len(m.pred_index) / max(len(a) + len(truth), 1))
+    return float(np.mean(f1))
 
 
 def judge_round(
