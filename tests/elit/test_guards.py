@@ -303,6 +303,28 @@ def test_an_undone_round_rolls_back_to_the_last_kept_round(tiny_model, frames, m
     assert res.ensemble.config.provenance["elit"]["rounds"] == 1
 
 
+def test_judge_round_undoes_a_round_that_loses_f1_on_the_calibration_images():
+    """Within two standard errors of F1 over the images' atoms: kept; beyond: undone."""
+    cfg = AdaptConfig()
+    prev = {"holdout_implausible": 0.02, "styled_f1": 0.9862}
+    calm = {"holdout_implausible": 0.02, "n_holdout": 200, "styled_atoms": 14000}
+    # 2·√(0.9862·0.0138 / 14000) = 0.00197: film 8 Å's first round (−0.0025, which lost
+    # 0.0013 F1 on the test frames of elit_contamination.py) is undone, a fall of 0.0015 kept
+    assert judge_round({**calm, "styled_f1": 0.9847}, 1.0, prev, cfg) == (True, "")
+    kept, why = judge_round({**calm, "styled_f1": 0.9837}, 1.0, prev, cfg)
+    assert not kept and why == (
+        "F1 on the calibration images (simulated in the frames' look) fell from 0.9862 to "
+        "0.9837 (allowed −0.0020)"
+    )
+    assert judge_round({**calm, "styled_f1": 0.9990}, 1.0, prev, cfg)[0]  # a gain
+    # no calibration images (NaN), or the rule switched off above 1: not judged by it
+    assert judge_round({**calm, "styled_f1": float("nan")}, 1.0, prev, cfg)[0]
+    off = replace(cfg, max_styled_drop=1.5)
+    assert judge_round({**calm, "styled_f1": 0.5}, 1.0, prev, off)[0]
+    with pytest.raises(ValueError, match="max_styled_drop must be a number ≥ 0"):
+        AdaptConfig(max_styled_drop=-0.1)
+
+
 def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
     sims = [
         simulate_image("graphene", shape=128, pixel_size=PS, rng=40 + i, conditions=SHIFT)

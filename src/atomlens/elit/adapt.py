@@ -188,6 +188,7 @@ def adapt(
         cfg=cfg,
         simulated=simulated,
     )
+    n_styled = sum(len(t) for t in cal_set.truths) if cal_set is not None else 0
     if cal_set is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
         hist[-1]["styled_f1"] = styled_f1(current, cal_set)
     from tqdm.auto import tqdm  # deferred: the bar only when adapting
@@ -222,9 +223,9 @@ def adapt(
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
             now = measure(*new, ref_nn, cfg.nn_tolerance, hold_regions)
-            # recorded, not yet judged by: how the round does on simulated images in the
-            # frames' look, whose atoms are known
+            # how the round does on simulated images in the frames' look, atoms known
             now["styled_f1"] = styled_f1(candidate, cal_set)
+            now["styled_atoms"] = n_styled
             kept, why = judge_round(now, change, hist[-1], cfg)  # hist[-1]: the last kept round
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])

@@ -129,6 +129,11 @@ class AdaptConfig:
         Undo a round that raises the consensus atoms outside the crystal regions of the
         held-out frames by more than this per 1000 atoms inside them, plus two Poisson
         standard errors of the count.
+    max_styled_drop : float
+        Undo a round whose consensus F1 on the calibration images (simulated in the frames'
+        look, atoms known: ``calibration_images``) falls by more than this plus two
+        standard errors of F1 over their atoms; above 1 never. Without calibration images
+        the rule is off.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -162,6 +167,7 @@ class AdaptConfig:
     regions: bool = True
     region_margin_A: float = 1.0
     max_outside_rise: float = 1.0
+    max_styled_drop: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -227,7 +233,13 @@ class AdaptConfig:
         if not (isinstance(self.holdout, numbers.Real) and 0 <= self.holdout < 1):
             raise ValueError(f"holdout must be within [0, 1), got {self.holdout!r}.")
         # above 1 they switch their rule off (never stop early, never undo a round)
-        for name in ("max_implausible_rise", "max_change", "stop_f1", "max_outside_rise"):
+        for name in (
+            "max_implausible_rise",
+            "max_change",
+            "stop_f1",
+            "max_outside_rise",
+            "max_styled_drop",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and v >= 0):
                 raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")

@@ -168,8 +168,9 @@ def judge_round(
     previous : dict
         The history row of the last kept round (its ``holdout_implausible``).
     config : AdaptConfig
-        ``max_implausible_rise`` and ``max_change``; with ``simulated_share=1`` (exact
-        labels only: no early errors to confirm) every round is kept.
+        ``max_implausible_rise``, ``max_outside_rise``, ``max_styled_drop`` and
+        ``max_change``; with ``simulated_share=1`` (exact labels only: no early errors to
+        confirm) every round is kept.
 
     Returns
     -------
@@ -202,6 +203,19 @@ def judge_round(
             return False, (
                 f"atoms outside the crystal regions of the held-out frames rose from "
                 f"{prev_out:.1f} to {out:.1f} per 1000 inside (allowed +{allowed_out:.1f})"
+            )
+    s, s_prev = now.get("styled_f1"), previous.get("styled_f1")
+    if s is not None and s_prev is not None and np.isfinite(s) and np.isfinite(s_prev):
+        # F1 over the calibration images' atoms: a fall within two standard errors of it
+        # is noise. On elit_contamination.py's 12 rounds (3 shifts × 3, and 3 harmful
+        # ones) its sign agreed with the test frames' F1 in 10; every first round that
+        # lost F1 on the test frames lost it here (−0.0025 to −0.95)
+        n = max(int(now.get("styled_atoms", 0)), 1)
+        allowed = config.max_styled_drop + 2 * np.sqrt(max(s_prev * (1 - s_prev), 1e-4) / n)
+        if s < s_prev - allowed:
+            return False, (
+                f"F1 on the calibration images (simulated in the frames' look) fell from "
+                f"{s_prev:.4f} to {s:.4f} (allowed −{allowed:.4f})"
             )
     if 1 - change > config.max_change:
         return False, f"consensus changed by {1 - change:.2f} > {config.max_change}"
