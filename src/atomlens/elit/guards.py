@@ -207,9 +207,10 @@ def judge_round(
     s, s_prev = now.get("styled_f1"), previous.get("styled_f1")
     if s is not None and s_prev is not None and np.isfinite(s) and np.isfinite(s_prev):
         # F1 over the calibration images' atoms: a fall within two standard errors of it
-        # is noise. On elit_contamination.py's 12 rounds (3 shifts × 3, and 3 harmful
-        # ones) its sign agreed with the test frames' F1 in 10; every first round that
-        # lost F1 on the test frames lost it here (−0.0025 to −0.95)
+        # is noise (an independent F1's: conservative for the same images scored twice).
+        # On elit_contamination.py's 12 rounds (3 shifts × 3, and 3 harmful ones) its sign
+        # agreed with the test frames' F1 in 10; every first round that lost F1 on the
+        # test frames lost it here (−0.0025 to −0.95)
         n = max(int(now.get("styled_atoms", 0)), 1)
         allowed = config.max_styled_drop + 2 * np.sqrt(max(s_prev * (1 - s_prev), 1e-4) / n)
         if s < s_prev - allowed:
