@@ -160,5 +160,8 @@ def test_evaluate_report_option_updates_finds_report_in_place(tmp_path):
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     printed = re.search(r"F1 ([\d.]+)", res.output)
     assert printed and _rows(text, "<h2>Against truth.csv")["F1"].startswith(printed.group(1))
-    res = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "none.html")])
+    res = CliRunner().invoke(
+        app, [*args, "--report", str(tmp_path / "none.html"), "--figures", str(tmp_path / "f")]
+    )
     assert res.exit_code == 2 and "none.html: no such report" in res.output
+    assert not (tmp_path / "f").exists()  # refused before any figure was written

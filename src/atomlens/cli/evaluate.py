@@ -58,6 +58,12 @@ def evaluate(
             raise FileExistsError(
                 f"{figures} exists and is not an empty directory; choose a new `figures` directory."
             )
+        if report_html is not None:
+            # deferred: the report module only when a report is updated; checked before
+            # any work, so a wrong path leaves no figures behind
+            from atomlens.report.calibration_html import add_evaluation_to_report, check_report
+
+            check_report(report_html)
         if radius_A is None and radius_px is None:
             radius_A = DEFAULT_RADIUS_A
         report = evaluate_files(pred, truth, radius_A=radius_A, radius_px=radius_px)
@@ -68,9 +74,6 @@ def evaluate(
 
             written = save_evaluation_figures(report, figures)
         if report_html is not None:
-            # deferred: matplotlib, only when a report is updated
-            from atomlens.report.calibration_html import add_evaluation_to_report
-
             written["report"] = add_evaluation_to_report(report_html, report, truth_name=truth.name)
     except USER_ERRORS as exc:
         fail(exc)

@@ -17,7 +17,13 @@ import pandas as pd
 from atomlens._shared.atomic import write_atomic
 from atomlens.report.calibration_figures import evaluation_pngs
 
-__all__ = ["add_evaluation_to_report", "evaluation_html", "html_table", "uncertainty_html"]
+__all__ = [
+    "add_evaluation_to_report",
+    "check_report",
+    "evaluation_html",
+    "html_table",
+    "uncertainty_html",
+]
 
 #: The comments that enclose the evaluation in a report (:func:`add_evaluation_to_report`).
 EVALUATION_START = "<!-- atomlens:evaluation -->"
@@ -197,16 +203,35 @@ def add_evaluation_to_report(
         If ``path`` is not an HTML report.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such report; pass the report.html that find wrote.")
-    text = p.read_text(encoding="utf-8")
+    text = check_report(p)
     section = evaluation_html(report, truth_name=truth_name)
     if EVALUATION_START in text and EVALUATION_END in text:
         head, rest = text.split(EVALUATION_START, 1)
         text = head + section + rest.split(EVALUATION_END, 1)[1]
-    elif "</body>" in text:
-        text = text.replace("</body>", section + "</body>", 1)
     else:
-        raise ValueError(f"{p} is not an HTML report; pass the report.html that find wrote.")
+        text = text.replace("</body>", section + "</body>", 1)
     write_atomic(p, text.encode("utf-8"))
     return p
+
+
+def check_report(path: str | PathLike[str], /) -> str:
+    """The text of a find report that :func:`add_evaluation_to_report` can add to, so a
+    caller can refuse a wrong path before doing any work.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``path`` is not an HTML report.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such report; pass the report.html that find wrote.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if "</body>" not in text:
+        raise ValueError(f"{p} is not an HTML report; pass the report.html that find wrote.")
+    return text
