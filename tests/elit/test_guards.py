@@ -19,10 +19,11 @@ from scipy.spatial import cKDTree
 
 from atomlens.elit import AdaptConfig, adapt
 from atomlens.elit import rounds as elit_rounds
-from atomlens.elit.guards import judge_round, styled_f1
+from atomlens.elit.guards import judge_round, styled_candidates, styled_f1
 from atomlens.metrics import match_points
 from atomlens.pipeline import find
 from atomlens.simulate import ImagingConditions, simulate_image
+from atomlens.train import fit_calibration
 from atomlens.train.validation import ValidationSet
 from tests.common import perturbed_ensemble
 
@@ -341,6 +342,11 @@ def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
         m = match_points(a[["x_px", "y_px"]].to_numpy(float), t, radius=0.5 / PS)
         by_hand.append(2 * len(m.pred_index) / (len(a) + len(t)))
     assert f1 == pytest.approx(np.mean(by_hand)) and 0.5 < f1 <= 1.0
+    # the candidates found once serve the guard and the calibration alike
+    found = styled_candidates(tiny_model, val)
+    assert styled_f1(tiny_model, val, found=found) == f1
+    args = (tiny_model, val.images, val.truths, val.pixel_sizes)
+    assert fit_calibration(*args, found=found) == fit_calibration(*args)
     # the truth moved by 1 Å: hardly anything matches
     moved = ValidationSet(
         val.images, [t.assign(x_px=t["x_px"] + 1.0 / PS) for t in val.truths], [PS, PS]

@@ -59,6 +59,7 @@ from atomlens.elit.guards import (
     judge_round,
     material_nn_distances,
     measure,
+    styled_candidates,
     styled_f1,
 )
 from atomlens.elit.pseudo_labels import pseudo_labels
@@ -223,14 +224,16 @@ def adapt(
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
             now = measure(*new, ref_nn, cfg.nn_tolerance, hold_regions)
-            # how the round does on simulated images in the frames' look, atoms known
-            now["styled_f1"] = styled_f1(candidate, cal_set)
+            # how the round does on simulated images in the frames' look, atoms known (the
+            # candidates found once, for the guard and for a kept round's calibration)
+            cal_found = styled_candidates(candidate, cal_set) if cal_set is not None else None
+            now["styled_f1"] = styled_f1(candidate, cal_set, found=cal_found)
             now["styled_atoms"] = n_styled
             kept, why = judge_round(now, change, hist[-1], cfg)  # hist[-1]: the last kept round
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept:
-                candidate.calibration = _round_calibration(candidate, ens, cal_set)
+                candidate.calibration = _round_calibration(candidate, ens, cal_set, cal_found)
             bar.update(1)
             bar.set_postfix(kept=kept, consensus_f1=f"{change:.3f}")
             if on_round is not None:
@@ -449,16 +452,19 @@ def _calibration_set(
     return None, None
 
 
-def _round_calibration(candidate: Any, original: Any, cal_set: Any) -> Any:
+def _round_calibration(
+    candidate: Any, original: Any, cal_set: Any, found: list[Any] | None = None
+) -> Any:
     """A kept round's calibration: refitted on the styled images ``cal_set`` (the logistic
     ``p_real`` carried over from ``original``'s, its intercept refitted, when they show
     too few false candidates to fit one), or ``original``'s carried over unchanged when
-    there are none (frames that show no lattice); None only when ``original`` has none."""
+    there are none (frames that show no lattice); None only when ``original`` has none.
+    ``found``: the candidate's results on ``cal_set`` (:func:`styled_candidates`)."""
     prior = original.calibration
     if cal_set is None:
         return prior
     return fit_calibration(
-        candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes, prior=prior
+        candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes, prior=prior, found=found
     )
 
 

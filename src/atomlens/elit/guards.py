@@ -30,6 +30,7 @@ __all__ = [
     "material_nn_distances",
     "measure",
     "outside_crystal",
+    "styled_candidates",
     "styled_f1",
 ]
 
@@ -134,17 +135,25 @@ def measure(
     }
 
 
-def styled_f1(ensemble: Any, validation: Any) -> float:
+def styled_candidates(ensemble: Any, validation: Any) -> list[Any]:
+    """:func:`find_candidates` on each image of a validation set, at its own pixel size."""
+    return [
+        find_candidates(ensemble, [im], ps)[0]
+        for im, ps in zip(validation.images, validation.pixel_sizes, strict=True)
+    ]
+
+
+def styled_f1(ensemble: Any, validation: Any, *, found: list[Any] | None = None) -> float:
     """Mean F1 of the consensus atoms (``p_detect`` ≥ 0.5) against the exact atoms of
     simulated images in the frames' look (:func:`atomlens.elit.recalibrate.styled_validation`),
-    matched within their ``match_radius_A``; NaN without images."""
+    matched within their ``match_radius_A``; NaN without images. ``found``: the ensemble's
+    :func:`styled_candidates` on them, when the caller has them already."""
     if validation is None or not len(validation.images):
         return float("nan")
+    found = styled_candidates(ensemble, validation) if found is None else found
     f1 = []
-    for im, truth, ps in zip(
-        validation.images, validation.truths, validation.pixel_sizes, strict=True
-    ):
-        a = accepted_atoms(find_candidates(ensemble, [im], ps))[0]
+    for res, truth, ps in zip(found, validation.truths, validation.pixel_sizes, strict=True):
+        a = accepted_atoms([res])[0]
         m = match_points(
             a[["x_px", "y_px"]].to_numpy(float),
             truth[["x_px", "y_px"]].to_numpy(float),

@@ -46,6 +46,7 @@ def fit_calibration(
     margin_A: float = 1.0,
     min_false: int = 8,
     prior: Calibration | None = None,
+    found: list[Any] | None = None,
 ) -> Calibration:
     """Measure the reliability of ``p_detect`` and the scale of σ on images with known atoms.
 
@@ -71,6 +72,10 @@ def fit_calibration(
         candidates (maximum a posteriori, a unit normal prior around the old intercept),
         instead of leaving ``p_real`` to the table, which gives every candidate the same
         ``p_real`` when nearly all are real. Its σ model is carried over as well.
+    found : list of FindResult, optional
+        The ensemble's result on each image with every candidate kept and uncalibrated
+        (``p_min=1e-6, calibrated=False``, as :func:`atomlens.elit.guards.find_candidates`
+        makes them), when the caller already has them; found here otherwise.
 
     Returns
     -------
@@ -80,8 +85,14 @@ def fit_calibration(
     ps_all, real_all, sig_all, err_all, feat_all = [], [], [], [], []
     scenes: list[tuple[pd.DataFrame, np.ndarray, np.ndarray, float]] = []
     min_sep = float(ensemble.config.min_separation_A)
-    for im, truth, ps in zip(images, truths, pixel_sizes, strict=True):
-        res = find(im, model=ensemble, pixel_size=ps, p_min=1e-6, calibrated=False)
+    if found is not None and len(found) != len(images):
+        raise ValueError(f"found must hold one result per image ({len(images)}), got {len(found)}.")
+    for i, (im, truth, ps) in enumerate(zip(images, truths, pixel_sizes, strict=True)):
+        res = (
+            found[i]
+            if found is not None
+            else find(im, model=ensemble, pixel_size=ps, p_min=1e-6, calibrated=False)
+        )
         cand = res.atoms
         m = margin_A / ps
         c_xy = cand[["x_px", "y_px"]].to_numpy(float)
