@@ -386,7 +386,7 @@ def refine_gaussian(
 
     others = np.zeros_like(data)
     weights = valid.astype(_F)
-    quantum = _count_quantum(img)
+    quantum = _count_quantum(img) if weighted else None  # only weighted fits use it
     # Counts this sparse are no Gaussian noise: fitted to the residuals alone (overfitted
     # by 5 parameters on a disk of mostly empty pixels) the variance collapsed, 10⁻¹⁷ on
     # abTEM graphene at 10³ e⁻/Å² (0.016 counts/px), and with it the bound and the

@@ -184,7 +184,8 @@ def _figures(
 
 
 def _region_phrase(regions: Any, atoms: pd.DataFrame, rejected: pd.DataFrame | None) -> str:
-    """ "crystal 93.1 % (812 atoms), amorphous 6.9 % (12 atoms; 30 dropped)", …"""
+    """Each region's share of the pixels and its atoms, e.g. "crystal 93.1% (812 atoms),
+    amorphous 6.9% (12 atoms; 30 rejected)"."""
     share = regions.share()
     parts = []
     for name in regions.names:
