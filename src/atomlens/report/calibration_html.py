@@ -4,7 +4,6 @@ and ``p_real`` held on this image (a z histogram and a reliability diagram)."""
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Mapping
 from os import PathLike
@@ -16,6 +15,7 @@ import pandas as pd
 
 from atomlens._shared.atomic import write_atomic
 from atomlens.report.calibration_figures import evaluation_pngs
+from atomlens.report.figures import png_data_uri
 
 __all__ = [
     "add_evaluation_to_report",
@@ -165,9 +165,8 @@ def evaluation_html(report: Any, /, *, truth_name: str = "the truth") -> str:
         "p_real: on the diagonal when p_real can be read as a probability.",
     }
     figs = "".join(
-        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode('ascii')}'><figcaption>{captions[name]}"
-        "</figcaption></figure>"
+        f"<figure><img alt='{html.escape(name)}' src='{png_data_uri(png)}'>"
+        f"<figcaption>{captions[name]}</figcaption></figure>"
         for name, png in evaluation_pngs(report).items()
     )
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from os import PathLike
 from typing import Any
@@ -13,9 +14,15 @@ __all__ = [
     "figure_to_png",
     "plot_atoms",
     "plot_uncertainty",
+    "png_data_uri",
     "save_atoms_png",
     "save_uncertainty_png",
 ]
+
+
+def png_data_uri(png: bytes, /) -> str:
+    """PNG bytes as a ``data:image/png;base64,…`` URI, for images inlined in HTML."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def figure_to_png(fig: Any, /) -> bytes:

@@ -3,7 +3,6 @@ no scripts."""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import time
@@ -24,7 +23,13 @@ from atomlens.report.calibration_html import (
     html_table,
     uncertainty_html,
 )
-from atomlens.report.figures import figure_size, figure_to_png, plot_atoms, plot_uncertainty
+from atomlens.report.figures import (
+    figure_size,
+    figure_to_png,
+    plot_atoms,
+    plot_uncertainty,
+    png_data_uri,
+)
 
 __all__ = [
     "nearest_neighbour_distances_A",
@@ -50,7 +55,7 @@ pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em;max-height:22em
 def _png(fig: Any) -> str:
     """``fig`` as a ``data:`` URI of its PNG (closes ``fig``)."""
 
-    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig)).decode("ascii")
+    return png_data_uri(figure_to_png(fig))
 
 
 def nearest_neighbour_distances_A(atoms: pd.DataFrame, /) -> np.ndarray:
@@ -355,8 +360,7 @@ def render_analysis_html(
         for k, v in summary.items()
     )
     sections = "".join(
-        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode('ascii')}'></figure>"
+        f"<figure><img alt='{html.escape(name)}' src='{png_data_uri(png)}'></figure>"
         for name, png in (figures or {}).items()
     )
     return (
