@@ -482,7 +482,6 @@ def _find_frame(
     if calibrated and ens.calibration is not None:
         with stage("sigma"):
             atoms, rejected = ens.calibration.apply_both(atoms, rejected)
-        atoms, rejected = ens.calibration.apply_both(atoms, rejected)
     regions = None
     if settings.regions != "off":
         atoms, rejected, regions = apply_regions(
