@@ -326,6 +326,27 @@ def test_judge_round_undoes_a_round_that_loses_f1_on_the_calibration_images():
         AdaptConfig(max_styled_drop=-0.1)
 
 
+def test_the_styled_f1_guard_pairs_the_images_both_rounds_are_scored_on():
+    """The same 0.0025 fall on 12 images: undone when every image lost about as much (the
+    round did it), kept when the images scatter by ±0.01 around it (noise)."""
+    cfg = AdaptConfig()
+    before = np.full(12, 0.986)
+    prev = {"holdout_implausible": 0.02, "styled_f1": 0.986, "styled_f1_images": before}
+    calm = {"holdout_implausible": 0.02, "n_holdout": 200, "styled_atoms": 3040}
+    steady = before - 0.0025 + np.tile([-0.0005, 0.0005], 6)
+    kept, why = judge_round(
+        {**calm, "styled_f1": float(steady.mean()), "styled_f1_images": steady}, 1.0, prev, cfg
+    )
+    # paired: 2 · std(d) / √12 = 2 · 0.000522 / 3.46 = 0.0003 (independent: 0.0042)
+    assert not kept and why.endswith("(allowed −0.0003)"), why
+    scattered = before - 0.0025 + np.tile([-0.01, 0.01], 6)
+    now = {**calm, "styled_f1": float(scattered.mean()), "styled_f1_images": scattered}
+    assert judge_round(now, 1.0, prev, cfg) == (True, "")
+    # one side without per-image figures (a history from before them): the atoms' bound
+    no_images = {k: v for k, v in prev.items() if k != "styled_f1_images"}
+    assert judge_round({**calm, "styled_f1": float(steady.mean())}, 1.0, no_images, cfg)[0]
+
+
 def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
     sims = [
         simulate_image("graphene", shape=128, pixel_size=PS, rng=40 + i, conditions=SHIFT)

@@ -60,7 +60,7 @@ from atomlens.elit.guards import (
     material_nn_distances,
     measure,
     styled_candidates,
-    styled_f1,
+    styled_f1_by_image,
 )
 from atomlens.elit.pseudo_labels import pseudo_labels
 from atomlens.elit.recalibrate import styled_validation
@@ -190,8 +190,11 @@ def adapt(
         simulated=simulated,
     )
     n_styled = sum(len(t) for t in cal_set.truths) if cal_set is not None else 0
-    if cal_set is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
-        hist[-1]["styled_f1"] = styled_f1(current, cal_set)
+    # the last kept round's F1 per calibration image, for the guard's paired comparison
+    # (also after a resume: the checkpoint keeps the mean only)
+    kept_images = styled_f1_by_image(current, cal_set) if cal_set is not None else None
+    if kept_images is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
+        hist[-1]["styled_f1"] = float(np.mean(kept_images)) if len(kept_images) else np.nan
     from tqdm.auto import tqdm  # deferred: the bar only when adapting
 
     bar = tqdm(
@@ -227,13 +230,17 @@ def adapt(
             # how the round does on simulated images in the frames' look, atoms known (the
             # candidates found once, for the guard and for a kept round's calibration)
             cal_found = styled_candidates(candidate, cal_set) if cal_set is not None else None
-            now["styled_f1"] = styled_f1(candidate, cal_set, found=cal_found)
+            images = styled_f1_by_image(candidate, cal_set, found=cal_found)
+            now["styled_f1"] = float(np.mean(images)) if len(images) else np.nan
+            now["styled_f1_images"] = images
             now["styled_atoms"] = n_styled
-            kept, why = judge_round(now, change, hist[-1], cfg)  # hist[-1]: the last kept round
+            last = {**hist[-1], "styled_f1_images": kept_images}  # hist[-1]: the last kept round
+            kept, why = judge_round(now, change, last, cfg)
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept:
                 candidate.calibration = _round_calibration(candidate, ens, cal_set, cal_found)
+                kept_images = images
             bar.update(1)
             bar.set_postfix(kept=kept, consensus_f1=f"{change:.3f}")
             if on_round is not None:
