@@ -30,8 +30,8 @@ __all__ = [
     "material_nn_distances",
     "measure",
     "outside_crystal",
-    "styled_candidates",
     "styled_allowance",
+    "styled_candidates",
     "styled_f1",
     "styled_f1_by_image",
 ]
