@@ -228,6 +228,11 @@ def test_adapt_runs_in_the_background_and_is_swapped_in(ens4, good, shifted):
     assert any(d["cause"] == "adapt" and d["frame"] == 5 for d in events(st, "switch"))
     assert events(st, "baseline")[-1]["generation"] >= 1
     assert st.ensemble.member_provenance[0] == {"adapted": True}
+    # the new ensemble's baseline was scored in the adaptation's job, not by the loop at
+    # frame 5, and it is what the loop would have measured (the same members here)
+    first, swapped = events(st, "baseline")[0], events(st, "baseline")[-1]
+    assert swapped["measured_in"] == "background" and "measured_in" not in first
+    assert swapped["scores"] == pytest.approx(first["scores"], rel=1e-6)
 
 
 def test_one_adaptation_at_a_time_and_the_last_is_waited_for(ens4, good, shifted):

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,29 @@ def check_adapted(new: Any, current: Ensemble, /) -> None:
         raise ValueError("the adapted ensemble has other classes or another sampling")
 
 
+def _kept_any(result: Any) -> bool:
+    """Whether an adaptation's result holds a new ensemble (no history: assume so)."""
+    history = getattr(result, "history", None)
+    if isinstance(history, pd.DataFrame) and "kept" in history:
+        return bool(history["kept"].iloc[1:].sum() > 0)
+    return True
+
+
+def _then(
+    fn: Callable[..., Any], after: Callable[[Any], dict[str, Any]] | None, /, *args: Any, **kw: Any
+) -> tuple[Any, dict[str, Any]]:
+    """``fn(*args, **kw)`` and what ``after`` measured on the ensemble it returned (empty
+    when nothing was kept, or when ``after`` failed: the loop then measures it itself)."""
+    result = fn(*args, **kw)
+    if after is None or not _kept_any(result):
+        return result, {}
+    try:
+        return result, after(getattr(result, "ensemble", result))
+    except Exception as exc:  # any failure: the loop measures it itself instead
+        logger.warning("measuring the adapted ensemble in the background failed: %s", exc)
+        return result, {}
+
+
 @dataclass(frozen=True)
 class Finished:
     """An adaptation collected by :meth:`BackgroundAdaptation.collect`.
@@ -76,11 +99,15 @@ class Finished:
         ``rounds_kept``.
     error : str or None
         What went wrong (``"TypeName: message"``), None if nothing.
+    measured : dict
+        What :meth:`BackgroundAdaptation.launch`'s ``after`` measured on the adapted
+        ensemble in the adaptation's thread (empty if nothing).
     """
 
     ensemble: Ensemble | None
     evidence: dict[str, Any]
     error: str | None = None
+    measured: dict[str, Any] = field(default_factory=dict)
 
 
 class BackgroundAdaptation:
@@ -136,10 +163,13 @@ class BackgroundAdaptation:
         at: int,
         members: tuple[int, ...],
         indices: list[int],
+        after: Callable[[Ensemble], dict[str, Any]] | None = None,
     ) -> str:
         """Submit the adaptation of a copy of ``ensemble`` on ``frames`` (those of the
         source's ``indices``), launched at frame ``at`` with the active ``members``; the
-        executor's type name."""
+        executor's type name. ``after``, if given, runs on the adapted ensemble in the same
+        job (e.g. its baseline scores, so that the loop need not stop for them); its dict
+        comes back as :attr:`Finished.measured`."""
         fn = self._adapt_fn if self._adapt_fn is not None else adapt
         cfg = config if config is not None else AdaptConfig()
         ex = self._executor
@@ -151,6 +181,7 @@ class BackgroundAdaptation:
         # a copy: the loop keeps predicting with the live ensemble while this one trains
         ens = copy.deepcopy(ensemble)
         ens._stacked = ens._fast = None  # the copy makes its own inference copies if needed
+        fn = functools.partial(_then, fn, after)
         if ex is self._own_executor:  # our thread: it yields the CPU to the loop
             fn = functools.partial(_yielding, fn)
         self._future = ex.submit(fn, ens, list(frames), pixel_size=pixel_size, config=cfg, **extra)
@@ -177,7 +208,7 @@ class BackgroundAdaptation:
         if wait:
             ev["at_end"] = True
         try:
-            result = fut.result()
+            result, measured = fut.result()
             new = getattr(result, "ensemble", result)
             check_adapted(new, current)
         except Exception as exc:
@@ -190,7 +221,7 @@ class BackgroundAdaptation:
             if ev["rounds_kept"] == 0:
                 # every round was undone by adapt's guards: nothing to swap in
                 return Finished(None, ev)
-        return Finished(new, ev)
+        return Finished(new, ev, measured=measured)
 
     def shutdown(self) -> None:
         """Shut down the executor made here (its queued work cancelled)."""

@@ -4,6 +4,7 @@ adapts and writes is in the other modules of :mod:`atomlens.elit.stream`."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -38,6 +39,39 @@ from atomlens.pipeline import find, p_real_threshold
 __all__ = ["Stream", "stream"]
 
 logger = logging.getLogger(__name__)
+
+
+def _find_atoms(ens: Any, frame: np.ndarray, ps: float, config: StreamConfig, device: str) -> Any:
+    """The stream's :func:`atomlens.pipeline.find` of one frame with ``ens``."""
+    return find(
+        frame,
+        model=ens,
+        pixel_size=ps,
+        p_min=config.p_min,
+        p_real_min=p_real_applied(ens, config),
+        device=device,
+    )
+
+
+def _score(res: Any, kind_of_ensemble: str, config: StreamConfig) -> float:
+    """The OOD score of one frame's result (the predictive entropy for an ensemble of one)."""
+    kind = config.score if kind_of_ensemble == "epistemic" else "entropy"
+    return ood_score(res.prediction, kind=kind, foreground=config.foreground)
+
+
+def _baseline_scores(
+    ens: Any,
+    *,
+    frames: list[np.ndarray],
+    pixel_size: float,
+    config: StreamConfig,
+    device: str,
+) -> dict[str, Any]:
+    """An adapted ensemble's scores of the baseline frames, made where it was adapted."""
+    ens = as_ensemble(ens)
+    kind = score_kind(ens)
+    scores = [_score(_find_atoms(ens, f, pixel_size, config, device), kind, config) for f in frames]
+    return {"baseline_scores": scores, "baseline_pixel_size": pixel_size, "score_kind": kind}
 
 
 class Stream:
@@ -142,20 +176,14 @@ class Stream:
 
     # ---------------------------------------------------------------- scoring
     def _score_of(self, res: Any) -> float:
-        kind = self.config.score if self._score_kind == "epistemic" else "entropy"
-        return ood_score(res.prediction, kind=kind, foreground=self.config.foreground)
+        return _score(res, self._score_kind, self.config)
 
     def _find(self, frame: np.ndarray, ps: float) -> Any:
-        return find(
-            frame,
-            model=self.ensemble,
-            pixel_size=ps,
-            p_min=self.config.p_min,
-            p_real_min=p_real_applied(self.ensemble, self.config),
-            device=self.device,
-        )
+        return _find_atoms(self.ensemble, frame, ps, self.config, self.device)
 
-    def _record_baseline(self, frame: int | None, reason: str, scores: list[float]) -> None:
+    def _record_baseline(
+        self, frame: int | None, reason: str, scores: list[float], **ev: Any
+    ) -> None:
         self._decide(
             "baseline",
             frame,
@@ -167,12 +195,27 @@ class Stream:
             pixel_size=self._baseline.pixel_size,
             generation=self._generation,
             members=list(self._members),
+            **ev,
         )
 
-    def _measure_baseline(self, frame: int | None, reason: str) -> None:
+    def _measure_baseline(
+        self, frame: int | None, reason: str, measured: dict[str, Any] | None = None
+    ) -> None:
         self._score_kind = score_kind(self.ensemble)
         self._drift.reset()
-        scores = self._baseline.measure(lambda f, ps: self._score_of(self._find(f, ps)))
+        pre = measured or {}
+        b = self._baseline
+        if (
+            pre.get("baseline_pixel_size") == b.pixel_size
+            and len(pre.get("baseline_scores", ())) == len(b.frames)
+            and pre.get("score_kind") == self._score_kind
+        ):
+            # scored in the adaptation's thread: the next frame does not wait for it
+            self._record_baseline(
+                frame, reason, b.accept(pre["baseline_scores"]), measured_in="background"
+            )
+            return
+        scores = b.measure(lambda f, ps: self._score_of(self._find(f, ps)))
         self._record_baseline(frame, reason, scores)
 
     def _ensure_baseline(self, index: int, frame: np.ndarray, ps: float) -> None:
@@ -181,7 +224,14 @@ class Stream:
             self._measure_baseline(*due)
 
     # ---------------------------------------------------------------- actions
-    def _switch(self, ens: Any, members: tuple[int, ...], frame: int, **ev: Any) -> None:
+    def _switch(
+        self,
+        ens: Any,
+        members: tuple[int, ...],
+        frame: int,
+        measured: dict[str, Any] | None = None,
+        **ev: Any,
+    ) -> None:
         old = list(self._members)
         if self.config.p_real_min is not None:
             before = p_real_applied(self.ensemble, self.config)
@@ -207,7 +257,7 @@ class Stream:
             generation=self._generation,
             **ev,
         )
-        self._measure_baseline(frame, "the active ensemble changed")
+        self._measure_baseline(frame, "the active ensemble changed", measured)
 
     def _select(self, frames: list[np.ndarray], indices: list[int], ps: float, at: int) -> None:
         c = select_members(
@@ -235,6 +285,16 @@ class Stream:
                 note="one adaptation at a time; this drift is left to the one running",
             )
             return
+        b = self._baseline
+        after = None
+        if b.ready:  # the adapted ensemble's baseline is measured in the adaptation's job
+            after = functools.partial(
+                _baseline_scores,
+                frames=list(b.frames),
+                pixel_size=b.pixel_size,
+                config=self.config,
+                device=self.device,
+            )
         executor = self._adaptation.launch(
             self.ensemble,
             frames,
@@ -243,6 +303,7 @@ class Stream:
             at=at,
             members=self._members,
             indices=indices,
+            after=after,
         )
         self._decide(
             "adapt_launched",
@@ -263,9 +324,11 @@ class Stream:
         elif done.ensemble is None:
             self._decide("adapt_finished", at, swapped=False, **done.evidence)
         else:
-            self._swap_in(done.ensemble, at, done.evidence)
+            self._swap_in(done.ensemble, at, done.evidence, done.measured)
 
-    def _swap_in(self, new: Ensemble, at: int | None, ev: dict[str, Any]) -> None:
+    def _swap_in(
+        self, new: Ensemble, at: int | None, ev: dict[str, Any], measured: dict[str, Any]
+    ) -> None:
         """Make the adapted ensemble the active one and the pool ``select`` chooses from."""
         self._generation += 1
         self._decide("adapt_finished", at, swapped=True, generation=self._generation, **ev)
@@ -275,7 +338,14 @@ class Stream:
             self.ensemble, self._members = new, tuple(range(len(new)))
             self._score_kind = score_kind(new)
             return
-        self._switch(new, tuple(range(len(new))), at, cause="adapt", launched_at=ev["launched_at"])
+        self._switch(
+            new,
+            tuple(range(len(new))),
+            at,
+            measured,
+            cause="adapt",
+            launched_at=ev["launched_at"],
+        )
 
     def _on_drift(self, at: int, ps: float) -> None:
         drifted = [(i, f) for i, f, _s, over in self._window if over]

@@ -244,6 +244,14 @@ class Baseline:
         self.level = baseline_level(scores)
         return scores
 
+    def accept(self, scores: Sequence[float], /) -> list[float]:
+        """Take scores of the baseline frames measured elsewhere (an adapted ensemble's, in
+        the adaptation's thread) as :meth:`measure` would have made them."""
+        if len(scores) != len(self.frames):
+            raise ValueError(f"{len(scores)} scores for {len(self.frames)} baseline frames")
+        self.level = baseline_level(scores)
+        return list(scores)
+
     def add_first(self, frame: np.ndarray, pixel_size: float, score: float) -> list[float] | None:
         """Keep one of the stream's first frames (``baseline="first"``); their scores once
         there are ``baseline_frames`` of them and :attr:`level` is set, else None."""
