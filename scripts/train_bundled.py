@@ -147,6 +147,12 @@ RECIPES = {
             "defects": {"graphene": ["substitution:C:Si:0.02", "vacancy:C:0.01"]},
             "dose_range": (3e3, 1e6),
             "film_thickness_A": (0.0, 4.0),
+            # 12 channels at full resolution and batch norm, which inference folds into the
+            # convolutions: the network stage at 512² took 0.46× the AtomAI-shaped
+            # reference's time against 0.79× for width 16 with group norm (issue #36).
+            # Without any norm a member reached validation F1 0.80 in 900 steps, against
+            # 0.95 with group norm
+            "architecture": {"width": 12, "norm": "batch"},
         },
     },
 }
@@ -164,6 +170,10 @@ def _recipe(name: str) -> dict:
         if key in recipe:
             recipe[key] = tuple(recipe[key])
     recipe["defects"] = {m: [parse_defect(d) for d in v] for m, v in recipe["defects"].items()}
+    if "architecture" in recipe:
+        from atomlens.nn import UNetConfig
+
+        recipe["architecture"] = UNetConfig(**recipe["architecture"])
     if "classes" in recipe:
         from atomlens.simulate import ClassMap
 

@@ -42,8 +42,16 @@ def test_config_round_trip_and_errors():
 def test_the_inference_copy_computes_the_same_logits(norm):
     torch.manual_seed(0)
     net = UNet(UNetConfig(n_classes=2, width=8, depth=2, norm=norm, dropout=0.1)).eval()
+    for m in net.modules():  # statistics as training leaves them, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.2, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.3)
     x = torch.randn(2, 1, 64, 48)
     fast = net.for_inference()
+    # batch norms are folded into their convolutions: none is left to run
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     with torch.no_grad():
         a, b = net(x), fast(x)
     assert b.shape == a.shape == (2, 3, 64, 48)
