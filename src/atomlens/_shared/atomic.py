@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,9 +117,11 @@ def append_line(path: str | os.PathLike[str], line: bytes, /) -> None:
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, /) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` through a temporary file beside it and a
-    rename: readers see the old file or the whole new one, never a part."""
+    rename: readers see the old file or the whole new one, never a part. The file gets the
+    mode the user's umask gives a new file (e.g. 0644 under umask 022), not
+    :func:`tempfile.mkstemp`'s 0600, which the rename would keep."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _fresh_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -128,3 +129,15 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, /) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fresh_file(parent: Path, prefix: str, /) -> tuple[int, Path]:
+    """Create a new, uniquely named file in ``parent`` with the umask's mode; its open
+    descriptor (for writing) and path."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a new file {prefix}… in {parent}")
