@@ -61,3 +61,19 @@ def test_the_inference_copy_computes_the_same_logits(norm):
     with torch.no_grad():
         net.head.bias.add_(1.0)
         assert not torch.allclose(fast(x), net(x), atol=0.1)
+
+
+def test_channels_per_level_and_their_round_trip():
+    cfg = UNetConfig(n_classes=2, depth=3, widths=[8, 32, 64, 128])  # a list, as JSON gives
+    assert cfg.widths == (8, 32, 64, 128) and cfg.level_widths() == (8, 32, 64, 128)
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert UNetConfig(width=12).level_widths() == (12, 24, 48, 96)
+    net = UNet(cfg)
+    assert net.down[0][0].out_channels == 8 and net.bottleneck[0].out_channels == 128
+    assert net(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    fast = net.eval().for_inference()
+    x = torch.randn(1, 1, 32, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), net(x), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="widths must be depth"):
+        UNetConfig(depth=3, widths=(8, 16, 32))

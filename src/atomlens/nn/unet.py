@@ -32,6 +32,10 @@ class UNetConfig(ConfigDict):
         :func:`atomlens.inference.predict_tiled` pads for you).
     width : int
         Channels of the first level; each level doubles them.
+    widths : tuple of int, optional
+        Channels of each level instead (``depth + 1`` numbers, the first level's first,
+        the bottleneck's last), e.g. ``(8, 32, 64, 128)``: the full-resolution level costs
+        most of a pass, the deeper ones a quarter as much per level down.
     norm : {"group", "batch", "none"}
         Normalisation after each convolution. Group normalisation (the default) works the
         same in training and inference, for any batch size, and under ``torch.func.vmap``.
@@ -45,9 +49,21 @@ class UNetConfig(ConfigDict):
     width: int = 16
     norm: Norm = "group"
     dropout: float = 0.0
+    widths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.widths is not None:
+            if isinstance(self.widths, list | tuple):
+                object.__setattr__(self, "widths", tuple(self.widths))  # JSON gives a list
+            ok = isinstance(self.widths, tuple) and all(
+                isinstance(w, int) and 2 <= w <= 512 for w in self.widths
+            )
+            if not ok or len(self.widths) != self.depth + 1:
+                problems.append(
+                    f"widths must be depth + 1 = {self.depth + 1} ints within 2–512, got "
+                    f"{self.widths!r}"
+                )
         if not (isinstance(self.in_channels, int) and 1 <= self.in_channels <= 16):
             problems.append(f"in_channels must be an int within 1–16, got {self.in_channels!r}")
         if not (isinstance(self.n_classes, int) and 1 <= self.n_classes <= 64):
@@ -62,6 +78,12 @@ class UNetConfig(ConfigDict):
             problems.append(f"dropout must be within [0, 1), got {self.dropout!r}")
         if problems:
             raise ValueError("invalid UNetConfig: " + "; ".join(problems) + ".")
+
+    def level_widths(self) -> tuple[int, ...]:
+        """Channels of each level, the first level's first and the bottleneck's last."""
+        if self.widths is not None:
+            return self.widths
+        return tuple(self.width * 2**i for i in range(self.depth + 1))
 
     @property
     def multiple(self) -> int:
@@ -151,7 +173,7 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config if config is not None else UNetConfig()
         c = self.config
-        widths = [c.width * 2**i for i in range(c.depth + 1)]
+        widths = c.level_widths()
         self.down = nn.ModuleList()
         cin = c.in_channels
         for w in widths[:-1]:
