@@ -21,9 +21,11 @@ side from one run (interleaved repeats, medians):
 - F1 and RMSE of the atoms found against the simulated truth.
 
 ``--more`` adds the older figures: refinement throughput against a per-atom
-``curve_fit`` loop, matching speed and training steps per second.
+``curve_fit`` loop, matching speed and training steps per second. ``--model`` times another
+graphene model (a directory, e.g. a candidate from ``scripts/train_bundled.py --out``).
 
-    python benchmarks/speed.py [--quick] [--sides 512,2048] [--threads 1,2] [--repeats 3] [--more]
+    python benchmarks/speed.py [--quick] [--sides 512,2048] [--threads 1,2] [--repeats 3]
+        [--more] [--model NAME|DIR]
 """
 
 from __future__ import annotations
@@ -148,7 +150,9 @@ def atomlens_find(ens: Ensemble, path: Path, out: Path) -> tuple[dict[str, float
     return seconds, res
 
 
-def compare(ens: Ensemble, sides: list[int], threads: list[int], repeats: int) -> None:
+def compare(
+    ens: Ensemble, sides: list[int], threads: list[int], repeats: int, name: str = "graphene"
+) -> None:
     refs = reference_ensemble(len(ens), ens.config.architecture.n_classes + 1)
     refs_cl = [ReferenceUNet(ens.config.architecture.n_classes + 1).eval() for _ in range(len(ens))]
     for a, b in zip(refs, refs_cl, strict=True):
@@ -157,7 +161,7 @@ def compare(ens: Ensemble, sides: list[int], threads: list[int], repeats: int) -
     n_ref = sum(p.numel() for p in refs[0].parameters())
     n_al = ens.networks[0].n_parameters()
     print(
-        f"atomlens find: bundled graphene ensemble, {len(ens)} members × {n_al / 1e3:.0f} k "
+        f"atomlens find: {name} ensemble, {len(ens)} members × {n_al / 1e3:.0f} k "
         f"parameters, everything (read, maps, peaks, consensus, refinement, σ, p_real, write)"
     )
     print(
@@ -357,11 +361,14 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="CPU thread counts, comma-separated")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--more", action="store_true", help="also the older figures")
+    ap.add_argument(
+        "--model", default="graphene", help="a graphene model: bundled name or directory"
+    )
     args = ap.parse_args()
     sides = [512] if args.quick else [int(v) for v in args.sides.split(",")]
     threads = [1] if args.quick else [int(v) for v in args.threads.split(",")]
     repeats = 1 if args.quick else args.repeats
-    compare(Ensemble.load("graphene"), sides, threads, repeats)
+    compare(Ensemble.load(args.model), sides, threads, repeats, args.model)
     if args.more:
         more(args.quick)
 
