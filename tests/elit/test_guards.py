@@ -342,9 +342,14 @@ def test_the_styled_f1_guard_pairs_the_images_both_rounds_are_scored_on():
     scattered = before - 0.0025 + np.tile([-0.01, 0.01], 6)
     now = {**calm, "styled_f1": float(scattered.mean()), "styled_f1_images": scattered}
     assert judge_round(now, 1.0, prev, cfg) == (True, "")
-    # one side without per-image figures (a history from before them): the atoms' bound
+    # the last kept round without per-image figures (a history from before them), or too
+    # few images to pair: the bound over the atoms (0.0042 here), which keeps this fall
     no_images = {k: v for k, v in prev.items() if k != "styled_f1_images"}
-    assert judge_round({**calm, "styled_f1": float(steady.mean())}, 1.0, no_images, cfg)[0]
+    now = {**calm, "styled_f1": float(steady.mean()), "styled_f1_images": steady}
+    assert judge_round(now, 1.0, no_images, cfg)[0]
+    two = {**prev, "styled_f1_images": before[:2]}
+    now_two = {**now, "styled_f1_images": steady[:2]}
+    assert judge_round(now_two, 1.0, two, cfg)[0]
 
 
 def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):

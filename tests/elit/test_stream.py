@@ -235,6 +235,21 @@ def test_adapt_runs_in_the_background_and_is_swapped_in(ens4, good, shifted):
     assert swapped["scores"] == pytest.approx(first["scores"], rel=1e-6)
 
 
+def test_baseline_scores_made_elsewhere_are_refused_for_other_frames(ens4, good):
+    """Scores an adaptation made on the baseline frames of its launch are taken only while
+    those frames are the baseline's (a new pixel size makes new frames)."""
+    from atomlens.elit.stream.scoring import Baseline
+
+    b = Baseline(StreamConfig(), [])
+    b.prepare(ens4, 0, (SIDE, SIDE), PS)
+    v = b.version
+    assert b.accept([0.1, 0.2, 0.3], version=v) == [0.1, 0.2, 0.3] and b.level == 0.2
+    b.prepare(ens4, 5, (SIDE, SIDE), PS * 1.1)  # another sampling: frames made again
+    assert b.version == v + 1
+    with pytest.raises(ValueError, match="version"):
+        b.accept([0.1, 0.2, 0.3], version=v)
+
+
 def test_one_adaptation_at_a_time_and_the_last_is_waited_for(ens4, good, shifted):
     calls: list[dict] = []
     go = threading.Event()

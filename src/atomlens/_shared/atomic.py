@@ -137,7 +137,8 @@ def _fresh_file(parent: Path, prefix: str, /) -> tuple[int, Path]:
     for _ in range(100):
         path = parent / f"{prefix}{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(path, flags, 0o666), path
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a new file {prefix}… in {parent}")

@@ -192,7 +192,9 @@ def adapt(
     n_styled = sum(len(t) for t in cal_set.truths) if cal_set is not None else 0
     # the last kept round's F1 per calibration image, for the guard's paired comparison
     # (also after a resume: the checkpoint keeps the mean only)
-    kept_images = styled_f1_by_image(current, cal_set) if cal_set is not None else None
+    kept_images = None
+    if cal_set is not None and first <= cfg.rounds:  # not for a finished checkpoint
+        kept_images = styled_f1_by_image(current, cal_set)
     if kept_images is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
         hist[-1]["styled_f1"] = float(np.mean(kept_images)) if len(kept_images) else np.nan
     from tqdm.auto import tqdm  # deferred: the bar only when adapting

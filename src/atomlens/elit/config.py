@@ -133,7 +133,8 @@ class AdaptConfig:
         Undo a round whose consensus F1 on the calibration images (simulated in the frames'
         look, atoms known: ``calibration_images``) falls by more than this plus two
         standard errors of the fall (paired over the images, which both rounds are scored
-        on: :func:`atomlens.elit.guards.styled_allowance`); above 1 never. Without
+        on, from 3 images up; over their atoms below:
+        :func:`atomlens.elit.guards.styled_allowance`); above 1 never. Without
         calibration images the rule is off.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.

@@ -149,9 +149,22 @@ def styled_f1_by_image(
     ensemble: Any, validation: Any, *, found: list[Any] | None = None
 ) -> np.ndarray:
     """F1 of the consensus atoms (``p_detect`` ≥ 0.5) on each simulated image in the frames'
-    look (:func:`atomlens.elit.recalibrate.styled_validation`) against its exact atoms,
-    matched within ``match_radius_A``; empty without images. ``found``: the ensemble's
-    :func:`styled_candidates` on them, when the caller has them already."""
+    look against its exact atoms, matched within ``match_radius_A``.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The round's members.
+    validation : ValidationSet or None
+        The calibration images (:func:`atomlens.elit.recalibrate.styled_validation`).
+    found : list of FindResult, optional
+        The ensemble's :func:`styled_candidates` on them, when the caller has them already.
+
+    Returns
+    -------
+    ndarray of shape (n_images,)
+        F1 per image; empty without images.
+    """
     if validation is None or not len(validation.images):
         return np.zeros(0)
     found = styled_candidates(ensemble, validation) if found is None else found
@@ -179,9 +192,24 @@ def styled_allowance(now: dict[str, Any], previous: dict[str, Any], max_drop: fl
 
     With both rounds' F1 per image (``styled_f1_images``, the same ≥ 3 images), the error
     is the paired one, std(per-image differences) / √images: the two F1s are measured on
-    the same images, so what differs between them is the round, not the images. Without
-    them it is an independent F1's over the images' atoms (``styled_atoms``), which is
-    larger: on elit_contamination.py's 12 images of 3,040 atoms it allowed a fall of 0.0042.
+    the same images, so what differs between them is the round, not the images. Otherwise
+    (fewer images, or a history from before per-image figures) it is an independent F1's
+    over the images' atoms (``styled_atoms``): 0.0042 on elit_contamination.py's 12 images
+    of 3,040 atoms, more than the paired one when the round moves every image alike, less
+    when the images scatter.
+
+    Parameters
+    ----------
+    now, previous : dict
+        The candidate round's measures and the last kept round's history row
+        (``styled_f1``, and ``styled_f1_images`` / ``styled_atoms`` where known).
+    max_drop : float
+        ``AdaptConfig.max_styled_drop``.
+
+    Returns
+    -------
+    float
+        The fall of F1 allowed.
     """
     a, b = now.get("styled_f1_images"), previous.get("styled_f1_images")
     if a is not None and b is not None and len(a) == len(b) and len(a) >= 3:
@@ -204,7 +232,10 @@ def judge_round(
     change : float
         :func:`consensus_f1` of its consensus against the previous round's.
     previous : dict
-        The history row of the last kept round (its ``holdout_implausible``).
+        The history row of the last kept round (its ``holdout_implausible``,
+        ``holdout_outside_per_1000`` and ``styled_f1``) with, where known, its
+        ``styled_f1_images``; ``now`` has the same measures and ``n_holdout``,
+        ``n_inside`` and ``styled_atoms``.
     config : AdaptConfig
         ``max_implausible_rise``, ``max_outside_rise``, ``max_styled_drop`` and
         ``max_change``; with ``simulated_share=1`` (exact labels only: no early errors to

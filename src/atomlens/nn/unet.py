@@ -31,11 +31,13 @@ class UNetConfig(ConfigDict):
         Number of 2× down-samplings (the input side must be a multiple of ``2**depth``;
         :func:`atomlens.inference.predict_tiled` pads for you).
     width : int
-        Channels of the first level; each level doubles them.
+        Channels of the first level; each level doubles them (ignored when ``widths`` is
+        given).
     widths : tuple of int, optional
         Channels of each level instead (``depth + 1`` numbers, the first level's first,
-        the bottleneck's last), e.g. ``(8, 32, 64, 128)``: the full-resolution level costs
-        most of a pass, the deeper ones a quarter as much per level down.
+        the bottleneck's last), e.g. ``(8, 32, 64, 128)``. On a CPU, halving the
+        full-resolution level's channels of the default (16 → 8, the rest kept) cut a 512²
+        px pass by 23 % (one thread, 2026-12-06).
     norm : {"group", "batch", "none"}
         Normalisation after each convolution. Group normalisation (the default) works the
         same in training and inference, for any batch size, and under ``torch.func.vmap``.
@@ -53,7 +55,7 @@ class UNetConfig(ConfigDict):
 
     def __post_init__(self) -> None:
         problems = []
-        if self.widths is not None:
+        if self.widths is not None and isinstance(self.depth, int):
             if isinstance(self.widths, list | tuple):
                 object.__setattr__(self, "widths", tuple(self.widths))  # JSON gives a list
             ok = isinstance(self.widths, tuple) and all(
@@ -79,8 +81,25 @@ class UNetConfig(ConfigDict):
         if problems:
             raise ValueError("invalid UNetConfig: " + "; ".join(problems) + ".")
 
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary; ``widths`` only when set, so that models which do not use
+        it stay readable by versions that do not know it."""
+        d = super().to_dict()
+        if d["widths"] is None:
+            del d["widths"]
+        else:
+            d["widths"] = list(d["widths"])
+        return d
+
     def level_widths(self) -> tuple[int, ...]:
-        """Channels of each level, the first level's first and the bottleneck's last."""
+        """Channels of each level.
+
+        Returns
+        -------
+        tuple of int
+            ``depth + 1`` channel counts, the first (full-resolution) level's first and
+            the bottleneck's last: :attr:`widths` if set, else ``width · 2**level``.
+        """
         if self.widths is not None:
             return self.widths
         return tuple(self.width * 2**i for i in range(self.depth + 1))

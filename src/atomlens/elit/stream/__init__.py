@@ -46,7 +46,8 @@ ends after ``patience`` frames under) and, by ``on_drift``:
 Each change of the active ensemble re-measures the baseline and starts the drift count
 afresh; an adapted ensemble's baseline frames are scored in the adaptation's own job (the
 baseline decision says ``measured_in="background"``), so the frame that swaps it in does
-not wait for them. Every decision (baseline, drift, recovery, switch, adaptation launched, finished
+not wait for them (unless those frames changed meanwhile: then the loop scores them).
+Every decision (baseline, drift, recovery, switch, adaptation launched, finished
 or failed, skipped frame, rejection by ``p_real`` stopped or resumed) is logged and kept,
 with its evidence, in :attr:`Stream.decisions`.
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens._shared.atomic import check_output_directory
+from atomlens._shared.device import resolve_device
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.elit.select import default_n_best
 from atomlens.elit.stream.background import BackgroundAdaptation
@@ -64,14 +65,21 @@ def _baseline_scores(
     *,
     frames: list[np.ndarray],
     pixel_size: float,
+    version: int,
     config: StreamConfig,
     device: str,
 ) -> dict[str, Any]:
-    """An adapted ensemble's scores of the baseline frames, made where it was adapted."""
+    """An adapted ensemble's scores of the baseline frames (their pixel size [Å/px] and
+    :attr:`Baseline.version`), made where it was adapted."""
     ens = as_ensemble(ens)
     kind = score_kind(ens)
     scores = [_score(_find_atoms(ens, f, pixel_size, config, device), kind, config) for f in frames]
-    return {"baseline_scores": scores, "baseline_pixel_size": pixel_size, "score_kind": kind}
+    return {
+        "baseline_scores": scores,
+        "baseline_pixel_size": pixel_size,
+        "baseline_version": version,
+        "score_kind": kind,
+    }
 
 
 class Stream:
@@ -206,14 +214,15 @@ class Stream:
         pre = measured or {}
         b = self._baseline
         if (
-            pre.get("baseline_pixel_size") == b.pixel_size
+            pre.get("baseline_version") == b.version
+            and pre.get("baseline_pixel_size") == b.pixel_size
             and len(pre.get("baseline_scores", ())) == len(b.frames)
             and pre.get("score_kind") == self._score_kind
         ):
-            # scored in the adaptation's thread: the next frame does not wait for it
-            self._record_baseline(
-                frame, reason, b.accept(pre["baseline_scores"]), measured_in="background"
-            )
+            # scored in the adaptation's job on these very frames: the next frame does not
+            # wait for it
+            scores = b.accept(pre["baseline_scores"], version=b.version)
+            self._record_baseline(frame, reason, scores, measured_in="background")
             return
         scores = b.measure(lambda f, ps: self._score_of(self._find(f, ps)))
         self._record_baseline(frame, reason, scores)
@@ -292,8 +301,10 @@ class Stream:
                 _baseline_scores,
                 frames=list(b.frames),
                 pixel_size=b.pixel_size,
+                version=b.version,
                 config=self.config,
-                device=self.device,
+                # resolved here: a Dask worker's "auto" could differ from the loop's
+                device=str(resolve_device(self.device)),
             )
         executor = self._adaptation.launch(
             self.ensemble,

@@ -178,6 +178,9 @@ class Baseline:
         Of the baseline frames [Å/px].
     frames : list of ndarray of shape (H, W)
         The baseline frames, measured again for each new active ensemble.
+    version : int
+        Counts the changes of :attr:`frames` (scores made on other frames are refused by
+        :meth:`accept`).
     """
 
     def __init__(self, config: StreamConfig, reference: list[np.ndarray]) -> None:
@@ -186,6 +189,7 @@ class Baseline:
         self.level: float | None = None
         self.pixel_size: float | None = None
         self.frames: list[np.ndarray] = []
+        self.version = 0
         self._first_scores: list[float] = []
         self._warned_ps = False
 
@@ -214,6 +218,7 @@ class Baseline:
                 self.frames = simulated_baseline_frames(
                     ensemble, self.config, pixel_size=ps, shape=shape
                 )
+                self.version += 1
                 return index, f"the pixel size changed to {ps:.4g} Å/px"
             if not self._warned_ps:
                 self._warned_ps = True
@@ -235,6 +240,7 @@ class Baseline:
             )
         else:
             self.frames = list(self.reference)
+        self.version += 1
         return None, "start"
 
     def measure(self, score: Callable[[np.ndarray, float], float], /) -> list[float]:
@@ -244,11 +250,32 @@ class Baseline:
         self.level = baseline_level(scores)
         return scores
 
-    def accept(self, scores: Sequence[float], /) -> list[float]:
+    def accept(self, scores: Sequence[float], /, *, version: int) -> list[float]:
         """Take scores of the baseline frames measured elsewhere (an adapted ensemble's, in
-        the adaptation's thread) as :meth:`measure` would have made them."""
-        if len(scores) != len(self.frames):
-            raise ValueError(f"{len(scores)} scores for {len(self.frames)} baseline frames")
+        the adaptation's job) as :meth:`measure` would have made them.
+
+        Parameters
+        ----------
+        scores : sequence of float
+            One OOD score [nats] per baseline frame.
+        version : int
+            :attr:`version` when the frames were handed out for scoring.
+
+        Returns
+        -------
+        list of float
+            The scores; :attr:`level` is set from them.
+
+        Raises
+        ------
+        ValueError
+            The frames changed since (another ``version``) or the count differs.
+        """
+        if version != self.version or len(scores) != len(self.frames):
+            raise ValueError(
+                f"{len(scores)} scores of baseline frames version {version}; the frames now "
+                f"are {len(self.frames)}, version {self.version}"
+            )
         self.level = baseline_level(scores)
         return list(scores)
 
@@ -257,6 +284,7 @@ class Baseline:
         there are ``baseline_frames`` of them and :attr:`level` is set, else None."""
         self._first_scores.append(score)
         self.frames.append(frame)
+        self.version += 1
         if len(self._first_scores) < self.config.baseline_frames:
             return None
         self.pixel_size = pixel_size
