@@ -58,6 +58,7 @@ from atomlens.elit.guards import (
     find_candidates,
     judge_round,
     material_nn_distances,
+    mean_f1,
     measure,
     styled_candidates,
     styled_f1_by_image,
@@ -196,7 +197,7 @@ def adapt(
     if cal_set is not None and first <= cfg.rounds:  # not for a finished checkpoint
         kept_images = styled_f1_by_image(current, cal_set)
     if kept_images is not None and not np.isfinite(hist[-1].get("styled_f1", np.nan)):
-        hist[-1]["styled_f1"] = float(np.mean(kept_images)) if len(kept_images) else np.nan
+        hist[-1]["styled_f1"] = mean_f1(kept_images)
     from tqdm.auto import tqdm  # deferred: the bar only when adapting
 
     bar = tqdm(
@@ -233,7 +234,7 @@ def adapt(
             # candidates found once, for the guard and for a kept round's calibration)
             cal_found = styled_candidates(candidate, cal_set) if cal_set is not None else None
             images = styled_f1_by_image(candidate, cal_set, found=cal_found)
-            now["styled_f1"] = float(np.mean(images)) if len(images) else np.nan
+            now["styled_f1"] = mean_f1(images)
             now["styled_f1_images"] = images
             now["styled_atoms"] = n_styled
             last = {**hist[-1], "styled_f1_images": kept_images}  # hist[-1]: the last kept round

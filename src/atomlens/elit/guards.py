@@ -28,6 +28,7 @@ __all__ = [
     "implausible_share",
     "judge_round",
     "material_nn_distances",
+    "mean_f1",
     "measure",
     "outside_crystal",
     "styled_allowance",
@@ -182,8 +183,12 @@ def styled_f1_by_image(
 
 def styled_f1(ensemble: Any, validation: Any, *, found: list[Any] | None = None) -> float:
     """Mean of :func:`styled_f1_by_image` (NaN without images)."""
-    f1 = styled_f1_by_image(ensemble, validation, found=found)
-    return float(np.mean(f1)) if len(f1) else float("nan")
+    return mean_f1(styled_f1_by_image(ensemble, validation, found=found))
+
+
+def mean_f1(f1_by_image: np.ndarray, /) -> float:
+    """The history's ``styled_f1``: the mean of per-image F1s, NaN for none."""
+    return float(np.mean(f1_by_image)) if len(f1_by_image) else float("nan")
 
 
 def styled_allowance(now: dict[str, Any], previous: dict[str, Any], max_drop: float) -> float:
