@@ -4,6 +4,12 @@ leaving each condition out, and (with ``--install``) store it in the model's
 logistic model is kept as it is.
 
     python scripts/calibrate_sigma.py graphene [--install]
+    python scripts/calibrate_sigma.py graphene --model build/bundled/graphene-w8 [--install]
+
+``--model DIR`` fits a candidate trained for that name's materials (and installs into DIR).
+``--compare`` then scores the fitted model against the model's stored one (or the default
+when it has none) on new images of the same conditions (another seed): z RMS, share
+within 1σ, RMSE of the reported positions and the share taken from the fit, side by side.
 """
 
 from __future__ import annotations
@@ -23,11 +29,74 @@ MATERIALS = {
 }
 
 
+def _scores(ens, images) -> dict[str, dict[str, float]]:
+    """Per condition: z RMS, share within 1σ, RMSE [pm] and share of fitted positions of
+    ``find``'s atoms matched within 0.5 Å (1 Å from the border left out)."""
+    import numpy as np
+
+    from atomlens.metrics import inside_margin, match_points
+    from atomlens.pipeline import find
+
+    parts: dict[str, list] = {}
+    for name, sim in images:
+        ps = float(sim.pixel_size)
+        a = find(sim.image, model=ens, pixel_size=ps).atoms
+        t = sim.truth[["x_px", "y_px"]].to_numpy(float)
+        m = match_points(a[["x_px", "y_px"]].to_numpy(float), t, radius=0.5 / ps)
+        keep = inside_margin(t[m.true_index], np.shape(sim.image), 1.0 / ps)
+        rows = a.iloc[m.pred_index[keep]]
+        err = (rows[["x_px", "y_px"]].to_numpy(float) - t[m.true_index[keep]]) * ps
+        sig = rows[["sigma_x_A", "sigma_y_A"]].to_numpy(float)
+        fit = (rows["position_source"] == "fit").to_numpy(float)
+        parts.setdefault(name, []).append((err.ravel(), (err / sig).ravel(), fit))
+        parts.setdefault("all", []).append(parts[name][-1])
+    out = {}
+    for name, p in parts.items():
+        e, z, f = (np.concatenate(x) for x in zip(*p, strict=True))
+        out[name] = {
+            "z": float(np.sqrt(np.mean(z**2))),
+            "1s": float(np.mean(np.abs(z) <= 1)),
+            "rmse": float(np.sqrt(2 * np.mean(e**2)) * 100),
+            "fit": float(np.mean(f)),
+        }
+    return out
+
+
+def compare(ens, model, materials: list[str], *, seed: int) -> None:
+    """The stored (or default) σ model against the fitted one on new shifted images."""
+    from dataclasses import replace
+
+    from atomlens.ensemble import Ensemble
+    from atomlens.train.calibration import sigma_calibration_images
+
+    images = sigma_calibration_images(materials, ens.config.pixel_size_A, seed=seed)
+    cal = ens.calibration
+    if cal is None:
+        raise SystemExit("the model has no calibration.json to hold a σ model")
+    fitted = Ensemble(ens.networks, ens.config)
+    fitted.calibration = replace(cal, sigma_model=model.to_dict())
+    before, after = _scores(ens, images), _scores(fitted, images)
+    stored = "stored" if cal.sigma_model is not None else "default"
+    print(f"\nnew images (seed {seed}): {stored} σ model | fitted σ model")
+    print(
+        f"{'condition':<14} {'z RMS':>6} {'1σ':>6} {'RMSE pm':>8} {'fit':>5} | "
+        f"{'z RMS':>6} {'1σ':>6} {'RMSE pm':>8} {'fit':>5}"
+    )
+    for k in before:
+        b, a = before[k], after[k]
+        print(
+            f"{k:<14} {b['z']:6.2f} {b['1s']:6.1%} {b['rmse']:8.2f} {b['fit']:5.2f} | "
+            f"{a['z']:6.2f} {a['1s']:6.1%} {a['rmse']:8.2f} {a['fit']:5.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name", choices=sorted(MATERIALS))
     ap.add_argument("--install", action="store_true", help="save into src/atomlens/bundled/")
     ap.add_argument("--seed", type=int, default=31_000)
+    ap.add_argument("--model", type=Path, help="a model directory instead of the bundled one")
+    ap.add_argument("--compare", action="store_true", help="stored vs fitted on new images")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -36,7 +105,7 @@ def main() -> None:
     from atomlens.train.calibration import fit_sigma_model, sigma_calibration_images
 
     torch.set_num_threads(2)
-    dest = ROOT / "src" / "atomlens" / "bundled" / args.name
+    dest = args.model or ROOT / "src" / "atomlens" / "bundled" / args.name
     ens = Ensemble.load(dest)
     images = sigma_calibration_images(MATERIALS[args.name], ens.config.pixel_size_A, seed=args.seed)
     model, validation = fit_sigma_model(ens, images, progress=True)
@@ -48,6 +117,8 @@ def main() -> None:
             f"{v['n']:7d}"
         )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
+    if args.compare:
+        compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000)
     if args.install:
         cal = ens.calibration
         if cal is None:

@@ -181,6 +181,59 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
     assert not all(torch.equal(w0[k], w1[k]) for k in w0)
 
 
+def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_path):
+    """A trained ensemble carries its own σ model, fitted under shifted conditions, and
+    validated leaving each out; on new images of those conditions its σ describes its
+    errors better than the default model's."""
+    import shutil
+
+    from atomlens.metrics import match_points
+    from atomlens.nn import UNetConfig
+    from atomlens.train import TrainConfig, train_ensemble
+    from atomlens.train.calibration import sigma_calibration_images
+    from tests.common import EASY
+
+    for i in range(2):  # members already trained: train_ensemble resumes past them
+        shutil.copytree(tiny_model_dir, tmp_path / "e" / "members" / str(i))
+    ens = train_ensemble(
+        members=2,
+        out=tmp_path / "e",
+        materials=["graphene"],
+        pixel_size=0.25,
+        crop=64,
+        architecture=UNetConfig(width=8, depth=2),
+        n_validation=2,
+        config=TrainConfig(steps=120, device="cpu"),
+        **EASY,
+    )
+    cal = Ensemble.load(tmp_path / "e").calibration
+    assert cal is not None and cal.sigma_model is not None
+    assert set(cal.sigma_validation) == {
+        "clean", "film", "aberrated", "wide probe", "scan noise", "fine sampling", "all"
+    }  # fmt: skip
+    z = cal.sigma_validation["all"]["z_rms"]
+    assert 0.7 < z < 1.4, z  # left out condition by condition
+    # new images of the same shifted conditions (other seeds): the fitted model's z is
+    # nearer 1 than the default model's, pooled over the conditions it claims to cover
+    images = sigma_calibration_images(["graphene"], 0.25, shape=128, seed=77_000)
+
+    def z_rms(model):
+        zs = []
+        for _, sim in images:
+            a = find(sim.image, model=model, pixel_size=sim.pixel_size).atoms
+            t = sim.truth[["x_px", "y_px"]].to_numpy(float)
+            m = match_points(a[["x_px", "y_px"]].to_numpy(float), t, radius=0.5 / sim.pixel_size)
+            err = (
+                a[["x_px", "y_px"]].to_numpy(float)[m.pred_index] - t[m.true_index]
+            ) * sim.pixel_size
+            sig = a[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[m.pred_index]
+            zs.append((err / sig).ravel())
+        return float(np.sqrt(np.mean(np.concatenate(zs) ** 2)))
+
+    fitted, default = z_rms(ens), z_rms(Ensemble(ens.networks, ens.config))
+    assert abs(np.log(fitted)) < abs(np.log(default)), (fitted, default)
+
+
 def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_path):
     from atomlens.train import fit_calibration
 

@@ -23,6 +23,7 @@ from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
 
 __all__ = [
+    "MIN_SIGMA_ATOMS",
     "SHIFTED_CONDITIONS",
     "SIGMA_DOSES",
     "fit_calibration",
@@ -245,6 +246,9 @@ SHIFTED_CONDITIONS: dict[str, dict[str, Any]] = {
     "fine sampling": {"pixel_size_scale": 0.5, "film_thickness_A": (0.0, 2.0)},
 }
 
+#: Fewest matched atoms a σ model is fitted on (its network coefficients need them).
+MIN_SIGMA_ATOMS = 100
+
 #: The doses of the σ calibration images [e⁻/Å²].
 SIGMA_DOSES: tuple[float, ...] = (1e3, 1e4, 1e5, 1e6, 1e7)
 
@@ -258,6 +262,7 @@ def sigma_calibration_images(
     seed: int = 0,
     doses: tuple[float, ...] = SIGMA_DOSES,
     conditions: dict[str, dict[str, Any]] | None = None,
+    base: Any = None,
 ) -> list[tuple[str, Any]]:
     """Simulated images for fitting a σ model: one per condition, dose and material
     (``(condition name, SimulatedImage)``), from ``seed``.
@@ -277,6 +282,10 @@ def sigma_calibration_images(
     conditions : dict, optional
         Condition name → :class:`atomlens.simulate.ConditionRanges` keywords; by default
         :data:`SHIFTED_CONDITIONS`.
+    base : ConditionRanges, optional
+        Ranges the images start from before each condition's keywords replace theirs (a
+        training recipe's: its detector mode, contrast exponent, labels), e.g. from
+        :func:`atomlens.train.recipe.make_ranges`; by default the simulator's defaults.
     """
     # deferred: the simulator, only when images are made
     from atomlens.simulate import ConditionRanges, SimulatedDataset
@@ -288,13 +297,14 @@ def sigma_calibration_images(
         scale = float(kw.pop("pixel_size_scale", 1.0))
         for dose in doses:
             for mat in materials:
-                ranges = ConditionRanges(
+                fields = dict(
                     materials=(mat,),
                     shape=shape,
                     pixel_size_A=pixel_size * scale,
                     dose_e_per_A2=dose,
                     **kw,
                 )
+                ranges = ConditionRanges(**fields) if base is None else replace(base, **fields)
                 out.append((name, SimulatedDataset(ranges, seed=seed).sample(k)))
                 k += 1
     return out
@@ -412,6 +422,11 @@ def fit_sigma_model(
     dict
         Per condition left out (and ``"all"`` pooled): ``z_rms``, ``within_1sigma``,
         ``within_2sigma`` and ``n`` (per-axis errors counted).
+
+    Raises
+    ------
+    ValueError
+        The ensemble matched fewer than :data:`MIN_SIGMA_ATOMS` atoms in the images.
     """
     by_cond = sigma_tables(
         ensemble, images, radius_A=radius_A, margin_A=margin_A, progress=progress
@@ -462,7 +477,19 @@ def fit_sigma_tables(
     by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]], /
 ) -> tuple[SigmaModel, dict[str, dict[str, float]]]:
     """The σ model fitted on :func:`sigma_tables`, and its leave-one-condition-out
-    validation (see :func:`fit_sigma_model`)."""
+    validation (see :func:`fit_sigma_model`).
+
+    Raises
+    ------
+    ValueError
+        Fewer than :data:`MIN_SIGMA_ATOMS` matched atoms in the tables.
+    """
+    n = sum(len(t) for v in by_cond.values() for t, _, _ in v)
+    if n < MIN_SIGMA_ATOMS:
+        raise ValueError(
+            f"the σ model needs at least {MIN_SIGMA_ATOMS} matched atoms in its calibration "
+            f"images and the ensemble found {n}; train it longer, or keep the default σ model."
+        )
     validation: dict[str, dict[str, float]] = {}
     z_all = []
     for name in by_cond:
