@@ -9,7 +9,9 @@ exists, ``build/bundled/haadf-any`` from ``python scripts/train_bundled.py haadf
    column and against the columns HAADF shows (``SHOWN``: N beside Ga, O beside Sr or Zn
    are not), RMSE [pm] of the matched shown ones and its ratio to their RMS Cramér–Rao
    bound.
-   Target (#37): F1 ≥ 0.98 on every case at 1e4 e⁻/Å² and above.
+   Target (#37): F1 ≥ 0.98 on every case at 1e4 e⁻/Å² and above. Then some of them at
+   1e5 with noise added at 0.6 of the image's standard deviation, white and correlated
+   between pixels (σ 0.2 Å) as real scans are (``NOISE_CASES``; ``--skip-noise``).
 2. **The real images in ../shared/data/real** (skipped when absent), with the pixel sizes
    a user would pass: atoms, the share of fits that succeed, and, in tiles of the image
    where the atoms form a lattice, the share of lattice sites found and of atoms off the
@@ -146,6 +148,59 @@ def lattice_sites(
     if not total:
         return float("nan"), float("nan"), 0
     return found / total, off / max(n, 1), used
+
+
+#: Held-out cases scored under noise added to the image: white, and correlated between
+#: pixels as in real scans (the real gold grain boundary's noise: 0.89 at one pixel, about
+#: σ 0.2 Å), both at NOISE_LEVEL of the image's standard deviation.
+NOISE_CASES = ["ag[110]", "mo[110]", "au[111]", "si[111]", "srtio3[111]", "gan[110]"]
+NOISE_LEVEL = 0.6
+NOISE_SIGMA_A = 0.2
+
+
+def held_out_noise(models: dict[str, Ensemble], n_images: int) -> None:
+    """F1 over the shown columns of held-out cases at 10⁵ e⁻/Å² with white and with
+    spatially correlated noise added (same level)."""
+    print(
+        f"\nheld-out structures under added noise, {NOISE_LEVEL:g} × the image's standard "
+        f"deviation, white or correlated (Gaussian σ {NOISE_SIGMA_A:g} Å); {n_images} images "
+        "of 256² px at 0.1 Å/px, probe 0.8 Å, 1 Å film, 1e5 e⁻/Å²; F1 over the shown columns"
+    )
+    names = list(models)
+    print(f"{'case':>14} | " + " | ".join(f"{n[:18]:>18} white   corr." for n in names))
+    for case in NOISE_CASES:
+        cells = []
+        for ens in models.values():
+            f1s = []
+            for sigma_px in (0.0, NOISE_SIGMA_A / 0.1):
+                tp = fp = fn = 0
+                for seed in range(n_images):
+                    cond = ImagingConditions(
+                        probe=GaussianProbe(fwhm_A=0.8),
+                        dose_e_per_A2=1e5,
+                        background=Background(film_thickness_A=1.0),
+                    )
+                    sim = simulate_image(
+                        case, shape=256, pixel_size=0.1, conditions=cond, rng=5000 + seed
+                    )
+                    rng = np.random.default_rng(9000 + seed)
+                    noise = rng.normal(size=sim.image.shape)
+                    if sigma_px:
+                        noise = ndimage.gaussian_filter(noise, sigma_px)
+                    image = sim.image + NOISE_LEVEL * sim.image.std() * noise / noise.std()
+                    atoms = find(image, model=ens, pixel_size=0.1, contrast="bright")
+                    shown = shown_columns(sim.truth, min_share=SHOWN)
+                    sc = score_atoms(
+                        atoms,
+                        sim.truth,
+                        shape=image.shape,
+                        pixel_size=0.1,
+                        ignore=None if shown.all() else ~shown,
+                    )
+                    tp, fp, fn = tp + sc["tp"], fp + sc["fp"], fn + sc["fn"]
+                f1s.append(2 * tp / max(2 * tp + fp + fn, 1))
+            cells.append(f"{'':>18} {f1s[0]:5.3f}  {f1s[1]:5.3f}")
+        print(f"{case:>14} | " + " | ".join(cells), flush=True)
 
 
 def held_out(models: dict[str, Ensemble], n_images: int, *, bf: bool = False) -> None:
@@ -325,6 +380,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2, help="images per held-out case and dose")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-simulated", action="store_true")
+    ap.add_argument("--skip-noise", action="store_true", help="no added-noise cases")
+    ap.add_argument("--skip-held-out", action="store_true", help="no held-out table")
     ap.add_argument("--bf-models", default=None, help="bright-field models, names or paths")
     ap.add_argument("--skip-bf", action="store_true")
     ap.add_argument("--skip-haadf", action="store_true", help="the bright-field part only")
@@ -343,8 +400,10 @@ def main() -> None:
     )
     models = {Path(n).name: Ensemble.load(n) for n in names}
     t = time.perf_counter()
-    if not args.skip_simulated and not args.skip_haadf:
+    if not args.skip_simulated and not args.skip_haadf and not args.skip_held_out:
         held_out(models, args.images)
+    if not args.skip_simulated and not args.skip_haadf and not args.skip_noise:
+        held_out_noise(models, args.images)
     if not args.skip_real and not args.skip_haadf:
         real(models, args.figures)
     if not args.skip_bf:

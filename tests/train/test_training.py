@@ -136,6 +136,42 @@ def test_line_noise_streaks_rows_and_leaves_the_masks():
             torch.testing.assert_close(a @ coef, x[i, 0, r][:, None], atol=1e-3, rtol=0)
 
 
+def test_correlated_noise_is_correlated_between_pixels_and_leaves_the_masks():
+    """The added noise has the drawn correlation, a bounded level, on about half the
+    images; off, it is not written to the config (older versions read those files)."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(16, 1, 64, 64, generator=g) * 10 + 100
+    masks = torch.zeros(16, 2, 64, 64)
+    masks[:, 0] = 1
+    off = Augmentation(
+        flips=False,
+        scale=0.0,
+        scan_jitter_px=0.0,
+        blur_px=0.0,
+        gamma=0.0,
+        background=0.0,
+        noise=0.0,
+    )
+    assert "correlated_noise" not in off.to_dict()
+    on = Augmentation(**{**off.to_dict(), "correlated_noise": 1.0, "correlated_noise_px": 2.0})
+    assert on.to_dict()["correlated_noise"] == 1.0
+    base, _ = augment_batch(img, masks, aug=off, generator=torch.Generator().manual_seed(1))
+    x, m = augment_batch(img, masks, aug=on, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(m, masks)
+    d = (x - base)[:, 0]
+    level = d.std(dim=(1, 2)) / base[:, 0].std(dim=(1, 2))
+    noisy = level > 1e-4
+    assert 3 <= int(noisy.sum()) <= 13  # half of 16 on average
+    assert float(level.max()) <= 1.0 + 1e-4
+    dn = d[noisy] - d[noisy].mean(dim=(1, 2), keepdim=True)
+    lag1 = (dn[:, :, 1:] * dn[:, :, :-1]).mean(dim=(1, 2)) / (dn**2).mean(dim=(1, 2))
+    # blurred white noise of σ in [0.5, 2] px correlates exp(−1/(4σ²)) = 0.37–0.94 at 1 px
+    assert float(lag1.min()) > 0.3
+    white = img[:, 0, :, 1:] - 105
+    w_lag1 = (white * (img[:, 0, :, :-1] - 105)).mean() / (white**2).mean()
+    assert abs(float(w_lag1)) < 0.05
+
+
 def test_loss_is_lower_for_the_right_answer():
     t = torch.zeros(1, 2, 8, 8)
     t[:, 1, 2:4, 2:4] = 1
