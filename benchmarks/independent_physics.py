@@ -500,7 +500,12 @@ def main() -> None:
                 f"\n== {model} on {mat} ({frac.shape[1]}×{frac.shape[0]} px, {n_in} columns "
                 f"inside the 1 Å border) =="
             )
-            print(f"{'dose':>6} {'bound':>5} | before: {head} | after: {head} | after misses")
+            show_before = before is not None and any(k.startswith(f"{model}|") for k in before)
+            print(
+                f"{'dose':>6} {'bound':>5} | "
+                + (f"before: {head} | " if show_before else "")
+                + f"after: {head} | after misses"
+            )
             pooled: dict[str, list] = {"before": [], "after": []}
             for dose in DOSES:
                 keys = [f"{model}|{mat}|{dose:g}|{k}" for k in range(reps)]
@@ -519,8 +524,9 @@ def main() -> None:
                     "before": rb and {k: v for k, v in rb.items() if not k.startswith("_")},
                 }
                 print(
-                    f"{dose:6.0e} {ra['bound_pm']:5.2f} | before: {_fmt(rb)} | after: "
-                    f"{_fmt(ra)} | {misses(ra, rb)}"
+                    f"{dose:6.0e} {ra['bound_pm']:5.2f} | "
+                    + (f"before: {_fmt(rb)} | " if show_before else "")
+                    + f"after: {_fmt(ra)} | {misses(ra, rb)}"
                 )
             for which, rows in pooled.items():
                 if not rows:
