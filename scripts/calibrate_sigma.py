@@ -26,7 +26,26 @@ MATERIALS = {
     "haadf-generic": ["graphene", "hbn", "mos2", "ws2", "srtio3"],
     # a light 2D lattice, an oxide, a heavy metal and two dumbbell crystals of its recipe
     "haadf-any": ["graphene", "hbn", "srtio3[110]", "au[110]", "si[110]", "gaas[110]"],
+    "abf-any": ["graphene", "hbn", "srtio3[110]", "au[110]", "si[110]", "gaas[110]"],
 }
+#: Models whose σ images start from their training recipe's ranges (bright field and its
+#: contrast exponent); the HAADF ones start from the simulator's defaults, as installed.
+FROM_RECIPE = {"abf-any"}
+
+
+def _base(name: str):
+    """The recipe's ranges (:func:`atomlens.train.recipe.make_ranges`) for FROM_RECIPE."""
+    if name not in FROM_RECIPE:
+        return None
+    import sys
+
+    from atomlens.train.recipe import make_ranges
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_bundled import _recipe  # the script beside this one
+
+    recipe = _recipe(name)
+    return make_ranges(**{k: v for k, v in recipe.items() if k not in ("architecture",)})
 
 
 def _scores(ens, images) -> dict[str, dict[str, float]]:
@@ -62,14 +81,14 @@ def _scores(ens, images) -> dict[str, dict[str, float]]:
     return out
 
 
-def compare(ens, model, materials: list[str], *, seed: int) -> None:
+def compare(ens, model, materials: list[str], *, seed: int, base=None) -> None:
     """The stored (or default) σ model against the fitted one on new shifted images."""
     from dataclasses import replace
 
     from atomlens.ensemble import Ensemble
     from atomlens.train.calibration import sigma_calibration_images
 
-    images = sigma_calibration_images(materials, ens.config.pixel_size_A, seed=seed)
+    images = sigma_calibration_images(materials, ens.config.pixel_size_A, seed=seed, base=base)
     cal = ens.calibration
     if cal is None:
         raise SystemExit("the model has no calibration.json to hold a σ model")
@@ -107,7 +126,9 @@ def main() -> None:
     torch.set_num_threads(2)
     dest = args.model or ROOT / "src" / "atomlens" / "bundled" / args.name
     ens = Ensemble.load(dest)
-    images = sigma_calibration_images(MATERIALS[args.name], ens.config.pixel_size_A, seed=args.seed)
+    images = sigma_calibration_images(
+        MATERIALS[args.name], ens.config.pixel_size_A, seed=args.seed, base=_base(args.name)
+    )
     model, validation = fit_sigma_model(ens, images, progress=True)
     print(f"{args.name}: σ model {json.dumps(model.to_dict())}")
     print(f"{'condition left out':<20} {'z RMS':>6} {'1σ':>6} {'2σ':>6} {'n':>7}")
@@ -118,7 +139,7 @@ def main() -> None:
         )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
     if args.compare:
-        compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000)
+        compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000, base=_base(args.name))
     if args.install:
         cal = ens.calibration
         if cal is None:

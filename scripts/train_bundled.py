@@ -205,7 +205,7 @@ def recalibrate(name: str, *, install: bool) -> None:
     ens = Ensemble.load(dest)
     old = ens.calibration
     val = calibration_images(_recipe(name), seed=RECIPES[name]["seed"])  # train_ensemble's
-    new = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
+    new = fit_calibration(ens, val.images, val.truths, val.pixel_sizes, hidden=val.hidden)
     if old is not None and old.coef is not None and new.coef is not None:
         d = float(np.max(np.abs(np.asarray(old.coef) - np.asarray(new.coef))))
         print(f"{name}: logistic coefficients differ from the installed ones by at most {d:.2g}")

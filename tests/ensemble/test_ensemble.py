@@ -261,6 +261,36 @@ def test_calibration_maps_p_detect_to_the_share_of_real_atoms(tiny_model, tmp_pa
     assert "p_real" not in raw.atoms.columns
 
 
+def test_atoms_on_hidden_columns_count_neither_way_in_calibration_and_validation(tiny_model):
+    """Columns a recipe does not label (``SimulatedImage.hidden``) are real: an atom found
+    on one is no false atom, in the calibration of p_real as in the validation F1."""
+    from atomlens.train import ValidationSet, fit_calibration
+
+    ens = _members_of(tiny_model, 3, seed=1)
+    sims = [simulate_image("graphene", shape=128, pixel_size=0.1, rng=s) for s in (21, 22)]
+    images, ps = [s.image for s in sims], [0.1, 0.1]
+    # every third column taken out of the truth, as label_min_share would
+    truths = [s.truth.iloc[np.arange(len(s.truth)) % 3 != 0] for s in sims]
+    hidden = [s.truth.iloc[np.arange(len(s.truth)) % 3 == 0] for s in sims]
+    full = fit_calibration(ens, images, [s.truth for s in sims], ps)
+    wrong = fit_calibration(ens, images, truths, ps)
+    right = fit_calibration(ens, images, truths, ps, hidden=hidden)
+    # counted false, a third of the candidates look false; left out, the real share is
+    # that of the full truth, on two thirds of the candidates
+    assert wrong.p_real[-1] < 0.75 < full.p_real[-1]
+    assert right.p_real[-1] == pytest.approx(full.p_real[-1], abs=0.02)
+    assert sum(right.counts) == pytest.approx(sum(full.counts) * 2 / 3, rel=0.05)
+    cases = {"full": ([s.truth for s in sims], None), "wrong": (truths, None)}
+    cases["right"] = (truths, hidden)
+    f1 = {
+        k: ValidationSet(images, t, ps, hidden=h).evaluate(tiny_model)["f1"]
+        for k, (t, h) in cases.items()
+    }
+    assert f1["wrong"] < 0.85 < f1["full"] and f1["right"] == pytest.approx(f1["full"], abs=0.02)
+    with pytest.raises(ValueError, match="one table per image"):
+        fit_calibration(ens, images, truths, ps, hidden=hidden[:1])
+
+
 def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):
     """Every member agrees on every candidate (p_detect = 1), but the false ones are
     broad, faint, poorly fitted and sit between true atoms: the logistic p_real, fitted on

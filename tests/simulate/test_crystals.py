@@ -16,6 +16,7 @@ from atomlens.simulate import (
     simulate_image,
 )
 from atomlens.simulate.structures import tile_cell
+from tests.common import assert_coordinates_close
 
 
 def _nearest_column_A(cell) -> float:
@@ -147,5 +148,17 @@ def test_columns_the_image_does_not_show_are_not_labelled():
     assert px_shown < 0.75 * px_every  # the O disks are gone from the masks too
     assert classes("srtio3[110]", "bf", 0.5, 0.25)[0] == {"SrO", "Ti", "O"}
     assert classes("si[110]", "haadf", 1.7, 0.25)[1] == classes("si[110]", "haadf", 1.7, 0.0)[1]
+    # the columns left out are kept apart as `hidden`: together with the truth, every column
+    cond = ImagingConditions(mode="haadf", gamma=1.7)
+    full, part = (
+        simulate_image(
+            "srtio3[110]", shape=96, pixel_size=0.1, conditions=cond, rng=2, label_min_share=s
+        )
+        for s in (0.0, 0.25)
+    )
+    assert len(full.hidden) == 0 and set(part.hidden["class"]) == {"O"}
+    assert len(part.truth) + len(part.hidden) == len(full.truth)
+    both = np.r_[part.truth[["x_px", "y_px"]], part.hidden[["x_px", "y_px"]]]
+    assert_coordinates_close(both, full.truth[["x_px", "y_px"]].to_numpy(), atol=1e-9)
     with pytest.raises(ValueError, match="label_min_share"):
         simulate_image("graphene", shape=32, label_min_share=1.0)

@@ -79,6 +79,11 @@ class SimulatedImage:
     metadata : dict
         Everything else needed to reproduce the image (material, seed, rotation, strain,
         defects, cross-section scale, atomlens version).
+    hidden : pandas.DataFrame
+        Columns inside the field of view that are rendered but, below
+        ``label_min_share``, neither labelled nor in ``truth`` (atoms-table columns and
+        ``composition``): an atom found on one is real, though not asked for, and scores
+        (:func:`atomlens.train.fit_calibration`) leave it out rather than count it false.
     """
 
     image: np.ndarray
@@ -90,6 +95,9 @@ class SimulatedImage:
     pixel_size: float
     conditions: ImagingConditions
     metadata: dict[str, Any] = field(default_factory=dict)
+    hidden: pd.DataFrame = field(
+        default_factory=lambda: make_atoms_table(np.zeros((0, 2)), pixel_size=1.0)
+    )
 
     @property
     def background_per_px(self) -> float:
@@ -401,6 +409,13 @@ def simulate_image(
             **({} if grain is None else {"grain": grain[keep]}),
         },
     )
+    hid = inside & present & ~shown
+    hidden = make_atoms_table(
+        img_px[hid],
+        pixel_size=px,
+        classes=labels[hid],
+        extra={"composition": np.asarray(column_compositions(counts[hid], elements), dtype=object)},
+    )
     vac = inside & ~present
     vacancies = make_atoms_table(
         img_px[vac],
@@ -458,6 +473,7 @@ def simulate_image(
         pixel_size=px,
         conditions=cond,
         metadata=metadata,
+        hidden=hidden,
     )
 
 

@@ -48,6 +48,7 @@ def fit_calibration(
     min_false: int = 8,
     prior: Calibration | None = None,
     found: list[Any] | None = None,
+    hidden: list[pd.DataFrame] | None = None,
 ) -> Calibration:
     """Measure the reliability of ``p_detect`` and the scale of σ on images with known atoms.
 
@@ -77,6 +78,13 @@ def fit_calibration(
         The ensemble's result on each image with every candidate kept and uncalibrated
         (``p_min=1e-6, calibrated=False``, as :func:`atomlens.elit.guards.find_candidates`
         makes them), when the caller already has them; found here otherwise.
+    hidden : list of pandas.DataFrame, optional
+        Per image, columns that are there but not in the truth (simulated below
+        ``label_min_share``, :attr:`atomlens.simulate.SimulatedImage.hidden`). A candidate
+        on one is a real atom that was not asked for: it is left out of the fit rather
+        than counted false (counted false, a model that finds the faint Se beside W taught
+        ``p_real`` that faint columns are false, and the real DyScO3 image's Sc columns got
+        ``p_real`` near 0).
 
     Returns
     -------
@@ -88,6 +96,10 @@ def fit_calibration(
     min_sep = float(ensemble.config.min_separation_A)
     if found is not None and len(found) != len(images):
         raise ValueError(f"found must hold one result per image ({len(images)}), got {len(found)}.")
+    if hidden is not None and len(hidden) != len(images):
+        raise ValueError(
+            f"hidden must hold one table per image ({len(images)}), got {len(hidden)}."
+        )
     for i, (im, truth, ps) in enumerate(zip(images, truths, pixel_sizes, strict=True)):
         res = (
             found[i]
@@ -99,6 +111,11 @@ def fit_calibration(
         c_xy = cand[["x_px", "y_px"]].to_numpy(float)
         t_xy = truth[["x_px", "y_px"]].to_numpy(float)
         keep = inside_margin(c_xy, np.shape(im), m)
+        if hidden is not None and len(hidden[i]):
+            # matched against truth and hidden columns together; those on hidden ones out
+            h_xy = hidden[i][["x_px", "y_px"]].to_numpy(float)
+            both = match_points(c_xy, np.r_[t_xy, h_xy], radius=radius_A / ps)
+            keep[both.pred_index[both.true_index >= len(t_xy)]] = False
         mt = match_points(c_xy, t_xy, radius=radius_A / ps)
         t_in = inside_margin(t_xy, np.shape(im), m)
         scenes.append((cand, t_xy[t_in], keep, radius_A / ps))

@@ -156,15 +156,16 @@ def train_ensemble(
         ensemble's ``p_detect`` and σ are calibrated (:func:`fit_calibration`) and the
         result saved as ``calibration.json``; 0 skips it.
     fit_sigma : bool
-        With the calibration, fit the ensemble's σ model (:func:`atomlens.train.calibration.fit_sigma_model`) on
-        simulated images of up to :data:`SIGMA_MATERIALS` of the recipe's materials under
-        shifted conditions (film, aberrated and wide probes, scan noise, finer sampling;
-        10³–10⁷ e⁻/Å²), and store it with its leave-one-condition-out validation. ``find``
-        then gives σ for the position it reports and ``positions="auto"`` takes the fit
-        where this ensemble's fit is the better one; without it both use the default σ
-        model, which was measured to pick the fit too often for freshly trained members
-        (RMSE 10.3 pm against 3.5 pm under a 1.3 Å probe). Costs about 30 simulated 160²
-        images per material (a minute or so on a laptop's CPU for one material).
+        With the calibration, fit the ensemble's σ model
+        (:func:`atomlens.train.calibration.fit_sigma_model`) on simulated images of up to
+        :data:`SIGMA_MATERIALS` of the recipe's materials under shifted conditions (film,
+        aberrated and wide probes, scan noise, finer sampling; 10³–10⁷ e⁻/Å²), and store it
+        with its leave-one-condition-out validation. ``find`` then gives σ for the position
+        it reports and ``positions="auto"`` takes the fit where this ensemble's fit is the
+        better one; without it both use the default σ model, which was measured to pick the
+        fit too often for freshly trained members (RMSE 10.3 pm against 3.5 pm under a 1.3 Å
+        probe). Costs about 30 simulated 160² images per material (a minute or so on a
+        laptop's CPU for one material).
     mode : {"auto", "vectorized", "sequential"}
         In-process training only: ``"vectorized"`` trains all members together, one
         batched forward and backward pass per step (:func:`atomlens.train.together.
@@ -259,7 +260,9 @@ def train_ensemble(
     )
     if n_calibration > 0:
         val = calibration_images(recipe, n_images=n_calibration, seed=cfg.seed)
-        ens.calibration = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
+        ens.calibration = fit_calibration(
+            ens, val.images, val.truths, val.pixel_sizes, hidden=val.hidden
+        )
         if fit_sigma:
             ens.calibration = _with_sigma_model(ens, recipe, seed=cfg.seed, progress=progress)
         logger.debug("calibration: %s", ens.calibration)

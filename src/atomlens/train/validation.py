@@ -13,7 +13,18 @@ from atomlens.pipeline.contrast import model_polarity
 from atomlens.pipeline.finder import find_atoms
 from atomlens.simulate.dataset import ConditionRanges, SimulatedDataset
 
-__all__ = ["ValidationSet"]
+__all__ = ["ValidationSet", "with_hidden"]
+
+
+def with_hidden(
+    truth: pd.DataFrame, hidden: pd.DataFrame | None, /
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The truth with the hidden columns appended, and which rows are hidden (the
+    ``ignore`` of :func:`atomlens.metrics.score_atoms`); the truth as it is without any."""
+    if hidden is None or len(hidden) == 0:
+        return truth, None
+    both = pd.concat([truth[["x_px", "y_px"]], hidden[["x_px", "y_px"]]], ignore_index=True)
+    return both, np.r_[np.zeros(len(truth), bool), np.ones(len(hidden), bool)]
 
 
 @dataclass
@@ -30,12 +41,17 @@ class ValidationSet:
         Pixel size of each image [Å/px].
     match_radius_A : float
         A detection within this distance of a true column counts [Å].
+    hidden : list of pandas.DataFrame, optional
+        Per image, columns that are there but not in the truth (simulated below
+        ``label_min_share``: :attr:`atomlens.simulate.SimulatedImage.hidden`); a detection
+        on one counts neither way.
     """
 
     images: list[np.ndarray]
     truths: list[pd.DataFrame]
     pixel_sizes: list[float]
     match_radius_A: float = 0.5
+    hidden: list[pd.DataFrame] | None = None
 
     @classmethod
     def simulated(
@@ -50,6 +66,7 @@ class ValidationSet:
             images=[s.image for s in sims],
             truths=[s.truth for s in sims],
             pixel_sizes=[s.pixel_size for s in sims],
+            hidden=[s.hidden for s in sims],
         )
 
     @classmethod
@@ -68,7 +85,10 @@ class ValidationSet:
 
         tp = fp = fn = 0
         sq: list[np.ndarray] = []
-        for im, truth, ps in zip(self.images, self.truths, self.pixel_sizes, strict=True):
+        hidden = self.hidden or [None] * len(self.images)
+        for im, truth, ps, hid in zip(
+            self.images, self.truths, self.pixel_sizes, hidden, strict=True
+        ):
             # simulated in the model's own contrast: no guessing (a blurred graphene
             # HAADF honeycomb skews negative, see atomlens.pipeline.contrast)
             found = find_atoms(
@@ -78,8 +98,14 @@ class ValidationSet:
                 device=device,
                 contrast=model_polarity(model.config.contrast),
             )
+            truth, ignore = with_hidden(truth, hid)
             c = score_atoms(
-                found, truth, shape=np.shape(im)[-2:], pixel_size=ps, radius_A=self.match_radius_A
+                found,
+                truth,
+                shape=np.shape(im)[-2:],
+                pixel_size=ps,
+                radius_A=self.match_radius_A,
+                ignore=ignore,
             )
             tp, fp, fn = tp + c["tp"], fp + c["fp"], fn + c["fn"]
             sq.append(c["sq_err_A2"])
