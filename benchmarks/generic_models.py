@@ -20,6 +20,7 @@ exists, ``build/bundled/haadf-any`` from ``python scripts/train_bundled.py haadf
    fits; Si [110]: both columns of ≥ 95 % of the dumbbells.
 
     python benchmarks/generic_models.py [--models haadf-generic,PATH] [--images N]
+        [--skip-held-out] [--skip-noise] [--skip-simulated] [--skip-real] [--skip-bf]
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ logistic model is kept as it is.
     python scripts/calibrate_sigma.py graphene --model build/bundled/graphene-w8 [--install]
 
 ``--model DIR`` fits a candidate trained for that name's materials (and installs into DIR).
+The HAADF models' images start from the simulator's defaults, as the shipped σ models
+were fitted; ``train_ensemble`` (and so ``scripts/train_bundled.py``) now fits a σ model
+itself, from the recipe's ranges on up to six of its materials
+(:func:`atomlens.train.ensemble.sigma_materials`), which this script then replaces.
 ``--compare`` then scores the fitted model against the model's stored one (or the default
 when it has none) on new images of the same conditions (another seed): z RMS, share
 within 1σ, RMSE of the reported positions and the share taken from the fit, side by side.
@@ -37,6 +41,7 @@ def _base(name: str):
     """The recipe's ranges (:func:`atomlens.train.recipe.make_ranges`) for FROM_RECIPE."""
     if name not in FROM_RECIPE:
         return None
+    # deferred, as in main: the library loads only when the script runs
     import sys
 
     from atomlens.train.recipe import make_ranges
@@ -51,6 +56,7 @@ def _base(name: str):
 def _scores(ens, images) -> dict[str, dict[str, float]]:
     """Per condition: z RMS, share within 1σ, RMSE [pm] and share of fitted positions of
     ``find``'s atoms matched within 0.5 Å (1 Å from the border left out)."""
+    # deferred, as in main: the library loads only when the script runs
     import numpy as np
 
     from atomlens.metrics import inside_margin, match_points
@@ -83,6 +89,7 @@ def _scores(ens, images) -> dict[str, dict[str, float]]:
 
 def compare(ens, model, materials: list[str], *, seed: int, base=None) -> None:
     """The stored (or default) σ model against the fitted one on new shifted images."""
+    # deferred, as in main: the library loads only when the script runs
     from dataclasses import replace
 
     from atomlens.ensemble import Ensemble

@@ -194,7 +194,10 @@ def recalibrate(name: str, *, install: bool) -> None:
     """Fit the installed model's calibration again on the images ``train_ensemble``
     calibrated it on (same ranges, seed and count), e.g. to add what newer calibrations
     record (the F1 of each ``p_real`` threshold, which ``--p-real-min auto`` needs). The
-    weights are not touched; the logistic's coefficients are printed beside the old ones."""
+    weights are not touched; the logistic's coefficients are printed beside the old ones,
+    and the σ model is kept."""
+    from dataclasses import replace
+
     import numpy as np
 
     from atomlens.ensemble import Ensemble
@@ -206,6 +209,8 @@ def recalibrate(name: str, *, install: bool) -> None:
     old = ens.calibration
     val = calibration_images(_recipe(name), seed=RECIPES[name]["seed"])  # train_ensemble's
     new = fit_calibration(ens, val.images, val.truths, val.pixel_sizes, hidden=val.hidden)
+    if old is not None:  # the σ model is fitted elsewhere (scripts/calibrate_sigma.py)
+        new = replace(new, sigma_model=old.sigma_model, sigma_validation=old.sigma_validation)
     if old is not None and old.coef is not None and new.coef is not None:
         d = float(np.max(np.abs(np.asarray(old.coef) - np.asarray(new.coef))))
         print(f"{name}: logistic coefficients differ from the installed ones by at most {d:.2g}")

@@ -149,6 +149,7 @@ def test_train_members_and_find_with_uncertainty(tmp_path):
         "2",
         "--members",
         "3",
+        "--no-sigma",
         "--together",
         "vectorized",
         "--device",
@@ -161,6 +162,7 @@ def test_train_members_and_find_with_uncertainty(tmp_path):
     assert "ensemble of 3" in r.output
     import json
 
+    assert json.loads((tmp_path / "e" / "calibration.json").read_text())["sigma_model"] is None
     prov = json.loads((tmp_path / "e" / "config.json").read_text())["provenance"]
     assert prov["simulation"]["materials"] == ["graphene"]  # for adapt's simulated share
     np.save(tmp_path / "im.npy", simulate_image("graphene", shape=64, pixel_size=0.1, rng=0).image)

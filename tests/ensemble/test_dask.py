@@ -41,6 +41,7 @@ def test_members_train_on_the_workers(client, tmp_path):
             n_validation=1,
             config=TrainConfig(steps=2, val_every=1, device="cpu"),
             cluster=client,
+            fit_sigma=False,
             **EASY,
         )
     assert len(ens) == 2

@@ -162,6 +162,7 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
         n_validation=1,
         config=TrainConfig(steps=2, val_every=1, device="cpu"),
         mode=mode,
+        fit_sigma=mode == "sequential",  # the σ model costs ~10 s; once is enough here
         **EASY,
     )
     assert len(ens) == 2
@@ -176,6 +177,7 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
     ]
     cal = again.calibration
     assert cal is not None and sum(cal.counts) > 0 and cal.sigma_scale > 0
+    assert (cal.sigma_model is not None) == (mode == "sequential")
     w0 = again.networks[0].state_dict()
     w1 = again.networks[1].state_dict()
     assert not all(torch.equal(w0[k], w1[k]) for k in w0)
@@ -191,10 +193,16 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     from atomlens.nn import UNetConfig
     from atomlens.train import TrainConfig, train_ensemble
     from atomlens.train.calibration import sigma_calibration_images
-    from tests.common import EASY
+    from atomlens.train.recipe import make_ranges
+    from tests.common import EASY, perturbed_ensemble
 
-    for i in range(2):  # members already trained: train_ensemble resumes past them
-        shutil.copytree(tiny_model_dir, tmp_path / "e" / "members" / str(i))
+    # members already trained (the tests' model and a perturbed copy, so that they
+    # disagree a little): train_ensemble resumes past them to the calibration
+    shutil.copytree(tiny_model_dir, tmp_path / "e" / "members" / "0")
+    tiny = Model.load(tiny_model_dir)
+    Model(perturbed_ensemble(tiny, n=2).networks[1], tiny.config).save(
+        tmp_path / "e" / "members" / "1"
+    )
     ens = train_ensemble(
         members=2,
         out=tmp_path / "e",
@@ -215,7 +223,8 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     assert 0.7 < z < 1.4, z  # left out condition by condition
     # new images of the same shifted conditions (other seeds): the fitted model's z is
     # nearer 1 than the default model's, pooled over the conditions it claims to cover
-    images = sigma_calibration_images(["graphene"], 0.25, shape=128, seed=77_000)
+    base = make_ranges(materials=["graphene"], pixel_size=0.25, crop=64, **EASY)
+    images = sigma_calibration_images(["graphene"], 0.25, shape=128, seed=77_000, base=base)
 
     def z_rms(model):
         zs = []
@@ -289,6 +298,8 @@ def test_atoms_on_hidden_columns_count_neither_way_in_calibration_and_validation
     assert f1["wrong"] < 0.85 < f1["full"] and f1["right"] == pytest.approx(f1["full"], abs=0.02)
     with pytest.raises(ValueError, match="one table per image"):
         fit_calibration(ens, images, truths, ps, hidden=hidden[:1])
+    with pytest.raises(ValueError, match="hidden must hold one table per image"):
+        ValidationSet(images, truths, ps, hidden=hidden[:1])
 
 
 def test_p_real_uses_evidence_that_p_detect_lacks(monkeypatch, tiny_model):

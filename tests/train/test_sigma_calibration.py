@@ -73,3 +73,14 @@ def test_the_sigma_fit_gives_back_known_coefficients_and_scores_left_out_conditi
     # leaving it out shows it (measured z RMS 0.82, 79.5 % within 1σ)
     hi = validation["high dose"]
     assert 0.7 < hi["z_rms"] < 0.9 and hi["within_1sigma"] > 0.76, hi
+
+
+def test_too_few_atoms_for_a_sigma_model_is_refused_by_name():
+    """A σ model is not fitted on a handful of atoms (an ensemble that has learnt nothing
+    yet); the error says how many it needs and found."""
+    from atomlens.train.calibration import MIN_SIGMA_ATOMS, TooFewAtomsError
+
+    few = pd.DataFrame({"x_px": np.arange(5.0), "y_px": np.zeros(5)})
+    with pytest.raises(TooFewAtomsError, match=f"at least {MIN_SIGMA_ATOMS} matched atoms"):
+        fit_sigma_tables({"clean": [(few, np.zeros((5, 2)), 0.1)]})
+    assert issubclass(TooFewAtomsError, ValueError)

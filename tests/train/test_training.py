@@ -5,7 +5,13 @@ import torch
 from atomlens.ensemble import Model
 from atomlens.metrics import score_atoms
 from atomlens.simulate import simulate_image
-from atomlens.train import Augmentation, augment_batch, normalize_batch, segmentation_loss
+from atomlens.train import (
+    Augmentation,
+    TrainConfig,
+    augment_batch,
+    normalize_batch,
+    segmentation_loss,
+)
 from tests.common import train_tiny_model
 
 
@@ -137,12 +143,14 @@ def test_line_noise_streaks_rows_and_leaves_the_masks():
 
 
 def test_correlated_noise_is_correlated_between_pixels_and_leaves_the_masks():
-    """The added noise has the drawn correlation, a bounded level, on about half the
-    images; off, it is not written to the config (older versions read those files)."""
+    """The added noise has the drawn correlation along both axes, a bounded level, on about
+    half the images, and moves no label; off, it draws nothing (older recipes keep their
+    images) and is not written to the config (older versions read those files)."""
     g = torch.Generator().manual_seed(0)
     img = torch.rand(16, 1, 64, 64, generator=g) * 10 + 100
     masks = torch.zeros(16, 2, 64, 64)
-    masks[:, 0] = 1
+    masks[:, 1, 20:30, 10:40] = 1  # a labelled patch that must stay where it is
+    masks[:, 0] = 1 - masks[:, 1]
     off = Augmentation(
         flips=False,
         scale=0.0,
@@ -153,10 +161,14 @@ def test_correlated_noise_is_correlated_between_pixels_and_leaves_the_masks():
         noise=0.0,
     )
     assert "correlated_noise" not in off.to_dict()
+    assert "correlated_noise" not in TrainConfig(augmentation=off).to_dict()["augmentation"]
     on = Augmentation(**{**off.to_dict(), "correlated_noise": 1.0, "correlated_noise_px": 2.0})
-    assert on.to_dict()["correlated_noise"] == 1.0
-    base, _ = augment_batch(img, masks, aug=off, generator=torch.Generator().manual_seed(1))
-    x, m = augment_batch(img, masks, aug=on, generator=torch.Generator().manual_seed(1))
+    assert TrainConfig(augmentation=on).to_dict()["augmentation"]["correlated_noise"] == 1.0
+    g_off, g_on = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    base, _ = augment_batch(img, masks, aug=off, generator=g_off)
+    x, m = augment_batch(img, masks, aug=on, generator=g_on)
+    assert torch.equal(g_off.get_state(), torch.Generator().manual_seed(1).get_state())
+    assert not torch.equal(g_on.get_state(), g_off.get_state())
     torch.testing.assert_close(m, masks)
     d = (x - base)[:, 0]
     level = d.std(dim=(1, 2)) / base[:, 0].std(dim=(1, 2))
@@ -164,12 +176,16 @@ def test_correlated_noise_is_correlated_between_pixels_and_leaves_the_masks():
     assert 3 <= int(noisy.sum()) <= 13  # half of 16 on average
     assert float(level.max()) <= 1.0 + 1e-4
     dn = d[noisy] - d[noisy].mean(dim=(1, 2), keepdim=True)
-    lag1 = (dn[:, :, 1:] * dn[:, :, :-1]).mean(dim=(1, 2)) / (dn**2).mean(dim=(1, 2))
+    var = (dn**2).mean(dim=(1, 2))
     # blurred white noise of σ in [0.5, 2] px correlates exp(−1/(4σ²)) = 0.37–0.94 at 1 px
-    assert float(lag1.min()) > 0.3
-    white = img[:, 0, :, 1:] - 105
-    w_lag1 = (white * (img[:, 0, :, :-1] - 105)).mean() / (white**2).mean()
-    assert abs(float(w_lag1)) < 0.05
+    # (white noise: 0)
+    for lag1 in (
+        (dn[:, :, 1:] * dn[:, :, :-1]).mean(dim=(1, 2)) / var,
+        (dn[:, 1:, :] * dn[:, :-1, :]).mean(dim=(1, 2)) / var,
+    ):
+        assert float(lag1.min()) > 0.3
+    with pytest.raises(ValueError, match="correlated_noise_px"):
+        Augmentation(correlated_noise=0.5, correlated_noise_px=0.1)
 
 
 def test_loss_is_lower_for_the_right_answer():

@@ -64,6 +64,14 @@ def train(
             "one after the other ('sequential'), or 'auto' (vectorized on a GPU)."
         ),
     ] = "auto",
+    sigma: Annotated[
+        bool,
+        typer.Option(
+            "--sigma/--no-sigma",
+            help="With --members: fit the ensemble's σ model after training, on about 30 "
+            "simulated images per material (up to 6) under shifted conditions.",
+        ),
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,
 ) -> None:
     """Train a model (or an ensemble) on simulated images; re-running resumes it."""
@@ -100,7 +108,7 @@ def train(
         if members > 1:
             from atomlens.train import train_ensemble
 
-            ens = train_ensemble(members=members, mode=together, **kwargs)
+            ens = train_ensemble(members=members, mode=together, fit_sigma=sigma, **kwargs)
         else:
             res = train_model(**kwargs)
     except USER_ERRORS as exc:

@@ -474,7 +474,13 @@ def _round_calibration(
     if cal_set is None:
         return prior
     return fit_calibration(
-        candidate, cal_set.images, cal_set.truths, cal_set.pixel_sizes, prior=prior, found=found
+        candidate,
+        cal_set.images,
+        cal_set.truths,
+        cal_set.pixel_sizes,
+        prior=prior,
+        found=found,
+        hidden=cal_set.hidden,
     )
 
 

@@ -20,6 +20,7 @@ from atomlens.elit.config import AdaptConfig
 from atomlens.elit.select import _nn, _reference_nns
 from atomlens.metrics import match_points
 from atomlens.pipeline import find
+from atomlens.train.validation import with_hidden
 
 __all__ = [
     "accepted_atoms",
@@ -170,14 +171,22 @@ def styled_f1_by_image(
         return np.zeros(0)
     found = styled_candidates(ensemble, validation) if found is None else found
     f1 = []
-    for res, truth, ps in zip(found, validation.truths, validation.pixel_sizes, strict=True):
+    hidden = validation.hidden or [None] * len(validation.images)
+    for res, truth, ps, hid in zip(
+        found, validation.truths, validation.pixel_sizes, hidden, strict=True
+    ):
         a = accepted_atoms([res])[0]
+        # matched against the truth and the columns left out of it together; an atom on
+        # one of those counts neither way
+        both, ignore = with_hidden(truth, hidden=hid)
         m = match_points(
             a[["x_px", "y_px"]].to_numpy(float),
-            truth[["x_px", "y_px"]].to_numpy(float),
+            both[["x_px", "y_px"]].to_numpy(float),
             radius=validation.match_radius_A / ps,
         )
-        f1.append(2 * len(m.pred_index) / max(len(a) + len(truth), 1))
+        on_hidden = 0 if ignore is None else int(ignore[m.true_index].sum())
+        tp = len(m.pred_index) - on_hidden
+        f1.append(2 * tp / max(len(a) - on_hidden + len(truth), 1))
     return np.asarray(f1, dtype=float)
 
 

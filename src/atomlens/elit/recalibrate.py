@@ -96,7 +96,10 @@ def styled_validation(
     )
     val = [src.labelled(i) for i in range(int(images))]
     return ValidationSet(
-        images=[v[0] for v in val], truths=[v[1] for v in val], pixel_sizes=[v[2] for v in val]
+        images=[v[0] for v in val],
+        truths=[v[1] for v in val],
+        pixel_sizes=[v[2] for v in val],
+        hidden=[v[3] for v in val],
     )
 
 
@@ -137,6 +140,6 @@ def recalibrate(
 
     ens = as_ensemble(ensemble)
     val = styled_validation(ens, frames, pixel_size=pixel_size, images=images, seed=seed, **style)
-    cal = fit_calibration(ens, val.images, val.truths, val.pixel_sizes)
+    cal = fit_calibration(ens, val.images, val.truths, val.pixel_sizes, hidden=val.hidden)
     logger.info("recalibrated on %d images in the frames' look: %s", images, cal)
     return cal

@@ -446,15 +446,17 @@ class FrameStyledSource:
     def sample(self, index: int, /) -> tuple[np.ndarray, Any]:
         """One styled image [the simulation's units] and its true atoms (the simulation's
         ``truth`` table): a labelled validation image in the frames' style."""
-        image, truth, _ = self.labelled(index)
+        image, truth, _, _ = self.labelled(index)
         return image, truth
 
-    def labelled(self, index: int, /) -> tuple[np.ndarray, Any, float]:
+    def labelled(self, index: int, /) -> tuple[np.ndarray, Any, float, Any]:
         """:meth:`sample` with the image's pixel size [Å/px] (the frames' sampling, or
-        drawn from the training range without ``match_sampling``)."""
+        drawn from the training range without ``match_sampling``) and the columns left
+        out of the truth (:attr:`atomlens.simulate.SimulatedImage.hidden`: below the
+        recipe's ``label_min_share``; an atom found on one counts neither way)."""
         sim = self._sim.dataset.sample(int(index))
         image = self._styled(sim, np.random.default_rng([self.seed, 2**31, int(index)]))
-        return image, sim.truth, float(sim.pixel_size)
+        return image, sim.truth, float(sim.pixel_size), sim.hidden
 
     def batch(self, step: int, /, *, batch_size: int) -> tuple[Any, Any]:
         """``batch_size`` styled images and their exact label masks."""

@@ -48,7 +48,8 @@ class Augmentation:
         gold grain boundary's noise correlates 0.89 between neighbouring pixels), and a
         model that has only seen white noise reads its blobs as columns.
     correlated_noise_px : float
-        Largest correlation σ of that noise [px].
+        Largest correlation σ of that noise [px], within 0.5–8 (the crops must be wider
+        than 6 σ).
     """
 
     flips: bool = True
@@ -61,6 +62,17 @@ class Augmentation:
     line_noise: float = 0.0
     correlated_noise: float = 0.0
     correlated_noise_px: float = 2.0
+
+    def __post_init__(self) -> None:
+        bad = []
+        if not self.correlated_noise >= 0:
+            bad.append(f"correlated_noise must be ≥ 0, got {self.correlated_noise!r}")
+        if not 0.5 <= self.correlated_noise_px <= 8:
+            bad.append(
+                f"correlated_noise_px must be within 0.5–8 px, got {self.correlated_noise_px!r}"
+            )
+        if bad:
+            raise ValueError("invalid Augmentation: " + "; ".join(bad) + ".")
 
     def to_dict(self) -> dict[str, float | bool]:
         """JSON-ready dictionary; the correlated noise only when it is on, so that files of
@@ -154,7 +166,7 @@ def augment_batch(
         ramp = ramp - ramp.amin(dim=(1, 2), keepdim=True)
         x = x + amp * ramp[:, None]
     if aug.correlated_noise > 0:  # drawn only when on: older recipes keep their draws
-        largest = max(aug.correlated_noise_px, 0.5)
+        largest = aug.correlated_noise_px
         on = (torch.rand(b, generator=g) < 0.5).to(x.dtype)[:, None, None, None]
         level = _u(g, b, 0, aug.correlated_noise)[:, None, None, None] * on
         n = _blur(torch.randn(x.shape, generator=g), _u(g, b, 0.5, largest), largest)

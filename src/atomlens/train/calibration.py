@@ -26,6 +26,7 @@ __all__ = [
     "MIN_SIGMA_ATOMS",
     "SHIFTED_CONDITIONS",
     "SIGMA_DOSES",
+    "TooFewAtomsError",
     "fit_calibration",
     "fit_sigma_model",
     "fit_sigma_tables",
@@ -266,6 +267,11 @@ SHIFTED_CONDITIONS: dict[str, dict[str, Any]] = {
 #: Fewest matched atoms a σ model is fitted on (its network coefficients need them).
 MIN_SIGMA_ATOMS = 100
 
+
+class TooFewAtomsError(ValueError):
+    """The ensemble matched too few atoms in the σ calibration images to fit a σ model."""
+
+
 #: The doses of the σ calibration images [e⁻/Å²].
 SIGMA_DOSES: tuple[float, ...] = (1e3, 1e4, 1e5, 1e6, 1e7)
 
@@ -300,9 +306,11 @@ def sigma_calibration_images(
         Condition name → :class:`atomlens.simulate.ConditionRanges` keywords; by default
         :data:`SHIFTED_CONDITIONS`.
     base : ConditionRanges, optional
-        Ranges the images start from before each condition's keywords replace theirs (a
-        training recipe's: its detector mode, contrast exponent, labels), e.g. from
-        :func:`atomlens.train.recipe.make_ranges`; by default the simulator's defaults.
+        Ranges the images start from before each condition's keywords replace theirs: a
+        training recipe's (:func:`atomlens.train.recipe.make_ranges`), so that the images
+        have its detector mode, contrast exponent, probes, scan settings, labelling
+        (``label_min_share``) and defects of each material wherever a condition does not
+        set them; by default the simulator's defaults.
     """
     # deferred: the simulator, only when images are made
     from atomlens.simulate import ConditionRanges, SimulatedDataset
@@ -321,6 +329,8 @@ def sigma_calibration_images(
                     dose_e_per_A2=dose,
                     **kw,
                 )
+                if base is not None:  # the recipe's defects of this material only
+                    fields["defects"] = {k: v for k, v in base.defects.items() if k == mat}
                 ranges = ConditionRanges(**fields) if base is None else replace(base, **fields)
                 out.append((name, SimulatedDataset(ranges, seed=seed).sample(k)))
                 k += 1
@@ -442,8 +452,9 @@ def fit_sigma_model(
 
     Raises
     ------
-    ValueError
-        The ensemble matched fewer than :data:`MIN_SIGMA_ATOMS` atoms in the images.
+    TooFewAtomsError
+        The ensemble matched fewer than :data:`MIN_SIGMA_ATOMS` atoms in the images (a
+        ``ValueError``).
     """
     by_cond = sigma_tables(
         ensemble, images, radius_A=radius_A, margin_A=margin_A, progress=progress
@@ -498,12 +509,12 @@ def fit_sigma_tables(
 
     Raises
     ------
-    ValueError
-        Fewer than :data:`MIN_SIGMA_ATOMS` matched atoms in the tables.
+    TooFewAtomsError
+        Fewer than :data:`MIN_SIGMA_ATOMS` matched atoms in the tables (a ``ValueError``).
     """
     n = sum(len(t) for v in by_cond.values() for t, _, _ in v)
     if n < MIN_SIGMA_ATOMS:
-        raise ValueError(
+        raise TooFewAtomsError(
             f"the σ model needs at least {MIN_SIGMA_ATOMS} matched atoms in its calibration "
             f"images and the ensemble found {n}; train it longer, or keep the default σ model."
         )

@@ -21,6 +21,7 @@ from atomlens.ensemble.calibration import Calibration
 from atomlens.ensemble.ensemble import Ensemble
 from atomlens.ensemble.files import CONFIG_FILE
 from atomlens.train.calibration import (
+    TooFewAtomsError,
     fit_calibration,
     fit_sigma_model,
     sigma_calibration_images,
@@ -105,7 +106,7 @@ def _with_sigma_model(
     )
     try:
         model, validation = fit_sigma_model(ens, images, progress=bool(progress))
-    except ValueError as exc:  # too few atoms found: the members have not learnt enough
+    except TooFewAtomsError as exc:  # the members have not learnt enough to fit one
         logger.warning("no σ model fitted, the default is kept: %s", exc)
         return ens.calibration
     logger.info("σ model %s; left-out z RMS %s", model.to_dict(), validation["all"]["z_rms"])

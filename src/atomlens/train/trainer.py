@@ -107,6 +107,13 @@ class TrainConfig(ConfigDict):
         if bad:
             raise ValueError("invalid TrainConfig: " + "; ".join(bad) + ".")
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary; the augmentation's own (which leaves out what is off and
+        newer than the files of older versions, so their checkpoints still resume)."""
+        d = super().to_dict()
+        d["augmentation"] = self.augmentation.to_dict()
+        return d
+
     @classmethod
     def _nested_from_dict(cls, d: dict[str, Any], /) -> dict[str, Any]:
         if isinstance(d.get("augmentation"), dict):

@@ -17,10 +17,11 @@ __all__ = ["ValidationSet", "with_hidden"]
 
 
 def with_hidden(
-    truth: pd.DataFrame, hidden: pd.DataFrame | None, /
+    truth: pd.DataFrame, /, *, hidden: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The truth with the hidden columns appended, and which rows are hidden (the
-    ``ignore`` of :func:`atomlens.metrics.score_atoms`); the truth as it is without any."""
+    """The positions (``x_px, y_px``) of the truth's columns and then of the hidden ones,
+    and which rows are hidden (the ``ignore`` of :func:`atomlens.metrics.score_atoms`);
+    without hidden columns the truth as it is and None."""
     if hidden is None or len(hidden) == 0:
         return truth, None
     both = pd.concat([truth[["x_px", "y_px"]], hidden[["x_px", "y_px"]]], ignore_index=True)
@@ -53,6 +54,13 @@ class ValidationSet:
     match_radius_A: float = 0.5
     hidden: list[pd.DataFrame] | None = None
 
+    def __post_init__(self) -> None:
+        if self.hidden is not None and len(self.hidden) != len(self.images):
+            raise ValueError(
+                f"hidden must hold one table per image ({len(self.images)}), got "
+                f"{len(self.hidden)}; pass None when no columns are left out."
+            )
+
     @classmethod
     def simulated(
         cls, ranges: ConditionRanges, *, n_images: int = 4, shape: int = 192, seed: int = 10_000
@@ -80,7 +88,7 @@ class ValidationSet:
         """F1, precision, recall and RMSE [pm] of ``model`` over all images together.
 
         Atoms whose truth column lies within 1 Å of the border are not counted either way
-        (they are partly outside the image).
+        (they are partly outside the image), nor are atoms on ``hidden`` columns.
         """
 
         tp = fp = fn = 0
@@ -98,7 +106,7 @@ class ValidationSet:
                 device=device,
                 contrast=model_polarity(model.config.contrast),
             )
-            truth, ignore = with_hidden(truth, hid)
+            truth, ignore = with_hidden(truth, hidden=hid)
             c = score_atoms(
                 found,
                 truth,
