@@ -84,3 +84,25 @@ def test_too_few_atoms_for_a_sigma_model_is_refused_by_name():
     with pytest.raises(TooFewAtomsError, match=f"at least {MIN_SIGMA_ATOMS} matched atoms"):
         fit_sigma_tables({"clean": [(few, np.zeros((5, 2)), 0.1)]})
     assert issubclass(TooFewAtomsError, ValueError)
+
+
+def test_sigma_images_from_a_recipe_keep_its_look_and_each_materials_defects():
+    """From a recipe's ranges the σ images keep its detector mode and take only the
+    defects of their own material (a recipe of two materials with defects on one of them
+    made every image of the other invalid)."""
+    from atomlens.simulate import parse_defect
+    from atomlens.train.calibration import sigma_calibration_images
+    from atomlens.train.recipe import make_ranges
+
+    base = make_ranges(
+        materials=["graphene", "hbn"],
+        pixel_size=0.2,
+        defects={"graphene": [parse_defect("vacancy:C:0.05")]},
+        modes=("bf",),
+    )
+    images = sigma_calibration_images(
+        ["graphene", "hbn"], 0.2, shape=48, doses=(1e5,), seed=3, base=base
+    )
+    assert len(images) == 2 * 6  # two materials × six conditions × one dose
+    assert {sim.conditions.mode for _, sim in images} == {"bf"}
+    assert {sim.metadata["material"] for _, sim in images} == {"graphene", "hbn"}
