@@ -163,10 +163,11 @@ def train_ensemble(
         aberrated and wide probes, scan noise, finer sampling; 10³–10⁷ e⁻/Å²), and store it
         with its leave-one-condition-out validation. ``find`` then gives σ for the position
         it reports and ``positions="auto"`` takes the fit where this ensemble's fit is the
-        better one; without it both use the default σ model, which was measured to pick the
-        fit too often for freshly trained members (RMSE 10.3 pm against 3.5 pm under a 1.3 Å
-        probe). Costs about 30 simulated 160² images per material (a minute or so on a
-        laptop's CPU for one material).
+        better one; without it both use the default σ model, with which it takes the fit too
+        often for freshly trained members (a graphene ensemble on new images of those
+        conditions: RMSE of the reported positions 11.6 pm with the default, 8.9 pm with its
+        own; ``scripts/calibrate_sigma.py --compare``). Costs about 30 simulated 160² images
+        per material (a minute or so on a laptop's CPU for one material).
     mode : {"auto", "vectorized", "sequential"}
         In-process training only: ``"vectorized"`` trains all members together, one
         batched forward and backward pass per step (:func:`atomlens.train.together.
