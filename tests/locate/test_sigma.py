@@ -179,6 +179,22 @@ def test_a_detection_without_signal_is_not_certain():
     assert p[0] <= 0.5 and p[1] < 0.2 and p[2] == pytest.approx(1.0)
 
 
+def test_an_atom_fewer_members_find_than_validation_ever_saw_is_not_certain():
+    """A table that saw only atoms every member found (all real) says nothing about one
+    that half of them find: below its lowest bin p_real falls to 0 at p_detect 0, and
+    within it, it interpolates as before."""
+    cal = Calibration(
+        p_detect=[1.0], p_real=[1.0], counts=[1423], sigma_scale=1.0, ece_raw=0.0, n_images=8
+    )
+    t = pd.DataFrame({"p_detect": [0.25, 0.5, 0.75, 1.0]})
+    np.testing.assert_allclose(cal.apply(t)["p_real"], [0.25, 0.5, 0.75, 1.0])
+    two = Calibration(
+        p_detect=[0.25, 1.0], p_real=[0.0, 1.0], counts=[1, 9], sigma_scale=1.0, ece_raw=0.0,
+        n_images=1,
+    )  # fmt: skip
+    np.testing.assert_allclose(two.apply(t)["p_real"], [0.0, 1 / 3, 2 / 3, 1.0])
+
+
 def test_sigma_model_checks_its_coefficients():
     with pytest.raises(ValueError, match=r"coef\['network'\] must be three non-negative"):
         SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, -1.0, 0.0]})

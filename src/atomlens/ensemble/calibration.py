@@ -179,10 +179,18 @@ class Calibration:
         return float(self.p_real_thresholds[int(np.argmax(self.f1))])
 
     def p_real_of(self, candidates: pd.DataFrame, /) -> np.ndarray:
-        """``p_real`` of every candidate of one image (logistic model, else the table)."""
+        """``p_real`` of every candidate of one image (logistic model, else the table).
+
+        Below the lowest ``p_detect`` the table saw, it falls linearly to 0 at
+        ``p_detect`` 0 rather than holding that bin's share: validation that had only
+        atoms every member found (``haadf-any``'s: 1423 at ``p_detect`` 1, all real) says
+        nothing about an atom half the members find, and it should not read as certain."""
         p = candidates["p_detect"].to_numpy(float)
         if self.coef is None or len(candidates) == 0:
-            return np.interp(p, self.p_detect, self.p_real)
+            xp, fp = np.asarray(self.p_detect, float), np.asarray(self.p_real, float)
+            if len(xp) and xp[0] > 0:
+                xp, fp = np.r_[0.0, xp], np.r_[0.0, fp]
+            return np.interp(p, xp, fp)
         x = atom_features(candidates, min_separation_A=float(self.min_separation_A or 0.9))
         z = (x - np.asarray(self.feature_mean)) / np.asarray(self.feature_scale)
         logit = z @ np.asarray(self.coef) + float(self.intercept or 0.0)
