@@ -48,6 +48,10 @@ EASY = dict(
 )
 
 
+#: The recipe of the tests' graphene models and ensembles (with an architecture of theirs).
+TINY_GRAPHENE = dict(materials=["graphene"], pixel_size=0.25, crop=64, **EASY)
+
+
 def train_tiny_model(out, *, steps: int = 120, **config):
     """Train the tests' small graphene model (0.25 Å/px, width 8, depth 2) into ``out``."""
     from atomlens.nn import UNetConfig

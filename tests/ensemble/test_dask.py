@@ -28,21 +28,18 @@ def test_members_train_on_the_workers(client, tmp_path):
     from atomlens.ensemble import Ensemble
     from atomlens.nn import UNetConfig
     from atomlens.train import TrainConfig, train_ensemble
-    from tests.common import EASY
+    from tests.common import TINY_GRAPHENE
 
     with get_task_stream(client) as stream:
         ens = train_ensemble(
             members=2,
             out=tmp_path / "e",
-            materials=["graphene"],
-            pixel_size=0.25,
-            crop=64,
             architecture=UNetConfig(width=4, depth=2),
             n_validation=1,
             config=TrainConfig(steps=2, val_every=1, device="cpu"),
             cluster=client,
             fit_sigma=False,
-            **EASY,
+            **TINY_GRAPHENE,
         )
     assert len(ens) == 2
     assert [p["seed"] for p in Ensemble.load(tmp_path / "e").member_provenance] == [0, 1000]

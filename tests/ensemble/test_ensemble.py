@@ -150,20 +150,17 @@ def test_ensemble_directory_round_trips_and_rejects_tampering(tiny_model, tmp_pa
 def test_train_ensemble_writes_one_directory(tmp_path, mode):
     from atomlens.nn import UNetConfig
     from atomlens.train import TrainConfig, train_ensemble
-    from tests.common import EASY
+    from tests.common import TINY_GRAPHENE
 
     ens = train_ensemble(
         members=2,
         out=tmp_path / "e",
-        materials=["graphene"],
-        pixel_size=0.25,
-        crop=64,
         architecture=UNetConfig(width=4, depth=2),
         n_validation=1,
         config=TrainConfig(steps=2, val_every=1, device="cpu"),
         mode=mode,
         fit_sigma=mode == "sequential",  # the σ model costs ~10 s; once is enough here
-        **EASY,
+        **TINY_GRAPHENE,
     )
     assert len(ens) == 2
     again = Ensemble.load(tmp_path / "e")
@@ -194,7 +191,7 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     from atomlens.train import TrainConfig, train_ensemble
     from atomlens.train.calibration import sigma_calibration_images
     from atomlens.train.recipe import make_ranges
-    from tests.common import EASY, perturbed_ensemble
+    from tests.common import TINY_GRAPHENE, perturbed_ensemble
 
     # members already trained (the tests' model and a perturbed copy, so that they
     # disagree a little): train_ensemble resumes past them to the calibration
@@ -206,13 +203,10 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     ens = train_ensemble(
         members=2,
         out=tmp_path / "e",
-        materials=["graphene"],
-        pixel_size=0.25,
-        crop=64,
         architecture=UNetConfig(width=8, depth=2),
         n_validation=2,
         config=TrainConfig(steps=120, device="cpu"),
-        **EASY,
+        **TINY_GRAPHENE,
     )
     cal = Ensemble.load(tmp_path / "e").calibration
     assert cal is not None and cal.sigma_model is not None
@@ -223,7 +217,7 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     assert 0.7 < z < 1.4, z  # left out condition by condition
     # new images of the same shifted conditions (other seeds): the fitted model's z is
     # nearer 1 than the default model's, pooled over the conditions it claims to cover
-    base = make_ranges(materials=["graphene"], pixel_size=0.25, crop=64, **EASY)
+    base = make_ranges(**TINY_GRAPHENE)
     images = sigma_calibration_images(["graphene"], 0.25, shape=128, seed=77_000, base=base)
 
     def z_rms(model):

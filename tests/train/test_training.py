@@ -90,6 +90,12 @@ class _FakeSource:
     class_names = ("C",)
 
 
+#: Every augmentation off (the tests switch one on at a time).
+ALL_OFF = Augmentation(
+    flips=False, scale=0.0, scan_jitter_px=0.0, blur_px=0.0, gamma=0.0, background=0.0, noise=0.0
+)
+
+
 def test_augmentation_moves_image_and_masks_together():
     g = torch.Generator().manual_seed(0)
     img = torch.zeros(4, 1, 32, 32)
@@ -115,15 +121,7 @@ def test_line_noise_streaks_rows_and_leaves_the_masks():
     img = torch.rand(3, 1, 32, 32, generator=g) * 10 + 100
     masks = torch.zeros(3, 2, 32, 32)
     masks[:, 0] = 1
-    off = Augmentation(
-        flips=False,
-        scale=0.0,
-        scan_jitter_px=0.0,
-        blur_px=0.0,
-        gamma=0.0,
-        background=0.0,
-        noise=0.0,
-    )
+    off = ALL_OFF
     base, _ = augment_batch(img, masks, aug=off, generator=torch.Generator().manual_seed(1))
     x, m = augment_batch(
         img,
@@ -151,15 +149,7 @@ def test_correlated_noise_is_correlated_between_pixels_and_leaves_the_masks():
     masks = torch.zeros(16, 2, 64, 64)
     masks[:, 1, 20:30, 10:40] = 1  # a labelled patch that must stay where it is
     masks[:, 0] = 1 - masks[:, 1]
-    off = Augmentation(
-        flips=False,
-        scale=0.0,
-        scan_jitter_px=0.0,
-        blur_px=0.0,
-        gamma=0.0,
-        background=0.0,
-        noise=0.0,
-    )
+    off = ALL_OFF
     assert "correlated_noise" not in off.to_dict()
     assert "correlated_noise" not in TrainConfig(augmentation=off).to_dict()["augmentation"]
     on = Augmentation(**{**off.to_dict(), "correlated_noise": 1.0, "correlated_noise_px": 2.0})
