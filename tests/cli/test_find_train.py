@@ -112,12 +112,22 @@ def test_train_cli_writes_a_model_and_refuses_to_overwrite(tmp_path):
         "substitution:C:Si:0.05",
         "--device",
         "cpu",
+        "--no-sigma",
         "--out",
         str(tmp_path / "m"),
     ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     import json
+
+    # a single model is calibrated too (p_real); a calibration lost to an interruption is
+    # made by the rerun, without training again
+    cal = json.loads((tmp_path / "m" / "calibration.json").read_text())
+    assert cal["n_images"] == 8 and cal["sigma_model"] is None
+    (tmp_path / "m" / "calibration.json").unlink()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "calibrated" in r.output and "trained before" in r.output
+    assert (tmp_path / "m" / "calibration.json").exists()
 
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["class_names"] == ["C", "Si"]

@@ -10,6 +10,9 @@ import typer
 from atomlens.cli.app import STATE, USER_ERRORS, fail, stop
 from atomlens.cli.parse import ClassBy, floats
 
+#: Keywords of train_model that are not the recipe (what the model is trained on).
+_NOT_RECIPE = ("out", "config", "overwrite", "progress")
+
 
 def train(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write (or resume).")],
@@ -68,8 +71,8 @@ def train(
         bool,
         typer.Option(
             "--sigma/--no-sigma",
-            help="With --members: fit the ensemble's σ model after training, on about 30 "
-            "simulated images per material (up to 6) under shifted conditions.",
+            help="Fit the model's σ model after training, on about 30 simulated images "
+            "per material (up to 6) under shifted conditions.",
         ),
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,
@@ -110,7 +113,23 @@ def train(
 
             ens = train_ensemble(members=members, mode=together, fit_sigma=sigma, **kwargs)
         else:
-            res = train_model(**kwargs)
+            from atomlens.ensemble import Model  # deferred with the others: torch
+            from atomlens.train.ensemble import calibrate_model
+
+            # a model trained before whose calibration was interrupted: calibrate it now
+            calibrate_only = (
+                not overwrite
+                and (out / "config.json").exists()
+                and not (out / "calibration.json").exists()
+            )
+            res = None if calibrate_only else train_model(**kwargs)
+            # a single model is calibrated as an ensemble's members are together: p_real
+            # and its σ model, beside its weights
+            recipe = {k: v for k, v in kwargs.items() if k not in _NOT_RECIPE}
+            cal = calibrate_model(
+                Model.load(out), recipe, seed=seed, fit_sigma=sigma, progress=not STATE["quiet"]
+            )
+            cal.save(out)
     except USER_ERRORS as exc:
         fail(exc)
     except KeyboardInterrupt as exc:
@@ -125,11 +144,17 @@ def train(
                 + ", ".join(f"{f:.4f}" for f in scores)
             )
         return
-    if not STATE["quiet"]:
+    if STATE["quiet"]:
+        return
+    if res is None:
+        typer.echo(f"calibrated {out}/ (trained before)")
+    else:
         b = res.best
         score = (
             f"validation F1 {b['f1']:.4f}, RMSE {b['rmse_pm']:.2f} pm at step {b['step']}"
             if "f1" in b
             else "no validation"
         )
-        typer.echo(f"wrote {out}/ ({res.steps_done} steps, {res.seconds:.0f} s): {score}")
+        typer.echo(
+            f"wrote {out}/ ({res.steps_done} steps, {res.seconds:.0f} s): {score}; calibrated"
+        )

@@ -145,7 +145,12 @@ def fit_calibration(
         / max(sum(counts), 1)
     )
     good = np.isfinite(sig)
-    scale = float(np.sqrt(np.mean(err[good] ** 2)) / np.sqrt(np.mean(sig[good] ** 2)))
+    # no atom matched (a model that has barely trained): no scale measured, σ as it is
+    scale = (
+        float(np.sqrt(np.mean(err[good] ** 2)) / np.sqrt(np.mean(sig[good] ** 2)))
+        if good.any()
+        else 1.0
+    )
     logistic: dict[str, Any] = {}
     if min(int((~real).sum()), int(real.sum())) >= min_false:
         from sklearn.linear_model import LogisticRegression

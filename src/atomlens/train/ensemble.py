@@ -31,7 +31,7 @@ from atomlens.train.together import train_together
 from atomlens.train.trainer import TrainConfig
 from atomlens.train.validation import ValidationSet
 
-__all__ = ["SIGMA_MATERIALS", "sigma_materials", "train_ensemble"]
+__all__ = ["SIGMA_MATERIALS", "calibrate_model", "sigma_materials", "train_ensemble"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,52 @@ def _with_sigma_model(
         return ens.calibration
     logger.info("σ model %s; left-out z RMS %s", model.to_dict(), validation["all"]["z_rms"])
     return replace(ens.calibration, sigma_model=model.to_dict(), sigma_validation=validation)
+
+
+def calibrate_model(
+    model: Ensemble,
+    recipe: dict[str, Any],
+    /,
+    *,
+    seed: int = 0,
+    n_calibration: int = 8,
+    fit_sigma: bool = True,
+    progress: bool | Callable[..., Any] = False,
+) -> Calibration:
+    """Calibrate a trained model or ensemble on simulated images of its own recipe: how
+    its ``p_detect`` and evidence map to real atoms (``p_real``, :func:`fit_calibration`
+    on ``n_calibration`` unseen images, :func:`calibration_images`) and, with
+    ``fit_sigma``, its σ model (see :func:`train_ensemble`). Sets ``model.calibration``;
+    ``calibration.save(directory)`` stores it beside the weights.
+
+    Parameters
+    ----------
+    model : Ensemble or Model
+        The trained model.
+    recipe : dict
+        The recipe keywords it was trained with (``materials``, ``pixel_size``, …; those of
+        :func:`atomlens.train.recipe.make_ranges`, ``architecture`` and ``n_validation``).
+    seed : int
+        The training's base seed (the images are drawn from seeds it never trained on).
+    n_calibration : int
+        Calibration images.
+    fit_sigma : bool
+        Fit the σ model too.
+    progress : bool or callable
+        Progress bar over the σ images.
+
+    Returns
+    -------
+    Calibration
+    """
+    val = calibration_images(recipe, n_images=n_calibration, seed=seed)
+    model.calibration = fit_calibration(
+        model, val.images, val.truths, val.pixel_sizes, hidden=val.hidden
+    )
+    if fit_sigma:
+        model.calibration = _with_sigma_model(model, recipe, seed=seed, progress=progress)
+    logger.debug("calibration: %s", model.calibration)
+    return model.calibration
 
 
 def train_ensemble(
@@ -261,13 +307,14 @@ def train_ensemble(
         },
     )
     if n_calibration > 0:
-        val = calibration_images(recipe, n_images=n_calibration, seed=cfg.seed)
-        ens.calibration = fit_calibration(
-            ens, val.images, val.truths, val.pixel_sizes, hidden=val.hidden
+        calibrate_model(
+            ens,
+            recipe,
+            seed=cfg.seed,
+            n_calibration=n_calibration,
+            fit_sigma=fit_sigma,
+            progress=progress,
         )
-        if fit_sigma:
-            ens.calibration = _with_sigma_model(ens, recipe, seed=cfg.seed, progress=progress)
-        logger.debug("calibration: %s", ens.calibration)
     # assemble beside the members, then move the files in: config.json last (the marker)
     tmp = root / ".ensemble.partial"
     shutil.rmtree(tmp, ignore_errors=True)
