@@ -21,6 +21,7 @@ from atomlens.locate.atoms import choose_positions
 from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
 from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
+from atomlens.train.validation import with_hidden
 
 __all__ = [
     "MIN_SIGMA_ATOMS",
@@ -112,22 +113,23 @@ def fit_calibration(
         c_xy = cand[["x_px", "y_px"]].to_numpy(float)
         t_xy = truth[["x_px", "y_px"]].to_numpy(float)
         keep = inside_margin(c_xy, np.shape(im), m)
-        if hidden is not None and len(hidden[i]):
-            # matched against truth and hidden columns together; those on hidden ones out
-            h_xy = hidden[i][["x_px", "y_px"]].to_numpy(float)
-            both = match_points(c_xy, np.r_[t_xy, h_xy], radius=radius_A / ps)
-            keep[both.pred_index[both.true_index >= len(t_xy)]] = False
-        mt = match_points(c_xy, t_xy, radius=radius_A / ps)
+        # matched against the truth and the hidden columns together, once: a candidate on
+        # a hidden column counts neither way
+        both, _ = with_hidden(truth, hidden=None if hidden is None else hidden[i])
+        mt = match_points(c_xy, both[["x_px", "y_px"]].to_numpy(float), radius=radius_A / ps)
+        on_truth = mt.true_index < len(t_xy)
+        keep[mt.pred_index[~on_truth]] = False
+        pred, true = mt.pred_index[on_truth], mt.true_index[on_truth]
         t_in = inside_margin(t_xy, np.shape(im), m)
         scenes.append((cand, t_xy[t_in], keep, radius_A / ps))
         real = np.zeros(len(cand), bool)
-        real[mt.pred_index] = True
+        real[pred] = True
         ps_all.append(cand["p_detect"].to_numpy(float)[keep])
         feat_all.append(atom_features(cand, min_separation_A=min_sep)[keep])
         real_all.append(real[keep])
-        sel = keep[mt.pred_index]
-        d = (c_xy[mt.pred_index] - t_xy[mt.true_index])[sel] * ps
-        sig = cand[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[mt.pred_index][sel]
+        sel = keep[pred]
+        d = (c_xy[pred] - t_xy[true])[sel] * ps
+        sig = cand[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[pred][sel]
         sig_all.append(sig.ravel())
         err_all.append(d.ravel())
     p = np.concatenate(ps_all)
