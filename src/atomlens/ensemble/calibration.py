@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from atomlens._shared.atomic import write_atomic
 from atomlens.ensemble.config import ModelFileError
 from atomlens.locate.sigma import SigmaModel
 
@@ -234,10 +235,7 @@ class Calibration:
 
     def save(self, directory: str | PathLike[str], /) -> None:
         """Write ``calibration.json`` into a model directory (atomically)."""
-        path = Path(directory) / CALIBRATION_FILE
-        tmp = path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(Path(directory) / CALIBRATION_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def load(cls, directory: str | PathLike[str], /) -> Calibration | None:
