@@ -31,6 +31,7 @@ import numpy as np
 from atomlens.bundled import bundled_models
 from atomlens.ensemble import Ensemble
 from atomlens.fourier import estimate_for_model
+from atomlens.inference import PRECISIONS, inference_precision
 from atomlens.metrics import score_atoms, shown_columns
 from atomlens.pipeline import find
 from atomlens.simulate import (
@@ -52,6 +53,7 @@ def run(
     seeds,
     zone_axis=None,
     defects=(),
+    precision: str = "auto",
 ) -> tuple[float, float, float, float]:
     tp = fp = fn = tp_s = fp_s = fn_s = 0
     sq = []
@@ -66,7 +68,7 @@ def run(
         )
         p = told if told is not None else estimate_for_model(sim.image, ens.config).pixel_size
         used.append(p)
-        atoms = find(sim.image, model=ens, pixel_size=p).atoms
+        atoms = find(sim.image, model=ens, pixel_size=p, precision=precision).atoms
         # score in the true frame: positions in px do not depend on the pixel size told
         atoms = atoms.assign(x_A=atoms["x_px"] * ps, y_A=atoms["y_px"] * ps)
         r = score_atoms(atoms, sim.truth, shape=sim.image.shape, pixel_size=ps)
@@ -100,8 +102,15 @@ def main() -> None:
     ap.add_argument(
         "--frozen", action="store_true", help=f"the frozen images (seeds {FROZEN_SEED} + i)"
     )
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the networks' arithmetic (find's precision); auto: bfloat16 on AMX CPUs",
+    )
     args = ap.parse_args()
     first = FROZEN_SEED if args.frozen else 90_000
+    prec = args.precision
     seeds = range(first, first + args.images)
     models = bundled_models()
     if args.only and args.only not in models:  # a model directory not installed (yet)
@@ -121,20 +130,24 @@ def main() -> None:
         print(
             f"\n{name}: {info['members']} members, {info['pixel_size_A']} Å/px, "
             f"classes {info['classes']}; {args.images} images of 384² px per row, seeds "
-            f"{first}+" + (" (frozen)" if args.frozen else "")
+            f"{first}+"
+            + (" (frozen)" if args.frozen else "")
+            + f"; precision {inference_precision(args.precision)}"
         )
         print(f"{'case':44} {'F1':>7} {'RMSE pm':>8} {'F1 over the columns HAADF shows':>33}")
         mat = (ens.config.provenance.get("materials") or ["graphene"])[0]
         si = [Substitution("C", "Si", density=0.01)] if mat == "graphene" else []
         for dose in (1e3, 1e4, 1e5, 1e6):
-            f1, rmse, _, f1s = run(ens, mat, ps=0.1, told=0.1, dose=dose, seeds=seeds, defects=si)
+            f1, rmse, _, f1s = run(
+                ens, mat, ps=0.1, told=0.1, dose=dose, seeds=seeds, defects=si, precision=prec
+            )
             print(f"{mat + f' at {dose:.0e} e/Å², 0.1 Å/px':44} {f1:7.4f} {rmse:8.2f} {f1s:33.4f}")
         trained = set(ens.config.provenance.get("materials") or [])
         for other, za in CASES:
             if other == mat and za is None:
                 continue
             f1, rmse, _, f1s = run(
-                ens, other, ps=0.1, told=0.1, dose=1e5, seeds=seeds, zone_axis=za
+                ens, other, ps=0.1, told=0.1, dose=1e5, seeds=seeds, zone_axis=za, precision=prec
             )
             seen = (other if za is None else f"{other}[110]") in trained
             label = f"{other}{' [110]' if za else ''} at 1e5 e/Å²" + (
@@ -150,7 +163,8 @@ def main() -> None:
             rows = []
             for t in (0.1, ps, None):
                 try:
-                    rows.append(run(ens, mat, ps=ps, told=t, dose=1e5, seeds=seeds, defects=si))
+                    kw = {"seeds": seeds, "defects": si, "precision": prec}
+                    rows.append(run(ens, mat, ps=ps, told=t, dose=1e5, **kw))
                 except ValueError:  # a model of several materials does not guess the scale
                     rows.append((float("nan"), float("nan"), float("nan"), float("nan")))
             cells = [

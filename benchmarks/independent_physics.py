@@ -440,6 +440,12 @@ def main() -> None:
     ap.add_argument("--before-ref", default=BEFORE_REF, help="git commit for 'before'")
     ap.add_argument("--no-before", action="store_true", help="score this checkout only")
     ap.add_argument("--seed", type=int, default=38)
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="find's precision for this checkout (auto: bfloat16 on CPUs with AMX units)",
+    )
     args = ap.parse_args()
     reps = 1 if args.quick else args.reps
     t0 = time.perf_counter()
@@ -456,7 +462,12 @@ def main() -> None:
                 for model, mats in MODELS.items():
                     if mat in mats:
                         images[f"{model}|{mat}|{dose:g}|{k}"] = noisy
-    after = run_find(images, ROOT / "src", ROOT / "src" / "atomlens" / "bundled")
+    after = run_find(
+        images,
+        ROOT / "src",
+        ROOT / "src" / "atomlens" / "bundled",
+        extra=f", precision={args.precision!r}",
+    )
     before = None
     if not args.no_before:
         try:

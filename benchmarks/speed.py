@@ -35,6 +35,7 @@ import os
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from scipy.optimize import curve_fit
 from torch import nn
 
 from atomlens.ensemble import Ensemble, Model, ModelConfig
+from atomlens.inference import inference_precision
 from atomlens.locate import locate_atoms, refine_gaussian
 from atomlens.metrics import score_atoms
 from atomlens.nn import UNet, UNetConfig
@@ -125,20 +127,25 @@ def reference_ensemble(n: int = 4, n_out: int = 3) -> list[ReferenceUNet]:
     return [ReferenceUNet(n_out).eval() for _ in range(n)]
 
 
-def reference_predict(nets: list[nn.Module], image: np.ndarray, channels_last: bool) -> None:
-    """Bare inference as AtomAI does it: normalise, one whole-frame pass per member."""
+def reference_predict(
+    nets: list[nn.Module], image: np.ndarray, channels_last: bool, bf16: bool = False
+) -> None:
+    """Bare inference as AtomAI does it: normalise, one whole-frame pass per member
+    (``bf16``: under bfloat16 autocast, which AtomAI does not do on a CPU)."""
     a = image.astype(np.float32)
     lo, hi = np.percentile(a, (1, 99.8))
     x = torch.from_numpy(((a - lo) / (hi - lo)).astype(np.float32))[None, None]
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for net in nets:
-            torch.softmax(net(x), dim=1)
+            torch.softmax(net(x).float(), dim=1)
 
 
-def atomlens_find(ens: Ensemble, path: Path, out: Path) -> tuple[dict[str, float], object]:
-    res = find(path, model=ens, pixel_size=0.2)
+def atomlens_find(
+    ens: Ensemble, path: Path, out: Path, precision: str = "auto"
+) -> tuple[dict[str, float], object]:
+    res = find(path, model=ens, pixel_size=0.2, precision=precision)
     t = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "atoms.csv.part"
@@ -148,6 +155,12 @@ def atomlens_find(ens: Ensemble, path: Path, out: Path) -> tuple[dict[str, float
     seconds = dict(res.seconds)
     seconds["write"] = time.perf_counter() - t
     return seconds, res
+
+
+def _f1_rmse(res, sim) -> tuple[float, float]:
+    sc = score_atoms(res.atoms, sim.truth, shape=sim.image.shape, pixel_size=0.2)
+    f1 = 2 * sc["tp"] / max(2 * sc["tp"] + sc["fp"] + sc["fn"], 1)
+    return f1, float(np.sqrt(np.mean(sc["sq_err_A2"]))) * 100
 
 
 def compare(
@@ -160,9 +173,11 @@ def compare(
         b.to(memory_format=torch.channels_last)
     n_ref = sum(p.numel() for p in refs[0].parameters())
     n_al = ens.networks[0].n_parameters()
+    used = inference_precision("auto", "cpu")
     print(
         f"atomlens find: {name} ensemble, {len(ens)} members × {n_al / 1e3:.0f} k "
-        f"parameters, everything (read, maps, peaks, consensus, refinement, σ, p_real, write)"
+        f"parameters, everything (read, maps, peaks, consensus, refinement, σ, p_real, write); "
+        f"precision 'auto' = {used} on this CPU; 'f32': precision='float32'"
     )
     print(
         f"reference: {len(refs)} AtomAI-shaped U-Nets × {n_ref / 1e3:.0f} k parameters, bare "
@@ -170,10 +185,10 @@ def compare(
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     header = (
-        f"{'frame':>6} {'thr':>3} | {'atomlens s':>10} {'ref s':>7} {'ratio':>6} "
-        f"{'ref c-l s':>9} {'ratio':>6} | "
+        f"{'frame':>6} {'thr':>3} | {'atomlens s':>10} {'ref s':>6} {'ratio':>5} | "
+        f"{'f32 s':>6} {'ratio':>5} | {'c-l s':>6} {'ratio':>5} | {'bf16 s':>6} {'ratio':>5} | "
         + " ".join(f"{s[:7]:>7}" for s in STAGES)
-        + " | atoms   F1     RMSE pm"
+        + " | atoms   F1   RMSE pm | f32: F1  RMSE"
     )
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,40 +203,50 @@ def compare(
             )
             path = Path(tmp) / f"graphene-{side}.npy"
             np.save(path, sim.image)
+            out_dir = Path(tmp) / "out"
+            runs = {
+                "atomlens": partial(atomlens_find, ens, path, out_dir),
+                "f32": partial(atomlens_find, ens, path, out_dir, "float32"),
+                "ref": partial(reference_predict, refs, sim.image, False),
+                "c-l": partial(reference_predict, refs_cl, sim.image, True),
+                "bf16": partial(reference_predict, refs_cl, sim.image, True, bf16=True),
+            }
             for n_threads in threads:
                 torch.set_num_threads(n_threads)
-                # warm-up: the first pass of each allocates and picks its kernels
-                atomlens_find(ens, path, Path(tmp) / "out")
-                reference_predict(refs, sim.image, False)
-                reference_predict(refs_cl, sim.image, True)
-                t_al, t_ref, t_cl, stages = [], [], [], []
+                for run in runs.values():  # warm-up: allocations, kernel choices
+                    run()
+                times: dict[str, list[float]] = {k: [] for k in runs}
+                stages, results = [], {}
                 for _ in range(repeats):
-                    t = time.perf_counter()
-                    reference_predict(refs, sim.image, False)
-                    t_ref.append(time.perf_counter() - t)
-                    t = time.perf_counter()
-                    seconds, res = atomlens_find(ens, path, Path(tmp) / "out")
-                    t_al.append(time.perf_counter() - t)
-                    stages.append(seconds)
-                    t = time.perf_counter()
-                    reference_predict(refs_cl, sim.image, True)
-                    t_cl.append(time.perf_counter() - t)
-                al, ref, cl = (statistics.median(v) for v in (t_al, t_ref, t_cl))
-                med = {s: statistics.median(d.get(s, 0.0) for d in stages) for s in STAGES}
-                sc = score_atoms(res.atoms, sim.truth, shape=sim.image.shape, pixel_size=0.2)
-                f1 = 2 * sc["tp"] / max(2 * sc["tp"] + sc["fp"] + sc["fn"], 1)
-                rmse = float(np.sqrt(np.mean(sc["sq_err_A2"]))) * 100
+                    for key, run in runs.items():
+                        t = time.perf_counter()
+                        out = run()
+                        times[key].append(time.perf_counter() - t)
+                        if key == "atomlens":
+                            stages.append(out[0])
+                        if out is not None:
+                            results[key] = out[1]
+                med = {k: statistics.median(v) for k, v in times.items()}
+                st = {s: statistics.median(d.get(s, 0.0) for d in stages) for s in STAGES}
+                f1, rmse = _f1_rmse(results["atomlens"], sim)
+                f1_32, rmse_32 = _f1_rmse(results["f32"], sim)
+                al, ref = med["atomlens"], med["ref"]
                 print(
-                    f"{side:>5}² {n_threads:>3} | {al:10.2f} {ref:7.2f} {al / ref:6.2f} "
-                    f"{cl:9.2f} {al / cl:6.2f} | "
-                    + " ".join(f"{med[s]:7.2f}" for s in STAGES)
-                    + f" | {len(res.atoms):5d} {f1:.4f} {rmse:6.2f}",
+                    f"{side:>5}² {n_threads:>3} | {al:10.2f} {ref:6.2f} {al / ref:5.2f} | "
+                    f"{med['f32']:6.2f} {med['f32'] / ref:5.2f} | "
+                    f"{med['c-l']:6.2f} {al / med['c-l']:5.2f} | "
+                    f"{med['bf16']:6.2f} {al / med['bf16']:5.2f} | "
+                    + " ".join(f"{st[s]:7.2f}" for s in STAGES)
+                    + f" | {len(results['atomlens'].atoms):5d} {f1:.4f} {rmse:6.2f}"
+                    + f" | {f1_32:.4f} {rmse_32:5.2f}",
                     flush=True,
                 )
     print(
-        "seconds per frame, medians of interleaved repeats; ratio = atomlens / reference "
-        "(target ≤ 1.0); 'ref c-l': the reference in channels-last layout; stages are "
-        "atomlens's (FindResult.seconds; 'write' is the atoms table's CSV)"
+        "seconds per frame, medians of interleaved repeats. ratio: atomlens / the reference "
+        "(target ≤ 1.0), except 'f32': atomlens with precision='float32' / the reference. "
+        "'c-l': the reference in channels-last layout, 'bf16': channels-last under bfloat16 "
+        "autocast (harder comparisons: AtomAI does neither). Stages are atomlens's "
+        "(FindResult.seconds; 'write' is the atoms table's CSV)"
     )
 
 

@@ -12,6 +12,7 @@ from tests.common import run_cli_in_fresh_python
     ("option", "says"),
     [
         (["--device", "tpu"], "--device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+        (["--precision", "fp16"], "--precision must be 'auto', 'float32' or 'bfloat16'"),
         (["--threshold", "2"], "threshold must be within (0, 1), got 2.0"),
         (["--p-min", "0"], "p_min must be within (0, 1]"),
         (["--positions", "peak"], "--positions must be one of"),

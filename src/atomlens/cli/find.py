@@ -98,6 +98,14 @@ def find(
         ),
     ] = "off",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="The networks' arithmetic: auto (bfloat16 on CUDA and on CPUs with AMX "
+            "bfloat16 units, float32 elsewhere), float32 (the same atoms on every machine) "
+            "or bfloat16.",
+        ),
+    ] = "auto",
     scheduler: Annotated[
         str | None,
         typer.Option(help="Dask scheduler address: spread the frames over its workers."),
@@ -128,7 +136,7 @@ def find(
             model = choice.path
         model = resolve_model_path(model)
 
-        from atomlens._shared.device import check_device
+        from atomlens._shared.device import check_device, check_precision
         from atomlens._shared.validate import validate_pixel_size
         from atomlens.locate.atoms import check_positions
         from atomlens.pipeline.contrast import check_contrast
@@ -137,6 +145,7 @@ def find(
         check_positions(positions, name="--positions")
         check_contrast(contrast, name="--contrast")
         check_device(device, name="--device")
+        check_precision(precision, name="--precision")
         p_real_cut_value = p_real_cut(p_real_min)
         FindSettings(
             threshold=threshold,
@@ -165,6 +174,7 @@ def find(
                 pixel_size=sizes,
                 signal=signal,
                 device=device,
+                precision=precision,
                 threshold=threshold,
                 min_separation_A=min_separation,
                 p_min=p_min,

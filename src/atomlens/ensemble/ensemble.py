@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from atomlens._shared.atomic import atomic_directory
-from atomlens._shared.device import resolve_device
+from atomlens._shared.device import Precision, inference_dtype, resolve_device
 from atomlens._shared.timing import stage
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.ensemble.calibration import Calibration
@@ -214,6 +214,7 @@ class Ensemble:
         pixel_size: float,
         device: str | torch.device = "cpu",
         mode: Mode = "auto",
+        precision: Precision = "auto",
         tile: int | None = None,
         overlap: int | None = None,
         batch_size: int = 8,
@@ -226,6 +227,11 @@ class Ensemble:
         the other on each tile batch (no weights are reloaded). ``"auto"`` picks vectorised
         on CUDA and sequential on CPU, where batching members does not reduce the
         arithmetic and measured slower (``benchmarks/ensemble_speed.py``).
+
+        ``precision`` is the forward passes' arithmetic: ``"auto"`` is bfloat16 on CUDA and
+        on CPUs with AMX bfloat16 units, float32 elsewhere
+        (:func:`atomlens._shared.device.inference_dtype`); ``"float32"`` gives the same
+        maps on every machine.
 
         ``tile`` is the tile side [px at the model's sampling]; None (the default) takes
         the whole image up to 512 px a side and otherwise the fewest tiles of at most that
@@ -242,7 +248,7 @@ class Ensemble:
         arch = self.config.architecture
         k1 = arch.n_classes + 1
         n = len(self)
-        use_amp = dev.type == "cuda"
+        amp = inference_dtype(precision, dev)
         if mode == "vectorized":
             forward = self._vectorized(dev)
         else:
@@ -254,7 +260,7 @@ class Ensemble:
                 return torch.stack([net(batch).contiguous() for net in nets])
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
+            with torch.autocast(dev.type, enabled=amp is not None, dtype=amp or torch.bfloat16):
                 logits = forward(batch).float()  # (N, B, K + 1, T, T)
             p = torch.softmax(logits, dim=2)
             return p.transpose(0, 1).reshape(batch.shape[0], n * k1, *batch.shape[-2:])
@@ -406,6 +412,7 @@ class Model(Ensemble):
         *,
         pixel_size: float,
         device: str | torch.device = "cpu",
+        precision: Precision = "auto",
         tile: int | None = None,
         overlap: int | None = None,
         batch_size: int = 8,
@@ -424,6 +431,8 @@ class Model(Ensemble):
             Its pixel size [Å/px].
         device : str or torch.device
             ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        precision : {"auto", "float32", "bfloat16"}
+            The forward pass's arithmetic (:meth:`Ensemble.predict_members`).
         tile, overlap : int
             Tile side and overlap at the model's sampling [px]; the tile defaults to the
             whole image up to 512 px a side, else the fewest tiles of at most that
@@ -445,11 +454,11 @@ class Model(Ensemble):
         (net,) = self._sequential(dev)
         arch = self.config.architecture
         ov = overlap if overlap is not None else arch.receptive_field_px()
-        use_amp = dev.type == "cuda"
+        amp = inference_dtype(precision, dev)
         fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
         def run(batch: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
+            with torch.autocast(dev.type, enabled=amp is not None, dtype=amp or torch.bfloat16):
                 logits = net(batch.contiguous(memory_format=fmt)).float().contiguous()
                 return torch.softmax(logits, dim=1)
 

@@ -20,7 +20,7 @@ __all__ = ["find_frames"]
 _WORKER_MODELS: dict[str, Ensemble] = {}
 
 #: What :func:`find_frames` passes on to each frame's :func:`atomlens.pipeline.find`.
-FRAME_OPTIONS = {"device", "mode", "tile", "batch_size"}
+FRAME_OPTIONS = {"device", "precision", "mode", "tile", "batch_size"}
 
 
 def _find_chunk(
@@ -72,7 +72,7 @@ def find_frames(
     progress : bool or callable
         Progress bar over chunks (in-process only).
     **kwargs
-        ``device``, ``mode``, ``tile``, ``batch_size`` (as in
+        ``device``, ``precision``, ``mode``, ``tile``, ``batch_size`` (as in
         :func:`atomlens.pipeline.find`), or the settings one by one (``threshold``,
         ``min_separation_A``, ``p_min``, ``p_real_min``, ``refine``, ``positions``).
 

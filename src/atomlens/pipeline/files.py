@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from atomlens._shared.atomic import atomic_directory, check_output_directory
-from atomlens._shared.device import resolve_device
+from atomlens._shared.device import (
+    Precision,
+    check_precision,
+    inference_precision,
+    resolve_device,
+)
 from atomlens.ensemble import Ensemble, as_ensemble
 from atomlens.io import Image, check_frame, expand_inputs
 from atomlens.io.tables import TableWriter, limit_heap_growth, read_table, unrefined_phrase
@@ -118,6 +123,7 @@ def find_files(
     signal: str | int | None = None,
     settings: FindSettings | None = None,
     device: str = "auto",
+    precision: Precision = "auto",
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     p_min: float = 0.5,
@@ -169,7 +175,7 @@ def find_files(
     settings : FindSettings, optional
         The locate settings at once; then leave ``threshold`` … ``positions`` at their
         defaults.
-    device, threshold, min_separation_A, p_min, p_real_min, positions, contrast, regions
+    device, precision, threshold, min_separation_A, p_min, p_real_min, positions, contrast, regions
         As in :func:`atomlens.pipeline.find`; ``contrast="auto"`` is decided once per file
         (from its signal type, or else its first frame) and recorded in ``files`` and the
         report.
@@ -202,6 +208,7 @@ def find_files(
         contrast=contrast,
         regions=regions,
     )
+    check_precision(precision)
     check_output_directory(out, overwrite=overwrite)
     if model is None:
         choice = default_model_for(inputs, contrast=cfg.contrast, signal=signal)
@@ -233,6 +240,7 @@ def find_files(
         "positions": cfg.positions,
         "members": len(ens),
         "device": str(dev),
+        "precision": inference_precision(precision, dev),
     }
     if total > 1:
         limit_heap_growth()
@@ -250,13 +258,13 @@ def find_files(
                 )
                 fcfg = replace(cfg, contrast=dec.atoms)  # one polarity for all its frames
                 if client is not None:
-                    w.atoms.write(_on_cluster(im, model, client, chunk, dev, fcfg))
+                    w.atoms.write(_on_cluster(im, model, client, chunk, dev, fcfg, precision))
                     w.advance(im.n_frames)
                 frames = im.n_frames if client is None else int(report)
                 prefix = "" if single else f"{stem}."
                 warnings: list[str] = []
                 for i in range(frames):
-                    res, frame = _find_frame_of(im, i, ens, fcfg, dev)
+                    res, frame = _find_frame_of(im, i, ens, fcfg, dev, precision)
                     if client is None:
                         w.write(im, i, stem, res)
                     if i == 0:  # one look per file: a stack is one sample
@@ -349,14 +357,17 @@ def _model_name(ens: Ensemble) -> str:
 
 
 def _find_frame_of(
-    im: Image, i: int, ens: Ensemble, cfg: FindSettings, dev: Any
+    im: Image, i: int, ens: Ensemble, cfg: FindSettings, dev: Any, precision: Precision
 ) -> tuple[FindResult, np.ndarray]:
     """The result of frame ``i`` of ``im`` and the frame; errors name the file."""
     frame = im.frame(i)
     if im.is_stack:
         check_frame(frame, im.path, f"frame {i}")
     try:
-        return find_frame(frame, ens, settings=cfg, pixel_size=im.pixel_size, device=dev), frame
+        res = find_frame(
+            frame, ens, settings=cfg, pixel_size=im.pixel_size, device=dev, precision=precision
+        )
+        return res, frame
     except ValueError as exc:
         if str(exc).startswith(str(im.path)):
             raise
@@ -364,7 +375,13 @@ def _find_frame_of(
 
 
 def _on_cluster(
-    im: Image, model: Any, client: Any, chunk: int, dev: Any, cfg: FindSettings
+    im: Image,
+    model: Any,
+    client: Any,
+    chunk: int,
+    dev: Any,
+    cfg: FindSettings,
+    precision: Precision,
 ) -> pd.DataFrame:
     frames = im.data if im.is_stack else np.asarray(im.data)[None]
     t = find_frames(
@@ -375,6 +392,7 @@ def _on_cluster(
         client=client,
         chunk=chunk,
         device=str(dev),
+        precision=precision,
     )
     if len(t) == 0:
         return t
