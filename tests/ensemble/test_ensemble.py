@@ -103,8 +103,9 @@ def test_merge_keeps_one_point_per_member_per_atom():
 def test_vectorized_and_sequential_agree(tiny_model):
     ens = _members_of(tiny_model, 3)
     im = simulate_image("graphene", shape=96, pixel_size=0.1, rng=4).image
-    a = ens.predict_members(im, pixel_size=0.1, mode="vectorized")
-    b = ens.predict_members(im, pixel_size=0.1, mode="sequential")
+    # float32: bfloat16 (precision="auto" on CPUs with AMX) rounds each path its own way
+    a = ens.predict_members(im, pixel_size=0.1, mode="vectorized", precision="float32")
+    b = ens.predict_members(im, pixel_size=0.1, mode="sequential", precision="float32")
     assert a.shape == (3, 2, 96, 96)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert not np.allclose(a[0], a[1])  # the members differ
@@ -373,9 +374,9 @@ def test_inference_copies_follow_the_members_weights_and_leave_them_as_they_are(
     x, _ = ens.prepare(im, pixel_size=ps)
     with torch.no_grad():
         plain = torch.softmax(ens.networks[0](torch.from_numpy(x)[None]), dim=1)[0].numpy()
-    maps = ens.predict_members(im, pixel_size=ps, mode="sequential")
+    maps = ens.predict_members(im, pixel_size=ps, mode="sequential", precision="float32")
     np.testing.assert_allclose(maps[0], plain, atol=1e-5)
     ens.networks[0].load_state_dict(ens.networks[1].state_dict())  # member 0 := member 1
-    again = ens.predict_members(im, pixel_size=ps, mode="sequential")
+    again = ens.predict_members(im, pixel_size=ps, mode="sequential", precision="float32")
     np.testing.assert_allclose(again[0], maps[1], atol=1e-6)
     assert all(p.is_contiguous() for net in ens.networks for p in net.parameters())

@@ -220,6 +220,7 @@ def locate_atoms(
     contrast: Literal["auto", "bright", "dark"] = "auto",
     positions: Positions = "auto",
     sigma_model: SigmaModel | None = None,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """Turn per-pixel class probabilities into atoms with sub-pixel positions.
 
@@ -281,6 +282,10 @@ def locate_atoms(
         on the tiling (group normalisation sees each tile). The figures of each choice,
         on simulated conditions and real crystals, are printed by
         ``benchmarks/refine_positions.py`` and kept in the README ("Positions").
+    sigma_model : SigmaModel, optional
+        How σ is made of its parts; the uncalibrated default if None.
+    threads : int
+        CPU threads for the fit (:func:`atomlens.locate.refine_gaussian`).
 
     Returns
     -------
@@ -321,6 +326,7 @@ def locate_atoms(
         contrast=contrast,
         positions=positions,
         sigma_model=sigma_model,
+        threads=threads,
     )
 
 
@@ -363,6 +369,7 @@ def atoms_from_starts(
     extra: dict[str, np.ndarray] | None = None,
     positions: Positions = "auto",
     sigma_model: SigmaModel | None = None,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """Classes, refinement and the atoms table for given start positions (see
     :func:`locate_atoms`); ``extra`` columns (one value per start) ride along, and
@@ -429,7 +436,9 @@ def atoms_from_starts(
             radius = max(2.0, fit_radius_A / ps)
             s = radius / 3.0
         with stage("refinement"):
-            fit = refine_gaussian(img, start, radius_px=radius, width_px=s, groups=cls_idx)
+            fit = refine_gaussian(
+                img, start, radius_px=radius, width_px=s, groups=cls_idx, threads=threads
+            )
         final = fit.xy
         cols.update(
             intensity=np.where(fit.fitted, fit.intensity, 2 * np.pi * fit.signal * fit.width**2),

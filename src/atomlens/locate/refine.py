@@ -19,9 +19,13 @@ The position uncertainty is the fit's own: ``χ²_red · (JᵀWJ)⁻¹``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -273,6 +277,7 @@ def refine_gaussian(
     iterations: int = 2,
     width_prior: float | None = 0.2,
     groups: np.ndarray | None = None,
+    threads: int = 1,
 ) -> GaussianFit:
     """Refine atom positions by a batched Gaussian fit on the raw image.
 
@@ -302,6 +307,14 @@ def refine_gaussian(
         patch, drags the position with it. ``None``: widths free.
     groups : ndarray of shape (N,), optional
         Group (e.g. class index) of each atom for the width prior; one group if omitted.
+    threads : int
+        With more than one (and at least :data:`STRIP_ATOMS` atoms per thread), the atoms
+        are fitted in horizontal strips, one per thread, each with the atoms within reach
+        of its edges fitted along as neighbours and then dropped: numpy computes the
+        strips at once. They learn one variance model together (from the atoms each
+        owns, in this thread), and the width prior per strip, so positions and σ differ
+        from one fit of all atoms by float rounding and the strips' own median widths
+        (``benchmarks/speed.py``).
 
     Returns
     -------
@@ -320,10 +333,142 @@ def refine_gaussian(
     if img.ndim != 2:
         raise ValueError(f"image must be 2-D (H, W), got shape {img.shape}.")
     pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    n = len(pts)
-    h, w = img.shape
     if not radius_px >= 1:
         raise ValueError(f"radius_px must be at least 1 px, got {radius_px!r}.")
+    if not (isinstance(threads, int | np.integer) and threads >= 1):
+        raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
+    opts = {
+        "radius_px": radius_px,
+        "width_px": width_px,
+        "neighbours": neighbours,
+        "weighted": weighted,
+        "rounds": rounds,
+        "iterations": iterations,
+        "width_prior": width_prior,
+    }
+    grp = None if groups is None else np.asarray(groups).reshape(len(pts))
+    n_strips = min(int(threads), len(pts) // STRIP_ATOMS)
+    if n_strips > 1:
+        return _refine_in_strips(img, pts, grp, n_strips, opts)
+    return _refine(img, pts, grp, **opts)
+
+
+#: Fewest atoms per strip of a threaded :func:`refine_gaussian`: below it the strips'
+#: overhead (their neighbours fitted twice, threads started) outweighs the gain.
+STRIP_ATOMS = 1000
+
+
+def _refine_in_strips(
+    img: np.ndarray, pts: np.ndarray, groups: np.ndarray | None, n_strips: int, opts: dict
+) -> GaussianFit:
+    """:func:`_refine` on ``n_strips`` horizontal strips of atoms at once, each with the
+    atoms within reach of its edges (their disks, or the wider squares their neighbours
+    are rendered on) fitted along as neighbours; every atom's result from its own strip.
+    The strips learn one variance model together, from the atoms each owns."""
+    s0 = opts["width_px"] if opts["width_px"] is not None else opts["radius_px"] / 2.0
+    # an atom's fit reaches its neighbours' Gaussians out to this distance; the atoms so
+    # far beyond a strip's edge are fitted along too, so that those next to the edge have
+    # their own neighbours as well (with one reach the seam's atoms moved by up to 0.02 px)
+    reach = math.ceil(max(opts["radius_px"], 3.0 * s0)) + math.floor(opts["radius_px"]) + 2
+    reach *= 2
+    y = pts[:, 1]
+    edges = np.quantile(y, np.linspace(0, 1, n_strips + 1))
+    edges[0], edges[-1] = -np.inf, np.inf
+    owner = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, n_strips - 1)
+    jobs = []
+    for k in range(n_strips):
+        lo, hi = edges[k] - reach, edges[k + 1] + reach
+        sel = np.flatnonzero((y >= lo) & (y < hi) | (owner == k))
+        jobs.append(sel)
+
+    steps = [
+        _refine_steps(
+            img, pts[sel], None if groups is None else groups[sel], owned=owner[sel] == k, **opts
+        )
+        for k, sel in enumerate(jobs)
+    ]
+
+    def advance(k: int, answer: tuple | None) -> tuple[bool, object]:
+        """Run strip k to its next request (True, request) or its end (False, fit)."""
+        try:
+            return True, (next(steps[k]) if answer is None else steps[k].send(answer))
+        except StopIteration as done:
+            return False, done.value
+
+    with ThreadPoolExecutor(n_strips) as pool:
+        states = list(pool.map(advance, range(n_strips), [None] * n_strips))
+        while any(asks for asks, _ in states):
+            # every strip asks at the same steps (they depend on rounds and weighted only);
+            # one variance model from the atoms each strip owns, as one fit would learn it
+            answer = _fit_variance([req for _, req in states], pool)  # type: ignore[misc]
+            states = list(pool.map(advance, range(n_strips), [answer] * n_strips))
+    fits: list[GaussianFit] = [fit for _, fit in states]  # type: ignore[misc]
+    n = len(pts)
+    out: dict[str, np.ndarray] = {}
+    for k, (f, sel) in enumerate(zip(fits, jobs, strict=True)):
+        own = owner[sel] == k
+        for name in _PER_ATOM:
+            v = getattr(f, name)
+            if name not in out:
+                out[name] = np.empty((n, *v.shape[1:]), dtype=v.dtype)
+            out[name][sel[own]] = v[own]
+    # the variance model is the strips' common one
+    return GaussianFit(**out, gain=fits[0].gain, read_variance=fits[0].read_variance)
+
+
+_PER_ATOM = (
+    "xy",
+    "sigma_xy",
+    "amplitude",
+    "width",
+    "background",
+    "intensity",
+    "fitted",
+    "near_edge",
+    "chi2",
+    "signal",
+    "signal_sigma",
+    "crlb_xy",
+)
+
+
+def _refine(img: np.ndarray, pts: np.ndarray, groups: np.ndarray | None, **opts) -> GaussianFit:
+    """:func:`refine_gaussian` of all ``pts`` in one computation (checked arguments)."""
+    steps = _refine_steps(img, pts, groups, **opts)
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(_fit_variance([request]))
+    except StopIteration as done:
+        return done.value
+
+
+def _refine_steps(
+    img: np.ndarray,
+    pts: np.ndarray,
+    groups: np.ndarray | None,
+    *,
+    radius_px: float,
+    width_px: float | None,
+    neighbours: bool,
+    weighted: bool,
+    rounds: int,
+    iterations: int,
+    width_prior: float | None,
+    owned: np.ndarray | None = None,
+) -> Generator[_VarianceMoments, tuple[float, float, float, float], GaussianFit]:
+    """The fit of :func:`_refine` as a generator that yields where it needs the variance
+    model: the moments of its pixels (of the atoms ``owned``, all if None), whose
+    :func:`_fit_variance` is sent back; so strips of atoms fitted at once share one
+    model, learnt from all of them."""
+
+    def _moments(model: np.ndarray, res: np.ndarray, use: np.ndarray) -> _VarianceMoments:
+        if owned is None:
+            return _VarianceMoments(model, res, use)
+        return _VarianceMoments(model[owned], res[owned], use[owned])
+
+    n = len(pts)
+    h, w = img.shape
     s0 = float(width_px) if width_px is not None else radius_px / 2.0
     if n == 0:
         empty = np.zeros((0,))
@@ -426,7 +571,7 @@ def refine_gaussian(
         if weighted and rnd > 0:
             model = own + theta[:, _B, None].astype(_F) + others
             use = valid & sane[:, None]
-            read_var, gain, quad, floor = _variance_model(model, res, use if use.any() else valid)
+            read_var, gain, quad, floor = yield _moments(model, res, use if use.any() else valid)
             var = np.maximum(read_var + gain * model + quad * model * model, shot_floor(model))
             weights = np.where(valid, 1.0 / np.maximum(var, floor), 0.0).astype(_F)
         prior_s, prior_w = None, None
@@ -484,7 +629,7 @@ def refine_gaussian(
         sane = _sane(theta, theta0, radius_px, span)
         model = own + theta[:, _B, None].astype(_F) + others
         use = valid & sane[:, None]
-        read_var, gain, quad, floor = _variance_model(model, res, use if use.any() else valid)
+        read_var, gain, quad, floor = yield _moments(model, res, use if use.any() else valid)
         var = np.maximum(read_var + gain * model + quad * model * model, shot_floor(model))
         weights = np.where(valid, 1.0 / np.maximum(var, floor), 0.0).astype(_F)
 
@@ -617,69 +762,116 @@ def _variance_model(
       image a minority of such fits made the variance 5× that of the median atom, whose
       reduced χ² came out 0.2 and its significance a fifth of what it is.
     """
-    use = use & np.isfinite(res) & np.isfinite(model)
-    n_pix = use.sum(axis=1)
+    return _fit_variance([_VarianceMoments(model, res, use)])
+
+
+class _VarianceMoments:
+    """One share of the pixels of :func:`_variance_model` (a strip's atoms), gathered once:
+    its per-pixel moments and per-atom pixel counts. :func:`_fit_variance` sums the shares'
+    moments (each share's sums in its own thread) where one fit of all pixels would sum
+    them all at once."""
+
+    def __init__(self, model: np.ndarray, res: np.ndarray, use: np.ndarray) -> None:
+        use = use & np.isfinite(res) & np.isfinite(model)
+        self.n_pix = use.sum(axis=1)
+        self.has = self.n_pix > 0
+        # The used pixels only, as 1-D arrays; row-major, so each atom's pixels are
+        # contiguous and start where the cumulative count says.
+        r2 = np.square(res[use].astype(np.float64))
+        m = model[use].astype(np.float64)
+        self.r2, self.m = r2, m
+        self.first = (np.cumsum(self.n_pix) - self.n_pix)[self.has]
+        self.atom = np.repeat(np.arange(len(self.n_pix)), self.n_pix)
+        # The per-pixel factors of the weighted normal equations of y = r² on 1, m, m²,
+        # built once: each IRLS step is then one pass of the weights over them (one
+        # einsum) where products and sums of temporaries took 17 passes; with the used
+        # pixels gathered once, the whole variance model 1.7× faster (measured, 4000
+        # atoms). np.einsum, not a matrix product: OpenBLAS's threaded gemv and ddot took
+        # 10-50× longer whenever another process held a core (0.3 → 8-15 ms, measured),
+        # einsum does not thread. m stays unscaled here; the moments are scaled after
+        # summing.
+        mom = np.empty((8, m.size))
+        mom[0] = 1.0
+        mom[1] = m
+        np.multiply(m, m, out=mom[2])
+        np.multiply(mom[2], m, out=mom[3])
+        np.multiply(mom[2], mom[2], out=mom[4])
+        mom[5] = r2
+        np.multiply(r2, m, out=mom[6])
+        np.multiply(r2, mom[2], out=mom[7])
+        self.mom = mom
+        self.var = np.empty_like(m)
+        self.sel: np.ndarray | None = None
+
+    def variance(self, c: np.ndarray, floor: float) -> np.ndarray:
+        v = np.multiply(self.m, c[2], out=self.var)
+        v += c[1]
+        v *= self.m
+        v += c[0]
+        return np.maximum(v, floor, out=v)
+
+    def select(self, keep: np.ndarray) -> tuple[float, float]:
+        """Use the pixels of the atoms ``keep`` says; their count and Σ m²."""
+        self.sel = None if keep.all() else keep[self.atom].astype(np.float64)
+        if self.sel is None:
+            return float(self.m.size), float(self.mom[2].sum())
+        return float(self.sel.sum()), float(np.einsum("j,j->", self.sel, self.mom[2]))
+
+    def sums(self, c: np.ndarray, floor: float) -> np.ndarray:
+        """Σ of the 8 moments weighted by 1 / var² under coefficients ``c`` (unscaled)."""
+        w = np.square(self.variance(c, floor), out=self.var)
+        np.reciprocal(w, out=w)  # 1 / var²
+        if self.sel is not None:
+            w *= self.sel
+        return np.einsum("ij,j->i", self.mom, w)
+
+    def chi2(self, c: np.ndarray, floor: float) -> np.ndarray:
+        """Each atom's reduced χ² under coefficients ``c``."""
+        chi2 = np.zeros(len(self.n_pix))
+        if self.r2.size:
+            chi2[self.has] = np.add.reduceat(self.r2 / self.variance(c, floor), self.first)
+        return chi2 / np.maximum(self.n_pix - 5, 1)
+
+
+def _fit_variance(
+    parts: list[_VarianceMoments], pool: ThreadPoolExecutor | None = None
+) -> tuple[float, float, float, float]:
+    """:func:`_variance_model` of the pixels of all ``parts`` (their sums in ``pool``'s
+    threads when given: the strips of :func:`_refine_in_strips`)."""
+
+    def each(fn: Callable[[_VarianceMoments, slice], Any]) -> list[Any]:
+        """``fn(part, its atoms' slice of the pooled per-atom arrays)`` for every part."""
+        spans = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        if pool is not None and len(parts) > 1:
+            return list(pool.map(fn, parts, spans))
+        return [fn(p, sl) for p, sl in zip(parts, spans, strict=True)]
+
+    bounds = np.cumsum([0] + [len(p.n_pix) for p in parts])
+    n_pix = np.concatenate([p.n_pix for p in parts])
     has = n_pix > 0
-    # The used pixels only, as 1-D arrays; row-major, so each atom's pixels are contiguous
-    # and start where the cumulative count says.
-    r2 = np.square(res[use].astype(np.float64))
-    m = model[use].astype(np.float64)
-    first = (np.cumsum(n_pix) - n_pix)[has]
-    atom = np.repeat(np.arange(len(n_pix)), n_pix)
-    scale = float(np.median(r2)) / 0.455 if r2.size else 1.0  # median of χ²₁
-    scale = scale if scale > 0 else (float(r2.mean()) if r2.size else 0.0) or 1.0
+    r2_all = parts[0].r2 if len(parts) == 1 else np.concatenate([p.r2 for p in parts])
+    scale = float(np.median(r2_all)) / 0.455 if r2_all.size else 1.0  # median of χ²₁
+    scale = scale if scale > 0 else (float(r2_all.mean()) if r2_all.size else 0.0) or 1.0
     floor = 1e-3 * scale
     # a reduced χ² of an atom beyond this is misfit, not noise (≥ 4 standard deviations)
     limit = 1.0 + np.maximum(1.0, 4.0 * np.sqrt(2.0 / np.maximum(n_pix - 5, 1)))
     keep = has.copy()
     coef = np.array([scale, 0.0, 0.0])
-    # The per-pixel factors of the weighted normal equations of y = r² on 1, m, m², built
-    # once: each IRLS step is then one pass of the weights over them (one einsum) where
-    # products and sums of temporaries took 17 passes; with the used pixels gathered once,
-    # the whole variance model 1.7× faster (measured, 4000 atoms). np.einsum, not a matrix
-    # product: OpenBLAS's threaded gemv and ddot took 10-50× longer whenever another
-    # process held a core (0.3 → 8-15 ms, measured), einsum does not thread. m stays
-    # unscaled here; the moments are scaled after summing.
-    mom = np.empty((8, m.size))
-    mom[0] = 1.0
-    mom[1] = m
-    np.multiply(m, m, out=mom[2])
-    np.multiply(mom[2], m, out=mom[3])
-    np.multiply(mom[2], mom[2], out=mom[4])
-    mom[5] = r2
-    np.multiply(r2, m, out=mom[6])
-    np.multiply(r2, mom[2], out=mom[7])
-
-    def variance(c: np.ndarray) -> np.ndarray:
-        v = np.multiply(m, c[2])
-        v += c[1]
-        v *= m
-        v += c[0]
-        return np.maximum(v, floor, out=v)
-
-    var = variance(coef)
+    chi2 = np.zeros(len(n_pix))
     for _ in range(4):
-        sel = None if keep.all() else keep[atom].astype(np.float64)
-        count = m.size if sel is None else float(sel.sum())
+        counted = each(lambda p, sl, k=keep: p.select(k[sl]))
+        count = sum(c for c, _ in counted)
+        m2_sum = sum(v for _, v in counted)
         # m in units of its rms for conditioning (m² of 10⁵ counts is 10¹⁰);
         # non-negativity is unchanged by the scaling
-        m2_sum = mom[2].sum() if sel is None else np.einsum("j,j->", sel, mom[2])
         ms = float(np.sqrt(m2_sum / count)) if count else 1.0
         ms = ms if ms > 0 else 1.0
         powers = ms ** np.array([0, 1, 2, 3, 4, 0, 1, 2])
         for _ in range(3):
-            w = np.square(var, out=var)
-            np.reciprocal(w, out=w)  # 1 / var²
-            if sel is not None:
-                w *= sel
-            s = np.einsum("ij,j->i", mom, w) / powers
+            s = sum(each(lambda p, _, c=coef: p.sums(c, floor))) / powers
             g = np.array([[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]])
             coef = _nonneg_lstsq(g, s[5:]) / np.array([1.0, ms, ms * ms])
-            var = variance(coef)
-        chi2 = np.zeros(len(n_pix))
-        if r2.size:
-            chi2[has] = np.add.reduceat(r2 / var, first)
-        chi2 /= np.maximum(n_pix - 5, 1)
+        chi2 = np.concatenate(each(lambda p, _, c=coef: p.chi2(c, floor)))
         new_keep = has & (chi2 <= limit)
         if new_keep.sum() < max(1, 0.2 * has.sum()) or (new_keep == keep).all():
             break  # too few left to trust (then keep them all), or converged

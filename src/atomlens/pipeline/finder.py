@@ -491,6 +491,7 @@ def _find_frame(
         contrast=dec.atoms,
         positions=settings.positions,
         sigma_model=ens.calibration.sigma if calibrated and ens.calibration else None,
+        threads=torch.get_num_threads(),
     )
     if calibrated and ens.calibration is not None:
         with stage("sigma"):
@@ -726,6 +727,7 @@ def find_atoms(
         refine=cfg.refine,
         contrast=dec.atoms,
         positions=cfg.positions,
+        threads=torch.get_num_threads(),
     )
     logger.info("found %d atoms", len(atoms))
     return atoms
