@@ -312,9 +312,10 @@ def refine_gaussian(
         are fitted in horizontal strips, one per thread, each with the atoms within reach
         of its edges fitted along as neighbours and then dropped: numpy computes the
         strips at once. They learn one variance model together (from the atoms each
-        owns, in this thread), and the width prior per strip, so positions and σ differ
-        from one fit of all atoms by float rounding and the strips' own median widths
-        (``benchmarks/speed.py``).
+        owns; its sums spread over the threads); the width prior's median widths and the
+        limits of a sane fit are each strip's own, so positions and σ differ from one fit
+        of all atoms by that and float rounding (4,000 atoms on 2 threads: 1.4–1.6×
+        faster, 99 % within 2e-4 px, σ within 0.03 %; ``tests/locate/test_refine.py``).
 
     Returns
     -------
