@@ -429,6 +429,7 @@ def atoms_from_starts(
                     weighted=False,
                     rounds=1,
                     iterations=4,
+                    threads=threads,
                 )
             s = float(np.nanmedian(pre.width[pre.fitted])) if pre.fitted.any() else 0.2 * d_nn
             radius = float(np.clip(3.0 * s, 2.0, max(2.0, 0.9 * d_nn)))

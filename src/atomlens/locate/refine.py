@@ -890,6 +890,12 @@ def _fit_variance(
 def _nonneg_lstsq(g: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Least squares with non-negative coefficients from its normal equations ``G p = b``
     (3 unknowns): the best of the fits on every subset of the unknowns."""
+    try:  # an unconstrained minimum with no negative coefficient is the best of them all
+        full = np.linalg.solve(g, b)
+    except np.linalg.LinAlgError:
+        full = None
+    if full is not None and (full >= 0).all() and full @ g @ full - 2 * full @ b < 0:
+        return full
     best, best_cost = np.zeros(len(b)), 0.0
     for mask in range(1, 2 ** len(b)):
         idx = [i for i in range(len(b)) if mask >> i & 1]
