@@ -113,7 +113,7 @@ def test_two_threads_find_the_atoms_of_one(graphene, frame):
         two = find(frame.image, model=graphene, pixel_size=PS, precision="float32").atoms
     finally:
         torch.set_num_threads(before)
-    assert len(one) >= 2000  # two strips of ≥ 1,000 atoms
+    assert len(one) >= 2000  # two strips (of ≥ 1,000 atoms of 9² px patches)
     m = match_points(one[["x_px", "y_px"]].to_numpy(), two[["x_px", "y_px"]].to_numpy(), radius=1)
     assert len(m.pred_index) == len(one) == len(two)
     a, b = one.iloc[m.pred_index], two.iloc[m.true_index]

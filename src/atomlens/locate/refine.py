@@ -308,7 +308,8 @@ def refine_gaussian(
     groups : ndarray of shape (N,), optional
         Group (e.g. class index) of each atom for the width prior; one group if omitted.
     threads : int
-        With more than one (and at least :data:`STRIP_ATOMS` atoms per thread), the atoms
+        With more than one (and at least :data:`STRIP_PIXELS` patch pixels, atoms × the
+        fit patch, per thread), the atoms
         are fitted in horizontal strips, one per thread, each with the atoms within reach
         of its edges fitted along as neighbours and then dropped: numpy computes the
         strips at once. They learn one variance model together (from the atoms each
@@ -348,15 +349,17 @@ def refine_gaussian(
         "width_prior": width_prior,
     }
     grp = None if groups is None else np.asarray(groups).reshape(len(pts))
-    n_strips = min(int(threads), len(pts) // STRIP_ATOMS)
+    side = 2 * math.floor(radius_px) + 1
+    n_strips = min(int(threads), len(pts) * side * side // STRIP_PIXELS)
     if n_strips > 1:
         return _refine_in_strips(img, pts, grp, n_strips, opts)
     return _refine(img, pts, grp, **opts)
 
 
-#: Fewest atoms per strip of a threaded :func:`refine_gaussian`: below it the strips'
-#: overhead (their neighbours fitted twice, threads started) outweighs the gain.
-STRIP_ATOMS = 1000
+#: Fewest patch pixels (atoms × fit patch) per strip of a threaded :func:`refine_gaussian`
+#: (1,000 atoms of 9 × 9 px): below it the strips' overhead (their neighbours fitted twice,
+#: threads started) outweighs the gain.
+STRIP_PIXELS = 81_000
 
 
 def _refine_in_strips(
