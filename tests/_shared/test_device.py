@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from atomlens._shared.device import (
+    _cpu_has_amx_bf16,
     check_device,
     check_precision,
     inference_dtype,
@@ -54,8 +55,7 @@ def test_auto_precision_is_bfloat16_only_where_the_hardware_computes_it():
     assert inference_dtype("float32", cpu) is None and inference_dtype("float32", cuda) is None
     assert inference_dtype("bfloat16", cpu) is torch.bfloat16
     assert inference_dtype("auto", cuda) is torch.bfloat16  # as before: CUDA ran bfloat16
-    amx = torch.cpu.get_capabilities().get("amx_bf16", False)
-    assert inference_dtype("auto", cpu) is (torch.bfloat16 if amx else None)
+    assert inference_dtype("auto", cpu) is (torch.bfloat16 if _cpu_has_amx_bf16() else None)
     assert inference_dtype("auto", torch.device("mps")) is None
     with pytest.raises(ValueError, match="`precision` must be"):
         inference_dtype("half", cpu)

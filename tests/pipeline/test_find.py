@@ -181,3 +181,16 @@ def test_adapt_and_select_inputs_are_checked_when_read(tiny_model, tmp_path):
     np.save(tmp_path / "one.npy", np.random.default_rng(0).random((96, 96), np.float32))
     with pytest.raises(ValueError, match=r"one\.npy: at 5 Å/px .* up-sampled 20×"):
         read_frame_list([tmp_path / "one.npy"], model=tiny_model, pixel_size=5)
+
+
+def test_every_find_entry_point_refuses_an_unknown_precision():
+    from atomlens.pipeline import find_atoms, find_frames
+
+    im = np.zeros((64, 64), np.float32)
+    for call in (
+        lambda: find(im, model="graphene", pixel_size=0.2, precision="fp16"),
+        lambda: find_atoms(im, model="graphene", pixel_size=0.2, precision="fp16"),
+        lambda: find_frames(im[None], model="graphene", pixel_size=0.2, precision="fp16"),
+    ):
+        with pytest.raises(ValueError, match="`precision` must be 'auto', 'float32' or"):
+            call()

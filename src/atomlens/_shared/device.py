@@ -97,13 +97,17 @@ def check_precision(precision: object, /, *, name: str = "`precision`") -> None:
 
 @cache
 def _cpu_has_amx_bf16() -> bool:
+    """Whether this CPU has AMX bfloat16 units, as far as the installed torch can tell."""
     import torch
 
-    caps = getattr(torch.cpu, "get_capabilities", None)  # torch ≥ 2.6
-    if caps is None:
-        return False
     try:
-        return bool(caps().get("amx_bf16", False))
+        caps = getattr(torch.cpu, "get_capabilities", None)  # recent torch
+        if caps is not None:
+            return bool(caps().get("amx_bf16", False))
+        # older torch (2.2–2.x) says whether AMX tiles exist: those CPUs (Sapphire Rapids
+        # and later) compute bfloat16 on them
+        tile = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(tile()) if tile is not None else False
     except Exception:  # a probe: any failure means "not known to have it"
         return False
 
@@ -112,10 +116,11 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of inference on ``device``, None for plain float32.
 
     ``"auto"`` takes bfloat16 on CUDA and on CPUs with AMX bfloat16 units (Intel Xeon
-    since Sapphire Rapids), where oneDNN's convolutions ran the bundled members 2–3.5×
-    faster than float32 and placed atoms within 0.025 px of float32's in 99 % of cases
-    (``benchmarks/speed.py``); float32 on other CPUs (bfloat16 without those units is
-    emulated and not known to be faster) and on other devices.
+    since Sapphire Rapids), where the bundled graphene members' network stage of a 512²
+    px frame took 0.4–0.6 s instead of 1.1–1.7 s and placed atoms within 0.004–0.025 px
+    of float32's in 99 % of cases (``benchmarks/speed.py``, ``docs/tutorials/speed.md``);
+    float32 on other CPUs (bfloat16 without those units is emulated and not known to be
+    faster) and on other devices.
 
     Raises
     ------

@@ -102,7 +102,7 @@ def find(
         str,
         typer.Option(
             help="The networks' arithmetic: auto (bfloat16 on CUDA and on CPUs with AMX "
-            "bfloat16 units, float32 elsewhere), float32 (the same atoms on every machine) "
+            "bfloat16 units, float32 elsewhere), float32 (float32 maps on every machine) "
             "or bfloat16.",
         ),
     ] = "auto",

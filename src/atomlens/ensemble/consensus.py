@@ -166,6 +166,8 @@ def consensus_atoms(
     check_positions(positions)
     if not 0 < p_min <= 1:
         raise ValueError(f"p_min must be within (0, 1], got {p_min!r}.")
+    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
+        raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
     maps = np.asarray(member_maps, dtype=np.float32)
     n = len(maps)
     min_sep_px = min_separation_A / ps

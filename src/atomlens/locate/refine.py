@@ -337,7 +337,7 @@ def refine_gaussian(
     pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     if not radius_px >= 1:
         raise ValueError(f"radius_px must be at least 1 px, got {radius_px!r}.")
-    if not (isinstance(threads, int | np.integer) and threads >= 1):
+    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
         raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
     opts = {
         "radius_px": radius_px,
@@ -376,9 +376,17 @@ def _refine_in_strips(
     reach = math.ceil(max(opts["radius_px"], 3.0 * s0)) + math.floor(opts["radius_px"]) + 2
     reach *= 2
     y = pts[:, 1]
-    edges = np.quantile(y, np.linspace(0, 1, n_strips + 1))
+    finite = np.isfinite(y)
+    if finite.sum() < n_strips:
+        return _refine(img, pts, groups, **opts)
+    edges = np.quantile(y[finite], np.linspace(0, 1, n_strips + 1))
     edges[0], edges[-1] = -np.inf, np.inf
+    # atoms without a finite position go to the last strip (their fits are rejected)
     owner = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, n_strips - 1)
+    owner[~finite] = n_strips - 1
+    if np.bincount(owner, minlength=n_strips).min() < len(pts) / (2 * n_strips):
+        # atoms bunched in rows (strips whose edges coincide): no gain, only halos
+        return _refine(img, pts, groups, **opts)
     jobs = []
     for k in range(n_strips):
         lo, hi = edges[k] - reach, edges[k + 1] + reach
@@ -402,9 +410,11 @@ def _refine_in_strips(
     with ThreadPoolExecutor(n_strips) as pool:
         states = list(pool.map(advance, range(n_strips), [None] * n_strips))
         while any(asks for asks, _ in states):
-            # every strip asks at the same steps (they depend on rounds and weighted only);
-            # one variance model from the atoms each strip owns, as one fit would learn it
-            answer = _fit_variance([req for _, req in states], pool)  # type: ignore[misc]
+            # every strip asks at the same steps (they depend on rounds and weighted only),
+            # and is answered from the atoms every strip owns, as one fit would be
+            if not all(asks for asks, _ in states):
+                raise RuntimeError("the strips of a threaded fit fell out of step")
+            answer = _answer([req for _, req in states], pool)
             states = list(pool.map(advance, range(n_strips), [answer] * n_strips))
     fits: list[GaussianFit] = [fit for _, fit in states]  # type: ignore[misc]
     n = len(pts)
@@ -442,9 +452,28 @@ def _refine(img: np.ndarray, pts: np.ndarray, groups: np.ndarray | None, **opts)
     try:
         request = next(steps)
         while True:
-            request = steps.send(_fit_variance([request]))
+            request = steps.send(_answer([request]))
     except StopIteration as done:
         return done.value
+
+
+class _Squares:
+    """A request of :func:`_refine_steps` for the mean square of residuals (of unweighted
+    fits): the squared residuals of the pixels that count, of the atoms it owns."""
+
+    def __init__(self, squares: np.ndarray) -> None:
+        self.squares = squares
+
+
+def _answer(
+    requests: list, pool: ThreadPoolExecutor | None = None
+) -> tuple[float, float, float, float] | float:
+    """What the strips' (or one fit's) ``requests`` ask for, from all of them together."""
+    if isinstance(requests[0], _Squares):
+        sq = [r.squares for r in requests]
+        sq_all = sq[0] if len(sq) == 1 else np.concatenate(sq)
+        return float(sq_all.mean()) if sq_all.size else 1.0
+    return _fit_variance(requests, pool)
 
 
 def _refine_steps(
@@ -460,11 +489,12 @@ def _refine_steps(
     iterations: int,
     width_prior: float | None,
     owned: np.ndarray | None = None,
-) -> Generator[_VarianceMoments, tuple[float, float, float, float], GaussianFit]:
-    """The fit of :func:`_refine` as a generator that yields where it needs the variance
-    model: the moments of its pixels (of the atoms ``owned``, all if None), whose
-    :func:`_fit_variance` is sent back; so strips of atoms fitted at once share one
-    model, learnt from all of them."""
+) -> Generator[_VarianceMoments | _Squares, Any, GaussianFit]:
+    """The fit of :func:`_refine` as a generator that yields where it needs the noise:
+    the variance model's moments of its pixels (:class:`_VarianceMoments`, answered by
+    :func:`_fit_variance`) or, unweighted, their squared residuals (:class:`_Squares`,
+    answered by their mean), of the atoms ``owned`` (all if None); so strips of atoms
+    fitted at once share one noise estimate, made from all of them."""
 
     def _moments(model: np.ndarray, res: np.ndarray, use: np.ndarray) -> _VarianceMoments:
         if owned is None:
@@ -665,7 +695,9 @@ def _refine_steps(
         # unit weights: the residuals' mean square is the variance the bound needs
         use = valid & fitted[:, None]
         use = use if use.any() else valid
-        mse = float((res * res)[use].mean()) if use.any() else 1.0
+        if owned is not None:
+            use = use & owned[:, None]
+        mse = yield _Squares((res * res)[use])
         weights = (valid / max(mse, 1e-30)).astype(_F)
     if neighbours and n > 1:
         # the neighbours as fitted: a rejected fit (drifted onto another column, or

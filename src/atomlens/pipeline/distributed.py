@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from atomlens._shared.device import check_precision
 from atomlens._shared.validate import validate_pixel_size
 from atomlens.ensemble import Ensemble
 from atomlens.pipeline.finder import find_frame
@@ -87,6 +88,7 @@ def find_frames(
     if unknown:
         raise TypeError(f"unknown options {unknown}; allowed: {sorted(allowed)}.")
     cfg = FindSettings.resolve(settings, **{k: v for k, v in kwargs.items() if k in setting_names})
+    check_precision(kwargs.get("precision", "auto"))  # here, not in the workers
     if np.ndim(frames) != 3:
         raise ValueError(f"frames must be (F, H, W), got shape {np.shape(frames)}.")
     ps = validate_pixel_size(pixel_size)

@@ -240,7 +240,10 @@ def find_files(
         "positions": cfg.positions,
         "members": len(ens),
         "device": str(dev),
-        "precision": inference_precision(precision, dev),
+        # with a cluster, "auto" is decided on each worker's own CPU
+        "precision": "auto (each worker's)"
+        if client is not None and precision == "auto"
+        else inference_precision(precision, dev),
     }
     if total > 1:
         limit_heap_growth()

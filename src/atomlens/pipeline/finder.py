@@ -306,9 +306,11 @@ def find(
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     precision : {"auto", "float32", "bfloat16"}
         The networks' arithmetic: "auto" is bfloat16 on CUDA and on CPUs with AMX
-        bfloat16 units (2–3.5× faster networks there; atoms within 0.025 px of float32's
-        in 99 % of cases, ``benchmarks/speed.py``), float32 elsewhere; "float32" gives the
-        same atoms on every machine.
+        bfloat16 units (there the network stage 2–3× faster, atoms within 0.004–0.025 px
+        of float32's in 99 % of cases: ``docs/tutorials/speed.md``), float32 elsewhere;
+        "float32" keeps the maps float32 on every machine. (The fit also depends on
+        torch's thread count, which it runs on: ``torch.set_num_threads(1)`` gives the
+        single-threaded numbers.)
     threshold, min_separation_A, p_min, p_real_min, refine, positions, contrast
         The locate settings (:class:`FindSettings`): minimum foreground probability,
         minimum distance between atoms [Å] (the model's default if None), share of members
@@ -636,6 +638,7 @@ def find_atoms(
     pixel_size: float,
     settings: FindSettings | None = None,
     device: str | torch.device = "cpu",
+    precision: Precision = "auto",
     threshold: float = 0.5,
     min_separation_A: float | None = None,
     refine: bool = True,
@@ -662,6 +665,8 @@ def find_atoms(
         ensemble of several members).
     device : str or torch.device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    precision : {"auto", "float32", "bfloat16"}
+        The network's arithmetic, as in :func:`find`.
     threshold, min_separation_A, refine, positions, contrast
         As in :func:`find`. A column the border cuts takes, with "network", the mean of
         the fit's centre and its cut disk's (:func:`atomlens.locate.locate_atoms`;
@@ -686,6 +691,7 @@ def find_atoms(
         contrast=contrast,
     )
     ps = validate_pixel_size(pixel_size)
+    check_precision(precision)
     if not isinstance(model, Model):
         ens = as_ensemble(model)
         if len(ens) > 1:
@@ -695,6 +701,7 @@ def find_atoms(
                 settings=cfg,
                 pixel_size=ps,
                 device=device,
+                precision=precision,
                 tile=tile,
                 batch_size=batch_size,
                 progress=progress,
@@ -708,6 +715,7 @@ def find_atoms(
         network_input(image, dec.atoms, mdl.config.contrast),
         pixel_size=ps,
         device=device,
+        precision=precision,
         tile=tile,
         batch_size=batch_size,
         progress=progress,
