@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +22,7 @@ __all__ = [
 #: Arithmetic of the networks' forward passes at inference: "auto" (bfloat16 where the
 #: hardware computes it natively, else float32), "float32" or "bfloat16".
 Precision = Literal["auto", "float32", "bfloat16"]
-PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 

@@ -230,8 +230,8 @@ class Ensemble:
 
         ``precision`` is the forward passes' arithmetic: ``"auto"`` is bfloat16 on CUDA and
         on CPUs with AMX bfloat16 units, float32 elsewhere
-        (:func:`atomlens._shared.device.inference_dtype`); ``"float32"`` gives the same
-        maps on every machine.
+        (:func:`atomlens._shared.device.inference_dtype`); ``"float32"`` keeps them float32
+        on every machine.
 
         ``tile`` is the tile side [px at the model's sampling]; None (the default) takes
         the whole image up to 512 px a side and otherwise the fewest tiles of at most that

@@ -356,6 +356,12 @@ def refine_gaussian(
     return _refine(img, pts, grp, **opts)
 
 
+def _render_reach(radius_px: float, s0: float) -> int:
+    """Half-side [px] of the square each atom's Gaussian is rendered on for its neighbours
+    (±3 starting widths, at least the fit radius)."""
+    return math.ceil(max(radius_px, 3.0 * s0))
+
+
 #: Fewest patch pixels (atoms × fit patch) per strip of a threaded :func:`refine_gaussian`
 #: (1,000 atoms of 9 × 9 px): below it the strips' overhead (their neighbours fitted twice,
 #: threads started) outweighs the gain.
@@ -369,11 +375,12 @@ def _refine_in_strips(
     atoms within reach of its edges (their disks, or the wider squares their neighbours
     are rendered on) fitted along as neighbours; every atom's result from its own strip.
     The strips learn one variance model together, from the atoms each owns."""
-    s0 = opts["width_px"] if opts["width_px"] is not None else opts["radius_px"] / 2.0
+    radius_px = opts["radius_px"]
+    s0 = opts["width_px"] if opts["width_px"] is not None else radius_px / 2.0
     # an atom's fit reaches its neighbours' Gaussians out to this distance; the atoms so
     # far beyond a strip's edge are fitted along too, so that those next to the edge have
     # their own neighbours as well (with one reach the seam's atoms moved by up to 0.02 px)
-    reach = math.ceil(max(opts["radius_px"], 3.0 * s0)) + math.floor(opts["radius_px"]) + 2
+    reach = _render_reach(radius_px, s0) + math.floor(radius_px) + 2
     reach *= 2
     y = pts[:, 1]
     finite = np.isfinite(y)
@@ -548,7 +555,7 @@ def _refine_steps(
     s_lo, s_hi = 0.25 * s0, 4.0 * s0
 
     # Neighbour rendering: each atom's Gaussian over a wider square (±3 s0 or more).
-    rr = int(math.ceil(max(radius_px, 3.0 * s0)))
+    rr = _render_reach(radius_px, s0)
 
     wide: _Patches | None = None
 
@@ -775,34 +782,8 @@ def _sane(theta: np.ndarray, theta0: np.ndarray, radius_px: float, span: float) 
         )
 
 
-def _variance_model(
-    model: np.ndarray, res: np.ndarray, use: np.ndarray
-) -> tuple[float, float, float, float]:
-    """Fit ``var = v₀ + g · m + q · m²`` to the squared residuals of the atoms whose fit
-    describes their pixels; returns v₀, g, q and the floor of the variance [image units²].
-
-    ``model``, ``res`` and ``use`` are (atoms, pixels): each pixel's model value, its
-    residual and whether it counts. Read noise + shot noise + a term in m² that soaks up
-    misfit common to all columns (a non-Gaussian probe, film texture), so that misfit does
-    not masquerade as shot noise. Three things keep it the noise of the good fits:
-
-    - the coefficients are fitted together under the constraint that none is negative
-      (clipping a negative one after an unconstrained fit left the others fitted for it:
-      on the 8-bit DyScO3 image the clipped model was 8× the residuals' variance);
-    - iteratively reweighted least squares with weights 1 / var² (r² of Gaussian noise
-      has variance 2 var²: the maximum-likelihood fit, not one ruled by the brightest
-      pixels);
-    - atoms whose own reduced χ² under the model is far above 1 (a column the Gaussian
-      does not describe: a dumbbell, an undetected column inside the disk) are left out
-      and the model refitted, so that they do not set everyone's noise: on the DyScO3
-      image a minority of such fits made the variance 5× that of the median atom, whose
-      reduced χ² came out 0.2 and its significance a fifth of what it is.
-    """
-    return _fit_variance([_VarianceMoments(model, res, use)])
-
-
 class _VarianceMoments:
-    """One share of the pixels of :func:`_variance_model` (a strip's atoms), gathered once:
+    """One share of the pixels of :func:`_fit_variance` (a strip's atoms), gathered once:
     its per-pixel moments and per-atom pixel counts. :func:`_fit_variance` sums the shares'
     moments (each share's sums in its own thread) where one fit of all pixels would sum
     them all at once."""
@@ -872,8 +853,28 @@ class _VarianceMoments:
 def _fit_variance(
     parts: list[_VarianceMoments], pool: ThreadPoolExecutor | None = None
 ) -> tuple[float, float, float, float]:
-    """:func:`_variance_model` of the pixels of all ``parts`` (their sums in ``pool``'s
-    threads when given: the strips of :func:`_refine_in_strips`)."""
+    """Fit ``var = v₀ + g · m + q · m²`` to the squared residuals of the atoms whose fit
+    describes their pixels; returns v₀, g, q and the floor of the variance [image units²].
+
+    The pixels are those of all ``parts`` (:class:`_VarianceMoments`: each atom's model
+    values, residuals and the pixels that count), their sums in ``pool``'s threads when
+    given (the strips of :func:`_refine_in_strips`). Read noise + shot noise + a term in
+    m² that soaks up misfit common to all columns (a non-Gaussian probe, film texture),
+    so that misfit does not masquerade as shot noise. Three things keep it the noise of
+    the good fits:
+
+    - the coefficients are fitted together under the constraint that none is negative
+      (clipping a negative one after an unconstrained fit left the others fitted for it:
+      on the 8-bit DyScO3 image the clipped model was 8× the residuals' variance);
+    - iteratively reweighted least squares with weights 1 / var² (r² of Gaussian noise
+      has variance 2 var²: the maximum-likelihood fit, not one ruled by the brightest
+      pixels);
+    - atoms whose own reduced χ² under the model is far above 1 (a column the Gaussian
+      does not describe: a dumbbell, an undetected column inside the disk) are left out
+      and the model refitted, so that they do not set everyone's noise: on the DyScO3
+      image a minority of such fits made the variance 5× that of the median atom, whose
+      reduced χ² came out 0.2 and its significance a fifth of what it is.
+    """
 
     def each(fn: Callable[[_VarianceMoments, slice], Any]) -> list[Any]:
         """``fn(part, its atoms' slice of the pooled per-atom arrays)`` for every part."""
