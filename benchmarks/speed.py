@@ -46,6 +46,7 @@ from torch import nn
 
 from atomlens.ensemble import Ensemble, Model, ModelConfig
 from atomlens.inference import inference_precision
+from atomlens.io.csv_text import write_csv
 from atomlens.locate import locate_atoms, refine_gaussian
 from atomlens.metrics import score_atoms
 from atomlens.nn import UNet, UNetConfig
@@ -150,7 +151,7 @@ def atomlens_find(
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "atoms.csv.part"
     # as `atomlens find` writes its atoms.csv (pipeline.files): 6 significant digits
-    res.atoms.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(res.atoms, tmp)
     os.replace(tmp, out / "atoms.csv")
     seconds = dict(res.seconds)
     seconds["write"] = time.perf_counter() - t

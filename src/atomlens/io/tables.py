@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from atomlens.io.csv_text import write_csv
+
 logger = logging.getLogger(__name__)
 
 _HEAP_SET = False
@@ -95,7 +97,7 @@ class TableWriter:
                         table[c] = table[c].astype(dt)
                     except (TypeError, ValueError):
                         pass
-        table.to_csv(self.csv, mode="a", header=self.rows == 0, index=False, float_format="%.6g")
+        write_csv(table, self.csv, mode="a", header=self.rows == 0)
         if self.parquet is not None:
             self._write_parquet(table)
         self.rows += len(table)

@@ -27,6 +27,7 @@ from atomlens._shared.device import (
 )
 from atomlens.ensemble import Ensemble, as_ensemble
 from atomlens.io import Image, check_frame, expand_inputs
+from atomlens.io.csv_text import write_csv
 from atomlens.io.tables import TableWriter, limit_heap_growth, read_table, unrefined_phrase
 from atomlens.locate.atoms import Positions
 from atomlens.pipeline.distributed import find_frames
@@ -529,14 +530,14 @@ def save_find_results(
     img = np.asarray(image)
     img = img if img.ndim == 2 else img[0]
     with atomic_directory(final, overwrite=overwrite) as tmp:
-        atoms.to_csv(tmp / "atoms.csv", index=False, float_format="%.6g")
+        write_csv(atoms, tmp / "atoms.csv")
         shown = atoms  # of a stack or several files, the first image's atoms are drawn
         for key in ("file", "frame"):
             if key in shown and len(shown):
                 shown = shown[shown[key] == shown[key].iloc[0]]
         save_atoms_png(tmp / "overlay.png", img, atoms=shown, title=title, pixel_size=pixel_size)
         if isinstance(result, FindResult):
-            result.rejected.to_csv(tmp / "rejected.csv", index=False, float_format="%.6g")
+            write_csv(result.rejected, tmp / "rejected.csv")
         if isinstance(result, FindResult) and result.prediction is not None:
             n = result.prediction.n_members
             save_uncertainty_png(
