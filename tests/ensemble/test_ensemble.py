@@ -380,3 +380,16 @@ def test_inference_copies_follow_the_members_weights_and_leave_them_as_they_are(
     again = ens.predict_members(im, pixel_size=ps, mode="sequential", precision="float32")
     np.testing.assert_allclose(again[0], maps[1], atol=1e-6)
     assert all(p.is_contiguous() for net in ens.networks for p in net.parameters())
+
+
+def test_decompose_in_threads_gives_the_same_maps():
+    """Bands of rows computed at once (find passes torch's thread count): the same bits."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(4, 3, 300, 257))
+    maps = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    one = decompose(maps, class_names=("C", "Si"))
+    three = decompose(maps, class_names=("C", "Si"), threads=3)
+    for name in ("mean", "predictive_entropy", "expected_entropy", "mutual_information"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name))
+    with pytest.raises(ValueError, match="threads"):
+        decompose(maps, class_names=("C", "Si"), threads=0)

@@ -475,7 +475,12 @@ def _find_frame(
         batch_size=batch_size,
         progress=progress,
     )
-    pred = decompose(maps, class_names=ens.config.class_names, keep_members=keep_members)
+    pred = decompose(
+        maps,
+        class_names=ens.config.class_names,
+        keep_members=keep_members,
+        threads=torch.get_num_threads(),
+    )
     raw = np.asarray(image, dtype=np.float64)
     raw = raw if raw.ndim == 2 else raw[0]
     c = ens.config
