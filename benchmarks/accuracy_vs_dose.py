@@ -21,7 +21,7 @@ seeds never used in training. Models are trained by this script on first use (CP
 Needs ``pip install -e '.[bench]'`` (scikit-image, for the baseline).
 
     python benchmarks/accuracy_vs_dose.py [--quick] [--images N] [--steps N] [--retrain]
-        [--atomap]
+        [--atomap] [--vs-float32]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from skimage.filters import threshold_otsu
 
 from atomlens import find_atoms
 from atomlens.ensemble import Model
+from atomlens.inference import inference_precision
 from atomlens.locate import refine_gaussian
 from atomlens.metrics import score_atoms
 from atomlens.simulate import (
@@ -183,7 +184,9 @@ def _rmse_pm(a: dict) -> tuple[float, float]:
     return rmse, rmse / own_crlb
 
 
-def run(name: str, model: Model, *, n_images: int, atomap: bool = False) -> None:
+def run(
+    name: str, model: Model, *, n_images: int, atomap: bool = False, vs_float32: bool = False
+) -> None:
     case = CASES[name]
     ps = 0.1
     print(f"\n{name} ({case['about']}): {n_images} images of 256² px at {ps} Å/px per dose")
@@ -193,8 +196,13 @@ def run(name: str, model: Model, *, n_images: int, atomap: bool = False) -> None
         f"{'RMSE on common atoms: atomlens, baseline':>41} "
         f"| {'atomlens, fit positions: RMSE pm':>32} {'/CRLB':>5}"
         + (f" | {'Atomap F1':>9} {'RMSE pm':>7} {'/CRLB':>5}" if atomap else "")
+        + (f" | {'float32 F1':>10} {'RMSE pm':>7}" if vs_float32 else "")
     )
-    keys = ("al", "al-fit", "bl-rel", "bl-otsu") + (("atomap",) if atomap else ())
+    keys = (
+        ("al", "al-fit", "bl-rel", "bl-otsu")
+        + (("atomap",) if atomap else ())
+        + (("al-f32",) if vs_float32 else ())
+    )
     for dose in DOSES:
         acc = {k: {"tp": 0, "fp": 0, "fn": 0, "err": {}, "crlb": []} for k in keys}
         crlb_all = []
@@ -219,6 +227,10 @@ def run(name: str, model: Model, *, n_images: int, atomap: bool = False) -> None
                 # the same atoms at the Gaussian fit's positions (find's --positions fit)
                 "al-fit": find_atoms(sim.image, model=model, pixel_size=ps, positions="fit"),
             }
+            if vs_float32:  # the networks in float32, as before bfloat16 on CPUs (#36)
+                tables["al-f32"] = find_atoms(
+                    sim.image, model=model, pixel_size=ps, precision="float32"
+                )
             for key, otsu in (("bl-rel", False), ("bl-otsu", True)):
                 xy_b = baseline(
                     sim.image, pixel_size=ps, sep_A=model.config.min_separation_A, otsu=otsu
@@ -263,6 +275,8 @@ def run(name: str, model: Model, *, n_images: int, atomap: bool = False) -> None
             if ATOMAP_FAILED:
                 row.append(f"Atomap's Gaussian step failed on {len(ATOMAP_FAILED)} image(s)")
                 ATOMAP_FAILED.clear()
+        if vs_float32:
+            row.append(f"{_f1(acc['al-f32']):10.4f} {_rmse_pm(acc['al-f32'])[0]:7.2f}")
         print(" | ".join(row), flush=True)
 
 
@@ -276,6 +290,12 @@ def main() -> None:
     ap.add_argument(
         "--atomap", action="store_true", help="run Atomap itself too (pip install atomap)"
     )
+    ap.add_argument(
+        "--vs-float32",
+        action="store_true",
+        help="also atomlens with its networks in float32 (find's precision='float32'; the "
+        "default 'auto' is bfloat16 on CPUs with AMX units), side by side",
+    )
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     steps = 300 if args.quick else args.steps
@@ -285,7 +305,7 @@ def main() -> None:
         key = CASES[name]["model"]
         if key not in models:
             models[key] = get_model(key, steps=steps, retrain=args.retrain)
-        run(name, models[key], n_images=n, atomap=args.atomap)
+        run(name, models[key], n_images=n, atomap=args.atomap, vs_float32=args.vs_float32)
     print(
         "\nRMSE is per axis (x and y pooled), as is the CRLB; /CRLB divides each method's RMSE "
         "by the RMS bound of the atoms it matched. F1 matches within 0.5 Å; atoms within 1 Å "
@@ -294,7 +314,9 @@ def main() -> None:
         "threshold_rel=0.02 (Atomap's default) and Otsu. The last column places atomlens's "
         "atoms at the Gaussian fit's positions (find(…, positions='fit')) instead of the "
         "network's (the default). Atomap (--atomap) is Atomap 0.4 itself; the baseline is "
-        "its recipe without the centre-of-mass step, with one unweighted Gaussian round."
+        "its recipe without the centre-of-mass step, with one unweighted Gaussian round. "
+        "'float32' (--vs-float32): atomlens with precision='float32'; the first columns use "
+        f"'auto' ({inference_precision('auto')} on this machine)."
     )
 
 
