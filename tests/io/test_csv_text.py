@@ -37,6 +37,13 @@ def test_csv_text_is_what_pandas_writes(fmt):
             ), list(t.columns)
 
 
+def test_repeated_names_and_numeric_categories():
+    t = pd.DataFrame([[1.0, "a", 2.5], [np.nan, "b", 3.25]], columns=["x", "x", "y"])
+    t["c"] = pd.Categorical([1.5, None])
+    for fmt in ("%.6g", "%.3f"):
+        assert csv_text(t, float_format=fmt) == t.to_csv(index=False, float_format=fmt)
+
+
 def test_a_type_it_does_not_know_goes_to_pandas():
     t = pd.DataFrame({"x": [1.5, 2.5], "n": pd.array([1, None], dtype="Int64")})
     t["when"] = pd.to_datetime(["2026-12-06", "2026-12-07"])

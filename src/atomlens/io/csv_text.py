@@ -81,8 +81,8 @@ def csv_text(table: pd.DataFrame, *, float_format: str = "%.6g", header: bool = 
         The CSV text, ``\\n`` after each row.
     """
     columns: list[list[str]] = []
-    for name in table.columns:
-        texts = _column_texts(table[name], float_format)
+    for i in range(table.shape[1]):  # by position: column names may repeat
+        texts = _column_texts(table.iloc[:, i], float_format)
         if texts is None:
             return str(table.to_csv(index=False, header=header, float_format=float_format))
         columns.append(texts)
