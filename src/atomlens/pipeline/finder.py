@@ -655,6 +655,10 @@ def find_atoms(
 ) -> pd.DataFrame:
     """Find the atoms in an image with one network, without an ensemble's consensus.
 
+    σ (``sigma_x_A``/``sigma_y_A``) comes from the model's calibrated σ model when it has
+    one (``calibration.json``, as :func:`find` uses it), else the default one; no
+    ``p_real`` is added here.
+
     Parameters
     ----------
     image : ndarray of shape (H, W) or (C, H, W)
@@ -697,8 +701,12 @@ def find_atoms(
     )
     ps = validate_pixel_size(pixel_size)
     check_precision(precision)
+    # the model's σ model (its calibration's) makes σ, and with it positions="auto"'s choice,
+    # as in find: without it a calibrated model got the default σ model
+    calibration = model.calibration if isinstance(model, Model) else None
     if not isinstance(model, Model):
         ens = as_ensemble(model)
+        calibration = ens.calibration
         if len(ens) > 1:
             return find_frame(
                 image,
@@ -740,6 +748,7 @@ def find_atoms(
         refine=cfg.refine,
         contrast=dec.atoms,
         positions=cfg.positions,
+        sigma_model=calibration.sigma if calibration is not None else None,
         threads=torch.get_num_threads(),
     )
     logger.info("found %d atoms", len(atoms))
