@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = ["csv_text", "write_csv"]
+
 _QUOTE_WHEN = (",", '"', "\n", "\r")
 
 
