@@ -151,7 +151,7 @@ def atomlens_find(
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "atoms.csv.part"
     # as `atomlens find` writes its atoms.csv (pipeline.files): 6 significant digits
-    write_csv(res.atoms, tmp)
+    write_csv(res.atoms, tmp, mode="w")
     os.replace(tmp, out / "atoms.csv")
     seconds = dict(res.seconds)
     seconds["write"] = time.perf_counter() - t
