@@ -385,7 +385,7 @@ def test_inference_copies_follow_the_members_weights_and_leave_them_as_they_are(
 def test_decompose_in_threads_gives_the_same_maps():
     """Bands of rows computed at once (find passes torch's thread count): the same bits."""
     rng = np.random.default_rng(3)
-    logits = rng.normal(size=(4, 3, 300, 257))
+    logits = rng.normal(size=(4, 3, 300, 1024)).astype(np.float32)  # 5 bands of 64 rows
     maps = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     one = decompose(maps, class_names=("C", "Si"))
     three = decompose(maps, class_names=("C", "Si"), threads=3)

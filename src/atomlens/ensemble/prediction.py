@@ -80,8 +80,21 @@ def decompose(
 ) -> Prediction:
     """Build a :class:`Prediction` from per-member probabilities ``(N, K + 1, H, W)``.
 
-    ``threads`` bands of rows are computed at once (the same numbers for any count: each
-    band's are its own).
+    Parameters
+    ----------
+    members : ndarray of shape (N, K + 1, H, W)
+        Each member's class probabilities, background first.
+    class_names : tuple of str
+        The K foreground classes.
+    keep_members : bool
+        Keep ``members`` in the result (:attr:`Prediction.members`).
+    threads : int
+        Bands of rows computed at once (the same numbers for any count: each band's are
+        its own). ``find`` passes torch's thread count.
+
+    Returns
+    -------
+    Prediction
 
     Examples
     --------
@@ -94,7 +107,9 @@ def decompose(
     0.64
     """
     if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
-        raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
+        raise ValueError(
+            f"threads must be a whole number ≥ 1 (e.g. torch.get_num_threads()), got {threads!r}."
+        )
     p = np.asarray(members, dtype=np.float32)
     if p.ndim != 4:
         raise ValueError(f"members must be (N, K + 1, H, W), got shape {p.shape}.")

@@ -656,8 +656,9 @@ def find_atoms(
     """Find the atoms in an image with one network, without an ensemble's consensus.
 
     σ (``sigma_x_A``/``sigma_y_A``) comes from the model's calibrated σ model when it has
-    one (``calibration.json``, as :func:`find` uses it), else the default one; no
-    ``p_real`` is added here.
+    one (``calibration.json``, as :func:`find` uses it), else the default one. A single
+    network's atoms get no ``p_real`` (an ensemble of several members gets :func:`find`'s
+    atoms, with it).
 
     Parameters
     ----------
