@@ -81,6 +81,28 @@ def validate_positive(
     return v
 
 
+def validate_threads(threads: object, *, name: str = "threads") -> int:
+    """Return ``threads`` as an int after checking it is a whole number ≥ 1 (not a bool).
+
+    Parameters
+    ----------
+    threads : int
+        A count of CPU threads.
+    name : str
+        Parameter name used in the error message.
+
+    Returns
+    -------
+    int
+        The validated count.
+    """
+    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
+        raise ValueError(
+            f"{name} must be a whole number ≥ 1 (e.g. torch.get_num_threads()), got {threads!r}."
+        )
+    return int(threads)
+
+
 def validate_range(
     value: tuple[float, float] | float,
     *,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens._shared.timing import stage
-from atomlens._shared.validate import validate_pixel_size, validate_positive
+from atomlens._shared.validate import validate_pixel_size, validate_positive, validate_threads
 from atomlens.ensemble.prediction import Prediction
 from atomlens.locate.atoms import (
     Positions,
@@ -166,8 +166,7 @@ def consensus_atoms(
     check_positions(positions)
     if not 0 < p_min <= 1:
         raise ValueError(f"p_min must be within (0, 1], got {p_min!r}.")
-    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
-        raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
+    threads = validate_threads(threads)
     maps = np.asarray(member_maps, dtype=np.float32)
     n = len(maps)
     min_sep_px = min_separation_A / ps

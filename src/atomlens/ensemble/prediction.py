@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from atomlens._shared.validate import validate_threads
+
 __all__ = ["Prediction", "decompose"]
 
 _EPS = 1e-12
@@ -106,10 +108,7 @@ def decompose(
     >>> round(float(decompose(split, class_names=("C",)).mutual_information[0, 0]), 2)
     0.64
     """
-    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
-        raise ValueError(
-            f"threads must be a whole number ≥ 1 (e.g. torch.get_num_threads()), got {threads!r}."
-        )
+    threads = validate_threads(threads)
     p = np.asarray(members, dtype=np.float32)
     if p.ndim != 4:
         raise ValueError(f"members must be (N, K + 1, H, W), got shape {p.shape}.")

@@ -111,26 +111,19 @@ def _chunks(table: pd.DataFrame, float_format: str, header: bool, rows: int) -> 
         or isinstance(table.columns, pd.MultiIndex)
         or not all(isinstance(n, str) for n in names)
         or not names
+        # the column types decide the rest (an empty slice costs nothing)
+        or any(_column_texts(table.iloc[:0, i], float_format) is None for i in range(len(names)))
     ):
         yield _pandas_text(table, float_format, header)
         return
     end = os.linesep
-    first: list[list[str]] = []
-    for i in range(table.shape[1]):  # by position: column names may repeat
-        texts = _column_texts(table.iloc[:rows, i], float_format)
-        if texts is None:
-            yield _pandas_text(table, float_format, header)
-            return
-        first.append(texts)
     if header:
         yield _rows_text([[_quoted(n)] for n in names], end)
-    yield _rows_text(first, end)
-    for start in range(rows, len(table), rows):
+    for start in range(0, len(table), rows):
         part = table.iloc[start : start + rows]
-        yield _rows_text(
-            [_column_texts(part.iloc[:, i], float_format) or [] for i in range(part.shape[1])],
-            end,
-        )
+        # by position: column names may repeat
+        texts = [_column_texts(part.iloc[:, i], float_format) for i in range(len(names))]
+        yield _rows_text(texts, end)  # type: ignore[arg-type]  # no None: same types
 
 
 def csv_text(table: pd.DataFrame, *, float_format: str = "%.6g", header: bool = True) -> str:

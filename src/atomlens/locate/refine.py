@@ -24,10 +24,12 @@ import logging
 import math
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+
+from atomlens._shared.validate import validate_threads
 
 __all__ = ["GaussianFit", "refine_gaussian"]
 
@@ -337,8 +339,7 @@ def refine_gaussian(
     pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     if not radius_px >= 1:
         raise ValueError(f"radius_px must be at least 1 px, got {radius_px!r}.")
-    if isinstance(threads, bool) or not (isinstance(threads, int | np.integer) and threads >= 1):
-        raise ValueError(f"threads must be a whole number ≥ 1, got {threads!r}.")
+    threads = validate_threads(threads)
     opts = {
         "radius_px": radius_px,
         "width_px": width_px,
@@ -380,8 +381,7 @@ def _refine_in_strips(
     # an atom's fit reaches its neighbours' Gaussians out to this distance; the atoms so
     # far beyond a strip's edge are fitted along too, so that those next to the edge have
     # their own neighbours as well (with one reach the seam's atoms moved by up to 0.02 px)
-    reach = _render_reach(radius_px, s0) + math.floor(radius_px) + 2
-    reach *= 2
+    reach = 2 * (_render_reach(radius_px, s0) + math.floor(radius_px) + 2)
     y = pts[:, 1]
     finite = np.isfinite(y)
     if finite.sum() < n_strips:
@@ -437,20 +437,8 @@ def _refine_in_strips(
     return GaussianFit(**out, gain=fits[0].gain, read_variance=fits[0].read_variance)
 
 
-_PER_ATOM = (
-    "xy",
-    "sigma_xy",
-    "amplitude",
-    "width",
-    "background",
-    "intensity",
-    "fitted",
-    "near_edge",
-    "chi2",
-    "signal",
-    "signal_sigma",
-    "crlb_xy",
-)
+#: The per-atom fields of :class:`GaussianFit` (the others hold the common noise model)
+_PER_ATOM = tuple(f.name for f in fields(GaussianFit) if f.name not in ("gain", "read_variance"))
 
 
 def _refine(img: np.ndarray, pts: np.ndarray, groups: np.ndarray | None, **opts) -> GaussianFit:
