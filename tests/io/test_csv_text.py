@@ -77,7 +77,7 @@ def test_write_csv_in_blocks_refuses_to_overwrite_and_appends(tmp_path, monkeypa
     t = pd.DataFrame({"x_A": rng.normal(size=50) * 1e3, "class": ["C"] * 50})
     path = tmp_path / "atoms.csv"
     write_csv(t, path)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=r"atoms\.csv exists: pass mode='w'"):
         write_csv(t, path)
     write_csv(t, path, mode="a", header=False)
     assert path.read_text() == _pandas(t) + _pandas(t, header=False)

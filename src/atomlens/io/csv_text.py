@@ -189,6 +189,10 @@ def write_csv(
         raise ValueError(
             f"mode must be 'x' (a new file), 'w' (replace) or 'a' (append), got {mode!r}."
         )
+    if mode == "x" and os.path.exists(path):
+        raise FileExistsError(
+            f"{os.fspath(path)} exists: pass mode='w' to replace it or mode='a' to append."
+        )
     with open(path, mode, encoding="utf-8", newline="") as f:
         for piece in _chunks(table, float_format, header, ROWS_PER_CHUNK):
             f.write(piece)
