@@ -247,8 +247,14 @@ def region_map(
             spread = max(float(np.median(np.abs(mean[crystal] - m_c))), 1e-12)
             margin = max(bright_margin * spread, 0.3 * (m_c - floor))
             t_c = float(np.median(t_fine[crystal]))
-            # vacuum: darker than the crystal, with little texture; amorphous: brighter
-            vacuum = (mean < m_c - margin) & (t_fine < 0.3 * t_c)
+            # vacuum: darker than the crystal, with little texture; amorphous: brighter.
+            # Under a thick film the local mean spreads so much over the crystal that its
+            # margin reached below the frame's floor, and a hole 30× darker than the
+            # crystal was crystal (elit_contamination.py's 8 Å film: 100 % of the hole's
+            # pixels; 35 % with this cap, which leaves clean frames as they were): half
+            # way from the crystal to the floor is dark enough
+            dark = min(margin, 0.5 * (m_c - floor))
+            vacuum = (mean < m_c - dark) & (t_fine < 0.3 * t_c)
             bright = mean > m_c + margin
             crystal = (share >= level) & ~(vacuum | bright | saturated)
         crystal = ndi.binary_opening(crystal, iterations=2)
