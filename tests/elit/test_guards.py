@@ -305,10 +305,16 @@ def test_an_undone_round_rolls_back_to_the_last_kept_round(tiny_model, frames, m
 
 
 def test_judge_round_undoes_a_round_that_loses_f1_on_the_calibration_images():
-    """Within two standard errors of F1 over the images' atoms: kept; beyond: undone."""
-    cfg = AdaptConfig()
+    """By default any fall undoes the round; with ``styled_noise=2``, a fall within two
+    standard errors of F1 over the images' atoms is kept, one beyond is undone."""
     prev = {"holdout_implausible": 0.02, "styled_f1": 0.9862}
     calm = {"holdout_implausible": 0.02, "n_holdout": 200, "styled_atoms": 14000}
+    strict = AdaptConfig()
+    assert strict.styled_noise == 0
+    kept, why = judge_round({**calm, "styled_f1": 0.9861}, 1.0, prev, strict)
+    assert not kept and why.endswith("fell from 0.9862 to 0.9861 (allowed −0.0000)"), why
+    assert judge_round({**calm, "styled_f1": 0.9862}, 1.0, prev, strict) == (True, "")
+    cfg = AdaptConfig(styled_noise=2.0)
     # 2·√(0.9862·0.0138 / 14000) = 0.00197: a fall of 0.0025 is undone, one of 0.0015
     # kept (on elit_contamination.py's 12 images of 3,040 atoms the allowance is 0.0042)
     assert judge_round({**calm, "styled_f1": 0.9847}, 1.0, prev, cfg) == (True, "")
@@ -324,12 +330,15 @@ def test_judge_round_undoes_a_round_that_loses_f1_on_the_calibration_images():
     assert judge_round({**calm, "styled_f1": 0.5}, 1.0, prev, off)[0]
     with pytest.raises(ValueError, match="max_styled_drop must be a number ≥ 0"):
         AdaptConfig(max_styled_drop=-0.1)
+    with pytest.raises(ValueError, match="styled_noise must be a number ≥ 0"):
+        AdaptConfig(styled_noise=-1)
 
 
 def test_the_styled_f1_guard_pairs_the_images_both_rounds_are_scored_on():
     """The same 0.0025 fall on 12 images: undone when every image lost about as much (the
-    round did it), kept when the images scatter by ±0.01 around it (noise)."""
-    cfg = AdaptConfig()
+    round did it), kept when the images scatter by ±0.01 around it (noise), with two
+    standard errors of noise allowed."""
+    cfg = AdaptConfig(styled_noise=2.0)
     before = np.full(12, 0.986)
     prev = {"holdout_implausible": 0.02, "styled_f1": 0.986, "styled_f1_images": before}
     calm = {"holdout_implausible": 0.02, "n_holdout": 200, "styled_atoms": 3040}

@@ -102,18 +102,16 @@ class AdaptConfig:
         simulated images in the look of the held-out frames (of the training frames when
         none is held out or the held-out ones show no lattice), with their exact atoms
         (:func:`atomlens.elit.recalibrate.styled_validation`): the old calibration
-        described the old members under the old conditions. 0 drops the calibration
-        instead; so does a set of frames that shows no crystal lattice (with a warning).
-    human_weight : int
-        How much a frame with labels from a person (``adapt(human_labels=…)``: atoms marked
-        false, atoms added) counts against frames with pseudo-labels only: it is drawn this
-        many times as often for the training crops. Where a person labelled, their label
-        replaces the pseudo-label and the ignore mask, whatever the weight.
         described the old members under the old conditions. When those images show too
         few false candidates to fit the logistic ``p_real``, the old one is carried over
         with its intercept refitted (``fit_calibration(prior=…)``), so that ``p_real``
         still tells atoms apart. 0, or frames that show no crystal lattice (with a
         warning), carry the old calibration over unchanged: it is never dropped.
+    human_weight : int
+        How much a frame with labels from a person (``adapt(human_labels=…)``: atoms marked
+        false, atoms added) counts against frames with pseudo-labels only: it is drawn this
+        many times as often for the training crops. Where a person labelled, their label
+        replaces the pseudo-label and the ignore mask, whatever the weight.
     regions : bool
         Read every frame's regions once (:func:`atomlens.fourier.regions.region_map`:
         crystal, amorphous contamination, vacuum, saturated): pseudo-labels are drawn only
@@ -131,11 +129,17 @@ class AdaptConfig:
         standard errors of the count.
     max_styled_drop : float
         Undo a round whose consensus F1 on the calibration images (simulated in the frames'
-        look, atoms known: ``calibration_images``) falls by more than this plus two
-        standard errors of the fall (paired over the images, which both rounds are scored
-        on, from 3 images up; over their atoms below:
-        :func:`atomlens.elit.guards.styled_allowance`); above 1 never. Without
-        calibration images the rule is off.
+        look, atoms known: ``calibration_images``) falls by more than this plus
+        ``styled_noise`` standard errors of the fall; above 1 never. Without calibration
+        images the rule is off.
+    styled_noise : float
+        How many standard errors of that fall count as noise (paired over the images, which
+        both rounds are scored on, from 3 images up; over their atoms below:
+        :func:`atomlens.elit.guards.styled_allowance`). 0 (default): any fall undoes the
+        round. A kept round that loses costs the frames accuracy and the next rounds learn
+        from it; an undone round that would have gained costs only the gain. With 2, the
+        rule before 2026-12-06, ``benchmarks/elit_contamination.py`` kept a round that lost
+        F1 on its test frames (``docs/elit.md``, "Guard").
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -170,6 +174,7 @@ class AdaptConfig:
     region_margin_A: float = 1.0
     max_outside_rise: float = 1.0
     max_styled_drop: float = 0.0
+    styled_noise: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -241,6 +246,7 @@ class AdaptConfig:
             "stop_f1",
             "max_outside_rise",
             "max_styled_drop",
+            "styled_noise",
         ):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and v >= 0):
