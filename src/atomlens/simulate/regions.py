@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
+from scipy.stats import poisson
 
 from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.simulate.conditions import ImagingConditions
@@ -59,8 +60,10 @@ class SceneLayout:
         Range of the second grain's rotation against the first [°].
     saturate : float or None
         Clip the recorded counts at this multiple of the crystal's brightest expected
-        column peak (a detector or an 8-bit range that saturates on the contamination);
-        None: no clipping.
+        column peak (a detector or an 8-bit range that saturates on the contamination), and
+        never below what that peak's shot noise reaches (its Poisson 1 − 10⁻⁴ quantile: at
+        a low dose a multiple of a fraction of a count would clip every count); None: no
+        clipping.
     """
 
     contamination: int = 1
@@ -278,7 +281,10 @@ def simulate_regions(
     regions[cont >= 0.5] = 1
     regions[holes >= 0.5] = 2
     if lay.saturate is not None:
-        level = float(lay.saturate) * peak_col
+        # a detector saturates far above what a column's shot noise reaches: at 2·10³
+        # e⁻/Å² a graphene column's peak is 0.26 counts, and 1.5× that clipped every count,
+        # a binary frame; never below the peak's Poisson 1 − 10⁻⁴ quantile
+        level = max(float(lay.saturate) * peak_col, float(poisson.ppf(1 - 1e-4, peak_col)))
         clipped = image >= level
         image = np.minimum(image, np.float32(level))
         sat = ndi.binary_opening(clipped & (regions == 1), iterations=1)
