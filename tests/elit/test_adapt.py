@@ -216,7 +216,7 @@ def test_adapt_resumes_after_the_last_finished_round(tiny_model, tmp_path):
     # the guards are opened wide: this test is about resuming, not about them
     cfg = AdaptConfig(
         rounds=2, steps=4, crop=64, batch_size=4, stop_f1=1.1, max_change=1.0,
-        max_implausible_rise=1.0,
+        max_implausible_rise=1.0, max_styled_drop=1.5,
     )  # fmt: skip
     ck = default_checkpoint(tmp_path / "adapted")  # where `atomlens adapt --out` keeps it
     seen = {}

@@ -29,7 +29,13 @@ def _source() -> PairSource:
 
 
 @pytest.mark.parametrize("mode", ["finetune", "retrain"])
-def test_members_trained_together_match_members_trained_one_after_the_other(tmp_path, mode):
+def test_members_trained_together_match_members_trained_one_after_the_other(
+    tmp_path, mode, monkeypatch
+):
+    import atomlens._shared.device as device
+
+    # in float32: under bfloat16 autocast (CPUs with AMX) the two agree to its rounding only
+    monkeypatch.setattr(device, "_cpu_has_amx_bf16", lambda: False)
     torch.manual_seed(0)
     ens = Ensemble([UNet(ARCH).eval() for _ in range(3)], CONFIG)
     before = [{k: v.clone() for k, v in n.state_dict().items()} for n in ens.networks]

