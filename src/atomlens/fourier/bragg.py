@@ -17,7 +17,8 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from atomlens.fourier._indexing import _finer_basis, _reciprocal_basis
-from atomlens.fourier.spectra import _hann, _ring_mean, _rings, _window
+from atomlens.fourier.regions import _reflections
+from atomlens.fourier.spectra import _evened_texture, _hann, _ring_mean, _rings, _window
 
 __all__ = ["BraggSplit", "bragg_split"]
 
@@ -315,8 +316,30 @@ def bragg_split(
     h, w = a.shape
     s = _spectrum(a)
     min_f = 4 * s.step  # fewer than 4 periods across the frame is background, not lattice
-    peaks, strength, detected_bins = _detect(s, peak_ratio, min_f)
-    basis = _lattice_basis(s, peaks, strength, detected_bins, hidden_orders=hidden_orders)
+    try:
+        peaks, strength, detected_bins = _detect(s, peak_ratio, min_f)
+        found_on = s
+    except ValueError:
+        # a contamination patch or a hole to vacuum fills every ring with the power of its
+        # edges and speckle, and two grains fill it with their reflections, so none clears
+        # its ring's median (elit_contamination's frames with a wide probe: 0 or 1). Found
+        # as region_map finds them (on the texture with its local contrast evened out,
+        # against the median of their neighbourhood), they mask the frame's own spectrum
+        # alike
+        found_on = _spectrum(_evened_texture(a))
+        refl = _reflections(_evened_texture(a), peak_ratio)
+        refl = refl[np.hypot(*refl.T) > min_f] if len(refl) else refl
+        if len(refl) < 2:
+            raise
+        iy = np.round(refl[:, 0] * h).astype(int) + h // 2
+        ix = np.round(refl[:, 1] * w).astype(int) + w // 2
+        peaks = np.column_stack([found_on.fy[iy], found_on.fx[ix]])
+        strength, detected_bins = found_on.amp[iy, ix], iy * w + ix
+    # a finer lattice hidden under reflections found that way is not looked for: two
+    # grains' reflections index on a fine oblique lattice more easily than on either grain's
+    basis = _lattice_basis(
+        found_on, peaks, strength, detected_bins, hidden_orders=hidden_orders and found_on is s
+    )
     mask, pts, detected = _lattice_mask((h, w), basis, peaks, min_f)
     # lattice variance from its Fourier energy less the background's at the same frequency
     # (the mean power of the unmasked bins of that ring: film is not white noise)

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-from atomlens.fourier.spectra import _hann
+from atomlens.fourier.spectra import _evened_texture, _gauss_fft, _hann
 
 __all__ = ["MIN_SHARE", "REGIONS", "RegionMap", "region_map"]
 
@@ -76,13 +76,6 @@ class RegionMap:
     def share(self) -> dict[str, float]:
         """Share of the frame's pixels in each region."""
         return {n: float(np.mean(self.labels == k)) for k, n in enumerate(self.names)}
-
-
-def _gauss_fft(shape: tuple[int, int], sigma_px: float) -> np.ndarray:
-    """Transfer function of a Gaussian blur of σ ``sigma_px`` (unshifted FFT layout)."""
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(-2 * np.pi**2 * sigma_px**2 * (fy**2 + fx**2))
 
 
 def _reflections(a: np.ndarray, peak_ratio: float) -> np.ndarray:
@@ -194,13 +187,9 @@ def region_map(
     )
     if saturated.any():  # a clipped patch's sharp edge has no lattice: flatten it
         a = np.where(ndi.binary_dilation(at_top, iterations=2), float(np.median(a)), a)
-    F = np.fft.fft2(a - a.mean())
     # the reflections, found in the texture with its local contrast evened out, so that a
     # bright patch or a hole does not drown the lattice's spectrum
-    fine = np.fft.ifft2(F * (1.0 - _gauss_fft((h, w), 4.0))).real
-    norm = np.sqrt(np.fft.ifft2(np.fft.fft2(fine**2) * _gauss_fft((h, w), 8.0)).real)
-    even = fine / np.maximum(norm, 1e-12 + 1e-3 * float(norm.max()))
-    refl = _reflections(even, peak_ratio)
+    refl = _reflections(_evened_texture(a), peak_ratio)
     f_lat = float(np.min(np.hypot(refl[:, 0], refl[:, 1]))) if len(refl) else 0.1
     window = window_periods / f_lat
     # filtered by FFT on the frame mirrored at its edges (no wrap-around from the far edge)

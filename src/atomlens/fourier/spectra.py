@@ -49,6 +49,26 @@ def _hann(n: int) -> np.ndarray:
     return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
 
 
+def _gauss_fft(shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    """Transfer function of a Gaussian blur of σ ``sigma_px`` (unshifted FFT layout)."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.fftfreq(shape[1])[None, :]
+    return np.exp(-2 * np.pi**2 * sigma_px**2 * (fy**2 + fx**2))
+
+
+def _evened_texture(a: np.ndarray) -> np.ndarray:
+    """The frame's texture (finer than a 4 px Gaussian) divided by its local RMS (over an
+    8 px Gaussian): a bright contamination patch or a hole to vacuum then no longer fills
+    the spectrum with its own power and edges, and a lattice's reflections stand out of
+    their neighbourhood again (:func:`atomlens.fourier.region_map` finds them on it, and
+    :func:`atomlens.fourier.bragg_split` when the frame itself shows none)."""
+    h, w = a.shape
+    F = np.fft.fft2(a - a.mean())
+    fine = np.fft.ifft2(F * (1.0 - _gauss_fft((h, w), 4.0))).real
+    norm = np.sqrt(np.fft.ifft2(np.fft.fft2(fine**2) * _gauss_fft((h, w), 8.0)).real)
+    return fine / np.maximum(norm, 1e-12 + 1e-3 * float(norm.max()))
+
+
 def _window(h: int, w: int) -> tuple[np.ndarray, float, float]:
     """The 2-D window of :func:`ring_power` and :func:`atomlens.fourier.bragg_split`, the
     width of their rings (one frequency step of the coarser axis) [cycles/px], and the
