@@ -139,7 +139,8 @@ class AdaptConfig:
         round. A kept round that loses costs the frames accuracy and the next rounds learn
         from it; an undone round that would have gained costs only the gain. With 2, the
         rule before 2026-12-06, ``benchmarks/elit_contamination.py`` kept a round that lost
-        F1 on its test frames (``docs/elit.md``, "Guard").
+        F1 on its test frames (``docs/elit.md``, "The guard against
+        confirming early errors").
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
