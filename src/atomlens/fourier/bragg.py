@@ -326,8 +326,9 @@ def bragg_split(
         # as region_map finds them (on the texture with its local contrast evened out,
         # against the median of their neighbourhood), they mask the frame's own spectrum
         # alike
-        found_on = _spectrum(_evened_texture(a))
-        refl = _reflections(_evened_texture(a), peak_ratio)
+        even = _evened_texture(a)
+        found_on = _spectrum(even)
+        refl = _reflections(even, peak_ratio)
         refl = refl[np.hypot(*refl.T) > min_f] if len(refl) else refl
         if len(refl) < 2:
             raise

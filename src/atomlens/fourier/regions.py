@@ -240,7 +240,7 @@ def region_map(
             # Under a thick film the local mean spreads so much over the crystal that its
             # margin reached below the frame's floor, and a hole 30× darker than the
             # crystal was crystal (elit_contamination.py's 8 Å film: 100 % of the hole's
-            # pixels; 35 % with this cap, which leaves clean frames as they were): half
+            # pixels; with this cap 35 %, its edges, and clean frames as they were): half
             # way from the crystal to the floor is dark enough
             dark = min(margin, 0.5 * (m_c - floor))
             vacuum = (mean < m_c - dark) & (t_fine < 0.3 * t_c)

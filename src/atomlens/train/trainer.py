@@ -59,10 +59,11 @@ class TrainConfig(ConfigDict):
         Gradient-norm clipping (0: off).
     amp : bool
         bfloat16 mixed precision where the device computes in it natively: CUDA, and CPUs
-        with AMX bfloat16 units (:func:`atomlens._shared.device.inference_dtype`'s rule for
-        ``"auto"``); float32 elsewhere. On 2 Sapphire Rapids cores a training step of the
-        bundled graphene members (8 crops of 128² px) took 0.21 s instead of 0.33 s. The
-        weights, the optimiser and the loss stay float32.
+        with AMX bfloat16 units (the rule of inference's ``precision="auto"``,
+        :func:`atomlens.inference.inference_precision`); float32 elsewhere. On 2 Sapphire
+        Rapids cores a training step of the bundled graphene members (8 crops of 128² px)
+        took 0.21 s instead of 0.33 s. The weights, the optimiser and the loss stay
+        float32.
     val_every : int
         Validate (and checkpoint) every this many steps.
     patience : int
