@@ -102,3 +102,21 @@ def test_an_adapted_ensemble_has_p_real_that_varies_and_stays_calibrated(tiny_mo
     assert auc > 0.6, auc  # … ranks true atoms above false ones …
     brier0, brier = np.mean((p0 - real0) ** 2), np.mean((p - real) ** 2)
     assert brier <= brier0, (brier0, brier)  # … and is no worse calibrated than before
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_frames_that_lend_no_look_say_the_guard_lost_its_f1_check(tiny_model, caplog, share):
+    """No frame shows a lattice: no calibration images, the calibration carried over, and
+    with pseudo-labels (share < 1) the warning says the rounds are judged without the
+    styled F1, the one guard that sees a loss of a percent or two."""
+    from atomlens.elit.adapt import _calibration_set
+
+    rng = np.random.default_rng(0)
+    noise = [rng.poisson(20.0, (128, 128)).astype(np.float32) for _ in range(2)]
+    cfg = AdaptConfig(simulated_share=share)
+    with caplog.at_level("WARNING", logger="atomlens.elit.adapt"):
+        got = _calibration_set(tiny_model, [("frames", noise)], PS, cfg, None)
+    assert got == (None, None)
+    text = caplog.text
+    assert "cannot be recalibrated" in text and "keeps the calibration" in text
+    assert ("judged without F1 on simulated images" in text) == (share < 1)

@@ -456,8 +456,13 @@ def _calibration_set(
             why = f"{name}: {err}"
     logger.warning(
         "adapt: the adapted ensemble cannot be recalibrated for the frames (%s); it keeps "
-        "the calibration of the ensemble it started from",
+        "the calibration of the ensemble it started from%s",
         why,
+        ""
+        if cfg.simulated_share >= 1
+        else ", and rounds are judged without F1 on simulated images in the frames' look "
+        "(the other guards do not see a loss of a percent or two: score the result on "
+        "frames with truth if you have them)",
     )
     return None, None
 
