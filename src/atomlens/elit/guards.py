@@ -201,7 +201,7 @@ def mean_f1(f1_by_image: np.ndarray, /) -> float:
 
 
 def styled_allowance(
-    now: dict[str, Any], previous: dict[str, Any], max_drop: float, n_se: float = 2.0
+    now: dict[str, Any], previous: dict[str, Any], max_drop: float, n_se: float
 ) -> float:
     """How far the styled F1 may fall before a round is undone: ``max_drop`` plus ``n_se``
     standard errors of the fall.
@@ -222,8 +222,7 @@ def styled_allowance(
     max_drop : float
         ``AdaptConfig.max_styled_drop``.
     n_se : float
-        Standard errors of the fall allowed (``AdaptConfig.styled_noise``, 0 by default
-        there).
+        Standard errors of the fall allowed (``AdaptConfig.styled_noise``).
 
     Returns
     -------

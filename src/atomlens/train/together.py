@@ -25,7 +25,7 @@ import torch
 
 import atomlens
 from atomlens._shared.atomic import atomic_directory
-from atomlens._shared.device import inference_dtype, resolve_device
+from atomlens._shared.device import resolve_device
 from atomlens._shared.interrupt import deferred_interrupt
 from atomlens.ensemble import Model
 from atomlens.ensemble.files import CONFIG_FILE, write_model_files
@@ -34,6 +34,7 @@ from atomlens.train.trainer import (
     LOG_FILE,
     TrainResult,
     _better,
+    _bf16_autocast,
     _tqdm,
     lr_factor,
     segmentation_loss,
@@ -221,7 +222,7 @@ def train_together(
             (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     norm = setups[0].model.config.normalization
-    use_amp = cfg.amp and inference_dtype("auto", dev) is not None  # as Trainer.fit
+    use_amp = _bf16_autocast(cfg, dev)
     bar = None
     if progress:
         make = progress if callable(progress) else _tqdm()

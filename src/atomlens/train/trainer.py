@@ -173,6 +173,12 @@ def _better(a: dict[str, float], b: dict[str, float] | None) -> bool:
     return False
 
 
+def _bf16_autocast(cfg: TrainConfig, dev: torch.device) -> bool:
+    """Whether a training run on ``dev`` runs under bfloat16 autocast (``TrainConfig.amp``
+    where the device computes in it natively: inference's ``precision="auto"`` rule)."""
+    return cfg.amp and inference_dtype("auto", dev) is not None
+
+
 def segmentation_loss(
     logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float
 ) -> torch.Tensor:
@@ -346,7 +352,7 @@ class Trainer:
                 }
             )
         norm = self.model.config.normalization
-        use_amp = cfg.amp and inference_dtype("auto", dev) is not None
+        use_amp = _bf16_autocast(cfg, dev)
         step0 = state["step"]
         bar = None
         if self.progress:
