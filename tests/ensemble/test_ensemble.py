@@ -216,6 +216,11 @@ def test_train_ensemble_fits_the_sigma_model_of_its_members(tiny_model_dir, tmp_
     }  # fmt: skip
     z = cal.sigma_validation["all"]["z_rms"]
     assert 0.7 < z < 1.4, z  # left out condition by condition
+    # a logistic p_real from the same images is kept only where it ranks their false
+    # atoms better than the one from the validation images
+    if cal.p_real_validation is not None:
+        a = cal.p_real_validation["all"]
+        assert a["auroc"] > a["auroc_incumbent"], a
     # new images of the same shifted conditions (other seeds): the fitted model's z is
     # nearer 1 than the default model's, pooled over the conditions it claims to cover
     base = make_ranges(**TINY_GRAPHENE)

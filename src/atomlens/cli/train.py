@@ -72,7 +72,8 @@ def train(
         typer.Option(
             "--sigma/--no-sigma",
             help="Fit the model's σ model after training, on about 30 simulated images "
-            "per material (up to 6) under shifted conditions.",
+            "per material (up to 6) under shifted conditions, and a p_real on them where it "
+            "ranks their false atoms better than the one from the calibration images.",
         ),
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished model at --out.")] = False,

@@ -144,6 +144,14 @@ class Calibration:
         Mean F1 on the validation images of the atoms ``find`` accepts (``p_detect`` ≥ 0.5)
         with those below each ``p_real`` threshold rejected (0 rejects none). None in
         calibrations made before it was measured.
+    sigma_model, sigma_validation : dict or None
+        The σ model (:class:`atomlens.locate.SigmaModel` coefficients) and its
+        leave-one-condition-out validation (:func:`atomlens.train.fit_sigma_model`).
+    p_real_validation : dict or None
+        Where the logistic model was fitted on simulated images under shifted conditions
+        (:func:`atomlens.train.fit_p_real_model`): per condition left out (and ``"all"``),
+        the AUROC of ``p_real`` for telling the false candidates ``find`` keeps from the
+        real ones, and their counts. None where it was fitted on the validation images.
     """
 
     p_detect: list[float]
@@ -162,6 +170,7 @@ class Calibration:
     f1: list[float] | None = None
     sigma_model: dict[str, list[float]] | None = None
     sigma_validation: dict[str, dict[str, float]] | None = None
+    p_real_validation: dict[str, dict[str, float | None]] | None = None
 
     @property
     def sigma(self) -> SigmaModel:

@@ -4,12 +4,16 @@
 reliability table), how the reported σ compares with the actual error, and, when
 validation shows false candidates, a logistic ``p_real`` on per-atom evidence; the result is
 an :class:`atomlens.ensemble.Calibration` (``calibration.json``), which
-:func:`atomlens.pipeline.find` applies.
+:func:`atomlens.pipeline.find` applies. :func:`fit_sigma_model` and
+:func:`fit_p_real_model` fit the σ model and the logistic ``p_real`` on simulated images
+under shifted conditions instead (:func:`sigma_calibration_images`), each validated leaving
+one condition out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +33,7 @@ __all__ = [
     "SIGMA_DOSES",
     "TooFewAtomsError",
     "fit_calibration",
+    "fit_p_real_model",
     "fit_sigma_model",
     "fit_sigma_tables",
     "sigma_calibration_images",
@@ -51,6 +56,7 @@ def fit_calibration(
     prior: Calibration | None = None,
     found: list[Any] | None = None,
     hidden: list[pd.DataFrame] | None = None,
+    logistic: Mapping[str, Any] | None = None,
 ) -> Calibration:
     """Measure the reliability of ``p_detect`` and the scale of σ on images with known atoms.
 
@@ -87,6 +93,11 @@ def fit_calibration(
         than counted false (counted false, a model that finds the faint Se beside W taught
         ``p_real`` that faint columns are false, and the real DyScO3 image's Sc columns got
         ``p_real`` near 0).
+    logistic : mapping, optional
+        A logistic ``p_real`` fitted elsewhere (the first result of
+        :func:`fit_p_real_model`, on far more false candidates than a few validation
+        images hold): used as it is, and the F1 of each ``p_real`` threshold is measured
+        with it; nothing is fitted to ``p_real`` here.
 
     Returns
     -------
@@ -103,27 +114,19 @@ def fit_calibration(
             f"hidden must hold one table per image ({len(images)}), got {len(hidden)}."
         )
     for i, (im, truth, ps) in enumerate(zip(images, truths, pixel_sizes, strict=True)):
-        res = (
-            found[i]
-            if found is not None
-            else find(im, model=ensemble, pixel_size=ps, p_min=1e-6, calibrated=False)
+        cand, keep, real, (pred, true), t_xy = _labelled_candidates(
+            ensemble,
+            im,
+            truth,
+            ps,
+            None if hidden is None else hidden[i],
+            found=None if found is None else found[i],
+            radius_A=radius_A,
+            margin_A=margin_A,
         )
-        cand = res.atoms
-        m = margin_A / ps
         c_xy = cand[["x_px", "y_px"]].to_numpy(float)
-        t_xy = truth[["x_px", "y_px"]].to_numpy(float)
-        keep = inside_margin(c_xy, np.shape(im), m)
-        # matched against the truth and the hidden columns together, once: a candidate on
-        # a hidden column counts neither way
-        both, _ = with_hidden(truth, hidden=None if hidden is None else hidden[i])
-        mt = match_points(c_xy, both[["x_px", "y_px"]].to_numpy(float), radius=radius_A / ps)
-        on_truth = mt.true_index < len(t_xy)
-        keep[mt.pred_index[~on_truth]] = False
-        pred, true = mt.pred_index[on_truth], mt.true_index[on_truth]
-        t_in = inside_margin(t_xy, np.shape(im), m)
+        t_in = inside_margin(t_xy, np.shape(im), margin_A / ps)
         scenes.append((cand, t_xy[t_in], keep, radius_A / ps))
-        real = np.zeros(len(cand), bool)
-        real[pred] = True
         ps_all.append(cand["p_detect"].to_numpy(float)[keep])
         feat_all.append(atom_features(cand, min_separation_A=min_sep)[keep])
         real_all.append(real[keep])
@@ -153,47 +156,25 @@ def fit_calibration(
         if good.any()
         else 1.0
     )
-    logistic: dict[str, Any] = {}
-    if min(int((~real).sum()), int(real.sum())) >= min_false:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-        x = np.concatenate(feat_all)
-        mean, sd = x.mean(axis=0), x.std(axis=0)
-        sd = np.where(sd > 1e-9, sd, 1.0)
-        z = (x - mean) / sd
-        # the L2 strength by 4-fold cross-validated log-loss on the validation candidates
-        folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=0)
-        scores = {
-            c: cross_val_score(
-                LogisticRegression(C=c, max_iter=5000), z, real, cv=folds, scoring="neg_log_loss"
-            ).mean()
-            for c in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-        }
-        best_c = max(scores, key=scores.__getitem__)
-        lr = LogisticRegression(C=best_c, max_iter=5000).fit(z, real)
-        logger.info("logistic p_real: C = %g (cross-validated)", best_c)
-        logistic = {
-            "features": list(FEATURES),
-            "feature_mean": [float(v) for v in mean],
-            "feature_scale": [float(v) for v in sd],
-            "coef": [float(v) for v in lr.coef_[0]],
-            "intercept": float(lr.intercept_[0]),
-            "min_separation_A": min_sep,
-        }
+    fields: dict[str, Any] = {}
+    if logistic is not None:
+        fields = {k: logistic[k] for k in _LOGISTIC_FIELDS}
+        fields["p_real_validation"] = logistic.get("p_real_validation")
+    elif min(int((~real).sum()), int(real.sum())) >= min_false:
+        fields = _fit_logistic(np.concatenate(feat_all), real, min_sep)
     elif prior is not None and prior.coef is not None:
         x = np.concatenate(feat_all)
-        logistic = _carried_logistic(prior, x, real)
+        fields = _carried_logistic(prior, x, real)
         logger.info(
             "logistic p_real carried over (%d false candidates < %d): intercept %.3g → %.3g",
             int((~real).sum()),
             min_false,
             float(prior.intercept or 0.0),
-            logistic["intercept"],
+            fields["intercept"],
         )
     if prior is not None and prior.sigma_model is not None:
-        logistic["sigma_model"] = prior.sigma_model
-        logistic["sigma_validation"] = prior.sigma_validation
+        fields["sigma_model"] = prior.sigma_model
+        fields["sigma_validation"] = prior.sigma_validation
     cal = Calibration(
         p_detect=[float(v) for v in values],
         p_real=p_real,
@@ -201,11 +182,108 @@ def fit_calibration(
         sigma_scale=scale if np.isfinite(scale) and scale > 0 else 1.0,
         ece_raw=ece_raw,
         n_images=len(images),
-        **logistic,
+        **fields,
     )
     thresholds = [round(0.1 * k, 1) for k in range(10)]
     f1 = _f1_by_p_real(cal, scenes, thresholds)
     return replace(cal, p_real_thresholds=thresholds, f1=f1)
+
+
+#: The fields of :class:`Calibration` that make its logistic ``p_real``.
+_LOGISTIC_FIELDS = (
+    "features",
+    "feature_mean",
+    "feature_scale",
+    "coef",
+    "intercept",
+    "min_separation_A",
+)
+
+
+def _labelled_candidates(
+    ensemble: Any,
+    image: np.ndarray,
+    truth: pd.DataFrame,
+    pixel_size: float,
+    hidden: pd.DataFrame | None,
+    /,
+    *,
+    found: Any = None,
+    radius_A: float,
+    margin_A: float,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Every candidate of one image (uncalibrated, ``p_min`` 10⁻⁶), which of them count
+    (inside the margin and not on a hidden column), which are real, the matched pairs
+    (candidate, true atom) and the true positions [px]."""
+    res = (
+        found
+        if found is not None
+        else find(image, model=ensemble, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
+    )
+    cand = res.atoms
+    c_xy = cand[["x_px", "y_px"]].to_numpy(float)
+    t_xy = truth[["x_px", "y_px"]].to_numpy(float)
+    keep = inside_margin(c_xy, np.shape(image), margin_A / pixel_size)
+    # matched against the truth and the hidden columns together, once: a candidate on
+    # a hidden column counts neither way
+    both, _ = with_hidden(truth, hidden=hidden)
+    mt = match_points(c_xy, both[["x_px", "y_px"]].to_numpy(float), radius=radius_A / pixel_size)
+    on_truth = mt.true_index < len(t_xy)
+    keep[mt.pred_index[~on_truth]] = False
+    pred, true = mt.pred_index[on_truth], mt.true_index[on_truth]
+    real = np.zeros(len(cand), bool)
+    real[pred] = True
+    return cand, keep, real, (pred, true), t_xy
+
+
+def _fit_logistic(x: np.ndarray, real: np.ndarray, min_sep: float) -> dict[str, Any]:
+    """The logistic ``p_real``'s fields of :class:`Calibration`, fitted on candidates with
+    features ``x`` (:func:`atom_features`) and truth ``real``; the L2 strength by 4-fold
+    cross-validated log-loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 1e-9, sd, 1.0)
+    z = (x - mean) / sd
+    folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=0)
+    scores = {
+        c: cross_val_score(
+            LogisticRegression(C=c, max_iter=5000), z, real, cv=folds, scoring="neg_log_loss"
+        ).mean()
+        for c in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+    }
+    best_c = max(scores, key=scores.__getitem__)
+    lr = LogisticRegression(C=best_c, max_iter=5000).fit(z, real)
+    logger.info("logistic p_real: C = %g (cross-validated)", best_c)
+    return {
+        "features": list(FEATURES),
+        "feature_mean": [float(v) for v in mean],
+        "feature_scale": [float(v) for v in sd],
+        "coef": [float(v) for v in lr.coef_[0]],
+        "intercept": float(lr.intercept_[0]),
+        "min_separation_A": min_sep,
+    }
+
+
+def _logistic_p(fields: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
+    """The logistic ``p_real`` of ``fields`` on features ``x`` (:func:`atom_features`)."""
+    z = (x - np.asarray(fields["feature_mean"])) / np.asarray(fields["feature_scale"])
+    return 1.0 / (1.0 + np.exp(-(z @ np.asarray(fields["coef"]) + float(fields["intercept"]))))
+
+
+def _incumbent_p(cal: Calibration, x: np.ndarray) -> np.ndarray:
+    """``cal``'s ``p_real`` (its logistic, else its table) on features ``x``, as
+    :meth:`Calibration.p_real_of` makes it from the same candidates."""
+    if cal.coef is not None and list(cal.features or FEATURES) == list(FEATURES):
+        return _logistic_p(
+            {k: getattr(cal, k) for k in ("feature_mean", "feature_scale", "coef", "intercept")},
+            x,
+        )
+    xp, fp = np.asarray(cal.p_detect, float), np.asarray(cal.p_real, float)
+    if len(xp) and xp[0] > 0:
+        xp, fp = np.r_[0.0, xp], np.r_[0.0, fp]
+    return np.interp(x[:, FEATURES.index("p_detect")], xp, fp)
 
 
 def _carried_logistic(prior: Calibration, x: np.ndarray, real: np.ndarray) -> dict[str, Any]:
@@ -342,6 +420,156 @@ def sigma_calibration_images(
                 out.append((name, SimulatedDataset(ranges, seed=seed).sample(k)))
                 k += 1
     return out
+
+
+def fit_p_real_model(
+    ensemble: Any,
+    images: list[tuple[str, Any]],
+    /,
+    *,
+    radius_A: float = 0.5,
+    margin_A: float = 1.0,
+    min_false: int = 8,
+    incumbent: Calibration | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any] | None, dict[str, dict[str, float | None]]]:
+    """Fit the logistic ``p_real`` of ``ensemble`` on simulated images under shifted
+    conditions, and validate it leaving each condition out.
+
+    A model's few validation images, drawn from its own training ranges, hold few false
+    candidates and of few kinds (``haadf-generic``'s eight: 53 among 2,202 candidates; the
+    logistic fitted on them told the false atoms ``find`` keeps from the real ones with an
+    AUROC of 0.53–0.79 per dose on the shifted images). The shifted-condition images of
+    :func:`sigma_calibration_images` (doses 10³–10⁷ e⁻/Å², films, aberrated and wide
+    probes, scan noise, another sampling) hold hundreds of every kind. Every candidate
+    (``p_min`` 10⁻⁶, uncalibrated) inside the margin is labelled real or false against
+    the truth (one on a hidden column counts neither way) and the logistic model of
+    :func:`fit_calibration` is fitted on the same per-atom evidence
+    (:data:`atomlens.ensemble.calibration.FEATURES`).
+    Validation: for each condition, the model fitted without it scores its images; the
+    AUROC of ``p_real`` (capped at Φ(``signal_snr``), as :meth:`Calibration.apply` caps it)
+    tells the false candidates ``find`` keeps (``p_detect`` ≥ 0.5) from the real ones.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        The ensemble.
+    images : list of (str, SimulatedImage)
+        Condition name and image, e.g. :func:`sigma_calibration_images`.
+    radius_A, margin_A : float
+        Match radius [Å]; candidates this close to the border are left out [Å].
+    min_false : int
+        Fewest false and real candidates to fit on (and, per condition, to validate on).
+    incumbent : Calibration, optional
+        The calibration ``p_real`` comes from now (e.g. fitted on the model's validation
+        images): scored on the same candidates (``auroc_incumbent``), it was fitted on
+        none of them either. Which one to keep is the caller's choice
+        (:func:`atomlens.train.ensemble.calibrate_model` keeps the higher pooled AUROC).
+    progress : bool
+        A progress bar over the images.
+
+    Returns
+    -------
+    dict or None
+        The logistic model's fields of :class:`atomlens.ensemble.Calibration` (pass them
+        to :func:`fit_calibration` as ``logistic``), with ``p_real_validation``; None when
+        the images hold fewer than ``min_false`` false candidates.
+    dict
+        Per condition left out, per dose (``"dose 1e+03"``, over the left-out predictions)
+        and ``"all"``: ``auroc`` (None without both kinds), ``auroc_p_detect`` (the vote
+        share's, for comparison), ``auroc_incumbent`` (with ``incumbent``), ``n_false``,
+        ``n_real``.
+    """
+    from scipy.special import ndtr
+    from sklearn.metrics import roc_auc_score
+    from tqdm.auto import tqdm  # deferred: only for this long fit
+
+    min_sep = float(ensemble.config.min_separation_A)
+    # per image: condition, dose, the counted candidates' features and truth, and those
+    # find keeps: their features and (truth, Φ(signal_snr))
+    per_image: list[tuple[str, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for name, sim in tqdm(images, disable=not progress, desc="p_real calibration images"):
+        cand, keep, real, _, _ = _labelled_candidates(
+            ensemble,
+            sim.image,
+            sim.truth,
+            float(sim.pixel_size),
+            sim.hidden,
+            radius_A=radius_A,
+            margin_A=margin_A,
+        )
+        x = atom_features(cand, min_separation_A=min_sep)
+        shown = keep & (cand["p_detect"].to_numpy(float) >= 0.5)
+        snr = (
+            cand["signal_snr"].to_numpy(float)
+            if "signal_snr" in cand
+            else np.full(len(cand), np.nan)
+        )
+        cap = np.where(np.isfinite(snr), ndtr(snr), 1.0)
+        dose = float(sim.conditions.dose_e_per_A2)
+        per_image.append(
+            (name, dose, x[keep], real[keep], x[shown], np.c_[real[shown], cap[shown]])
+        )
+    real_all = np.concatenate([r[3] for r in per_image]) if per_image else np.zeros(0, bool)
+    if min(int((~real_all).sum()), int(real_all.sum())) < min_false:
+        logger.warning(
+            "no logistic p_real fitted on the shifted images: %d false and %d real candidates "
+            "(at least %d of each needed)",
+            int((~real_all).sum()),
+            int(real_all.sum()),
+            min_false,
+        )
+        return None, {}
+
+    def scores(fields: dict[str, Any], rows: list) -> np.ndarray:
+        """(p_real, real, p_detect, the incumbent's p_real) of the candidates find keeps
+        in ``rows``."""
+        x = np.concatenate([r[4] for r in rows])
+        lab = np.concatenate([r[5] for r in rows])
+        p = np.minimum(_logistic_p(fields, x), lab[:, 1])
+        p_inc = (
+            np.full(len(x), np.nan)
+            if incumbent is None
+            else np.minimum(_incumbent_p(incumbent, x), lab[:, 1])
+        )
+        return np.c_[p, lab[:, 0], x[:, FEATURES.index("p_detect")], p_inc]
+
+    def summary(s: np.ndarray) -> dict[str, float | None]:
+        real = s[:, 1].astype(bool)
+        n_false, n_real = int((~real).sum()), int(real.sum())
+
+        def auc(v: np.ndarray) -> float | None:
+            return round(float(roc_auc_score(real, v)), 4) if n_false and n_real else None
+
+        # beside it, the vote share's (what the logistic adds) and the incumbent's
+        out = {"auroc": auc(s[:, 0]), "auroc_p_detect": auc(s[:, 2])}
+        if incumbent is not None:
+            out["auroc_incumbent"] = auc(s[:, 3])
+        return {**out, "n_false": n_false, "n_real": n_real}
+
+    validation: dict[str, dict[str, float | None]] = {}
+    pooled, pooled_dose = [], []
+    for cond in dict.fromkeys(r[0] for r in per_image):
+        rest = [r for r in per_image if r[0] != cond]
+        held = [r for r in per_image if r[0] == cond]
+        x_rest = np.concatenate([r[2] for r in rest])
+        y_rest = np.concatenate([r[3] for r in rest])
+        if min(int((~y_rest).sum()), int(y_rest.sum())) < min_false:
+            continue
+        s_held = scores(_fit_logistic(x_rest, y_rest, min_sep), held)
+        validation[cond] = summary(s_held)
+        pooled.append(s_held)
+        pooled_dose.append(np.concatenate([np.full(len(r[5]), r[1]) for r in held]))
+        logger.info("p_real left out %s: %s", cond, validation[cond])
+    if pooled:
+        s_all, dose = np.concatenate(pooled), np.concatenate(pooled_dose)
+        for d in np.unique(dose):
+            validation[f"dose {d:.0e}"] = summary(s_all[dose == d])
+        validation["all"] = summary(s_all)
+    x_all = np.concatenate([r[2] for r in per_image])
+    fields = _fit_logistic(x_all, real_all, min_sep)
+    fields["p_real_validation"] = validation
+    return fields, validation
 
 
 def _nll_fit(err: np.ndarray, base: np.ndarray, spread: np.ndarray) -> list[float]:
