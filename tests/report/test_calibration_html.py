@@ -89,6 +89,23 @@ def test_uncertainty_section_gives_the_medians_of_each_part_per_source_and_the_v
         ["clean", "0.95", "76.6%", "96.5%", "3400"],
         ["all", "1.05", "73.8%", "94.1%", "17176"],
     ]
+    # the p_real logistic's validation, where the model has one ("—": no false atoms)
+    p_val = {
+        "film": {"auroc": 0.955, "auroc_p_detect": 0.7291, "n_false": 77, "n_real": 6490},
+        "dose 1e+07": {"auroc": None, "auroc_p_detect": None, "n_false": 0, "n_real": 6864},
+    }
+    page = render_report(
+        np.zeros((40, 320)),
+        _atoms(),
+        pixel_size=PIXEL_SIZE,
+        sigma_validation=VALIDATION,
+        p_real_validation=p_val,
+    )
+    assert _table_rows(page, "<h2>Uncertainty</h2>", nth=2) == [
+        ["left out", "AUROC p_real", "AUROC vote share", "false", "real"],
+        ["film", "0.955", "0.729", "77", "6490"],
+        ["dose 1e+07", "—", "—", "0", "6864"],
+    ]
     # without σ columns there is no section; an empty evaluation slot is always there
     bare = render_report(
         np.zeros((40, 320)),

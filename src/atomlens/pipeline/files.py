@@ -477,6 +477,7 @@ def _write_figures(
             **settings,
         },
         sigma_validation=getattr(getattr(ens, "calibration", None), "sigma_validation", None),
+        p_real_validation=getattr(getattr(ens, "calibration", None), "p_real_validation", None),
         regions=getattr(res, "regions", None),
         provenance={
             "model": ens.config.to_dict() if hasattr(ens.config, "to_dict") else {},

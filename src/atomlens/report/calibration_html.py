@@ -58,10 +58,15 @@ def _pm(values: np.ndarray) -> str:
 
 
 def uncertainty_html(
-    atoms: pd.DataFrame, /, *, sigma_validation: Mapping[str, Mapping[str, float]] | None = None
+    atoms: pd.DataFrame,
+    /,
+    *,
+    sigma_validation: Mapping[str, Mapping[str, float]] | None = None,
+    p_real_validation: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> str:
-    """The report's "Uncertainty" section: σ's parts per position source, and the σ model's
-    leave-one-condition-out validation when the model has one.
+    """The report's "Uncertainty" section: σ's parts per position source, and the σ
+    model's and the ``p_real`` logistic's leave-one-condition-out validation where the
+    model has them.
 
     Parameters
     ----------
@@ -71,6 +76,9 @@ def uncertainty_html(
     sigma_validation : mapping, optional
         :attr:`atomlens.ensemble.Calibration.sigma_validation`: per simulated condition
         ``z_rms``, ``within_1sigma``, ``within_2sigma`` and ``n``.
+    p_real_validation : mapping, optional
+        :attr:`atomlens.ensemble.Calibration.p_real_validation`: per condition and dose
+        ``auroc``, ``auroc_p_detect``, ``n_false``, ``n_real``.
 
     Returns
     -------
@@ -119,6 +127,28 @@ def uncertainty_html(
             "within 2σ). Images unlike all of them (a very low dose, another physics) "
             "can be off: score a few against a truth to check.</p>",
             html_table(vrows, ("condition", "z RMS", "within 1σ", "within 2σ", "axis errors")),
+        ]
+    if p_real_validation:
+
+        def auc(v: float | None) -> str:
+            return "—" if v is None else f"{v:.3f}"
+
+        prows = [
+            (
+                key,
+                auc(v.get("auroc")),
+                auc(v.get("auroc_p_detect")),
+                int(v.get("n_false", 0)),
+                int(v.get("n_real", 0)),
+            )
+            for key, v in p_real_validation.items()
+        ]
+        out += [
+            "<p><code>p_real</code> on simulated images under shifted conditions, each "
+            "condition left out of the logistic it is scored by: the AUROC for telling the "
+            "false atoms from the real ones (1: every false atom below every real one; "
+            "0.5: chance), beside the members' vote share alone.</p>",
+            html_table(prows, ("left out", "AUROC p_real", "AUROC vote share", "false", "real")),
         ]
     return "".join(out)
 

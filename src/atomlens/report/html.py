@@ -216,6 +216,7 @@ def render_report(
     settings: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
     sigma_validation: Mapping[str, Mapping[str, float]] | None = None,
+    p_real_validation: Mapping[str, Mapping[str, float | None]] | None = None,
     evaluation: Any = None,
     regions: Any = None,
 ) -> str:
@@ -283,7 +284,7 @@ def render_report(
 <h2>Summary</h2>{html_table(summary)}
 <h2>Nearest-neighbour distances</h2>
 <figure><img alt="nearest-neighbour histogram" src="{figs["nn"]}"></figure>
-{uncertainty_html(atoms, sigma_validation=sigma_validation)}
+{uncertainty_html(atoms, sigma_validation=sigma_validation, p_real_validation=p_real_validation)}
 {evaluation_html(evaluation) if evaluation is not None else EVALUATION_START + EVALUATION_END}
 <h2>Settings</h2>{html_table(settings_rows, ("setting", "value"))}
 <h2>Model provenance</h2><details><summary>show</summary><pre>{html.escape(prov)}</pre>
@@ -313,9 +314,11 @@ def write_report(
     **kwargs
         ``pixel_size`` [Å/px] (required), ``rejected``, ``epistemic`` (map), ``title``,
         ``settings`` and ``provenance`` (dicts shown as tables/JSON), ``sigma_validation``
-        (the σ model's validation, :attr:`atomlens.ensemble.Calibration.sigma_validation`)
-        and ``evaluation`` (a :class:`atomlens.metrics.DetectionReport` of these atoms
-        against a truth, shown with its z histogram and reliability diagram; one can be
+        (the σ model's validation, :attr:`atomlens.ensemble.Calibration.sigma_validation`),
+        ``p_real_validation`` (the ``p_real`` logistic's,
+        :attr:`atomlens.ensemble.Calibration.p_real_validation`), ``evaluation`` (a
+        :class:`atomlens.metrics.DetectionReport` of these atoms against a truth, shown
+        with its z histogram and reliability diagram; one can be
         added later with :func:`atomlens.report.add_evaluation_to_report`) and
         ``regions`` (the image's :class:`atomlens.fourier.regions.RegionMap`, shown tinted
         over the image with each region's share of pixels and atoms): see
