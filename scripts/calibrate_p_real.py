@@ -106,7 +106,8 @@ def main() -> None:
             f"{num(v['auroc_p_detect']):6.3f} {v['n_false']:6d} {v['n_real']:7d}"
         )
     print("target (issue #38): AUROC ≥ 0.9 wherever there are false atoms")
-    fitted_auc, stored_auc = validation["all"]["auroc"], validation["all"]["auroc_incumbent"]
+    pooled = validation.get("all", {})  # none where no condition could be left out
+    fitted_auc, stored_auc = pooled.get("auroc"), pooled.get("auroc_incumbent")
     # the rule of atomlens.train.ensemble.calibrate_model: the higher pooled AUROC
     better = fitted_auc is not None and (stored_auc is None or fitted_auc > stored_auc)
     print(f"pooled: fitted {num(fitted_auc):.3f}, stored {num(stored_auc):.3f}")

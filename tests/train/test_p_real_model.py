@@ -93,3 +93,11 @@ def test_too_few_false_atoms_fit_nothing_and_say_so(fitted, caplog):
         fields, val = fit_p_real_model(ens, clean)
     assert fields is None and val == {}
     assert "no logistic p_real fitted" in caplog.text
+
+
+def test_one_condition_is_fitted_but_not_validated(fitted):
+    """Nothing to leave it out of: the logistic is fitted, its validation is empty."""
+    ens, images, _, _ = fitted
+    film = [im for im in images if im[0] == "wide probe"]
+    fields, val = fit_p_real_model(ens, film)
+    assert fields is not None and val == {} and fields["p_real_validation"] == {}

@@ -552,6 +552,8 @@ def fit_p_real_model(
     for cond in dict.fromkeys(r[0] for r in per_image):
         rest = [r for r in per_image if r[0] != cond]
         held = [r for r in per_image if r[0] == cond]
+        if not rest:  # one condition: nothing to fit without it
+            continue
         x_rest = np.concatenate([r[2] for r in rest])
         y_rest = np.concatenate([r[3] for r in rest])
         if min(int((~y_rest).sum()), int(y_rest.sum())) < min_false:

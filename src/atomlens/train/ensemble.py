@@ -122,7 +122,8 @@ def _shifted_fits(
     )
     if logistic is None:
         return sigma, None
-    shifted, stored = p_val["all"]["auroc"], p_val["all"].get("auroc_incumbent")
+    pooled = p_val.get("all", {})  # none where no condition could be left out
+    shifted, stored = pooled.get("auroc"), pooled.get("auroc_incumbent")
     # the bundled graphene ensemble's own logistic ranked new shifted images better
     # (AUROC 0.981 against 0.964): a model's recipe can teach more than the shifts
     better = shifted is not None and (stored is None or shifted > stored)
