@@ -17,7 +17,6 @@ reports from the real ones, per dose and per condition, side by side.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from calibrate_sigma import MATERIALS, _base  # noqa: E402  (the script beside this one)
+from calibrate_sigma import MATERIALS, _base, calibration_args  # noqa: E402  (beside this one)
 
 
 def _auroc_table(ens, images) -> dict[str, tuple[float, int, int]]:
@@ -64,14 +63,7 @@ def _auroc_table(ens, images) -> dict[str, tuple[float, int, int]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", choices=sorted(MATERIALS))
-    ap.add_argument("--install", action="store_true", help="save into the model directory")
-    ap.add_argument("--seed", type=int, default=31_000)
-    ap.add_argument("--model", type=Path, help="a model directory instead of the bundled one")
-    ap.add_argument("--compare", action="store_true", help="stored vs fitted on new images")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    args = calibration_args(__doc__.split("\n\n")[0])
     from dataclasses import replace
 
     import torch

@@ -116,15 +116,22 @@ def compare(ens, model, materials: list[str], *, seed: int, base=None) -> None:
         )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def calibration_args(description: str) -> argparse.Namespace:
+    """The command line of this script and ``calibrate_p_real.py``: a bundled model's
+    name, ``--install``, ``--seed``, ``--model DIR`` and ``--compare``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("name", choices=sorted(MATERIALS))
-    ap.add_argument("--install", action="store_true", help="save into src/atomlens/bundled/")
+    ap.add_argument("--install", action="store_true", help="save into the model directory")
     ap.add_argument("--seed", type=int, default=31_000)
     ap.add_argument("--model", type=Path, help="a model directory instead of the bundled one")
     ap.add_argument("--compare", action="store_true", help="stored vs fitted on new images")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    return args
+
+
+def main() -> None:
+    args = calibration_args(__doc__.split("\n\n")[0])
     import torch
 
     from atomlens.ensemble import Ensemble
