@@ -250,9 +250,8 @@ def train_ensemble(
         the same images too (:func:`atomlens.train.calibration.fit_p_real_model`), which
         hold far more false candidates, and of more kinds, than the validation images; it
         replaces the one fitted on those where it ranks the false atoms of the conditions
-        left out better (on the same atoms). Costs
-        about 30 simulated 160² images per material, each found twice (a minute or two on
-        a laptop's CPU for one material).
+        left out better (on the same atoms). Costs about 30 simulated 160² images per
+        material, each found twice (a minute or two on a laptop's CPU for one material).
     mode : {"auto", "vectorized", "sequential"}
         In-process training only: ``"vectorized"`` trains all members together, one
         batched forward and backward pass per step (:func:`atomlens.train.together.
