@@ -34,21 +34,17 @@ def _auroc_table(ens, images) -> dict[str, tuple[float, int, int]]:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from atomlens.metrics import inside_margin, match_points
     from atomlens.pipeline import find
+    from atomlens.train.calibration import _labelled_candidates
 
     groups: dict[str, list] = {}
     for name, sim in images:
         ps = float(sim.pixel_size)
-        a = find(sim.image, model=ens, pixel_size=ps).atoms
-        p = a[["x_px", "y_px"]].to_numpy(float)
-        t = sim.truth[["x_px", "y_px"]].to_numpy(float)
-        hid = sim.hidden[["x_px", "y_px"]].to_numpy(float) if sim.hidden is not None else []
-        m = match_points(p, np.r_[t, np.reshape(hid, (-1, 2))], radius=0.5 / ps)
-        real = np.zeros(len(a), bool)
-        real[m.pred_index[m.true_index < len(t)]] = True
-        keep = inside_margin(p, np.shape(sim.image), 1.0 / ps)
-        keep[m.pred_index[m.true_index >= len(t)]] = False  # on a hidden column: neither
+        found = find(sim.image, model=ens, pixel_size=ps)
+        # matched as the calibration matches (an atom on a hidden column counts neither way)
+        a, keep, real, _, _ = _labelled_candidates(
+            ens, sim.image, sim.truth, ps, sim.hidden, found=found, radius_A=0.5, margin_A=1.0
+        )
         row = (a["p_real"].to_numpy(float)[keep], real[keep])
         dose = f"dose {sim.conditions.dose_e_per_A2:.0e}"
         for key in (dose, name, "all"):

@@ -71,6 +71,9 @@ def test_fit_calibration_keeps_a_logistic_fitted_elsewhere(fitted):
     # the F1 of each threshold measured with it, on these images
     assert cal.p_real_thresholds is not None and len(cal.f1) == len(cal.p_real_thresholds)
     assert all(0 < f <= 1 for f in cal.f1)
+    # an incomplete logistic is refused by name, before any image is looked at
+    with pytest.raises(ValueError, match="logistic lacks coef"):
+        fit_calibration(ens, [], [], [], logistic={k: v for k, v in fields.items() if k != "coef"})
 
 
 def test_p_real_validation_round_trips_through_the_model_files(fitted, tmp_path):

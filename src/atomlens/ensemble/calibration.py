@@ -195,16 +195,27 @@ class Calibration:
         ``p_detect`` 0 rather than holding that bin's share: validation that had only
         atoms every member found (``haadf-any``'s: 1423 at ``p_detect`` 1, all real) says
         nothing about an atom half the members find, and it should not read as certain."""
-        p = candidates["p_detect"].to_numpy(float)
         if self.coef is None or len(candidates) == 0:
-            xp, fp = np.asarray(self.p_detect, float), np.asarray(self.p_real, float)
-            if len(xp) and xp[0] > 0:
-                xp, fp = np.r_[0.0, xp], np.r_[0.0, fp]
-            return np.interp(p, xp, fp)
+            return self._p_real_table(candidates["p_detect"].to_numpy(float))
         x = atom_features(candidates, min_separation_A=float(self.min_separation_A or 0.9))
+        return self.p_real_of_features(x)
+
+    def p_real_of_features(self, features: np.ndarray, /) -> np.ndarray:
+        """``p_real`` from candidates' evidence ``(n, len(FEATURES))``
+        (:func:`atom_features`, computed over all candidates of their image): the logistic
+        model, else the table of the ``p_detect`` column."""
+        x = np.asarray(features, float)
+        if self.coef is None:
+            return self._p_real_table(x[:, FEATURES.index("p_detect")])
         z = (x - np.asarray(self.feature_mean)) / np.asarray(self.feature_scale)
         logit = z @ np.asarray(self.coef) + float(self.intercept or 0.0)
         return 1.0 / (1.0 + np.exp(-logit))
+
+    def _p_real_table(self, p_detect: np.ndarray) -> np.ndarray:
+        xp, fp = np.asarray(self.p_detect, float), np.asarray(self.p_real, float)
+        if len(xp) and xp[0] > 0:
+            xp, fp = np.r_[0.0, xp], np.r_[0.0, fp]
+        return np.interp(p_detect, xp, fp)
 
     def apply_both(
         self, atoms: pd.DataFrame, rejected: pd.DataFrame, /

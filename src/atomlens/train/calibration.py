@@ -32,6 +32,7 @@ __all__ = [
     "SHIFTED_CONDITIONS",
     "SIGMA_DOSES",
     "TooFewAtomsError",
+    "calibration_candidates",
     "fit_calibration",
     "fit_p_real_model",
     "fit_sigma_model",
@@ -112,6 +113,12 @@ def fit_calibration(
     if hidden is not None and len(hidden) != len(images):
         raise ValueError(
             f"hidden must hold one table per image ({len(images)}), got {len(hidden)}."
+        )
+    missing = [k for k in _LOGISTIC_FIELDS if logistic is not None and k not in logistic]
+    if missing:
+        raise ValueError(
+            f"logistic lacks {', '.join(missing)}: pass the first result of "
+            "fit_p_real_model (or a Calibration's logistic fields)."
         )
     for i, (im, truth, ps) in enumerate(zip(images, truths, pixel_sizes, strict=True)):
         cand, keep, real, (pred, true), t_xy = _labelled_candidates(
@@ -200,6 +207,13 @@ _LOGISTIC_FIELDS = (
 )
 
 
+def calibration_candidates(ensemble: Any, image: np.ndarray, pixel_size: float, /) -> Any:
+    """``find``'s result on ``image`` with every candidate kept (``p_min`` 10⁻⁶) and the
+    raw, uncalibrated ``p_detect``: what every calibration here is measured on (``found``
+    of :func:`fit_calibration`)."""
+    return find(image, model=ensemble, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
+
+
 def _labelled_candidates(
     ensemble: Any,
     image: np.ndarray,
@@ -215,12 +229,9 @@ def _labelled_candidates(
     """Every candidate of one image (uncalibrated, ``p_min`` 10⁻⁶), which of them count
     (inside the margin and not on a hidden column), which are real, the matched pairs
     (candidate, true atom) and the true positions [px]."""
-    res = (
-        found
-        if found is not None
-        else find(image, model=ensemble, pixel_size=pixel_size, p_min=1e-6, calibrated=False)
-    )
-    cand = res.atoms
+    cand = (
+        found if found is not None else calibration_candidates(ensemble, image, pixel_size)
+    ).atoms
     c_xy = cand[["x_px", "y_px"]].to_numpy(float)
     t_xy = truth[["x_px", "y_px"]].to_numpy(float)
     keep = inside_margin(c_xy, np.shape(image), margin_A / pixel_size)
@@ -264,26 +275,6 @@ def _fit_logistic(x: np.ndarray, real: np.ndarray, min_sep: float) -> dict[str, 
         "intercept": float(lr.intercept_[0]),
         "min_separation_A": min_sep,
     }
-
-
-def _logistic_p(fields: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
-    """The logistic ``p_real`` of ``fields`` on features ``x`` (:func:`atom_features`)."""
-    z = (x - np.asarray(fields["feature_mean"])) / np.asarray(fields["feature_scale"])
-    return 1.0 / (1.0 + np.exp(-(z @ np.asarray(fields["coef"]) + float(fields["intercept"]))))
-
-
-def _incumbent_p(cal: Calibration, x: np.ndarray) -> np.ndarray:
-    """``cal``'s ``p_real`` (its logistic, else its table) on features ``x``, as
-    :meth:`Calibration.p_real_of` makes it from the same candidates."""
-    if cal.coef is not None and list(cal.features or FEATURES) == list(FEATURES):
-        return _logistic_p(
-            {k: getattr(cal, k) for k in ("feature_mean", "feature_scale", "coef", "intercept")},
-            x,
-        )
-    xp, fp = np.asarray(cal.p_detect, float), np.asarray(cal.p_real, float)
-    if len(xp) and xp[0] > 0:
-        xp, fp = np.r_[0.0, xp], np.r_[0.0, fp]
-    return np.interp(x[:, FEATURES.index("p_detect")], xp, fp)
 
 
 def _carried_logistic(prior: Calibration, x: np.ndarray, real: np.ndarray) -> dict[str, Any]:
@@ -526,11 +517,13 @@ def fit_p_real_model(
         in ``rows``."""
         x = np.concatenate([r[4] for r in rows])
         lab = np.concatenate([r[5] for r in rows])
-        p = np.minimum(_logistic_p(fields, x), lab[:, 1])
+        fitted = Calibration(p_detect=[], p_real=[], counts=[], sigma_scale=1.0, ece_raw=0.0,
+                             n_images=0, **fields)  # fmt: skip
+        p = np.minimum(fitted.p_real_of_features(x), lab[:, 1])
         p_inc = (
             np.full(len(x), np.nan)
             if incumbent is None
-            else np.minimum(_incumbent_p(incumbent, x), lab[:, 1])
+            else np.minimum(incumbent.p_real_of_features(x), lab[:, 1])
         )
         return np.c_[p, lab[:, 0], x[:, FEATURES.index("p_detect")], p_inc]
 

@@ -22,6 +22,7 @@ from atomlens.ensemble.ensemble import Ensemble
 from atomlens.ensemble.files import CONFIG_FILE
 from atomlens.train.calibration import (
     TooFewAtomsError,
+    calibration_candidates,
     fit_calibration,
     fit_p_real_model,
     fit_sigma_model,
@@ -178,16 +179,23 @@ def calibrate_model(
     Calibration
     """
     val = calibration_images(recipe, n_images=n_calibration, seed=seed)
-    model.calibration = fit_calibration(
-        model, val.images, val.truths, val.pixel_sizes, hidden=val.hidden
-    )
+    # uncalibrated candidates: the same for both calibrations below, so found once
+    found = [
+        calibration_candidates(model, im, ps)
+        for im, ps in zip(val.images, val.pixel_sizes, strict=True)
+    ]
+
+    def calibrate(logistic: dict[str, Any] | None = None) -> Calibration:
+        return fit_calibration(
+            model, val.images, val.truths, val.pixel_sizes, hidden=val.hidden, found=found,
+            logistic=logistic,
+        )  # fmt: skip
+
+    model.calibration = calibrate()
     if fit_sigma:
         sigma, logistic = _shifted_fits(model, recipe, seed=seed, progress=progress)
         if logistic is not None:  # the F1 of each p_real threshold again, with it
-            model.calibration = fit_calibration(
-                model, val.images, val.truths, val.pixel_sizes, hidden=val.hidden,
-                logistic=logistic,
-            )  # fmt: skip
+            model.calibration = calibrate(logistic)
         model.calibration = replace(model.calibration, **sigma)
     logger.debug("calibration: %s", model.calibration)
     return model.calibration
