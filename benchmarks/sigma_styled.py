@@ -82,7 +82,13 @@ def main() -> None:
             for c in ("fit", "network")
             if (s["src"] == c).sum() >= 50
         }
-        scaled = SigmaModel({c: [v * k.get(c, 1.0) for v in stored.coef[c]] for c in stored.coef})
+        # a, b, c scale σ; the multiplier's weights (if any) stay
+        scaled = SigmaModel(
+            {
+                c: [v * k.get(c, 1.0) for v in stored.coef[c][:3]] + list(stored.coef[c][3:])
+                for c in stored.coef
+            }
+        )
         cells_out = []
         for model in (stored, scaled, _fit_sigma(styled)):
             cov = _coverage(_sigma_samples(tests, model)["z"])

@@ -145,12 +145,19 @@ def main() -> None:
     )
     model, validation = fit_sigma_model(ens, images, progress=True)
     print(f"{args.name}: σ model {json.dumps(model.to_dict())}")
-    print(f"{'condition left out':<20} {'z RMS':>6} {'1σ':>6} {'2σ':>6} {'n':>7}")
+    print(f"{'condition left out':<20} {'z RMS':>6} {'1σ':>6} {'2σ':>6} {'n':>7} {'NLL':>7}")
     for k, v in validation.items():
         print(
             f"{k:<20} {v['z_rms']:6.2f} {v['within_1sigma']:6.1%} {v['within_2sigma']:6.1%} "
-            f"{v['n']:7d}"
+            f"{v['n']:7d} {v['nll']:7.3f}"
         )
+    forms = {
+        k[len("nll_multiplier_") :]: v for k, v in validation["all"].items() if "_multiplier_" in k
+    }
+    print(
+        "held-out NLL by where the multiplier applies (smallest kept): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in forms.items())
+    )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
     if args.compare:
         compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000, base=_base(args.name))

@@ -201,3 +201,39 @@ def test_sigma_model_checks_its_coefficients():
     m = SigmaModel({"fit": [2.0, 0.0, 0.0], "network": [1.0, 1.0, 0.03]})
     np.testing.assert_allclose(m.sigma("fit", np.array([0.01])), [0.02])
     np.testing.assert_allclose(m.sigma("network", np.array([0.0]), np.array([0.04])), [0.05])
+
+
+def test_a_neighbour_within_reach_scales_the_fits_sigma():
+    """With weights, σ's base grows by exp(w · (overlap, faintness)): a column whose
+    nearest neighbour lies two widths away gets exp(0.8 · 3) of its fit's σ, an isolated
+    one its plain σ; a three-number model (saved before the multiplier) has none."""
+    from atomlens.locate.atoms import choose_positions
+    from atomlens.locate.sigma import OVERLAP_REACH, sigma_features
+
+    f = sigma_features(np.array([0.6, 3.0, np.nan]), np.array([0.3, 0.3, 0.3]), [100.0] * 3)
+    np.testing.assert_allclose(f[:, 0], [OVERLAP_REACH - 2.0, 0.0, 0.0])
+    np.testing.assert_allclose(f[:, 1], [0.1, 0.1, 0.1])
+    coef = {"fit": [1.0, 0.0, 0.0, 0.8, 0.0], "network": [1.0, 0.0, 0.0]}
+    m = SigmaModel(coef)
+    base = np.full((3, 2), 0.01)
+    np.testing.assert_allclose(
+        m.sigma("fit", base, 0.0, features=f)[:, 0], [0.01 * np.exp(2.4), 0.01, 0.01]
+    )
+    plain = SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0]})
+    np.testing.assert_allclose(plain.sigma("fit", base, 0.0, features=f), base)
+    with pytest.raises(ValueError, match="optionally followed by the weights"):
+        SigmaModel({"fit": [1.0, 0.0, 0.0, 0.8], "network": [1.0, 0.0, 0.0]})
+    # through choose_positions: a pair two widths apart and an isolated column
+    t = pd.DataFrame(
+        {
+            "x_px": [10.0, 13.0, 40.0], "y_px": [10.0, 10.0, 10.0], "class": "C",
+            "net_x_px": [10.0, 13.0, 40.0], "net_y_px": [10.0, 10.0, 10.0],
+            "fit_x_px": [10.0, 13.0, 40.0], "fit_y_px": [10.0, 10.0, 10.0],
+            "refined": True, "border_cut": False, "fit_chi2": 1.0, "width_A": 0.3,
+            "fit_sigma_x_A": 0.01, "fit_sigma_y_A": 0.01, "crlb_x_A": 0.01, "crlb_y_A": 0.01,
+            "signal_snr": 1e6,
+        }
+    )  # fmt: skip
+    out = choose_positions(t, "fit", pixel_size=0.2, sigma_model=m)
+    np.testing.assert_allclose(out["overlap"], [OVERLAP_REACH - 2.0, OVERLAP_REACH - 2.0, 0.0])
+    np.testing.assert_allclose(out["sigma_x_A"], [0.01 * np.exp(2.4)] * 2 + [0.01], rtol=1e-6)

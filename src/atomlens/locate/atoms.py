@@ -16,7 +16,12 @@ from atomlens._shared.validate import validate_pixel_size, validate_positive
 from atomlens.io.atoms_table import make_atoms_table
 from atomlens.locate.peaks import find_peaks
 from atomlens.locate.refine import refine_gaussian
-from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
+from atomlens.locate.sigma import (
+    DEFAULT_SIGMA_MODEL,
+    SIGMA_FEATURES,
+    SigmaModel,
+    sigma_features,
+)
 
 __all__ = [
     "AUTO_CHI2_MAX",
@@ -504,6 +509,10 @@ def atoms_from_starts(
     fit_xy = np.where(refined[:, None], placed, np.nan)
     cols["fit_x_px"], cols["fit_y_px"] = fit_xy[:, 0], fit_xy[:, 1]
     cols["border_cut"] = np.isfinite(verdict)
+    # the nearest other column kept: how far a neighbour's tails reach in (σ's overlap)
+    cols["neighbour_A"] = np.full(n, np.nan)
+    if inside.sum() > 1:
+        cols["neighbour_A"][inside] = cKDTree(net[inside]).query(net[inside], k=2)[0][:, 1] * ps
     if not (refine and image is not None):
         positions = "network"
     if not inside.all():
@@ -553,7 +562,9 @@ def choose_positions(
     -------
     pandas.DataFrame
         A copy with ``x_px, y_px, x_A, y_A``, ``position_source`` ("fit", "network" or
-        "mean") and ``sigma_x_A, sigma_y_A`` (σ of the reported position [Å]) set.
+        "mean"), ``sigma_x_A, sigma_y_A`` (σ of the reported position [Å]) and the
+        evidence that scaled σ's base (``overlap``, ``faintness``:
+        :func:`atomlens.locate.sigma.sigma_features`) set.
     """
     check_positions(positions)
     ps = float(pixel_size)
@@ -575,8 +586,25 @@ def choose_positions(
     cut = out.get("border_cut", pd.Series(False, out.index)).to_numpy(bool)
     spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
     crlb = pair("crlb_x_A", "crlb_y_A")
-    sig_net = sm.sigma("network", np.nan_to_num(crlb, nan=0.0), spread)
-    sig_fit = sm.sigma("fit", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread)
+    width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
+    cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
+    refined_width = refined & np.isfinite(width)
+    # each class's median width: one atom's own is noisy at low dose
+    class_width = np.full(n, np.nan)
+    for k in np.unique(cls):
+        sel = cls == k
+        if (sel & refined_width).any():
+            class_width[sel] = float(np.median(width[sel & refined_width]))
+    if "neighbour_A" in out.columns:
+        neighbour = out["neighbour_A"].to_numpy(float)
+    else:  # a table from elsewhere: its own atoms are all there is to go by
+        neighbour = np.full(n, np.nan)
+        if n > 1:
+            neighbour = cKDTree(net).query(net, k=2)[0][:, 1] * ps
+    snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
+    feats = sigma_features(neighbour, class_width, snr)
+    sig_net = sm.sigma("network", np.nan_to_num(crlb, nan=0.0), spread, features=feats)
+    sig_fit = sm.sigma("fit", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread, features=feats)
     if positions == "fit":
         source = np.where(refined, "fit", "network")
     elif positions == "mean":
@@ -615,8 +643,6 @@ def choose_positions(
         chi2_ok = (np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX) & (
             np.nan_to_num(chi2, nan=0.0) >= AUTO_CHI2_MIN
         )
-        width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
-        cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
         width_ok = np.zeros(n, dtype=bool)
         lo, hi = AUTO_WIDTH_RANGE
         for k in np.unique(cls):
@@ -635,4 +661,6 @@ def choose_positions(
     out["x_A"], out["y_A"] = xy[:, 0] * ps, xy[:, 1] * ps
     out["position_source"] = pd.Series(source, index=out.index, dtype=object)
     out["sigma_x_A"], out["sigma_y_A"] = sigma[:, 0], sigma[:, 1]
+    for k, name in enumerate(SIGMA_FEATURES):  # the evidence that scaled σ's base
+        out[name] = feats[:, k]
     return out

@@ -107,7 +107,9 @@ def uncertainty_html(
         f"<p>σ for {share:.1%} of the atoms. Medians per axis [pm] by where each atom's "
         "position came from: σ is made from the fit's own σ (fitted positions) or the "
         "Cramér–Rao bound of the column's signal (the network's), and the members' "
-        "spread, by the model's σ model.</p>",
+        "spread, by the model's σ model (which may scale the base by the atom's overlap "
+        "with its nearest neighbour and its faintness: columns <code>overlap</code>, "
+        "<code>faintness</code>).</p>",
         html_table(rows, ("position from", "atoms", *(label for _, label in parts))),
     ]
     if sigma_validation:
