@@ -90,7 +90,9 @@ def main() -> None:
             }
         )
         cells_out = []
-        for model in (stored, scaled, _fit_sigma(styled)):
+        # refitted in the stored model's form (the multiplier on the sources it has it on)
+        form = tuple(c for c in ("fit", "network") if len(stored.coef[c]) > 3)
+        for model in (stored, scaled, _fit_sigma(styled, form)):
             cov = _coverage(_sigma_samples(tests, model)["z"])
             cells_out.append(f"{cov['z_rms']:.2f} / {cov['within_1sigma']:.1%}")
         print(f"{dose:6.0e} {_coverage(s['z'])['z_rms']:8.2f} | {'':>22}  " + " | ".join(cells_out))

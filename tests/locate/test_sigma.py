@@ -221,7 +221,7 @@ def test_a_neighbour_within_reach_scales_the_fits_sigma():
     )
     plain = SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0]})
     np.testing.assert_allclose(plain.sigma("fit", base, 0.0, features=f), base)
-    with pytest.raises(ValueError, match="optionally followed by the weights"):
+    with pytest.raises(ValueError, match="optionally followed by the non-negative weights"):
         SigmaModel({"fit": [1.0, 0.0, 0.0, 0.8], "network": [1.0, 0.0, 0.0]})
     # through choose_positions: a pair two widths apart and an isolated column
     t = pd.DataFrame(
@@ -237,3 +237,16 @@ def test_a_neighbour_within_reach_scales_the_fits_sigma():
     out = choose_positions(t, "fit", pixel_size=0.2, sigma_model=m)
     np.testing.assert_allclose(out["overlap"], [OVERLAP_REACH - 2.0, OVERLAP_REACH - 2.0, 0.0])
     np.testing.assert_allclose(out["sigma_x_A"], [0.01 * np.exp(2.4)] * 2 + [0.01], rtol=1e-6)
+
+
+def test_sigma_of_one_axis_and_mismatched_features():
+    """A base of one axis (N,) takes the multiplier per atom, not an (N, N) outer product;
+    features for another number of atoms are refused by name."""
+    m = SigmaModel({"fit": [1.0, 0.0, 0.0, 1.0, 0.0], "network": [1.0, 0.0, 0.0]})
+    f = np.array([[1.0, 0.0], [0.0, 0.0]])
+    out = m.sigma("fit", np.array([0.01, 0.01]), 0.0, features=f)
+    np.testing.assert_allclose(out, [0.01 * np.e, 0.01])
+    with pytest.raises(ValueError, match="rows of features for 3 atoms"):
+        m.sigma("fit", np.full(3, 0.01), 0.0, features=f)
+    with pytest.raises(ValueError, match="non-negative weights"):
+        SigmaModel({"fit": [1.0, 0.0, 0.0, -0.5, 0.0], "network": [1.0, 0.0, 0.0]})

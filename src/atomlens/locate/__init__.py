@@ -3,14 +3,23 @@
 from atomlens.locate.atoms import locate_atoms
 from atomlens.locate.peaks import find_peaks, suppress_close
 from atomlens.locate.refine import GaussianFit, refine_gaussian
-from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SigmaModel
+from atomlens.locate.sigma import (
+    DEFAULT_SIGMA_MODEL,
+    OVERLAP_REACH,
+    SIGMA_FEATURES,
+    SigmaModel,
+    sigma_features,
+)
 
 __all__ = [
     "DEFAULT_SIGMA_MODEL",
+    "OVERLAP_REACH",
+    "SIGMA_FEATURES",
     "GaussianFit",
     "SigmaModel",
     "find_peaks",
     "locate_atoms",
     "refine_gaussian",
+    "sigma_features",
     "suppress_close",
 ]

@@ -299,7 +299,9 @@ def locate_atoms(
         ``class_p`` (the class's share of the foreground probability), ``intensity``
         (integrated intensity above the local background [image units · px²]),
         ``fit_sigma_x_A, fit_sigma_y_A`` (the fit's one-σ position uncertainty [Å]),
-        ``width_A`` (Gaussian σ of the column [Å]), ``near_edge`` and ``refined``.
+        ``width_A`` (Gaussian σ of the column [Å]), ``near_edge`` and ``refined``, and
+        the columns of :func:`choose_positions` (the reported position, its source and σ,
+        ``neighbour_A``: the nearest other candidate [Å], ``overlap`` and ``faintness``).
     """
     ps = validate_pixel_size(pixel_size)
     p = np.asarray(probabilities, dtype=np.float32)

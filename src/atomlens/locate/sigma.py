@@ -110,21 +110,26 @@ class SigmaModel:
                 v is None
                 or len(v) not in (3, 3 + len(SIGMA_FEATURES))
                 or not all(np.isfinite(v))
-                or min(v[:3]) < 0
+                or min(v) < 0
             ):
                 raise ValueError(
                     f"SigmaModel coef[{src!r}] must be three non-negative numbers (a, b, c), "
-                    f"optionally followed by the weights of {', '.join(SIGMA_FEATURES)}; "
+                    f"optionally followed by the non-negative weights of "
+                    f"{', '.join(SIGMA_FEATURES)}; "
                     f"got {v!r}."
                 )
 
-    def multiplier(self, source: str, features: np.ndarray | None, /) -> np.ndarray | float:
+    def multiplier(
+        self, source: str, features: np.ndarray | None, /, ndim: int = 2
+    ) -> np.ndarray | float:
         """``m`` of ``source`` for per-atom ``features`` ((N, 2), :func:`sigma_features`),
-        shape (N, 1); 1 without features or weights."""
+        shaped to multiply a base of ``ndim`` dimensions whose first axis is the atom
+        ((N,) or (N, 1)); 1 without features or weights."""
         w = np.asarray(self.coef[source][3:], float)
         if features is None or not len(w):
             return 1.0
-        return np.exp(np.asarray(features, float) @ w)[:, None]
+        m = np.exp(np.asarray(features, float) @ w)
+        return m.reshape(m.shape + (1,) * max(ndim - 1, 0))
 
     def sigma(
         self,
@@ -139,8 +144,13 @@ class SigmaModel:
         per-atom ``features`` ((N, 2), :func:`sigma_features`; none: m = 1)."""
         a, b, c = self.coef[source][:3]
         sp = np.nan_to_num(np.asarray(spread, float), nan=0.0)
-        m = self.multiplier(source, features)
-        return np.sqrt((a * m * np.asarray(base, float)) ** 2 + (b * sp) ** 2 + c * c)
+        base = np.asarray(base, float)
+        if features is not None and len(features) != len(base):
+            raise ValueError(
+                f"SigmaModel.sigma: {len(features)} rows of features for {len(base)} atoms."
+            )
+        m = self.multiplier(source, features, base.ndim)
+        return np.sqrt((a * m * base) ** 2 + (b * sp) ** 2 + c * c)
 
     def to_dict(self) -> dict[str, list[float]]:
         """The coefficients as plain lists (JSON)."""

@@ -805,7 +805,7 @@ def fit_sigma_tables(
     # the conditions it did not see; the one with the smallest held-out negative
     # log-likelihood is kept. The multiplier's evidence is physical (a neighbour's tails,
     # few counts), but how much it says differs between models: on the bundled models'
-    # σ images it helped haadf-any (held-out NLL −5.68 → −6.00) and neither graphene nor
+    # σ images it helped haadf-any (held-out NLL −5.68 → −6.07) and neither graphene nor
     # haadf-generic (−6.01 → −5.93, −6.32 → −6.22), whose columns are farther apart.
     tried: dict[tuple[str, ...], tuple[float, dict[str, dict[str, float]]]] = {}
     for multiplied in MULTIPLIED:
