@@ -537,6 +537,33 @@ def _typical(sigma: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.median(finite, axis=0) if len(finite) else np.full(2, np.nan)
 
 
+def _sigma_features_of(
+    out: pd.DataFrame,
+    net: np.ndarray,
+    refined_width: np.ndarray,
+    width: np.ndarray,
+    cls: np.ndarray,
+    ps: float,
+) -> np.ndarray:
+    """:func:`sigma_features` of a table's atoms: each class's median width, the stored
+    ``neighbour_A`` (or the nearest of the table's own atoms), ``signal_snr``."""
+    n = len(out)
+    # each class's median width: one atom's own is noisy at low dose
+    class_width = np.full(n, np.nan)
+    for k in np.unique(cls):
+        sel = cls == k
+        if (sel & refined_width).any():
+            class_width[sel] = float(np.median(width[sel & refined_width]))
+    if "neighbour_A" in out.columns:
+        neighbour = out["neighbour_A"].to_numpy(float)
+    else:  # a table from elsewhere: its own atoms are all there is to go by
+        neighbour = np.full(n, np.nan)
+        if n > 1:
+            neighbour = cKDTree(net).query(net, k=2)[0][:, 1] * ps
+    snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
+    return sigma_features(neighbour, class_width, snr)
+
+
 def choose_positions(
     atoms: pd.DataFrame,
     /,
@@ -591,20 +618,12 @@ def choose_positions(
     width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
     cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
     refined_width = refined & np.isfinite(width)
-    # each class's median width: one atom's own is noisy at low dose
-    class_width = np.full(n, np.nan)
-    for k in np.unique(cls):
-        sel = cls == k
-        if (sel & refined_width).any():
-            class_width[sel] = float(np.median(width[sel & refined_width]))
-    if "neighbour_A" in out.columns:
-        neighbour = out["neighbour_A"].to_numpy(float)
-    else:  # a table from elsewhere: its own atoms are all there is to go by
-        neighbour = np.full(n, np.nan)
-        if n > 1:
-            neighbour = cKDTree(net).query(net, k=2)[0][:, 1] * ps
-    snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
-    feats = sigma_features(neighbour, class_width, snr)
+    if set(SIGMA_FEATURES) <= set(out.columns):
+        # as find measured them on the whole image (a subset of its atoms, as σ's fit
+        # scores, would measure each class's width on fewer)
+        feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
+    else:
+        feats = _sigma_features_of(out, net, refined_width, width, cls, ps)
     sig_net = sm.sigma("network", np.nan_to_num(crlb, nan=0.0), spread, features=feats)
     sig_fit = sm.sigma("fit", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread, features=feats)
     if positions == "fit":
