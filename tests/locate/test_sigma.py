@@ -250,3 +250,28 @@ def test_sigma_of_one_axis_and_mismatched_features():
         m.sigma("fit", np.full(3, 0.01), 0.0, features=f)
     with pytest.raises(ValueError, match="non-negative weights"):
         SigmaModel({"fit": [1.0, 0.0, 0.0, -0.5, 0.0], "network": [1.0, 0.0, 0.0]})
+
+
+def test_auto_decides_by_the_plain_model_where_there_is_one():
+    """With ``fit_decision`` auto decides by it, and reports the multiplier's σ: a fit
+    whose reported σ (× exp(0.8 · 3)) is far above the network's is still taken where
+    the plain σ says it is the more precise."""
+    from atomlens.locate.atoms import choose_positions
+
+    t = pd.DataFrame(
+        {
+            "x_px": [10.0, 13.0], "y_px": [10.0, 10.0], "class": "C",
+            "net_x_px": [10.0, 13.0], "net_y_px": [10.0, 10.0],
+            "fit_x_px": [10.01, 13.01], "fit_y_px": [10.0, 10.0],
+            "refined": True, "border_cut": False, "fit_chi2": 1.0, "width_A": 0.3,
+            "fit_sigma_x_A": 0.002, "fit_sigma_y_A": 0.002, "crlb_x_A": 0.01,
+            "crlb_y_A": 0.01, "signal_snr": 1e6,
+        }
+    )  # fmt: skip
+    coef = {"fit": [1.0, 0.0, 0.0, 0.8, 0.0], "network": [1.0, 0.0, 0.0]}
+    by_reported = choose_positions(t, "auto", pixel_size=0.2, sigma_model=SigmaModel(coef))
+    assert (by_reported["position_source"] == "network").all()
+    plain = SigmaModel({**coef, "fit_decision": [1.0, 0.0, 0.0]})
+    by_plain = choose_positions(t, "auto", pixel_size=0.2, sigma_model=plain)
+    assert (by_plain["position_source"] == "fit").all()
+    np.testing.assert_allclose(by_plain["sigma_x_A"], 0.002 * np.exp(2.4), rtol=1e-6)

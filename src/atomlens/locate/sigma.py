@@ -98,12 +98,23 @@ class SigmaModel:
         For ``"fit"`` (base: the fit's σ) and ``"network"`` (base: the Cramér–Rao-type
         bound); three numbers mean no multiplier (the σ models saved before it). A
         ``"mean"`` position takes the larger σ of the two (the error of a mean is never
-        larger than the larger error).
+        larger than the larger error). Optionally ``"fit_decision"`` and
+        ``"network_decision"``: the ``(a, b, c)`` without a multiplier that
+        ``positions="auto"`` decides by (see
+        :func:`atomlens.train.calibration.fit_sigma_model`); without them auto decides by
+        the reported σ.
     """
 
     coef: Mapping[str, list[float]] = field(default_factory=_default_coef)
 
     def __post_init__(self) -> None:
+        for key in ("fit_decision", "network_decision"):
+            d = self.coef.get(key)
+            if d is not None and (len(d) != 3 or not all(np.isfinite(d)) or min(d) < 0):
+                raise ValueError(
+                    f"SigmaModel coef[{key!r}] must be three non-negative numbers (a, b, c), "
+                    f"got {d!r}."
+                )
         for src in ("fit", "network"):
             v = self.coef.get(src)
             if (

@@ -643,15 +643,23 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
 
 def _fit_sigma(tables, multiplied: tuple[str, ...] = ("fit",)) -> SigmaModel:
     """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`), with the
-    multiplier for the sources in ``multiplied``."""
+    multiplier for the sources in ``multiplied``. With one, ``positions="auto"`` decides
+    by the model without it (fitted first, kept as ``fit_decision`` and
+    ``network_decision``) and the multiplier's model is fitted on those decisions."""
     model = DEFAULT_SIGMA_MODEL
     coef = model.to_dict()
+    if multiplied:
+        plain = _fit_sigma(tables, ())
+        coef = plain.to_dict()
+        coef["fit_decision"], coef["network_decision"] = coef["fit"], coef["network"]
+        model = SigmaModel(dict(coef))
 
     def feats(src: str, rows: np.ndarray) -> np.ndarray:
         f = s["feat"][rows]
         return f if src in multiplied else f[:, :0]
 
-    for _ in range(3):
+    # re-decided with the coefficients so far; with a multiplier the decisions are fixed
+    for _ in range(1 if multiplied else 3):
         s = _sigma_samples(tables, model)
         ok = np.isfinite(s["net_err"]) & np.isfinite(s["crlb"])
         coef["network"] = _nll_fit(
@@ -709,7 +717,8 @@ def fit_sigma_model(
     scored on it: z = error / σ of the reported (``auto``) positions. This is done for each
     form in :data:`MULTIPLIED` (the per-atom multiplier of σ's base on no source, on the
     fit's, on both), and the form with the smallest held-out negative log-likelihood of the
-    errors is kept.
+    errors is kept. With a multiplier, ``positions="auto"`` decides by the plain form,
+    fitted first and kept in the model (``fit_decision``, ``network_decision``).
 
     Parameters
     ----------
@@ -805,8 +814,8 @@ def fit_sigma_tables(
     # the conditions it did not see; the one with the smallest held-out negative
     # log-likelihood is kept. The multiplier's evidence is physical (a neighbour's tails,
     # few counts), but how much it says differs between models: on the bundled models'
-    # σ images it helped haadf-any (held-out NLL −5.68 → −6.07) and neither graphene nor
-    # haadf-generic (−6.01 → −5.93, −6.32 → −6.22), whose columns are farther apart.
+    # σ images it helped haadf-any (held-out NLL −5.68 → −5.94) and neither graphene nor
+    # haadf-generic (−6.01 → −5.99, −6.32 → −6.24), whose columns are farther apart.
     tried: dict[tuple[str, ...], tuple[float, dict[str, dict[str, float]]]] = {}
     for multiplied in MULTIPLIED:
         validation: dict[str, dict[str, float]] = {}
