@@ -585,7 +585,10 @@ def choose_positions(
     loosen the test), its σ is smaller than that median, and on the image as a whole the two
     agree (median gap ≤ :data:`AUTO_IMAGE_GAP_MAX` σ: a film or probe tails that pull every
     fit fail this). Elsewhere the network's. A column the border cuts takes the mean of the
-    two when the fit holds on the image.
+    two when the fit holds on the image. The σ's these tests use are the model's
+    ``fit_decision``/``network_decision`` where it has them (the plain model beside one
+    with a per-atom multiplier, :class:`atomlens.locate.SigmaModel`), the reported ones
+    otherwise.
 
     Returns
     -------
