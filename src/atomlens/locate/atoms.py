@@ -537,23 +537,23 @@ def _typical(sigma: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.median(finite, axis=0) if len(finite) else np.full(2, np.nan)
 
 
-def _sigma_features_of(
-    out: pd.DataFrame,
-    net: np.ndarray,
-    refined_width: np.ndarray,
-    width: np.ndarray,
-    cls: np.ndarray,
-    ps: float,
-) -> np.ndarray:
-    """:func:`sigma_features` of a table's atoms: each class's median width, the stored
-    ``neighbour_A`` (or the nearest of the table's own atoms), ``signal_snr``."""
-    n = len(out)
-    # each class's median width: one atom's own is noisy at low dose
-    class_width = np.full(n, np.nan)
+def _class_median(values: np.ndarray, cls: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per atom, the median of ``values`` over ``rows`` of its class (NaN where its class
+    has none)."""
+    out = np.full(len(values), np.nan)
     for k in np.unique(cls):
         sel = cls == k
-        if (sel & refined_width).any():
-            class_width[sel] = float(np.median(width[sel & refined_width]))
+        if (sel & rows).any():
+            out[sel] = float(np.median(values[sel & rows]))
+    return out
+
+
+def _sigma_features_of(
+    out: pd.DataFrame, net: np.ndarray, class_width: np.ndarray, ps: float
+) -> np.ndarray:
+    """:func:`sigma_features` of a table's atoms: their class's median width, the stored
+    ``neighbour_A`` (or the nearest of the table's own atoms), ``signal_snr``."""
+    n = len(out)
     if "neighbour_A" in out.columns:
         neighbour = out["neighbour_A"].to_numpy(float)
     else:  # a table from elsewhere: its own atoms are all there is to go by
@@ -620,28 +620,24 @@ def choose_positions(
     crlb = pair("crlb_x_A", "crlb_y_A")
     width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
     cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
-    refined_width = refined & np.isfinite(width)
+    # each class's median width: one atom's own is noisy at low dose (σ's overlap and
+    # auto's width check)
+    class_width = _class_median(width, cls, refined & np.isfinite(width))
     if set(SIGMA_FEATURES) <= set(out.columns):
         # as find measured them on the whole image (a subset of its atoms, as σ's fit
         # scores, would measure each class's width on fewer)
         feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
     else:
-        feats = _sigma_features_of(out, net, refined_width, width, cls, ps)
-    sig_net = sm.sigma("network", np.nan_to_num(crlb, nan=0.0), spread, features=feats)
-    sig_fit = sm.sigma("fit", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread, features=feats)
-    # what auto decides by: the fit's σ without the multiplier where the model keeps one
-    # (SigmaModel: the multiplier describes σ; deciding by it gave dumbbells under a wide
-    # probe to the network, 2.03 → 2.90 pm on simulated Si [110] at 10⁴ e⁻/Å²)
-    sig_fit_d = (
-        sm.sigma("fit_decision", pair("fit_sigma_x_A", "fit_sigma_y_A"), spread)
-        if "fit_decision" in sm.coef
-        else sig_fit
-    )
-    sig_net_d = (
-        sm.sigma("network_decision", np.nan_to_num(crlb, nan=0.0), spread)
-        if "network_decision" in sm.coef
-        else sig_net
-    )
+        feats = _sigma_features_of(out, net, class_width, ps)
+    net_base = np.nan_to_num(crlb, nan=0.0)
+    fit_base = pair("fit_sigma_x_A", "fit_sigma_y_A")
+    sig_net = sm.sigma("network", net_base, spread, features=feats)
+    sig_fit = sm.sigma("fit", fit_base, spread, features=feats)
+    # what auto decides by: the plain σ where the model keeps a multiplier (it describes
+    # σ; deciding by it gave dumbbells under a wide probe to the network, 2.03 → 2.90 pm
+    # on simulated Si [110] at 10⁴ e⁻/Å²)
+    sig_fit_d = sm.decision_sigma("fit", fit_base, spread, features=feats)
+    sig_net_d = sm.decision_sigma("network", net_base, spread, features=feats)
     if positions == "fit":
         source = np.where(refined, "fit", "network")
     elif positions == "mean":
@@ -680,14 +676,10 @@ def choose_positions(
         chi2_ok = (np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX) & (
             np.nan_to_num(chi2, nan=0.0) >= AUTO_CHI2_MIN
         )
-        width_ok = np.zeros(n, dtype=bool)
         lo, hi = AUTO_WIDTH_RANGE
-        for k in np.unique(cls):
-            sel = cls == k
-            ref = width[sel & refined & np.isfinite(width)]
-            if len(ref):
-                rel = width / float(np.median(ref))
-                width_ok |= sel & (rel >= lo) & (rel <= hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = width / class_width
+        width_ok = (rel >= lo) & (rel <= hi)
         better = sig_fit_d.mean(axis=1) < sig_net_typ.mean()
         use_fit = refined & chi2_ok & width_ok & agree & better & image_ok & ~cut
         source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))

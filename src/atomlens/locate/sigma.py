@@ -163,6 +163,21 @@ class SigmaModel:
         m = self.multiplier(source, features, base.ndim)
         return np.sqrt((a * m * base) ** 2 + (b * sp) ** 2 + c * c)
 
+    def decision_sigma(
+        self,
+        source: str,
+        base: np.ndarray,
+        spread: np.ndarray | float = 0.0,
+        /,
+        features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """σ [Å] that ``positions="auto"`` decides by: ``"<source>_decision"``'s plain
+        ``(a, b, c)`` where the model has it, else :meth:`sigma` (the reported σ)."""
+        key = f"{source}_decision"
+        if key in self.coef:
+            return self.sigma(key, base, spread)
+        return self.sigma(source, base, spread, features=features)
+
     def to_dict(self) -> dict[str, list[float]]:
         """The coefficients as plain lists (JSON)."""
         return {k: [float(x) for x in v] for k, v in self.coef.items()}

@@ -641,16 +641,18 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
     return out
 
 
-def _fit_sigma(tables, multiplied: tuple[str, ...] = ("fit",)) -> SigmaModel:
+def _fit_sigma(
+    tables, multiplied: tuple[str, ...] = ("fit",), plain: SigmaModel | None = None
+) -> SigmaModel:
     """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`), with the
     multiplier for the sources in ``multiplied``. With one, ``positions="auto"`` decides
-    by the model without it (fitted first, kept as ``fit_decision`` and
-    ``network_decision``) and the multiplier's model is fitted on those decisions."""
+    by the model without it (``plain``, fitted on the same tables if not given; kept as
+    ``fit_decision`` and ``network_decision``) and the multiplier's model is fitted on
+    those decisions."""
     model = DEFAULT_SIGMA_MODEL
     coef = model.to_dict()
     if multiplied:
-        plain = _fit_sigma(tables, ())
-        coef = plain.to_dict()
+        coef = (plain or _fit_sigma(tables, ())).to_dict()
         coef["fit_decision"], coef["network_decision"] = coef["fit"], coef["network"]
         model = SigmaModel(dict(coef))
 
@@ -816,13 +818,16 @@ def fit_sigma_tables(
     # few counts), but how much it says differs between models: on the bundled models'
     # σ images it helped haadf-any (held-out NLL −5.68 → −5.94) and neither graphene nor
     # haadf-generic (−6.01 → −5.99, −6.32 → −6.24), whose columns are farther apart.
+    rest = {name: [x for k, v in by_cond.items() if k != name for x in v] for name in by_cond}
+    # the plain model of each fold: one form, and what the others decide by
+    plain = {name: _fit_sigma(rest[name], ()) for name in by_cond}
     tried: dict[tuple[str, ...], tuple[float, dict[str, dict[str, float]]]] = {}
     for multiplied in MULTIPLIED:
         validation: dict[str, dict[str, float]] = {}
         held = []
         for name in by_cond:
-            rest = [x for k, v in by_cond.items() if k != name for x in v]
-            s = _sigma_samples(by_cond[name], _fit_sigma(rest, multiplied))
+            model = _fit_sigma(rest[name], multiplied, plain[name]) if multiplied else plain[name]
+            s = _sigma_samples(by_cond[name], model)
             held.append(s)
             validation[name] = {**_coverage(s["z"]), "nll": round(_nll(s), 4)}
         pooled = {k: np.concatenate([h[k] for h in held]) for k in ("z", "sigma")}
