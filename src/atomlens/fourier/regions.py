@@ -185,6 +185,7 @@ def region_map(
         if at_top.mean() > 5e-4
         else np.zeros(a.shape, bool)
     )
+    raw = a
     if saturated.any():  # a clipped patch's sharp edge has no lattice: flatten it
         a = np.where(ndi.binary_dilation(at_top, iterations=2), float(np.median(a)), a)
     # the reflections, found in the texture with its local contrast evened out, so that a
@@ -218,7 +219,9 @@ def region_map(
     e_tex = np.fft.ifft2(np.fft.fft2(texture**2) * smooth).real[crop]
     share = np.clip(e_lat / np.maximum(e_tex, 1e-30), 0.0, 1.0)
     # brightness and texture at half the window: holes and patches a few periods wide
-    mean = np.fft.ifft2(np.fft.fft2(b) * fine_smooth).real[crop]
+    # (of the frame as recorded: the flattened one has no bright patch left where it clipped)
+    b_raw = np.pad(raw, pad, mode="reflect") if raw is not a else b
+    mean = np.fft.ifft2(np.fft.fft2(b_raw) * fine_smooth).real[crop]
     t_fine = np.fft.ifft2(np.fft.fft2(texture**2) * fine_smooth).real[crop]
     labels = np.ones((h, w), np.uint8)  # amorphous unless shown otherwise
     crystal = np.zeros((h, w), bool)
