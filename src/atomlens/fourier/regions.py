@@ -147,8 +147,9 @@ def _window_bright(
 ) -> np.ndarray:
     """Contamination by the window-wide mean ``mean_w``: blobs brighter than the crystal's
     median by ``margin_mads`` of its MAD there (and by 30 % of the crystal's height above
-    the frame's floor ``floor``, and by 10 % of that median), each cut at half its step on the finer ``mean`` within a
-    window of the blob, where the lattice does not dominate (:data:`LATTICE_DOMINATES`).
+    the frame's floor ``floor``, and by 10 % of that median), each cut at half its step on
+    the finer ``mean`` within a window of the blob, where the lattice does not dominate
+    (:data:`LATTICE_DOMINATES`).
 
     Measured on ``elit_contamination.py``-like graphene frames (6 per condition), columns at
     least 1 Å inside a non-crystal region called crystal, per 1000 crystal columns: under an
