@@ -21,6 +21,10 @@ pixel. For each condition, ``--frames`` unlabeled frames go to :func:`atomlens.e
   harmful round (pseudo-labels moved 1 Å off the columns) tests that it refuses;
 - the wall time of each adaptation on this machine.
 
+The guard table gives each round's change of F1 on the styled images (simulated in the
+frames' look, atoms known), which the guard judges by, with its standard error paired over
+those images (the history's ``styled_f1_se``).
+
 Targets (issue #30): after ≥ before in every row; ≤ 1 false atom outside per 1000 crystal
 atoms; the guard agrees with the truth in ≥ 90 % of rounds; ≤ 5 min per adaptation on
 2 CPU cores.
@@ -156,7 +160,8 @@ def run_adapt(ens, frames, cfg, test, maps, f1_before):
     for r in rounds:
         row = h[h["round"] == r[0]]
         s = float(row["styled_f1"].iloc[0]) if len(row) and "styled_f1" in h else np.nan
-        styled.append((*r, last, s))
+        se = float(row["styled_f1_se"].iloc[0]) if len(row) and "styled_f1_se" in h else np.nan
+        styled.append((*r, last, s, se))
         if r[1]:
             last = s
     return res, styled, dt
@@ -237,14 +242,14 @@ def main() -> None:
               f"{kept:11d} {dt:8.0f}")  # fmt: skip
     print()
     print(f"{'round':36s} {'F1 last kept':>12s} {'F1 round':>9s} {'truth':>7s} {'guard':>7s}"
-          f" | {'styled F1 last kept':>19s} {'round':>7s} {'Δ':>8s}")  # fmt: skip
+          f" | {'styled F1 last kept':>19s} {'round':>7s} {'Δ':>8s} {'± SE':>7s}")  # fmt: skip
     agree = 0
-    for name, rnd, kept, f_prev, f, s_prev, s in guard:
+    for name, rnd, kept, f_prev, f, s_prev, s, se in guard:
         truth = f >= f_prev - 0.001
         agree += truth == kept
         verdict = f"{'accept' if truth else 'refuse':>7s} {'kept' if kept else 'undone':>7s}"
         print(f"{name + f' r{rnd}':36s} {f_prev:12.4f} {f:9.4f} {verdict} | {s_prev:19.4f} "
-              f"{s:7.4f} {s - s_prev:+8.4f}")  # fmt: skip
+              f"{s:7.4f} {s - s_prev:+8.4f} {se:7.4f}")  # fmt: skip
     n = max(len(guard), 1)
     worst_out = max(
         max(a["out_dropped_per_1000"], b["out_dropped_per_1000"]) for _, b, a, _, _ in rows

@@ -90,6 +90,9 @@ def test_an_adapted_ensemble_has_p_real_that_varies_and_stays_calibrated(tiny_mo
     # each state's F1 on those 12 images (atoms known) is in the history, the start's too
     styled = res.history["styled_f1"].to_numpy(float)
     assert len(styled) == 2 and np.all((styled > 0) & (styled <= 1)), res.history
+    # with the error of the round's change, paired over those 12 images (none before)
+    se = res.history["styled_f1_se"].to_numpy(float)
+    assert np.isnan(se[0]) and 0 < se[1] < 0.05, res.history
     p, real = _scored(res.ensemble, held)
     p0, real0 = _scored(ens, held)
     # Measured (2026-12-05): p_real's spread 0.137 (before adapting 0.150); Brier score

@@ -19,7 +19,13 @@ from scipy.spatial import cKDTree
 
 from atomlens.elit import AdaptConfig, adapt
 from atomlens.elit import rounds as elit_rounds
-from atomlens.elit.guards import judge_round, styled_candidates, styled_f1
+from atomlens.elit.guards import (
+    judge_round,
+    styled_allowance,
+    styled_candidates,
+    styled_change_se,
+    styled_f1,
+)
 from atomlens.metrics import match_points
 from atomlens.pipeline import find
 from atomlens.simulate import ImagingConditions, simulate_image
@@ -359,6 +365,23 @@ def test_the_styled_f1_guard_pairs_the_images_both_rounds_are_scored_on():
     two = {**prev, "styled_f1_images": before[:2]}
     now_two = {**now, "styled_f1_images": steady[:2]}
     assert judge_round(now_two, 1.0, two, cfg)[0]
+
+
+def test_the_styled_change_error_is_paired_over_the_images_or_counted_over_the_atoms():
+    """What the history's ``styled_f1_se`` reports, and what the guard's allowance is made
+    of: std(per-image differences) / √images where both rounds have ≥ 3 images, the
+    binomial error of one F1 over the atoms otherwise, NaN with no styled F1 before."""
+    before = np.full(12, 0.986)
+    d = np.tile([-0.01, 0.01], 6) + 0.003
+    prev = {"styled_f1": 0.986, "styled_f1_images": before}
+    now = {"styled_f1": float((before + d).mean()), "styled_f1_images": before + d,
+           "styled_atoms": 3040}  # fmt: skip
+    paired = styled_change_se(now, prev)
+    assert paired == pytest.approx(np.std(d, ddof=1) / np.sqrt(12))  # 0.00302
+    assert styled_allowance(now, prev, 0.001, 2.0) == pytest.approx(0.001 + 2 * paired)
+    atoms = styled_change_se(now, {"styled_f1": 0.986})
+    assert atoms == pytest.approx(np.sqrt(0.986 * 0.014 / 3040))  # 0.00213
+    assert np.isnan(styled_change_se(now, {"styled_f1": float("nan")}))
 
 
 def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):

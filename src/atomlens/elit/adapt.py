@@ -61,6 +61,7 @@ from atomlens.elit.guards import (
     mean_f1,
     measure,
     styled_candidates,
+    styled_change_se,
     styled_f1_by_image,
 )
 from atomlens.elit.pseudo_labels import pseudo_labels
@@ -88,7 +89,9 @@ class AdaptResult:
         uncertainty of the training and hold-out frames, the hold-out nearest-neighbour
         share of implausible atoms, the hold-out atoms outside the crystal per 1000 inside,
         the F1 of the consensus on the calibration images (``styled_f1``: simulated in the
-        frames' look, atoms known; NaN without them), and whether the round was kept.
+        frames' look, atoms known; NaN without them) with the standard error of its change
+        from the last kept round (``styled_f1_se``, paired over the images:
+        :func:`atomlens.elit.guards.styled_change_se`), and whether the round was kept.
     validation : ValidationSet or None
         The simulated images in the frames' look, with their exact atoms, on which every
         kept round was calibrated (``AdaptConfig.calibration_images``); None when there
@@ -238,6 +241,7 @@ def adapt(
             now["styled_f1_images"] = images
             now["styled_atoms"] = n_styled
             last = {**hist[-1], "styled_f1_images": kept_images}  # hist[-1]: the last kept round
+            now["styled_f1_se"] = styled_change_se(now, last) if cal_set is not None else np.nan
             kept, why = judge_round(now, change, last, cfg)
             hist.append(_history_row(rnd, counts, now, change, kept))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
@@ -380,6 +384,7 @@ def _history_row(
         "holdout_implausible": now["holdout_implausible"],
         "holdout_outside_per_1000": now["holdout_outside_per_1000"],
         "styled_f1": now.get("styled_f1", np.nan),
+        "styled_f1_se": now.get("styled_f1_se", np.nan),
         "kept": kept,
     }
 
