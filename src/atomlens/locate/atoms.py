@@ -513,8 +513,7 @@ def atoms_from_starts(
     cols["border_cut"] = np.isfinite(verdict)
     # the nearest other column kept: how far a neighbour's tails reach in (σ's overlap)
     cols["neighbour_A"] = np.full(n, np.nan)
-    if inside.sum() > 1:
-        cols["neighbour_A"][inside] = cKDTree(net[inside]).query(net[inside], k=2)[0][:, 1] * ps
+    cols["neighbour_A"][inside] = _nearest_other(net[inside]) * ps
     if not (refine and image is not None):
         positions = "network"
     if not inside.all():
@@ -537,6 +536,14 @@ def _typical(sigma: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.median(finite, axis=0) if len(finite) else np.full(2, np.nan)
 
 
+def _nearest_other(xy: np.ndarray) -> np.ndarray:
+    """Distance from each point ``(N, 2)`` to the nearest other one (NaN with fewer than
+    two points), in the points' units."""
+    if len(xy) < 2:
+        return np.full(len(xy), np.nan)
+    return cKDTree(xy).query(xy, k=2)[0][:, 1]
+
+
 def _class_median(values: np.ndarray, cls: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per atom, the median of ``values`` over ``rows`` of its class (NaN where its class
     has none)."""
@@ -553,13 +560,10 @@ def _sigma_features_of(
 ) -> np.ndarray:
     """:func:`sigma_features` of a table's atoms: their class's median width, the stored
     ``neighbour_A`` (or the nearest of the table's own atoms), ``signal_snr``."""
-    n = len(out)
     if "neighbour_A" in out.columns:
         neighbour = out["neighbour_A"].to_numpy(float)
     else:  # a table from elsewhere: its own atoms are all there is to go by
-        neighbour = np.full(n, np.nan)
-        if n > 1:
-            neighbour = cKDTree(net).query(net, k=2)[0][:, 1] * ps
+        neighbour = _nearest_other(net) * ps
     snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
     return sigma_features(neighbour, class_width, snr)
 

@@ -108,26 +108,17 @@ class SigmaModel:
     coef: Mapping[str, list[float]] = field(default_factory=_default_coef)
 
     def __post_init__(self) -> None:
-        for key in ("fit_decision", "network_decision"):
-            d = self.coef.get(key)
-            if d is not None and (len(d) != 3 or not all(np.isfinite(d)) or min(d) < 0):
+        weights = (
+            f"optionally followed by the non-negative weights of {', '.join(SIGMA_FEATURES)}; "
+        )
+        checks = [(src, (3, 3 + len(SIGMA_FEATURES)), weights) for src in ("fit", "network")]
+        checks += [(k, (3,), "") for k in ("fit_decision", "network_decision") if k in self.coef]
+        for key, lengths, also in checks:
+            v = self.coef.get(key)
+            if v is None or len(v) not in lengths or not all(np.isfinite(v)) or min(v) < 0:
                 raise ValueError(
                     f"SigmaModel coef[{key!r}] must be three non-negative numbers (a, b, c), "
-                    f"got {d!r}."
-                )
-        for src in ("fit", "network"):
-            v = self.coef.get(src)
-            if (
-                v is None
-                or len(v) not in (3, 3 + len(SIGMA_FEATURES))
-                or not all(np.isfinite(v))
-                or min(v) < 0
-            ):
-                raise ValueError(
-                    f"SigmaModel coef[{src!r}] must be three non-negative numbers (a, b, c), "
-                    f"optionally followed by the non-negative weights of "
-                    f"{', '.join(SIGMA_FEATURES)}; "
-                    f"got {v!r}."
+                    f"{also}got {v!r}."
                 )
 
     def multiplier(
