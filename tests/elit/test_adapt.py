@@ -130,7 +130,14 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
         files.append(str(f))
     out = tmp_path / "adapted"
     args = ["adapt", *files, "--model", str(model), "--out", str(out), "--pixel-size", str(PS)]
+    # 8 steps raise the styled F1 by less than its error (+0.0016 ± 0.0051): by default
+    # the round is undone, and the ensemble written unchanged
     r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "8"])
+    assert r.exit_code == 0, r.output
+    assert "no round was kept" in r.output and "less than the" in r.output, r.output
+    assert "elit" not in Ensemble.load(out).config.provenance
+    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "8", "--min-styled-gain", "0",
+                            "--overwrite"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "round" in r.output and str(out) in r.output
     adapted = Ensemble.load(out)

@@ -138,6 +138,14 @@ def test_frames_health_labels_and_adaptation(ens4, browser, tmp_path):  # noqa: 
         assert end["outputs"]["history"][1]["human_labels"] == 1  # in the round's labels
         page.wait_for_selector("#adaptations li", timeout=5_000)
         _shot(page, "live-health.png")
+        # an undone round says why on the page, as the log does (this adaptation's round
+        # was kept: the next message is the same history with its round undone)
+        rows = [dict(r) for r in end["outputs"]["history"]]
+        rows[-1].update(kept=False, undone_because="F1 on the calibration images fell")
+        session.hub.publish({"type": "adaptation", "history": rows})
+        page.wait_for_function("document.querySelectorAll('#adaptations li').length >= 2")
+        text = page.locator("#adaptations li").last.inner_text()
+        assert f"round {rows[-1]['round']} undone: F1 on the calibration images fell" in text
         # the DOM stays bounded: no more thumbnails than frames kept
         assert page.locator("#thumbs img").count() <= 12
     finally:

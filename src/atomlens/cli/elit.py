@@ -106,6 +106,14 @@ def adapt(
             "and a round that adds atoms outside the crystal of the held-out frames is undone."
         ),
     ] = True,
+    min_styled_gain: Annotated[
+        float,
+        typer.Option(
+            help="A round is kept only when its F1 on the calibration images rises by at "
+            "least this many standard errors of the change (a smaller rise does not tell "
+            "its sign); 0: keep any round that does not lower it."
+        ),
+    ] = 1.0,
     train_layers: Annotated[
         str,
         typer.Option(
@@ -153,6 +161,7 @@ def adapt(
             background_max=background_max,
             calibration_images=calibration_images,
             regions=regions,
+            min_styled_gain=min_styled_gain,
             train_layers=train_layers,
             device=device,
         )
@@ -185,7 +194,12 @@ def adapt(
             else f"{len(done) - 1} round(s) finished are kept in {ckpt}; the same command "
             "resumes from them",
         )
-    typer.echo(res.history.to_string(index=False, float_format="%.4f"))
+    h = res.history
+    table = h.drop(columns="undone_because", errors="ignore")
+    typer.echo(table.to_string(index=False, float_format="%.4f"))
+    for rnd, why in zip(h["round"], h.get("undone_because", [""] * len(h)), strict=True):
+        if isinstance(why, str) and why:
+            typer.echo(f"round {rnd} undone: {why}")
     typer.echo(f"adapted ensemble written to {out}")
     cal = (res.ensemble.config.provenance.get("elit") or {}).get("calibration")
     if cal and res.ensemble is not ens:

@@ -91,7 +91,8 @@ class AdaptResult:
         the F1 of the consensus on the calibration images (``styled_f1``: simulated in the
         frames' look, atoms known; NaN without them) with the standard error of its change
         from the last kept round (``styled_f1_se``, paired over the images:
-        :func:`atomlens.elit.guards.styled_change_se`), and whether the round was kept.
+        :func:`atomlens.elit.guards.styled_change_se`), whether the round was kept, and
+        why it was undone (``undone_because``, "" when kept).
     validation : ValidationSet or None
         The simulated images in the frames' look, with their exact atoms, on which every
         kept round was calibrated (``AdaptConfig.calibration_images``); None when there
@@ -243,7 +244,7 @@ def adapt(
             last = {**hist[-1], "styled_f1_images": kept_images}  # hist[-1]: the last kept round
             now["styled_f1_se"] = styled_change_se(now, last) if cal_set is not None else np.nan
             kept, why = judge_round(now, change, last, cfg)
-            hist.append(_history_row(rnd, counts, now, change, kept))
+            hist.append(_history_row(rnd, counts, now, change, kept, why))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept:
                 candidate.calibration = _round_calibration(candidate, ens, cal_set, cal_found)
@@ -369,7 +370,7 @@ def _resume(
 
 
 def _history_row(
-    rnd: int, counts: dict[str, Any], now: dict[str, Any], change: float, kept: bool
+    rnd: int, counts: dict[str, Any], now: dict[str, Any], change: float, kept: bool, why: str = ""
 ) -> dict[str, Any]:
     """One row of :attr:`AdaptResult.history`."""
     return {
@@ -386,6 +387,7 @@ def _history_row(
         "styled_f1": now.get("styled_f1", np.nan),
         "styled_f1_se": now.get("styled_f1_se", np.nan),
         "kept": kept,
+        "undone_because": why,
     }
 
 

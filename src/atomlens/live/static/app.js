@@ -175,7 +175,8 @@
     const f = (v) => (v === null || v === undefined ? "–" : (+v).toPrecision(3));
     li.textContent = `adaptation: ${h.length - 1} round(s); consensus atoms ${f(a.consensus_atoms)} → ${f(b.consensus_atoms)}, ` +
       `epistemic ${f(a.epistemic_train)} → ${f(b.epistemic_train)}, implausible ${f(a.holdout_implausible)} → ${f(b.holdout_implausible)}, ` +
-      `human labels ${h.slice(1).map((r) => r.human_labels).join("/")}`;
+      `human labels ${h.slice(1).map((r) => r.human_labels).join("/")}` +
+      h.slice(1).filter((r) => r.undone_because).map((r) => `; round ${r.round} undone: ${r.undone_because}`).join("");
     const ul = q("adaptations"); ul.appendChild(li);
     while (ul.children.length > 20) ul.removeChild(ul.firstChild);
   }
