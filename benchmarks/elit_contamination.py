@@ -36,7 +36,6 @@ atoms; the guard agrees with the truth in ≥ 90 % of rounds; ≤ 5 min per adap
 
     python benchmarks/elit_contamination.py [--quick] [--frames 3] [--test 3]
         [--rounds 2] [--steps 40] [--only film] [--seed 0]
-        [--simulated-share 1 --simulated-background frames]
 """
 
 from __future__ import annotations
@@ -196,9 +195,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0,
                     help="first frame seed (another number draws other frames)")  # fmt: skip
     ap.add_argument("--no-regions", action="store_true", help="adapt without region maps")
-    ap.add_argument("--simulated-share", type=float, default=AdaptConfig.simulated_share)
-    ap.add_argument("--simulated-background", choices=["simulated", "frames"],
-                    default=AdaptConfig.simulated_background)  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
@@ -215,13 +211,11 @@ def main() -> None:
         train_layers=args.train_layers,
         calibration_images=args.calibration_images,
         regions=not args.no_regions,
-        simulated_share=args.simulated_share,
-        simulated_background=args.simulated_background,
     )
     print(f"bundled graphene ensemble ({len(ens)} members); adapt: rounds {cfg.rounds}, "
           f"steps {cfg.steps}, crop {cfg.crop}, batch {cfg.batch_size}, layers "
           f"{cfg.train_layers}, calibration images {cfg.calibration_images}, regions "
-          f"{cfg.regions}, {cfg.simulated_summary()}; {n_frames} frames to adapt on (the "
+          f"{cfg.regions}; {n_frames} frames to adapt on (the "
           f"last held out), {n_test} to score, 256² px at {PS} Å/px; torch threads "
           f"{torch.get_num_threads()}")  # fmt: skip
     rows, guard, times = [], [], []
