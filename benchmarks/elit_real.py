@@ -222,11 +222,7 @@ def main() -> None:
         cif = args.model.parent / "srtio3-110.cif"
         simulated = make_ranges(crop=cfg.crop, **training_ranges(cif))
     res = adapt(ens, quads, pixel_size=ps, config=cfg, simulated=simulated)
-    h = res.history
-    print(h.drop(columns="undone_because").to_string(index=False, float_format="%.4f"))
-    for rnd, why in zip(h["round"], h["undone_because"], strict=True):
-        if why:
-            print(f"round {rnd} undone: {why}")
+    print(res.summary())
     # no kept round: the ensemble is the one given, with no ELIT provenance
     look = res.ensemble.config.provenance.get("elit", {}).get("styled")
     if look:  # what the frame-styled simulation read off the quadrants

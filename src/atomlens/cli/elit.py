@@ -194,12 +194,7 @@ def adapt(
             else f"{len(done) - 1} round(s) finished are kept in {ckpt}; the same command "
             "resumes from them",
         )
-    h = res.history
-    table = h.drop(columns="undone_because", errors="ignore")
-    typer.echo(table.to_string(index=False, float_format="%.4f"))
-    for rnd, why in zip(h["round"], h.get("undone_because", [""] * len(h)), strict=True):
-        if isinstance(why, str) and why:
-            typer.echo(f"round {rnd} undone: {why}")
+    typer.echo(res.summary())
     typer.echo(f"adapted ensemble written to {out}")
     cal = (res.ensemble.config.provenance.get("elit") or {}).get("calibration")
     if cal and res.ensemble is not ens:

@@ -103,6 +103,17 @@ class AdaptResult:
     history: pd.DataFrame
     validation: Any = None
 
+    def summary(self) -> str:
+        """The history as a table, then a line per undone round saying why (the
+        ``undone_because`` column, left out of the table)."""
+        h = self.history
+        table = h.drop(columns="undone_because", errors="ignore")
+        lines = [table.to_string(index=False, float_format="%.4f")]
+        for rnd, why in zip(h["round"], h.get("undone_because", [""] * len(h)), strict=True):
+            if isinstance(why, str) and why:  # NaN in a history resumed from before it
+                lines.append(f"round {rnd} undone: {why}")
+        return "\n".join(lines)
+
 
 def adapt(
     ensemble: Any,

@@ -281,10 +281,10 @@ def region_map(
     share = np.clip(e_lat / np.maximum(e_tex, 1e-30), 0.0, 1.0)
     # brightness and texture at half the window: holes and patches a few periods wide
     # (of the frame as recorded: the flattened one has no bright patch left where it clipped)
-    b_raw = np.pad(raw, pad, mode="reflect") if raw is not a else b
-    mean = np.fft.ifft2(np.fft.fft2(b_raw) * fine_smooth).real[crop]
+    F_raw = np.fft.fft2(np.pad(raw, pad, mode="reflect") if raw is not a else b)
+    mean = np.fft.ifft2(F_raw * fine_smooth).real[crop]
     t_fine = np.fft.ifft2(np.fft.fft2(texture**2) * fine_smooth).real[crop]
-    mean_w = np.fft.ifft2(np.fft.fft2(b_raw) * smooth).real[crop]
+    mean_w = np.fft.ifft2(F_raw * smooth).real[crop]
     labels = np.ones((h, w), np.uint8)  # amorphous unless shown otherwise
     crystal = np.zeros((h, w), bool)
     vacuum = np.zeros((h, w), bool)
