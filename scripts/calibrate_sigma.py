@@ -155,8 +155,8 @@ def main() -> None:
         k[len("nll_multiplier_") :]: v for k, v in validation["all"].items() if "_multiplier_" in k
     }
     print(
-        "held-out NLL by where the multiplier applies (smallest kept): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in forms.items())
+        "held-out NLL by where the multiplier applies, _lattice: with the lattice term "
+        "(smallest kept): " + ", ".join(f"{k} {v:.3f}" for k, v in forms.items())
     )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
     if args.compare:

@@ -8,6 +8,7 @@ from atomlens.locate.sigma import (
     OVERLAP_REACH,
     SIGMA_FEATURES,
     SigmaModel,
+    lattice_scatter,
     sigma_features,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "GaussianFit",
     "SigmaModel",
     "find_peaks",
+    "lattice_scatter",
     "locate_atoms",
     "refine_gaussian",
     "sigma_features",

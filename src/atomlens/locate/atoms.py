@@ -20,6 +20,7 @@ from atomlens.locate.sigma import (
     DEFAULT_SIGMA_MODEL,
     SIGMA_FEATURES,
     SigmaModel,
+    lattice_scatter,
     sigma_features,
 )
 
@@ -301,7 +302,8 @@ def locate_atoms(
         ``fit_sigma_x_A, fit_sigma_y_A`` (the fit's one-σ position uncertainty [Å]),
         ``width_A`` (Gaussian σ of the column [Å]), ``near_edge`` and ``refined``, and
         the columns of :func:`choose_positions` (the reported position, its source and σ,
-        ``neighbour_A``: the nearest other candidate [Å], ``overlap`` and ``faintness``).
+        ``neighbour_A``: the nearest other candidate [Å], ``overlap`` and ``faintness``,
+        ``lattice_fit_A`` and ``lattice_network_A``).
     """
     ps = validate_pixel_size(pixel_size)
     p = np.asarray(probabilities, dtype=np.float32)
@@ -529,6 +531,11 @@ def atoms_from_starts(
     return table.sort_values(["y_px", "x_px"], ignore_index=True)
 
 
+#: The columns :func:`choose_positions` keeps the lattice scatter of the fit's and the
+#: network's positions in [Å].
+LATTICE_COLUMNS: tuple[str, str] = ("lattice_fit_A", "lattice_network_A")
+
+
 def _typical(sigma: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per-axis median σ (2,) over ``rows`` (all rows if none qualify); NaN if empty."""
     use = sigma[rows] if rows.any() else sigma
@@ -600,7 +607,10 @@ def choose_positions(
         A copy with ``x_px, y_px, x_A, y_A``, ``position_source`` ("fit", "network" or
         "mean"), ``sigma_x_A, sigma_y_A`` (σ of the reported position [Å]) and the
         evidence that scaled σ's base (``overlap``, ``faintness``:
-        :func:`atomlens.locate.sigma.sigma_features`) set.
+        :func:`atomlens.locate.sigma.sigma_features`) and the scatter of each source's
+        positions about their local lattice (``lattice_fit_A``, ``lattice_network_A``:
+        :func:`atomlens.locate.sigma.lattice_scatter`) set. Both are kept where the table
+        has them already (as measured on the whole image).
     """
     check_positions(positions)
     ps = float(pixel_size)
@@ -633,15 +643,20 @@ def choose_positions(
         feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
     else:
         feats = _sigma_features_of(out, net, class_width, ps)
+    if set(LATTICE_COLUMNS) <= set(out.columns):
+        lat_fit, lat_net = (out[c].to_numpy(float) for c in LATTICE_COLUMNS)
+    else:
+        lat_fit = lattice_scatter(np.where(refined[:, None], fit, np.nan), net, cls) * ps
+        lat_net = lattice_scatter(net, net, cls) * ps
     net_base = np.nan_to_num(crlb, nan=0.0)
     fit_base = pair("fit_sigma_x_A", "fit_sigma_y_A")
-    sig_net = sm.sigma("network", net_base, spread, features=feats)
-    sig_fit = sm.sigma("fit", fit_base, spread, features=feats)
+    sig_net = sm.sigma("network", net_base, spread, features=feats, lattice=lat_net)
+    sig_fit = sm.sigma("fit", fit_base, spread, features=feats, lattice=lat_fit)
     # what auto decides by: the plain σ where the model keeps a multiplier (it describes
     # σ; deciding by it gave dumbbells under a wide probe to the network, 2.03 → 2.90 pm
     # on simulated Si [110] at 10⁴ e⁻/Å²)
-    sig_fit_d = sm.decision_sigma("fit", fit_base, spread, features=feats)
-    sig_net_d = sm.decision_sigma("network", net_base, spread, features=feats)
+    sig_fit_d = sm.decision_sigma("fit", fit_base, spread, features=feats, lattice=lat_fit)
+    sig_net_d = sm.decision_sigma("network", net_base, spread, features=feats, lattice=lat_net)
     if positions == "fit":
         source = np.where(refined, "fit", "network")
     elif positions == "mean":
@@ -696,4 +711,5 @@ def choose_positions(
     out["sigma_x_A"], out["sigma_y_A"] = sigma[:, 0], sigma[:, 1]
     for k, name in enumerate(SIGMA_FEATURES):  # the evidence that scaled σ's base
         out[name] = feats[:, k]
+    out[LATTICE_COLUMNS[0]], out[LATTICE_COLUMNS[1]] = lat_fit, lat_net
     return out

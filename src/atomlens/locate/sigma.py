@@ -11,7 +11,10 @@ from what the data says about that atom, per axis:
   :func:`atomlens.locate.refine_gaussian`); present for every atom, fitted or not;
 - ``member_spread_x_A`` / ``_y_A``: the ensemble members' spread (epistemic);
 - ``neighbour_A`` with ``width_A`` and ``signal_snr``: how close the nearest column is in
-  units of the column's width, and how faint the column is (:func:`sigma_features`).
+  units of the column's width, and how faint the column is (:func:`sigma_features`);
+- ``lattice_fit_A`` / ``lattice_network_A``: how far each estimator's positions of the
+  atom's class scatter about their own local lattice on this image
+  (:func:`lattice_scatter`).
 
 :class:`SigmaModel` maps them to σ: ``σ² = (a · m · base)² + (b · spread)² + c²`` with
 ``base`` the fit's σ for a fitted position and the bound for the network's,
@@ -20,6 +23,14 @@ per source. The multiplier is there because a Gaussian fit's own σ counts the n
 a neighbour whose probe tails reach into the column pulls the fit by more than that
 (``haadf-any``'s σ images, fitted positions: z RMS 3.2 with the nearest column within 3
 widths, 1.1 beyond 5), and at a few counts the fit's curvature says less than it seems.
+A model fitted since 2026-12-07 adds ``(e · lattice)²`` per source: the image's scatter of
+that source's positions about their local lattice. A film pulls a Gaussian fit by far more
+than its own σ says (graphene under 2–6 Å of film, ``haadf-generic``, 10⁵–10⁷ e⁻/Å²:
+fitted positions 13–25 pm RMS off at a median fit σ of 1.1–2.8 pm, z RMS 5.9–10.8), and
+neither the fit's χ² nor its gap to the network's position says so per atom. How far the
+fitted columns sit from the midpoint of their opposite neighbours does, on the image as a
+whole: 12.8–23.3 pm there, and 0.23–3.4 pm on the clean images of the same doses, whose
+RMS errors are 0.19–3.3 pm.
 The coefficients are fitted on simulated images with known atoms under shifted conditions
 (:func:`atomlens.train.fit_sigma_model`) and live in the model's ``calibration.json``;
 without one, :data:`DEFAULT_SIGMA_MODEL` holds.
@@ -38,6 +49,7 @@ __all__ = [
     "SIGMA_FEATURES",
     "SOURCES",
     "SigmaModel",
+    "lattice_scatter",
     "sigma_features",
 ]
 
@@ -80,6 +92,129 @@ def sigma_features(
     return np.c_[overlap, faintness]
 
 
+#: Opposite neighbours are looked for within this many nearest-neighbour distances (the
+#: second neighbours of a honeycomb lie at √3, its third at 2).
+LATTICE_REACH = 2.1
+#: Two neighbours are opposite when their offsets from the atom add up to less than this
+#: share of the nearest-neighbour distance.
+LATTICE_PAIR_TOL = 0.4
+#: Fewest atoms of a class with a pair of opposite neighbours for its own scatter; with
+#: fewer, the image's atoms are pooled, and with fewer than that in all there is none.
+LATTICE_MIN_PAIRS = 20
+#: Least share of a class's atoms with a pair for it to count as a lattice: about all of
+#: them on a lattice (2.3–4.4 pairs per atom on a honeycomb or square one with errors up to
+#: 7 % of the nearest-neighbour distance), 12–16 % of points strewn at random.
+LATTICE_MIN_SHARE = 0.5
+#: Deviations farther than this many MADs from their median are left out of the scatter
+#: (a missing neighbour matched to the wrong one, a defect).
+LATTICE_TRIM_MADS = 10.0
+
+
+def _opposite_pairs(reference: np.ndarray, groups: np.ndarray, chunk: int = 2000) -> np.ndarray:
+    """Every triple ``(i, j, k)`` (M, 3) of a point of ``reference`` (N, 2) and two
+    neighbours of one group whose offsets from it add up to less than
+    :data:`LATTICE_PAIR_TOL` of the nearest-neighbour distance.
+
+    All such pairs, not the one that cancels best: which pair cancels best is decided by the
+    positions' own errors, and its deviation is then biased small (on one lattice with
+    known errors, 0.71× their σ)."""
+    from scipy.spatial import cKDTree  # deferred: only where σ is made
+
+    finite = np.isfinite(reference).all(axis=1)
+    if finite.sum() < 3:
+        return np.zeros((0, 3), dtype=np.int64)
+    where = np.nonzero(finite)[0]
+    pts = reference[finite]
+    tree = cKDTree(pts)
+    d_nn = float(np.median(tree.query(pts, k=2)[0][:, 1]))
+    k = min(len(pts), 19)
+    dist, idx = tree.query(pts, k=k, distance_upper_bound=LATTICE_REACH * d_nn)
+    # the point itself and neighbours out of reach: none (-1)
+    idx = np.where(np.isfinite(dist) & (dist > 0), np.minimum(idx, len(pts) - 1), -1)
+    g = groups[finite]
+    a_i, b_i = np.triu_indices(k, 1)
+    found = []
+    for lo in range(0, len(pts), chunk):
+        ix = idx[lo : lo + chunk]
+        v = np.where((ix >= 0)[..., None], pts[ix] - pts[lo : lo + chunk, None], np.nan)
+        with np.errstate(invalid="ignore"):
+            close = np.linalg.norm(v[:, a_i] + v[:, b_i], axis=-1) < LATTICE_PAIR_TOL * d_nn
+        ia, ib = ix[:, a_i], ix[:, b_i]
+        close &= (ia >= 0) & (ib >= 0) & (g[ia] == g[ib])
+        r, c = np.nonzero(close)
+        found.append(np.c_[r + lo, ia[r, c], ib[r, c]])
+    return where[np.concatenate(found)] if found else np.zeros((0, 3), dtype=np.int64)
+
+
+def _scatter(dev: np.ndarray) -> float:
+    """One-axis σ [dev's units] of deviations ``dev`` (M, 2) from the midpoint of two
+    opposite neighbours: their trimmed RMS about the median over √1.5 (each deviation is
+    the atom's error less the mean of its two neighbours')."""
+    c = dev - np.median(dev, axis=0)
+    mad = 1.4826 * np.median(np.abs(c), axis=0)
+    keep = np.abs(c) <= LATTICE_TRIM_MADS * np.maximum(mad, 1e-12)
+    return float(np.sqrt(np.mean(c[keep] ** 2) / 1.5)) if keep.any() else float("nan")
+
+
+def lattice_scatter(
+    points: np.ndarray,
+    reference: np.ndarray,
+    groups: np.ndarray | None = None,
+    /,
+) -> np.ndarray:
+    """How far positions scatter about their own local lattice, per atom: its class's
+    one-axis RMS deviation from the midpoint of two opposite neighbours, over √1.5.
+
+    For every atom, the pairs of neighbours of one class whose offsets cancel are found on
+    ``reference`` (the network's positions: a film pulls fits so far that opposite
+    fitted neighbours no longer look opposite); each pair's deviation ``p − (p₁ + p₂)/2`` is then
+    measured on ``points``. A locally affine lattice (strain, drift, a uniform shift of one
+    sublattice) leaves it at zero, so what remains is the positions' own error and
+    whatever truly displaces single columns (defects, tilt patterns): on an image where
+    those are common, this overstates the error.
+
+    Parameters
+    ----------
+    points : ndarray (N, 2)
+        The positions measured [any unit; NaN: none, e.g. an atom the fit gave up on].
+    reference : ndarray (N, 2)
+        Positions of the same atoms the opposite neighbours are found on [same unit].
+    groups : ndarray (N,), optional
+        Class of each atom: each class gets its own scatter where at least
+        :data:`LATTICE_MIN_PAIRS` of its atoms, and :data:`LATTICE_MIN_SHARE` of them,
+        have a pair (the image's pooled one otherwise); one class if omitted.
+
+    Returns
+    -------
+    ndarray (N,)
+        Per atom, its class's scatter [the points' unit]; NaN where the image's atoms fail
+        that test (no lattice to speak of).
+    """
+    p = np.asarray(points, float).reshape(-1, 2)
+    ref = np.asarray(reference, float).reshape(-1, 2)
+    if len(p) != len(ref):
+        raise ValueError(f"lattice_scatter: {len(p)} points for {len(ref)} reference points.")
+    g = np.zeros(len(p), int) if groups is None else np.unique(groups, return_inverse=True)[1]
+    out = np.full(len(p), np.nan)
+    tri = _opposite_pairs(ref, g)
+    dev = p[tri[:, 0]] - 0.5 * (p[tri[:, 1]] + p[tri[:, 2]])
+    ok = np.isfinite(dev).all(axis=1)
+    dev, owner = dev[ok], tri[ok, 0]
+    measured = np.isfinite(p).all(axis=1)
+
+    def lattice(atoms: np.ndarray) -> bool:  # enough of them, and most of them, with a pair
+        n = len(np.unique(owner[atoms[owner]]))
+        return n >= LATTICE_MIN_PAIRS and n >= LATTICE_MIN_SHARE * (atoms & measured).sum()
+
+    if not lattice(np.ones(len(p), bool)):
+        return out
+    out[:] = _scatter(dev)
+    for k in np.unique(g):
+        if lattice(g == k):
+            out[g == k] = _scatter(dev[g[owner] == k])
+    return out
+
+
 def _default_coef() -> dict[str, list[float]]:
     # uncalibrated: the fit's σ as it is; the network's the bound, the members' spread
     # and a floor of 1 pm (the network's positions level off near 1 pm at high dose on
@@ -102,7 +237,10 @@ class SigmaModel:
         ``"network_decision"``: the ``(a, b, c)`` without a multiplier that
         ``positions="auto"`` decides by (see
         :func:`atomlens.train.calibration.fit_sigma_model`); without them auto decides by
-        the reported σ.
+        the reported σ. Optionally ``"<key>_lattice"``: ``[e]``, adding ``(e · lattice)²``
+        to the σ² of ``<key>`` (``fit``, ``network``, ``fit_decision``,
+        ``network_decision``), with ``lattice`` that source's :func:`lattice_scatter` [Å];
+        without it, no such term (the σ models saved before 2026-12-07).
     """
 
     coef: Mapping[str, list[float]] = field(default_factory=_default_coef)
@@ -113,6 +251,17 @@ class SigmaModel:
         )
         checks = [(src, (3, 3 + len(SIGMA_FEATURES)), weights) for src in ("fit", "network")]
         checks += [(k, (3,), "") for k in ("fit_decision", "network_decision") if k in self.coef]
+        for key, v in self.coef.items():
+            if key.endswith("_lattice") and (
+                len(v) != 1
+                or not all(np.isfinite(v))
+                or min(v) < 0
+                or key.removesuffix("_lattice") not in self.coef
+            ):
+                raise ValueError(
+                    f"SigmaModel coef[{key!r}] must be one non-negative number (e) beside "
+                    f"coef[{key.removesuffix('_lattice')!r}], got {v!r}."
+                )
         for key, lengths, also in checks:
             v = self.coef.get(key)
             if v is None or len(v) not in lengths or not all(np.isfinite(v)) or min(v) < 0:
@@ -140,10 +289,13 @@ class SigmaModel:
         spread: np.ndarray | float = 0.0,
         /,
         features: np.ndarray | None = None,
+        lattice: np.ndarray | None = None,
     ) -> np.ndarray:
         """σ [Å] of positions from ``source`` with the given ``base`` and members'
-        ``spread`` [Å] (arrays of one shape, (N, 2) per axis; NaN spread counts as 0) and
-        per-atom ``features`` ((N, 2), :func:`sigma_features`; none: m = 1)."""
+        ``spread`` [Å] (arrays of one shape, (N, 2) per axis; NaN spread counts as 0),
+        per-atom ``features`` ((N, 2), :func:`sigma_features`; none: m = 1) and per-atom
+        ``lattice`` scatter of the source's positions ((N,), :func:`lattice_scatter` [Å];
+        none or NaN: no such term)."""
         a, b, c = self.coef[source][:3]
         sp = np.nan_to_num(np.asarray(spread, float), nan=0.0)
         base = np.asarray(base, float)
@@ -152,7 +304,16 @@ class SigmaModel:
                 f"SigmaModel.sigma: {len(features)} rows of features for {len(base)} atoms."
             )
         m = self.multiplier(source, features, base.ndim)
-        return np.sqrt((a * m * base) ** 2 + (b * sp) ** 2 + c * c)
+        var = (a * m * base) ** 2 + (b * sp) ** 2 + c * c
+        e = self.coef.get(f"{source}_lattice", [0.0])[0]
+        if lattice is not None and e > 0:
+            lat = np.nan_to_num(np.asarray(lattice, float), nan=0.0)
+            if len(lat) != len(base):
+                raise ValueError(
+                    f"SigmaModel.sigma: {len(lat)} lattice scatters for {len(base)} atoms."
+                )
+            var = var + (e * lat.reshape(lat.shape + (1,) * max(base.ndim - 1, 0))) ** 2
+        return np.sqrt(var)
 
     def decision_sigma(
         self,
@@ -161,13 +322,15 @@ class SigmaModel:
         spread: np.ndarray | float = 0.0,
         /,
         features: np.ndarray | None = None,
+        lattice: np.ndarray | None = None,
     ) -> np.ndarray:
         """σ [Å] that ``positions="auto"`` decides by: ``"<source>_decision"``'s plain
-        ``(a, b, c)`` where the model has it, else :meth:`sigma` (the reported σ)."""
+        ``(a, b, c)`` (and its lattice term) where the model has it, else :meth:`sigma`
+        (the reported σ)."""
         key = f"{source}_decision"
         if key in self.coef:
-            return self.sigma(key, base, spread)
-        return self.sigma(source, base, spread, features=features)
+            return self.sigma(key, base, spread, lattice=lattice)
+        return self.sigma(source, base, spread, features=features, lattice=lattice)
 
     def to_dict(self) -> dict[str, list[float]]:
         """The coefficients as plain lists (JSON)."""

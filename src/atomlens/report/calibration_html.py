@@ -36,6 +36,11 @@ _SIGMA_PARTS: tuple[tuple[str, str], ...] = (
     ("crlb", "Cramér–Rao bound"),
     ("member_spread", "members' spread"),
 )
+#: The lattice scatter of each estimator's positions (one column each, not per axis).
+_LATTICE_PARTS: tuple[tuple[str, str], ...] = (
+    ("lattice_fit_A", "fit's lattice scatter"),
+    ("lattice_network_A", "network's lattice scatter"),
+)
 
 
 def html_table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
@@ -93,6 +98,7 @@ def uncertainty_html(
         else pd.Series("—", index=atoms.index)
     )
     parts = [(p, label) for p, label in _SIGMA_PARTS if f"{p}_x_A" in atoms]
+    lattice = [(c, label) for c, label in _LATTICE_PARTS if c in atoms]
     rows = []
     for name in [*sorted(src.unique()), "all"]:
         sel = np.ones(len(atoms), bool) if name == "all" else (src == name).to_numpy()
@@ -100,6 +106,8 @@ def uncertainty_html(
         for p, _ in parts:
             v = atoms.loc[sel, [f"{p}_x_A", f"{p}_y_A"]].to_numpy(float).ravel()
             cells.append(_pm(v))
+        for col, _ in lattice:
+            cells.append(_pm(atoms.loc[sel, col].to_numpy(float)))
         rows.append(tuple(cells))
     share = np.isfinite(atoms[["sigma_x_A", "sigma_y_A"]].to_numpy(float)).all(axis=1).mean()
     out = [
@@ -109,8 +117,18 @@ def uncertainty_html(
         "Cramér–Rao bound of the column's signal (the network's), and the members' "
         "spread, by the model's σ model (which may scale the base by the atom's overlap "
         "with its nearest neighbour and its faintness: columns <code>overlap</code>, "
-        "<code>faintness</code>).</p>",
-        html_table(rows, ("position from", "atoms", *(label for _, label in parts))),
+        "<code>faintness</code>, and add how far each estimator's positions of the atom's "
+        "class stray from their own local lattice: <code>lattice_fit_A</code>, "
+        "<code>lattice_network_A</code>).</p>",
+        html_table(
+            rows,
+            (
+                "position from",
+                "atoms",
+                *(label for _, label in parts),
+                *(label for _, label in lattice),
+            ),
+        ),
     ]
     if sigma_validation:
         vrows = [

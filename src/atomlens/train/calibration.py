@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
-from atomlens.locate.atoms import choose_positions
+from atomlens.locate.atoms import LATTICE_COLUMNS, choose_positions
 from atomlens.locate.sigma import DEFAULT_SIGMA_MODEL, SIGMA_FEATURES, SigmaModel
 from atomlens.metrics import inside_margin, match_points
 from atomlens.pipeline.finder import find
@@ -569,34 +569,49 @@ def fit_p_real_model(
 
 
 def _nll_fit(
-    err: np.ndarray, base: np.ndarray, spread: np.ndarray, features: np.ndarray
-) -> list[float]:
-    """(a, b, c, w_overlap, w_faint) maximising the Gaussian likelihood of per-axis errors
-    ``err`` [Å] under σ² = (a·m·base)² + (b·spread)² + c², m = exp(features · w)
-    (``features`` (N, 2), :func:`atomlens.locate.sigma.sigma_features`). The weights are
-    kept ≥ 0: a neighbour's tails or fewer counts never make a position more certain."""
+    err: np.ndarray,
+    base: np.ndarray,
+    spread: np.ndarray,
+    features: np.ndarray,
+    lattice: np.ndarray | None = None,
+) -> tuple[list[float], float]:
+    """(a, b, c, w_overlap, w_faint) and e maximising the Gaussian likelihood of per-axis
+    errors ``err`` [Å] under σ² = (a·m·base)² + (b·spread)² + c² + (e·lattice)²,
+    m = exp(features · w) (``features`` (N, 2), :func:`atomlens.locate.sigma.sigma_features`;
+    ``lattice`` [Å], :func:`atomlens.locate.sigma.lattice_scatter`, NaN or none: 0). The
+    weights are kept ≥ 0: a neighbour's tails or fewer counts never make a position more
+    certain."""
     from scipy.optimize import minimize  # deferred: only when fitting
 
     e2 = err**2
     b2, s2 = base**2, spread**2
+    lat2 = np.zeros_like(e2) if lattice is None else np.nan_to_num(lattice, nan=0.0) ** 2
     nw = features.shape[1]
 
     def nll(q: np.ndarray) -> float:
-        a, b, c = np.exp(q[:3])
-        m2 = np.exp(2 * (features @ q[3:]))
-        var = a * a * m2 * b2 + b * b * s2 + c * c + 1e-12
+        a, b, c, e = np.exp(q[:4])
+        m2 = np.exp(2 * (features @ q[4:]))
+        var = a * a * m2 * b2 + b * b * s2 + c * c + e * e * lat2 + 1e-12
         return float(np.mean(np.log(var) + e2 / var))
 
-    # a, b, c on a log scale (c down to 1e-6 Å: no floor), the weights 0–5
-    bounds = [(-10.0, 5.0), (-10.0, 5.0), (np.log(1e-6), 0.0)] + [(0.0, 5.0)] * nw
+    # a, b, c, e on a log scale (c and e down to 1e-6: no floor, no lattice term), the
+    # weights 0–5
+    tiny = np.log(1e-6)
+    bounds = [(-10.0, 5.0), (-10.0, 5.0), (tiny, 0.0), (tiny, np.log(10.0))]
+    bounds += [(0.0, 5.0)] * nw
+    starts = [[1.0, 1.0, 0.01, 1.0], [0.5, 0.3, 0.003, 0.3], [2.0, 2.0, 0.03, 1e-6]]
+    if not lat2.any():  # no lattice term to fit
+        bounds[3] = (tiny, tiny)
+        starts = [[*x[:3], 1e-6] for x in starts]
     best = min(
         (
             minimize(nll, np.r_[np.log(x0), np.zeros(nw)], method="L-BFGS-B", bounds=bounds)
-            for x0 in ([1.0, 1.0, 0.01], [0.5, 0.3, 0.003], [2.0, 2.0, 0.03])
+            for x0 in starts
         ),
         key=lambda r: r.fun,
     )
-    return [float(v) for v in np.exp(best.x[:3])] + [float(v) for v in best.x[3:]]
+    coef = [float(v) for v in np.exp(best.x[:3])] + [float(v) for v in best.x[4:]]
+    return coef, float(np.exp(best.x[3]))
 
 
 def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
@@ -616,6 +631,8 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
             "sigma",
             "z",
             "feat",
+            "lat_fit",
+            "lat_net",
         )
     }
     for table, truth_xy, ps in tables:
@@ -635,6 +652,8 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
         rows["sigma"].append(t[["sigma_x_A", "sigma_y_A"]].to_numpy(float).ravel())
         rows["z"].append(rows["err"][-1] / rows["sigma"][-1])
         rows["feat"].append(np.repeat(t[list(SIGMA_FEATURES)].to_numpy(float), 2, axis=0))
+        for col, key in zip(LATTICE_COLUMNS, ("lat_fit", "lat_net"), strict=True):
+            rows[key].append(np.repeat(t[col].to_numpy(float), 2))
     out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
     if not len(out["feat"]):
         out["feat"] = np.zeros((0, len(SIGMA_FEATURES)))
@@ -642,18 +661,24 @@ def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
 
 
 def _fit_sigma(
-    tables, multiplied: tuple[str, ...] = ("fit",), plain: SigmaModel | None = None
+    tables,
+    multiplied: tuple[str, ...] = ("fit",),
+    plain: SigmaModel | None = None,
+    lattice: bool = True,
 ) -> SigmaModel:
     """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`), with the
-    multiplier for the sources in ``multiplied``. With one, ``positions="auto"`` decides
-    by the model without it (``plain``, fitted on the same tables if not given; kept as
-    ``fit_decision`` and ``network_decision``) and the multiplier's model is fitted on
-    those decisions."""
+    multiplier for the sources in ``multiplied`` and, with ``lattice``, the lattice term.
+    With a multiplier, ``positions="auto"`` decides by the model without it (``plain``,
+    fitted on the same tables if not given; kept as ``fit_decision`` and
+    ``network_decision``) and the multiplier's model is fitted on those decisions."""
     model = DEFAULT_SIGMA_MODEL
     coef = model.to_dict()
     if multiplied:
-        coef = (plain or _fit_sigma(tables, ())).to_dict()
-        coef["fit_decision"], coef["network_decision"] = coef["fit"], coef["network"]
+        coef = (plain or _fit_sigma(tables, (), lattice=lattice)).to_dict()
+        for src in ("fit", "network"):
+            coef[f"{src}_decision"] = coef[src]
+            if f"{src}_lattice" in coef:
+                coef[f"{src}_decision_lattice"] = coef[f"{src}_lattice"]
         model = SigmaModel(dict(coef))
 
     def feats(src: str, rows: np.ndarray) -> np.ndarray:
@@ -664,16 +689,28 @@ def _fit_sigma(
     for _ in range(1 if multiplied else 3):
         s = _sigma_samples(tables, model)
         ok = np.isfinite(s["net_err"]) & np.isfinite(s["crlb"])
-        coef["network"] = _nll_fit(
-            s["net_err"][ok], s["crlb"][ok], s["spread"][ok], feats("network", ok)
+        coef["network"], e = _nll_fit(
+            s["net_err"][ok],
+            s["crlb"][ok],
+            s["spread"][ok],
+            feats("network", ok),
+            s["lat_net"][ok] if lattice else None,
         )
+        if lattice:
+            coef["network_lattice"] = [e]
         # the fit's coefficients on the atoms where auto takes the fit (its errors
         # elsewhere, a film's pull, are what auto avoids)
         fit = (s["src"] == "fit") & np.isfinite(s["fit_err"]) & np.isfinite(s["fit_sig"])
         if fit.sum() >= 50:
-            coef["fit"] = _nll_fit(
-                s["fit_err"][fit], s["fit_sig"][fit], s["spread"][fit], feats("fit", fit)
+            coef["fit"], e = _nll_fit(
+                s["fit_err"][fit],
+                s["fit_sig"][fit],
+                s["spread"][fit],
+                feats("fit", fit),
+                s["lat_fit"][fit] if lattice else None,
             )
+            if lattice:
+                coef["fit_lattice"] = [e]
         model = SigmaModel(dict(coef))
     return model
 
@@ -718,9 +755,11 @@ def fit_sigma_model(
     coefficients so far). Then, for each condition, the model is fitted without it and
     scored on it: z = error / σ of the reported (``auto``) positions. This is done for each
     form in :data:`MULTIPLIED` (the per-atom multiplier of σ's base on no source, on the
-    fit's, on both), and the form with the smallest held-out negative log-likelihood of the
-    errors is kept. With a multiplier, ``positions="auto"`` decides by the plain form,
-    fitted first and kept in the model (``fit_decision``, ``network_decision``).
+    fit's, on both), each without and with the lattice term (``(e · lattice)²`` per source,
+    :func:`atomlens.locate.sigma.lattice_scatter`), and the form with the smallest held-out
+    negative log-likelihood of the errors is kept. With a multiplier, ``positions="auto"``
+    decides by the plain form, fitted first and kept in the model (``fit_decision``,
+    ``network_decision``).
 
     Parameters
     ----------
@@ -741,8 +780,8 @@ def fit_sigma_model(
         Per condition left out (and ``"all"`` pooled): ``z_rms``, ``within_1sigma``,
         ``within_2sigma``, ``n`` (per-axis errors counted) and ``nll`` (mean negative
         log-likelihood per axis, less its constant), of the form kept; ``"all"`` also holds
-        every form's pooled ``nll_multiplier_<sources>`` (``none``, ``fit``,
-        ``fit+network``).
+        every form's pooled ``nll_multiplier_<sources>[_lattice]`` (``none``, ``fit``,
+        ``fit+network``; ``_lattice``: with the lattice term).
 
     Raises
     ------
@@ -818,29 +857,44 @@ def fit_sigma_tables(
     # few counts), but how much it says differs between models: on the bundled models'
     # σ images it helped haadf-any (held-out NLL −5.68 → −5.94) and neither graphene nor
     # haadf-generic (−6.01 → −5.99, −6.32 → −6.24), whose columns are farther apart.
+    # The lattice term (the image's scatter of each source's positions about their local
+    # lattice) is tried the same way, with and without: it carries a film's pull, which
+    # neither χ² nor the fit's σ shows, but on a lattice whose columns the fit places well
+    # it only repeats the fit's σ.
     rest = {name: [x for k, v in by_cond.items() if k != name for x in v] for name in by_cond}
-    # the plain model of each fold: one form, and what the others decide by
-    plain = {name: _fit_sigma(rest[name], ()) for name in by_cond}
-    tried: dict[tuple[str, ...], tuple[float, dict[str, dict[str, float]]]] = {}
-    for multiplied in MULTIPLIED:
-        validation: dict[str, dict[str, float]] = {}
-        held = []
-        for name in by_cond:
-            model = _fit_sigma(rest[name], multiplied, plain[name]) if multiplied else plain[name]
-            s = _sigma_samples(by_cond[name], model)
-            held.append(s)
-            validation[name] = {**_coverage(s["z"]), "nll": round(_nll(s), 4)}
-        pooled = {k: np.concatenate([h[k] for h in held]) for k in ("z", "sigma")}
-        nll = _nll(pooled)
-        validation["all"] = {**_coverage(pooled["z"]), "nll": round(nll, 4)}
-        tried[multiplied] = (nll, validation)
-        logger.info("σ multiplier on %s: held-out NLL %.4f", multiplied or "nothing", nll)
+    tried: dict[tuple[tuple[str, ...], bool], tuple[float, dict[str, dict[str, float]]]] = {}
+    for lattice in (False, True):
+        # the plain model of each fold: one form, and what the others decide by
+        plain = {name: _fit_sigma(rest[name], (), lattice=lattice) for name in by_cond}
+        for multiplied in MULTIPLIED:
+            validation: dict[str, dict[str, float]] = {}
+            held = []
+            for name in by_cond:
+                model = (
+                    _fit_sigma(rest[name], multiplied, plain[name], lattice=lattice)
+                    if multiplied
+                    else plain[name]
+                )
+                s = _sigma_samples(by_cond[name], model)
+                held.append(s)
+                validation[name] = {**_coverage(s["z"]), "nll": round(_nll(s), 4)}
+            pooled = {k: np.concatenate([h[k] for h in held]) for k in ("z", "sigma")}
+            nll = _nll(pooled)
+            validation["all"] = {**_coverage(pooled["z"]), "nll": round(nll, 4)}
+            tried[multiplied, lattice] = (nll, validation)
+            logger.info(
+                "σ multiplier on %s, %s lattice term: held-out NLL %.4f",
+                multiplied or "nothing",
+                "with" if lattice else "without",
+                nll,
+            )
     best = min(tried, key=lambda k: tried[k][0])
     validation = tried[best][1]
     # what the other forms scored, beside the kept one's
-    for multiplied, (nll, _) in tried.items():
-        validation["all"]["nll_multiplier_" + ("+".join(multiplied) or "none")] = round(nll, 4)
+    for (multiplied, lattice), (nll, _) in tried.items():
+        key = "nll_multiplier_" + ("+".join(multiplied) or "none") + ("_lattice" * lattice)
+        validation["all"][key] = round(nll, 4)
     for name, v in validation.items():
         logger.info("σ left out %s: %s", name, v)
-    model = _fit_sigma([x for v in by_cond.values() for x in v], best)
+    model = _fit_sigma([x for v in by_cond.values() for x in v], best[0], lattice=best[1])
     return model, validation
