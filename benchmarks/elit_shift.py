@@ -47,13 +47,14 @@ pseudo-labels);
 (``atomlens.elit.sources.FrameStyledSource``; ``--pixel-noise``, ``--match-blur/--no-match-blur``,
 ``--match-sampling/--no-match-sampling`` and ``--film drawn|estimated`` set how);
 ``--background-max`` sets adapt's option of that name; ``--select-only`` scores the
-members, the ensemble and ``select`` only (a few minutes); ``--frame-set N`` draws other
-frames, to see how much a figure moves with them; ``--frozen`` draws the frozen set
-(``FROZEN_FRAME_SET``), kept for reporting: no rule or setting was tuned on it (runs on it
-are logged in ``benchmarks/FROZEN.md``).
+members, the ensemble and ``select`` only (a few minutes); ``--no-oracles`` runs ELIT but
+not the two oracles (a third of the training: the guard's decisions and ELIT's F1 only);
+``--frame-set N`` draws other frames, to see how much a figure moves with them;
+``--frozen`` draws the frozen set (``FROZEN_FRAME_SET``), kept for reporting: no rule or
+setting was tuned on it (runs on it are logged in ``benchmarks/FROZEN.md``).
 
-    python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…] [--select-only]
-        [--frame-set N | --frozen] [--no-abtem]
+    python benchmarks/elit_shift.py [--quick] [--harsh] [--only NAME…]
+        [--select-only | --no-oracles] [--frame-set N | --frozen] [--no-abtem]
         [--simulated-share 0.5] [--simulated-background frames] [--background-max 0.1]
         [--members 4] [--steps 300]
 """
@@ -415,7 +416,14 @@ def main() -> None:
         action="store_true",
         help="members, ensemble and select only (no ELIT, no oracle): a quick check of select",
     )
+    ap.add_argument(
+        "--no-oracles",
+        action="store_true",
+        help="ELIT without the oracle and sim oracle (their cells nan): the guard's decisions",
+    )
     args = ap.parse_args()
+    if args.select_only and args.no_oracles:
+        ap.error("--select-only runs no ELIT and no oracle; pass one of the two")
     if args.frozen:
         if args.frame_set:
             ap.error("give --frozen or --frame-set, not both")
@@ -576,9 +584,11 @@ def main() -> None:
             )
             for rnd in (1, 2, 3):
                 res.setdefault(f"ELIT {rnd}", (last[0], last[1], "*"))
-            orc = oracle(ens, unl, ps, 3 * cfg.steps, cfg)
-            res["oracle"] = (*score(orc, test), "")
-            if cond == "abtem":  # no condition of the simulator to train at
+            orc = None if args.no_oracles else oracle(ens, unl, ps, 3 * cfg.steps, cfg)
+            res["oracle"] = (*score(orc, test), "") if orc else (float("nan"),) * 2 + ("",)
+            if orc is None:
+                res["sim oracle"] = res["oracle"]
+            elif cond == "abtem":  # no condition of the simulator to train at
                 res["sim oracle"] = (float("nan"), float("nan"), "")
             else:
                 so = sim_oracle(ens, cond, ps, args.size, 3 * cfg.steps, cfg)
@@ -588,10 +598,13 @@ def main() -> None:
                 cal = out.ensemble.calibration
                 p_real["ELIT 3 cut"] = cal.best_p_real_min if cal is not None else None
             val = out.validation  # the oracle calibrated on the images ELIT's rounds were
-            if val is not None:
-                orc.calibration = fit_calibration(orc, val.images, val.truths, val.pixel_sizes)
-            p_real["oracle"] = f1_p_real(orc, test)
-            p_real["oracle cut"] = orc.calibration.best_p_real_min if val is not None else None
+            if orc is None:
+                p_real["oracle"], p_real["oracle cut"] = float("nan"), None
+            else:
+                if val is not None:
+                    orc.calibration = fit_calibration(orc, val.images, val.truths, val.pixel_sizes)
+                p_real["oracle"] = f1_p_real(orc, test)
+                p_real["oracle cut"] = orc.calibration.best_p_real_min if val is not None else None
             rows.append((name, res, out.history, p_real))
         print(head if k == 0 else "", end="\n" if k == 0 else "")
         cells = " ".join(f"{res[c][0]:.4f}/{res[c][1]:5.1f}{res[c][2]:>2s}" for c in cols)
@@ -612,6 +625,8 @@ def main() -> None:
         elit = (
             ""
             if args.select_only
+            else "oracles not run"
+            if args.no_oracles
             else f"oracle − ELIT3 {gap:+.4f} "
             + (f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})" if hurt else "")
             + (f"; sim oracle − ELIT3 {sgap:+.4f}" if np.isfinite(sgap) else "")
@@ -662,21 +677,39 @@ def main() -> None:
                 f"  {name:28s} ELIT3 {pr['ELIT 3']:.4f} {cut(pr['ELIT 3 cut'])}  "
                 f"oracle {pr['oracle']:.4f} {cut(pr['oracle cut'])}  "
                 f"oracle − ELIT3 {gap:+.4f} "
-                + (f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})" if hurt else "")
+                + (
+                    f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})"
+                    if hurt and np.isfinite(gap)
+                    else ""
+                )
             )
     if not args.select_only:
-        print("\nELIT history (per shift: consensus atoms, ignored share, hold-out implausible):")
+        print(
+            "\nELIT history (per shift: consensus atoms, ignored share, hold-out implausible,"
+            "\nthe styled F1's change from the last kept round ± its standard error):"
+        )
     for name, _, h, _ in rows:
         if h is None:
             continue
-        desc = "; ".join(
-            f"r{int(r['round'])} {int(r['consensus_atoms'])} atoms"
-            # no pseudo-labels (simulated_share 1) leave the ignored share undefined
-            + (f", ign {r['ignored_share']:.3f}" if np.isfinite(r["ignored_share"]) else "")
-            + f", impl {r['holdout_implausible']:.3f}"
-            + ("" if r["kept"] else " UNDONE")
-            for _, r in h.iterrows()
-        )
+        parts, kept_f1 = [], float("nan")
+        for _, r in h.iterrows():
+            # the guard's evidence: the styled F1's change from the last kept round, ± its SE
+            styled = (
+                f", styled {r['styled_f1'] - kept_f1:+.4f} ± {r['styled_f1_se']:.4f}"
+                if np.isfinite(r.get("styled_f1_se", np.nan))
+                else ""
+            )
+            parts.append(
+                f"r{int(r['round'])} {int(r['consensus_atoms'])} atoms"
+                # no pseudo-labels (simulated_share 1) leave the ignored share undefined
+                + (f", ign {r['ignored_share']:.3f}" if np.isfinite(r["ignored_share"]) else "")
+                + f", impl {r['holdout_implausible']:.3f}"
+                + styled
+                + ("" if r["kept"] else " UNDONE")
+            )
+            if r["kept"]:
+                kept_f1 = r.get("styled_f1", np.nan)
+        desc = "; ".join(parts)
         print(f"  {name:28s} {desc}")
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s")
 
