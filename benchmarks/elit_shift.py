@@ -675,8 +675,12 @@ def main() -> None:
             gap = pr["oracle"] - pr["ELIT 3"]
             print(
                 f"  {name:28s} ELIT3 {pr['ELIT 3']:.4f} {cut(pr['ELIT 3 cut'])}  "
-                f"oracle {pr['oracle']:.4f} {cut(pr['oracle cut'])}  "
-                f"oracle − ELIT3 {gap:+.4f} "
+                + (
+                    "oracle not run"
+                    if args.no_oracles
+                    else f"oracle {pr['oracle']:.4f} {cut(pr['oracle cut'])}  "
+                    f"oracle − ELIT3 {gap:+.4f} "
+                )
                 + (
                     f"(target ≤ 0.01: {'met' if gap <= 0.01 else 'NOT met'})"
                     if hurt and np.isfinite(gap)
