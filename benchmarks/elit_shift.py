@@ -585,7 +585,9 @@ def main() -> None:
             for rnd in (1, 2, 3):
                 res.setdefault(f"ELIT {rnd}", (last[0], last[1], "*"))
             orc = None if args.no_oracles else oracle(ens, unl, ps, 3 * cfg.steps, cfg)
-            res["oracle"] = (*score(orc, test), "") if orc else (float("nan"),) * 2 + ("",)
+            res["oracle"] = (
+                (*score(orc, test), "") if orc is not None else (float("nan"), float("nan"), "")
+            )
             if orc is None:
                 res["sim oracle"] = res["oracle"]
             elif cond == "abtem":  # no condition of the simulator to train at

@@ -688,29 +688,25 @@ def _fit_sigma(
     # re-decided with the coefficients so far; with a multiplier the decisions are fixed
     for _ in range(1 if multiplied else 3):
         s = _sigma_samples(tables, model)
-        ok = np.isfinite(s["net_err"]) & np.isfinite(s["crlb"])
-        coef["network"], e = _nll_fit(
-            s["net_err"][ok],
-            s["crlb"][ok],
-            s["spread"][ok],
-            feats("network", ok),
-            s["lat_net"][ok] if lattice else None,
-        )
-        if lattice:
-            coef["network_lattice"] = [e]
-        # the fit's coefficients on the atoms where auto takes the fit (its errors
-        # elsewhere, a film's pull, are what auto avoids)
+        # the network's coefficients on every matched atom, the fit's on the atoms where
+        # auto takes the fit (its errors elsewhere, a film's pull, are what auto avoids)
+        net = np.isfinite(s["net_err"]) & np.isfinite(s["crlb"])
         fit = (s["src"] == "fit") & np.isfinite(s["fit_err"]) & np.isfinite(s["fit_sig"])
-        if fit.sum() >= 50:
-            coef["fit"], e = _nll_fit(
-                s["fit_err"][fit],
-                s["fit_sig"][fit],
-                s["spread"][fit],
-                feats("fit", fit),
-                s["lat_fit"][fit] if lattice else None,
+        for src, rows, err, base, lat in (
+            ("network", net, "net_err", "crlb", "lat_net"),
+            ("fit", fit, "fit_err", "fit_sig", "lat_fit"),
+        ):
+            if src == "fit" and rows.sum() < 50:
+                continue
+            coef[src], e = _nll_fit(
+                s[err][rows],
+                s[base][rows],
+                s["spread"][rows],
+                feats(src, rows),
+                s[lat][rows] if lattice else None,
             )
             if lattice:
-                coef["fit_lattice"] = [e]
+                coef[f"{src}_lattice"] = [e]
         model = SigmaModel(dict(coef))
     return model
 
