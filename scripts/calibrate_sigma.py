@@ -151,12 +151,15 @@ def main() -> None:
             f"{k:<20} {v['z_rms']:6.2f} {v['within_1sigma']:6.1%} {v['within_2sigma']:6.1%} "
             f"{v['n']:7d} {v['nll']:7.3f}"
         )
-    forms = {
-        k[len("nll_multiplier_") :]: v for k, v in validation["all"].items() if "_multiplier_" in k
-    }
+    al = validation["all"]
+    forms = {k[len("nll_multiplier_") :]: v for k, v in al.items() if k.startswith("nll_mult")}
     print(
         "held-out NLL by where the multiplier applies, _lattice: with the lattice term "
-        "(smallest kept): " + ", ".join(f"{k} {v:.3f}" for k, v in forms.items())
+        "(± the SE of its difference to the smallest, which is kept): "
+        + ", ".join(
+            f"{k} {v:.3f} ± {al.get('nll_se_multiplier_' + k, float('nan')):.3f}"
+            for k, v in forms.items()
+        )
     )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
     if args.compare:

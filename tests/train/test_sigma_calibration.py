@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.train.calibration import fit_sigma_tables
+from atomlens.train.calibration import fit_sigma_tables, sigma_form_se
 
 PS = 0.2  # [Å/px]
 TRUE = {"network": (0.6, 1.1, 0.01), "fit": (1.4, 0.0, 0.0)}
@@ -128,6 +128,33 @@ def test_the_sigma_fit_finds_how_much_a_neighbour_pulls_the_fit():
     assert len(model.coef["fit_decision"]) == 3 and model.coef["fit_decision"][0] > a
     assert validation["all"]["nll_multiplier_fit"] < validation["all"]["nll_multiplier_none"]
     assert 0.9 < validation["mid"]["z_rms"] < 1.1, validation["mid"]
+
+
+def test_a_sigma_forms_standard_error_is_that_of_its_paired_image_differences():
+    """Held-out NLL per image for three forms on the same 40 images of 200 axis errors,
+    whose means differ by exactly 0.005 and 0.3: each form's SE against the best is that of
+    the mean of its 40 per-image differences (not of 8000 axis errors, which would be
+    √200 times smaller), and a gain of 0.005 is well inside it."""
+    rng = np.random.default_rng(0)
+    n = np.full(40, 200.0)
+    image_nll = rng.normal(-6.0, 0.2, 40)  # what the images share between forms
+    # each form's own part of an image's NLL, of mean 0
+    own = rng.normal(0, 0.2, 40)
+    own -= own.mean()
+    plain, lattice, multiplied = ((), False), ((), True), (("fit",), False)
+    per_image = {
+        plain: image_nll + own,
+        lattice: image_nll - 0.005 - own,
+        multiplied: image_nll - 0.3 + own[::-1],
+    }
+    nll = {f: float(v.mean()) for f, v in per_image.items()}
+    se = sigma_form_se(nll, {f: np.column_stack([n, v * n]) for f, v in per_image.items()})
+    assert se[multiplied] == 0.0
+    for f in (plain, lattice):
+        d = per_image[f] - per_image[multiplied]
+        assert se[f] == pytest.approx(d.std() / np.sqrt(40), rel=1e-9)
+    # measured 0.048 and 0.049: a gain of 0.005 would be well inside either
+    assert 0.04 < se[plain] < 0.08 and 0.04 < se[lattice] < 0.08
 
 
 def test_too_few_atoms_for_a_sigma_model_is_refused_by_name():
