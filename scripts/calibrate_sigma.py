@@ -154,8 +154,9 @@ def main() -> None:
     al = validation["all"]
     forms = {k[len("nll_multiplier_") :]: v for k, v in al.items() if k.startswith("nll_mult")}
     print(
-        "held-out NLL by where the multiplier applies, _lattice: with the lattice term "
-        "(± the SE of its difference to the smallest, which is kept): "
+        "held-out NLL by where the multiplier applies, _lattice: with the lattice term, "
+        "_floor: the fit's σ never below its own (± the SE of its difference to the "
+        "smallest, which is kept): "
         + ", ".join(
             f"{k} {v:.3f} ± {al.get('nll_se_multiplier_' + k, float('nan')):.3f}"
             for k, v in forms.items()

@@ -345,6 +345,33 @@ def test_the_lattice_term_adds_to_sigma_and_round_trips_through_the_model_files(
     assert Calibration.load(tmp_path).sigma.to_dict() == m.to_dict()
 
 
+def test_the_floor_keeps_sigma_at_least_the_fits_own_and_round_trips(tmp_path):
+    """With ``fit_floor`` [1], the fit's σ is never below its own σ, however small ``a``
+    and the multiplier make its base; where ``a · m`` is above the floor nothing changes,
+    and the network (no floor) is as before. The floor survives the model's file."""
+    coef = {"fit": [0.5, 0.0, 0.0, 1.0, 0.0], "network": [0.5, 0.0, 0.0]}
+    m = SigmaModel({**coef, "fit_floor": [1.0]})
+    base = np.full((3, 2), 0.01)
+    overlap = np.array([[0.0, 0.0], [np.log(3.0), 0.0], [np.log(1.5), 0.0]])  # m = 1, 3, 1.5
+    # a · m = 0.5, 1.5, 0.75: the floor lifts the first and the last to the fit's own σ
+    np.testing.assert_allclose(
+        m.sigma("fit", base, 0.0, features=overlap)[:, 0], [0.01, 0.015, 0.01]
+    )
+    np.testing.assert_allclose(
+        SigmaModel(coef).sigma("fit", base, 0.0, features=overlap)[:, 0], [0.005, 0.015, 0.0075]
+    )
+    np.testing.assert_allclose(m.sigma("network", base, 0.0), base / 2)
+    for bad in ({"fit_floor": [-1.0]}, {"fit_floor": [1.0, 2.0]}, {"mean_floor": [1.0]}):
+        with pytest.raises(ValueError, match="must be one non-negative number"):
+            SigmaModel({**coef, **bad})
+    cal = Calibration(
+        p_detect=[1.0], p_real=[1.0], counts=[10], sigma_scale=1.0, ece_raw=0.0, n_images=1,
+        sigma_model=m.to_dict(),
+    )  # fmt: skip
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path).sigma.to_dict() == m.to_dict()
+
+
 def test_a_film_shows_in_the_fits_lattice_scatter():
     """Under 4 Å of film the fitted columns of graphene stray from their lattice by far more
     than the fit's own σ says, and the network's far less; on the clean image the fit's

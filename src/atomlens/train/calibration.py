@@ -12,6 +12,7 @@ one condition out.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -574,13 +575,14 @@ def _nll_fit(
     spread: np.ndarray,
     features: np.ndarray,
     lattice: np.ndarray | None = None,
+    floor: float = 0.0,
 ) -> tuple[list[float], float]:
     """(a, b, c, w_overlap, w_faint) and e maximising the Gaussian likelihood of per-axis
     errors ``err`` [Å] under σ² = (a·m·base)² + (b·spread)² + c² + (e·lattice)²,
     m = exp(features · w) (``features`` (N, 2), :func:`atomlens.locate.sigma.sigma_features`;
-    ``lattice`` [Å], :func:`atomlens.locate.sigma.lattice_scatter`, NaN or none: 0). The
-    weights are kept ≥ 0: a neighbour's tails or fewer counts never make a position more
-    certain."""
+    ``lattice`` [Å], :func:`atomlens.locate.sigma.lattice_scatter`, NaN or none: 0), with
+    a·m taken as at least ``floor``. The weights are kept ≥ 0: a neighbour's tails or
+    fewer counts never make a position more certain."""
     from scipy.optimize import minimize  # deferred: only when fitting
 
     e2 = err**2
@@ -590,8 +592,8 @@ def _nll_fit(
 
     def nll(q: np.ndarray) -> float:
         a, b, c, e = np.exp(q[:4])
-        m2 = np.exp(2 * (features @ q[4:]))
-        var = a * a * m2 * b2 + b * b * s2 + c * c + e * e * lat2 + 1e-12
+        scale2 = np.maximum(a * a * np.exp(2 * (features @ q[4:])), floor * floor)
+        var = scale2 * b2 + b * b * s2 + c * c + e * e * lat2 + 1e-12
         return float(np.mean(np.log(var) + e2 / var))
 
     # a, b, c, e on a log scale (c and e down to 1e-6: no floor, no lattice term), the
@@ -665,18 +667,22 @@ def _fit_sigma(
     multiplied: tuple[str, ...] = ("fit",),
     plain: SigmaModel | None = None,
     lattice: bool = True,
+    floor: bool = False,
 ) -> SigmaModel:
     """The σ model fitted on ``tables`` (see :func:`fit_sigma_model`), with the
-    multiplier for the sources in ``multiplied`` and, with ``lattice``, the lattice term.
+    multiplier for the sources in ``multiplied``, with ``lattice`` the lattice term and
+    with ``floor`` the fit's σ never below its own (``fit_floor``: :data:`FIT_FLOOR`).
     With a multiplier, ``positions="auto"`` decides by the model without it (``plain``,
     fitted on the same tables if not given; kept as ``fit_decision`` and
     ``network_decision``) and the multiplier's model is fitted on those decisions."""
     model = DEFAULT_SIGMA_MODEL
     coef = model.to_dict()
     if multiplied:
-        coef = (plain or _fit_sigma(tables, (), lattice=lattice)).to_dict()
+        coef = (plain or _fit_sigma(tables, (), lattice=lattice, floor=floor)).to_dict()
         for src in ("fit", "network"):
             coef[f"{src}_decision"] = coef[src]
+            if f"{src}_floor" in coef:
+                coef[f"{src}_decision_floor"] = coef[f"{src}_floor"]
             if f"{src}_lattice" in coef:
                 coef[f"{src}_decision_lattice"] = coef[f"{src}_lattice"]
         model = SigmaModel(dict(coef))
@@ -704,15 +710,28 @@ def _fit_sigma(
                 s["spread"][rows],
                 feats(src, rows),
                 s[lat][rows] if lattice else None,
+                floor=FIT_FLOOR if floor and src == "fit" else 0.0,
             )
             if lattice:
                 coef[f"{src}_lattice"] = [e]
+            if floor and src == "fit":
+                coef["fit_floor"] = [FIT_FLOOR]
         model = SigmaModel(dict(coef))
     return model
 
 
+#: The least scale of the fit's own σ in the forms of the σ model with a floor: the fit's
+#: σ (its curvature under its noise model, times its reduced χ²) is the Cramér–Rao bound
+#: of the column model it fits, so its error is not smaller; only a multiplier's a < 1
+#: (paid back by the features elsewhere) could make σ smaller.
+FIT_FLOOR = 1.0
+
 #: The sources whose σ base the multiplier scales, as tried by :func:`fit_sigma_tables`.
 MULTIPLIED: tuple[tuple[str, ...], ...] = ((), ("fit",), ("fit", "network"))
+
+#: A form of the σ model: the sources the multiplier scales, with the lattice term, with
+#: the fit's floor.
+Form = tuple[tuple[str, ...], bool, bool]
 
 
 def _nll(s: dict[str, np.ndarray]) -> float:
@@ -729,10 +748,10 @@ def _nll_sum(s: dict[str, np.ndarray]) -> tuple[int, float]:
 
 
 def sigma_form_se(
-    nll: dict[tuple[tuple[str, ...], bool], float],
-    per_image: dict[tuple[tuple[str, ...], bool], np.ndarray],
+    nll: dict[Form, float],
+    per_image: dict[Form, np.ndarray],
     /,
-) -> dict[tuple[tuple[str, ...], bool], float]:
+) -> dict[Form, float]:
     """Standard error of each σ model form's held-out NLL less the smallest, paired on the
     same held-out images and clustered by image (an image's atoms share its noise and its
     lattice, so they are not independent draws).
@@ -740,7 +759,7 @@ def sigma_form_se(
     Parameters
     ----------
     nll : dict
-        Held-out mean NLL per axis of each form ``(multiplied sources, lattice)``.
+        Held-out mean NLL per axis of each form ``(multiplied sources, lattice, floor)``.
     per_image : dict
         For each form, one row per held-out image, in the same order for every form:
         axis errors counted and their summed NLL.
@@ -793,8 +812,9 @@ def fit_sigma_model(
     scored on it: z = error / σ of the reported (``auto``) positions. This is done for each
     form in :data:`MULTIPLIED` (the per-atom multiplier of σ's base on no source, on the
     fit's, on both), each without and with the lattice term (``(e · lattice)²`` per source,
-    :func:`atomlens.locate.sigma.lattice_scatter`), and the form with the smallest held-out
-    negative log-likelihood of the errors is kept. With a multiplier, ``positions="auto"``
+    :func:`atomlens.locate.sigma.lattice_scatter`), and each without and with the fit's
+    floor (its σ never below its own, :data:`FIT_FLOOR`); the form with the smallest
+    held-out negative log-likelihood of the errors is kept. With a multiplier, ``positions="auto"``
     decides by the plain form, fitted first and kept in the model (``fit_decision``,
     ``network_decision``).
 
@@ -817,10 +837,10 @@ def fit_sigma_model(
         Per condition left out (and ``"all"`` pooled): ``z_rms``, ``within_1sigma``,
         ``within_2sigma``, ``n`` (per-axis errors counted) and ``nll`` (mean negative
         log-likelihood per axis, less its constant), of the form kept; ``"all"`` also holds
-        every form's pooled ``nll_multiplier_<sources>[_lattice]`` (``none``, ``fit``,
-        ``fit+network``; ``_lattice``: with the lattice term) and the standard error of its
-        difference to the smallest, ``nll_se_multiplier_<sources>[_lattice]``
-        (:func:`sigma_form_se`).
+        every form's pooled ``nll_multiplier_<sources>[_lattice][_floor]`` (``none``,
+        ``fit``, ``fit+network``; ``_lattice``: with the lattice term; ``_floor``: with the
+        fit's floor) and the standard error of its difference to the smallest,
+        ``nll_se_multiplier_<sources>[_lattice][_floor]`` (:func:`sigma_form_se`).
 
     Raises
     ------
@@ -901,19 +921,19 @@ def fit_sigma_tables(
     # neither χ² nor the fit's σ shows, but on a lattice whose columns the fit places well
     # it only repeats the fit's σ.
     rest = {name: [x for k, v in by_cond.items() if k != name for x in v] for name in by_cond}
-    tried: dict[tuple[tuple[str, ...], bool], tuple[float, dict[str, dict[str, float]]]] = {}
+    tried: dict[Form, tuple[float, dict[str, dict[str, float]]]] = {}
     # per held-out image: axis errors counted and their summed NLL, for the forms' SE
-    per_image: dict[tuple[tuple[str, ...], bool], np.ndarray] = {}
-    for lattice in (False, True):
+    per_image: dict[Form, np.ndarray] = {}
+    for lattice, floor in itertools.product((False, True), (False, True)):
         # the plain model of each fold: one form, and what the others decide by
-        plain = {name: _fit_sigma(rest[name], (), lattice=lattice) for name in by_cond}
+        plain = {name: _fit_sigma(rest[name], (), lattice=lattice, floor=floor) for name in by_cond}
         for multiplied in MULTIPLIED:
             validation: dict[str, dict[str, float]] = {}
             held = []
             sums = []
             for name in by_cond:
                 model = (
-                    _fit_sigma(rest[name], multiplied, plain[name], lattice=lattice)
+                    _fit_sigma(rest[name], multiplied, plain[name], lattice=lattice, floor=floor)
                     if multiplied
                     else plain[name]
                 )
@@ -925,12 +945,13 @@ def fit_sigma_tables(
             pooled = {k: np.concatenate([h[k] for h in held]) for k in ("z", "sigma")}
             nll = _nll(pooled)
             validation["all"] = {**_coverage(pooled["z"]), "nll": round(nll, 4)}
-            tried[multiplied, lattice] = (nll, validation)
-            per_image[multiplied, lattice] = np.array(sums, float).reshape(-1, 2)
+            tried[multiplied, lattice, floor] = (nll, validation)
+            per_image[multiplied, lattice, floor] = np.array(sums, float).reshape(-1, 2)
             logger.info(
-                "σ multiplier on %s, %s lattice term: held-out NLL %.4f",
+                "σ multiplier on %s, %s lattice term, %s floor: held-out NLL %.4f",
                 multiplied or "nothing",
                 "with" if lattice else "without",
+                "with" if floor else "without",
                 nll,
             )
     best = min(tried, key=lambda k: tried[k][0])
@@ -943,11 +964,14 @@ def fit_sigma_tables(
     # longer fell with it, and on clean simulated graphene at 10⁵ e⁻/Å² σ came out 1.5×
     # too large (z RMS 0.66, against 0.79 with the term).
     se = sigma_form_se({k: v[0] for k, v in tried.items()}, per_image)
-    for (multiplied, lattice), (nll, _) in tried.items():
-        key = "multiplier_" + ("+".join(multiplied) or "none") + ("_lattice" * lattice)
+    for (multiplied, lattice, floor), (nll, _) in tried.items():
+        key = "multiplier_" + ("+".join(multiplied) or "none")
+        key += "_lattice" * lattice + "_floor" * floor
         validation["all"]["nll_" + key] = round(nll, 4)
-        validation["all"]["nll_se_" + key] = round(se[multiplied, lattice], 4)
+        validation["all"]["nll_se_" + key] = round(se[multiplied, lattice, floor], 4)
     for name, v in validation.items():
         logger.info("σ left out %s: %s", name, v)
-    model = _fit_sigma([x for v in by_cond.values() for x in v], best[0], lattice=best[1])
+    model = _fit_sigma(
+        [x for v in by_cond.values() for x in v], best[0], lattice=best[1], floor=best[2]
+    )
     return model, validation
