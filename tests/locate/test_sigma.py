@@ -320,6 +320,16 @@ def test_lattice_scatter_is_the_positions_error_about_their_own_lattice():
         lattice_scatter(pts[:3], pts[:4])
 
 
+def _round_trips(m: SigmaModel, tmp_path) -> None:
+    """``m`` survives a model's calibration file."""
+    cal = Calibration(
+        p_detect=[1.0], p_real=[1.0], counts=[10], sigma_scale=1.0, ece_raw=0.0, n_images=1,
+        sigma_model=m.to_dict(),
+    )  # fmt: skip
+    cal.save(tmp_path)
+    assert Calibration.load(tmp_path).sigma.to_dict() == m.to_dict()
+
+
 def test_the_lattice_term_adds_to_sigma_and_round_trips_through_the_model_files(tmp_path):
     """σ² gains (e · lattice)² for the source that has ``<source>_lattice``; without it,
     or with no scatter measured (NaN), σ is as before. The coefficients survive the
@@ -337,12 +347,7 @@ def test_the_lattice_term_adds_to_sigma_and_round_trips_through_the_model_files(
     for bad in ({"fit_lattice": [-1.0]}, {"fit_lattice": [1.0, 2.0]}, {"mean_lattice": [1.0]}):
         with pytest.raises(ValueError, match="must be one non-negative number"):
             SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0], **bad})
-    cal = Calibration(
-        p_detect=[1.0], p_real=[1.0], counts=[10], sigma_scale=1.0, ece_raw=0.0, n_images=1,
-        sigma_model=m.to_dict(),
-    )  # fmt: skip
-    cal.save(tmp_path)
-    assert Calibration.load(tmp_path).sigma.to_dict() == m.to_dict()
+    _round_trips(m, tmp_path)
 
 
 def test_the_floor_keeps_sigma_at_least_the_fits_own_and_round_trips(tmp_path):
@@ -364,12 +369,7 @@ def test_the_floor_keeps_sigma_at_least_the_fits_own_and_round_trips(tmp_path):
     for bad in ({"fit_floor": [-1.0]}, {"fit_floor": [1.0, 2.0]}, {"mean_floor": [1.0]}):
         with pytest.raises(ValueError, match="must be one non-negative number"):
             SigmaModel({**coef, **bad})
-    cal = Calibration(
-        p_detect=[1.0], p_real=[1.0], counts=[10], sigma_scale=1.0, ece_raw=0.0, n_images=1,
-        sigma_model=m.to_dict(),
-    )  # fmt: skip
-    cal.save(tmp_path)
-    assert Calibration.load(tmp_path).sigma.to_dict() == m.to_dict()
+    _round_trips(m, tmp_path)
 
 
 def test_a_film_shows_in_the_fits_lattice_scatter():

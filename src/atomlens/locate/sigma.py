@@ -259,26 +259,17 @@ class SigmaModel:
         checks = [(src, (3, 3 + len(SIGMA_FEATURES)), weights) for src in ("fit", "network")]
         checks += [(k, (3,), "") for k in ("fit_decision", "network_decision") if k in self.coef]
         for key, v in self.coef.items():
-            if key.endswith("_floor") and (
-                len(v) != 1
-                or not all(np.isfinite(v))
-                or min(v) < 0
-                or key.removesuffix("_floor") not in self.coef
-            ):
-                raise ValueError(
-                    f"SigmaModel coef[{key!r}] must be one non-negative number (the least "
-                    f"scale of the base) beside coef[{key.removesuffix('_floor')!r}], got {v!r}."
-                )
-            if key.endswith("_lattice") and (
-                len(v) != 1
-                or not all(np.isfinite(v))
-                or min(v) < 0
-                or key.removesuffix("_lattice") not in self.coef
-            ):
-                raise ValueError(
-                    f"SigmaModel coef[{key!r}] must be one non-negative number (e) beside "
-                    f"coef[{key.removesuffix('_lattice')!r}], got {v!r}."
-                )
+            for term, what in (("_floor", "the least scale of the base"), ("_lattice", "e")):
+                if key.endswith(term) and (
+                    len(v) != 1
+                    or not all(np.isfinite(v))
+                    or min(v) < 0
+                    or key.removesuffix(term) not in self.coef
+                ):
+                    raise ValueError(
+                        f"SigmaModel coef[{key!r}] must be one non-negative number ({what}) "
+                        f"beside coef[{key.removesuffix(term)!r}], got {v!r}."
+                    )
         for key, lengths, also in checks:
             v = self.coef.get(key)
             if v is None or len(v) not in lengths or not all(np.isfinite(v)) or min(v) < 0:
