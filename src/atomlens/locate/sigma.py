@@ -287,8 +287,7 @@ class SigmaModel:
         w = np.asarray(self.coef[source][3:], float)
         if features is None or not len(w):
             return 1.0
-        m = np.exp(np.asarray(features, float) @ w)
-        return m.reshape(m.shape + (1,) * max(ndim - 1, 0))
+        return _per_axis(np.exp(np.asarray(features, float) @ w), ndim)
 
     def sigma(
         self,
@@ -321,7 +320,7 @@ class SigmaModel:
                 raise ValueError(
                     f"SigmaModel.sigma: {len(lat)} lattice scatters for {len(base)} atoms."
                 )
-            var = var + (e * lat.reshape(lat.shape + (1,) * max(base.ndim - 1, 0))) ** 2
+            var = var + (e * _per_axis(lat, base.ndim)) ** 2
         return np.sqrt(var)
 
     def decision_sigma(
@@ -344,6 +343,12 @@ class SigmaModel:
     def to_dict(self) -> dict[str, list[float]]:
         """The coefficients as plain lists (JSON)."""
         return {k: [float(x) for x in v] for k, v in self.coef.items()}
+
+
+def _per_axis(per_atom: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-atom array (N,) shaped to multiply or add to a per-axis one of ``ndim``
+    dimensions whose first axis is the atom ((N,) or (N, 2))."""
+    return per_atom.reshape(per_atom.shape + (1,) * max(ndim - 1, 0))
 
 
 #: What an ensemble without a fitted σ model uses.

@@ -681,10 +681,9 @@ def _fit_sigma(
         coef = (plain or _fit_sigma(tables, (), lattice=lattice, floor=floor)).to_dict()
         for src in ("fit", "network"):
             coef[f"{src}_decision"] = coef[src]
-            if f"{src}_floor" in coef:
-                coef[f"{src}_decision_floor"] = coef[f"{src}_floor"]
-            if f"{src}_lattice" in coef:
-                coef[f"{src}_decision_lattice"] = coef[f"{src}_lattice"]
+            for term in ("_floor", "_lattice"):  # the plain model's terms go with it
+                if src + term in coef:
+                    coef[f"{src}_decision{term}"] = coef[src + term]
         model = SigmaModel(dict(coef))
 
     def feats(src: str, rows: np.ndarray) -> np.ndarray:
@@ -734,17 +733,17 @@ MULTIPLIED: tuple[tuple[str, ...], ...] = ((), ("fit",), ("fit", "network"))
 Form = tuple[tuple[str, ...], bool, bool]
 
 
-def _nll(s: dict[str, np.ndarray]) -> float:
-    """Mean per-axis Gaussian negative log-likelihood (less its constant) of the reported
-    positions' errors in :func:`_sigma_samples`' output ``s``."""
-    ok = np.isfinite(s["z"]) & (s["sigma"] > 0)
-    return float(np.mean(np.log(s["sigma"][ok] ** 2) + s["z"][ok] ** 2)) if ok.any() else np.inf
-
-
 def _nll_sum(s: dict[str, np.ndarray]) -> tuple[int, float]:
-    """Axis errors counted and their summed NLL (as :func:`_nll`) in ``s``."""
+    """Axis errors counted and their summed per-axis Gaussian negative log-likelihood (less
+    its constant) of the reported positions' errors in :func:`_sigma_samples`' output ``s``."""
     ok = np.isfinite(s["z"]) & (s["sigma"] > 0)
     return int(ok.sum()), float(np.sum(np.log(s["sigma"][ok] ** 2) + s["z"][ok] ** 2))
+
+
+def _nll(s: dict[str, np.ndarray]) -> float:
+    """Mean of :func:`_nll_sum` per axis error (inf without any)."""
+    n, total = _nll_sum(s)
+    return total / n if n else np.inf
 
 
 def sigma_form_se(
