@@ -8,6 +8,7 @@ from atomlens.locate.sigma import (
     OVERLAP_REACH,
     SIGMA_FEATURES,
     SigmaModel,
+    column_kinds,
     lattice_scatter,
     sigma_features,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "SIGMA_FEATURES",
     "GaussianFit",
     "SigmaModel",
+    "column_kinds",
     "find_peaks",
     "lattice_scatter",
     "locate_atoms",

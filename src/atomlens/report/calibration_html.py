@@ -118,7 +118,7 @@ def uncertainty_html(
         "spread, by the model's σ model (which may scale the base by the atom's overlap "
         "with its nearest neighbour and its faintness: columns <code>overlap</code>, "
         "<code>faintness</code>, and add how far each estimator's positions of the atom's "
-        "class stray from their own local lattice: <code>lattice_fit_A</code>, "
+        "kind of column stray from their own local lattice: <code>lattice_fit_A</code>, "
         "<code>lattice_network_A</code>).</p>",
         html_table(
             rows,
