@@ -48,8 +48,12 @@ def test_channels_last_members_find_what_the_plain_networks_find(graphene, frame
     b = find(frame.image, mode="vectorized", **kw).atoms
     unmatched, d = _gaps(a, b)
     assert unmatched == 0 and len(a) > 1000
-    # measured: all within 5e-5 px (the convolutions sum in another order)
-    assert d.max() < 0.01
+    # measured: all within 5e-5 px (the convolutions sum in another order), but on an AMD
+    # EPYC host (2026-12-07) one atom of 2,250 at 0.013 px, the same with the code of the
+    # day before: its network position (the members' mean) moved, so one member's discrete
+    # step (its peak pixel, most likely) went the other way on a tie
+    assert np.quantile(d, 0.999) < 1e-3
+    assert d.max() < 0.05
 
 
 def test_whole_frame_passes_keep_the_atoms_of_256_px_tiles(graphene, frame):
