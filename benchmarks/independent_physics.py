@@ -507,6 +507,8 @@ def main() -> None:
         help="find's precision for this checkout (auto: bfloat16 on CPUs with AMX units)",
     )
     args = ap.parse_args()
+    if args.tile < 1:
+        ap.error(f"--tile must be at least 1 (the cell once), got {args.tile}")
     reps = 1 if args.quick else args.reps
     t0 = time.perf_counter()
     sims = {

@@ -557,13 +557,15 @@ def _nearest_other(xy: np.ndarray) -> np.ndarray:
     return cKDTree(xy).query(xy, k=2)[0][:, 1]
 
 
-def _class_median(values: np.ndarray, cls: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _class_median(
+    values: np.ndarray, cls: np.ndarray, rows: np.ndarray, min_rows: int = 1
+) -> np.ndarray:
     """Per atom, the median of ``values`` over ``rows`` of its class (NaN where its class
-    has none)."""
+    has fewer than ``min_rows`` of them)."""
     out = np.full(len(values), np.nan)
     for k in np.unique(cls):
         sel = cls == k
-        if (sel & rows).any():
+        if (sel & rows).sum() >= min_rows:
             out[sel] = float(np.median(values[sel & rows]))
     return out
 
@@ -579,11 +581,8 @@ def _chi2_reference(chi2: np.ndarray, kinds: np.ndarray, cls: np.ndarray) -> np.
     fitted positions 0.12 pm off, the network's 1.41 pm. A fixed limit of 2 gave 91 % of
     them the network's. What sets a pulled fit apart is a χ² beyond its peers'."""
     fitted = np.isfinite(chi2)
-    ref = _class_median(chi2, cls, fitted)
-    for k in np.unique(kinds[kinds >= 0]):
-        sel = kinds == k
-        if (sel & fitted).sum() >= AUTO_CHI2_PEERS:
-            ref[sel] = float(np.median(chi2[sel & fitted]))
+    ref = _class_median(chi2, kinds, fitted & (kinds >= 0), AUTO_CHI2_PEERS)
+    ref = np.where(np.isfinite(ref), ref, _class_median(chi2, cls, fitted))
     return np.fmax(np.nan_to_num(ref, nan=1.0), 1.0)
 
 

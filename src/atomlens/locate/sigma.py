@@ -240,6 +240,14 @@ def column_kinds(
     return out
 
 
+def _deviations(p: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each triple's deviation ``p[i] − (p[j] + p[k]) / 2`` (M, 2) where all three are
+    measured, and the atom ``i`` it belongs to."""
+    dev = p[tri[:, 0]] - 0.5 * (p[tri[:, 1]] + p[tri[:, 2]])
+    ok = np.isfinite(dev).all(axis=1)
+    return dev[ok], tri[ok, 0]
+
+
 def lattice_scatter(
     points: np.ndarray,
     reference: np.ndarray,
@@ -290,10 +298,7 @@ def lattice_scatter(
         raise ValueError(f"lattice_scatter: {len(kd)} kinds for {len(p)} points.")
     g = np.zeros(len(p), int) if groups is None else np.unique(groups, return_inverse=True)[1]
     out = np.full(len(p), np.nan)
-    tri = _opposite_pairs(ref, g)
-    dev = p[tri[:, 0]] - 0.5 * (p[tri[:, 1]] + p[tri[:, 2]])
-    ok = np.isfinite(dev).all(axis=1)
-    dev, owner = dev[ok], tri[ok, 0]
+    dev, owner = _deviations(p, _opposite_pairs(ref, g))
     measured = np.isfinite(p).all(axis=1)
 
     def lattice(atoms: np.ndarray, owner: np.ndarray) -> bool:
@@ -311,10 +316,7 @@ def lattice_scatter(
         return out
     # pairs of one kind about an atom of that kind: the unknown (−1) pair with none
     tri = _opposite_pairs(ref, np.where(kd >= 0, kd, -1 - np.arange(len(kd))))
-    tri = tri[kd[tri[:, 0]] == kd[tri[:, 1]]]
-    dev = p[tri[:, 0]] - 0.5 * (p[tri[:, 1]] + p[tri[:, 2]])
-    ok = np.isfinite(dev).all(axis=1)
-    dev, owner = dev[ok], tri[ok, 0]
+    dev, owner = _deviations(p, tri[kd[tri[:, 0]] == kd[tri[:, 1]]])
     for k in np.unique(kd[kd >= 0]):
         if lattice(kd == k, owner):
             out[kd == k] = _scatter(dev[kd[owner] == k])
