@@ -5,12 +5,17 @@ logistic model is kept as it is.
 
     python scripts/calibrate_sigma.py graphene [--install]
     python scripts/calibrate_sigma.py graphene --model build/bundled/graphene-w8 [--install]
+    python scripts/calibrate_sigma.py graphene --rescale-only [--install]
 
 ``--model DIR`` fits a candidate trained for that name's materials (and installs into DIR).
 The HAADF models' images start from the simulator's defaults, as the shipped σ models
 were fitted; ``train_ensemble`` (and so ``scripts/train_bundled.py``) now fits a σ model
 itself, from the recipe's ranges on up to six of its materials
 (:func:`atomlens.train.ensemble.sigma_materials`), which this script then replaces.
+``--rescale-only`` keeps the stored σ model's coefficients (and so ``positions="auto"``'s
+decisions) and fits only the exponents of its σ's rescaling towards the lattice
+(:func:`atomlens.train.calibration.fit_sigma_rescale`), each condition scored with the
+exponents chosen on the others; the stored validation stays, the rescaling's beside it.
 ``--compare`` then scores the fitted model against the model's stored one (or the default
 when it has none) on new images of the same conditions (another seed): z RMS, share
 within 1σ, RMSE of the reported positions and the share taken from the fit, side by side.
@@ -116,26 +121,38 @@ def compare(ens, model, materials: list[str], *, seed: int, base=None) -> None:
         )
 
 
-def calibration_args(description: str) -> argparse.Namespace:
+def calibration_args(description: str, rescale: bool = False) -> argparse.Namespace:
     """The command line of this script and ``calibrate_p_real.py``: a bundled model's
-    name, ``--install``, ``--seed``, ``--model DIR`` and ``--compare``."""
+    name, ``--install``, ``--seed``, ``--model DIR`` and ``--compare`` (and with
+    ``rescale``, ``--rescale-only``)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("name", choices=sorted(MATERIALS))
     ap.add_argument("--install", action="store_true", help="save into the model directory")
     ap.add_argument("--seed", type=int, default=31_000)
     ap.add_argument("--model", type=Path, help="a model directory instead of the bundled one")
     ap.add_argument("--compare", action="store_true", help="stored vs fitted on new images")
+    if rescale:
+        ap.add_argument(
+            "--rescale-only",
+            action="store_true",
+            help="keep the stored σ model and fit only its rescaling towards the lattice",
+        )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     return args
 
 
 def main() -> None:
-    args = calibration_args(__doc__.split("\n\n")[0])
+    args = calibration_args(__doc__.split("\n\n")[0], rescale=True)
     import torch
 
     from atomlens.ensemble import Ensemble
-    from atomlens.train.calibration import fit_sigma_model, sigma_calibration_images
+    from atomlens.train.calibration import (
+        fit_sigma_model,
+        fit_sigma_rescale,
+        sigma_calibration_images,
+        sigma_tables,
+    )
 
     torch.set_num_threads(2)
     dest = args.model or ROOT / "src" / "atomlens" / "bundled" / args.name
@@ -143,8 +160,55 @@ def main() -> None:
     images = sigma_calibration_images(
         MATERIALS[args.name], ens.config.pixel_size_A, seed=args.seed, base=_base(args.name)
     )
-    model, validation = fit_sigma_model(ens, images, progress=True)
-    print(f"{args.name}: σ model {json.dumps(model.to_dict())}")
+    if args.rescale_only:
+        if ens.calibration is None or ens.calibration.sigma_model is None:
+            raise SystemExit(f"{dest} has no σ model to rescale; fit one without --rescale-only")
+        model, rescaled = fit_sigma_rescale(
+            sigma_tables(ens, images, progress=True), ens.calibration.sigma
+        )
+        print(f"{args.name}: σ model {json.dumps(model.to_dict())}")
+        al = rescaled["all"]
+        print(
+            "rescaled towards the lattice, exponents [γ, γ faint] fit "
+            f"{[al['rescale_gamma_fit'], al['rescale_gamma_fit_faint']]}, network "
+            f"{[al['rescale_gamma_network'], al['rescale_gamma_network_faint']]}"
+        )
+        print(f"{'condition':<20} {'z RMS':>6} {'1σ':>6} {'2σ':>6} {'n':>7} {'NLL':>7}")
+        for k, v in rescaled.items():
+            print(
+                f"{k:<20} {v['z_rms']:6.2f} {v['within_1sigma']:6.1%} "
+                f"{v['within_2sigma']:6.1%} {v['n']:7d} {v['nll']:7.3f}"
+            )
+        print(
+            f"NLL of the stored model on these images {al['nll_before_rescale']:.4f}; "
+            "rescaled, each condition by the exponents chosen on the others "
+            f"{al['nll']:.4f} (the stored coefficients were fitted on these conditions)"
+        )
+        # the stored validation (of the coefficients, each condition left out) stays; the
+        # rescaling's goes beside it
+        validation = dict(ens.calibration.sigma_validation or {})
+        validation["all"] = {
+            **validation.get("all", {}),
+            **{k: v for k, v in al.items() if k.startswith("rescale_")},
+            "nll_in_sample_before_rescale": al["nll_before_rescale"],
+            "nll_in_sample_rescaled_left_out": al["nll"],
+        }
+    else:
+        model, validation = fit_sigma_model(ens, images, progress=True)
+        print(f"{args.name}: σ model {json.dumps(model.to_dict())}")
+        _print_validation(validation)
+    if args.compare:
+        compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000, base=_base(args.name))
+    if args.install:
+        cal = ens.calibration
+        if cal is None:
+            raise SystemExit(f"{dest} has no calibration.json to add the σ model to")
+        replace(cal, sigma_model=model.to_dict(), sigma_validation=validation).save(dest)
+        print(f"installed {dest / 'calibration.json'}")
+
+
+def _print_validation(validation: dict) -> None:
+    """The fitted σ model's validation, each condition left out, and every form's NLL."""
     print(f"{'condition left out':<20} {'z RMS':>6} {'1σ':>6} {'2σ':>6} {'n':>7} {'NLL':>7}")
     for k, v in validation.items():
         print(
@@ -163,14 +227,6 @@ def main() -> None:
         )
     )
     print("targets: z RMS 0.8–1.25, 1σ 60–76 %, 2σ ≈ 95 %")
-    if args.compare:
-        compare(ens, model, MATERIALS[args.name], seed=args.seed + 50_000, base=_base(args.name))
-    if args.install:
-        cal = ens.calibration
-        if cal is None:
-            raise SystemExit(f"{dest} has no calibration.json to add the σ model to")
-        replace(cal, sigma_model=model.to_dict(), sigma_validation=validation).save(dest)
-        print(f"installed {dest / 'calibration.json'}")
 
 
 if __name__ == "__main__":

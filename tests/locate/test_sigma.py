@@ -502,3 +502,37 @@ def test_auto_takes_the_fit_for_bright_columns_at_a_high_dose(k):
 
     # measured 0.032 / 0.724 and 0.61 / 1.41 pm
     assert rmse(["x_px", "y_px"]) < 0.5 * rmse(["net_x_px", "net_y_px"])
+
+
+def test_sigma_is_moved_towards_its_groups_lattice_scatter_and_round_trips(tmp_path):
+    """``rescale_to_lattice``: each group of one lattice scatter L has its σ scaled by
+    (L / S)^γ, S the group's RMS σ: the ranking within the group stays, γ = 1 gives the
+    group RMS L, γ = 0.5 the geometric mean; a group too small or without a scatter is
+    left alone. The model applies it to the reported σ of the source that has
+    ``<source>_rescale``, and the coefficient survives the model's file."""
+    from atomlens.locate.sigma import RESCALE_MIN_ATOMS, rescale_to_lattice
+
+    n = 2 * RESCALE_MIN_ATOMS
+    sig = np.r_[np.full(n // 2, 0.01), np.full(n // 2, 0.03)][:, None] * np.ones((1, 2))
+    s = np.sqrt((0.01**2 + 0.03**2) / 2)  # the group's RMS σ
+    few = np.full((3, 2), 0.02)
+    lat = np.r_[np.full(n, 0.01), np.full(3, 0.05)]
+    both = np.r_[sig, few]
+    out = rescale_to_lattice(both, lat, 1.0)
+    np.testing.assert_allclose(np.sqrt(np.mean(out[:n] ** 2)), 0.01)
+    np.testing.assert_allclose(out[: n // 2] * 3, out[n // 2 : n])  # ranking kept
+    np.testing.assert_allclose(out[n:], few)  # 3 atoms: too few to say
+    np.testing.assert_allclose(rescale_to_lattice(both, lat, 0.5)[:n], sig * np.sqrt(0.01 / s))
+    np.testing.assert_allclose(rescale_to_lattice(sig, np.full(n, np.nan), 1.0), sig)
+    np.testing.assert_allclose(rescale_to_lattice(sig, lat[:n], 0.0), sig)
+    # a ratio far out of range is taken at its bound (4: something else sets the scatter)
+    np.testing.assert_allclose(rescale_to_lattice(sig, np.full(n, 10.0), 1.0), sig * 4)
+    with pytest.raises(ValueError, match="lattice scatters"):
+        rescale_to_lattice(sig, lat, 1.0)
+    m = SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0], "network_rescale": [1.0]})
+    np.testing.assert_allclose(m.rescaled("network", sig, lat[:n]), out[:n])
+    np.testing.assert_allclose(m.rescaled("fit", sig, lat[:n]), sig)
+    for bad in ({"fit_rescale": [-1.0]}, {"mean_rescale": [1.0]}):
+        with pytest.raises(ValueError, match="must be one non-negative number"):
+            SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0], **bad})
+    _round_trips(m, tmp_path)

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atomlens.train.calibration import fit_sigma_tables, sigma_form_se
+from atomlens.locate import SigmaModel
+from atomlens.train.calibration import fit_sigma_rescale, fit_sigma_tables, sigma_form_se
 
 PS = 0.2  # [Å/px]
 TRUE = {"network": (0.6, 1.1, 0.01), "fit": (1.4, 0.0, 0.0)}
@@ -19,12 +20,14 @@ def _table(
     crlb_scale: float,
     w_overlap: float = 0.0,
     net_factor: float = 1.0,
+    hidden: float = 1.0,
 ):
     """``n`` matched atoms on a 2.5 Å grid with the parts of σ drawn at random and each
     position off the truth by N(0, σ²) of :data:`TRUE` (per axis) [Å]; with ``w_overlap``
     the fit's σ grows by exp(w_overlap · overlap) for a nearest neighbour said to lie
     0.6–2.4 Å away (2–8 widths of 0.3 Å); ``net_factor`` scales the network's errors
-    (and its spread) so that auto takes the fit."""
+    (and its spread) so that auto takes the fit; ``hidden`` scales both sources' errors
+    and none of σ's parts (what the image's physics does that the model cannot see)."""
     side = int(np.ceil(np.sqrt(n)))
     g = np.array([(i, j) for i in range(side) for j in range(side)][:n], float)
     truth = 10 + g * 2.5 / PS
@@ -36,8 +39,8 @@ def _table(
     neighbour = rng.uniform(0.6, 2.4, n) if w_overlap else np.full(n, 2.5)
     overlap = np.clip(5.0 - neighbour / 0.3, 0.0, None)[:, None]
     s_fit = TRUE["fit"][0] * fit_sig * np.exp(w_overlap * overlap)
-    net = truth + rng.normal(size=(n, 2)) * s_net / PS
-    fit = truth + rng.normal(size=(n, 2)) * s_fit / PS
+    net = truth + rng.normal(size=(n, 2)) * s_net * hidden / PS
+    fit = truth + rng.normal(size=(n, 2)) * s_fit * hidden / PS
     t = pd.DataFrame(
         {
             "x_px": net[:, 0],
@@ -128,6 +131,32 @@ def test_the_sigma_fit_finds_how_much_a_neighbour_pulls_the_fit():
     assert len(model.coef["fit_decision"]) == 3 and model.coef["fit_decision"][0] > a
     assert validation["all"]["nll_multiplier_fit"] < validation["all"]["nll_multiplier_none"]
     assert 0.9 < validation["mid"]["z_rms"] < 1.1, validation["mid"]
+
+
+def test_the_sigma_fit_rescales_to_the_lattice_where_the_images_errors_differ_unseen():
+    """Where each image's errors are its parts' σ times a factor none of them shows
+    (0.5–2, drawn per image), only the positions' scatter about their lattice carries it:
+    rescaling the true model's σ towards it is kept nearly whole (γ near 1), and each
+    condition, its exponent chosen on the others, is calibrated where the model alone is
+    not."""
+    rng = np.random.default_rng(4)
+    by_cond = {
+        name: [_table(rng, 400, scale, hidden=rng.uniform(0.5, 2.0)) for _ in range(3)]
+        for name, scale in (("low dose", 0.08), ("mid", 0.03), ("high dose", 0.008))
+    }
+    true = SigmaModel({k: list(v) for k, v in TRUE.items()})
+    model, validation = fit_sigma_rescale(by_cond, true)
+    v = validation["all"]
+    # (no group here is faint: its exponent has nothing to be fitted on and stays 0)
+    assert model.coef["network_rescale"] == [pytest.approx(1.0, abs=0.25), 0.0], model.coef
+    assert model.coef["network"] == list(TRUE["network"])  # the rest as it was
+    assert v["nll"] < v["nll_before_rescale"] - 0.1, v
+    assert 0.9 < v["z_rms"] < 1.1 and 0.63 < v["within_1sigma"] < 0.73, v
+    # where the factor is 1 the model alone holds, and rescaling is not kept unless it
+    # does better on the conditions left out
+    plain = {k: [_table(rng, 400, s) for _ in range(2)] for k, s in (("a", 0.08), ("b", 0.03))}
+    _, v = fit_sigma_rescale(plain, true)
+    assert 0.9 < v["all"]["z_rms"] < 1.1, v
 
 
 def test_a_sigma_forms_standard_error_is_that_of_its_paired_image_differences():

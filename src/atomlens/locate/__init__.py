@@ -10,6 +10,7 @@ from atomlens.locate.sigma import (
     SigmaModel,
     column_kinds,
     lattice_scatter,
+    rescale_to_lattice,
     sigma_features,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "lattice_scatter",
     "locate_atoms",
     "refine_gaussian",
+    "rescale_to_lattice",
     "sigma_features",
     "suppress_close",
 ]

@@ -741,6 +741,11 @@ def choose_positions(
         source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))
     is_fit, is_mean = (source == "fit")[:, None], (source == "mean")[:, None]
     xy = np.where(is_fit, fit, np.where(is_mean, 0.5 * (net + fit), net))
+    # the reported σ, each group's moved towards its own scatter about the lattice where the
+    # model says so (what auto decided by stays the model's: positions do not change)
+    snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
+    sig_fit = sm.rescaled("fit", sig_fit, lat_fit, snr)
+    sig_net = sm.rescaled("network", sig_net, lat_net, snr)
     sigma = np.where(is_fit, sig_fit, np.where(is_mean, np.fmax(sig_net, sig_fit), sig_net))
     out["x_px"], out["y_px"] = xy[:, 0], xy[:, 1]
     out["x_A"], out["y_A"] = xy[:, 0] * ps, xy[:, 1] * ps

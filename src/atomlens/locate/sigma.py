@@ -40,6 +40,9 @@ A model may also keep the fit's σ at least its own (``fit_floor``): the fit's �
 Cramér–Rao bound of the column model it fits, and a multiplier whose ``a`` falls below 1
 (paid back by its features elsewhere) made σ smaller than that on bright isolated columns
 (the bundled ``graphene`` on clean simulated graphene at 10⁶ e⁻/Å²: z RMS 1.37).
+Since 2026-12-07 a model may also move each group's reported σ towards that group's scatter
+about the lattice on the image (``(L / S) ** γ``, :func:`rescale_to_lattice`), where that
+did better on simulated conditions left out of choosing ``γ``.
 The coefficients are fitted on simulated images with known atoms under shifted conditions
 (:func:`atomlens.train.fit_sigma_model`) and live in the model's ``calibration.json``;
 without one, :data:`DEFAULT_SIGMA_MODEL` holds.
@@ -60,7 +63,10 @@ __all__ = [
     "SOURCES",
     "SigmaModel",
     "column_kinds",
+    "faint_groups",
+    "lattice_groups",
     "lattice_scatter",
+    "rescale_to_lattice",
     "sigma_features",
 ]
 
@@ -352,6 +358,10 @@ class SigmaModel:
         ``"<key>_floor"``: ``[k]``, the least scale of the base (``a · m`` is taken as at
         least ``k``): ``[1.0]`` for the fit, whose own σ is the Cramér–Rao bound of the
         model it fits, so that its error is never less (models fitted since 2026-12-07).
+        Optionally ``"fit_rescale"`` / ``"network_rescale"``: ``[γ]`` or ``[γ, γ_faint]``,
+        the exponents by which the reported σ of that source is moved towards its lattice
+        scatter, group by group (:meth:`rescaled`, :func:`rescale_to_lattice`); what auto
+        decides by is not rescaled.
     """
 
     coef: Mapping[str, list[float]] = field(default_factory=_default_coef)
@@ -363,9 +373,13 @@ class SigmaModel:
         checks = [(src, (3, 3 + len(SIGMA_FEATURES)), weights) for src in ("fit", "network")]
         checks += [(k, (3,), "") for k in ("fit_decision", "network_decision") if k in self.coef]
         for key, v in self.coef.items():
-            for term, what in (("_floor", "the least scale of the base"), ("_lattice", "e")):
+            for term, what in (
+                ("_floor", "the least scale of the base"),
+                ("_lattice", "e"),
+                ("_rescale", "γ of rescale_to_lattice, then optionally its faint groups' γ"),
+            ):
                 if key.endswith(term) and (
-                    len(v) != 1
+                    len(v) not in ((1, 2) if term == "_rescale" else (1,))
                     or not all(np.isfinite(v))
                     or min(v) < 0
                     or key.removesuffix(term) not in self.coef
@@ -427,6 +441,25 @@ class SigmaModel:
             var = var + (e * _per_axis(lat, base.ndim)) ** 2
         return np.sqrt(var)
 
+    def rescaled(
+        self,
+        source: str,
+        sigma: np.ndarray,
+        lattice: np.ndarray | None,
+        /,
+        signal_snr: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``sigma`` of ``source`` (N, 2) [Å] times ``(L / S) ** γ`` per group of atoms
+        sharing one lattice scatter ``L`` ((N,), :func:`lattice_scatter` [Å]), with ``S``
+        the RMS of the group's ``sigma`` and ``γ`` the model's ``"<source>_rescale"``:
+        ``[γ]``, or ``[γ, γ_faint]`` with ``γ_faint`` for groups whose median
+        ``signal_snr`` is below :data:`RESCALE_FAINT_SNR` (none, or no lattice: ``sigma``
+        as it is). See :func:`rescale_to_lattice`."""
+        g = self.coef.get(f"{source}_rescale", [0.0])
+        if lattice is None or max(g) <= 0:
+            return np.asarray(sigma, float)
+        return rescale_to_lattice(sigma, lattice, g[0], g[-1], signal_snr)
+
     def decision_sigma(
         self,
         source: str,
@@ -447,6 +480,107 @@ class SigmaModel:
     def to_dict(self) -> dict[str, list[float]]:
         """The coefficients as plain lists (JSON)."""
         return {k: [float(x) for x in v] for k, v in self.coef.items()}
+
+
+#: Fewest atoms with a σ in a group of one lattice scatter for :func:`rescale_to_lattice`
+#: to rescale it (as many as the scatter itself needs).
+RESCALE_MIN_ATOMS = LATTICE_MIN_PAIRS
+#: The ratio of a group's lattice scatter to its RMS σ is taken within this range: beyond
+#: it, something other than the positions' error sets one of them (a film whose pull only
+#: some fits follow, a lattice of few atoms).
+RESCALE_RATIO_RANGE = (0.25, 4.0)
+#: A group whose median column is fainter than this (peak over its σ) takes the faint
+#: exponent of :func:`rescale_to_lattice`: the network places a column it barely sees from
+#: its neighbours, and their errors move together, so the scatter about them understates
+#: the error (``haadf-any``'s σ images: scatter / RMS error 0.47 for network groups below
+#: 3, 0.87–1.04 above).
+RESCALE_FAINT_SNR = 3.0
+
+
+def lattice_groups(lattice: np.ndarray, /) -> list[np.ndarray]:
+    """The atoms of each group of one lattice scatter (:func:`lattice_scatter` gives every
+    atom of a kind, class or image the same value), as index arrays; atoms without a
+    scatter (NaN or 0) are in none."""
+    lat = np.asarray(lattice, float).reshape(-1)
+    inv = np.full(len(lat), -1)
+    ok = np.isfinite(lat) & (lat > 0)
+    values, inv[ok] = np.unique(lat[ok], return_inverse=True)
+    return [np.nonzero(inv == k)[0] for k in range(len(values))]
+
+
+def faint_groups(lattice: np.ndarray, signal_snr: np.ndarray | None, /) -> np.ndarray:
+    """Per atom, whether its group of one lattice scatter is faint: its median
+    ``signal_snr`` below :data:`RESCALE_FAINT_SNR` (unknown: not faint)."""
+    out = np.zeros(len(np.asarray(lattice).reshape(-1)), bool)
+    if signal_snr is None:
+        return out
+    snr = np.asarray(signal_snr, float).reshape(-1)
+    for grp in lattice_groups(lattice):
+        med = np.nanmedian(snr[grp]) if np.isfinite(snr[grp]).any() else np.nan
+        out[grp] = bool(med < RESCALE_FAINT_SNR)
+    return out
+
+
+def rescale_to_lattice(
+    sigma: np.ndarray,
+    lattice: np.ndarray,
+    gamma: float,
+    /,
+    gamma_faint: float | None = None,
+    signal_snr: np.ndarray | None = None,
+) -> np.ndarray:
+    """σ of one source's positions moved towards what their scatter about the local
+    lattice says, group by group.
+
+    The σ model predicts each atom's error from its own evidence (the fit's curvature, the
+    bound, the members' spread) with coefficients fitted on our simulator; how far the same
+    positions scatter about their own lattice (:func:`lattice_scatter`) measures the error of
+    the group as a whole on *this* image, whatever made it. Where the two differ the model
+    was fitted on images unlike this one (another probe, another simulator's physics: the
+    bundled ``haadf-any`` on abTEM graphene at 10⁵–10⁶ e⁻/Å², σ 1.5–1.6× the RMS error while
+    the scatter was 1.00–1.05× it). Each group's σ is scaled by ``(L / S) ** gamma``: ``L``
+    its scatter, ``S`` the RMS of its σ, so the ranking of atoms within the group stays the
+    model's and ``gamma`` (fitted with the model, 0: the model alone, 1: the scatter alone)
+    says how far the image's own measure is trusted. The scatter misses errors shared by
+    neighbours (a sublattice's common shift, a smooth pull, a faint column placed from its
+    neighbours), so it is not taken whole.
+
+    Parameters
+    ----------
+    sigma : ndarray (N,) or (N, 2)
+        σ of each atom's position from one source [Å] (NaN: none).
+    lattice : ndarray (N,)
+        That source's lattice scatter of each atom's group [Å] (atoms of one group share
+        the value; NaN: no lattice).
+    gamma : float
+        The exponent, 0–1.
+    gamma_faint : float, optional
+        The exponent for faint groups (:func:`faint_groups`); ``gamma`` if omitted.
+    signal_snr : ndarray (N,), optional
+        Each column's peak over its σ, which says which groups are faint.
+
+    Returns
+    -------
+    ndarray
+        ``sigma`` rescaled; unchanged in groups without a scatter or with fewer than
+        :data:`RESCALE_MIN_ATOMS` atoms with a σ.
+    """
+    sig = np.asarray(sigma, float)
+    lat = np.asarray(lattice, float).reshape(-1)
+    if len(lat) != len(sig):
+        raise ValueError(f"rescale_to_lattice: {len(lat)} lattice scatters for {len(sig)} σ.")
+    faint = faint_groups(lat, signal_snr)
+    g_faint = gamma if gamma_faint is None else gamma_faint
+    f = np.ones(len(sig))
+    per_atom = sig.reshape(len(sig), -1)
+    has = np.isfinite(per_atom).all(axis=1) & (per_atom > 0).all(axis=1)
+    for grp in lattice_groups(lat):
+        if has[grp].sum() < RESCALE_MIN_ATOMS:
+            continue
+        s = float(np.sqrt(np.mean(per_atom[grp[has[grp]]] ** 2)))
+        ratio = float(np.clip(lat[grp[0]] / s, *RESCALE_RATIO_RANGE))
+        f[grp] = ratio ** (g_faint if faint[grp[0]] else gamma)
+    return sig * _per_axis(f, sig.ndim)
 
 
 def _per_axis(per_atom: np.ndarray, ndim: int) -> np.ndarray:
