@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from atomlens.locate import SigmaModel
+from atomlens.locate.atoms import choose_positions
 from atomlens.train.calibration import fit_sigma_rescale, fit_sigma_tables, sigma_form_se
 
 PS = 0.2  # [Å/px]
@@ -152,6 +153,19 @@ def test_the_sigma_fit_rescales_to_the_lattice_where_the_images_errors_differ_un
     assert model.coef["network"] == list(TRUE["network"])  # the rest as it was
     assert v["nll"] < v["nll_before_rescale"] - 0.1, v
     assert 0.9 < v["z_rms"] < 1.1 and 0.63 < v["within_1sigma"] < 0.73, v
+    # find's table says by how much each atom's σ was moved, and auto's choice stays
+    t, _, _ = by_cond["mid"][0]
+    plain, moved = (
+        choose_positions(t, "auto", pixel_size=PS, sigma_model=m) for m in (true, model)
+    )
+    assert (plain["position_source"] == moved["position_source"]).all()
+    np.testing.assert_allclose(
+        moved["sigma_x_A"], plain["sigma_x_A"] * moved["sigma_rescale"], rtol=1e-12
+    )
+    assert (plain["sigma_rescale"] == 1).all()
+    # one factor per group (here each source's one lattice scatter), far from 1
+    assert moved.groupby("position_source")["sigma_rescale"].std().max() < 1e-9
+    assert moved["sigma_rescale"].iloc[0] != pytest.approx(1.0, abs=0.05)
     # where the factor is 1 the model alone holds, and rescaling is not kept unless it
     # does better on the conditions left out
     plain = {k: [_table(rng, 400, s) for _ in range(2)] for k, s in (("a", 0.08), ("b", 0.03))}

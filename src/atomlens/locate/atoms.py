@@ -309,7 +309,7 @@ def locate_atoms(
         ``width_A`` (Gaussian σ of the column [Å]), ``near_edge`` and ``refined``, and
         the columns of :func:`choose_positions` (the reported position, its source and σ,
         ``neighbour_A``: the nearest other candidate [Å], ``overlap`` and ``faintness``,
-        ``lattice_fit_A`` and ``lattice_network_A``).
+        ``lattice_fit_A`` and ``lattice_network_A``, ``sigma_rescale``, ``column_kind``).
     """
     ps = validate_pixel_size(pixel_size)
     p = np.asarray(probabilities, dtype=np.float32)
@@ -633,7 +633,9 @@ def choose_positions(
         evidence that scaled σ's base (``overlap``, ``faintness``:
         :func:`atomlens.locate.sigma.sigma_features`) and the scatter of each source's
         positions about their local lattice (``lattice_fit_A``, ``lattice_network_A``:
-        :func:`atomlens.locate.sigma.lattice_scatter`) set, and ``column_kind``, the
+        :func:`atomlens.locate.sigma.lattice_scatter`), ``sigma_rescale`` (the factor by
+        which the model moved σ towards that scatter, :meth:`SigmaModel.rescaled`; 1:
+        none) set, and ``column_kind``, the
         atom's kind of column (its class and brightness mode:
         :func:`atomlens.locate.sigma.column_kinds`; −1 unknown), by which the scatter and
         the fit's χ² reference are taken. All three are kept where the table has them
@@ -741,16 +743,24 @@ def choose_positions(
         source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))
     is_fit, is_mean = (source == "fit")[:, None], (source == "mean")[:, None]
     xy = np.where(is_fit, fit, np.where(is_mean, 0.5 * (net + fit), net))
+
     # the reported σ, each group's moved towards its own scatter about the lattice where the
     # model says so (what auto decided by stays the model's: positions do not change)
+    def report(fit_sig: np.ndarray, net_sig: np.ndarray) -> np.ndarray:
+        return np.where(is_fit, fit_sig, np.where(is_mean, np.fmax(net_sig, fit_sig), net_sig))
+
     snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
-    sig_fit = sm.rescaled("fit", sig_fit, lat_fit, snr)
-    sig_net = sm.rescaled("network", sig_net, lat_net, snr)
-    sigma = np.where(is_fit, sig_fit, np.where(is_mean, np.fmax(sig_net, sig_fit), sig_net))
+    plain = report(sig_fit, sig_net)
+    sigma = report(
+        sm.rescaled("fit", sig_fit, lat_fit, snr), sm.rescaled("network", sig_net, lat_net, snr)
+    )
     out["x_px"], out["y_px"] = xy[:, 0], xy[:, 1]
     out["x_A"], out["y_A"] = xy[:, 0] * ps, xy[:, 1] * ps
     out["position_source"] = pd.Series(source, index=out.index, dtype=object)
     out["sigma_x_A"], out["sigma_y_A"] = sigma[:, 0], sigma[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = sigma[:, 0] / plain[:, 0]
+    out["sigma_rescale"] = np.where(np.isfinite(factor), factor, 1.0)
     for k, name in enumerate(SIGMA_FEATURES):  # the evidence that scaled σ's base
         out[name] = feats[:, k]
     out[LATTICE_COLUMNS[0]], out[LATTICE_COLUMNS[1]] = lat_fit, lat_net

@@ -119,7 +119,8 @@ def uncertainty_html(
         "with its nearest neighbour and its faintness: columns <code>overlap</code>, "
         "<code>faintness</code>, and add how far each estimator's positions of the atom's "
         "kind of column stray from their own local lattice: <code>lattice_fit_A</code>, "
-        "<code>lattice_network_A</code>).</p>",
+        "<code>lattice_network_A</code>; where the model says so, each group's σ is then "
+        "moved towards that scatter by the factor in <code>sigma_rescale</code>).</p>",
         html_table(
             rows,
             (
