@@ -84,6 +84,13 @@ def test_uncertainty_section_gives_the_medians_of_each_part_per_source_and_the_v
     assert by["network"] == ["20", "3.00", "—", "1.50", "0.50"]
     assert by["all"][:2] == ["30", f"{np.median(_atoms()['sigma_x_A']) * 100:.2f}"]
     assert "σ for 100.0% of the atoms" in page
+    # with find's sigma_rescale, its median per source beside the parts
+    moved = _atoms().assign(sigma_rescale=np.r_[np.full(10, 1.0), np.linspace(0.7, 0.9, 20)])
+    rows = _table_rows(
+        render_report(np.zeros((40, 320)), moved, pixel_size=PIXEL_SIZE), "<h2>Uncertainty</h2>"
+    )
+    assert rows[0][-1] == "σ rescaled by"
+    assert {r[0]: r[-1] for r in rows[1:]} == {"fit": "×1.00", "network": "×0.80", "all": "×0.85"}
     val = _table_rows(page, "<h2>Uncertainty</h2>", nth=1)
     assert val[1:] == [
         ["clean", "0.95", "76.6%", "96.5%", "3400"],

@@ -99,6 +99,8 @@ def uncertainty_html(
     )
     parts = [(p, label) for p, label in _SIGMA_PARTS if f"{p}_x_A" in atoms]
     lattice = [(c, label) for c, label in _LATTICE_PARTS if c in atoms]
+    # the factor each atom's σ was moved by towards its lattice scatter (median)
+    rescale = "sigma_rescale" in atoms
     rows = []
     for name in [*sorted(src.unique()), "all"]:
         sel = np.ones(len(atoms), bool) if name == "all" else (src == name).to_numpy()
@@ -108,6 +110,10 @@ def uncertainty_html(
             cells.append(_pm(v))
         for col, _ in lattice:
             cells.append(_pm(atoms.loc[sel, col].to_numpy(float)))
+        if rescale:
+            f = atoms.loc[sel, "sigma_rescale"].to_numpy(float)
+            f = f[np.isfinite(f)]
+            cells.append(f"×{np.median(f):.2f}" if len(f) else "—")
         rows.append(tuple(cells))
     share = np.isfinite(atoms[["sigma_x_A", "sigma_y_A"]].to_numpy(float)).all(axis=1).mean()
     out = [
@@ -128,6 +134,7 @@ def uncertainty_html(
                 "atoms",
                 *(label for _, label in parts),
                 *(label for _, label in lattice),
+                *(("σ rescaled by",) if rescale else ()),
             ),
         ),
     ]
