@@ -376,7 +376,7 @@ class SigmaModel:
             for term, what in (
                 ("_floor", "the least scale of the base"),
                 ("_lattice", "e"),
-                ("_rescale", "γ of rescale_to_lattice, then optionally its faint groups' γ"),
+                ("_rescale", "γ of rescale_to_lattice; or two: γ, then its faint groups' γ"),
             ):
                 if key.endswith(term) and (
                     len(v) not in ((1, 2) if term == "_rescale" else (1,))
@@ -511,11 +511,17 @@ def lattice_groups(lattice: np.ndarray, /) -> list[np.ndarray]:
 def faint_groups(lattice: np.ndarray, signal_snr: np.ndarray | None, /) -> np.ndarray:
     """Per atom, whether its group of one lattice scatter is faint: its median
     ``signal_snr`` below :data:`RESCALE_FAINT_SNR` (unknown: not faint)."""
-    out = np.zeros(len(np.asarray(lattice).reshape(-1)), bool)
+    n = len(np.asarray(lattice).reshape(-1))
+    return _faint(lattice_groups(lattice), signal_snr, n)
+
+
+def _faint(groups: list[np.ndarray], signal_snr: np.ndarray | None, n: int) -> np.ndarray:
+    """:func:`faint_groups` of ``n`` atoms from their :func:`lattice_groups`."""
+    out = np.zeros(n, bool)
     if signal_snr is None:
         return out
     snr = np.asarray(signal_snr, float).reshape(-1)
-    for grp in lattice_groups(lattice):
+    for grp in groups:
         med = np.nanmedian(snr[grp]) if np.isfinite(snr[grp]).any() else np.nan
         out[grp] = bool(med < RESCALE_FAINT_SNR)
     return out
@@ -569,12 +575,13 @@ def rescale_to_lattice(
     lat = np.asarray(lattice, float).reshape(-1)
     if len(lat) != len(sig):
         raise ValueError(f"rescale_to_lattice: {len(lat)} lattice scatters for {len(sig)} σ.")
-    faint = faint_groups(lat, signal_snr)
+    groups = lattice_groups(lat)
+    faint = _faint(groups, signal_snr, len(lat))
     g_faint = gamma if gamma_faint is None else gamma_faint
     f = np.ones(len(sig))
     per_atom = sig.reshape(len(sig), -1)
     has = np.isfinite(per_atom).all(axis=1) & (per_atom > 0).all(axis=1)
-    for grp in lattice_groups(lat):
+    for grp in groups:
         if has[grp].sum() < RESCALE_MIN_ATOMS:
             continue
         s = float(np.sqrt(np.mean(per_atom[grp[has[grp]]] ** 2)))

@@ -993,7 +993,7 @@ def fit_sigma_tables(
         key += "_lattice" * lattice + "_floor" * floor
         validation["all"]["nll_" + key] = round(nll, 4)
         validation["all"]["nll_se_" + key] = round(se[multiplied, lattice, floor], 4)
-    gammas, rescaled = _fit_rescale(by_cond, folds[best])
+    gammas, rescaled, _ = _fit_rescale(by_cond, folds[best])
     if rescaled is not None:
         for name, v in rescaled.items():
             validation[name] = {**v, **{k: x for k, x in validation[name].items() if k not in v}}
@@ -1019,7 +1019,7 @@ def _fit_rescale(
     by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]],
     folds: dict[str, SigmaModel],
     /,
-) -> tuple[dict[str, list[float]], dict[str, dict[str, float]] | None]:
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]] | None, dict[str, float]]:
     """Per source, the exponents ``[γ, γ_faint]`` of the σ's rescaling towards its lattice
     scatter (:func:`atomlens.locate.sigma.rescale_to_lattice`) with the smallest NLL on
     all conditions, each condition's atoms under the model of ``folds[condition]``; and
@@ -1032,7 +1032,8 @@ def _fit_rescale(
     The rescaling leaves auto's decisions alone, so the atoms reported from the fit and
     from the network, in faint groups and in the others, are four disjoint sets, and each
     gets the exponent best for it from the same passes (an atom reported as the mean of
-    the two, at the border, counts for none)."""
+    the two, at the border, counts for none). Also returned: the pooled coverage and NLL
+    without rescaling."""
     keys = list(itertools.product(("fit", "network"), (False, True)))
     # condition → (source, faint) → NLL summed and axis errors counted, per γ
     sums = {name: {k: np.zeros((len(RESCALE_GAMMAS), 2)) for k in keys} for name in by_cond}
@@ -1063,6 +1064,8 @@ def _fit_rescale(
         return out
 
     gammas = choose(list(by_cond))
+    unscaled = {k: np.concatenate([h[k] for h in plain]) for k in ("z", "sigma")}
+    before = {**_coverage(unscaled["z"]), "nll": round(_nll(unscaled), 4)}
     for src, faint in keys:
         tot = sum(sums[n][src, faint] for n in by_cond)
         logger.info(
@@ -1072,7 +1075,7 @@ def _fit_rescale(
             {g: round(float(v), 4) for g, v in zip(RESCALE_GAMMAS, nll_of(tot), strict=True)},
         )
     if not any(max(g) > 0 for g in gammas.values()):
-        return gammas, None
+        return gammas, None, before
     validation: dict[str, dict[str, float]] = {}
     held = []
     for name, model in folds.items():
@@ -1084,15 +1087,14 @@ def _fit_rescale(
     pooled = {k: np.concatenate([h[k] for h in held]) for k in ("z", "sigma")}
     validation["all"] = {**_coverage(pooled["z"]), "nll": round(_nll(pooled), 4)}
     # kept only where it helps the conditions whose exponents were chosen without them
-    before = _nll({k: np.concatenate([h[k] for h in plain]) for k in ("z", "sigma")})
-    if _nll(pooled) >= before:
+    if _nll(pooled) >= _nll(unscaled):
         logger.info(
             "σ not rescaled to the lattice: left-out NLL %.4f with, %.4f without",
             _nll(pooled),
-            before,
+            _nll(unscaled),
         )
-        return {src: [0.0, 0.0] for src in gammas}, None
-    return gammas, validation
+        return {src: [0.0, 0.0] for src in gammas}, None, before
+    return gammas, validation, before
 
 
 def fit_sigma_rescale(
@@ -1117,12 +1119,10 @@ def fit_sigma_rescale(
     """
     base = SigmaModel({k: v for k, v in model.to_dict().items() if not k.endswith("_rescale")})
     folds = dict.fromkeys(by_cond, base)
-    gammas, validation = _fit_rescale(by_cond, folds)
-    before = [_sigma_samples(by_cond[name], base) for name in by_cond]
-    plain = {k: np.concatenate([b[k] for b in before]) for k in ("z", "sigma")}
+    gammas, validation, before = _fit_rescale(by_cond, folds)
     if validation is None:
-        validation = {"all": {**_coverage(plain["z"]), "nll": round(_nll(plain), 4)}}
-    validation["all"]["nll_before_rescale"] = round(_nll(plain), 4)
+        validation = {"all": dict(before)}
+    validation["all"]["nll_before_rescale"] = before["nll"]
     for src, (g, g_faint) in gammas.items():
         validation["all"][f"rescale_gamma_{src}"] = g
         validation["all"][f"rescale_gamma_{src}_faint"] = g_faint
