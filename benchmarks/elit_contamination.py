@@ -14,17 +14,20 @@ pixel. For each condition, ``--frames`` unlabeled frames go to :func:`atomlens.e
   those outside the frame's own region map dropped (``find(regions="drop")``), and of
   those the ones at least 1 Å inside the non-crystal region ("deep": the map places an
   edge only to within its window, about 1.6 Å, and an edge column is crystal and patch
-  at once) and the ones ``p_real`` does not flag (≥ 0.5). An atom that matches a crystal
-  column is that column's detection wherever its pixel lies (before 2026-12-06 one that
-  rounded to a pixel across a patch's edge counted as a false atom outside and its column
-  as missed);
+  at once), the ones ``p_real`` does not flag (≥ 0.5), and of those the ones farther than
+  0.3 Å from every lattice site, under contamination too ("no column": stop 55's
+  restatement of the target, since a column seen through thin contamination is really
+  there). An atom that matches a crystal column is that column's detection wherever its
+  pixel lies (before 2026-12-06 one that rounded to a pixel across a patch's edge counted
+  as a false atom outside and its column as missed);
 - **the guard's decisions against the truth**: for every round, whether F1 on the test
   frames rose (≥ −0.001, within the noise of a few hundred atoms) or fell, and whether the
   guard kept or undid it; also counted by the sign of the change alone (a round that
   changed F1 by less than 0.001 is then "refuse" when it lost anything). Besides each
   condition's own adaptation, one deliberately harmful round (pseudo-labels moved 1 Å off
   the columns) tests that it refuses;
-- the wall time of each adaptation on this machine.
+- the wall time of each adaptation on this machine (without this benchmark's scoring of
+  each round on the test frames; 10 of them by default since 2026-12-07, 3 before).
 
 The guard table gives each round's change of F1 on the styled images (simulated in the
 frames' look, atoms known), which the guard judges by, with its standard error paired over
@@ -34,7 +37,7 @@ Targets (issue #30): after ≥ before in every row; ≤ 1 false atom outside per
 atoms; the guard agrees with the truth in ≥ 90 % of rounds; ≤ 5 min per adaptation on
 2 CPU cores.
 
-    python benchmarks/elit_contamination.py [--quick] [--frames 3] [--test 3]
+    python benchmarks/elit_contamination.py [--quick] [--frames 3] [--test 10]
         [--rounds 2] [--steps 40] [--only film] [--seed 0]
 """
 
@@ -48,6 +51,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
 from atomlens.elit import rounds as elit_rounds
 from atomlens.elit.adapt import AdaptConfig, adapt
@@ -68,6 +72,7 @@ CONDITIONS = {
 }
 REAL_PSEUDO_LABELS = elit_rounds.pseudo_labels
 EDGE_A = 1.0  # atoms at least this deep in a non-crystal region [Å]: the "deep" column
+SITE_A = 0.3  # an atom farther than this from every lattice site is no column [Å]
 
 
 def scenes(cond: ImagingConditions, n: int, seed: int) -> list:
@@ -83,8 +88,11 @@ def scenes(cond: ImagingConditions, n: int, seed: int) -> list:
 
 def score(ens, test: list, maps: list) -> dict:
     """F1 in the true crystal regions; atoms found outside them per 1000 crystal columns,
-    as found and with those outside the frame's own region map dropped."""
+    as found and with those outside the frame's own region map dropped, and of the dropped
+    ones those ≥ EDGE_A deep, those with ``p_real`` ≥ 0.5, and of these the ones farther
+    than SITE_A from every truth column (``out_false``: no column)."""
     f1, outside, outside_dropped, outside_deep, outside_sure, n_crystal = [], 0, 0, 0, 0, 0
+    outside_false = 0
     for s, rm in zip(test, maps, strict=True):
         a = find(s.image, model=ens, pixel_size=PS).atoms
         xy = a[["x_px", "y_px"]].to_numpy(float)
@@ -111,6 +119,12 @@ def score(ens, test: list, maps: list) -> dict:
         # a round's candidate is calibrated only once kept: without p_real nothing is flagged
         p_real = a["p_real"].to_numpy(float) if "p_real" in a else np.ones(len(a))
         outside_sure += int((out_seen & (p_real >= 0.5)).sum())
+        # ...and of those, the ones that are no lattice column at all: farther than
+        # SITE_A from every site, under contamination too (where thin contamination lets
+        # the lattice show through, finding its columns is no error of the finder)
+        if len(xy):
+            site = cKDTree(s.truth[["x_px", "y_px"]].to_numpy(float)).query(xy)[0] * PS
+            outside_false += int((out_seen & (p_real >= 0.5) & (site > SITE_A)).sum())
         n_crystal += len(t)
     return {
         "f1": float(np.mean(f1)),
@@ -118,6 +132,9 @@ def score(ens, test: list, maps: list) -> dict:
         "out_dropped_per_1000": 1000 * outside_dropped / max(n_crystal, 1),
         "out_deep_per_1000": 1000 * outside_deep / max(n_crystal, 1),
         "out_sure_per_1000": 1000 * outside_sure / max(n_crystal, 1),
+        "out_false_per_1000": 1000 * outside_false / max(n_crystal, 1),
+        "out_false": outside_false,
+        "n_crystal": n_crystal,
     }
 
 
@@ -152,19 +169,22 @@ def shifted_1A(result, /, **kw):
 
 def run_adapt(ens, frames, cfg, test, maps, f1_before):
     """Adapt, scoring every round's candidate on the test frames; returns the result, the
-    rounds ``(round, kept, F1 of the last kept state, F1 of the candidate)`` and the time."""
+    rounds ``(round, kept, F1 of the last kept state, F1 of the candidate)`` and the time
+    (the adaptation's own: without the time this benchmark spends scoring its rounds)."""
     rounds = []
-    state = {"f1": f1_before}
+    state = {"f1": f1_before, "scoring": 0.0}
 
     def on_round(rnd, cand, kept):
+        t = time.perf_counter()
         f = score(cand, test, maps)["f1"]
+        state["scoring"] += time.perf_counter() - t
         rounds.append((rnd, kept, state["f1"], f))
         if kept:
             state["f1"] = f
 
     t0 = time.perf_counter()
     res = adapt(ens, frames, pixel_size=PS, config=cfg, on_round=on_round, progress=False)
-    dt = time.perf_counter() - t0
+    dt = time.perf_counter() - t0 - state["scoring"]
     # each round's F1 on the styled images (simulated in the frames' look, atoms known)
     # and the last kept state's, beside the test frames' F1
     h = res.history
@@ -183,7 +203,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one condition, 2 + 1 frames")
     ap.add_argument("--frames", type=int, default=3)
-    ap.add_argument("--test", type=int, default=3)
+    ap.add_argument("--test", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=AdaptConfig.rounds)
     ap.add_argument("--steps", type=int, default=AdaptConfig.steps)
     ap.add_argument("--crop", type=int, default=AdaptConfig.crop)
@@ -249,6 +269,7 @@ def main() -> None:
     print(f"{'condition':18s} {'F1 before':>9s} {'F1 after':>9s} {'after≥before':>12s} "
           f"{'out/1000 before':>15s} {'after':>7s} {'dropped: before':>15s} {'after':>7s} "
           f"{'deep: before':>12s} {'after':>7s} {'p≥0.5: before':>13s} {'after':>7s} "
+          f"{'no column: before':>17s} {'after':>7s} "
           f"{'rounds kept':>11s} {'time [s]':>8s}")  # fmt: skip
     for name, b, a, kept, dt in rows:
         print(f"{name:18s} {b['f1']:9.4f} {a['f1']:9.4f} {a['f1'] >= b['f1']!s:>12s} "
@@ -256,6 +277,7 @@ def main() -> None:
               f"{b['out_dropped_per_1000']:15.1f} {a['out_dropped_per_1000']:7.1f} "
               f"{b['out_deep_per_1000']:12.1f} {a['out_deep_per_1000']:7.1f} "
               f"{b['out_sure_per_1000']:13.1f} {a['out_sure_per_1000']:7.1f} "
+              f"{b['out_false_per_1000']:17.1f} {a['out_false_per_1000']:7.1f} "
               f"{kept:11d} {dt:8.0f}")  # fmt: skip
     print()
     print(f"{'round':36s} {'F1 last kept':>12s} {'F1 round':>9s} {'truth':>7s} {'guard':>7s}"
@@ -282,6 +304,15 @@ def main() -> None:
     print(f"  of those ≥ {EDGE_A:g} Å inside      worst {worst_deep:.1f}{'':17s}(≤ 1, proposed)")
     worst_sure = max(max(a["out_sure_per_1000"], b["out_sure_per_1000"]) for _, b, a, _, _ in rows)
     print(f"  of those with p_real ≥ 0.5  worst {worst_sure:.1f}")
+    n_false = sum(max(a["out_false"], b["out_false"]) for _, b, a, _, _ in rows)
+    n_cols = sum(b["n_crystal"] for _, b, _, _, _ in rows)
+    worst_false = max(
+        max(a["out_false_per_1000"], b["out_false_per_1000"]) for _, b, a, _, _ in rows
+    )
+    print(f"  and no column (> {SITE_A:g} Å)    worst {worst_false:.1f}, all rows (the "
+          f"worse of before/after) "
+          f"{1000 * n_false / max(n_cols, 1):.1f} ({n_false} in {n_cols}){'':3s}"
+          f"≤ 1 (stop 55's restatement)")  # fmt: skip
     print(
         f"guard agrees with truth      {agree}/{len(guard)} = {100 * agree / n:.0f} %{'':12s}≥ 90 %"
     )

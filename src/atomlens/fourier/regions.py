@@ -88,7 +88,7 @@ VACUUM_RADIUS = 0.5
 #: The small-hole test needs at least this many of the lowest period found across the
 #: frame: a first order fewer than 4 periods across is not looked for, and a square
 #: lattice's (11) or (21), taken for the lowest, leaves gaps as wide as the discs (64 px
-#: frames of a sparse 16 px lattice, whose lowest found was 10.5 px: 16 % vacuum at 6).
+#: frames of a sparse 16 px lattice, whose lowest found was 10.5 px: 16–21 % vacuum at 6).
 SMALL_HOLE_PERIODS = 8
 
 #: The half window's brightness test calls a pixel brighter than the crystal
@@ -96,9 +96,8 @@ SMALL_HOLE_PERIODS = 8
 #: a sparse bright sublattice seen at the half window (SrTiO3's Sr columns, when the weak
 #: (100) reflections that set the window are missed) is no patch. On the frames above,
 #: with the choice of reflections (both changes together), the worst species' crystal
-#: columns called crystal, mean (least) per frame: 0.725
-#: (0.00) → 0.962 (0.65); in 15 of the 24 SrTiO3 frames its worst species (Sr, in those
-#: looked at) was 0.00–0.07.
+#: columns called crystal, mean (least) per frame: 0.725 (0.00) → 0.962 (0.65); in 15 of
+#: the 24 SrTiO3 frames its worst species (Sr, in those looked at) was 0.00–0.07.
 BRIGHT_RADIUS = 0.5
 
 #: At most this many Bragg reflections (± pairs) are used, the lowest-frequency ones on
@@ -147,7 +146,8 @@ def _reflections(a: np.ndarray, peak_ratio: float) -> np.ndarray:
     their 11 × 11 neighbourhood (a ring's median, as :func:`atomlens.fourier.bragg_split`
     takes, is no background where two grains' reflections fill much of a ring), at least 4
     periods across the frame and below 0.4 cycles/px; on the rings of those, maxima above
-    half the threshold; at most :data:`MAX_REFLECTIONS`, those of the lowest frequencies."""
+    half the threshold, and off them maxima whose second order is one of the strongest; at
+    most :data:`MAX_REFLECTIONS`, those of the lowest frequencies."""
     h, w = a.shape
     win = _hann(h)[:, None] * _hann(w)[None, :]
     amp = np.abs(np.fft.fftshift(np.fft.fft2((a - a.mean()) * win)))
@@ -180,8 +180,8 @@ def _reflections(a: np.ndarray, peak_ratio: float) -> np.ndarray:
     # a maximum off those rings counts when its second order is one of the strongest (a
     # weak first order: SrTiO3's (100), whose (200) is strong); a stray maximum's is not
     on_rings = np.isin(ring_of[iy, ix], rings)
-    fiy, fix = np.nonzero(first)
-    strong_bins = np.column_stack([fiy - h // 2, fix - w // 2])
+    sy, sx = np.nonzero(first)
+    strong_bins = np.column_stack([sy - h // 2, sx - w // 2])
     double = 2 * np.column_stack([iy - h // 2, ix - w // 2])
     gap = np.min(np.hypot(*(double[:, None, :] - strong_bins[None]).transpose(2, 0, 1)), axis=1)
     sel = on_rings | (gap <= 1.5)
