@@ -215,6 +215,9 @@ def main() -> None:
                     help="first frame seed (another number draws other frames)")  # fmt: skip
     ap.add_argument("--no-regions", action="store_true", help="adapt without region maps")
     args = ap.parse_args()
+    for name in ("frames", "test"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
     ens = as_ensemble("graphene")
