@@ -29,6 +29,14 @@ pixel. For each condition, ``--frames`` unlabeled frames go to :func:`atomlens.e
 - the wall time of each adaptation on this machine (without this benchmark's scoring of
   each round on the test frames; 10 of them by default since 2026-12-07, 3 before).
 
+Every adaptation runs twice (``--first-member-guard both``, the default): with
+``AdaptConfig.first_member_guard`` off, so that every round trains all its members and its
+candidate can be scored on the test frames (the guard table's truth and the ensemble's
+guard come from these runs, with what the first member's check would have decided), and
+with it on (the default), timed: the F1 and atoms-outside rows and the time target come
+from these. A kept round is the same in both (the members train in the same order from the
+same seeds); a round the check stops is one the ensemble would have had to judge.
+
 The guard table gives each round's change of F1 on the styled images (simulated in the
 frames' look, atoms known), which the guard judges by, with its standard error paired over
 those images (the history's ``styled_f1_se``).
@@ -169,14 +177,16 @@ def shifted_1A(result, /, **kw):
 
 def run_adapt(ens, frames, cfg, test, maps, f1_before):
     """Adapt, scoring every round's candidate on the test frames; returns the result, the
-    rounds ``(round, kept, F1 of the last kept state, F1 of the candidate)`` and the time
-    (the adaptation's own: without the time this benchmark spends scoring its rounds)."""
+    rounds ``(round, kept, F1 of the last kept state, F1 of the candidate, the styled F1s
+    and error, the first member's styled F1 before and after and error)`` and the time (the
+    adaptation's own: without the time this benchmark spends scoring its rounds). A round
+    the first member's check stopped has no candidate: its F1 is NaN."""
     rounds = []
     state = {"f1": f1_before, "scoring": 0.0}
 
     def on_round(rnd, cand, kept):
         t = time.perf_counter()
-        f = score(cand, test, maps)["f1"]
+        f = score(cand, test, maps)["f1"] if cand is not None else np.nan
         state["scoring"] += time.perf_counter() - t
         rounds.append((rnd, kept, state["f1"], f))
         if kept:
@@ -193,7 +203,12 @@ def run_adapt(ens, frames, cfg, test, maps, f1_before):
         row = h[h["round"] == r[0]]
         s = float(row["styled_f1"].iloc[0]) if len(row) and "styled_f1" in h else np.nan
         se = float(row["styled_f1_se"].iloc[0]) if len(row) and "styled_f1_se" in h else np.nan
-        styled.append((*r, last, s, se))
+        fm = tuple(
+            float(row[c].iloc[0]) if len(row) and c in h else np.nan
+            for c in ("first_member_styled_f1_before", "first_member_styled_f1",
+                      "first_member_styled_f1_se")
+        )  # fmt: skip
+        styled.append((*r, last, s, se, *fm))
         if r[1]:
             last = s
     return res, styled, dt
@@ -214,6 +229,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0,
                     help="first frame seed (another number draws other frames)")  # fmt: skip
     ap.add_argument("--no-regions", action="store_true", help="adapt without region maps")
+    ap.add_argument("--first-member-guard", choices=["both", "on", "off"], default="both",
+                    help="adapt with AdaptConfig.first_member_guard on (timed), off (every "
+                    "round whole, for the guard table), or both")  # fmt: skip
     args = ap.parse_args()
     for name in ("frames", "test"):
         if getattr(args, name) < 1:
@@ -240,7 +258,8 @@ def main() -> None:
           f"{cfg.regions}; {n_frames} frames to adapt on (the "
           f"last held out), {n_test} to score, 256² px at {PS} Å/px; torch threads "
           f"{torch.get_num_threads()}")  # fmt: skip
-    rows, guard, times = [], [], []
+    rows, guard, times, times_off, stopped = [], [], [], [], set()
+    modes = {"both": ("off", "on"), "on": ("on",), "off": ("off",)}[args.first_member_guard]
     for k, (name, cond) in enumerate(conds.items()):
         frames = [s.image for s in scenes(cond, n_frames, args.seed + 1000 * k)]
         test = scenes(cond, n_test, args.seed + 1000 * k + 500)
@@ -248,21 +267,35 @@ def main() -> None:
         acc = region_accuracy(test, maps)
         print(f"{name}: region maps: " + ", ".join(f"{a} {v:.3f}" for a, v in acc.items()))
         before = score(ens, test, maps)
-        res, rnds, dt = run_adapt(ens, frames, cfg, test, maps, before["f1"])
+        runs = {}
+        for mode in modes:
+            c = replace(cfg, first_member_guard=mode == "on")
+            res, rnds, dt = run_adapt(ens, frames, c, test, maps, before["f1"])
+            # one deliberately harmful round: labels 1 Å off the columns
+            elit_rounds.pseudo_labels = shifted_1A
+            try:
+                bad_res, bad, dt_bad = run_adapt(
+                    ens, frames, replace(c, rounds=1), test, maps, before["f1"]
+                )
+            finally:
+                elit_rounds.pseudo_labels = REAL_PSEUDO_LABELS
+            runs[mode] = (res, rnds, dt, bad_res, bad, dt_bad)
+            print(f"{name}: first-member guard {mode}: adapt {dt:.0f} s, harmful round "
+                  f"{dt_bad:.0f} s", flush=True)  # fmt: skip
+        res, _, dt, bad_res, _, dt_bad = runs[modes[-1]]  # the headline: the default, on
+        for label, r in ((name, res), (name + " (labels 1 Å off)", bad_res)):
+            h = r.history
+            if "on" in runs:
+                early = h["undone_because"].astype(str).str.startswith("the first member")
+                stopped |= {(label, int(x)) for x in h.loc[early, "round"]}
+        _, rnds, _, _, bad, _ = runs[modes[0]]  # the guard table: whole rounds where run
         after = score(res.ensemble, test, maps)
-        times.append(dt)
+        times += [dt, dt_bad]
+        if len(modes) == 2:
+            times_off += [runs["off"][2], runs["off"][5]]
         rows.append((name, before, after, int(res.history["kept"].iloc[1:].sum()), dt))
         guard += [(name, *r) for r in rnds]
-        # one deliberately harmful round: labels 1 Å off the columns
-        elit_rounds.pseudo_labels = shifted_1A
-        try:
-            _, bad, dt_bad = run_adapt(
-                ens, frames, replace(cfg, rounds=1), test, maps, before["f1"]
-            )
-        finally:
-            elit_rounds.pseudo_labels = REAL_PSEUDO_LABELS
         guard += [(name + " (labels 1 Å off)", *r) for r in bad]
-        times.append(dt_bad)
         print(f"{name}: F1 {before['f1']:.4f} → {after['f1']:.4f}, outside per 1000 "
               f"{before['out_per_1000']:.1f} → {after['out_per_1000']:.1f} (dropped "
               f"{before['out_dropped_per_1000']:.1f} → {after['out_dropped_per_1000']:.1f}), "
@@ -284,17 +317,32 @@ def main() -> None:
               f"{kept:11d} {dt:8.0f}")  # fmt: skip
     print()
     print(f"{'round':36s} {'F1 last kept':>12s} {'F1 round':>9s} {'truth':>7s} {'guard':>7s}"
-          f" | {'styled F1 last kept':>19s} {'round':>7s} {'Δ':>8s} {'± SE':>7s}")  # fmt: skip
-    agree = agree_sign = small = 0
-    for name, rnd, kept, f_prev, f, s_prev, s, se in guard:
+          f" | {'styled F1 last kept':>19s} {'round':>7s} {'Δ':>8s} {'± SE':>7s}"
+          f" | {'1st member Δ':>12s} {'± SE':>7s} {'check':>7s}")  # fmt: skip
+    agree = agree_sign = small = n_scored = 0
+    check_stops, check_stops_undone, check_stops_refuse, check_matches = 0, 0, 0, 0
+    for name, rnd, kept, f_prev, f, s_prev, s, se, m_prev, m, m_se in guard:
+        label = f"{name} r{rnd}"
+        allowed = cfg.max_styled_drop + cfg.first_member_noise * (m_se if np.isfinite(m_se) else 0)
+        stop = bool(np.isfinite(m - m_prev) and m - m_prev < -allowed)
+        if "on" in modes:
+            check_matches += stop == ((name, rnd) in stopped)
+        final = kept and not stop  # the default: a round the check stops is undone
         truth = f >= f_prev - 0.001
-        agree += truth == kept
-        agree_sign += (f > f_prev) == kept  # "accept when F1 rose, refuse when it fell"
-        small += abs(f - f_prev) < 0.001
-        verdict = f"{'accept' if truth else 'refuse':>7s} {'kept' if kept else 'undone':>7s}"
-        print(f"{name + f' r{rnd}':36s} {f_prev:12.4f} {f:9.4f} {verdict} | {s_prev:19.4f} "
-              f"{s:7.4f} {s - s_prev:+8.4f} {se:7.4f}")  # fmt: skip
-    n = max(len(guard), 1)
+        if np.isfinite(f):  # not a round stopped early in a run without whole rounds
+            n_scored += 1
+            agree += truth == final
+            agree_sign += (f > f_prev) == final  # "accept when F1 rose, refuse when it fell"
+            small += abs(f - f_prev) < 0.001
+        if stop:
+            check_stops += 1
+            check_stops_undone += not kept
+            check_stops_refuse += np.isfinite(f) and not truth
+        verdict = f"{'accept' if truth else 'refuse':>7s} {'kept' if final else 'undone':>7s}"
+        print(f"{label:36s} {f_prev:12.4f} {f:9.4f} {verdict} | {s_prev:19.4f} "
+              f"{s:7.4f} {s - s_prev:+8.4f} {se:7.4f} | {m - m_prev:+12.4f} {m_se:7.4f} "
+              f"{'stop' if stop else 'go on':>7s}")  # fmt: skip
+    n = max(n_scored, 1)
     worst_out = max(
         max(a["out_dropped_per_1000"], b["out_dropped_per_1000"]) for _, b, a, _, _ in rows
     )
@@ -317,12 +365,21 @@ def main() -> None:
           f"{1000 * n_false / max(n_cols, 1):.1f} ({n_false} in {n_cols}){'':3s}"
           f"≤ 1 (stop 55's restatement)")  # fmt: skip
     print(
-        f"guard agrees with truth      {agree}/{len(guard)} = {100 * agree / n:.0f} %{'':12s}≥ 90 %"
+        f"guard agrees with truth      {agree}/{n_scored} = {100 * agree / n:.0f} %{'':12s}≥ 90 %"
     )
-    print(f"  by the sign of F1's change  {agree_sign}/{len(guard)} = {100 * agree_sign / n:.0f} % "
+    print(f"  by the sign of F1's change  {agree_sign}/{n_scored} = {100 * agree_sign / n:.0f} % "
           f"({small} round(s) changed F1 by less than 0.001)")  # fmt: skip
     print(f"time per adaptation          median {np.median(times):.0f} s, max {max(times):.0f} s"
           f"{'':5s}≤ 300 s")  # fmt: skip
+    print(f"first member's check         stopped {check_stops} of {len(guard)} rounds early; "
+          f"of those undone by the ensemble's guard too {check_stops_undone}/{check_stops}, "
+          f"whose truth was refuse {check_stops_refuse}/{check_stops}")  # fmt: skip
+    if "on" in modes and "off" in modes:
+        print(f"  its runs stopped the rounds its figures say: {check_matches}/{len(guard)}")
+        ratio = np.array(times) / np.array(times_off)
+        print(f"  time with the check off    median {np.median(times_off):.0f} s, max "
+              f"{max(times_off):.0f} s; on / off median {np.median(ratio):.2f} "
+              f"({ratio.min():.2f}–{ratio.max():.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from atomlens.elit import AdaptConfig, adapt
 from atomlens.elit import rounds as elit_rounds
 from atomlens.elit.guards import (
+    first_member_verdict,
     judge_round,
     styled_allowance,
     styled_candidates,
@@ -452,3 +453,67 @@ def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
     )
     assert styled_f1(tiny_model, moved) < 0.3 * f1
     assert np.isnan(styled_f1(tiny_model, None))
+
+
+def test_the_first_member_stops_a_round_only_when_it_clearly_falls():
+    """``first_member_verdict``: a fall beyond two paired standard errors stops the round;
+    one within them, a rise, or fewer than 3 images (no paired error) let it go on."""
+    cfg = AdaptConfig()
+    assert cfg.first_member_guard and cfg.first_member_noise == 2
+    old = np.full(12, 0.98)
+    d = np.tile([-0.002, 0.002], 6)  # SE = std(d) / √12 = 0.00060
+    go_on, why, se = first_member_verdict(old - 0.003 + d, old, cfg)
+    assert se == pytest.approx(np.std(d, ddof=1) / np.sqrt(12))
+    assert not go_on and why == (
+        "the first member alone fell on the calibration images (simulated in the frames' "
+        "look) from F1 0.9800 to 0.9770, -0.0030 ± 0.0006 (allowed −0.0012); the other "
+        "members were not trained"
+    ), why
+    assert first_member_verdict(old - 0.001 + d, old, cfg)[:2] == (True, "")  # within 2 SE
+    assert first_member_verdict(old + 0.01 + d, old, cfg)[:2] == (True, "")
+    assert first_member_verdict(old[:2] - 0.05, old[:2], cfg)[0]  # no paired error
+    assert first_member_verdict(np.zeros(0), np.zeros(0), cfg)[0]
+    assert first_member_verdict(old - 0.003 + d, old, replace(cfg, first_member_noise=6))[0]
+    with pytest.raises(ValueError, match="first_member_noise must be a number ≥ 0"):
+        AdaptConfig(first_member_noise=-1)
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])
+def test_a_round_whose_first_member_falls_trains_no_other_member(
+    tiny_model, frames, monkeypatch, caplog, guard
+):
+    """Labels 1 Å off with calibration images: the first member alone loses F1 on them, so
+    the round stops there (one member trained, the ensemble returned as it was, the history
+    saying why); with the check off the same round trains every member and is undone by
+    the ensemble's guards, the first member's figures recorded all the same."""
+    from atomlens.train import trainer as trainer_module
+
+    ens = perturbed_ensemble(tiny_model)
+    before = _weights(ens)
+    _plant(monkeypatch, _shifted_1A)
+    fits = []
+    real_fit = trainer_module.Trainer.fit
+
+    def counted(self, *a, **kw):
+        fits.append(self)
+        return real_fit(self, *a, **kw)
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", counted)
+    cfg = replace(CFG, calibration_images=4, first_member_guard=guard)
+    res, seen = _run(ens, frames, cfg, caplog)
+    row = res.history.iloc[1]
+    # measured: the first member's F1 on the 4 images fell 0.95 → 0.00 (tiny model, seed 0)
+    assert row["first_member_styled_f1"] < row["first_member_styled_f1_before"] - 0.3, row
+    assert row["first_member_styled_f1_se"] > 0, row
+    assert not row["kept"] and list(res.history["round"]) == [0, 1]
+    _assert_weights_equal(res.ensemble, before)
+    if guard:
+        assert len(fits) == 1 and seen == [(1, None, False)]
+        assert row["undone_because"].startswith("the first member alone fell"), row
+        assert row["undone_because"].endswith("the other members were not trained"), row
+        assert np.isnan(row["holdout_implausible"]) and np.isnan(row["styled_f1"]), row
+        assert _undone_reasons(caplog) == [f"ELIT round 1 undone: {row['undone_because']}"]
+    else:
+        assert len(fits) == len(ens) and seen[0][1] is not None and seen[0][2] is False
+        assert not row["undone_because"].startswith("the first member"), row
+        assert np.isfinite(row["styled_f1"]), row

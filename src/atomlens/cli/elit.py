@@ -114,6 +114,14 @@ def adapt(
             "its sign); 0: keep any round that does not lower it."
         ),
     ] = 1.0,
+    first_member_guard: Annotated[
+        bool,
+        typer.Option(
+            help="Where the members train one after the other (CPU): undo a round as soon "
+            "as its first member alone falls clearly (2 standard errors) on the calibration "
+            "images, without training the others."
+        ),
+    ] = True,
     train_layers: Annotated[
         str,
         typer.Option(
@@ -162,6 +170,7 @@ def adapt(
             calibration_images=calibration_images,
             regions=regions,
             min_styled_gain=min_styled_gain,
+            first_member_guard=first_member_guard,
             train_layers=train_layers,
             device=device,
         )

@@ -56,6 +56,7 @@ from atomlens.elit.config import AdaptConfig
 from atomlens.elit.guards import (
     consensus_f1,
     find_candidates,
+    first_member_verdict,
     judge_round,
     material_nn_distances,
     mean_f1,
@@ -67,7 +68,7 @@ from atomlens.elit.guards import (
 from atomlens.elit.pseudo_labels import pseudo_labels
 from atomlens.elit.recalibrate import styled_validation
 from atomlens.elit.rounds import styled_source, train_round
-from atomlens.ensemble import as_ensemble
+from atomlens.ensemble import Ensemble, as_ensemble
 from atomlens.train import fit_calibration
 
 __all__ = ["AdaptConfig", "AdaptResult", "adapt", "pseudo_labels"]
@@ -91,8 +92,13 @@ class AdaptResult:
         the F1 of the consensus on the calibration images (``styled_f1``: simulated in the
         frames' look, atoms known; NaN without them) with the standard error of its change
         from the last kept round (``styled_f1_se``, paired over the images:
-        :func:`atomlens.elit.guards.styled_change_se`), whether the round was kept, and
-        why it was undone (``undone_because``, "" when kept).
+        :func:`atomlens.elit.guards.styled_change_se`), the first member's F1 alone on
+        those images before and after the round with the error of its change
+        (``first_member_styled_f1_before``, ``first_member_styled_f1``,
+        ``first_member_styled_f1_se``: ``AdaptConfig.first_member_guard``; NaN where the
+        check does not apply), whether the round was kept, and why it was undone
+        (``undone_because``, "" when kept). A round the first member's check stopped has
+        NaN for every measure of the whole ensemble.
     validation : ValidationSet or None
         The simulated images in the frames' look, with their exact atoms, on which every
         kept round was calibrated (``AdaptConfig.calibration_images``); None when there
@@ -146,7 +152,8 @@ def adapt(
         stable or a round is undone) and the bars of the training runs.
     on_round : callable, optional
         Called after each round with ``(round, candidate ensemble, kept)``, e.g. to score
-        every round on labelled data in a benchmark.
+        every round on labelled data in a benchmark; the candidate is None for a round that
+        ``config.first_member_guard`` stopped after its first member.
     simulated : ConditionRanges, optional
         Conditions of the simulated share of each batch (``config.simulated_share``). By
         default those the model was trained on, from its provenance (``"simulation"``,
@@ -225,6 +232,7 @@ def adapt(
     )
     with bar, tempfile.TemporaryDirectory(prefix="atomlens-adapt-") as tmp:
         for rnd in range(first, cfg.rounds + 1):
+            first_member: dict[str, Any] = {}
             candidate, counts = train_round(
                 current,
                 train,
@@ -241,7 +249,21 @@ def adapt(
                 human=human,
                 crystal=crystal,
                 ref_nn=ref_nn if cfg.regions else None,
+                first_check=_first_member_check(current, cal_set, cfg, first_member),
             )
+            if candidate is None:  # the first member's check stopped the round
+                why = first_member["why"]
+                hist.append(
+                    _history_row(rnd, counts, _UNMEASURED, np.nan, False, why, first_member)
+                )
+                logger.info("ELIT round %d: %s", rnd, hist[-1])
+                bar.update(1)
+                if on_round is not None:
+                    on_round(rnd, None, False)
+                logger.warning("ELIT round %d undone: %s", rnd, why)
+                if ckpt is not None:
+                    ckpt.save(None, hist, done=True)
+                break
             new = _find(candidate, train, hold, pixel_size)
             change = consensus_f1(new[0], found[0], pixel_size)
             now = measure(*new, ref_nn, cfg.nn_tolerance, hold_regions)
@@ -255,7 +277,7 @@ def adapt(
             last = {**hist[-1], "styled_f1_images": kept_images}  # hist[-1]: the last kept round
             now["styled_f1_se"] = styled_change_se(now, last) if cal_set is not None else np.nan
             kept, why = judge_round(now, change, last, cfg)
-            hist.append(_history_row(rnd, counts, now, change, kept, why))
+            hist.append(_history_row(rnd, counts, now, change, kept, why, first_member))
             logger.info("ELIT round %d: %s", rnd, hist[-1])
             if kept:
                 candidate.calibration = _round_calibration(candidate, ens, cal_set, cal_found)
@@ -291,6 +313,48 @@ def adapt(
 
 
 _NO_LABELS = {"pseudo_labels": np.nan, "ignored_share": np.nan, "human_labels": 0}  # round 0
+# the measures of a round stopped after its first member: its ensemble was never whole
+_UNMEASURED = {
+    k: np.nan
+    for k in (
+        "consensus_atoms",
+        "epistemic_train",
+        "epistemic_holdout",
+        "holdout_implausible",
+        "holdout_outside_per_1000",
+    )
+}
+
+
+def _first_member_check(
+    current: Any, cal_set: Any, cfg: AdaptConfig, record: dict[str, Any]
+) -> Callable[[Any], bool] | None:
+    """The round's check of its first member (``AdaptConfig.first_member_guard``): it scores
+    the trained network alone on the calibration images against the last kept round's first
+    member, writes the figures (and, when it stops the round, ``why``) into ``record``, and
+    says whether the round goes on; always on when the guard is off. None where it does not
+    apply: no calibration images, one member, or exact labels only."""
+    if cal_set is None or len(current) < 2 or cfg.simulated_share >= 1:
+        return None
+
+    def one(net: Any) -> Ensemble:
+        return Ensemble([net], current.config, current.member_provenance[:1])
+
+    def check(net: Any) -> bool:
+        old = styled_f1_by_image(one(current.networks[0]), cal_set)
+        new = styled_f1_by_image(one(net), cal_set)
+        go_on, why, se = first_member_verdict(new, old, cfg)
+        record.update(
+            first_member_styled_f1_before=mean_f1(old),
+            first_member_styled_f1=mean_f1(new),
+            first_member_styled_f1_se=se,
+        )
+        if go_on or not cfg.first_member_guard:
+            return True
+        record["why"] = why
+        return False
+
+    return check
 
 
 def _human_for_training(human_labels: Any, n_frames: int, n_train: int) -> list[Any] | None:
@@ -381,9 +445,16 @@ def _resume(
 
 
 def _history_row(
-    rnd: int, counts: dict[str, Any], now: dict[str, Any], change: float, kept: bool, why: str = ""
+    rnd: int,
+    counts: dict[str, Any],
+    now: dict[str, Any],
+    change: float,
+    kept: bool,
+    why: str = "",
+    first_member: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One row of :attr:`AdaptResult.history`."""
+    fm = first_member or {}
     return {
         "round": rnd,
         "pseudo_labels": counts["pseudo_labels"],
@@ -397,6 +468,9 @@ def _history_row(
         "holdout_outside_per_1000": now["holdout_outside_per_1000"],
         "styled_f1": now.get("styled_f1", np.nan),
         "styled_f1_se": now.get("styled_f1_se", np.nan),
+        "first_member_styled_f1_before": fm.get("first_member_styled_f1_before", np.nan),
+        "first_member_styled_f1": fm.get("first_member_styled_f1", np.nan),
+        "first_member_styled_f1_se": fm.get("first_member_styled_f1_se", np.nan),
         "kept": kept,
         "undone_because": why,
     }

@@ -151,6 +151,24 @@ class AdaptConfig:
         benchmark's runs no round that raised the test frames' F1 had raised the styled F1
         at all, so the rule has cost no measured gain. 0: any round that does not lower it
         is kept (the earlier rule).
+    first_member_guard : bool
+        Where the members train one after the other (the CPU's default,
+        :func:`atomlens.elit.rounds.train_members`): once the first member has trained,
+        score it alone on the calibration images against its own previous weights (F1 per
+        image, paired, as the guard scores the ensemble) and undo the round there, the
+        other members untrained, when it falls by more than ``first_member_noise``
+        standard errors of its change (``max_styled_drop`` is allowed too). A round that
+        will be undone then costs about one member's training instead of all of them;
+        ``benchmarks/elit_contamination.py`` measures how often this check undoes a round
+        the whole ensemble's guard would have kept (the history's ``first_member_*``
+        columns hold its figures, also when it is off). Without calibration images, with
+        ``simulated_share=1``, with one member or with members trained together, it is not
+        applied.
+    first_member_noise : float
+        How many standard errors of the first member's change of styled F1 count as noise
+        for ``first_member_guard``. 2 (default): only a clear fall stops a round early; the
+        ensemble's own rule (``min_styled_gain``) still judges every round that trains in
+        full.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -187,6 +205,8 @@ class AdaptConfig:
     max_styled_drop: float = 0.0
     styled_noise: float = 0.0
     min_styled_gain: float = 1.0
+    first_member_guard: bool = True
+    first_member_noise: float = 2.0
     seed: int = 0
     device: str = "auto"
 
@@ -260,6 +280,7 @@ class AdaptConfig:
             "max_styled_drop",
             "styled_noise",
             "min_styled_gain",
+            "first_member_noise",
         ):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and v >= 0):

@@ -26,6 +26,7 @@ __all__ = [
     "accepted_atoms",
     "consensus_f1",
     "find_candidates",
+    "first_member_verdict",
     "implausible_share",
     "judge_round",
     "material_nn_distances",
@@ -258,6 +259,52 @@ def styled_allowance(
         The fall of F1 allowed.
     """
     return max_drop + n_se * styled_change_se(now, previous)
+
+
+def first_member_verdict(
+    new: np.ndarray, old: np.ndarray, config: AdaptConfig
+) -> tuple[bool, str, float]:
+    """Does a round go on after its first member has trained (``AdaptConfig.first_member_guard``)?
+
+    Parameters
+    ----------
+    new, old : ndarray of shape (n_images,)
+        The first member's F1 per calibration image alone (:func:`styled_f1_by_image` of a
+        one-member ensemble), after the round's training and before it.
+    config : AdaptConfig
+        ``first_member_noise`` and ``max_styled_drop``.
+
+    Returns
+    -------
+    go_on : bool
+        False when the mean F1 fell by more than ``max_styled_drop`` plus
+        ``first_member_noise`` standard errors of the change (paired over the images,
+        :func:`styled_change_se`).
+    why : str
+        Why the round stops ("" when it goes on).
+    se : float
+        The standard error [F1]; NaN with no images.
+    """
+    if not len(new) or not len(old):
+        return True, "", float("nan")
+    # below 3 images no paired error: styled_atoms 0 makes it as wide as F1 itself, and
+    # the check then never stops a round
+    now = {"styled_f1": mean_f1(new), "styled_f1_images": new, "styled_atoms": 0}
+    before = {"styled_f1": mean_f1(old), "styled_f1_images": old}
+    se = styled_change_se(now, before)
+    allowed = config.max_styled_drop + config.first_member_noise * (se if np.isfinite(se) else 0)
+    s, s_prev = now["styled_f1"], before["styled_f1"]
+    if s < s_prev - allowed:
+        return (
+            False,
+            (
+                f"the first member alone fell on the calibration images (simulated in the frames' "
+                f"look) from F1 {s_prev:.4f} to {s:.4f}, {s - s_prev:+.4f} ± {se:.4f} (allowed "
+                f"−{allowed:.4f}); the other members were not trained"
+            ),
+            se,
+        )
+    return True, "", se
 
 
 def judge_round(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,8 @@ def train_members(
     out: Path,
     progress: bool = False,
     together: bool | None = None,
-) -> list[torch.nn.Module]:
+    first_check: Callable[[torch.nn.Module], bool] | None = None,
+) -> list[torch.nn.Module] | None:
     """Every member fine-tuned (or retrained from a new seed) on ``source``.
 
     Parameters
@@ -242,11 +244,17 @@ def train_members(
         of :func:`atomlens.train.train_ensemble` (batching was measured slower on the CPU:
         ``benchmarks/ensemble_speed.py``), and one after the other for an architecture that
         trains differently together (:func:`atomlens.train.together.together_matches_alone`).
+    first_check : callable, optional
+        Where the members train one after the other: called with the first member's
+        trained network (in evaluation mode) before the others train; when it returns
+        False the others are not trained and None is returned
+        (``AdaptConfig.first_member_guard``). Not called when the members train together.
 
     Returns
     -------
-    list of torch.nn.Module
-        The trained networks, in evaluation mode.
+    list of torch.nn.Module or None
+        The trained networks, in evaluation mode; None when ``first_check`` stopped the
+        round.
     """
     cfg, c = config, model_config
     peak, warm, ratio = round_schedule(cfg, rnd)
@@ -279,10 +287,12 @@ def train_members(
     if together:
         results = train_together(setups, outs, checkpoint=out / "together", progress=progress)
     else:
-        results = [
-            Trainer(s.model, s.config, s.data, out=o, progress=progress).fit()
-            for s, o in zip(setups, outs, strict=True)
-        ]
+        results = []
+        for s, o in zip(setups, outs, strict=True):
+            results.append(Trainer(s.model, s.config, s.data, out=o, progress=progress).fit())
+            if first_check is not None and len(results) == 1 and len(setups) > 1:
+                if not first_check(results[0].model.network.eval()):
+                    return None
     nets = [r.model.network.eval() for r in results]
     for n in nets:
         n.requires_grad_(True)
@@ -318,7 +328,8 @@ def train_round(
     human: list[Any] | None = None,
     crystal: list[np.ndarray] | None = None,
     ref_nn: np.ndarray | None = None,
-) -> tuple[Ensemble, dict[str, Any]]:
+    first_check: Callable[[torch.nn.Module], bool] | None = None,
+) -> tuple[Ensemble | None, dict[str, Any]]:
     """Round ``rnd``'s candidate ensemble, trained on the training ``frames``.
 
     Parameters
@@ -358,10 +369,13 @@ def train_round(
     ref_nn : ndarray, optional
         The material's nearest-neighbour distances [Å]: sure atoms at other distances are
         no labels.
+    first_check : callable, optional
+        :func:`train_members`'s check of the first member (``AdaptConfig.first_member_guard``).
 
     Returns
     -------
-    candidate : Ensemble
+    candidate : Ensemble or None
+        None when ``first_check`` stopped the round after the first member.
     counts : dict
         The history's ``pseudo_labels`` and ``ignored_share`` of the round.
     """
@@ -393,5 +407,8 @@ def train_round(
         rnd=rnd,
         out=out / f"round{rnd}",
         progress=progress,
+        first_check=first_check,
     )
+    if nets is None:
+        return None, counts
     return Ensemble(nets, model_config, ensemble.member_provenance), counts
