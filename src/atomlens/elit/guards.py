@@ -287,8 +287,8 @@ def first_member_verdict(
     """
     if not len(new) or not len(old):
         return True, "", float("nan")
-    # below 3 images no paired error: styled_atoms 0 makes it as wide as F1 itself, and
-    # the check then never stops a round
+    # below 3 images no paired error: styled_atoms 0 makes it one image's binomial
+    # spread, √(F1 (1 − F1)) (0.1 at F1 0.99), so that only a collapse stops a round
     now = {"styled_f1": mean_f1(new), "styled_f1_images": new, "styled_atoms": 0}
     before = {"styled_f1": mean_f1(old), "styled_f1_images": old}
     se = styled_change_se(now, before)
