@@ -63,6 +63,7 @@ from scipy.spatial import cKDTree
 
 from atomlens.elit import rounds as elit_rounds
 from atomlens.elit.adapt import AdaptConfig, adapt
+from atomlens.elit.guards import first_member_allowance
 from atomlens.ensemble import as_ensemble
 from atomlens.fourier.regions import region_map
 from atomlens.metrics import match_points
@@ -323,8 +324,8 @@ def main() -> None:
     check_stops, check_stops_undone, check_stops_refuse, check_matches = 0, 0, 0, 0
     for name, rnd, kept, f_prev, f, s_prev, s, se, m_prev, m, m_se in guard:
         label = f"{name} r{rnd}"
-        allowed = cfg.max_styled_drop + cfg.first_member_noise * (m_se if np.isfinite(m_se) else 0)
-        stop = bool(np.isfinite(m - m_prev) and m - m_prev < -allowed)
+        # the check's rule on the history's figures (its per-image F1s are not kept there)
+        stop = bool(np.isfinite(m - m_prev) and m - m_prev < -first_member_allowance(m_se, cfg))
         if "on" in modes:
             check_matches += stop == ((name, rnd) in stopped)
         final = kept and not stop  # the default: a round the check stops is undone

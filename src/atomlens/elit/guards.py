@@ -26,6 +26,7 @@ __all__ = [
     "accepted_atoms",
     "consensus_f1",
     "find_candidates",
+    "first_member_allowance",
     "first_member_verdict",
     "implausible_share",
     "judge_round",
@@ -261,6 +262,13 @@ def styled_allowance(
     return max_drop + n_se * styled_change_se(now, previous)
 
 
+def first_member_allowance(se: float, config: AdaptConfig) -> float:
+    """How far the first member's styled F1 may fall before :func:`first_member_verdict`
+    stops the round: ``max_styled_drop`` plus ``first_member_noise`` standard errors ``se``
+    of the change (none when ``se`` is NaN) [F1]."""
+    return config.max_styled_drop + config.first_member_noise * (se if np.isfinite(se) else 0.0)
+
+
 def first_member_verdict(
     new: np.ndarray, old: np.ndarray, config: AdaptConfig
 ) -> tuple[bool, str, float]:
@@ -292,7 +300,7 @@ def first_member_verdict(
     now = {"styled_f1": mean_f1(new), "styled_f1_images": new, "styled_atoms": 0}
     before = {"styled_f1": mean_f1(old), "styled_f1_images": old}
     se = styled_change_se(now, before)
-    allowed = config.max_styled_drop + config.first_member_noise * (se if np.isfinite(se) else 0)
+    allowed = first_member_allowance(se, config)
     s, s_prev = now["styled_f1"], before["styled_f1"]
     if s < s_prev - allowed:
         return (
