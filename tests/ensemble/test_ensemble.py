@@ -160,7 +160,9 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
         n_validation=1,
         config=TrainConfig(steps=2, val_every=1, device="cpu"),
         mode=mode,
-        fit_sigma=mode == "sequential",  # the σ model costs ~10 s; once is enough here
+        # the σ model's fit (~50 s here) is tested on its own below, after members that
+        # have learnt something
+        fit_sigma=False,
         **TINY_GRAPHENE,
     )
     assert len(ens) == 2
@@ -175,7 +177,7 @@ def test_train_ensemble_writes_one_directory(tmp_path, mode):
     ]
     cal = again.calibration
     assert cal is not None and sum(cal.counts) > 0 and cal.sigma_scale > 0
-    assert (cal.sigma_model is not None) == (mode == "sequential")
+    assert cal.sigma_model is None  # not asked for
     w0 = again.networks[0].state_dict()
     w1 = again.networks[1].state_dict()
     assert not all(torch.equal(w0[k], w1[k]) for k in w0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -33,14 +34,18 @@ __all__ = [
     "AUTO_IMAGE_GAP_MAX",
     "AUTO_WIDTH_RANGE",
     "POSITIONS",
+    "PositionChoice",
+    "PositionEvidence",
     "Positions",
     "atoms_from_starts",
     "centred_inside",
     "check_positions",
     "choose_positions",
+    "decide_positions",
     "detect_starts",
     "disk_mean",
     "locate_atoms",
+    "position_evidence",
 ]
 
 #: ``positions="auto"`` takes the fit's position only where the fit's reduced χ² is at
@@ -599,6 +604,235 @@ def _sigma_features_of(
     return sigma_features(neighbour, class_width, snr)
 
 
+@dataclass(frozen=True)
+class PositionEvidence:
+    """What :func:`choose_positions` decides from and builds σ of, per atom, as arrays: all
+    of it independent of the σ model (:func:`position_evidence`), so that one table can be
+    re-decided under many models (the σ model's fit) without reading it again.
+
+    Attributes
+    ----------
+    net, fit : ndarray
+        (N, 2) the network's position (the table's ``x_px, y_px`` where it has none) and
+        the fit's (NaN where none) [px].
+    refined, cut : ndarray
+        (N,) whether the fit converged; whether the border cuts the column.
+    spread, net_base, fit_base : ndarray
+        (N, 2) the members' spread (0 where unknown), the network's σ base (its
+        Cramér–Rao term, 0 where unknown) and the fit's σ [Å].
+    width, class_width : ndarray
+        (N,) the fitted width and its class's median over the fitted columns [Å].
+    cls, kinds : ndarray
+        (N,) class and kind of column (:func:`atomlens.locate.sigma.column_kinds`).
+    feats : ndarray
+        (N, 2) :data:`atomlens.locate.sigma.SIGMA_FEATURES`.
+    lat_fit, lat_net : ndarray
+        (N,) lattice scatter of the fit's and the network's positions [Å].
+    chi2, snr : ndarray
+        (N,) the fit's reduced χ² and the column's ``signal_snr`` (NaN where unknown).
+    pixel_size : float
+        [Å/px].
+    """
+
+    net: np.ndarray
+    fit: np.ndarray
+    refined: np.ndarray
+    cut: np.ndarray
+    spread: np.ndarray
+    net_base: np.ndarray
+    fit_base: np.ndarray
+    width: np.ndarray
+    class_width: np.ndarray
+    cls: np.ndarray
+    kinds: np.ndarray
+    feats: np.ndarray
+    lat_fit: np.ndarray
+    lat_net: np.ndarray
+    chi2: np.ndarray
+    snr: np.ndarray
+    pixel_size: float
+
+
+@dataclass(frozen=True)
+class PositionChoice:
+    """:func:`decide_positions`' answer, per atom.
+
+    Attributes
+    ----------
+    source : ndarray
+        (N,) "fit", "network" or "mean".
+    xy : ndarray
+        (N, 2) the reported position [px].
+    sigma, plain : ndarray
+        (N, 2) its σ [Å], and the same before the model's rescaling towards the lattice.
+    """
+
+    source: np.ndarray
+    xy: np.ndarray
+    sigma: np.ndarray
+    plain: np.ndarray
+
+
+def position_evidence(atoms: pd.DataFrame, /, *, pixel_size: float) -> PositionEvidence:
+    """The arrays :func:`decide_positions` needs, from an atoms table of
+    :func:`locate_atoms` (see :func:`choose_positions`; ``pixel_size`` [Å/px])."""
+    ps = float(pixel_size)
+    out = atoms
+    n = len(out)
+
+    def pair(a: str, b: str, default: float = np.nan) -> np.ndarray:
+        if a not in out.columns:
+            return np.full((n, 2), default)
+        return out[[a, b]].to_numpy(float).reshape(n, 2)
+
+    def col(name: str, default: float = np.nan) -> np.ndarray:
+        if name not in out.columns:
+            return np.full(n, default)
+        return out[name].to_numpy(float)
+
+    net = pair("net_x_px", "net_y_px")
+    net = np.where(np.isfinite(net), net, out[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
+    fit = pair("fit_x_px", "fit_y_px")
+    refined = np.isfinite(fit).all(axis=1)
+    if "refined" in out.columns:
+        refined &= out["refined"].to_numpy(bool)
+    else:
+        refined &= False
+    cut = out["border_cut"].to_numpy(bool) if "border_cut" in out.columns else np.zeros(n, bool)
+    spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
+    crlb = pair("crlb_x_A", "crlb_y_A")
+    width = col("width_A")
+    cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
+    # each class's median width: one atom's own is noisy at low dose (σ's overlap and
+    # auto's width check)
+    class_width = _class_median(width, cls, refined & np.isfinite(width))
+    if set(SIGMA_FEATURES) <= set(out.columns):
+        # as find measured them on the whole image (a subset of its atoms, as σ's fit
+        # scores, would measure each class's width on fewer)
+        feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
+    else:
+        feats = _sigma_features_of(out, net, class_width, ps)
+    # bright and faint columns of one class (Sr and O in SrTiO3, called "atom" alike by a
+    # generic network): each kind its own lattice scatter and χ² reference
+    # (kept from the table where it has them, as measured on the whole image)
+    if "column_kind" in out.columns:
+        kinds = out["column_kind"].to_numpy(int)
+    else:
+        kinds = column_kinds(col("intensity"), cls)
+    if set(LATTICE_COLUMNS) <= set(out.columns):
+        lat_fit, lat_net = (out[c].to_numpy(float) for c in LATTICE_COLUMNS)
+    else:
+        lat_fit = (
+            lattice_scatter(np.where(refined[:, None], fit, np.nan), net, cls, kinds=kinds) * ps
+        )
+        lat_net = lattice_scatter(net, net, cls, kinds=kinds) * ps
+    return PositionEvidence(
+        net=net,
+        fit=fit,
+        refined=refined,
+        cut=cut,
+        spread=spread,
+        net_base=np.nan_to_num(crlb, nan=0.0),
+        fit_base=pair("fit_sigma_x_A", "fit_sigma_y_A"),
+        width=width,
+        class_width=class_width,
+        cls=cls,
+        kinds=kinds,
+        feats=feats,
+        lat_fit=lat_fit,
+        lat_net=lat_net,
+        chi2=col("fit_chi2"),
+        snr=col("signal_snr"),
+        pixel_size=ps,
+    )
+
+
+def decide_positions(
+    evidence: PositionEvidence,
+    /,
+    positions: Positions = "auto",
+    *,
+    sigma_model: SigmaModel | None = None,
+) -> PositionChoice:
+    """Each atom's reported position, its source and σ under ``sigma_model`` (the
+    default's if none), from :func:`position_evidence`: the decision of
+    :func:`choose_positions`, without a table."""
+    check_positions(positions)
+    ev = evidence
+    ps = ev.pixel_size
+    sm = sigma_model or DEFAULT_SIGMA_MODEL
+    fit, net, refined, cut, feats = ev.fit, ev.net, ev.refined, ev.cut, ev.feats
+    sig_net = sm.sigma("network", ev.net_base, ev.spread, features=feats, lattice=ev.lat_net)
+    sig_fit = sm.sigma("fit", ev.fit_base, ev.spread, features=feats, lattice=ev.lat_fit)
+    # what auto decides by: the plain σ where the model keeps a multiplier (it describes
+    # σ; deciding by it gave dumbbells under a wide probe to the network, 2.03 → 2.90 pm
+    # on simulated Si [110] at 10⁴ e⁻/Å²)
+    sig_fit_d = sm.decision_sigma("fit", ev.fit_base, ev.spread, features=feats, lattice=ev.lat_fit)
+    sig_net_d = sm.decision_sigma(
+        "network", ev.net_base, ev.spread, features=feats, lattice=ev.lat_net
+    )
+    if positions == "fit":
+        source = np.where(refined, "fit", "network")
+    elif positions == "mean":
+        source = np.where(refined, "mean", "network")
+    elif positions == "network":
+        # a column the border cuts: the mean of the disk's centre and the fit's (each the
+        # better one on some images, the mean never the worse)
+        source = np.where(refined & cut, "mean", "network")
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = (np.abs(fit - net) * ps / np.hypot(sig_fit_d, sig_net_d)).max(axis=1)
+        # Per atom, against the image's typical network σ, not the atom's own: where the
+        # members disagree more than usual (a film's bump, a neighbour's pull) the
+        # network's σ grows, and with it the gap the test allowed, and the fit looked the
+        # more precise exactly where neither holds. Graphene and hBN under a 1 Å film
+        # (haadf-generic, 10⁵ e⁻/Å²) took the fit for 4–5 % of atoms, 9 pm off the
+        # network's (median), and auto's RMSE was 4.3 / 3.9 pm against the network's
+        # 2.6 / 2.7; against the typical σ 2.6 / 2.8, with clean images unchanged
+        # (graphene 10⁶–10⁷ 0.48 / 0.19 pm, MoS2 10⁶ 0.14 pm, 86–87 % fits).
+        sig_net_typ = _typical(sig_net_d, refined & ~cut)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap_typ = (np.abs(fit - net) * ps / np.hypot(sig_fit_d, sig_net_typ)).max(axis=1)
+        agree = gap_typ <= AUTO_GAP_MAX
+        # the image as a whole: where the fit and the network disagree by far more than
+        # their σ on most atoms (a film or probe tails pull the fit), the fit's model does
+        # not hold on this image (the median of the larger of two |z| is 1.05)
+        ok_gap = gap[refined & ~cut & np.isfinite(gap)]
+        image_ok = bool(len(ok_gap)) and float(np.median(ok_gap)) <= AUTO_IMAGE_GAP_MAX
+        if not image_ok and len(ok_gap):
+            logger.info(
+                "positions auto: the fit disagrees with the network by a median %.1f σ; "
+                "network positions throughout",
+                float(np.median(ok_gap)),
+            )
+        chi2 = ev.chi2
+        chi2_ok = (
+            np.nan_to_num(chi2, nan=np.inf)
+            <= AUTO_CHI2_MAX * _chi2_reference(chi2, ev.kinds, ev.cls)
+        ) & (np.nan_to_num(chi2, nan=0.0) >= AUTO_CHI2_MIN)
+        lo, hi = AUTO_WIDTH_RANGE
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = ev.width / ev.class_width
+        width_ok = (rel >= lo) & (rel <= hi)
+        better = sig_fit_d.mean(axis=1) < sig_net_typ.mean()
+        use_fit = refined & chi2_ok & width_ok & agree & better & image_ok & ~cut
+        source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))
+    is_fit, is_mean = (source == "fit")[:, None], (source == "mean")[:, None]
+    xy = np.where(is_fit, fit, np.where(is_mean, 0.5 * (net + fit), net))
+
+    # the reported σ, each group's moved towards its own scatter about the lattice where the
+    # model says so (what auto decided by stays the model's: positions do not change)
+    def report(fit_sig: np.ndarray, net_sig: np.ndarray) -> np.ndarray:
+        return np.where(is_fit, fit_sig, np.where(is_mean, np.fmax(net_sig, fit_sig), net_sig))
+
+    plain = report(sig_fit, sig_net)
+    sigma = report(
+        sm.rescaled("fit", sig_fit, ev.lat_fit, ev.snr),
+        sm.rescaled("network", sig_net, ev.lat_net, ev.snr),
+    )
+    return PositionChoice(source=source, xy=xy, sigma=sigma, plain=plain)
+
+
 def choose_positions(
     atoms: pd.DataFrame,
     /,
@@ -642,127 +876,19 @@ def choose_positions(
         already (as measured on the whole image).
     """
     check_positions(positions)
-    ps = float(pixel_size)
+    ev = position_evidence(atoms, pixel_size=pixel_size)
+    choice = decide_positions(ev, positions, sigma_model=sigma_model)
     out = atoms.copy()
-    n = len(out)
-    sm = sigma_model or DEFAULT_SIGMA_MODEL
-
-    def pair(a: str, b: str, default: float = np.nan) -> np.ndarray:
-        if a not in out.columns:
-            return np.full((n, 2), default)
-        return out[[a, b]].to_numpy(float).reshape(n, 2)
-
-    net = pair("net_x_px", "net_y_px")
-    net = np.where(np.isfinite(net), net, out[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
-    fit = pair("fit_x_px", "fit_y_px")
-    refined = np.isfinite(fit).all(axis=1) & out.get(
-        "refined", pd.Series(False, out.index)
-    ).to_numpy(bool)
-    cut = out.get("border_cut", pd.Series(False, out.index)).to_numpy(bool)
-    spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
-    crlb = pair("crlb_x_A", "crlb_y_A")
-    width = out.get("width_A", pd.Series(np.nan, out.index)).to_numpy(float)
-    cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
-    # each class's median width: one atom's own is noisy at low dose (σ's overlap and
-    # auto's width check)
-    class_width = _class_median(width, cls, refined & np.isfinite(width))
-    if set(SIGMA_FEATURES) <= set(out.columns):
-        # as find measured them on the whole image (a subset of its atoms, as σ's fit
-        # scores, would measure each class's width on fewer)
-        feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
-    else:
-        feats = _sigma_features_of(out, net, class_width, ps)
-    # bright and faint columns of one class (Sr and O in SrTiO3, called "atom" alike by a
-    # generic network): each kind its own lattice scatter and χ² reference
-    # (kept from the table where it has them, as measured on the whole image)
-    if "column_kind" in out.columns:
-        kinds = out["column_kind"].to_numpy(int)
-    else:
-        inten = out.get("intensity", pd.Series(np.nan, out.index)).to_numpy(float)
-        kinds = column_kinds(inten, cls)
-    if set(LATTICE_COLUMNS) <= set(out.columns):
-        lat_fit, lat_net = (out[c].to_numpy(float) for c in LATTICE_COLUMNS)
-    else:
-        lat_fit = (
-            lattice_scatter(np.where(refined[:, None], fit, np.nan), net, cls, kinds=kinds) * ps
-        )
-        lat_net = lattice_scatter(net, net, cls, kinds=kinds) * ps
-    net_base = np.nan_to_num(crlb, nan=0.0)
-    fit_base = pair("fit_sigma_x_A", "fit_sigma_y_A")
-    sig_net = sm.sigma("network", net_base, spread, features=feats, lattice=lat_net)
-    sig_fit = sm.sigma("fit", fit_base, spread, features=feats, lattice=lat_fit)
-    # what auto decides by: the plain σ where the model keeps a multiplier (it describes
-    # σ; deciding by it gave dumbbells under a wide probe to the network, 2.03 → 2.90 pm
-    # on simulated Si [110] at 10⁴ e⁻/Å²)
-    sig_fit_d = sm.decision_sigma("fit", fit_base, spread, features=feats, lattice=lat_fit)
-    sig_net_d = sm.decision_sigma("network", net_base, spread, features=feats, lattice=lat_net)
-    if positions == "fit":
-        source = np.where(refined, "fit", "network")
-    elif positions == "mean":
-        source = np.where(refined, "mean", "network")
-    elif positions == "network":
-        # a column the border cuts: the mean of the disk's centre and the fit's (each the
-        # better one on some images, the mean never the worse)
-        source = np.where(refined & cut, "mean", "network")
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap = (np.abs(fit - net) * ps / np.hypot(sig_fit_d, sig_net_d)).max(axis=1)
-        # Per atom, against the image's typical network σ, not the atom's own: where the
-        # members disagree more than usual (a film's bump, a neighbour's pull) the
-        # network's σ grows, and with it the gap the test allowed, and the fit looked the
-        # more precise exactly where neither holds. Graphene and hBN under a 1 Å film
-        # (haadf-generic, 10⁵ e⁻/Å²) took the fit for 4–5 % of atoms, 9 pm off the
-        # network's (median), and auto's RMSE was 4.3 / 3.9 pm against the network's
-        # 2.6 / 2.7; against the typical σ 2.6 / 2.8, with clean images unchanged
-        # (graphene 10⁶–10⁷ 0.48 / 0.19 pm, MoS2 10⁶ 0.14 pm, 86–87 % fits).
-        sig_net_typ = _typical(sig_net_d, refined & ~cut)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gap_typ = (np.abs(fit - net) * ps / np.hypot(sig_fit_d, sig_net_typ)).max(axis=1)
-        agree = gap_typ <= AUTO_GAP_MAX
-        # the image as a whole: where the fit and the network disagree by far more than
-        # their σ on most atoms (a film or probe tails pull the fit), the fit's model does
-        # not hold on this image (the median of the larger of two |z| is 1.05)
-        ok_gap = gap[refined & ~cut & np.isfinite(gap)]
-        image_ok = bool(len(ok_gap)) and float(np.median(ok_gap)) <= AUTO_IMAGE_GAP_MAX
-        if not image_ok and len(ok_gap):
-            logger.info(
-                "positions auto: the fit disagrees with the network by a median %.1f σ; "
-                "network positions throughout",
-                float(np.median(ok_gap)),
-            )
-        chi2 = out.get("fit_chi2", pd.Series(np.nan, out.index)).to_numpy(float)
-        chi2_ok = (
-            np.nan_to_num(chi2, nan=np.inf) <= AUTO_CHI2_MAX * _chi2_reference(chi2, kinds, cls)
-        ) & (np.nan_to_num(chi2, nan=0.0) >= AUTO_CHI2_MIN)
-        lo, hi = AUTO_WIDTH_RANGE
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = width / class_width
-        width_ok = (rel >= lo) & (rel <= hi)
-        better = sig_fit_d.mean(axis=1) < sig_net_typ.mean()
-        use_fit = refined & chi2_ok & width_ok & agree & better & image_ok & ~cut
-        source = np.where(use_fit, "fit", np.where(refined & cut & image_ok, "mean", "network"))
-    is_fit, is_mean = (source == "fit")[:, None], (source == "mean")[:, None]
-    xy = np.where(is_fit, fit, np.where(is_mean, 0.5 * (net + fit), net))
-
-    # the reported σ, each group's moved towards its own scatter about the lattice where the
-    # model says so (what auto decided by stays the model's: positions do not change)
-    def report(fit_sig: np.ndarray, net_sig: np.ndarray) -> np.ndarray:
-        return np.where(is_fit, fit_sig, np.where(is_mean, np.fmax(net_sig, fit_sig), net_sig))
-
-    snr = out.get("signal_snr", pd.Series(np.nan, out.index)).to_numpy(float)
-    plain = report(sig_fit, sig_net)
-    sigma = report(
-        sm.rescaled("fit", sig_fit, lat_fit, snr), sm.rescaled("network", sig_net, lat_net, snr)
-    )
+    ps, xy, sigma = ev.pixel_size, choice.xy, choice.sigma
     out["x_px"], out["y_px"] = xy[:, 0], xy[:, 1]
     out["x_A"], out["y_A"] = xy[:, 0] * ps, xy[:, 1] * ps
-    out["position_source"] = pd.Series(source, index=out.index, dtype=object)
+    out["position_source"] = pd.Series(choice.source, index=out.index, dtype=object)
     out["sigma_x_A"], out["sigma_y_A"] = sigma[:, 0], sigma[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        factor = sigma[:, 0] / plain[:, 0]
+        factor = sigma[:, 0] / choice.plain[:, 0]
     out["sigma_rescale"] = np.where(np.isfinite(factor), factor, 1.0)
     for k, name in enumerate(SIGMA_FEATURES):  # the evidence that scaled σ's base
-        out[name] = feats[:, k]
-    out[LATTICE_COLUMNS[0]], out[LATTICE_COLUMNS[1]] = lat_fit, lat_net
-    out["column_kind"] = kinds
+        out[name] = ev.feats[:, k]
+    out[LATTICE_COLUMNS[0]], out[LATTICE_COLUMNS[1]] = ev.lat_fit, ev.lat_net
+    out["column_kind"] = ev.kinds
     return out

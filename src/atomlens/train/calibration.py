@@ -15,14 +15,14 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
-from atomlens.locate.atoms import LATTICE_COLUMNS, choose_positions
+from atomlens.locate.atoms import PositionEvidence, decide_positions, position_evidence
 from atomlens.locate.sigma import (
     DEFAULT_SIGMA_MODEL,
     SIGMA_FEATURES,
@@ -597,11 +597,26 @@ def _nll_fit(
     lat2 = np.zeros_like(e2) if lattice is None else np.nan_to_num(lattice, nan=0.0) ** 2
     nw = features.shape[1]
 
-    def nll(q: np.ndarray) -> float:
+    # its gradient analytic: by finite differences the optimiser had spent 7 evaluations
+    # per step, most of the σ model's fit (55 of 81 s for the tests' small ensemble)
+    def nll(q: np.ndarray) -> tuple[float, np.ndarray]:
         a, b, c, e = np.exp(q[:4])
-        scale2 = np.maximum(a * a * np.exp(2 * (features @ q[4:])), floor * floor)
+        mult2 = a * a * np.exp(2 * (features @ q[4:]))
+        # where the floor holds, a and w do not act (at it, as above it: the starts sit there)
+        free = mult2 >= floor * floor
+        scale2 = np.where(free, mult2, floor * floor)
         var = scale2 * b2 + b * b * s2 + c * c + e * e * lat2 + 1e-12
-        return float(np.mean(np.log(var) + e2 / var))
+        n = len(var)
+        # d(mean)/d var per row, then d var / d log-coefficient (d/d w: the features')
+        r = (var - e2) / (var * var) / n
+        d_scale = np.where(free, 2 * mult2 * b2, 0.0) * r
+        grad = np.empty(len(q))
+        grad[0] = d_scale.sum()
+        grad[1] = np.sum(2 * b * b * s2 * r)
+        grad[2] = 2 * c * c * r.sum()
+        grad[3] = np.sum(2 * e * e * lat2 * r)
+        grad[4:] = features.T @ d_scale
+        return float(np.mean(np.log(var) + e2 / var)), grad
 
     # a, b, c, e on a log scale (c and e down to 1e-6: no floor, no lattice term), the
     # weights 0–5
@@ -614,7 +629,9 @@ def _nll_fit(
         starts = [[*x[:3], 1e-6] for x in starts]
     best = min(
         (
-            minimize(nll, np.r_[np.log(x0), np.zeros(nw)], method="L-BFGS-B", bounds=bounds)
+            minimize(
+                nll, np.r_[np.log(x0), np.zeros(nw)], jac=True, method="L-BFGS-B", bounds=bounds
+            )
             for x0 in starts
         ),
         key=lambda r: r.fun,
@@ -623,56 +640,104 @@ def _nll_fit(
     return coef, float(np.exp(best.x[3]))
 
 
-def _sigma_samples(tables, model: SigmaModel) -> dict[str, np.ndarray]:
-    """Per-axis errors [Å] and σ parts of the matched atoms of ``tables`` (``(table,
-    truth_xy, pixel size)``, raw columns of :func:`atomlens.locate.locate_atoms`), with the
-    position each source would report under ``model``'s ``positions="auto"``."""
-    rows: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in (
-            "src",
-            "err",
+@dataclass(frozen=True)
+class _Prepared:
+    """One calibration image's matched atoms as :func:`_sigma_samples` reads them: what
+    does not depend on the σ model, taken from the table once (a table's columns read
+    under each of the many models the fit tries had cost most of its time)."""
+
+    evidence: PositionEvidence
+    truth: np.ndarray  # (N, 2) [px]
+    # per axis (2N,): the errors of each source's position [Å] and σ's parts
+    net_err: np.ndarray
+    fit_err: np.ndarray
+    crlb: np.ndarray
+    fit_sig: np.ndarray
+    spread: np.ndarray
+    feat: np.ndarray  # (2N, len(SIGMA_FEATURES))
+    lat_fit: np.ndarray
+    lat_net: np.ndarray
+    # per atom: whether its group of the fit's or the network's lattice scatter is faint
+    faint_fit: np.ndarray
+    faint_net: np.ndarray
+
+
+def _prepare(table: pd.DataFrame, truth_xy: np.ndarray, ps: float) -> _Prepared:
+    """:class:`_Prepared` of one item of :func:`sigma_tables`."""
+    ev = position_evidence(table, pixel_size=ps)
+    truth = np.asarray(truth_xy, float).reshape(-1, 2)
+
+    def err(x: str, y: str) -> np.ndarray:
+        return ((table[[x, y]].to_numpy(float) - truth) * ev.pixel_size).ravel()
+
+    snr = table["signal_snr"].to_numpy(float) if "signal_snr" in table else None
+    return _Prepared(
+        evidence=ev,
+        truth=truth,
+        net_err=err("net_x_px", "net_y_px"),
+        fit_err=err("fit_x_px", "fit_y_px"),
+        crlb=table[["crlb_x_A", "crlb_y_A"]].to_numpy(float).ravel(),
+        fit_sig=ev.fit_base.ravel(),
+        spread=ev.spread.ravel(),
+        feat=np.repeat(ev.feats, 2, axis=0),
+        lat_fit=np.repeat(ev.lat_fit, 2),
+        lat_net=np.repeat(ev.lat_net, 2),
+        faint_fit=faint_groups(ev.lat_fit, snr),
+        faint_net=faint_groups(ev.lat_net, snr),
+    )
+
+
+def _prepared(
+    by_cond: Mapping[str, list[tuple[pd.DataFrame, np.ndarray, float]]], /
+) -> dict[str, list[_Prepared]]:
+    """:func:`_prepare` of every image of :func:`sigma_tables`' output."""
+    return {name: [_prepare(*item) for item in items] for name, items in by_cond.items()}
+
+
+_SAMPLE_KEYS = (
+    "src",
+    "err",
+    "net_err",
+    "fit_err",
+    "crlb",
+    "fit_sig",
+    "spread",
+    "sigma",
+    "z",
+    "feat",
+    "lat_fit",
+    "lat_net",
+    "faint",
+)
+
+
+def _sigma_samples(tables: list[_Prepared], model: SigmaModel) -> dict[str, np.ndarray]:
+    """Per-axis errors [Å] and σ parts of the matched atoms of ``tables`` (:func:`_prepare`
+    of :func:`sigma_tables`' items), with the position each source would report under
+    ``model``'s ``positions="auto"``."""
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in _SAMPLE_KEYS}
+    for t in tables:
+        ev = t.evidence
+        choice = decide_positions(ev, "auto", sigma_model=model)
+        src = choice.source.astype(str)
+        rows["err"].append(((choice.xy - t.truth) * ev.pixel_size).ravel())
+        rows["src"].append(np.repeat(src, 2))
+        rows["sigma"].append(choice.sigma.ravel())
+        rows["z"].append(rows["err"][-1] / rows["sigma"][-1])
+        for key in (
             "net_err",
             "fit_err",
             "crlb",
             "fit_sig",
             "spread",
-            "sigma",
-            "z",
             "feat",
             "lat_fit",
             "lat_net",
-            "faint",
-        )
-    }
-    for table, truth_xy, ps in tables:
-        t = choose_positions(table, "auto", pixel_size=ps, sigma_model=model)
-        for col, key in (
-            (("net_x_px", "net_y_px"), "net_err"),
-            (("fit_x_px", "fit_y_px"), "fit_err"),
-            (("x_px", "y_px"), "err"),
         ):
-            rows[key].append(((t[list(col)].to_numpy(float) - truth_xy) * ps).ravel())
-        rows["src"].append(np.repeat(t["position_source"].to_numpy(str), 2))
-        rows["crlb"].append(t[["crlb_x_A", "crlb_y_A"]].to_numpy(float).ravel())
-        rows["fit_sig"].append(t[["fit_sigma_x_A", "fit_sigma_y_A"]].to_numpy(float).ravel())
-        rows["spread"].append(
-            np.nan_to_num(t[["member_spread_x_A", "member_spread_y_A"]].to_numpy(float)).ravel()
-        )
-        rows["sigma"].append(t[["sigma_x_A", "sigma_y_A"]].to_numpy(float).ravel())
-        rows["z"].append(rows["err"][-1] / rows["sigma"][-1])
-        rows["feat"].append(np.repeat(t[list(SIGMA_FEATURES)].to_numpy(float), 2, axis=0))
-        for col, key in zip(LATTICE_COLUMNS, ("lat_fit", "lat_net"), strict=True):
-            rows[key].append(np.repeat(t[col].to_numpy(float), 2))
+            rows[key].append(getattr(t, key))
         # whether the reported source's group of one lattice scatter is faint (its own
         # exponent of the rescaling)
-        snr = t["signal_snr"].to_numpy(float) if "signal_snr" in t else None
-        faint = np.where(
-            t["position_source"].to_numpy(str) == "fit",
-            faint_groups(t[LATTICE_COLUMNS[0]].to_numpy(float), snr),
-            faint_groups(t[LATTICE_COLUMNS[1]].to_numpy(float), snr),
-        )
-        rows["faint"].append(np.repeat(faint, 2))
+        rows["faint"].append(np.repeat(np.where(src == "fit", t.faint_fit, t.faint_net), 2))
     out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in rows.items()}
     if not len(out["feat"]):
         out["feat"] = np.zeros((0, len(SIGMA_FEATURES)))
@@ -942,6 +1007,7 @@ def fit_sigma_tables(
     # lattice) is tried the same way, with and without: it carries a film's pull, which
     # neither χ² nor the fit's σ shows, but on a lattice whose columns the fit places well
     # it only repeats the fit's σ.
+    by_cond = _prepared(by_cond)
     rest = {name: [x for k, v in by_cond.items() if k != name for x in v] for name in by_cond}
     tried: dict[Form, tuple[float, dict[str, dict[str, float]]]] = {}
     # per held-out image: axis errors counted and their summed NLL, for the forms' SE
@@ -1016,7 +1082,7 @@ RESCALE_GAMMAS: tuple[float, ...] = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 
 
 
 def _fit_rescale(
-    by_cond: dict[str, list[tuple[pd.DataFrame, np.ndarray, float]]],
+    by_cond: dict[str, list[_Prepared]],
     folds: dict[str, SigmaModel],
     /,
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, float]] | None, dict[str, float]]:
@@ -1119,7 +1185,7 @@ def fit_sigma_rescale(
     """
     base = SigmaModel({k: v for k, v in model.to_dict().items() if not k.endswith("_rescale")})
     folds = dict.fromkeys(by_cond, base)
-    gammas, validation, before = _fit_rescale(by_cond, folds)
+    gammas, validation, before = _fit_rescale(_prepared(by_cond), folds)
     if validation is None:
         validation = {"all": dict(before)}
     validation["all"]["nll_before_rescale"] = before["nll"]
