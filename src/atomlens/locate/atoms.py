@@ -693,11 +693,8 @@ def position_evidence(atoms: pd.DataFrame, /, *, pixel_size: float) -> PositionE
     net = pair("net_x_px", "net_y_px")
     net = np.where(np.isfinite(net), net, out[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
     fit = pair("fit_x_px", "fit_y_px")
-    refined = np.isfinite(fit).all(axis=1)
-    if "refined" in out.columns:
-        refined &= out["refined"].to_numpy(bool)
-    else:
-        refined &= False
+    converged = out["refined"].to_numpy(bool) if "refined" in out.columns else np.zeros(n, bool)
+    refined = np.isfinite(fit).all(axis=1) & converged
     cut = out["border_cut"].to_numpy(bool) if "border_cut" in out.columns else np.zeros(n, bool)
     spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
     crlb = pair("crlb_x_A", "crlb_y_A")
