@@ -536,3 +536,38 @@ def test_sigma_is_moved_towards_its_groups_lattice_scatter_and_round_trips(tmp_p
         with pytest.raises(ValueError, match="must be one non-negative number"):
             SigmaModel({"fit": [1.0, 0.0, 0.0], "network": [1.0, 0.0, 0.0], **bad})
     _round_trips(m, tmp_path)
+
+
+def test_one_evidence_re_decided_under_each_model_is_what_choose_positions_reports(tiny_model):
+    """The σ model's fit reads each calibration image once (``position_evidence``) and
+    re-decides it under every model it tries (``decide_positions``): each answer must be
+    ``choose_positions``' on the table, positions, sources and σ alike."""
+    from atomlens.locate.atoms import (
+        POSITIONS,
+        choose_positions,
+        decide_positions,
+        position_evidence,
+    )
+
+    ps = 0.25  # the tests' small model's
+    sim = simulate_image(
+        "graphene", shape=128, pixel_size=ps, rng=5, conditions=ImagingConditions(dose_e_per_A2=1e5)
+    )
+    raw = find(sim.image, model=tiny_model, pixel_size=ps, calibrated=False).atoms
+    ev = position_evidence(raw, pixel_size=ps)
+    precise_fit = SigmaModel({"fit": [0.5, 0.0, 0.0], "network": [2.0, 1.0, 0.005]})
+    poor_fit = SigmaModel({"fit": [50.0, 0.0, 0.0], "network": [1.0, 1.0, 0.0]})
+    rescaled = SigmaModel({**precise_fit.to_dict(), "network_rescale": [1.0]})
+    sources = {}
+    for name, model in (("precise", precise_fit), ("poor", poor_fit), ("rescaled", rescaled)):
+        for positions in POSITIONS:
+            got = decide_positions(ev, positions, sigma_model=model)
+            want = choose_positions(raw, positions, pixel_size=ps, sigma_model=model)
+            np.testing.assert_array_equal(got.source, want["position_source"].to_numpy(str))
+            np.testing.assert_array_equal(got.xy, want[["x_px", "y_px"]].to_numpy(float))
+            np.testing.assert_array_equal(got.sigma, want[["sigma_x_A", "sigma_y_A"]].to_numpy())
+            sources[name, positions] = got.source
+    # the models do decide differently: auto takes fits where they are precise, none where
+    # they are not
+    assert (sources["precise", "auto"] == "fit").mean() > 0.5
+    assert not (sources["poor", "auto"] == "fit").any()
