@@ -677,47 +677,46 @@ def position_evidence(atoms: pd.DataFrame, /, *, pixel_size: float) -> PositionE
     """The arrays :func:`decide_positions` needs, from an atoms table of
     :func:`locate_atoms` (see :func:`choose_positions`; ``pixel_size`` [Å/px])."""
     ps = float(pixel_size)
-    out = atoms
-    n = len(out)
+    n = len(atoms)
 
     def pair(a: str, b: str, default: float = np.nan) -> np.ndarray:
-        if a not in out.columns:
+        if a not in atoms.columns:
             return np.full((n, 2), default)
-        return out[[a, b]].to_numpy(float).reshape(n, 2)
+        return atoms[[a, b]].to_numpy(float).reshape(n, 2)
 
     def col(name: str, default: float = np.nan) -> np.ndarray:
-        if name not in out.columns:
+        if name not in atoms.columns:
             return np.full(n, default)
-        return out[name].to_numpy(float)
+        return atoms[name].to_numpy(float)
 
     net = pair("net_x_px", "net_y_px")
-    net = np.where(np.isfinite(net), net, out[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
+    net = np.where(np.isfinite(net), net, atoms[["x_px", "y_px"]].to_numpy(float).reshape(n, 2))
     fit = pair("fit_x_px", "fit_y_px")
-    converged = out["refined"].to_numpy(bool) if "refined" in out.columns else np.zeros(n, bool)
+    converged = atoms["refined"].to_numpy(bool) if "refined" in atoms.columns else np.zeros(n, bool)
     refined = np.isfinite(fit).all(axis=1) & converged
-    cut = out["border_cut"].to_numpy(bool) if "border_cut" in out.columns else np.zeros(n, bool)
+    cut = atoms["border_cut"].to_numpy(bool) if "border_cut" in atoms.columns else np.zeros(n, bool)
     spread = np.nan_to_num(pair("member_spread_x_A", "member_spread_y_A", 0.0), nan=0.0)
     crlb = pair("crlb_x_A", "crlb_y_A")
     width = col("width_A")
-    cls = out["class"].astype(str).to_numpy() if "class" in out.columns else np.zeros(n)
+    cls = atoms["class"].astype(str).to_numpy() if "class" in atoms.columns else np.zeros(n)
     # each class's median width: one atom's own is noisy at low dose (σ's overlap and
     # auto's width check)
     class_width = _class_median(width, cls, refined & np.isfinite(width))
-    if set(SIGMA_FEATURES) <= set(out.columns):
+    if set(SIGMA_FEATURES) <= set(atoms.columns):
         # as find measured them on the whole image (a subset of its atoms, as σ's fit
         # scores, would measure each class's width on fewer)
-        feats = np.nan_to_num(out[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
+        feats = np.nan_to_num(atoms[list(SIGMA_FEATURES)].to_numpy(float), nan=0.0)
     else:
-        feats = _sigma_features_of(out, net, class_width, ps)
+        feats = _sigma_features_of(atoms, net, class_width, ps)
     # bright and faint columns of one class (Sr and O in SrTiO3, called "atom" alike by a
     # generic network): each kind its own lattice scatter and χ² reference
     # (kept from the table where it has them, as measured on the whole image)
-    if "column_kind" in out.columns:
-        kinds = out["column_kind"].to_numpy(int)
+    if "column_kind" in atoms.columns:
+        kinds = atoms["column_kind"].to_numpy(int)
     else:
         kinds = column_kinds(col("intensity"), cls)
-    if set(LATTICE_COLUMNS) <= set(out.columns):
-        lat_fit, lat_net = (out[c].to_numpy(float) for c in LATTICE_COLUMNS)
+    if set(LATTICE_COLUMNS) <= set(atoms.columns):
+        lat_fit, lat_net = (atoms[c].to_numpy(float) for c in LATTICE_COLUMNS)
     else:
         lat_fit = (
             lattice_scatter(np.where(refined[:, None], fit, np.nan), net, cls, kinds=kinds) * ps

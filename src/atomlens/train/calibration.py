@@ -1007,27 +1007,30 @@ def fit_sigma_tables(
     # lattice) is tried the same way, with and without: it carries a film's pull, which
     # neither χ² nor the fit's σ shows, but on a lattice whose columns the fit places well
     # it only repeats the fit's σ.
-    by_cond = _prepared(by_cond)
-    rest = {name: [x for k, v in by_cond.items() if k != name for x in v] for name in by_cond}
+    # each image's columns read once, re-decided under every model tried
+    prepared = _prepared(by_cond)
+    rest = {name: [x for k, v in prepared.items() if k != name for x in v] for name in prepared}
     tried: dict[Form, tuple[float, dict[str, dict[str, float]]]] = {}
     # per held-out image: axis errors counted and their summed NLL, for the forms' SE
     per_image: dict[Form, np.ndarray] = {}
     folds: dict[Form, dict[str, SigmaModel]] = {}
     for lattice, floor in itertools.product((False, True), (False, True)):
         # the plain model of each fold: one form, and what the others decide by
-        plain = {name: _fit_sigma(rest[name], (), lattice=lattice, floor=floor) for name in by_cond}
+        plain = {
+            name: _fit_sigma(rest[name], (), lattice=lattice, floor=floor) for name in prepared
+        }
         for multiplied in MULTIPLIED:
             validation: dict[str, dict[str, float]] = {}
             held = []
             sums = []
-            for name in by_cond:
+            for name in prepared:
                 model = (
                     _fit_sigma(rest[name], multiplied, plain[name], lattice=lattice, floor=floor)
                     if multiplied
                     else plain[name]
                 )
                 folds.setdefault((multiplied, lattice, floor), {})[name] = model
-                images = [_sigma_samples([t], model) for t in by_cond[name]]
+                images = [_sigma_samples([t], model) for t in prepared[name]]
                 sums += [_nll_sum(x) for x in images]
                 s = {k: np.concatenate([x[k] for x in images]) for k in ("z", "sigma")}
                 held.append(s)
@@ -1059,7 +1062,7 @@ def fit_sigma_tables(
         key += "_lattice" * lattice + "_floor" * floor
         validation["all"]["nll_" + key] = round(nll, 4)
         validation["all"]["nll_se_" + key] = round(se[multiplied, lattice, floor], 4)
-    gammas, rescaled, _ = _fit_rescale(by_cond, folds[best])
+    gammas, rescaled, _ = _fit_rescale(prepared, folds[best])
     if rescaled is not None:
         for name, v in rescaled.items():
             validation[name] = {**v, **{k: x for k, x in validation[name].items() if k not in v}}
@@ -1070,7 +1073,7 @@ def fit_sigma_tables(
     for name, v in validation.items():
         logger.info("σ left out %s: %s", name, v)
     model = _fit_sigma(
-        [x for v in by_cond.values() for x in v], best[0], lattice=best[1], floor=best[2]
+        [x for v in prepared.values() for x in v], best[0], lattice=best[1], floor=best[2]
     )
     if any(max(g) > 0 for g in gammas.values()):
         model = SigmaModel({**model.to_dict(), **{f"{k}_rescale": g for k, g in gammas.items()}})
