@@ -22,7 +22,7 @@ potential (about 0.07 Å) and the image simulated again, ``1 / sqrt(D · a² · 
 f)`` for the detected fraction ``f``, pixel size ``a``, dose ``D`` and the central
 difference for ``∂f/∂x``; ± two spacings check it. (Until 2026-12-07 it was a forward
 difference over 0.02 Å, which changed where the atom fell between the potential's samples
-and made the bound 1.1–2.1× too small: :data:`BOUND_STEPS`.) A network that reads a
+and made the bound 1.1–2.3× too small: :data:`BOUND_STEPS`.) A network that reads a
 column's neighbours (the lattice) can beat this single-column bound; the issue's target on
 RMSE/bound is for bounds < 5 pm.
 
