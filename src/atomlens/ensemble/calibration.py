@@ -37,7 +37,16 @@ from atomlens.locate.sigma import SigmaModel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CALIBRATION_FILE", "FEATURES", "Calibration", "atom_features"]
+__all__ = [
+    "CALIBRATION_FILE",
+    "EMPTY_SITE_FRACTION",
+    "FEATURES",
+    "KIND_CLEAR_SNR",
+    "KIND_SIGNIFICANCE",
+    "Calibration",
+    "atom_features",
+    "signal_cap",
+]
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -111,6 +120,88 @@ def atom_features(candidates: pd.DataFrame, /, *, min_separation_A: float) -> np
         fill = np.nanmedian(v) if np.isfinite(v).any() else 0.0
         out[:, j] = np.where(np.isfinite(v), v, fill)
     return out
+
+
+#: The least share of its reference kind's signal a column must hold (see
+#: :func:`signal_cap`). Real columns of one class that form no kind of their own are
+#: rarely that faint: a single light atom beside a pair of sulphur atoms (C on MoS2)
+#: scatters about 0.1 of their signal under HAADF, an oxygen column 0.15 of a Ti–O one.
+EMPTY_SITE_FRACTION = 0.2
+
+#: How clearly the image must show a kind of column for it to count in :func:`signal_cap`:
+#: its median ``signal_snr`` times the square root of its members.
+KIND_SIGNIFICANCE = 5.0
+
+#: The least median ``signal_snr`` of the faintest kind that counts for :func:`signal_cap`
+#: to bound anything: where a column of every kind stands out of the noise on its own.
+#: Below it (graphene under 10⁵ e⁻/Å² on abTEM's scale) a real column's own signal is
+#: often no larger than an empty site's, and a bound taken from it cost more real atoms
+#: than it removed false ones (with no such floor: F1 of the atoms with p_real ≥ 0.5 on
+#: abTEM SrTiO3 at 10³ 0.75 → 0.65, graphene at 10⁴ 0.85 → 0.82, ``haadf-generic``).
+KIND_CLEAR_SNR = 5.0
+
+
+def signal_cap(atoms: pd.DataFrame, /, reference: pd.DataFrame | None = None) -> np.ndarray:
+    """The most ``p_real`` each atom's own column signal allows.
+
+    Two bounds, the smaller taken. Φ(``signal_snr``): the probability that the column's
+    signal above the background is positive. And where the atom's class has kinds of
+    column (:func:`atomlens.locate.sigma.column_kinds`, the table's ``column_kind``) that
+    the image shows (median ``signal_snr`` · √members at least :data:`KIND_SIGNIFICANCE`,
+    among the atoms with ``p_detect`` ≥ 0.5), and the faintest of those kinds stands out
+    on its own (median ``signal_snr`` ``r`` at least :data:`KIND_CLEAR_SNR`),
+    Φ(``signal_snr`` − q · r) with ``q`` :data:`EMPTY_SITE_FRACTION`: how likely the
+    column holds at least q of that kind's signal.
+
+    A network trained on lattices fills an empty site with the atom its neighbours imply:
+    on abTEM graphene at 10⁶ e⁻/Å², ``haadf-generic`` placed one in each vacancy, with
+    p_real 0.23–0.78 and no signal (``signal_snr`` −0.7 to 1.8; the carbon columns' 14–21).
+    The signal's standard error is taken as the atom's own (``signal_snr`` is all the
+    table has), which for an empty site overstates it, so the bound errs towards keeping
+    an atom. A faint kind of its own (SrTiO3's O columns) is its own reference, and is not
+    judged against the brighter ones.
+
+    Parameters
+    ----------
+    atoms : pandas.DataFrame
+        ``find``'s atoms (or candidates) of one image; without ``signal_snr`` no bound (1).
+    reference : pandas.DataFrame, optional
+        The table whose kinds set ``r`` (default ``atoms``): the accepted atoms, when
+        bounding the rejected candidates of the same image.
+
+    Returns
+    -------
+    ndarray (N,)
+        The bound, 1 where the signal is unknown.
+    """
+    from scipy.special import ndtr  # deferred: scipy.special only when applied
+
+    n = len(atoms)
+    if n == 0 or "signal_snr" not in atoms:
+        return np.ones(n)
+    snr = atoms["signal_snr"].to_numpy(float)
+    known = np.isfinite(snr)
+    cap = np.where(known, ndtr(np.where(known, snr, 0.0)), 1.0)
+    ref = atoms if reference is None else reference
+    if not {"column_kind", "class", "signal_snr", "p_detect"} <= set(ref.columns):
+        return cap
+    r_snr = ref["signal_snr"].to_numpy(float)
+    r_kind = ref["column_kind"].to_numpy()
+    r_cls = ref["class"].astype(str).to_numpy()
+    solid = (ref["p_detect"].to_numpy(float) >= 0.5) & np.isfinite(r_snr) & (r_kind >= 0)
+    cls = atoms["class"].astype(str).to_numpy() if "class" in atoms else np.full(n, "")
+    for c in np.unique(r_cls[solid]):
+        medians = []
+        for k in np.unique(r_kind[solid & (r_cls == c)]):
+            v = r_snr[solid & (r_cls == c) & (r_kind == k)]
+            med = float(np.median(v))
+            if med > 0 and med * np.sqrt(len(v)) >= KIND_SIGNIFICANCE:
+                medians.append(med)
+        if not medians or min(medians) < KIND_CLEAR_SNR:
+            continue
+        sel = (cls == c) & known
+        cap[sel] = np.minimum(cap[sel], ndtr(snr[sel] - EMPTY_SITE_FRACTION * min(medians)))
+    return cap
 
 
 @dataclass(frozen=True)
@@ -228,29 +319,34 @@ class Calibration:
         pr = self.p_real_of(both)
         a, r = (
             self.apply(atoms, p_real=pr[: len(atoms)]),
-            self.apply(rejected, p_real=pr[len(atoms) :]),
+            self.apply(rejected, p_real=pr[len(atoms) :], reference=atoms),
         )
         return a, r
 
-    def apply(self, atoms: pd.DataFrame, /, *, p_real: np.ndarray | None = None) -> pd.DataFrame:
+    def apply(
+        self,
+        atoms: pd.DataFrame,
+        /,
+        *,
+        p_real: np.ndarray | None = None,
+        reference: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
         """Add ``p_real``; returns a new table. σ is made with :attr:`sigma` while the atoms
         are located (:func:`atomlens.pipeline.find` passes it on).
 
-        ``p_real`` is at most the probability that the column's signal is positive,
-        Φ(``signal_snr``): a detection with no signal above the background (the linear
-        height fit at its position is zero) gets ``p_real`` ≤ 0.5, whatever the
-        network says."""
+        ``p_real`` is at most what the column's own signal allows (:func:`signal_cap`):
+        the probability that its signal is positive, Φ(``signal_snr``), so a detection
+        with no signal above the background gets ``p_real`` ≤ 0.5 whatever the network
+        says; and where its class has a kind of column the image shows clearly, the
+        probability that it holds at least a fifth of the faintest such kind's signal
+        (an empty lattice site, which a network may fill, holds none). ``reference``:
+        the table whose kinds of column set that (default ``atoms``)."""
         out = atoms.copy()
         if len(out) == 0:
             out["p_real"] = pd.Series(dtype=float)
             return out
         pr = self.p_real_of(out) if p_real is None else np.asarray(p_real, float)
-        if "signal_snr" in out.columns:
-            from scipy.special import ndtr  # deferred: scipy.special only when applied
-
-            snr = out["signal_snr"].to_numpy(float)
-            pr = np.where(np.isfinite(snr), np.minimum(pr, ndtr(snr)), pr)
-        out["p_real"] = pr
+        out["p_real"] = np.minimum(pr, signal_cap(out, reference))
         return out
 
     def save(self, directory: str | PathLike[str], /) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features
+from atomlens.ensemble.calibration import FEATURES, Calibration, atom_features, signal_cap
 from atomlens.locate.atoms import PositionEvidence, decide_positions, position_evidence
 from atomlens.locate.sigma import (
     DEFAULT_SIGMA_MODEL,
@@ -447,8 +447,9 @@ def fit_p_real_model(
     :func:`fit_calibration` is fitted on the same per-atom evidence
     (:data:`atomlens.ensemble.calibration.FEATURES`).
     Validation: for each condition, the model fitted without it scores its images; the
-    AUROC of ``p_real`` (capped at Φ(``signal_snr``), as :meth:`Calibration.apply` caps it)
-    tells the false candidates ``find`` keeps (``p_detect`` ≥ 0.5) from the real ones.
+    AUROC of ``p_real`` (capped by :func:`atomlens.ensemble.calibration.signal_cap`, as
+    :meth:`Calibration.apply` caps it) tells the false candidates ``find`` keeps
+    (``p_detect`` ≥ 0.5) from the real ones.
 
     Parameters
     ----------
@@ -480,13 +481,12 @@ def fit_p_real_model(
         share's, for comparison), ``auroc_incumbent`` (with ``incumbent``), ``n_false``,
         ``n_real``.
     """
-    from scipy.special import ndtr
     from sklearn.metrics import roc_auc_score
     from tqdm.auto import tqdm  # deferred: only for this long fit
 
     min_sep = float(ensemble.config.min_separation_A)
     # per image: condition, dose, the counted candidates' features and truth, and those
-    # find keeps: their features and (truth, Φ(signal_snr))
+    # find keeps: their features and (truth, the signal's cap on p_real)
     per_image: list[tuple[str, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for name, sim in tqdm(images, disable=not progress, desc="p_real calibration images"):
         cand, keep, real, _, _ = _labelled_candidates(
@@ -500,12 +500,7 @@ def fit_p_real_model(
         )
         x = atom_features(cand, min_separation_A=min_sep)
         shown = keep & (cand["p_detect"].to_numpy(float) >= 0.5)
-        snr = (
-            cand["signal_snr"].to_numpy(float)
-            if "signal_snr" in cand
-            else np.full(len(cand), np.nan)
-        )
-        cap = np.where(np.isfinite(snr), ndtr(snr), 1.0)
+        cap = signal_cap(cand)
         dose = float(sim.conditions.dose_e_per_A2)
         per_image.append(
             (name, dose, x[keep], real[keep], x[shown], np.c_[real[shown], cap[shown]])
