@@ -410,7 +410,14 @@ def run_find(images: dict[str, np.ndarray], src: Path, bundled: Path, extra: str
 
 
 def before_source(ref: str, cache: Path) -> Path:
-    """``src/`` of ``ref`` extracted under ``cache`` (once)."""
+    """``src/`` of ``ref`` extracted under ``cache`` (once per commit: a name such as HEAD
+    is resolved first, so that it is not read from an earlier extraction)."""
+    ref = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     dest = cache / f"src-{ref}"
     if not (dest / "atomlens" / "__init__.py").exists():
         blob = subprocess.run(
