@@ -197,20 +197,28 @@ def fourier_resample(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resample(resample(img, shape[0], axis=0), shape[1], axis=1)
 
 
-def haadf_image(atoms, material: str) -> np.ndarray:
-    """Noiseless HAADF image of ``atoms`` (fraction of the beam on the detector per pixel,
-    rows y) at 0.2 Å/px."""
+def potential(atoms, material: str):
+    """abTEM's potential of ``atoms`` with ``material``'s sampling and slices (Lobato)."""
     import abtem  # deferred: only when simulating
 
-    energy, alpha, (inner, outer), sampling, dz = MICROSCOPE[material]
-    lx, ly = atoms.cell.lengths()[:2]
-    pot = abtem.Potential(
+    _, _, _, sampling, dz = MICROSCOPE[material]
+    return abtem.Potential(
         atoms,
         sampling=sampling,
         slice_thickness=dz,
         projection="infinite",
         parametrization="lobato",
     )
+
+
+def haadf_image(atoms, material: str) -> np.ndarray:
+    """Noiseless HAADF image of ``atoms`` (fraction of the beam on the detector per pixel,
+    rows y) at 0.2 Å/px."""
+    import abtem  # deferred: only when simulating
+
+    energy, alpha, (inner, outer), _, _ = MICROSCOPE[material]
+    lx, ly = atoms.cell.lengths()[:2]
+    pot = potential(atoms, material)
     # PRISM without interpolation: exact for the periodic cell (with interpolation, abTEM
     # 1.0.11 left most of a cell with an odd number of unit cells dark)
     smat = abtem.SMatrix(potential=pot, energy=energy, semiangle_cutoff=alpha, interpolation=1)
@@ -244,17 +252,7 @@ BOUND_STEPS_AGREE = 0.05
 
 def potential_spacing_x(atoms, material: str) -> float:
     """The x spacing [Å] of the grid abTEM samples ``material``'s potential on."""
-    import abtem  # deferred: only when simulating
-
-    _, _, _, sampling, dz = MICROSCOPE[material]
-    pot = abtem.Potential(
-        atoms,
-        sampling=sampling,
-        slice_thickness=dz,
-        projection="infinite",
-        parametrization="lobato",
-    )
-    return float(pot.sampling[0])
+    return float(potential(atoms, material).sampling[0])
 
 
 def simulate(material: str) -> tuple[np.ndarray, pd.DataFrame]:
