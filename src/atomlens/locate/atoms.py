@@ -75,9 +75,10 @@ AUTO_IMAGE_GAP_MAX = 2.0
 #: lattice it learnt does not hold. On abTEM graphene at 10⁷ e⁻/Å² (carbon's signal_snr
 #: about 54) the gap sent 12 (``graphene``) and 40 (``haadf-generic``) of 804 atoms, all
 #: beside the Si and the vacancies, to the network, 3.2–3.6 pm off where the fit was
-#: 0.6–1.3 pm; the RMSE went 0.81 → 0.71 and 1.02 → 0.71 pm with this. At 10 to 50 the
-#: same atoms; on our own graphene, hBN and MoS2 under 0–3 Å of film at 10⁵–10⁶ e⁻/Å²
-#: (haadf-generic) 30 let through at most 3 more atoms per 3 images, none worse.
+#: 0.6–1.3 pm; with this the RMSE went 0.87 → 0.73 and 1.02 → 0.73 pm
+#: (``benchmarks/independent_physics.py --tile 2``). At 10 to 50 the same atoms; on our own
+#: graphene, hBN and MoS2 under 0–3 Å of film at 10⁵–10⁶ e⁻/Å² (haadf-generic) 30 let
+#: through at most 3 more atoms per 3 images, none worse.
 AUTO_STRONG_SNR = 30.0
 
 logger = logging.getLogger(__name__)
