@@ -32,7 +32,6 @@ __all__ = [
     "AUTO_CHI2_PEERS",
     "AUTO_GAP_MAX",
     "AUTO_IMAGE_GAP_MAX",
-    "AUTO_STRONG_SNR",
     "AUTO_WIDTH_RANGE",
     "POSITIONS",
     "PositionChoice",
@@ -53,8 +52,7 @@ __all__ = [
 #: most this times that of its peers, the fitted columns of its kind, or 1 if theirs is
 #: smaller (its Gaussian-on-flat-background model holds as well as for them), its width within
 #: :data:`AUTO_WIDTH_RANGE` of its class's median, it agrees with the network's position
-#: within three combined σ (or its signal is strong, :data:`AUTO_STRONG_SNR`), and its σ
-#: is smaller than the network's.
+#: within three combined σ, and its σ is smaller than the network's.
 AUTO_CHI2_MAX = 2.0
 #: ... and at least this: a reduced χ² far below 1 (under 0.1 % of fits of 20 free pixels
 #: under their noise model) says the fit took up the noise (a few counts on a disk of
@@ -69,17 +67,6 @@ AUTO_WIDTH_RANGE = (0.8, 1.25)
 #: on the image as a whole the median of that is at most :data:`AUTO_IMAGE_GAP_MAX`.
 AUTO_GAP_MAX = 3.0
 AUTO_IMAGE_GAP_MAX = 2.0
-#: ... unless the column's signal is this strong (``signal_snr``): there the χ² test
-#: above is sharp enough that a fit which passes it is not pulled far, and where it and
-#: the network disagree the network is the one off, beside a vacancy or a dopant where the
-#: lattice it learnt does not hold. On abTEM graphene at 10⁷ e⁻/Å² (carbon's signal_snr
-#: about 54) the gap sent 12 (``graphene``) and 40 (``haadf-generic``) of 804 atoms, all
-#: beside the Si and the vacancies, to the network, 3.2–3.6 pm off where the fit was
-#: 0.6–1.3 pm; with this the RMSE went 0.87 → 0.73 and 1.02 → 0.73 pm
-#: (``benchmarks/independent_physics.py --tile 2``). At 10 to 50 the same atoms; on our own
-#: graphene, hBN and MoS2 under 0–3 Å of film at 10⁵–10⁶ e⁻/Å² (haadf-generic) 30 let
-#: through at most 3 more atoms per 3 images, none worse.
-AUTO_STRONG_SNR = 30.0
 
 logger = logging.getLogger(__name__)
 
@@ -802,8 +789,7 @@ def decide_positions(
         sig_net_typ = _typical(sig_net_d, refined & ~cut)
         with np.errstate(invalid="ignore", divide="ignore"):
             gap_typ = (np.abs(fit - net) * ps / np.hypot(sig_fit_d, sig_net_typ)).max(axis=1)
-        strong = np.nan_to_num(ev.snr, nan=0.0) >= AUTO_STRONG_SNR
-        agree = (gap_typ <= AUTO_GAP_MAX) | strong
+        agree = gap_typ <= AUTO_GAP_MAX
         # the image as a whole: where the fit and the network disagree by far more than
         # their σ on most atoms (a film or probe tails pull the fit), the fit's model does
         # not hold on this image (the median of the larger of two |z| is 1.05)
