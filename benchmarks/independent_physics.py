@@ -689,8 +689,8 @@ def main() -> None:
         "\nColumns: F1 at 0.5 Å; F1½ = the same of the atoms with p_real ≥ 0.5 (find "
         "--p-real-min 0.5); RMSE per axis [pm]; /bnd = RMSE / RMS per-column Poisson "
         "bound [pm] of the same columns; fit/G = the Gaussian fit's RMSE over the bound of "
-        "its own model (crlb_x_A, _y_A) on the atoms it fitted: the multislice bound credits "
-        "the probe's real shape, which a Gaussian does not use; σ = share of matched atoms "
+        "its own model (crlb_x_A, _y_A) on the atoms it fitted (how close the fit comes to "
+        "what its Gaussian model allows); σ = share of matched atoms "
         "with a σ; z = error/σ per axis; AUROC of 1 − p_real, false vs true reported atoms "
         "inside the border."
     )
