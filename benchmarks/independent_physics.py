@@ -33,7 +33,8 @@ about 12× the counts of these; the header prints the counts at the brightest pi
 
 Each bundled model is scored on the materials it covers (``graphene``: graphene;
 ``haadf-generic``: all three), with the project's own metrics (match radius 0.5 Å, 1 Å
-border left out, ``atomlens.metrics.score_atoms``): F1, RMSE per axis against the RMS bound
+border left out, ``atomlens.metrics.score_atoms``): F1, F1½ (the F1 of the atoms with
+``p_real`` ≥ 0.5, what ``--p-real-min 0.5`` keeps), RMSE per axis against the RMS bound
 of the same columns, the Gaussian fit's RMSE against the bound of its own model
 (``crlb_x_A``/``_y_A``: what the fit can reach; the multislice bound also credits the
 probe's real shape), the share of matched atoms with a σ, z = error/σ per axis (RMS, share
