@@ -319,13 +319,14 @@ def _f1_by_p_real(
     thresholds: list[float],
 ) -> list[float]:
     """Mean F1 over the validation images (inside the margin) of the candidates with
-    ``p_detect`` ≥ 0.5 and ``p_real`` at least each threshold."""
+    ``p_detect`` ≥ 0.5 and ``p_real`` at least each threshold, ``p_real`` as ``find``
+    reports it (capped by :func:`atomlens.ensemble.calibration.signal_cap`)."""
 
     f1 = np.zeros(len(thresholds))
     for cand, truth, inside, radius in scenes:
-        # p_real from the features of all candidates (as find computes it), then those
-        # inside the margin
-        pr = cal.p_real_of(cand)[inside]
+        # p_real from the features of all candidates and capped by their signal (as find
+        # computes it; before 2026-12-07 uncapped), then those inside the margin
+        pr = np.minimum(cal.p_real_of(cand), signal_cap(cand))[inside]
         xy = cand[["x_px", "y_px"]].to_numpy(float)[inside]
         solid = cand["p_detect"].to_numpy(float)[inside] >= 0.5
         for j, t in enumerate(thresholds):
