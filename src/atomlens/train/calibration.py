@@ -666,7 +666,6 @@ def _prepare(table: pd.DataFrame, truth_xy: np.ndarray, ps: float) -> _Prepared:
     def err(x: str, y: str) -> np.ndarray:
         return ((table[[x, y]].to_numpy(float) - truth) * ev.pixel_size).ravel()
 
-    snr = table["signal_snr"].to_numpy(float) if "signal_snr" in table else None
     return _Prepared(
         evidence=ev,
         truth=truth,
@@ -678,8 +677,10 @@ def _prepare(table: pd.DataFrame, truth_xy: np.ndarray, ps: float) -> _Prepared:
         feat=np.repeat(ev.feats, 2, axis=0),
         lat_fit=np.repeat(ev.lat_fit, 2),
         lat_net=np.repeat(ev.lat_net, 2),
-        faint_fit=faint_groups(ev.lat_fit, snr),
-        faint_net=faint_groups(ev.lat_net, snr),
+        # the evidence's signal_snr (NaN where the table has none: no group is faint, as
+        # with none at all)
+        faint_fit=faint_groups(ev.lat_fit, ev.snr),
+        faint_net=faint_groups(ev.lat_net, ev.snr),
     )
 
 
