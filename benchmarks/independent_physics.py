@@ -40,7 +40,10 @@ of the same columns, the Gaussian fit's RMSE against the bound of its own model
 probe's real shape), the share of matched atoms with a σ, z = error/σ per axis (RMS, share
 within 1σ and 2σ), Spearman(σ, error) (radial) per dose and pooled, and the AUROC of
 ``p_real`` for telling the reported false atoms from the true ones ("—" where there are
-none). **before** is main just before #38's σ work was merged (``--before-ref``, run from
+none), and SNR, the median ``signal_snr`` of the matched atoms (how far the real
+columns stand out of the noise, as ``find`` measures it). The last lines count each
+target's misses in the rows where that median is at least :data:`CLEAR_SNR` and below
+it. **before** is main just before #38's σ work was merged (``--before-ref``, run from
 ``git archive`` of that commit in a subprocess, with that commit's bundled calibration):
 the network's positions and the fit's σ scaled by one factor, no σ where the fit failed,
 p_real without the significance cap. **after** is this checkout's default ``find``
@@ -100,6 +103,11 @@ MICROSCOPE = {
     "srtio3": (200e3, 25.0, (60.0, 160.0), 0.05, 1.95),
 }
 SOURCE_SIGMA_A = 0.2
+#: The median column SNR that splits the closing count of misses. Under it a real column
+#: stands about as far out of the noise as a chance bright patch (abTEM graphene at 10⁴
+#: e⁻/Å²: 0.8–1.0; atomlens's own shifted images at 10³: 3.2, where the bundled models'
+#: p_real tells false atoms from real ones with an AUROC of 0.85).
+CLEAR_SNR = 4.0
 TARGETS = (
     "σ share ≥ 99 %; z RMS 0.8–1.25; 1σ 60–76 %; AUROC(p_real) ≥ 0.9 where there are false "
     "atoms; RMSE/bound ≤ 1.2 where bound < 5 pm; F1 after ≥ before"
@@ -357,6 +365,7 @@ COLS = [
     "sigma_y_A",
     "p_real",
     "p_detect",
+    "signal_snr",
     # the Gaussian fit's own position and its Cramér–Rao-type bound (NaN where a version
     # has none): how close the fit comes to the bound of the model it fits
     "fit_x_px",
@@ -445,6 +454,7 @@ def score(tables: list[pd.DataFrame], truth: pd.DataFrame, bounds: list[np.ndarr
     # the same with the atoms below p_real 0.5 left out (find --p-real-min 0.5)
     tp5 = fp5 = fn5 = 0
     err, sig, bnd, pr_true, pr_false, fit_err, fit_crlb = [], [], [], [], [], [], []
+    snr = []
     for table, bound in zip(tables, bounds, strict=True):
         sc = score_atoms(table, truth, shape=shape, pixel_size=PIXEL_A)
         tp, fp, fn = tp + sc["tp"], fp + sc["fp"], fn + sc["fn"]
@@ -461,6 +471,7 @@ def score(tables: list[pd.DataFrame], truth: pd.DataFrame, bounds: list[np.ndarr
         err.append((p_xy[pi] - t_xy[ti]) * PIXEL_A)
         sig.append(table[["sigma_x_A", "sigma_y_A"]].to_numpy(float)[pi])
         bnd.append(bound[ti])
+        snr.append(table["signal_snr"].to_numpy(float)[pi])
         f_xy = table[["fit_x_px", "fit_y_px"]].to_numpy(float)[pi]
         crlb = table[["crlb_x_A", "crlb_y_A"]].to_numpy(float)[pi]
         fitted = (table["refined"].to_numpy(float)[pi] == 1) & np.isfinite(f_xy).all(axis=1)
@@ -478,7 +489,10 @@ def score(tables: list[pd.DataFrame], truth: pd.DataFrame, bounds: list[np.ndarr
     z = err[has] / sig[has]
     pr_t, pr_f = np.concatenate(pr_true), np.concatenate(pr_false)
     fe, fc = np.concatenate(fit_err), np.concatenate(fit_crlb)
+    snr = np.concatenate(snr)
     return {
+        # how far the real columns stand out of the noise, as find measures it
+        "snr": float(np.nanmedian(snr)) if np.isfinite(snr).any() else float("nan"),
         # the fit's RMSE over the bound of its own Gaussian model, on the atoms it fitted
         "fit_vs_own": float(np.sqrt(np.mean(fe**2)) / np.sqrt(np.mean(fc**2)))
         if len(fe)
@@ -628,6 +642,7 @@ def main() -> None:
         f"{'1σ':>5} {'AUROC':>5}"
     )
     summary = {}
+    row_misses: list[tuple[float, list[str]]] = []
     for model, mats in MODELS.items():
         for mat in mats:
             frac, truth = sims[mat]
@@ -642,7 +657,7 @@ def main() -> None:
             )
             show_before = before is not None and any(k.startswith(f"{model}|") for k in before)
             print(
-                f"{'dose':>6} {'bound':>5} | "
+                f"{'dose':>6} {'bound':>5} {'SNR':>5} | "
                 + (f"before: {head} | " if show_before else "")
                 + f"after: {head} | after misses"
             )
@@ -663,8 +678,9 @@ def main() -> None:
                     "after": {k: v for k, v in ra.items() if not k.startswith("_")},
                     "before": rb and {k: v for k, v in rb.items() if not k.startswith("_")},
                 }
+                row_misses.append((ra["snr"], misses(ra, rb).split(", ")))
                 print(
-                    f"{dose:6.0e} {ra['bound_pm']:5.2f} | "
+                    f"{dose:6.0e} {ra['bound_pm']:5.2f} {ra['snr']:5.1f} | "
                     + (f"before: {_fmt(rb)} | " if show_before else "")
                     + f"after: {_fmt(ra)} | {misses(ra, rb)}"
                 )
@@ -687,14 +703,26 @@ def main() -> None:
                     f"{len(pt)} true)"
                 )
     print(
-        "\nColumns: F1 at 0.5 Å; F1½ = the same of the atoms with p_real ≥ 0.5 (find "
-        "--p-real-min 0.5); RMSE per axis [pm]; /bnd = RMSE / RMS per-column Poisson "
-        "bound [pm] of the same columns; fit/G = the Gaussian fit's RMSE over the bound of "
-        "its own model (crlb_x_A, _y_A) on the atoms it fitted (how close the fit comes to "
-        "what its Gaussian model allows); σ = share of matched atoms "
-        "with a σ; z = error/σ per axis; AUROC of 1 − p_real, false vs true reported atoms "
-        "inside the border."
+        "\nColumns: SNR = median signal_snr of the matched atoms (after: the column's "
+        "signal over its noise, as find measures it); F1 at 0.5 Å; F1½ = the same of "
+        "the atoms with p_real ≥ 0.5 (find --p-real-min 0.5); RMSE per axis [pm]; "
+        "/bnd = RMSE / RMS per-column Poisson bound [pm] of the same columns; fit/G = "
+        "the Gaussian fit's RMSE over the bound of its own model (crlb_x_A, _y_A) on the "
+        "atoms it fitted (how close the fit comes to what its Gaussian model allows); "
+        "σ = share of matched atoms with a σ; z = error/σ per axis; AUROC of 1 − p_real, "
+        "false vs true reported atoms inside the border."
     )
+    clear = [m for snr, m in row_misses if snr >= CLEAR_SNR]
+    faint = [m for snr, m in row_misses if not snr >= CLEAR_SNR]
+    names = ("σ share", "z RMS", "1σ", "AUROC", "RMSE/bound", "F1")
+    print(
+        f"\nrows missing each target, by the median column SNR: ≥ {CLEAR_SNR:g} "
+        f"({len(clear)} rows) | < {CLEAR_SNR:g} ({len(faint)} rows)"
+    )
+    for name in names:
+        print(
+            f"  {name:<10} {sum(name in m for m in clear):3d} | {sum(name in m for m in faint):3d}"
+        )
     (args.cache / "last_run.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"{time.perf_counter() - t0:.0f} s; figures in {args.cache / 'last_run.json'}")
 
