@@ -448,7 +448,8 @@ def auroc(bad: np.ndarray, good: np.ndarray) -> float:
 
 
 def score(tables: list[pd.DataFrame], truth: pd.DataFrame, bounds: list[np.ndarray], shape):
-    from atomlens.metrics import inside_margin, score_atoms  # the project's own metrics
+    # the project's own metrics
+    from atomlens.metrics import inside_margin, match_points, score_atoms
 
     tp = fp = fn = 0
     # the same with the atoms below p_real 0.5 left out (find --p-real-min 0.5)
@@ -461,8 +462,6 @@ def score(tables: list[pd.DataFrame], truth: pd.DataFrame, bounds: list[np.ndarr
         half = table[table["p_real"].to_numpy(float) >= 0.5]
         sc = score_atoms(half, truth, shape=shape, pixel_size=PIXEL_A)
         tp5, fp5, fn5 = tp5 + sc["tp"], fp5 + sc["fp"], fn5 + sc["fn"]
-        from atomlens.metrics import match_points
-
         p_xy = table[["x_px", "y_px"]].to_numpy(float)
         t_xy = truth[["x_px", "y_px"]].to_numpy(float)
         mt = match_points(p_xy, t_xy, radius=0.5 / PIXEL_A)
@@ -542,10 +541,10 @@ def _fmt(r: dict | None) -> str:
         return f"{'':>6} {'':>6} {'':>5} {'':>5} {'':>5} {'':>5} {'':>6} {'':>5} {'':>5}"
     au = "—" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.2f}"
     own = "—" if not np.isfinite(r["fit_vs_own"]) else f"{r['fit_vs_own']:.2f}"
-    half = f"{r['f1_half']:6.4f}" if "f1_half" in r else f"{'—':>6}"
     return (
-        f"{r['f1']:6.4f} {half} {r['rmse_pm']:5.2f} {r['rmse_pm'] / r['bound_pm']:5.2f} "
-        f"{own:>5} {r['share']:5.1%} {r['z_rms']:6.2f} {r['in1']:5.1%} {au:>5}"
+        f"{r['f1']:6.4f} {r['f1_half']:6.4f} {r['rmse_pm']:5.2f} "
+        f"{r['rmse_pm'] / r['bound_pm']:5.2f} {own:>5} {r['share']:5.1%} "
+        f"{r['z_rms']:6.2f} {r['in1']:5.1%} {au:>5}"
     )
 
 
