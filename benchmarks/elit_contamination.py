@@ -63,7 +63,7 @@ from scipy.spatial import cKDTree
 
 from atomlens.elit import rounds as elit_rounds
 from atomlens.elit.adapt import AdaptConfig, adapt
-from atomlens.elit.guards import first_member_allowance
+from atomlens.elit.guards import first_member_least_change
 from atomlens.ensemble import as_ensemble
 from atomlens.fourier.regions import region_map
 from atomlens.metrics import match_points
@@ -325,7 +325,8 @@ def main() -> None:
     for name, rnd, kept, f_prev, f, s_prev, s, se, m_prev, m, m_se in guard:
         label = f"{name} r{rnd}"
         # the check's rule on the history's figures (its per-image F1s are not kept there)
-        stop = bool(np.isfinite(m - m_prev) and m - m_prev < -first_member_allowance(m_se, cfg))
+        least = first_member_least_change(m_se, cfg, paired=cfg.calibration_images >= 3)
+        stop = bool(np.isfinite(m - m_prev) and m - m_prev < least)
         if "on" in modes:
             check_matches += stop == ((name, rnd) in stopped)
         final = kept and not stop  # the default: a round the check stops is undone

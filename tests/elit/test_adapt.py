@@ -147,13 +147,17 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
     adapted = Ensemble.load(out)
     hist = adapted.config.provenance["elit"]["history"]
     assert [h["round"] for h in hist] == [0, 1] and hist[1]["kept"]
+    assert adapted.config.provenance["elit"]["config"]["first_member_min_gain"] == 0.25
     assert not (tmp_path / ".adapted.adapt-checkpoint").exists()  # removed once --out is
     r = runner.invoke(app, [*args, "--rounds", "1"])  # --out exists: refused, nothing lost
     assert r.exit_code == 2 and "--overwrite" in r.output, r.output
     styled = ["--simulated-share", "1", "--simulated-background", "frames", "--overwrite"]
-    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled])
+    # a negative least gain switches that rule of the first member's check off
+    off = ["--first-member-min-gain", "-1"]
+    r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "4", *styled, *off])
     assert r.exit_code == 0, r.output
     elit = Ensemble.load(out).config.provenance["elit"]
+    assert elit["config"]["first_member_min_gain"] is None
     assert (elit["config"]["simulated_share"], elit["config"]["simulated_background"]) == (
         1.0,
         "frames",

@@ -455,12 +455,14 @@ def test_styled_f1_scores_the_consensus_against_the_known_atoms(tiny_model):
     assert np.isnan(styled_f1(tiny_model, None))
 
 
-def test_the_first_member_stops_a_round_only_when_it_clearly_falls():
-    """``first_member_verdict``: a fall beyond two paired standard errors stops the round;
-    one within them or a rise lets it go on; with fewer than 3 images (no paired error)
-    only a collapse stops it."""
+def test_the_first_member_stops_a_round_when_it_falls_or_barely_rises():
+    """``first_member_verdict``: a fall beyond two paired standard errors stops the round,
+    and so does a rise of less than a quarter of one (``first_member_min_gain``); a clear
+    rise lets it go on. With fewer than 3 images (no paired error) only a collapse stops
+    it, and with ``first_member_min_gain`` None only a clear fall."""
     cfg = AdaptConfig()
     assert cfg.first_member_guard and cfg.first_member_noise == 2
+    assert cfg.first_member_min_gain == 0.25
     old = np.full(12, 0.98)
     d = np.tile([-0.002, 0.002], 6)  # SE = std(d) / √12 = 0.00060
     go_on, why, se = first_member_verdict(old - 0.003 + d, old, cfg)
@@ -470,15 +472,29 @@ def test_the_first_member_stops_a_round_only_when_it_clearly_falls():
         "look) from F1 0.9800 to 0.9770, -0.0030 ± 0.0006 (allowed −0.0012); the other "
         "members were not trained"
     ), why
-    assert first_member_verdict(old - 0.001 + d, old, cfg)[:2] == (True, "")  # within 2 SE
+    # within 2 SE of a fall, level, and a rise of 0.2 SE: too little
+    for change in (-0.001, 0.0, 0.00012):
+        go_on, why = first_member_verdict(old + change + d, old, cfg)[:2]
+        assert not go_on and "rose too little" in why and "(needed +0.0002)" in why, why
+    assert first_member_verdict(old + 0.0002 + d, old, cfg)[:2] == (True, "")  # 0.33 SE
     assert first_member_verdict(old + 0.01 + d, old, cfg)[:2] == (True, "")
-    # no paired error: one image's spread, √(0.98 · 0.02) = 0.14, so 2 SE = 0.28
+    # the least gain is a number of errors: the same rise is enough where they are smaller
+    assert first_member_verdict(old + 0.00012 + d / 4, old, cfg)[0]
+    # without the least gain, the rule before it: only a clear fall stops a round
+    off = replace(cfg, first_member_min_gain=None)
+    assert first_member_verdict(old - 0.001 + d, old, off)[:2] == (True, "")
+    assert not first_member_verdict(old - 0.003 + d, old, off)[0]
+    # no paired error: one image's spread, √(0.98 · 0.02) = 0.14, so 2 SE = 0.28; no least
+    # gain (a quarter of that spread would stop nearly every round)
     assert first_member_verdict(old[:2] - 0.05, old[:2], cfg)[0]
+    assert first_member_verdict(old[:2], old[:2], cfg)[0]
     assert not first_member_verdict(old[:2] - 0.5, old[:2], cfg)[0]
     assert first_member_verdict(np.zeros(0), np.zeros(0), cfg)[0]
-    assert first_member_verdict(old - 0.003 + d, old, replace(cfg, first_member_noise=6))[0]
+    assert first_member_verdict(old - 0.003 + d, old, replace(off, first_member_noise=6))[0]
     with pytest.raises(ValueError, match="first_member_noise must be a number ≥ 0"):
         AdaptConfig(first_member_noise=-1)
+    with pytest.raises(ValueError, match="first_member_min_gain must be a number ≥ 0"):
+        AdaptConfig(first_member_min_gain=float("nan"))
 
 
 @pytest.mark.parametrize("guard", [True, False], ids=["guard-on", "guard-off"])

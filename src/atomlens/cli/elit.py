@@ -119,9 +119,19 @@ def adapt(
         typer.Option(
             help="Where the members train one after the other (CPU): undo a round as soon "
             "as its first member alone falls clearly (2 standard errors) on the calibration "
-            "images, without training the others."
+            "images, or rises by less than --first-member-min-gain, without training the "
+            "others."
         ),
     ] = True,
+    first_member_min_gain: Annotated[
+        float,
+        typer.Option(
+            help="With --first-member-guard and 3 or more calibration images: the least "
+            "rise of the first member's F1, in standard errors of its change, for the round "
+            "to go on (a first member that barely moves foretells a round the ensemble's "
+            "guard undoes); a negative number switches this rule off."
+        ),
+    ] = 0.25,
     train_layers: Annotated[
         str,
         typer.Option(
@@ -171,6 +181,7 @@ def adapt(
             regions=regions,
             min_styled_gain=min_styled_gain,
             first_member_guard=first_member_guard,
+            first_member_min_gain=first_member_min_gain if first_member_min_gain >= 0 else None,
             train_layers=train_layers,
             device=device,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Literal
@@ -169,6 +170,19 @@ class AdaptConfig:
         for ``first_member_guard``. 2 (default): only a clear fall stops a round early; the
         ensemble's own rule (``min_styled_gain``) still judges every round that trains in
         full.
+    first_member_min_gain : float or None
+        With ``first_member_guard`` and at least 3 calibration images (a paired error),
+        also stop the round when its first member's styled F1 rises by less than this many
+        standard errors of its change (less ``max_styled_drop``): the ensemble's guard keeps
+        a round only when the ensemble rises by ``min_styled_gain`` of its errors, and a
+        first member that barely moves foretells a round that will be undone.
+        ``benchmarks/elit_contamination.py``, nine film rounds trained whole (five sets of
+        frames; 75 and 150 steps per member; every layer or the decoder only): the first
+        members of the three rounds the ensemble's guard kept rose by 0.49, 0.64 and 1.24
+        standard errors; those of the six it undid moved by +0.04, −0.17, −0.74, −1.19,
+        −9.5 and −10.6 (the last two stopped by their fall already). 0.25 (default) stops
+        the six after one member and none of the three. None: only a fall stops a round
+        (``first_member_noise``), the rule before 2026-12-08.
     seed : int
         Seed of crops, augmentation and (retrain) initial weights.
     device : str
@@ -207,6 +221,7 @@ class AdaptConfig:
     min_styled_gain: float = 1.0
     first_member_guard: bool = True
     first_member_noise: float = 2.0
+    first_member_min_gain: float | None = 0.25
     seed: int = 0
     device: str = "auto"
 
@@ -285,3 +300,9 @@ class AdaptConfig:
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and v >= 0):
                 raise ValueError(f"{name} must be a number ≥ 0, got {v!r}.")
+        g = self.first_member_min_gain
+        if g is not None and not (isinstance(g, numbers.Real) and math.isfinite(g) and g >= 0):
+            raise ValueError(
+                f"first_member_min_gain must be a number ≥ 0 (standard errors), or None to "
+                f"switch the rule off, got {g!r}."
+            )

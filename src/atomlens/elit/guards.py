@@ -27,6 +27,7 @@ __all__ = [
     "consensus_f1",
     "find_candidates",
     "first_member_allowance",
+    "first_member_least_change",
     "first_member_verdict",
     "implausible_share",
     "judge_round",
@@ -269,6 +270,21 @@ def first_member_allowance(se: float, config: AdaptConfig) -> float:
     return config.max_styled_drop + config.first_member_noise * (se if np.isfinite(se) else 0.0)
 
 
+def first_member_least_change(se: float, config: AdaptConfig, /, *, paired: bool) -> float:
+    """The least change of the first member's styled F1 that lets a round go on [F1]
+    (negative: a fall that is allowed).
+
+    Without a paired error (``paired`` False: fewer than 3 calibration images), or with
+    ``first_member_min_gain`` None, a fall of at most :func:`first_member_allowance`. With
+    one, also a rise of at least ``first_member_min_gain`` standard errors ``se`` less
+    ``max_styled_drop``: the larger of the two."""
+    fall = -first_member_allowance(se, config)
+    gain = config.first_member_min_gain
+    if not paired or gain is None or not np.isfinite(se):
+        return fall
+    return max(fall, gain * se - config.max_styled_drop)
+
+
 def first_member_verdict(
     new: np.ndarray, old: np.ndarray, config: AdaptConfig
 ) -> tuple[bool, str, float]:
@@ -280,14 +296,16 @@ def first_member_verdict(
         The first member's F1 per calibration image alone (:func:`styled_f1_by_image` of a
         one-member ensemble), after the round's training and before it.
     config : AdaptConfig
-        ``first_member_noise`` and ``max_styled_drop``.
+        ``first_member_noise``, ``first_member_min_gain`` and ``max_styled_drop``.
 
     Returns
     -------
     go_on : bool
         False when the mean F1 fell by more than ``max_styled_drop`` plus
         ``first_member_noise`` standard errors of the change (paired over the images,
-        :func:`styled_change_se`).
+        :func:`styled_change_se`), or, from 3 images (a paired error), rose by less than
+        ``first_member_min_gain`` of them less ``max_styled_drop``
+        (:func:`first_member_least_change`).
     why : str
         Why the round stops ("" when it goes on).
     se : float
@@ -300,15 +318,20 @@ def first_member_verdict(
     now = {"styled_f1": mean_f1(new), "styled_f1_images": new, "styled_atoms": 0}
     before = {"styled_f1": mean_f1(old), "styled_f1_images": old}
     se = styled_change_se(now, before)
-    allowed = first_member_allowance(se, config)
+    least = first_member_least_change(se, config, paired=len(new) == len(old) >= 3)
     s, s_prev = now["styled_f1"], before["styled_f1"]
-    if s < s_prev - allowed:
+    if s - s_prev < least:
+        allowed = first_member_allowance(se, config)
+        if s < s_prev - allowed:
+            what, bound = "fell", f"allowed −{allowed:.4f}"
+        else:  # the least gain (AdaptConfig.first_member_min_gain)
+            what, bound = "rose too little", f"needed {least:+.4f}"
         return (
             False,
             (
-                f"the first member alone fell on the calibration images (simulated in the frames' "
-                f"look) from F1 {s_prev:.4f} to {s:.4f}, {s - s_prev:+.4f} ± {se:.4f} (allowed "
-                f"−{allowed:.4f}); the other members were not trained"
+                f"the first member alone {what} on the calibration images (simulated in the "
+                f"frames' look) from F1 {s_prev:.4f} to {s:.4f}, {s - s_prev:+.4f} ± {se:.4f} "
+                f"({bound}); the other members were not trained"
             ),
             se,
         )
