@@ -181,7 +181,7 @@ def adapt(
             regions=regions,
             min_styled_gain=min_styled_gain,
             first_member_guard=first_member_guard,
-            first_member_min_gain=first_member_min_gain if first_member_min_gain >= 0 else None,
+            first_member_min_gain=None if first_member_min_gain < 0 else first_member_min_gain,
             train_layers=train_layers,
             device=device,
         )
