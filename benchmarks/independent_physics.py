@@ -519,7 +519,12 @@ def _spearman(sig: np.ndarray, err: np.ndarray) -> float:
     return float(spearmanr(np.hypot(*sig.T), np.hypot(*err.T)).statistic)
 
 
-def misses(r: dict, before: dict | None) -> str:
+#: The targets a row can miss, in the order :func:`misses` lists them.
+TARGET_NAMES = ("σ share", "z RMS", "1σ", "AUROC", "RMSE/bound", "F1")
+
+
+def misses(r: dict, before: dict | None) -> list[str]:
+    """The :data:`TARGET_NAMES` row ``r`` misses (F1 against ``before``, where given)."""
     out = []
     if r["share"] < 0.99:
         out.append("σ share")
@@ -533,7 +538,7 @@ def misses(r: dict, before: dict | None) -> str:
         out.append("RMSE/bound")
     if before is not None and r["f1"] < before["f1"] - 1e-9:
         out.append("F1")
-    return ", ".join(out) or "—"
+    return out
 
 
 def _fmt(r: dict | None) -> str:
@@ -677,11 +682,12 @@ def main() -> None:
                     "after": {k: v for k, v in ra.items() if not k.startswith("_")},
                     "before": rb and {k: v for k, v in rb.items() if not k.startswith("_")},
                 }
-                row_misses.append((ra["snr"], misses(ra, rb).split(", ")))
+                missed = misses(ra, rb)
+                row_misses.append((ra["snr"], missed))
                 print(
                     f"{dose:6.0e} {ra['bound_pm']:5.2f} {ra['snr']:5.1f} | "
                     + (f"before: {_fmt(rb)} | " if show_before else "")
-                    + f"after: {_fmt(ra)} | {misses(ra, rb)}"
+                    + f"after: {_fmt(ra)} | {', '.join(missed) or '—'}"
                 )
             for which, rows in pooled.items():
                 if not rows:
@@ -713,12 +719,11 @@ def main() -> None:
     )
     clear = [m for snr, m in row_misses if snr >= CLEAR_SNR]
     faint = [m for snr, m in row_misses if not snr >= CLEAR_SNR]
-    names = ("σ share", "z RMS", "1σ", "AUROC", "RMSE/bound", "F1")
     print(
         f"\nrows missing each target, by the median column SNR: ≥ {CLEAR_SNR:g} "
         f"({len(clear)} rows) | < {CLEAR_SNR:g} ({len(faint)} rows)"
     )
-    for name in names:
+    for name in TARGET_NAMES:
         print(
             f"  {name:<10} {sum(name in m for m in clear):3d} | {sum(name in m for m in faint):3d}"
         )
