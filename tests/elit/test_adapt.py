@@ -134,14 +134,19 @@ def test_adapt_and_select_commands(tiny_model, tmp_path):
         files.append(str(f))
     out = tmp_path / "adapted"
     args = ["adapt", *files, "--model", str(model), "--out", str(out), "--pixel-size", str(PS)]
-    # 8 steps raise the styled F1 by less than its error (+0.0016 ± 0.0051): by default
-    # the round is undone, and the ensemble written unchanged
+    # 8 steps do not raise the styled F1 by its error: by default the round is undone and
+    # the ensemble written unchanged. Which check undoes it depends on the arithmetic: with
+    # bfloat16 (CPUs with AMX) the first member rises enough and the ensemble's +0.0016 ±
+    # 0.0051 is too little; in float32 the first member alone moves −0.0006 ± 0.0059, less
+    # than the least gain, and the round stops there
     r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "8"])
     assert r.exit_code == 0, r.output
-    assert "no round was kept" in r.output and "less than the" in r.output, r.output
+    assert "no round was kept" in r.output, r.output
+    assert "less than the" in r.output or "rose too little" in r.output, r.output
     assert "elit" not in Ensemble.load(out).config.provenance
+    # with the first member's check off, a round that does not lose is kept
     r = runner.invoke(app, [*args, "--rounds", "1", "--steps", "8", "--min-styled-gain", "0",
-                            "--overwrite"])  # fmt: skip
+                            "--no-first-member-guard", "--overwrite"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "round" in r.output and str(out) in r.output
     adapted = Ensemble.load(out)
